@@ -1,0 +1,72 @@
+"""Chuishao protocol v1: the cryptography shared by the service, the CLI and the vectors.
+
+Byte-exact specification: docs/PROTOCOL.md. Every failure to open anything raises OpenError.
+Functions that draw randomness take `rng` (a callable n -> n bytes) only for test vectors.
+"""
+
+from ._errors import OpenError
+from ._files import CHUNK_SIZE, open_file, seal_file
+from ._items import open_item, padme, seal_item
+from ._keys import (
+    format_fingerprint,
+    generate_keypair,
+    key_id,
+    keyset_fingerprint,
+    new_id,
+    new_key,
+    public_key,
+)
+from ._password import (
+    PasswordKeys,
+    derive_password,
+    hash_auth_secret,
+    unwrap_private_key,
+    verify_auth_secret,
+    wrap_private_key,
+)
+from ._receipt import (
+    ReceiptKeys,
+    derive_receipt,
+    format_receipt,
+    new_receipt,
+    normalize_receipt,
+)
+from ._recovery import decode_recovery_secret, encode_recovery_secret
+from ._signing import generate_signing_key, sign, verify_signature
+from ._slots import SUITE, open_key, seal_key
+
+__all__ = [
+    "CHUNK_SIZE",
+    "SUITE",
+    "OpenError",
+    "PasswordKeys",
+    "ReceiptKeys",
+    "decode_recovery_secret",
+    "derive_password",
+    "derive_receipt",
+    "encode_recovery_secret",
+    "format_fingerprint",
+    "format_receipt",
+    "generate_keypair",
+    "generate_signing_key",
+    "hash_auth_secret",
+    "key_id",
+    "keyset_fingerprint",
+    "new_id",
+    "new_key",
+    "new_receipt",
+    "normalize_receipt",
+    "open_file",
+    "open_item",
+    "open_key",
+    "padme",
+    "public_key",
+    "seal_file",
+    "seal_item",
+    "seal_key",
+    "sign",
+    "unwrap_private_key",
+    "verify_auth_secret",
+    "verify_signature",
+    "wrap_private_key",
+]
