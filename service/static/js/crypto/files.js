@@ -1,0 +1,150 @@
+// File streams (STREAM construction). The plaintext stream is the content,
+// then 0x80, then zeros up to padme(size + 1), cut into 65536-byte chunks
+// (the last one shorter, never empty). Chunk i is sealed under
+// nonce = prefix(7) || uint32_be(i) || flag (0x01 on the last chunk).
+// Both directions are async generators working one chunk at a time.
+import { ascii, concat, idBytes, toBytes, u32be } from "./encodings.js";
+import { OpenError } from "./errors.js";
+import { padme } from "./padding.js";
+import { aesGcmDecrypt, aesGcmEncrypt, hkdf } from "./primitives.js";
+
+export const CHUNK_SIZE = 65536;
+export const TAG_SIZE = 16;
+const EMPTY = new Uint8Array(0);
+const subtle = globalThis.crypto.subtle;
+
+// Layout of the padded stream for a content size.
+export function fileLayout(size) {
+  if (!Number.isSafeInteger(size) || size < 0) throw new TypeError("bad file size");
+  const total = padme(size + 1);
+  const chunks = Math.ceil(total / CHUNK_SIZE);
+  if (chunks > 0x100000000) throw new RangeError("file too large");
+  return { total, chunks, lastLength: total - (chunks - 1) * CHUNK_SIZE };
+}
+
+export async function chunkKey(fileKey) {
+  const k = toBytes(fileKey);
+  if (k.length !== 32) throw new TypeError("file key must be 32 bytes");
+  const raw = await hkdf(k, EMPTY, ascii("chuishao/v1/file"), 32);
+  return subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+}
+
+export function fileAad(caseId, fileId) {
+  return concat(ascii("chuishao/v1/file"), new Uint8Array([0]), idBytes(caseId), idBytes(fileId));
+}
+
+export function chunkNonce(prefix, index, last) {
+  return concat(prefix, u32be(index), new Uint8Array([last ? 1 : 0]));
+}
+
+function checkPrefix(prefix) {
+  const p = toBytes(prefix);
+  if (p.length !== 7) throw new TypeError("nonce prefix must be 7 bytes");
+  return p;
+}
+
+// Read [start, end) of the source: a Blob/File (sliced, so only one chunk is
+// in memory at a time) or bytes.
+async function readRange(source, start, end) {
+  if (typeof Blob !== "undefined" && source instanceof Blob) {
+    return new Uint8Array(await source.slice(start, end).arrayBuffer());
+  }
+  return source.subarray(start, end);
+}
+
+export async function* sealFile(fileKey, prefix, caseId, fileId, source, size) {
+  const { total, chunks } = fileLayout(size);
+  const p = checkPrefix(prefix);
+  const isBlob = typeof Blob !== "undefined" && source instanceof Blob;
+  const src = isBlob ? source : toBytes(source);
+  if ((isBlob ? src.size : src.length) !== size) throw new TypeError("size does not match");
+  const key = await chunkKey(fileKey);
+  const aad = fileAad(caseId, fileId);
+  for (let i = 0; i < chunks; i++) {
+    const start = i * CHUNK_SIZE;
+    const end = Math.min(start + CHUNK_SIZE, total);
+    const plain = new Uint8Array(end - start); // zero-filled
+    if (start < size) {
+      const content = await readRange(src, start, Math.min(end, size));
+      if (content.length !== Math.min(end, size) - start) throw new TypeError("short read");
+      plain.set(content, 0);
+    }
+    if (size >= start && size < end) plain[size - start] = 0x80;
+    yield await aesGcmEncrypt(key, chunkNonce(p, i, i === chunks - 1), plain, aad);
+  }
+}
+
+// Pull exactly n bytes out of a queue of pieces.
+function take(queue, n) {
+  const out = new Uint8Array(n);
+  let o = 0;
+  while (o < n) {
+    const head = queue[0];
+    const k = Math.min(head.length, n - o);
+    out.set(head.subarray(0, k), o);
+    o += k;
+    if (k === head.length) queue.shift();
+    else queue[0] = head.subarray(k);
+  }
+  return out;
+}
+
+// chunks: an (async) iterable of stored chunks. Pieces of any size are
+// accepted (e.g. a fetch body stream); they are re-cut at the chunk
+// boundaries the size implies. Plaintext is yielded chunk by chunk; the
+// generator throws OpenError on any failure, including a missing final chunk,
+// so callers must discard what they got if it throws.
+export async function* openFile(fileKey, prefix, caseId, fileId, chunks, size) {
+  let layout, key, aad, p;
+  try {
+    layout = fileLayout(size);
+    p = checkPrefix(prefix);
+    key = await chunkKey(fileKey);
+    aad = fileAad(caseId, fileId);
+  } catch {
+    throw new OpenError();
+  }
+  const queue = [];
+  let queued = 0;
+  let index = 0;
+  const expected = (i) => (i < layout.chunks - 1 ? CHUNK_SIZE : layout.lastLength) + TAG_SIZE;
+
+  async function openNext() {
+    const stored = take(queue, expected(index));
+    queued -= stored.length;
+    const last = index === layout.chunks - 1;
+    let plain;
+    try {
+      plain = await aesGcmDecrypt(key, chunkNonce(p, index, last), stored, aad);
+    } catch {
+      throw new OpenError();
+    }
+    const start = index * CHUNK_SIZE;
+    index++;
+    // Everything from `size` on is padding: 0x80 then zeros.
+    const contentLength = Math.max(0, Math.min(plain.length, size - start));
+    for (let j = contentLength; j < plain.length; j++) {
+      if (plain[j] !== (start + j === size ? 0x80 : 0)) throw new OpenError();
+    }
+    return plain.subarray(0, contentLength);
+  }
+
+  for await (const piece of chunks) {
+    let bytes;
+    try {
+      bytes = toBytes(piece);
+    } catch {
+      throw new OpenError();
+    }
+    if (bytes.length === 0) continue;
+    if (index >= layout.chunks) throw new OpenError(); // data after the final chunk
+    queue.push(bytes);
+    queued += bytes.length;
+    while (index < layout.chunks && queued >= expected(index)) {
+      const content = await openNext();
+      if (content.length > 0) yield content;
+    }
+    if (index >= layout.chunks && queued > 0) throw new OpenError();
+  }
+  if (index !== layout.chunks || queued !== 0) throw new OpenError(); // truncated
+}

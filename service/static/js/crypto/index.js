@@ -1,0 +1,78 @@
+// Chuishao protocol v1, browser side. Public API (async where WebCrypto is
+// involved); camelCase mirrors of the Python package `crypto`.
+//
+// Bytes are Uint8Array. Ids (case, item, file, key ids) are Uint8Array(16)
+// or their 32-char lowercase hex text form. Every failure to open anything
+// throws OpenError (generic message). Functions that draw randomness accept
+// an optional last `opts` argument with `rng(n) -> Uint8Array` (and
+// sealKey also `ephemeral`, raw 32 bytes) so test vectors can be reproduced.
+import { bytesToHex, idBytes, toBytes } from "./encodings.js";
+import { importX25519Private, keyId as computeKeyId, x25519PublicRaw } from "./keys.js";
+import { randomBytes, sha256 } from "./primitives.js";
+import { concat, ascii } from "./encodings.js";
+
+export { OpenError } from "./errors.js";
+export { SUITE, sealKey, openKey } from "./slots.js";
+export { sealItem, openItem } from "./items.js";
+export { padme } from "./padding.js";
+export { sealFile, openFile, CHUNK_SIZE } from "./files.js";
+export {
+  ReceiptError,
+  newReceipt,
+  formatReceipt,
+  normalizeReceipt,
+  deriveReceipt,
+} from "./receipt.js";
+export { derivePassword, wrapPrivateKey, unwrapPrivateKey } from "./password.js";
+export { b64uDecode, b64uEncode, bytesToHex, hexToBytes } from "./encodings.js";
+
+function draw(opts, n) {
+  const out = opts && opts.rng ? toBytes(opts.rng(n)) : randomBytes(n);
+  if (out.length !== n) throw new TypeError("random source returned the wrong number of bytes");
+  return out;
+}
+
+// A fresh X25519 key pair: { privateKey: raw 32 bytes, publicKey: raw 32 bytes }.
+export async function generateKeyPair(opts = {}) {
+  const privateKey = draw(opts, 32);
+  return { privateKey, publicKey: await publicKey(privateKey) };
+}
+
+// Raw public key of a private key (raw 32 bytes or an X25519 CryptoKey).
+export async function publicKey(privateKey) {
+  const key =
+    privateKey instanceof CryptoKey ? privateKey : await importX25519Private(privateKey, false);
+  return x25519PublicRaw(key);
+}
+
+// key_id(pk) = SHA-256(raw public key)[0:16]
+export async function keyId(publicRaw) {
+  return computeKeyId(publicRaw);
+}
+
+// SHA-256("chuishao/v1/keyset" || 0x00 || sorted key ids), 32 bytes.
+export async function keysetFingerprint(keyIds) {
+  const ids = Array.from(keyIds, (k) => idBytes(k));
+  const hexes = ids.map(bytesToHex);
+  if (new Set(hexes).size !== hexes.length) throw new TypeError("duplicate key id");
+  const order = hexes.map((h, i) => [h, i]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const label = concat(ascii("chuishao/v1/keyset"), new Uint8Array([0]));
+  return sha256(concat(label, ...order.map(([, i]) => ids[i])));
+}
+
+// First 16 hex chars of the fingerprint in groups of 4.
+export function formatFingerprint(fingerprint) {
+  const b = toBytes(fingerprint);
+  if (b.length !== 32) throw new TypeError("fingerprint must be 32 bytes");
+  return bytesToHex(b).slice(0, 16).match(/.{4}/g).join(" ");
+}
+
+// 32 random bytes: case key, internal key or file key.
+export function newKey(opts = {}) {
+  return draw(opts, 32);
+}
+
+// 16 random bytes: a case, item or file id.
+export function newId(opts = {}) {
+  return draw(opts, 16);
+}

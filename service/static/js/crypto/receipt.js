@@ -1,0 +1,65 @@
+// Reporter receipts: 20 uniform decimal digits, shown as 5 groups of 4.
+// The receipt derives the reporter's X25519 key and a server lookup secret.
+import { ascii, bytesToHex, concat, toBytes } from "./encodings.js";
+import { importX25519Private, x25519PublicRaw } from "./keys.js";
+import { pbkdf2Sha256, randomBytes, sha256 } from "./primitives.js";
+
+export const RECEIPT_DIGITS = 20;
+export const RECEIPT_ITERATIONS = 600000;
+
+export class ReceiptError extends Error {
+  constructor() {
+    super("invalid receipt");
+    this.name = "ReceiptError";
+  }
+}
+
+function rngBytes(rng, n) {
+  const out = rng ? toBytes(rng(n)) : randomBytes(n);
+  if (out.length !== n) throw new TypeError("random source returned the wrong number of bytes");
+  return out;
+}
+
+// Rejection sampling: byte b < 250 gives digit b % 10; bytes are used in order.
+export function newReceipt(opts = {}) {
+  let digits = "";
+  while (digits.length < RECEIPT_DIGITS) {
+    const batch = rngBytes(opts.rng, RECEIPT_DIGITS - digits.length);
+    for (const b of batch) {
+      if (b < 250 && digits.length < RECEIPT_DIGITS) digits += String(b % 10);
+    }
+  }
+  return digits;
+}
+
+export function formatReceipt(receipt) {
+  const d = normalizeReceipt(receipt);
+  return d.match(/.{4}/g).join(" ");
+}
+
+// NFKC (full-width digits work), drop whitespace, dashes and other
+// separators/punctuation; the result must be exactly 20 ASCII digits.
+export function normalizeReceipt(text) {
+  if (typeof text !== "string") throw new ReceiptError();
+  const d = text.normalize("NFKC").replace(/[\p{Z}\p{P}\p{S}\p{Cc}\p{Cf}]/gu, "");
+  if (!/^[0-9]{20}$/.test(d)) throw new ReceiptError();
+  return d;
+}
+
+export async function deriveReceipt(receipt, installationSalt, iterations = RECEIPT_ITERATIONS) {
+  const digits = normalizeReceipt(receipt);
+  const salt = toBytes(installationSalt);
+  if (salt.length !== 32) throw new TypeError("installation salt must be 32 bytes");
+  const seed = await pbkdf2Sha256(
+    ascii(digits),
+    concat(ascii("chuishao/v1/receipt"), new Uint8Array([0]), salt),
+    iterations,
+    64,
+  );
+  const privateKey = await importX25519Private(seed.subarray(0, 32), false);
+  const publicKey = await x25519PublicRaw(privateKey);
+  seed.fill(0, 0, 32);
+  const lookupSecret = seed.slice(32, 64);
+  const lookupHash = bytesToHex(await sha256(lookupSecret));
+  return { privateKey, publicKey, lookupSecret, lookupHash };
+}

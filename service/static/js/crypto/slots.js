@@ -1,0 +1,42 @@
+// Key slots: a 32-byte case (or internal) key sealed with HPKE to an X25519
+// recipient. slot = enc(32) || ct(48) = 80 bytes.
+import { ascii, concat, idBytes, toBytes } from "./encodings.js";
+import { OpenError } from "./errors.js";
+import { openBase, sealBase, SUITE_X25519_AES256 } from "./hpke.js";
+
+export const SUITE = "x25519-hkdf-sha256-aes256gcm";
+export const SLOT_LENGTH = 80;
+
+const PURPOSE_LABELS = {
+  case: "chuishao/v1/case-key",
+  internal: "chuishao/v1/internal-key",
+};
+
+export function slotInfo(caseId, purpose) {
+  const label = Object.hasOwn(PURPOSE_LABELS, purpose) ? PURPOSE_LABELS[purpose] : null;
+  if (label === null) throw new TypeError("unknown slot purpose");
+  return concat(ascii(label), new Uint8Array([0]), idBytes(caseId));
+}
+
+// opts.ephemeral (raw private bytes) or opts.ikmE make the seal deterministic.
+export async function sealKey(key, publicRaw, caseId, purpose = "case", opts = {}) {
+  const k = toBytes(key);
+  if (k.length !== 32) throw new TypeError("key must be 32 bytes");
+  const pk = toBytes(publicRaw);
+  if (pk.length !== 32) throw new TypeError("public key must be 32 bytes");
+  const info = slotInfo(caseId, purpose);
+  return sealBase(SUITE_X25519_AES256, pk, info, new Uint8Array(0), k, opts);
+}
+
+export async function openKey(slot, privateKey, caseId, purpose = "case") {
+  try {
+    const s = toBytes(slot);
+    if (s.length !== SLOT_LENGTH) throw new OpenError();
+    const info = slotInfo(caseId, purpose);
+    const key = await openBase(SUITE_X25519_AES256, s, privateKey, info, new Uint8Array(0));
+    if (key.length !== 32) throw new OpenError();
+    return key;
+  } catch {
+    throw new OpenError();
+  }
+}
