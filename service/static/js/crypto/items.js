@@ -2,7 +2,7 @@
 // subkey. wire = 0x01 || nonce(12) || ct || tag(16).
 import { ascii, concat, idBytes, toBytes, utf8Decode, utf8Encode } from "./encodings.js";
 import { OpenError } from "./errors.js";
-import { padItem, unpadItem } from "./padding.js";
+import { ITEM_MIN_PADDED, padItem, unpadItem } from "./padding.js";
 import { aesGcmDecrypt, aesGcmEncrypt, hkdf, randomBytes } from "./primitives.js";
 
 export const ITEM_VERSION = 0x01;
@@ -46,7 +46,9 @@ export function itemJson(obj) {
 export async function sealItemBytes(key, caseId, itemId, kind, json, opts = {}) {
   const subkey = await itemSubkey(key, kind);
   const aad = itemAad(caseId, itemId, kind);
-  const nonce = opts.nonce !== undefined ? toBytes(opts.nonce) : randomBytes(12);
+  let nonce;
+  if (opts.nonce !== undefined) nonce = toBytes(opts.nonce);
+  else nonce = opts.rng ? toBytes(opts.rng(12)) : randomBytes(12);
   if (nonce.length !== 12) throw new TypeError("nonce must be 12 bytes");
   const ct = await aesGcmEncrypt(subkey, nonce, padItem(toBytes(json)), aad);
   return concat(new Uint8Array([ITEM_VERSION]), nonce, ct);
@@ -60,7 +62,7 @@ export async function sealItem(key, caseId, itemId, kind, obj, opts = {}) {
 export async function openItemBytes(key, caseId, itemId, kind, blob) {
   try {
     const b = toBytes(blob);
-    if (b.length < 1 + 12 + 16 || b[0] !== ITEM_VERSION) throw new OpenError();
+    if (b.length < 1 + 12 + ITEM_MIN_PADDED + 16 || b[0] !== ITEM_VERSION) throw new OpenError();
     const subkey = await itemSubkey(key, kind);
     const aad = itemAad(caseId, itemId, kind);
     const padded = await aesGcmDecrypt(subkey, b.subarray(1, 13), b.subarray(13), aad);

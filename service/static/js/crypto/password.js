@@ -3,6 +3,7 @@
 import { ascii, concat, equalBytes, idBytes, toBytes, utf8Encode } from "./encodings.js";
 import { OpenError } from "./errors.js";
 import {
+  importX25519Private,
   keyId as publicKeyId,
   x25519PrivateRaw,
   x25519PublicRaw,
@@ -43,12 +44,17 @@ async function kekKey(kek, usages) {
 export async function wrapPrivateKey(kek, privateKey, keyId, opts = {}) {
   const raw =
     privateKey instanceof CryptoKey ? await x25519PrivateRaw(privateKey) : toBytes(privateKey);
+  const id = idBytes(keyId);
+  const priv = await importX25519Private(raw, false);
+  if (!equalBytes(await publicKeyId(await x25519PublicRaw(priv)), id)) {
+    throw new TypeError("key id does not belong to this private key");
+  }
   const pkcs8 = x25519Pkcs8(raw);
   let nonce;
   if (opts.nonce !== undefined) nonce = toBytes(opts.nonce);
   else nonce = opts.rng ? toBytes(opts.rng(12)) : randomBytes(12);
   if (nonce.length !== 12) throw new TypeError("nonce must be 12 bytes");
-  const ct = await aesGcmEncrypt(await kekKey(kek, ["encrypt"]), nonce, pkcs8, wrapAad(keyId));
+  const ct = await aesGcmEncrypt(await kekKey(kek, ["encrypt"]), nonce, pkcs8, wrapAad(id));
   pkcs8.fill(0);
   return concat(new Uint8Array([WRAP_VERSION]), nonce, ct);
 }

@@ -1,6 +1,6 @@
 // Reporter receipts: 20 uniform decimal digits, shown as 5 groups of 4.
 // The receipt derives the reporter's X25519 key and a server lookup secret.
-import { ascii, bytesToHex, concat, toBytes } from "./encodings.js";
+import { ascii, concat, toBytes } from "./encodings.js";
 import { importX25519Private, x25519PublicRaw } from "./keys.js";
 import { pbkdf2Sha256, randomBytes, sha256 } from "./primitives.js";
 
@@ -20,13 +20,17 @@ function rngBytes(rng, n) {
   return out;
 }
 
-// Rejection sampling: byte b < 250 gives digit b % 10; bytes are used in order.
+// Rejection sampling: byte b < 250 gives digit b % 10. Bytes are drawn 32 at
+// a time and used in order (the rest of the last batch is dropped), exactly
+// like the Python side, so an injected rng gives the same receipt.
 export function newReceipt(opts = {}) {
   let digits = "";
   while (digits.length < RECEIPT_DIGITS) {
-    const batch = rngBytes(opts.rng, RECEIPT_DIGITS - digits.length);
-    for (const b of batch) {
-      if (b < 250 && digits.length < RECEIPT_DIGITS) digits += String(b % 10);
+    for (const b of rngBytes(opts.rng, 32)) {
+      if (b < 250) {
+        digits += String(b % 10);
+        if (digits.length === RECEIPT_DIGITS) break;
+      }
     }
   }
   return digits;
@@ -37,11 +41,11 @@ export function formatReceipt(receipt) {
   return d.match(/.{4}/g).join(" ");
 }
 
-// NFKC (full-width digits work), drop whitespace, dashes and other
-// separators/punctuation; the result must be exactly 20 ASCII digits.
+// NFKC (full-width digits work), then drop whitespace (categories Zs, Zl, Zp
+// and \t\n\v\f\r) and dashes (Pd); the result must be exactly 20 ASCII digits.
 export function normalizeReceipt(text) {
   if (typeof text !== "string") throw new ReceiptError();
-  const d = text.normalize("NFKC").replace(/[\p{Z}\p{P}\p{S}\p{Cc}\p{Cf}]/gu, "");
+  const d = text.normalize("NFKC").replace(/[\p{Zs}\p{Zl}\p{Zp}\p{Pd}\t\n\v\f\r]/gu, "");
   if (!/^[0-9]{20}$/.test(d)) throw new ReceiptError();
   return d;
 }
@@ -60,6 +64,6 @@ export async function deriveReceipt(receipt, installationSalt, iterations = RECE
   const publicKey = await x25519PublicRaw(privateKey);
   seed.fill(0, 0, 32);
   const lookupSecret = seed.slice(32, 64);
-  const lookupHash = bytesToHex(await sha256(lookupSecret));
+  const lookupHash = await sha256(lookupSecret);
   return { privateKey, publicKey, lookupSecret, lookupHash };
 }

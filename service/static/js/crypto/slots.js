@@ -18,14 +18,20 @@ export function slotInfo(caseId, purpose) {
   return concat(ascii(label), new Uint8Array([0]), idBytes(caseId));
 }
 
-// opts.ephemeral (raw private bytes) or opts.ikmE make the seal deterministic.
+// opts.ephemeral (raw 32-byte private key), opts.rng (which then supplies
+// it, like Python) or opts.ikmE make the seal deterministic.
 export async function sealKey(key, publicRaw, caseId, purpose = "case", opts = {}) {
   const k = toBytes(key);
   if (k.length !== 32) throw new TypeError("key must be 32 bytes");
   const pk = toBytes(publicRaw);
   if (pk.length !== 32) throw new TypeError("public key must be 32 bytes");
   const info = slotInfo(caseId, purpose);
-  return sealBase(SUITE_X25519_AES256, pk, info, new Uint8Array(0), k, opts);
+  const o = { ...opts };
+  if (o.ephemeral === undefined && o.ikmE === undefined && o.rng) {
+    o.ephemeral = toBytes(o.rng(32));
+    if (o.ephemeral.length !== 32) throw new TypeError("random source returned wrong length");
+  }
+  return sealBase(SUITE_X25519_AES256, pk, info, new Uint8Array(0), k, o);
 }
 
 export async function openKey(slot, privateKey, caseId, purpose = "case") {

@@ -1,0 +1,60 @@
+# The two commands that matter: `make serve` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Tests on PostgreSQL run when this is set (.ci/run sets it).
+CHUISHAO_TEST_POSTGRES_URL ?=
+export CHUISHAO_TEST_POSTGRES_URL
+
+.PHONY: serve test lint typecheck migrations-check pytest pytest-postgres bench i18n clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/chuishao migrate
+	$(BIN)/chuishao init --if-needed
+	$(BIN)/chuishao serve --first-admin-link
+
+test: $(STAMP)
+	@browser=$$(scripts/ensure-chromium.sh) || exit 1; \
+	if [ "$$browser" != ok ]; then export CHUISHAO_SKIP_BROWSER=1; fi; \
+	$(MAKE) --no-print-directory lint typecheck migrations-check pytest pytest-postgres
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Models and migrations must never drift, on either database.
+migrations-check: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/python -c "import sys; from service import migrate; u=sys.argv[1]; migrate.upgrade(u); migrate.check(u)" "sqlite:///$$tmp/check.sqlite3"
+	@if [ -n "$(CHUISHAO_TEST_POSTGRES_URL)" ]; then \
+	$(BIN)/python -m tests.pgutil check "$(CHUISHAO_TEST_POSTGRES_URL)"; fi
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+pytest-postgres: $(STAMP)
+	@if [ -n "$(CHUISHAO_TEST_POSTGRES_URL)" ]; then \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --db=postgres -m "not browser and not sqlite_only"; \
+	else echo "CHUISHAO_TEST_POSTGRES_URL not set: PostgreSQL tests skipped"; fi
+
+bench: $(STAMP)
+	$(BIN)/python bench/crypto.py
+
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -o service/locale/messages.pot --no-location \
+	  --project=chuishao --copyright-holder=Chuishao -w 100 .
+	$(BIN)/pybabel update -i service/locale/messages.pot -d service/locale -w 100 --no-fuzzy-matching
+	$(BIN)/python -m service.i18n
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

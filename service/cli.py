@@ -1,0 +1,188 @@
+"""The operator's command line: ``chuishao init | migrate | channel | invite | serve``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from service.db import Database
+from service.settings import Settings
+
+
+def _database(settings: Settings) -> Database:
+    return Database.from_url(settings.database)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from service import migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.database)
+    print("database is at the newest schema")
+    return 0
+
+
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    from service import installation
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            if installation.get_installation(session) is not None:
+                if args.if_needed:
+                    return 0
+                print("already initialised; nothing changed", file=sys.stderr)
+                return 1
+            done = installation.initialise(session, settings)
+    finally:
+        database.dispose()
+    print("Installation initialised.")
+    print()
+    print("RECOVERY SECRET — shown once, never stored. Write it down and keep it offline:")
+    print()
+    print("    " + done.recovery_secret)
+    print()
+    print("With it, `chuishao recover` can re-grant access to cases when every reviewer of a")
+    print("channel has lost their password. Without it, such cases cannot be opened again.")
+    return 0
+
+
+def cmd_channel(settings: Settings, args: argparse.Namespace) -> int:
+    from service import channels
+    from service.errors import ChuishaoError
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            if args.action == "add":
+                try:
+                    channel = channels.add_channel(
+                        session, slug=args.slug, kind=args.kind, name_zh=args.name_zh,
+                        name_en=args.name_en or "")
+                except ChuishaoError as exc:
+                    print(f"refused: {exc.message}", file=sys.stderr)
+                    return 2
+                print(f"channel {channel.slug} added (id {channel.id})")
+            else:
+                for channel in channels.list_channels(session):
+                    state = "active" if channel.active else "inactive"
+                    print(f"{channel.id}\t{channel.slug}\t{channel.kind}\t{state}\t"
+                          f"{channel.name_zh}\t{channel.name_en}")
+    finally:
+        database.dispose()
+    return 0
+
+
+def _invite(settings: Settings, session_roles: list[str], channel_slug: str | None,
+            hours: int) -> str:
+    from reviewer import invitations
+    from service.models import Channel
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            channel = None
+            if channel_slug:
+                channel = session.scalar(select(Channel).where(Channel.slug == channel_slug))
+                if channel is None:
+                    raise SystemExit(f"no channel {channel_slug!r}")
+            _, token = invitations.create_invitation(
+                session, roles=session_roles, hours=hours, channel=channel)
+    finally:
+        database.dispose()
+    return f"{settings.base_url.rstrip('/')}/console/invite/{token}"
+
+
+def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
+    link = _invite(settings, args.role, args.channel, args.hours or settings.invitation_hours)
+    print(f"One-time invitation ({', '.join(args.role)}), valid {args.hours or settings.invitation_hours} h:")
+    print(link)
+    return 0
+
+
+def _has_admin(settings: Settings) -> bool:
+    from service.models import User
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            users = session.scalars(select(User.roles).where(User.active.is_(True))).all()
+    finally:
+        database.dispose()
+    return any("admin" in roles.split() for roles in users)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service import logs
+    from service.app import create_app
+
+    logs.configure(settings.log_level)
+    if args.first_admin_link and not _has_admin(settings):
+        link = _invite(settings, ["admin"], None, settings.invitation_hours)
+        print()
+        print("No administrator yet. Open this one-time link to create the first account:")
+        print(f"    {link}")
+        print()
+    app = create_app(settings)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port,
+        access_log=False,  # its lines carry client addresses; ours do not
+        proxy_headers=False, server_header=False,
+        log_config=logs.UVICORN_LOG_CONFIG, log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chuishao", description="Chuishao operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="bring the database to the newest schema")
+
+    init = sub.add_parser("init", help="first-time initialisation (keys, salt)")
+    init.add_argument("--if-needed", action="store_true",
+                      help="do nothing if the installation exists already")
+
+    channel = sub.add_parser("channel", help="reporting lines")
+    channel_sub = channel.add_subparsers(dest="action", required=True)
+    add = channel_sub.add_parser("add")
+    add.add_argument("slug")
+    add.add_argument("--kind", choices=["enterprise", "bureau"], required=True)
+    add.add_argument("--name-zh", required=True)
+    add.add_argument("--name-en")
+    channel_sub.add_parser("list")
+
+    invite = sub.add_parser("invite", help="one-time link for a new console account")
+    invite.add_argument("--role", action="append", required=True,
+                        choices=["reviewer", "approver", "auditor", "admin"])
+    invite.add_argument("--channel", help="channel slug the reviewer will receive")
+    invite.add_argument("--hours", type=int)
+
+    serve = sub.add_parser("serve", help="serve the application")
+    serve.add_argument("--first-admin-link", action="store_true",
+                       help="print a one-time link when no administrator exists")
+    return parser
+
+
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "init": cmd_init,
+    "channel": cmd_channel,
+    "invite": cmd_invite,
+    "serve": cmd_serve,
+}
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings or Settings.from_environ()
+    return COMMANDS[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""Engine and the one database session per request.
+
+The lifespan owns the engine. ``DatabaseSessionMiddleware`` opens exactly one session per
+request and decides its fate in one place: committed just before a successful response starts,
+rolled back on an error status or an exception. Committing before the response starts means a
+client is never told "stored" for something that was not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio.to_thread
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, open transactions, so SAVEPOINTs work as written.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            # WAL and full sync: an acknowledged report survives a crash.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    """Holds the session factory; built by the lifespan, or by tests around a transaction."""
+
+    def __init__(self, bind: Engine | Connection, *, owns_engine: bool = True) -> None:
+        self.bind = bind
+        self.owns_engine = owns_engine and isinstance(bind, Engine)
+        extra: dict[str, Any] = {}
+        if isinstance(bind, Connection):
+            # Tests: app commits become savepoint releases inside the test's transaction.
+            extra["join_transaction_mode"] = "create_savepoint"
+        self.sessionmaker = sessionmaker(bind=bind, expire_on_commit=False, **extra)
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        return cls(make_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        return self.bind.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session outside a request (command line, background work)."""
+        session = self.sessionmaker()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        if self.owns_engine and isinstance(self.bind, Engine):
+            self.bind.dispose()
+
+
+class DatabaseSessionMiddleware:
+    """Plain ASGI: one session per HTTP request, committed or rolled back here only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        database: Database = scope["app"].state.database
+        session = database.sessionmaker()
+        scope.setdefault("state", {})["db"] = session
+        finished = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.start" and not finished:
+                finished = True
+                # Off the event loop: a commit waits for the disk (synchronous=FULL).
+                if message["status"] < 400:
+                    await anyio.to_thread.run_sync(session.commit)
+                else:
+                    await anyio.to_thread.run_sync(session.rollback)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            if not finished:
+                session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def get_session(request: Request) -> Session:
+    session: Session = request.state.db
+    return session

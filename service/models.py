@@ -1,0 +1,248 @@
+"""Database schema. Migrations in migrations/ are generated from and checked against this.
+
+The server stores ciphertext and plaintext facts about hazards, never a client address,
+a receipt, a password or report text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused; use timezone-aware UTC")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Installation(Base):
+    """The one row describing this installation's public cryptographic identity."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(16), default="v1")
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signing_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    recovery_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    recovery_key_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Channel(Base):
+    """A reporting line: an enterprise's internal line or a district bureau."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # enterprise | bureau
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    description_zh: Mapped[str] = mapped_column(Text, default="")
+    description_en: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    public_board: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    recipients: Mapped[list[ChannelRecipient]] = relationship(back_populates="channel")
+
+
+class User(Base):
+    """A console account. Only public and wrapped key material is stored."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    roles: Mapped[str] = mapped_column(String(100), default="")  # space-separated
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    user_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    auth_hash: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    wrapped_private_key: Mapped[bytes] = mapped_column(LargeBinary(128))
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ChannelRecipient(Base):
+    """A reviewer who receives a key slot for every new case of a channel."""
+
+    __tablename__ = "channel_recipients"
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    channel: Mapped[Channel] = relationship(back_populates="recipients")
+    user: Mapped[User] = relationship()
+
+
+class Invitation(Base):
+    """A one-time link; only the hash of its token is stored."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    roles: Mapped[str] = mapped_column(String(100))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class Case(Base):
+    """One report. Only facts reviewers set, and ciphertext, are stored."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_channel_status_created", "channel_id", "status", "created_at"),
+        Index("ix_cases_created", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # 16 random bytes, hex
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # coarsened
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(32), default="new")
+    sealed_on_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    lookup_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Optimistic concurrency: every change bumps it; a stale form is refused.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    slots: Mapped[list[KeySlot]] = relationship(back_populates="case")
+    items: Mapped[list[SealedItem]] = relationship(back_populates="case")
+    files: Mapped[list[StoredFile]] = relationship(back_populates="case")
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case")
+
+
+class KeySlot(Base):
+    """The case key (or internal key) sealed to one recipient's public key."""
+
+    __tablename__ = "key_slots"
+    __table_args__ = (UniqueConstraint("case_id", "purpose", "key_id", name="uq_key_slots_owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # case | internal
+    holder: Mapped[str] = mapped_column(String(16))  # reviewer | recovery | reporter
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    suite: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    slot: Mapped[bytes] = mapped_column(LargeBinary(256))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    case: Mapped[Case] = relationship(back_populates="slots")
+
+
+class SealedItem(Base):
+    """Report body, message, reply, file description, identity or internal note: ciphertext."""
+
+    __tablename__ = "sealed_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    author: Mapped[str] = mapped_column(String(16))  # reporter | reviewer
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    case: Mapped[Case] = relationship(back_populates="items")
+
+
+class StoredFile(Base):
+    """An encrypted attachment; its key and name live in a sealed file-meta item."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    meta_item_id: Mapped[str] = mapped_column(ForeignKey("sealed_items.id"))
+    stored_size: Mapped[int] = mapped_column(Integer)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    case: Mapped[Case] = relationship(back_populates="files")
+
+
+class FileChunk(Base):
+    __tablename__ = "file_chunks"
+
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseEvent(Base):
+    """The case timeline: plaintext facts about the hazard's handling."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    visible_to_reporter: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    case: Mapped[Case] = relationship(back_populates="events")

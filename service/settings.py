@@ -1,0 +1,122 @@
+"""All configuration, read once from the environment into one frozen object.
+
+Nothing else in the project reads ``os.environ``: tests build ``Settings`` directly.
+Every setting is documented in docs/OPERATIONS.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import Secret
+
+PREFIX = "CHUISHAO_"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is present but malformed."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Installation settings. Defaults suit ``make serve`` on one machine."""
+
+    data_dir: Path = ROOT / "var"
+    database_url: str = ""
+    # Signs cookies and one-time links; generated into data_dir on first start if unset.
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    # Public origin used when printing links (invitations); never derived from a request.
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    debug: bool = False
+    # Cookies need HTTPS for __Host- and Secure; plain-HTTP development on loopback turns it off.
+    secure_cookies: bool = False
+    default_language: str = "zh_CN"
+    log_level: str = "INFO"
+    # Slow derivations. Production values are the protocol's; tests lower them.
+    receipt_iterations: int = 600_000
+    password_iterations: int = 600_000
+    scrypt_n: int = 2**15
+    # Request body ceilings (bytes): forms and JSON, and one uploaded file chunk.
+    max_form_bytes: int = 2 * 1024 * 1024
+    max_chunk_bytes: int = 65_536 + 16 + 1024
+    max_file_bytes: int = 200 * 1024 * 1024
+    # Stored times are coarsened to this many seconds so they cannot link a report to a visit.
+    time_granularity_seconds: int = 3600
+    invitation_hours: int = 72
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'chuishao.sqlite3'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "signing.key"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        casts: dict[str, Any] = {
+            "data_dir": Path,
+            "database_url": str,
+            "secret_key": Secret,
+            "base_url": str,
+            "host": str,
+            "port": int,
+            "debug": _bool,
+            "secure_cookies": _bool,
+            "default_language": str,
+            "log_level": str,
+            "receipt_iterations": int,
+            "password_iterations": int,
+            "scrypt_n": int,
+            "max_form_bytes": int,
+            "max_chunk_bytes": int,
+            "max_file_bytes": int,
+            "time_granularity_seconds": int,
+            "invitation_hours": int,
+        }
+        for name, cast in casts.items():
+            raw = env.get(PREFIX + name.upper())
+            if raw is None:
+                continue
+            try:
+                values[name] = cast(raw)
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"{PREFIX}{name.upper()}: {exc}") from exc
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.default_language not in {"zh_CN", "en"}:
+            raise SettingsError("default_language must be zh_CN or en")
+        if self.receipt_iterations < 1 or self.password_iterations < 1:
+            raise SettingsError("iteration counts must be positive")
+        if self.time_granularity_seconds < 1:
+            raise SettingsError("time_granularity_seconds must be positive")

@@ -1,0 +1,53 @@
+"""Jinja2 rendering with the request's language, CSRF token and asset URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from service.i18n import HTML_LANG, Catalogs
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def make_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def language(request: Request) -> str:
+    lang: str = request.scope.get("language") or request.app.state.settings.default_language
+    return lang
+
+
+def translator(request: Request) -> Callable[..., str]:
+    catalogs: Catalogs = request.app.state.catalogs
+    return catalogs.gettext(language(request))
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None,
+           *, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    environment: jinja2.Environment = request.app.state.templates
+    lang = language(request)
+    full = {
+        "request": request,
+        "_": translator(request),
+        "lang": lang,
+        "html_lang": HTML_LANG[lang],
+        "other_lang": "en" if lang == "zh_CN" else "zh_CN",
+        "csrf_token": request.scope.get("csrf_token", ""),
+        "current_path": request.url.path,
+        **(context or {}),
+    }
+    body = environment.get_template(name).render(full)
+    return HTMLResponse(body, status_code=status, headers=headers)
