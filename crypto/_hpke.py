@@ -180,6 +180,7 @@ class Suite:
     def __post_init__(self) -> None:
         if self.kdf_id != KDF_HKDF_SHA256 or self.aead_id not in _AEAD_NK:
             raise ValueError("unsupported suite")
+        DHKem(self.kem_id)  # raises for an unsupported KEM
 
     @property
     def kem(self) -> DHKem:
