@@ -143,7 +143,7 @@ def browser_context(chromium: Any, static_server: str) -> Iterator[Any]:
     assert not outside, f"page tried to load from elsewhere: {outside}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def crypto_page(browser_context: Any, static_server: str) -> Iterator[Any]:
     """A fresh page on the blank CSP page; the module loads via import()."""
     page = browser_context.new_page()
@@ -164,3 +164,31 @@ def crypto_page(browser_context: Any, static_server: str) -> Iterator[Any]:
     finally:
         page.close()
     assert not errors, f"errors in page: {errors}"
+
+
+JS_PRELUDE = """
+const C = await import('/static/js/crypto/index.js');
+const E = await import('/static/js/crypto/encodings.js');
+const b = E.b64uDecode, u = E.b64uEncode, hex = E.bytesToHex, unhex = E.hexToBytes;
+async function rejects(promiseFn) {
+  try { await promiseFn(); } catch (e) { return e instanceof C.OpenError ? 'open' : String(e); }
+  return 'accepted';
+}
+async function drain(gen) {
+  const out = [];
+  for await (const x of gen) out.push(x);
+  return out;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def js(crypto_page: Any) -> Any:
+    """js(body, arg) runs `body` as an async function of `arg` in the page, with the
+    crypto module as C and helpers b (b64url decode), u (encode), hex, unhex,
+    rejects(fn) -> 'open' | 'accepted' | other error text, drain(asyncGen)."""
+
+    def call(body: str, arg: Any = None) -> Any:
+        return crypto_page.evaluate(f"async (arg) => {{ {JS_PRELUDE}\n{body}\n}}", arg)
+
+    return call

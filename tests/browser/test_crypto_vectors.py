@@ -58,8 +58,17 @@ def _rfc_vectors():
 def test_rfc9180_vector(crypto_page, vector):
     got = crypto_page.evaluate(RFC_JS, vector)
     for field in (
-        "skEm", "pkEm", "skRm", "pkRm", "enc", "shared_secret",
-        "key_schedule_context", "secret", "key", "base_nonce", "exporter_secret",
+        "skEm",
+        "pkEm",
+        "skRm",
+        "pkRm",
+        "enc",
+        "shared_secret",
+        "key_schedule_context",
+        "secret",
+        "key",
+        "base_nonce",
+        "exporter_secret",
     ):
         assert got[field] == vector[field], field
     assert got["r_shared_secret"] == vector["shared_secret"]
