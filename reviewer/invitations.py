@@ -20,7 +20,9 @@ class InvitationInvalid(ChuishaoError):
     # One message for unknown, used and expired: a link that does not work says nothing more.
     status = 404
     code = "invitation_invalid"
-    message = N_("This invitation link is not valid or has expired. Ask an administrator for a new one.")
+    message = N_(
+        "This invitation link is not valid or has expired. Ask an administrator for a new one."
+    )
 
 
 def _hash(token: str) -> str:

@@ -97,8 +97,9 @@ def _invite(settings: Settings, session_roles: list[str], channel_slug: str | No
 
 
 def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
-    link = _invite(settings, args.role, args.channel, args.hours or settings.invitation_hours)
-    print(f"One-time invitation ({', '.join(args.role)}), valid {args.hours or settings.invitation_hours} h:")
+    hours = args.hours or settings.invitation_hours
+    link = _invite(settings, args.role, args.channel, hours)
+    print(f"One-time invitation ({', '.join(args.role)}), valid {hours} h:")
     print(link)
     return 0
 

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio.to_thread
-
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
