@@ -24,7 +24,11 @@ def decode_recovery_secret(text: str) -> bytes:
     """Parse the text form (any case, spaces and dashes ignored); ValueError if invalid."""
     if not isinstance(text, str):
         raise TypeError("recovery secret must be str")
-    compact = "".join(c for c in text if c not in " -\t\r\n").upper()
+    compact = "".join(c for c in text if c not in " -\t\r\n")
+    # ASCII first: str.upper() maps e.g. "ß" to "SS", which would give a second spelling.
+    if not compact.isascii():
+        raise ValueError("not a recovery secret")
+    compact = compact.upper()
     if len(compact) != _TEXT_LEN or not set(compact) <= _ALPHABET:
         raise ValueError("not a recovery secret")
     data = base64.b32decode(compact + "=")

@@ -40,6 +40,15 @@ def test_recovery_text_rejects_damage() -> None:
     text = crypto.encode_recovery_secret(bytes(range(32)))
     first = "B" if text[0] != "B" else "C"
     bad_last = text[:-1] + ("B" if text[-1] != "B" else "C")  # non-zero trailing bits or checksum
-    for bad in [first + text[1:], text[:-1], text + "A", text.replace("A", "1"), bad_last, ""]:
+    unicode_upper = text.replace("S", "ſ", 1) if "S" in text else text + "ß"
+    for bad in [
+        first + text[1:],
+        text[:-1],
+        text + "A",
+        text.replace("A", "1"),
+        bad_last,
+        "",
+        unicode_upper,
+    ]:
         with pytest.raises(ValueError):
             crypto.decode_recovery_secret(bad)
