@@ -247,3 +247,12 @@ class CaseEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     case: Mapped[Case] = relationship(back_populates="events")
+
+
+class SpentStamp(Base):
+    """Proof-of-work stamps already used, kept until they would have expired anyway."""
+
+    __tablename__ = "spent_stamps"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
