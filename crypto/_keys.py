@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -28,7 +29,7 @@ def key_id(public: bytes) -> bytes:
     return hashlib.sha256(require_bytes(public, 32, "public key")).digest()[:16]
 
 
-def keyset_fingerprint(key_ids: list[bytes] | tuple[bytes, ...] | set[bytes]) -> bytes:
+def keyset_fingerprint(key_ids: Iterable[bytes]) -> bytes:
     """SHA-256("chuishao/v1/keyset" 0x00 || sorted key ids); order-independent by design."""
     ids = [require_bytes(k, 16, "key id") for k in key_ids]
     if len(set(ids)) != len(ids):
