@@ -22,10 +22,15 @@ export function fileLayout(size) {
   return { total, chunks, lastLength: total - (chunks - 1) * CHUNK_SIZE };
 }
 
-export async function chunkKey(fileKey) {
+// chunk_key = HKDF-SHA256(ikm=file_key, salt=empty, info="chuishao/v1/file", L=32)
+export async function chunkKeyBytes(fileKey) {
   const k = toBytes(fileKey);
   if (k.length !== 32) throw new TypeError("file key must be 32 bytes");
-  const raw = await hkdf(k, EMPTY, ascii("chuishao/v1/file"), 32);
+  return hkdf(k, EMPTY, ascii("chuishao/v1/file"), 32);
+}
+
+export async function chunkKey(fileKey) {
+  const raw = await chunkKeyBytes(fileKey);
   return subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
 }
 

@@ -6,10 +6,14 @@
 // throws OpenError (generic message). Functions that draw randomness accept
 // an optional last `opts` argument with `rng(n) -> Uint8Array` (and
 // sealKey also `ephemeral`, raw 32 bytes) so test vectors can be reproduced.
-import { bytesToHex, idBytes, toBytes } from "./encodings.js";
-import { importX25519Private, keyId as computeKeyId, x25519PublicRaw } from "./keys.js";
+import { bytesToHex, toBytes } from "./encodings.js";
+import {
+  importX25519Private,
+  keyId as computeKeyId,
+  keysetHashInput,
+  x25519PublicRaw,
+} from "./keys.js";
 import { randomBytes, sha256 } from "./primitives.js";
-import { concat, ascii } from "./encodings.js";
 
 export { OpenError } from "./errors.js";
 export { SUITE, sealKey, openKey } from "./slots.js";
@@ -24,6 +28,8 @@ export {
   deriveReceipt,
 } from "./receipt.js";
 export { derivePassword, wrapPrivateKey, unwrapPrivateKey } from "./password.js";
+export { RecoveryError, decodeRecoverySecret, encodeRecoverySecret } from "./recovery.js";
+export { verifySignature } from "./signing.js";
 export { b64uDecode, b64uEncode, bytesToHex, hexToBytes } from "./encodings.js";
 
 function draw(opts, n) {
@@ -52,12 +58,7 @@ export async function keyId(publicRaw) {
 
 // SHA-256("chuishao/v1/keyset" || 0x00 || sorted key ids), 32 bytes.
 export async function keysetFingerprint(keyIds) {
-  const ids = Array.from(keyIds, (k) => idBytes(k));
-  const hexes = ids.map(bytesToHex);
-  if (new Set(hexes).size !== hexes.length) throw new TypeError("duplicate key id");
-  const order = hexes.map((h, i) => [h, i]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const label = concat(ascii("chuishao/v1/keyset"), new Uint8Array([0]));
-  return sha256(concat(label, ...order.map(([, i]) => ids[i])));
+  return sha256(keysetHashInput(keyIds));
 }
 
 // First 16 hex chars of the fingerprint in groups of 4.

@@ -1,5 +1,5 @@
 // X25519 (and, for the RFC 9180 vectors, P-256) key handling on WebCrypto.
-import { b64uDecode, concat, hexToBytes, toBytes } from "./encodings.js";
+import { ascii, b64uDecode, bytesToHex, concat, hexToBytes, idBytes, toBytes } from "./encodings.js";
 import { sha256 } from "./primitives.js";
 
 const subtle = globalThis.crypto.subtle;
@@ -76,6 +76,16 @@ export async function keyId(publicRaw) {
   const b = toBytes(publicRaw);
   if (b.length !== 32) throw new TypeError("X25519 public key must be 32 bytes");
   return (await sha256(b)).slice(0, 16);
+}
+
+// "chuishao/v1/keyset" || 0x00 || key ids sorted bytewise (duplicates rejected).
+export function keysetHashInput(keyIds) {
+  const ids = Array.from(keyIds, (k) => idBytes(k));
+  const hexes = ids.map(bytesToHex);
+  if (new Set(hexes).size !== hexes.length) throw new TypeError("duplicate key id");
+  const order = ids.map((id, i) => [hexes[i], id]);
+  order.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return concat(ascii("chuishao/v1/keyset"), new Uint8Array([0]), ...order.map(([, id]) => id));
 }
 
 // --- P-256 (only needed for the RFC 9180 test vectors) ---

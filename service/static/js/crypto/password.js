@@ -29,7 +29,7 @@ export async function derivePassword(password, userSalt, iterations = PASSWORD_I
   return { authSecret: master.slice(0, 32), kek: master.slice(32, 64) };
 }
 
-function wrapAad(keyId) {
+export function wrapAad(keyId) {
   return concat(ascii("chuishao/v1/wrapped-key"), new Uint8Array([0]), idBytes(keyId));
 }
 
