@@ -632,3 +632,62 @@ def test_key_ids_fingerprints_padme_agree(js):
     assert got["dup"] not in ("accepted", "open")
     assert got["padme"] == [crypto.padme(n) for n in sizes]
     assert got["newId"] == 16 and got["newKey"] == 32
+
+
+def test_large_blob_streams_chunk_by_chunk(js):
+    """A 5 MB Blob is sealed slice by slice and opened piece by piece, each
+    plaintext piece compared with the matching slice of the source."""
+    got = js(
+        """
+        const size = 5 * 1024 * 1024 + 12345;
+        const pattern = new Uint8Array(1 << 20);
+        crypto.getRandomValues(pattern.subarray(0, 65536));
+        for (let i = 65536; i < pattern.length; i++) pattern[i] = pattern[i % 65536] ^ (i >> 16);
+        const parts = [];
+        for (let o = 0; o < size; o += pattern.length) {
+          parts.push(pattern.subarray(0, Math.min(pattern.length, size - o)));
+        }
+        const blob = new Blob(parts);
+        const [fk, pf, c, f] = [C.newKey(), crypto.getRandomValues(new Uint8Array(7)),
+                                C.newId(), C.newId()];
+        let storedChunks = 0, maxChunk = 0;
+        async function* stored() {
+          for await (const ch of C.sealFile(fk, pf, c, f, blob, size)) {
+            storedChunks++; maxChunk = Math.max(maxChunk, ch.length);
+            yield ch;
+          }
+        }
+        let offset = 0, mismatches = 0, pieces = 0;
+        for await (const piece of C.openFile(fk, pf, c, f, stored(), size)) {
+          const part = blob.slice(offset, offset + piece.length);
+          const want = new Uint8Array(await part.arrayBuffer());
+          if (hex(want) !== hex(piece)) mismatches++;
+          offset += piece.length; pieces++;
+        }
+        const wrongSize = await rejects(() => drain(C.sealFile(fk, pf, c, f, blob, size - 1)));
+        return {offset, size, mismatches, pieces, storedChunks, maxChunk,
+                padded: C.padme(size + 1), wrongSize};
+        """
+    )
+    assert got["offset"] == got["size"] and got["mismatches"] == 0
+    assert got["storedChunks"] == -(-got["padded"] // 65536)
+    assert got["maxChunk"] == 65552
+    assert got["pieces"] == -(-got["size"] // 65536)
+    assert got["wrongSize"] not in ("accepted", "open")  # a sealing error, not OpenError
+
+
+def test_page_runs_under_strict_csp(js, crypto_page, static_server):
+    """The module works on a page whose CSP forbids inline script and eval, and
+    the page loaded nothing but same-origin resources."""
+    response = crypto_page.request.get(static_server + "/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    got = js(
+        """
+        let evalBlocked = false;
+        try { new Function('return 1')(); } catch (e) { evalBlocked = true; }
+        const origins = performance.getEntriesByType('resource').map((r) => new URL(r.name).origin);
+        return {evalBlocked, origins: [...new Set(origins)], here: location.origin};
+        """
+    )
+    assert got["evalBlocked"]
+    assert got["origins"] in ([], [got["here"]])

@@ -114,8 +114,7 @@ async function drain(gen) {
 
 @pytest.fixture(scope="module")
 def protocol():
-    if not PROTOCOL_FILE.exists():
-        pytest.skip(f"{PROTOCOL_FILE} not written yet")
+    assert PROTOCOL_FILE.exists(), f"{PROTOCOL_FILE} is missing"
     return json.loads(PROTOCOL_FILE.read_text())
 
 
