@@ -691,3 +691,37 @@ def test_page_runs_under_strict_csp(js, crypto_page, static_server):
     )
     assert got["evalBlocked"]
     assert got["origins"] in ([], [got["here"]])
+
+
+def test_recovery_text_agrees(js):
+    raw = os.urandom(32)
+    text = crypto.encode_recovery_secret(raw)
+    inputs = [
+        text,
+        text.lower(),
+        text.replace("-", " "),
+        text.replace("-", ""),
+        text[:-1],
+        text + "A",
+        text.replace("-", "_"),
+        text[:-1] + ("A" if text[-1] != "A" else "B"),
+        text.lower().replace("s", "ſ"),  # upper-cases to "S" but is not ASCII
+        "",
+    ]
+    got = js(
+        """
+        const out = [await C.encodeRecoverySecret(b(arg.raw))];
+        for (const t of arg.inputs) {
+          try { out.push(u(await C.decodeRecoverySecret(t))); } catch (e) { out.push(e.name); }
+        }
+        return out;
+        """,
+        {"raw": u(raw), "inputs": inputs},
+    )
+    assert got[0] == text
+    for text_in, js_out in zip(inputs, got[1:], strict=True):
+        try:
+            want = u(crypto.decode_recovery_secret(text_in))
+        except ValueError:
+            want = "RecoveryError"
+        assert js_out == want, text_in

@@ -59,7 +59,10 @@ export async function encodeRecoverySecret(raw32) {
 
 export async function decodeRecoverySecret(text) {
   if (typeof text !== "string") throw new RecoveryError();
-  const compact = text.replace(/[ \-\t\r\n]/g, "").toUpperCase();
+  const spaced = text.replace(/[ \-\t\r\n]/g, "");
+  // ASCII before upper-casing: e.g. "ß".toUpperCase() is "SS" (a second spelling).
+  if (!/^[\x00-\x7f]*$/.test(spaced)) throw new RecoveryError();
+  const compact = spaced.toUpperCase();
   if (compact.length !== TEXT_LENGTH || !/^[A-Z2-7]+$/.test(compact)) throw new RecoveryError();
   const data = base32Decode(compact);
   const raw = data.slice(0, 32);
