@@ -1,0 +1,119 @@
+"""Proof-of-work stamps: anonymous abuse control that needs no identity and no address.
+
+The server hands out a signed challenge (a random nonce, the difficulty, the issue time); the
+browser searches for a counter such that SHA-256(challenge ":" counter) starts with enough zero
+bits (static/js/pow.js). Nothing is stored at issue time, so handing out challenges costs no
+database write; a stamp is stored only when spent, and only until its challenge would have
+expired anyway, which is all replay protection needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any, cast
+
+from itsdangerous import BadData, URLSafeSerializer
+from sqlalchemy import CursorResult, delete, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.errors import ChuishaoError
+from service.i18n import N_
+from service.models import SpentStamp
+
+SALT = "chuishao.pow"
+# A challenge is ~90 characters; anything much longer is refused before it is parsed.
+MAX_STAMP_LENGTH = 512
+MAX_COUNTER_DIGITS = 20
+# Several app instances may disagree slightly about the time.
+CLOCK_SKEW = dt.timedelta(seconds=60)
+MAX_DIFFICULTY = 64
+
+
+class PowInvalid(ChuishaoError):
+    status = 400
+    code = "pow_invalid"
+    message = N_("The anti-abuse check failed or expired. Please reload the page and try again.")
+
+
+def _utc(now: dt.datetime | None) -> dt.datetime:
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        raise ValueError("naive datetime refused; use timezone-aware UTC")
+    return now.astimezone(dt.UTC)
+
+
+def leading_zero_bits(digest: bytes) -> int:
+    return len(digest) * 8 - int.from_bytes(digest, "big").bit_length()
+
+
+class ProofOfWork:
+    def __init__(self, secret_key: str, difficulty: int, max_age_seconds: int = 600) -> None:
+        if not 0 <= difficulty <= MAX_DIFFICULTY:
+            raise ValueError(f"difficulty must be between 0 and {MAX_DIFFICULTY} bits")
+        if max_age_seconds <= 0:
+            raise ValueError("max_age_seconds must be positive")
+        self.difficulty = difficulty
+        self.max_age = dt.timedelta(seconds=max_age_seconds)
+        # itsdangerous compares signatures in constant time; SHA-256 instead of its SHA-1 default.
+        self._serializer = URLSafeSerializer(
+            secret_key, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
+
+    def issue(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        issued = int(_utc(now).timestamp())
+        token = self._serializer.dumps([secrets.token_urlsafe(16), self.difficulty, issued])
+        return {"challenge": token, "difficulty": self.difficulty}
+
+    def verify(self, stamp: str, now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
+        """Check a stamp; return (SHA-256 hex of the stamp, when it may be forgotten)."""
+        moment = _utc(now)
+        if (not isinstance(stamp, str) or len(stamp) > MAX_STAMP_LENGTH
+                or not stamp.isascii()):
+            raise PowInvalid()
+        challenge, colon, counter = stamp.rpartition(":")
+        if (not colon or not challenge or not 0 < len(counter) <= MAX_COUNTER_DIGITS
+                or not counter.isdigit()):
+            raise PowInvalid()
+        try:
+            payload = self._serializer.loads(challenge)
+        except BadData as exc:
+            raise PowInvalid() from exc
+        if (not isinstance(payload, list) or len(payload) != 3
+                or not isinstance(payload[0], str)
+                or type(payload[1]) is not int or type(payload[2]) is not int):
+            raise PowInvalid()
+        _nonce, difficulty, issued_ts = payload
+        try:
+            issued = dt.datetime.fromtimestamp(issued_ts, dt.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise PowInvalid() from exc
+        if moment - issued > self.max_age or issued - moment > CLOCK_SKEW:
+            raise PowInvalid()
+        # A challenge issued before the difficulty was raised no longer counts.
+        if difficulty < self.difficulty or difficulty > MAX_DIFFICULTY:
+            raise PowInvalid()
+        digest = hashlib.sha256(stamp.encode("utf-8")).digest()
+        if leading_zero_bits(digest) < difficulty:
+            raise PowInvalid()
+        return digest.hex(), issued + self.max_age
+
+
+def spend(session: Session, digest: str, expires_at: dt.datetime) -> None:
+    """Record a stamp as used; a second use of the same stamp raises PowInvalid."""
+    # Core insert, not session.add: a duplicate must reach the database's primary key, not
+    # trip over the identity map when the same session spent it before.
+    try:
+        with session.begin_nested():
+            session.execute(insert(SpentStamp).values(digest=digest, expires_at=expires_at))
+    except IntegrityError as exc:
+        raise PowInvalid() from exc
+
+
+def purge_spent(session: Session, now: dt.datetime) -> int:
+    """Forget stamps whose challenges have expired; they could not be replayed anyway."""
+    result = session.execute(delete(SpentStamp).where(SpentStamp.expires_at < _utc(now)))
+    return cast(CursorResult[Any], result).rowcount
