@@ -87,7 +87,6 @@ def test_browser_strips_gps_and_keeps_pixels(page: Any) -> None:
     assert "EXIF (incl. GPS)" in got["removed"]
     assert_clean_jpeg(original, strip_metadata(original))
     # The Python checks applied to the browser's bytes directly.
-
     assert_clean_jpeg(original, StripResult(got["data"], "jpeg", True, tuple(got["removed"])))
     png = png_with_metadata()
     got = js_strip(page, png)
