@@ -38,6 +38,12 @@ LABEL_PNG_TEXT = "PNG text"
 LABEL_PNG_EXIF = "PNG eXIf"
 LABEL_PNG_TIME = "PNG time"
 LABEL_C2PA = "C2PA content credentials"
+LABEL_OTHER = "other metadata"
+# Every label ``removed`` can hold, so a caller can translate them all.
+LABELS = (
+    LABEL_EXIF, LABEL_XMP, LABEL_IPTC, LABEL_COMMENT, LABEL_JFIF_THUMBNAIL, LABEL_MPF,
+    LABEL_C2PA, LABEL_OTHER, LABEL_TRAILER, LABEL_PNG_TEXT, LABEL_PNG_EXIF, LABEL_PNG_TIME,
+)
 
 _PNG_DROP = {
     b"tEXt": LABEL_PNG_TEXT,
@@ -203,7 +209,7 @@ def _judge_segment(marker: int, payload: bytes) -> tuple[bool, str, bytes | None
         return False, LABEL_IPTC, None
     elif app == 14 and payload.startswith(b"Adobe"):
         return True, "", None
-    return False, f"other metadata (APP{app})", None
+    return False, LABEL_OTHER, None
 
 
 def _exif_orientation(payload: bytes) -> int | None:

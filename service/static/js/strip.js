@@ -15,6 +15,7 @@ const LABEL_PNG_TEXT = "PNG text";
 const LABEL_PNG_EXIF = "PNG eXIf";
 const LABEL_PNG_TIME = "PNG time";
 const LABEL_C2PA = "C2PA content credentials";
+const LABEL_OTHER = "other metadata";
 
 const PNG_DROP = {
   tEXt: LABEL_PNG_TEXT,
@@ -185,7 +186,7 @@ function judgeSegment(marker, payload) {
   } else if (app === 14 && has(ADOBE)) {
     return [true, "", null];
   }
-  return [false, `other metadata (APP${app})`, null];
+  return [false, LABEL_OTHER, null];
 }
 
 // The IFD0 Orientation value (2..8) of an EXIF payload, or null; never throws.
