@@ -4,6 +4,7 @@ Byte-exact specification: docs/PROTOCOL.md. Every failure to open anything raise
 Functions that draw randomness take `rng` (a callable n -> n bytes) only for test vectors.
 """
 
+from ._encoding import b64u_decode, b64u_encode
 from ._errors import OpenError
 from ._files import CHUNK_SIZE, open_file, seal_file
 from ._items import open_item, padme, seal_item
@@ -41,6 +42,8 @@ __all__ = [
     "OpenError",
     "PasswordKeys",
     "ReceiptKeys",
+    "b64u_decode",
+    "b64u_encode",
     "decode_recovery_secret",
     "derive_password",
     "derive_receipt",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from reviewer import invitations
+from service.bodylimit import BodyLimit
 from service.db import get_session
 from service.errors import ChuishaoError, handle_domain_error, handle_http_exception
 from service.i18n import Catalogs
@@ -38,7 +40,7 @@ def create_console_app(settings: Settings, *, secret_key: str, catalogs: Catalog
             ChuishaoError: handle_domain_error,
             HTTPException: handle_http_exception,
         },
-        max_body_size=settings.max_form_bytes,
+        middleware=[Middleware(BodyLimit, limit=settings.max_form_bytes)],
     )
     app.state.settings = settings
     app.state.secret_key = secret_key

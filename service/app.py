@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
+from service.bodylimit import BodyLimit, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
     ChuishaoError,
@@ -28,9 +29,10 @@ from service.middleware import (
     NoClientAddressMiddleware,
     SecurityHeadersMiddleware,
 )
+from service.ratelimit import TokenBucket
 from service.settings import Settings
 from service.templating import make_environment
-from service.views import public
+from service.views import api, public
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -68,13 +70,46 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             if owned:
                 app.state.database.dispose()
 
-    console = create_console_app(settings, secret_key=secret_key, catalogs=catalogs,
-                                 templates=templates)
+    console = create_console_app(
+        settings, secret_key=secret_key, catalogs=catalogs, templates=templates
+    )
 
+    form, nojs, chunk = settings.max_form_bytes, settings.max_nojs_bytes, settings.max_chunk_bytes
     routes = [
+        # Reporter pages (work without JavaScript).
         Route("/", public.index, name="index"),
+        Route("/report", limited(public.submit_report, nojs), methods=["POST"]),
+        Route("/followup", public.followup_form, name="followup"),
+        Route("/followup", limited(public.followup_open, form), methods=["POST"]),
+        Route("/followup/reply", limited(public.followup_reply, nojs), methods=["POST"]),
+        Route("/followup/file", limited(public.followup_download, form), methods=["POST"]),
         Route("/language", public.switch_language, name="language"),
         Route("/healthz", public.health, name="health"),
+        # The public JSON API (docs/API.md).
+        Route("/api/v1/channels", api.channels),
+        Route("/api/v1/pow", api.pow_challenge),
+        Route("/api/v1/submissions", limited(api.create_submission, form), methods=["POST"]),
+        Route("/api/v1/submissions/{case_id}", api.submission_status),
+        Route("/api/v1/submissions/{case_id}", api.discard_submission, methods=["DELETE"]),
+        Route("/api/v1/submissions/{case_id}/finish", api.finish_submission, methods=["POST"]),
+        Route(
+            "/api/v1/submissions/{case_id}/files/{file_id}/chunks/{index}",
+            limited(api.put_submission_chunk, chunk),
+            methods=["PUT"],
+        ),
+        Route("/api/v1/followup/session", limited(api.followup_session, form), methods=["POST"]),
+        Route("/api/v1/followup", api.followup_feed),
+        Route("/api/v1/followup/items", limited(api.followup_reply, form), methods=["POST"]),
+        Route("/api/v1/followup/files", limited(api.followup_new_file, form), methods=["POST"]),
+        Route(
+            "/api/v1/followup/files/{file_id}/chunks/{index}",
+            limited(api.followup_put_chunk, chunk),
+            methods=["PUT"],
+        ),
+        Route("/api/v1/followup/files/{file_id}/chunks/{index}", api.followup_get_chunk),
+        Route(
+            "/api/v1/followup/files/{file_id}/finish", api.followup_finish_file, methods=["POST"]
+        ),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         Mount("/console", console, name="console"),
     ]
@@ -82,8 +117,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         Middleware(NoClientAddressMiddleware),
         Middleware(AccessLogMiddleware),
         Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
-        Middleware(LanguageMiddleware, default=settings.default_language,
-                   secure=settings.secure_cookies),
+        Middleware(
+            LanguageMiddleware, default=settings.default_language, secure=settings.secure_cookies
+        ),
+        Middleware(BodyLimit, limit=max(settings.max_nojs_bytes, settings.max_form_bytes)),
         Middleware(ServerErrorPageMiddleware),
         Middleware(DatabaseSessionMiddleware),
     ]
@@ -97,12 +134,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         middleware=middleware,
         exception_handlers=exception_handlers,
         lifespan=lifespan,
-        max_body_size=settings.max_file_bytes,
     )
     app.state.settings = settings
     app.state.secret_key = secret_key
     app.state.catalogs = catalogs
     app.state.templates = templates
+    app.state.nojs_submissions = TokenBucket(settings.nojs_submissions_per_hour)
+    app.state.nojs_followups = TokenBucket(settings.nojs_followups_per_hour)
     if database is not None:
         app.state.database = database
         console.state.database = database

@@ -167,6 +167,10 @@ class Case(Base):
     lookup_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # Optimistic concurrency: every change bumps it; a stale form is refused.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # A submission is invisible until all its files have arrived: never a half case.
+    ready: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    upload_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    draft_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     slots: Mapped[list[KeySlot]] = relationship(back_populates="case")
     items: Mapped[list[SealedItem]] = relationship(back_populates="case")
@@ -220,6 +224,9 @@ class StoredFile(Base):
     stored_size: Mapped[int] = mapped_column(Integer)
     chunk_count: Mapped[int] = mapped_column(Integer)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    author: Mapped[str] = mapped_column(String(16), default="reporter")
+    # An unfinished upload is dropped whole after this time.
+    upload_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     case: Mapped[Case] = relationship(back_populates="files")

@@ -56,9 +56,20 @@ class Settings:
     max_form_bytes: int = 2 * 1024 * 1024
     max_chunk_bytes: int = 65_536 + 16 + 1024
     max_file_bytes: int = 200 * 1024 * 1024
+    # The whole no-JavaScript form, attachments included (held in memory while sealing).
+    max_nojs_bytes: int = 50 * 1024 * 1024
     # Stored times are coarsened to this many seconds so they cannot link a report to a visit.
     time_granularity_seconds: int = 3600
     invitation_hours: int = 72
+    # Anonymous abuse control: leading zero bits a JavaScript client's stamp must have.
+    pow_difficulty: int = 18
+    # An unfinished upload is discarded whole after this long.
+    draft_hours: int = 6
+    # Global (not per-visitor: we know no visitors) ceilings for the no-JavaScript path.
+    nojs_submissions_per_hour: int = 120
+    nojs_followups_per_hour: int = 600
+    followup_minutes: int = 30
+    max_files: int = 20
 
     @property
     def database(self) -> str:
@@ -98,8 +109,15 @@ class Settings:
             "max_form_bytes": int,
             "max_chunk_bytes": int,
             "max_file_bytes": int,
+            "max_nojs_bytes": int,
             "time_granularity_seconds": int,
             "invitation_hours": int,
+            "pow_difficulty": int,
+            "draft_hours": int,
+            "nojs_submissions_per_hour": int,
+            "nojs_followups_per_hour": int,
+            "followup_minutes": int,
+            "max_files": int,
         }
         for name, cast in casts.items():
             raw = env.get(PREFIX + name.upper())
@@ -118,5 +136,7 @@ class Settings:
             raise SettingsError("default_language must be zh_CN or en")
         if self.receipt_iterations < 1 or self.password_iterations < 1:
             raise SettingsError("iteration counts must be positive")
+        if not 0 <= self.pow_difficulty <= 32:
+            raise SettingsError("pow_difficulty must be between 0 and 32 bits")
         if self.time_granularity_seconds < 1:
             raise SettingsError("time_granularity_seconds must be positive")

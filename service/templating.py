@@ -10,6 +10,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from service import jsmessages
 from service.i18n import HTML_LANG, Catalogs
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -39,14 +40,16 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
            *, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     environment: jinja2.Environment = request.app.state.templates
     lang = language(request)
+    translate = translator(request)
     full = {
         "request": request,
-        "_": translator(request),
+        "_": translate,
         "lang": lang,
         "html_lang": HTML_LANG[lang],
         "other_lang": "en" if lang == "zh_CN" else "zh_CN",
         "csrf_token": request.scope.get("csrf_token", ""),
         "current_path": request.url.path,
+        "js_messages": lambda: jsmessages.as_json(translate),
         **(context or {}),
     }
     body = environment.get_template(name).render(full)

@@ -94,6 +94,7 @@ def fast_settings(data_dir: Path, **overrides: object) -> Settings:
         "receipt_iterations": 1000,
         "password_iterations": 1000,
         "scrypt_n": 2**10,
+        "pow_difficulty": 4,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

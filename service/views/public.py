@@ -2,21 +2,156 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from service import channels
+import crypto
+from service import feed, followup, intake, reportform, sealing, serverseal
 from service.db import get_session
-from service.i18n import LANGUAGES
+from service.errors import InvalidInput, NotFound
+from service.i18n import LANGUAGES, N_
+from service.metadata import MetadataError, strip_metadata
 from service.middleware import cookie_name
-from service.templating import render
+from service.models import Case
+from service.templating import language, render, translator
+
+
+def _form_context(request: Request) -> dict[str, object]:
+    session = get_session(request)
+    return {
+        "channels": intake.list_open_channels(session),
+        "categories": reportform.CATEGORIES,
+        "insider_choices": reportform.INSIDER,
+        "limits": reportform.LIMITS,
+        "settings": request.app.state.settings,
+    }
 
 
 async def index(request: Request) -> Response:
-    active = channels.list_channels(get_session(request), active_only=True)
-    return render(request, "public/index.html", {"channels": active})
+    return render(request, "public/index.html", _form_context(request))
+
+
+def _reader(content: bytes) -> Callable[[], list[bytes]]:
+    return lambda: [content]
+
+
+async def submit_report(request: Request) -> Response:
+    """The no-JavaScript submission: sealed on the server at once."""
+    settings = request.app.state.settings
+    form = await reportform.read_multipart(request, max_files=settings.max_files)
+    parsed = reportform.parse_report(form, language(request))
+    request.app.state.nojs_submissions.take()
+    files = []
+    unclean = []
+    for upload in reportform.uploaded_files(form):
+        data = await upload.read()
+        if len(data) > settings.max_file_bytes:
+            raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
+                               mb=settings.max_file_bytes // (1024 * 1024))
+        name = reportform.clean_text(upload.filename, 200) or "file"
+        try:
+            result = strip_metadata(data, name, upload.content_type or "")
+        except MetadataError:
+            raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
+                                  "not be removed. Nothing was sent."), name=name) from None
+        if not result.cleaned:
+            unclean.append(name)
+        content = result.data
+        files.append(sealing.PlainFile(
+            name=name, type=(upload.content_type or "application/octet-stream")[:100],
+            size=len(content), read=_reader(content),
+            removed=tuple(result.removed), cleaned=result.cleaned))
+    receipt = serverseal.seal_on_server(get_session(request), settings, parsed.channel,
+                                        parsed.report, parsed.identity, files)
+    # The receipt is the body of this POST response: never in a URL, never in history.
+    return render(request, "public/receipt.html", {
+        "receipt": crypto.format_receipt(receipt), "unclean": unclean, "sealed_on_server": True,
+    }, status=201)
+
+
+async def followup_form(request: Request) -> Response:
+    return render(request, "public/followup.html", {})
+
+
+def _case_page(request: Request, opened: serverseal.OpenedCase, *,
+               notice: str | None = None, status: int = 200) -> Response:
+    settings = request.app.state.settings
+    translate = translator(request)
+    session = get_session(request)
+    events = []
+    for event in followup.visible_events(session, opened.case):
+        text = feed.event_text(event.kind, event.data, translate)
+        if text:
+            events.append((event.created_at, text))
+    capability = serverseal.issue_capability(request.app.state.secret_key, opened.case.id,
+                                             opened.case_key, settings.followup_minutes)
+    return render(request, "public/case.html", {
+        "opened": opened, "status_text": feed.status_text(opened.case.status, translate),
+        "events": events, "capability": capability, "notice": notice,
+        "report": next((i.content for i in opened.items if i.kind == "report"), {}),
+        "categories": dict(reportform.CATEGORIES),
+    }, status=status)
+
+
+async def followup_open(request: Request) -> Response:
+    form = await request.form(max_files=0, max_fields=10)
+    request.app.state.nojs_followups.take()
+    opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
+                                          str(form.get("receipt", ""))[:100])
+    return _case_page(request, opened)
+
+
+def _opened_from_capability(request: Request, case_id: str,
+                            capability: str) -> serverseal.OpenedCase:
+    session = get_session(request)
+    case = session.get(Case, case_id) if intake.ID.match(case_id) else None
+    if case is None or not case.ready:
+        raise serverseal.CapabilityInvalid()
+    key = serverseal.open_capability(request.app.state.secret_key, case.id, capability)
+    return serverseal.open_case(session, case, key)
+
+
+async def followup_reply(request: Request) -> Response:
+    settings = request.app.state.settings
+    form = await reportform.read_multipart(request, max_files=settings.max_files)
+    opened = _opened_from_capability(request, str(form.get("case", "")),
+                                     str(form.get("capability", "")))
+    text = reportform.clean_text(form.get("text"), reportform.LIMITS["description"])
+    uploads = reportform.uploaded_files(form)
+    if not text and not uploads:
+        raise InvalidInput(N_("Write a reply or attach a file."))
+    session = get_session(request)
+    if text:
+        in_reply_to = str(form.get("in_reply_to", ""))
+        body = {"v": 1, "text": text}
+        if intake.ID.match(in_reply_to):
+            body["in_reply_to"] = in_reply_to
+        item = sealing.seal_item_for_case(opened.case_key, opened.case.id, "reply", body)
+        followup.add_reply(session, settings, opened.case, item)
+    for upload in uploads:
+        serverseal.add_file_on_server(session, settings, opened, upload.filename or "file",
+                                      upload.content_type or "", await upload.read())
+    session.flush()
+    opened = serverseal.open_case(session, opened.case, opened.case_key)
+    notice = translator(request)(N_("Your reply was sealed and sent."))
+    return _case_page(request, opened, notice=notice)
+
+
+async def followup_download(request: Request) -> Response:
+    form = await request.form(max_files=0, max_fields=10)
+    opened = _opened_from_capability(request, str(form.get("case", "")),
+                                     str(form.get("capability", "")))
+    wanted = str(form.get("file", ""))
+    for stored, meta in opened.files:
+        if stored.id == wanted:
+            return StreamingResponse(
+                serverseal.decrypt_file(get_session(request), opened, stored, meta),
+                media_type="application/octet-stream",
+                headers={"Content-Disposition": serverseal.attachment_header(meta)})
+    raise NotFound()
 
 
 def _safe_next(target: str | None) -> str:

@@ -1,0 +1,147 @@
+"""A reporter's client of the public JSON API: seals locally, sends only ciphertext.
+
+``chuishao submit`` uses it against a real server over HTTP; tests drive it through an
+in-process transport. It follows docs/API.md step by step, as any third-party client would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import mimetypes
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import crypto
+from service import sealing
+from service.metadata import strip_metadata
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class Transport(Protocol):
+    def __call__(self, method: str, path: str, *, body: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, bytes]: ...
+
+
+def urllib_transport(base_url: str, timeout: float = 60.0) -> Transport:
+    base = base_url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise ValueError("the server URL must start with http:// or https://")
+
+    def send(method: str, path: str, *, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(base + path, data=body, method=method,  # noqa: S310
+                                         headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    return send
+
+
+def solve_pow(challenge: str, difficulty: int) -> str:
+    """Find a counter so that SHA-256(challenge:counter) has `difficulty` leading zero bits."""
+    counter = 0
+    while True:
+        stamp = f"{challenge}:{counter}"
+        digest = hashlib.sha256(stamp.encode()).digest()
+        if len(digest) * 8 - int.from_bytes(digest, "big").bit_length() >= difficulty:
+            return stamp
+        counter += 1
+
+
+@dataclass
+class Client:
+    transport: Transport
+    language: str = "zh-CN"
+
+    def _call(self, method: str, path: str, payload: Any = None, *, raw: bytes | None = None,
+              token: str | None = None, expect: tuple[int, ...] = (200, 201, 204)) -> Any:
+        headers = {"Accept": "application/json", "Accept-Language": self.language}
+        body = raw
+        if payload is not None:
+            body = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        elif raw is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        status, data = self.transport(method, path, body=body, headers=headers)
+        if status not in expect:
+            try:
+                error = json.loads(data)["error"]
+                raise ApiError(status, error["code"], error["message"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(status, "http", data[:200].decode("utf-8", "replace")) from None
+        if status == 204 or not data:
+            return None
+        return json.loads(data)
+
+    def channels(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/api/v1/channels")
+        return result
+
+    def stamp(self) -> str:
+        challenge = self._call("GET", "/api/v1/pow")
+        return solve_pow(challenge["challenge"], challenge["difficulty"])
+
+    def submit(self, channel_id: str, report: dict[str, Any],
+               identity: dict[str, Any] | None = None,
+               files: Iterable[sealing.PlainFile] = (),
+               progress: Callable[[int, int], None] | None = None) -> str:
+        """Seal and send a report; returns the receipt once the server confirmed it."""
+        info = self.channels()
+        if info.get("installation") is None:
+            raise ApiError(503, "not_initialised", "the server is not set up")
+        channel = next((c for c in info["channels"] if c["id"] == channel_id), None)
+        if channel is None:
+            raise ApiError(400, "unknown_channel", f"no open channel {channel_id!r}")
+        salt = crypto.b64u_decode(info["installation"]["salt"])
+        sealed = sealing.seal_submission(channel, salt,
+                                         info["installation"]["receipt_iterations"],
+                                         report, identity, list(files))
+        created = self._call("POST", "/api/v1/submissions",
+                             {**sealed.envelope, "pow": self.stamp()})
+        case_id, token = created["case_id"], created["upload_token"]
+        if created["ready"]:
+            return sealed.receipt
+        total = sum(f["chunk_count"] for f in sealed.envelope["files"])
+        done = 0
+        try:
+            for spec in sealed.envelope["files"]:
+                for index, chunk in enumerate(sealed.chunks[spec["id"]]()):
+                    self._call("PUT", f"/api/v1/submissions/{case_id}/files/{spec['id']}"
+                               f"/chunks/{index}", raw=chunk, token=token)
+                    done += 1
+                    if progress:
+                        progress(done, total)
+            self._call("POST", f"/api/v1/submissions/{case_id}/finish", {}, token=token)
+        except BaseException:
+            # Never leave half a case behind: discard the draft whole, then re-raise.
+            with contextlib.suppress(ApiError):
+                self._call("DELETE", f"/api/v1/submissions/{case_id}", token=token)
+            raise
+        return sealed.receipt
+
+
+def plain_file(path: Path) -> sealing.PlainFile:
+    """A file from disk, photo metadata stripped (JPEG/PNG) as the browser would."""
+    data = path.read_bytes()
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    result = strip_metadata(data, path.name, content_type)
+    content = result.data
+    return sealing.PlainFile(name=path.name, type=content_type, size=len(content),
+                             read=lambda: [content], removed=tuple(result.removed),
+                             cleaned=result.cleaned)

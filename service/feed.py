@@ -1,0 +1,51 @@
+"""What the reporter reads: case events in plain language, never a person's name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from service.i18n import N_
+
+STATUS = {
+    "new": N_("Received, waiting to be accepted"),
+    "accepted": N_("Accepted"),
+    "not_accepted": N_("Not accepted"),
+    "verifying": N_("Being verified"),
+    "verified": N_("Verified"),
+    "rectifying": N_("Being rectified"),
+    "rectified": N_("Rectification accepted"),
+    "closed": N_("Closed"),
+}
+
+EVENTS = {
+    "received": N_("Your report was received and sealed."),
+    "accepted": N_("Your report was accepted."),
+    "not_accepted": N_("Your report was not accepted. Reason: {reason}"),
+    "verifying": N_("The reviewers are verifying what you reported."),
+    "verification_extended": N_("Verification takes longer. Reason: {reason}"),
+    "verified": N_("Verification is finished: {result}"),
+    "rectification_opened": N_("A rectification was opened for the hazard."),
+    "measures_decided": N_("Measures to remove the hazard were decided; deadline {deadline}."),
+    "rectification_progress": N_("Rectification progress was recorded."),
+    "rectification_accepted": N_("The rectification passed its acceptance check."),
+    "closed": N_("The case is closed."),
+    "reward_offered": N_("A reward of {amount} yuan was approved for you."),
+    "message": N_("The reviewers sent you a message."),
+}
+
+
+def status_text(status: str, translate: Callable[..., str]) -> str:
+    return translate(STATUS.get(status, STATUS["new"]))
+
+
+def event_text(kind: str, data: dict[str, Any], translate: Callable[..., str]) -> str | None:
+    template = EVENTS.get(kind)
+    if template is None:
+        return None
+    params = {key: str(value) for key, value in data.items()
+              if key in ("reason", "result", "deadline", "amount")}
+    try:
+        return translate(template, **params)
+    except (KeyError, IndexError):
+        return translate(template.split(":")[0])

@@ -1,0 +1,70 @@
+"""Strings the browser scripts show, translated on the server and handed over as JSON.
+
+The pages embed them in a ``<script type="application/json" id="messages">`` data island
+(not executed, so the strict CSP allows it); the scripts read them by key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from service.i18n import N_
+
+MESSAGES = {
+    "preparing": N_("Preparing encryption…"),
+    "pow": N_("Doing the anti-abuse check… (a few seconds)"),
+    "deriving": N_("Creating your receipt…"),
+    "stripping": N_("Removing hidden data from pictures…"),
+    "sealing": N_("Encrypting on your device…"),
+    "uploading": N_("Uploading encrypted files: {percent}%"),
+    "finishing": N_("Confirming…"),
+    "interrupted": N_("The upload was interrupted. You can resume it, or discard the report."),
+    "discarded": N_("The report was discarded. Nothing was kept."),
+    "failed": N_("Sending failed: {message}"),
+    "network": N_("The server could not be reached. Check your connection and try again."),
+    "removed": N_("{name}: removed {what}"),
+    "nothing_removed": N_("{name}: no hidden data found"),
+    "unclean": N_("{name}: this kind of file cannot be cleaned of hidden data "
+                  "(only JPEG and PNG pictures can)"),
+    "damaged": N_("{name}: the picture is damaged; its hidden data could not be removed, "
+                  "so it will not be sent"),
+    "too_big": N_("{name} is larger than the limit of {mb} MB."),
+    "too_many": N_("At most {count} files can be attached."),
+    "opening": N_("Opening your report…"),
+    "decrypt_failed": N_("This item could not be decrypted."),
+    "sent": N_("Your reply was sealed and sent."),
+    "you": N_("You"),
+    "reviewers": N_("Reviewers"),
+    "question": N_("Question for you"),
+    "status_label": N_("Status:"),
+    "events_title": N_("What happened so far"),
+    "messages_title": N_("Messages"),
+    "no_messages": N_("No messages yet."),
+    "report_title": N_("What you reported"),
+    "files_title": N_("Files"),
+    "reply_title": N_("Reply or add evidence"),
+    "reply_label": N_("Your message"),
+    "reply_files": N_("More evidence (optional)"),
+    "send": N_("Encrypt and send"),
+    "download": N_("Download"),
+    "label_unit": N_("Unit reported (enterprise name)"),
+    "label_location": N_("Where exactly (workshop, line, place)"),
+    "label_category": N_("What kind of problem"),
+    "label_seen": N_("When you saw it"),
+    "label_description": N_("What you saw"),
+    "no_crypto": N_("This browser cannot encrypt here; the form will be sent for encryption "
+                    "on the server instead."),
+}
+
+
+def as_json(translate: Callable[..., str]) -> str:
+    # Placeholders stay as {name}; the scripts fill them in. "</" is escaped so the island
+    # cannot end early.
+    from service import feed, reportform
+
+    data = {key: translate(text) for key, text in MESSAGES.items()}
+    data.update({f"status.{key}": translate(text) for key, text in feed.STATUS.items()})
+    data.update({f"event.{key}": translate(text) for key, text in feed.EVENTS.items()})
+    data.update({f"category.{key}": translate(text) for key, text in reportform.CATEGORIES})
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")

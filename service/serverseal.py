@@ -1,0 +1,218 @@
+"""The no-JavaScript path: the server seals at once, with the same code, and forgets.
+
+The plaintext lives only in this request's memory (the multipart parser is told never to
+spool to disk); the case is marked "sealed on server" so reviewers know the weaker guarantee
+applied. For a returning reporter without JavaScript the server derives the receipt keys for
+that one request, and hands the browser a short-lived capability (the case key sealed under a
+server-held key) so a reply can be sealed without asking for the receipt again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.orm import Session
+
+import crypto
+from service import followup, intake, sealing
+from service.errors import ChuishaoError, InvalidInput, NotFound
+from service.i18n import N_
+from service.installation import get_installation
+from service.metadata import MetadataError, strip_metadata
+from service.models import Case, StoredFile, utcnow
+from service.settings import Settings
+
+
+class NotInitialised(ChuishaoError):
+    status = 503
+    code = "not_initialised"
+    message = N_("This service is not set up yet.")
+
+
+def _installation(session: Session) -> Any:
+    installation = get_installation(session)
+    if installation is None:
+        raise NotInitialised()
+    return installation
+
+
+def channel_info(session: Session, slug: str) -> dict[str, Any]:
+    channel = intake.find_channel(session, slug)
+    keys = intake.channel_keys(session, channel)
+    return {"id": channel.slug, "recipients": [
+        {"key_id": r.key_id, "public_key": crypto.b64u_encode(r.public_key)}
+        for r in keys.recipients]}
+
+
+def seal_on_server(session: Session, settings: Settings, channel_slug: str,
+                   report: dict[str, Any], identity: dict[str, Any] | None,
+                   files: list[sealing.PlainFile]) -> str:
+    """Seal and store a whole case in this transaction; returns the receipt."""
+    installation = _installation(session)
+    info = channel_info(session, channel_slug)
+    sealed = sealing.seal_submission(info, installation.salt, settings.receipt_iterations,
+                                     report, identity, files)
+    envelope = intake.parse_envelope(sealed.envelope, settings)
+    case, _token = intake.create_submission(session, settings, envelope, sealed_on_server=True)
+    for spec in envelope.files:
+        stored = session.get(StoredFile, spec.id)
+        assert stored is not None
+        for index, chunk in enumerate(sealed.chunks[spec.id]()):
+            intake.store_chunk(session, stored, index, chunk)
+    if envelope.files:
+        intake.finish_submission(session, case)
+    return sealed.receipt
+
+
+# ---------------------------------------------------------------------------- follow-up
+
+
+@dataclass(frozen=True)
+class OpenedItem:
+    id: str
+    kind: str
+    author: str
+    created: dt.datetime
+    content: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    case: Case
+    case_key: bytes
+    items: list[OpenedItem]
+    files: list[tuple[StoredFile, dict[str, Any]]]
+
+
+def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -> OpenedCase:
+    installation = _installation(session)
+    try:
+        receipt = crypto.normalize_receipt(receipt_text)
+    except ValueError:
+        raise InvalidInput(N_("A receipt has exactly 20 digits."), code="receipt_format") from None
+    keys = crypto.derive_receipt(receipt, installation.salt, settings.receipt_iterations)
+    case = followup.find_case_by_secret(session, keys.lookup_secret)
+    slot = followup.reporter_slot(session, case)
+    try:
+        if slot is None:
+            raise crypto.OpenError()
+        case_key = crypto.open_key(slot.slot, keys.private, bytes.fromhex(case.id))
+    except crypto.OpenError:
+        raise followup.ReceiptUnknown() from None
+    return open_case(session, case, case_key)
+
+
+def open_case(session: Session, case: Case, case_key: bytes) -> OpenedCase:
+    case_id = bytes.fromhex(case.id)
+    items = []
+    metas: dict[str, dict[str, Any]] = {}
+    for item in followup.visible_items(session, case):
+        try:
+            content = crypto.open_item(case_key, case_id, bytes.fromhex(item.id), item.kind,
+                                       item.blob)
+        except crypto.OpenError:
+            content = {"unreadable": True}
+        if item.kind == "file-meta":
+            metas[item.id] = content
+        items.append(OpenedItem(item.id, item.kind, item.author, item.created_at, content))
+    files = [(f, metas.get(f.meta_item_id, {})) for f in intake.files_of(session, case)
+             if f.complete]
+    return OpenedCase(case, case_key, items, files)
+
+
+class CapabilityInvalid(ChuishaoError):
+    status = 401
+    code = "followup_expired"
+    message = N_("Your follow-up session has ended. Enter your receipt again.")
+
+
+def _capability_key(secret_key: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"chuishao/no-js-followup-capability").derive(secret_key.encode())
+
+
+def issue_capability(secret_key: str, case_id: str, case_key: bytes, minutes: int,
+                     now: dt.datetime | None = None) -> str:
+    """The case key, sealed under a key only the server holds, valid for ``minutes``."""
+    now = now or utcnow()
+    expires = int(now.timestamp()) + minutes * 60
+    nonce = os.urandom(12)
+    body = struct.pack(">Q", expires) + case_key
+    sealed = AESGCM(_capability_key(secret_key)).encrypt(nonce, body, case_id.encode())
+    return crypto.b64u_encode(nonce + sealed)
+
+
+def open_capability(secret_key: str, case_id: str, token: str,
+                    now: dt.datetime | None = None) -> bytes:
+    now = now or utcnow()
+    try:
+        raw = crypto.b64u_decode(token)
+        body = AESGCM(_capability_key(secret_key)).decrypt(raw[:12], raw[12:], case_id.encode())
+    except Exception:
+        raise CapabilityInvalid() from None
+    if len(body) != 40 or struct.unpack(">Q", body[:8])[0] < now.timestamp():
+        raise CapabilityInvalid()
+    return body[8:]
+
+
+def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase, name: str,
+                       content_type: str, data: bytes) -> StoredFile:
+    """Evidence added from the no-JavaScript follow-up page: stripped, sealed, stored."""
+    if len(data) > settings.max_file_bytes:
+        raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
+                           mb=settings.max_file_bytes // (1024 * 1024))
+    try:
+        result = strip_metadata(data, name, content_type)
+    except MetadataError:
+        raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
+                              "not be removed. Nothing was sent."), name=name) from None
+    content = result.data
+    file_id, meta_id = crypto.new_id(), crypto.new_id()
+    file_key, prefix = crypto.new_key(), crypto.new_key()[:7]
+    case_id = bytes.fromhex(opened.case.id)
+    meta = {"name": name[:200], "type": (content_type or "application/octet-stream")[:100],
+            "size": len(content), "key": crypto.b64u_encode(file_key),
+            "prefix": crypto.b64u_encode(prefix), "removed": list(result.removed),
+            "cleaned": result.cleaned}
+    stored_size, count = sealing.stored_layout(len(content))
+    blob = crypto.seal_item(opened.case_key, case_id, meta_id, "file-meta", meta)
+    file = followup.add_file(session, settings, opened.case, {
+        "file": {"id": file_id.hex(), "meta_item_id": meta_id.hex(), "stored_size": stored_size,
+                 "chunk_count": count},
+        "meta": {"id": meta_id.hex(), "blob": crypto.b64u_encode(blob)},
+    })
+    chunks = crypto.seal_file(file_key, prefix, case_id, file_id, [content], len(content))
+    for index, chunk in enumerate(chunks):
+        intake.store_chunk(session, file, index, chunk)
+    intake.complete_file(session, file)
+    return file
+
+
+def decrypt_file(session: Session, opened: OpenedCase, stored: StoredFile,
+                 meta: dict[str, Any]) -> Iterator[bytes]:
+    """Plaintext of a stored file, chunk by chunk (for the no-JavaScript download)."""
+    try:
+        file_key = crypto.b64u_decode(str(meta["key"]))
+        prefix = crypto.b64u_decode(str(meta["prefix"]))
+        size = int(meta["size"])
+    except (KeyError, ValueError, TypeError):
+        raise NotFound() from None
+    chunks = (intake.read_chunk(session, stored, index) for index in range(stored.chunk_count))
+    return crypto.open_file(file_key, prefix, bytes.fromhex(opened.case.id),
+                            bytes.fromhex(stored.id), chunks, size)
+
+
+def attachment_header(meta: dict[str, Any]) -> str:
+    name = str(meta.get("name") or "file")
+    ascii_name = "".join(ch if ch.isascii() and ch.isalnum() or ch in "._-" else "_"
+                         for ch in name) or "file"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
