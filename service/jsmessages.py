@@ -61,10 +61,11 @@ MESSAGES = {
 def as_json(translate: Callable[..., str]) -> str:
     # Placeholders stay as {name}; the scripts fill them in. "</" is escaped so the island
     # cannot end early.
-    from service import feed, reportform
+    from service import feed, metadata, reportform
 
     data = {key: translate(text) for key, text in MESSAGES.items()}
     data.update({f"status.{key}": translate(text) for key, text in feed.STATUS.items()})
     data.update({f"event.{key}": translate(text) for key, text in feed.EVENTS.items()})
     data.update({f"category.{key}": translate(text) for key, text in reportform.CATEGORIES})
+    data.update({f"meta.{label}": translate(label) for label in metadata.LABELS})
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")

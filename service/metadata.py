@@ -24,21 +24,23 @@ import zlib
 from dataclasses import dataclass
 from typing import Literal
 
+from service.i18n import N_
+
 JPEG_SOI = b"\xff\xd8"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-LABEL_EXIF = "EXIF (incl. GPS)"
-LABEL_XMP = "XMP"
-LABEL_IPTC = "IPTC/Photoshop"
-LABEL_COMMENT = "comment"
-LABEL_JFIF_THUMBNAIL = "JFIF thumbnail"
-LABEL_MPF = "MPF (embedded images)"
-LABEL_TRAILER = "data after the image"
-LABEL_PNG_TEXT = "PNG text"
-LABEL_PNG_EXIF = "PNG eXIf"
-LABEL_PNG_TIME = "PNG time"
-LABEL_C2PA = "C2PA content credentials"
-LABEL_OTHER = "other metadata"
+LABEL_EXIF = N_("EXIF (incl. GPS)")
+LABEL_XMP = N_("XMP")
+LABEL_IPTC = N_("IPTC/Photoshop")
+LABEL_COMMENT = N_("comment")
+LABEL_JFIF_THUMBNAIL = N_("JFIF thumbnail")
+LABEL_MPF = N_("MPF (embedded images)")
+LABEL_TRAILER = N_("data after the image")
+LABEL_PNG_TEXT = N_("PNG text")
+LABEL_PNG_EXIF = N_("PNG eXIf")
+LABEL_PNG_TIME = N_("PNG time")
+LABEL_C2PA = N_("C2PA content credentials")
+LABEL_OTHER = N_("other metadata")
 # Every label ``removed`` can hold, so a caller can translate them all.
 LABELS = (
     LABEL_EXIF, LABEL_XMP, LABEL_IPTC, LABEL_COMMENT, LABEL_JFIF_THUMBNAIL, LABEL_MPF,
