@@ -139,6 +139,63 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    """Seal a report on this machine and send it: a real client of the public API."""
+    from pathlib import Path
+
+    import crypto
+    from service import client as api
+    from service.metadata import MetadataError
+
+    text = Path(args.file).read_text(encoding="utf-8") if args.file else sys.stdin.read()
+    if not text.strip():
+        print("refused: the report text is empty", file=sys.stderr)
+        return 2
+    try:
+        files = [api.plain_file(Path(name)) for name in args.attachments]
+    except (OSError, MetadataError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    report = {"v": 1, "unit": args.unit, "location": args.location or "",
+              "category": args.category, "description": text.strip(), "seen_at": "",
+              "insider": "", "language": "zh_CN"}
+    for plain in files:
+        note = ", ".join(plain.removed) if plain.removed else "nothing to remove"
+        if not plain.cleaned and not plain.removed:
+            note = "cannot be cleaned of hidden data"
+        print(f"{plain.name}: {note}", file=sys.stderr)
+    client = api.Client(api.urllib_transport(args.server), language=args.language)
+    try:
+        receipt = client.submit(args.channel, report, None, files,
+                                progress=lambda done, total: print(
+                                    f"\ruploading {done}/{total}", end="", file=sys.stderr))
+    except api.ApiError as exc:
+        print(f"\nrefused: {exc.message} ({exc.code})", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"\nthe server could not be reached: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    print("Receipt (keep it secret, it cannot be recovered):", file=sys.stderr)
+    print(crypto.format_receipt(receipt))
+    return 0
+
+
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from service import intake, pow
+    from service.models import utcnow
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            drafts = intake.purge_expired(session)
+            stamps = pow.purge_spent(session, utcnow())
+    finally:
+        database.dispose()
+    print(f"discarded {drafts} unfinished uploads, forgot {stamps} expired stamps")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chuishao", description="Chuishao operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--channel", help="channel slug the reviewer will receive")
     invite.add_argument("--hours", type=int)
 
+    submit = sub.add_parser("submit", help="seal a report locally and send it to a server")
+    submit.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8000")
+    submit.add_argument("--channel", required=True, help="channel id (see /api/v1/channels)")
+    submit.add_argument("--unit", required=True, help="the unit (enterprise) reported")
+    submit.add_argument("--location")
+    submit.add_argument("--category", default="hazard",
+                        choices=["hazard", "violation", "concealed_accident", "other"])
+    submit.add_argument("--file", help="read the report text from this file (default: stdin)")
+    submit.add_argument("--language", default="zh-CN", help="language of error messages")
+    submit.add_argument("attachments", nargs="*", help="files to attach (photos are cleaned)")
+
+    sub.add_parser("purge", help="discard unfinished uploads and expired anti-abuse stamps")
+
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",
                        help="print a one-time link when no administrator exists")
@@ -176,6 +246,8 @@ COMMANDS = {
     "channel": cmd_channel,
     "invite": cmd_invite,
     "serve": cmd_serve,
+    "submit": cmd_submit,
+    "purge": cmd_purge,
 }
 
 

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
-import sys
-import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from service.logs import scrub
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.serverproc import cli_env, free_port, run_cli, serving
 
 
 def test_scrub_blanks_addresses() -> None:
@@ -32,45 +22,22 @@ def test_scrub_blanks_addresses() -> None:
 
 @pytest.mark.sqlite_only
 def test_server_logs_hold_no_client_address(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "CHUISHAO_DATA_DIR": str(tmp_path / "var"),
-        "CHUISHAO_PORT": str(port),
-        "CHUISHAO_SECRET_KEY": "log-test",
-        "CHUISHAO_LOG_LEVEL": "DEBUG",
-    }
-    python = sys.executable
-    subprocess.run([python, "-m", "service.cli", "migrate"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
+    port = free_port()
+    env = cli_env(tmp_path / "var", port, CHUISHAO_LOG_LEVEL="DEBUG")
+    assert run_cli(env, "migrate").returncode == 0
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([python, "-m", "service.cli", "serve"], env=env, cwd=ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(base + "/healthz", timeout=2).read()  # noqa: S310
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            forwarded = {"X-Forwarded-For": "198.51.100.23", "X-Real-IP": "198.51.100.24",
-                         "Forwarded": "for=198.51.100.25"}
-            for path in ("/", "/no-such-page", "/static/css/app.css", "/console/invite/x"):
-                request = urllib.request.Request(base + path, headers=forwarded)
-                with contextlib.suppress(urllib.error.HTTPError):
-                    urllib.request.urlopen(request, timeout=5).read()  # noqa: S310
-            # A malformed request, which servers like to log with the peer's address.
-            with socket.create_connection(("127.0.0.1", port)) as sock:
-                sock.sendall(b"NONSENSE\r\n\r\n")
-                sock.recv(1000)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    with serving(env, log_path) as base:
+        forwarded = {"X-Forwarded-For": "198.51.100.23", "X-Real-IP": "198.51.100.24",
+                     "Forwarded": "for=198.51.100.25"}
+        for path in ("/", "/no-such-page", "/static/css/app.css", "/console/invite/x",
+                     "/api/v1/channels", "/followup"):
+            request = urllib.request.Request(base + path, headers=forwarded)
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=5).read()  # noqa: S310
+        # A malformed request, which servers like to log with the peer's address.
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"NONSENSE\r\n\r\n")
+            sock.recv(1000)
     text = log_path.read_text()
     assert "GET / 200" in text  # our own access log did run
     assert "GET /no-such-page 404" in text

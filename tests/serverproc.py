@@ -1,0 +1,55 @@
+"""Run the real `chuishao serve` in a subprocess on a free port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", ""), "CHUISHAO_DATA_DIR": str(data_dir),
+           "CHUISHAO_PORT": str(port), "CHUISHAO_SECRET_KEY": "server-test"}
+    env.update(extra)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, cwd=ROOT,
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    base = f"http://127.0.0.1:{env['CHUISHAO_PORT']}"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env,
+                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/healthz", timeout=2).read()  # noqa: S310
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(0.2)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
