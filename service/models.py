@@ -117,8 +117,19 @@ class User(Base):
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
     wrapped_private_key: Mapped[bytes] = mapped_column(LargeBinary(128))
     totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    # TOTP counts as set up only after the first code was confirmed.
+    totp_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last accepted time step: a code is never accepted twice.
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
+    # Per-account throttle: a growing delay, never a lock-out of the whole service.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    throttled_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    def has_role(self, *roles: str) -> bool:
+        mine = set(self.roles.split())
+        return any(role in mine for role in roles)
 
 
 class ChannelRecipient(Base):
@@ -167,6 +178,26 @@ class Case(Base):
     lookup_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # Optimistic concurrency: every change bumps it; a stale form is refused.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Triage facts reviewers set (plaintext by design: they are about the hazard).
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    grade: Mapped[str | None] = mapped_column(String(16), nullable=True)  # general | major
+    criterion_id: Mapped[int | None] = mapped_column(ForeignKey("hazard_criteria.id"),
+                                                     nullable=True)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    enterprise: Mapped[str] = mapped_column(String(200), default="")
+    location: Mapped[str] = mapped_column(String(300), default="")
+    not_accepted_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    verification_result: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
+    first_valid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Deadlines (DESIGN.md time limits), kept as dates so overdue lists are one query.
+    accept_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    verify_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True,
+                                                              index=True)
+    verify_extended: Mapped[bool] = mapped_column(Boolean, default=False)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    feedback_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # A submission is invisible until all its files have arrived: never a half case.
     ready: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     upload_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -263,3 +294,50 @@ class SpentStamp(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session; only the hash of its cookie token is stored."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained record of every console action and attempt."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(100), default="")
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | refused
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Unique: two writers racing for the same chain head cannot both succeed (no fork).
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class HazardCriterion(Base):
+    """An item of the 2023 major-hazard criteria (应急管理部令第10号); admins may correct it."""
+
+    __tablename__ = "hazard_criteria"
+    __table_args__ = (UniqueConstraint("article", "item_no", name="uq_hazard_criteria_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article: Mapped[int] = mapped_column(Integer)
+    item_no: Mapped[int] = mapped_column(Integer)
+    group: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

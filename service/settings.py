@@ -70,6 +70,15 @@ class Settings:
     nojs_followups_per_hour: int = 600
     followup_minutes: int = 30
     max_files: int = 20
+    # Time limits (DESIGN.md): days to decide acceptance, to verify after acceptance (one
+    # extension allowed), and to feed the result back after verification.
+    accept_days: int = 7
+    verify_days: int = 60
+    extension_days: int = 30
+    feedback_days: int = 10
+    # Console sessions: idle and absolute lifetimes.
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
 
     @property
     def database(self) -> str:
@@ -118,6 +127,12 @@ class Settings:
             "nojs_followups_per_hour": int,
             "followup_minutes": int,
             "max_files": int,
+            "accept_days": int,
+            "verify_days": int,
+            "extension_days": int,
+            "feedback_days": int,
+            "session_idle_minutes": int,
+            "session_max_hours": int,
         }
         for name, cast in casts.items():
             raw = env.get(PREFIX + name.upper())
