@@ -248,7 +248,7 @@ export async function prepareFiles(fileList, limits, listNode) {
       } catch (error) {
         if (error instanceof MetadataError) {
           const message = t("damaged", { name });
-          if (listNode) listNode.append(el("li", { cls: "bad", text: message }));
+          if (listNode) listNode.append(el("li", { cls: "unclean", text: message }));
           throw new UserError(message);
         }
         throw error;
@@ -266,7 +266,7 @@ export async function prepareFiles(fileList, limits, listNode) {
       line = t("nothing_removed", { name });
     }
     if (listNode) {
-      listNode.append(el("li", { cls: result.kind === "other" ? "warn" : "ok", text: line }));
+      listNode.append(el("li", { cls: result.kind === "other" ? "unclean" : "removed", text: line }));
     }
     prepared.push({
       name,

@@ -1,0 +1,424 @@
+// The reporter's way back, opened on the reporter's device (progressive enhancement of
+// form#followup-form). The receipt never leaves the browser: it derives the reporter's private
+// key and the lookup secret; the server hands out the sealed feed, which is opened here.
+// Replies and new evidence are sealed with the case key before they are sent.
+import {
+  b64uDecode,
+  b64uEncode,
+  bytesToHex,
+  deriveReceipt,
+  newId,
+  newKey,
+  normalizeReceipt,
+  openFile,
+  openItem,
+  openKey,
+  OpenError,
+  sealFile,
+  sealItem,
+} from "./crypto/index.js";
+import { solve } from "./pow.js";
+import {
+  api,
+  ApiError,
+  cleanText,
+  el,
+  errorText,
+  has,
+  hasX25519,
+  prepareFiles,
+  showText,
+  storedLayout,
+  t,
+  UserError,
+} from "./ui.js";
+
+const REPLY_LIMIT = 20000;
+const EVENT_PARAMS = ["reason", "result", "deadline", "amount"];
+
+const form = document.getElementById("followup-form");
+const panel = document.getElementById("case-panel");
+const formError = document.getElementById("form-error");
+const formProgress = document.getElementById("progress-text");
+
+// Everything about the opened case lives here, in memory only.
+let session = null; // { token, caseId (bytes), caseIdHex, caseKey, limits }
+let busy = false;
+
+// --------------------------------------------------------------------------- opening
+
+function receiptFormatMessage() {
+  if (has("receipt_format")) return t("receipt_format");
+  // The page's own instruction ("Enter the 20-digit receipt ...") says what a receipt is.
+  const intro = form.previousElementSibling;
+  return intro && intro.tagName === "P" ? intro.textContent.trim() : t("failed", { message: "" });
+}
+
+async function openCase(receiptText) {
+  let digits;
+  try {
+    digits = normalizeReceipt(receiptText);
+  } catch {
+    throw new UserError(receiptFormatMessage());
+  }
+  formProgress.textContent = t("opening");
+  const info = await api("GET", "/channels");
+  if (!info.installation) throw new ApiError(503, "not_initialised", t("failed", { message: "" }));
+  const keys = await deriveReceipt(digits, b64uDecode(info.installation.salt),
+    info.installation.receipt_iterations);
+  formProgress.textContent = t("pow");
+  const challenge = await api("GET", "/pow");
+  const stamp = await solve(challenge.challenge, challenge.difficulty);
+  formProgress.textContent = t("opening");
+  const started = await api("POST", "/followup/session", {
+    json: { lookup_secret: b64uEncode(keys.lookupSecret), pow: stamp },
+  });
+  const feed = await api("GET", "/followup", { token: started.token });
+  let caseKey;
+  try {
+    if (!feed.slot) throw new OpenError();
+    caseKey = await openKey(b64uDecode(feed.slot), keys.privateKey, feed.case_id, "case");
+  } catch {
+    throw new UserError(t("decrypt_failed"));
+  }
+  session = {
+    token: started.token,
+    caseIdHex: feed.case_id,
+    caseKey,
+    limits: info.limits,
+  };
+  return feed;
+}
+
+async function openItems(feed) {
+  const opened = [];
+  for (const item of feed.items) {
+    let content = null;
+    try {
+      content = await openItem(session.caseKey, session.caseIdHex, item.id, item.kind,
+        b64uDecode(item.blob));
+    } catch {
+      content = null;
+    }
+    opened.push({ ...item, content });
+  }
+  return opened;
+}
+
+// --------------------------------------------------------------------------- rendering
+
+function eventText(event) {
+  const key = `event.${event.kind}`;
+  if (!has(key)) return null;
+  const data = event.data && typeof event.data === "object" ? event.data : {};
+  const params = {};
+  for (const name of EVENT_PARAMS) {
+    if (Object.hasOwn(data, name) && data[name] !== null) params[name] = String(data[name]);
+  }
+  const text = t(key, params);
+  // A placeholder without data: keep the sentence before it, as the server's page does.
+  if (/\{[a-z_]+\}/.test(text)) return t(key).split(/[:：]/)[0];
+  return text;
+}
+
+function day(iso) {
+  return typeof iso === "string" ? iso.slice(0, 10) : "";
+}
+
+function renderEvents(feed) {
+  const list = el("ol", { attrs: { id: "events" } });
+  for (const event of feed.events) {
+    const text = eventText(event);
+    if (!text) continue;
+    list.append(el("li", {}, [el("time", { text: day(event.created) }), ` ${text}`]));
+  }
+  return el("section", { cls: "timeline" }, [el("h2", { text: t("events_title") }), list]);
+}
+
+function renderMessages(items) {
+  const list = el("ol", { cls: "messages", attrs: { id: "messages" } });
+  for (const item of items) {
+    if (item.kind !== "message" && item.kind !== "reply") continue;
+    const reviewer = item.author === "reviewer";
+    const who = el("p", { cls: "who" }, [
+      reviewer ? t("reviewers") : t("you"),
+      " · ",
+      el("time", { text: day(item.created) }),
+    ]);
+    const li = el("li", { cls: `msg msg-${reviewer ? "reviewer" : "reporter"}` }, [who]);
+    if (item.content === null) {
+      li.append(el("p", { cls: "text error", text: t("decrypt_failed") }));
+    } else {
+      if (item.content.question === true) {
+        li.classList.add("question");
+        who.append(" · ", el("strong", { text: t("question") }));
+      }
+      li.append(el("p", { cls: "text", text: String(item.content.text ?? "") }));
+    }
+    li.dataset.id = item.id;
+    list.append(li);
+  }
+  if (!list.children.length) list.append(el("li", { cls: "empty", text: t("no_messages") }));
+  return el("section", { cls: "conversation" }, [el("h2", { text: t("messages_title") }), list]);
+}
+
+function renderReport(items, files) {
+  const section = el("section", { cls: "report-copy" }, [el("h2", { text: t("report_title") })]);
+  const report = items.find((i) => i.kind === "report");
+  if (report && report.content) {
+    const r = report.content;
+    const category = typeof r.category === "string" && has(`category.${r.category}`)
+      ? t(`category.${r.category}`) : "";
+    const rows = [
+      ["label_unit", r.unit],
+      ["label_location", r.location],
+      ["label_category", category],
+      ["label_seen", r.seen_at],
+      ["label_description", r.description],
+    ];
+    const dl = el("dl", { attrs: { id: "report-copy" } });
+    for (const [label, value] of rows) {
+      dl.append(el("dt", { text: t(label) }),
+        el("dd", { cls: label === "label_description" ? "text" : "", text: String(value ?? "") }));
+    }
+    section.append(dl);
+  } else if (report) {
+    section.append(el("p", { cls: "error", text: t("decrypt_failed") }));
+  }
+  const metas = new Map(items.filter((i) => i.kind === "file-meta").map((i) => [i.id, i.content]));
+  if (files.length) {
+    const list = el("ul", { cls: "files", attrs: { id: "files" } });
+    for (const file of files) {
+      const meta = metas.get(file.meta_item_id);
+      const li = el("li");
+      if (!meta) {
+        li.append(el("span", { cls: "error", text: t("decrypt_failed") }));
+      } else {
+        const button = el("button", { cls: "link download", text: `${t("download")}: ${meta.name || "file"}`,
+          attrs: { type: "button" } });
+        button.dataset.file = file.id;
+        const note = el("span", { cls: "hint" });
+        button.addEventListener("click", () => download(file, meta, button, note));
+        li.append(button, " ", note);
+      }
+      list.append(li);
+    }
+    section.append(el("h3", { text: t("files_title") }), list);
+  }
+  return section;
+}
+
+function renderReplyForm(items) {
+  const lastQuestion = items.filter((i) => i.kind === "message" && i.author === "reviewer" &&
+    i.content && i.content.question === true).pop();
+  const text = el("textarea", { attrs: { id: "reply-text", name: "text", rows: 5,
+    maxlength: REPLY_LIMIT } });
+  const files = el("input", { attrs: { id: "reply-files", name: "files", type: "file",
+    multiple: "" } });
+  const report = el("ul", { cls: "file-report", attrs: { id: "reply-file-report",
+    "aria-live": "polite" } });
+  const error = el("p", { cls: "error-box", attrs: { id: "reply-error", role: "alert" } });
+  error.hidden = true;
+  const progress = el("p", { attrs: { id: "reply-progress", "aria-live": "polite" } });
+  const send = el("button", { text: t("send"), attrs: { id: "reply-send", type: "submit" } });
+  const replyForm = el("form", { attrs: { id: "reply-form" } }, [
+    el("label", { text: t("reply_label"), attrs: { for: "reply-text" } }),
+    text,
+    el("label", { text: t("reply_files"), attrs: { for: "reply-files" } }),
+    files,
+    report,
+    error,
+    progress,
+    send,
+  ]);
+  files.addEventListener("change", () => report.replaceChildren());
+  replyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendReply({ text, files, report, error, progress, send },
+      lastQuestion ? lastQuestion.id : null);
+  });
+  return el("section", { cls: "reply" }, [el("h2", { text: t("reply_title") }), replyForm]);
+}
+
+function render(feed, items, notice) {
+  const statusKey = has(`status.${feed.status}`) ? `status.${feed.status}` : "status.new";
+  const children = [];
+  if (notice) children.push(el("p", { cls: "notice", text: notice, attrs: { role: "status",
+    id: "case-notice" } }));
+  children.push(
+    el("p", { cls: "status" }, [
+      `${t("status_label")} `,
+      el("strong", { text: t(statusKey), attrs: { id: "case-status" } }),
+    ]),
+    renderEvents(feed),
+    renderMessages(items),
+    renderReport(items, feed.files),
+    renderReplyForm(items),
+  );
+  panel.replaceChildren(...children);
+  panel.hidden = false;
+}
+
+async function reload(notice) {
+  const feed = await api("GET", "/followup", { token: session.token });
+  render(feed, await openItems(feed), notice);
+}
+
+// --------------------------------------------------------------------------- files
+
+async function download(file, meta, button, note) {
+  if (busy) return;
+  busy = true;
+  button.disabled = true;
+  note.textContent = t("opening");
+  const parts = [];
+  try {
+    const token = session.token;
+    async function* chunks() {
+      for (let i = 0; i < file.chunk_count; i++) {
+        yield await api("GET", `/followup/files/${file.id}/chunks/${i}`, { token, binary: true });
+      }
+    }
+    for await (const piece of openFile(b64uDecode(meta.key), b64uDecode(meta.prefix),
+      session.caseIdHex, file.id, chunks(), meta.size)) {
+      parts.push(piece);
+    }
+  } catch (error) {
+    parts.length = 0; // incomplete plaintext is never handed out
+    note.textContent = error instanceof OpenError ? t("decrypt_failed") : errorText(error);
+    button.disabled = false;
+    busy = false;
+    return;
+  }
+  const blob = new Blob(parts, { type: "application/octet-stream" });
+  parts.length = 0;
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { attrs: { href: url, download: String(meta.name || "file") } });
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  note.textContent = "";
+  button.disabled = false;
+  busy = false;
+}
+
+async function sendFile(file, progress) {
+  const caseId = session.caseIdHex;
+  const fileId = newId();
+  const metaId = newId();
+  const fileKey = newKey();
+  const prefix = newKey().slice(0, 7);
+  const meta = {
+    name: file.name,
+    type: file.type,
+    size: file.size,
+    key: b64uEncode(fileKey),
+    prefix: b64uEncode(prefix),
+    removed: file.removed,
+    cleaned: file.cleaned,
+  };
+  const blob = await sealItem(session.caseKey, caseId, metaId, "file-meta", meta);
+  const { storedSize, chunkCount } = storedLayout(file.size);
+  const id = bytesToHex(fileId);
+  await api("POST", "/followup/files", {
+    token: session.token,
+    json: {
+      file: { id, meta_item_id: bytesToHex(metaId), stored_size: storedSize,
+        chunk_count: chunkCount },
+      meta: { id: bytesToHex(metaId), blob: b64uEncode(blob) },
+    },
+  });
+  let index = 0;
+  for await (const chunk of sealFile(fileKey, prefix, caseId, fileId, file.blob, file.size)) {
+    await api("PUT", `/followup/files/${id}/chunks/${index}`, { raw: chunk, token: session.token });
+    index += 1;
+    progress(index, chunkCount);
+  }
+  await api("POST", `/followup/files/${id}/finish`, { json: {}, token: session.token });
+}
+
+// --------------------------------------------------------------------------- replying
+
+async function sendReply(ui, inReplyTo) {
+  if (busy) return;
+  busy = true;
+  ui.send.disabled = true;
+  showText(ui.error, "");
+  try {
+    const { text, tooLong } = cleanText(ui.text.value, REPLY_LIMIT);
+    if (tooLong) throw new UserError(t("failed", { message: String(REPLY_LIMIT) }));
+    const chosen = ui.files.files;
+    if (!text && !(chosen && chosen.length)) {
+      ui.text.focus();
+      return;
+    }
+    ui.progress.textContent = t("stripping");
+    const files = await prepareFiles(chosen, session.limits, ui.report);
+    ui.progress.textContent = t("sealing");
+    if (text) {
+      const body = { v: 1, text };
+      if (inReplyTo) body.in_reply_to = inReplyTo;
+      const itemId = newId();
+      const blob = await sealItem(session.caseKey, session.caseIdHex, itemId, "reply", body);
+      await api("POST", "/followup/items", {
+        token: session.token,
+        json: { id: bytesToHex(itemId), kind: "reply", blob: b64uEncode(blob) },
+      });
+    }
+    for (const file of files) {
+      await sendFile(file, (done, total) => {
+        ui.progress.textContent = t("uploading", { percent: Math.floor((100 * done) / total) });
+      });
+    }
+    await reload(t("sent"));
+  } catch (error) {
+    ui.progress.textContent = "";
+    showText(ui.error, errorText(error));
+  } finally {
+    busy = false;
+    ui.send.disabled = false;
+  }
+}
+
+// --------------------------------------------------------------------------- the receipt form
+
+async function onSubmit(event) {
+  event.preventDefault();
+  if (busy) return;
+  busy = true;
+  const button = form.querySelector('button[type="submit"]');
+  if (button) button.disabled = true;
+  showText(formError, "");
+  const input = form.elements.namedItem("receipt");
+  try {
+    const feed = await openCase(input.value);
+    const items = await openItems(feed);
+    // The receipt is no longer needed on the page.
+    input.value = "";
+    form.hidden = true;
+    formProgress.textContent = "";
+    render(feed, items);
+    panel.setAttribute("tabindex", "-1");
+    panel.focus();
+  } catch (error) {
+    formProgress.textContent = "";
+    showText(formError, errorText(error));
+  } finally {
+    busy = false;
+    if (button) button.disabled = false;
+  }
+}
+
+async function init() {
+  if (!form || !panel) return;
+  if (!(await hasX25519())) {
+    showText(formError, t("no_crypto"));
+    return; // the form posts to the server, as without JavaScript
+  }
+  form.addEventListener("submit", onSubmit);
+  form.dataset.enhanced = "true";
+}
+
+init();

@@ -1,0 +1,447 @@
+// The report form, encrypted on the reporter's device (progressive enhancement of
+// form#report-form). Follows the same steps as service/client.py and service/sealing.py:
+// fetch the channel's keys, make the receipt, seal the report, identity and file descriptions
+// under a fresh case key slotted to every recipient and to the receipt key, solve the
+// proof-of-work, send the envelope, upload the sealed file chunks one by one, finish.
+// Without WebCrypto X25519 (or without JavaScript) the form posts to the server as before.
+import {
+  b64uDecode,
+  b64uEncode,
+  bytesToHex,
+  deriveReceipt,
+  formatReceipt,
+  keyId,
+  newId,
+  newKey,
+  newReceipt,
+  sealFile,
+  sealItem,
+  sealKey,
+  SUITE,
+} from "./crypto/index.js";
+import { solve } from "./pow.js";
+import {
+  api,
+  ApiError,
+  cleanText,
+  el,
+  errorText,
+  hasX25519,
+  prepareFiles,
+  retryable,
+  serverLanguage,
+  showText,
+  storedLayout,
+  t,
+  UserError,
+} from "./ui.js";
+
+// Field limits of service/reportform.py (LIMITS).
+const LIMITS = {
+  unit: 200,
+  location: 300,
+  description: 20000,
+  seen_at: 100,
+  name: 100,
+  contact: 200,
+};
+const CATEGORIES = ["hazard", "violation", "concealed_accident", "other"];
+const INSIDER = ["yes", "no", ""];
+
+const form = document.getElementById("report-form");
+const ui = form && {
+  error: document.getElementById("form-error"),
+  progress: document.getElementById("progress"),
+  bar: document.getElementById("progress-bar"),
+  text: document.getElementById("progress-text"),
+  resume: document.getElementById("resume-upload"),
+  discard: document.getElementById("discard-upload"),
+  submit: document.getElementById("submit-report"),
+  fileReport: document.getElementById("file-report"),
+  files: document.getElementById("f-files"),
+};
+
+// The upload in progress, kept so that an interrupted one can be resumed or discarded.
+let pending = null;
+let busy = false;
+
+function status(text, percent) {
+  ui.progress.hidden = false;
+  ui.text.textContent = text;
+  if (percent === undefined) ui.bar.removeAttribute("value");
+  else ui.bar.value = percent;
+}
+
+function fail(text) {
+  showText(ui.error, text);
+  ui.error.scrollIntoView({ block: "nearest" });
+}
+
+function setBusy(on) {
+  busy = on;
+  ui.submit.disabled = on;
+  for (const field of form.elements) {
+    if (field.type !== "button") field.readOnly = on;
+  }
+}
+
+// --------------------------------------------------------------------------- reading the form
+
+function radioValue(name) {
+  const checked = form.querySelector(`input[type="radio"][name="${name}"]:checked`);
+  return checked ? checked.value : null;
+}
+
+// A required field that is empty once cleaned: let the browser say so, next to the field.
+function refuseEmpty(fieldName) {
+  const field = form.elements.namedItem(fieldName);
+  const node = field instanceof RadioNodeList ? field[0] : field;
+  if (node && "value" in node && !(field instanceof RadioNodeList)) node.value = "";
+  const label = node && node.id ? form.querySelector(`label[for="${node.id}"]`) : null;
+  const name = label ? label.textContent.replace(/\*/g, "").trim() : fieldName;
+  form.reportValidity();
+  if (node && node.focus) node.focus();
+  throw new UserError(`${name} *`);
+}
+
+function readForm() {
+  const channel = radioValue("channel");
+  if (!channel) refuseEmpty("channel");
+  const values = {};
+  for (const [name, limit] of Object.entries(LIMITS)) {
+    const field = form.elements.namedItem(name);
+    const { text, tooLong } = cleanText(field ? field.value : "", limit);
+    if (tooLong) {
+      if (field && field.focus) field.focus();
+      throw new UserError(t("failed", { message: `${limit}` }));
+    }
+    values[name] = text;
+  }
+  if (!values.unit) refuseEmpty("unit");
+  if (!values.description) refuseEmpty("description");
+  const category = form.elements.namedItem("category").value;
+  if (!CATEGORIES.includes(category)) refuseEmpty("category");
+  const insider = radioValue("insider") || "";
+  if (!INSIDER.includes(insider)) refuseEmpty("insider");
+  const report = {
+    v: 1,
+    unit: values.unit,
+    location: values.location,
+    category,
+    description: values.description,
+    seen_at: values.seen_at,
+    insider,
+    language: serverLanguage(),
+  };
+  const identity = values.name || values.contact
+    ? { v: 1, name: values.name, contact: values.contact }
+    : null;
+  return { channel, report, identity };
+}
+
+// --------------------------------------------------------------------------- sealing
+
+async function sealEnvelope(info, channelId, keys, report, identity, files) {
+  const channel = info.channels.find((c) => c.id === channelId);
+  if (!channel) throw new ApiError(400, "unknown_channel", t("failed", { message: channelId }));
+  const caseId = newId();
+  const caseKey = newKey();
+  const slots = [];
+  const slotFor = async (publicRaw) => ({
+    purpose: "case",
+    suite: SUITE,
+    key_id: bytesToHex(await keyId(publicRaw)),
+    slot: b64uEncode(await sealKey(caseKey, publicRaw, caseId, "case")),
+  });
+  for (const recipient of channel.recipients) {
+    const publicRaw = b64uDecode(recipient.public_key);
+    if (bytesToHex(await keyId(publicRaw)) !== recipient.key_id) {
+      throw new UserError(t("failed", { message: "key id" }));
+    }
+    slots.push(await slotFor(publicRaw));
+  }
+  slots.push(await slotFor(keys.publicKey));
+  const item = async (kind, obj, id = newId()) => ({
+    id: bytesToHex(id),
+    kind,
+    blob: b64uEncode(await sealItem(caseKey, caseId, id, kind, obj)),
+  });
+  const items = [await item("report", report)];
+  if (identity) items.push(await item("identity", identity));
+  const specs = [];
+  const uploads = [];
+  for (const file of files) {
+    const fileId = newId();
+    const metaId = newId();
+    const fileKey = newKey();
+    const prefix = newKey().slice(0, 7);
+    const meta = {
+      name: file.name,
+      type: file.type,
+      size: file.size,
+      key: b64uEncode(fileKey),
+      prefix: b64uEncode(prefix),
+      removed: file.removed,
+      cleaned: file.cleaned,
+    };
+    items.push(await item("file-meta", meta, metaId));
+    const { storedSize, chunkCount } = storedLayout(file.size);
+    specs.push({
+      id: bytesToHex(fileId),
+      meta_item_id: bytesToHex(metaId),
+      stored_size: storedSize,
+      chunk_count: chunkCount,
+    });
+    uploads.push({ id: bytesToHex(fileId), fileId, fileKey, prefix, blob: file.blob,
+      size: file.size, chunkCount });
+  }
+  const envelope = {
+    channel: channel.id,
+    case_id: bytesToHex(caseId),
+    lookup_hash: bytesToHex(keys.lookupHash),
+    slots,
+    items,
+    files: specs,
+  };
+  return { envelope, caseId, uploads };
+}
+
+async function proofOfWork() {
+  const challenge = await api("GET", "/pow");
+  status(t("pow"));
+  return solve(challenge.challenge, challenge.difficulty, {
+    onProgress: ({ tries, expected }) =>
+      status(t("pow"), Math.min(99, Math.floor((100 * tries) / (2 * expected)))),
+  });
+}
+
+// --------------------------------------------------------------------------- uploading
+
+// Upload every chunk not in `received` (file id -> Set of indexes); each chunk is sealed and
+// sent before the next one is read, so memory stays at one chunk whatever the file size.
+async function uploadChunks(received = new Map()) {
+  const { caseIdHex, token, uploads, caseId } = pending;
+  const total = uploads.reduce((n, u) => n + u.chunkCount, 0);
+  let done = 0;
+  for (const u of uploads) done += (received.get(u.id) || new Set()).size;
+  const show = () => status(t("uploading", { percent: Math.floor((100 * done) / total) }),
+    Math.floor((100 * done) / total));
+  show();
+  for (const u of uploads) {
+    const have = received.get(u.id) || new Set();
+    if (have.size === u.chunkCount) continue;
+    let index = 0;
+    for await (const chunk of sealFile(u.fileKey, u.prefix, caseId, u.fileId, u.blob, u.size)) {
+      if (!have.has(index)) {
+        await api("PUT", `/submissions/${caseIdHex}/files/${u.id}/chunks/${index}`,
+          { raw: chunk, token });
+        done += 1;
+        show();
+      }
+      index += 1;
+    }
+  }
+}
+
+async function finish() {
+  status(t("finishing"), 100);
+  await api("POST", `/submissions/${pending.caseIdHex}/finish`, { json: {}, token: pending.token });
+  showReceipt();
+}
+
+function showReceipt() {
+  const { receipt, unclean } = pending;
+  pending = null;
+  const panel = document.getElementById("receipt-panel");
+  const template = document.getElementById("receipt-template");
+  panel.replaceChildren(template.content.cloneNode(true));
+  const code = panel.querySelector("#receipt-code");
+  code.textContent = formatReceipt(receipt);
+  if (unclean.length) {
+    const list = el("ul", {}, unclean.map((name) => el("li", { text: t("unclean", { name }) })));
+    code.after(list);
+  }
+  // The form held the plaintext: empty it before hiding it.
+  form.reset();
+  form.hidden = true;
+  panel.hidden = false;
+  panel.setAttribute("tabindex", "-1");
+  panel.focus();
+  panel.scrollIntoView({ block: "start" });
+}
+
+function interrupted() {
+  ui.resume.hidden = false;
+  ui.discard.hidden = false;
+  ui.resume.disabled = false;
+  ui.discard.disabled = false;
+  status(t("interrupted"), ui.bar.value);
+}
+
+async function afterCreated() {
+  try {
+    await uploadChunks(pending.received);
+  } catch (error) {
+    if (retryable(error)) {
+      interrupted();
+      return;
+    }
+    // Refused outright (the draft is gone or a chunk is wrong): never leave half a case.
+    await discardQuietly();
+    ui.progress.hidden = true;
+    fail(errorText(error));
+    return;
+  }
+  try {
+    await finish();
+  } catch (error) {
+    if (retryable(error) || (error instanceof ApiError && error.code === "upload_incomplete")) {
+      interrupted();
+      return;
+    }
+    ui.progress.hidden = true;
+    fail(errorText(error));
+  }
+}
+
+async function discardQuietly() {
+  if (!pending) return;
+  try {
+    await api("DELETE", `/submissions/${pending.caseIdHex}`, { token: pending.token });
+  } catch {
+    // the draft expires on its own
+  }
+  pending = null;
+}
+
+async function resume() {
+  if (!pending || busy) return;
+  setBusy(true);
+  ui.resume.disabled = true;
+  ui.discard.disabled = true;
+  showText(ui.error, "");
+  try {
+    const state = await api("GET", `/submissions/${pending.caseIdHex}`, { token: pending.token });
+    pending.received = new Map(state.files.map((f) => [f.id, new Set(f.received)]));
+  } catch (error) {
+    if (retryable(error)) {
+      interrupted();
+    } else {
+      pending = null;
+      ui.resume.hidden = true;
+      ui.discard.hidden = true;
+      ui.progress.hidden = true;
+      fail(errorText(error));
+    }
+    setBusy(false);
+    return;
+  }
+  ui.resume.hidden = true;
+  ui.discard.hidden = true;
+  await afterCreated();
+  setBusy(false);
+}
+
+async function discard() {
+  if (!pending || busy) return;
+  setBusy(true);
+  ui.resume.disabled = true;
+  ui.discard.disabled = true;
+  try {
+    await api("DELETE", `/submissions/${pending.caseIdHex}`, { token: pending.token });
+  } catch (error) {
+    if (retryable(error)) {
+      ui.discard.disabled = false;
+      ui.resume.disabled = false;
+      fail(errorText(error));
+      setBusy(false);
+      return;
+    }
+    // Not found: nothing is kept either way.
+  }
+  pending = null;
+  ui.resume.hidden = true;
+  ui.discard.hidden = true;
+  ui.bar.value = 0;
+  status(t("discarded"), 0);
+  setBusy(false);
+}
+
+// --------------------------------------------------------------------------- submit
+
+async function submit() {
+  showText(ui.error, "");
+  const { channel, report, identity } = readForm();
+  status(t("preparing"));
+  let info = await api("GET", "/channels");
+  if (!info.installation) throw new ApiError(503, "not_initialised", t("failed", { message: "" }));
+  status(t("stripping"));
+  const files = await prepareFiles(ui.files ? ui.files.files : [], info.limits, ui.fileReport);
+  status(t("deriving"));
+  const receipt = newReceipt();
+  const salt = b64uDecode(info.installation.salt);
+  const keys = await deriveReceipt(receipt, salt, info.installation.receipt_iterations);
+  let created = null;
+  let sealed = null;
+  for (let attempt = 0; created === null; attempt++) {
+    status(t("sealing"));
+    sealed = await sealEnvelope(info, channel, keys, report, identity, files);
+    const stamp = await proofOfWork();
+    try {
+      created = await api("POST", "/submissions", { json: { ...sealed.envelope, pow: stamp } });
+    } catch (error) {
+      // The channel's reviewers changed while the reporter was writing: seal again, once.
+      if (error instanceof ApiError && error.code === "keys_changed" && attempt === 0) {
+        info = await api("GET", "/channels");
+        continue;
+      }
+      throw error;
+    }
+  }
+  pending = {
+    receipt,
+    caseId: sealed.caseId,
+    caseIdHex: created.case_id,
+    token: created.upload_token,
+    uploads: sealed.uploads,
+    received: new Map(),
+    unclean: files.filter((f) => !f.cleaned).map((f) => f.name),
+  };
+  if (created.ready) {
+    showReceipt();
+    return;
+  }
+  await afterCreated();
+}
+
+async function onSubmit(event) {
+  event.preventDefault();
+  if (busy || pending) return;
+  setBusy(true);
+  try {
+    await submit();
+  } catch (error) {
+    ui.progress.hidden = true;
+    fail(errorText(error));
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function init() {
+  if (!form) return;
+  if (!(await hasX25519())) {
+    // The server path: the form posts as it would without JavaScript.
+    showText(ui.error, t("no_crypto"));
+    return;
+  }
+  form.addEventListener("submit", onSubmit);
+  ui.resume.addEventListener("click", resume);
+  ui.discard.addEventListener("click", discard);
+  if (ui.files && ui.fileReport) {
+    ui.files.addEventListener("change", () => ui.fileReport.replaceChildren());
+  }
+  form.dataset.enhanced = "true";
+}
+
+init();
