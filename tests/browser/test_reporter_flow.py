@@ -1,0 +1,469 @@
+"""The reporter's pages end to end: real Chromium against the real app on a real database.
+
+Every stored result is checked from Python with the real crypto, opening the case as a
+reviewer would. Every test also checks that the page talked to nobody but the live server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+import crypto
+from service import sealing
+from service.client import Client, urllib_transport
+from service.followup import ReceiptUnknown
+from service.i18n import Catalogs
+from service.installation import get_installation
+from service.intake import coarse_time
+from service.models import Case, CaseEvent, FileChunk, SealedItem, StoredFile
+from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
+from tests.factories import open_as
+
+pytestmark = pytest.mark.browser
+
+GPS_IFD = 0x8825
+RECEIPT_RE = re.compile(r"\d{4}( \d{4}){4}")
+DESCRIPTION = "三号车间的液氨储罐阀门泄漏，已经两周没有修理。\n夜班时气味很重。"
+CATALOGS = Catalogs.load()
+
+
+def tr(language: str, message: str, **params: object) -> str:
+    return CATALOGS.gettext(language)(message, **params)
+
+
+def fill(template: str, **params: object) -> str:
+    for name, value in params.items():
+        template = template.replace("{" + name + "}", str(value))
+    return template
+
+
+def gps_jpeg() -> bytes:
+    image = Image.new("RGB", (48, 32), (200, 40, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "ACME"
+    exif[0x0110] = "Phone 9"
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1] = "N"
+    gps[2] = (39.0, 54.0, 27.5)
+    gps[3] = "E"
+    gps[4] = (116.0, 23.0, 1.0)
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif, quality=90)
+    data = out.getvalue()
+    assert Image.open(io.BytesIO(data)).getexif().get_ifd(GPS_IFD), "fixture must carry GPS"
+    return data
+
+
+def has_gps(data: bytes) -> bool:
+    return bool(Image.open(io.BytesIO(data)).getexif().get_ifd(GPS_IFD))
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def live(live_factory: Callable[..., LiveServer]) -> LiveServer:  # noqa: F811
+    return live_factory()
+
+
+class Browser:
+    """One context per test; records every request so the test can check where they went."""
+
+    def __init__(self, chromium: Any, base_url: str) -> None:
+        self.chromium = chromium
+        self.base_url = base_url
+        self.contexts: list[Any] = []
+        self.requests: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+
+    def page(self, *, javascript: bool = True, locale: str = "zh-CN") -> Any:
+        context = self.chromium.new_context(base_url=self.base_url, java_script_enabled=javascript,
+                                            locale=locale, accept_downloads=True)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("request", lambda r: self.requests.append((r.method, r.url)))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", self._console)
+        return page
+
+    def _console(self, message: Any) -> None:
+        # The browser asks for /favicon.ico on its own; the app has none.
+        if message.type == "error" and not message.location.get("url", "").endswith(
+                "/favicon.ico"):
+            self.errors.append(f"{message.text} ({message.location.get('url')})")
+
+    def api_calls(self, method: str, fragment: str) -> list[str]:
+        return [url for m, url in self.requests if m == method and fragment in url]
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+        elsewhere = [url for _, url in self.requests if not url.startswith(self.base_url + "/")]
+        assert not elsewhere, f"requests to other origins: {elsewhere}"
+
+
+@pytest.fixture
+def browser(chromium: Any, live: LiveServer) -> Iterator[Browser]:
+    watcher = Browser(chromium, live.base_url)
+    try:
+        yield watcher
+    finally:
+        watcher.close()
+
+
+def open_form(page: Any, javascript: bool = True) -> None:
+    page.goto("/")
+    if javascript:
+        page.wait_for_selector("#report-form[data-enhanced='true']", state="attached")
+
+
+def fill_report(page: Any, files: list[Path] | None = None) -> None:
+    page.fill("#f-unit", "某机械厂")
+    page.fill("#f-location", "三号车间 液氨储罐区")
+    page.select_option("#f-category", "hazard")
+    page.fill("#f-description", DESCRIPTION)
+    page.fill("#f-seen", "11月20日 夜班")
+    if files:
+        page.set_input_files("#f-files", [str(f) for f in files])
+
+
+def stored_case(live: LiveServer) -> Case:
+    with live.session() as session:
+        return session.scalars(select(Case)).one()
+
+
+def open_stored_file(live: LiveServer, session: Any, case_id: str, meta: dict[str, Any],
+                     file: StoredFile) -> bytes:
+    chunks = [session.get(FileChunk, (file.id, i)).data for i in range(file.chunk_count)]
+    return b"".join(crypto.open_file(
+        crypto.b64u_decode(meta["key"]), crypto.b64u_decode(meta["prefix"]),
+        bytes.fromhex(case_id), bytes.fromhex(file.id), chunks, meta["size"]))
+
+
+def check_receipt_matches(live: LiveServer, receipt: str, case: Case) -> None:
+    with live.session() as session:
+        salt = get_installation(session).salt
+    keys = crypto.derive_receipt(receipt, salt, live.settings.receipt_iterations)
+    assert keys.lookup_hash.hex() == case.lookup_hash
+
+
+def submit_from_python(live: LiveServer, files: list[sealing.PlainFile] = ()) -> tuple[str, str]:
+    """A case made through the JSON API by the Python client; returns (receipt, case id)."""
+    client = Client(urllib_transport(live.base_url), language="zh-CN")
+    receipt = client.submit(live.channel_slug, {
+        "v": 1, "unit": "某机械厂", "location": "", "category": "hazard",
+        "description": DESCRIPTION, "seen_at": "", "insider": "", "language": "zh_CN",
+    }, files=list(files))
+    return receipt, stored_case(live).id
+
+
+def add_reviewer_message(live: LiveServer, case_id: str, text: str) -> str:
+    with live.session() as session:
+        case_key, _ = open_as(live.reviewer_keys[0], session, case_id)
+        item_id = crypto.new_id()
+        blob = crypto.seal_item(case_key, bytes.fromhex(case_id), item_id, "message",
+                                {"v": 1, "text": text, "question": True})
+        # Stored times are coarsened; the reviewer wrote in an earlier period than the reply.
+        now = coarse_time(live.settings) - dt.timedelta(seconds=live.settings.time_granularity_seconds)
+        session.add(SealedItem(id=item_id.hex(), case_id=case_id, kind="message",
+                               author="reviewer", blob=blob, created_at=now))
+        session.add(CaseEvent(case_id=case_id, kind="message", visible_to_reporter=True,
+                              data={}, created_at=now))
+    return item_id.hex()
+
+
+def counts(live: LiveServer) -> dict[str, int]:
+    with live.session() as session:
+        return {model.__name__: session.scalar(select(func.count()).select_from(model))
+                for model in (Case, SealedItem, StoredFile, FileChunk)}
+
+
+# ------------------------------------------------------------------------------ intake
+
+
+def test_submit_with_javascript_seals_in_the_browser(live: LiveServer, browser: Browser,
+                                                     tmp_path: Path) -> None:
+    photo = tmp_path / "现场照片.jpg"
+    photo.write_bytes(gps_jpeg())
+    page = browser.page()
+    open_form(page)
+    start_url = page.url
+    start_history = page.evaluate("history.length")
+    fill_report(page, [photo])
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code")
+    receipt = page.text_content("#receipt-code").strip()
+    assert RECEIPT_RE.fullmatch(receipt)
+    assert page.url == start_url
+    assert page.evaluate("history.length") == start_history
+    assert page.is_hidden("#report-form")
+    removed = fill(tr("zh_CN", "{name}: removed {what}"), name="现场照片.jpg",
+                   what=tr("zh_CN", "EXIF (incl. GPS)"))
+    assert removed in page.inner_text("#file-report")
+    # Only ciphertext went out: no form post, the envelope and chunks through the API.
+    assert not browser.api_calls("POST", "/report")
+    assert len(browser.api_calls("POST", "/api/v1/submissions")) == 2  # create, finish
+
+    case = stored_case(live)
+    assert case.ready and not case.sealed_on_server
+    check_receipt_matches(live, receipt, case)
+    with live.session() as session:
+        for key in [*live.reviewer_keys, live.recovery_private]:
+            _, items = open_as(key, session, case.id)
+        report = items["report"][0]
+        assert report == {"v": 1, "unit": "某机械厂", "location": "三号车间 液氨储罐区",
+                          "category": "hazard", "description": DESCRIPTION,
+                          "seen_at": "11月20日 夜班", "insider": "", "language": "zh_CN"}
+        assert "identity" not in items
+        [meta] = items["file-meta"]
+        assert meta["name"] == "现场照片.jpg" and meta["type"] == "image/jpeg"
+        assert meta["cleaned"] is True and "EXIF (incl. GPS)" in meta["removed"]
+        [stored] = session.scalars(select(StoredFile)).all()
+        assert stored.complete
+        content = open_stored_file(live, session, case.id, meta, stored)
+    assert len(content) == meta["size"]
+    assert not has_gps(content)
+    assert Image.open(io.BytesIO(content)).size == (48, 32)
+    assert not browser.errors
+
+
+def test_submit_without_javascript_is_sealed_on_the_server(live: LiveServer, browser: Browser,
+                                                           tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(gps_jpeg())
+    page = browser.page(javascript=False)
+    open_form(page, javascript=False)
+    fill_report(page, [photo])
+    page.fill("#f-name", "张三")
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-code")
+    receipt = page.text_content("#receipt-code").strip()
+    assert RECEIPT_RE.fullmatch(receipt)
+    assert browser.api_calls("POST", "/report")
+
+    case = stored_case(live)
+    assert case.ready and case.sealed_on_server
+    check_receipt_matches(live, receipt, case)
+    with live.session() as session:
+        _, items = open_as(live.reviewer_keys[1], session, case.id)
+        assert items["report"][0]["description"] == DESCRIPTION
+        assert items["identity"][0]["name"] == "张三"
+        [meta] = items["file-meta"]
+        [stored] = session.scalars(select(StoredFile)).all()
+        content = open_stored_file(live, session, case.id, meta, stored)
+    assert not has_gps(content)
+
+
+# ------------------------------------------------------------------------------ follow-up
+
+
+def test_follow_up_with_javascript_reads_and_replies(live: LiveServer, browser: Browser,
+                                                     tmp_path: Path) -> None:
+    receipt, case_id = submit_from_python(live)
+    question = "请问泄漏的是哪一个阀门？"
+    message_id = add_reviewer_message(live, case_id, question)
+    page = browser.page()
+    page.goto("/followup")
+    page.wait_for_selector("#followup-form[data-enhanced='true']", state="attached")
+    page.fill("#f-receipt", receipt)
+    page.click("#followup-form button[type=submit]")
+    page.wait_for_selector("#case-panel:not([hidden]) #messages li")
+    assert page.is_hidden("#followup-form")
+    assert page.text_content("#case-status") == tr("zh_CN", "Received, waiting to be accepted")
+    events = page.locator("#events li").all_inner_texts()
+    assert any(tr("zh_CN", "Your report was received and sealed.") in e for e in events)
+    assert any(tr("zh_CN", "The reviewers sent you a message.") in e for e in events)
+    messages = page.locator("#messages li").all_inner_texts()
+    assert len(messages) == 1
+    assert question in messages[0]
+    assert tr("zh_CN", "Question for you") in messages[0]
+    assert tr("zh_CN", "Reviewers") in messages[0]
+    assert DESCRIPTION.split("\n")[0] in page.inner_text("#report-copy")
+
+    evidence = tmp_path / "阀门.txt"
+    evidence.write_bytes("第二个阀门，编号 V-12。".encode())
+    page.fill("#reply-text", "是 V-12 号阀门。")
+    page.set_input_files("#reply-files", str(evidence))
+    page.click("#reply-send")
+    page.wait_for_selector("#case-notice")
+    assert page.text_content("#case-notice") == tr("zh_CN", "Your reply was sealed and sent.")
+    messages = page.locator("#messages li").all_inner_texts()
+    assert len(messages) == 2 and "是 V-12 号阀门。" in messages[1]
+    assert "阀门.txt" in page.inner_text("#files")
+
+    with live.session() as session:
+        _, items = open_as(live.reviewer_keys[0], session, case_id)
+        [reply] = items["reply"]
+        assert reply == {"v": 1, "text": "是 V-12 号阀门。", "in_reply_to": message_id}
+        [meta] = items["file-meta"]
+        [stored] = session.scalars(select(StoredFile)).all()
+        assert stored.complete and stored.author == "reporter"
+        assert meta["name"] == "阀门.txt" and meta["cleaned"] is False
+        assert open_stored_file(live, session, case_id, meta, stored) == evidence.read_bytes()
+        reply_row = session.scalars(select(SealedItem).where(SealedItem.kind == "reply")).one()
+        assert reply_row.author == "reporter"
+
+    # The reporter downloads the file again and gets the same bytes.
+    with page.expect_download() as info:
+        page.click("#files button")
+    assert Path(info.value.path()).read_bytes() == evidence.read_bytes()
+    assert not browser.errors
+
+
+def test_follow_up_without_javascript(live: LiveServer, browser: Browser) -> None:
+    receipt, case_id = submit_from_python(live)
+    add_reviewer_message(live, case_id, "现场有没有照片？")
+    page = browser.page(javascript=False)
+    page.goto("/followup")
+    page.fill("#f-receipt", receipt.replace(" ", "-"))
+    page.click("#followup-form button[type=submit]")
+    page.wait_for_selector("#messages")
+    assert "现场有没有照片？" in page.inner_text("#messages")
+    page.fill("#f-reply", "没有照片，但可以带人去看。")
+    page.click("section.reply button[type=submit]")
+    page.wait_for_selector(".notice[role=status]")
+    assert "没有照片，但可以带人去看。" in page.inner_text("#messages")
+    with live.session() as session:
+        _, items = open_as(live.reviewer_keys[1], session, case_id)
+        assert [r["text"] for r in items["reply"]] == ["没有照片，但可以带人去看。"]
+
+
+# ------------------------------------------------------------------------------ interruptions
+
+
+def three_chunk_file(tmp_path: Path) -> tuple[Path, bytes]:
+    content = os.urandom(150_000)  # padme(150001) = 151552 bytes: three 64 KiB chunks
+    path = tmp_path / "evidence.bin"
+    path.write_bytes(content)
+    assert sealing.stored_layout(len(content))[1] == 3
+    return path, content
+
+
+def abort_chunk_one(page: Any, times: int) -> list[str]:
+    aborted: list[str] = []
+
+    def handler(route: Any) -> None:
+        if route.request.method == "PUT" and len(aborted) < times:
+            aborted.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/api/v1/submissions/[0-9a-f]{32}/files/[0-9a-f]{32}/chunks/1$"),
+               handler)
+    return aborted
+
+
+def test_interrupted_upload_resumes(live: LiveServer, browser: Browser, tmp_path: Path) -> None:
+    path, content = three_chunk_file(tmp_path)
+    page = browser.page()
+    open_form(page)
+    aborted = abort_chunk_one(page, times=1)
+    fill_report(page, [path])
+    page.click("#submit-report")
+    page.wait_for_selector("#resume-upload:not([hidden])")
+    assert page.is_visible("#discard-upload")
+    assert page.text_content("#progress-text") == tr(
+        "zh_CN", "The upload was interrupted. You can resume it, or discard the report.")
+    assert len(aborted) == 1
+    assert counts(live)["Case"] == 1 and not stored_case(live).ready
+    page.click("#resume-upload")
+    page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code")
+    receipt = page.text_content("#receipt-code").strip()
+
+    case = stored_case(live)
+    assert case.ready
+    check_receipt_matches(live, receipt, case)
+    with live.session() as session:
+        [stored] = session.scalars(select(StoredFile)).all()
+        indexes = list(session.scalars(select(FileChunk.index)
+                                       .where(FileChunk.file_id == stored.id)
+                                       .order_by(FileChunk.index)))
+        assert indexes == [0, 1, 2]
+        _, items = open_as(live.reviewer_keys[0], session, case.id)
+        [meta] = items["file-meta"]
+        assert open_stored_file(live, session, case.id, meta, stored) == content
+    # Chunk 0 was sent once; chunks 1 and 2 once each after resuming (plus the aborted try).
+    puts = browser.api_calls("PUT", "/chunks/")
+    assert sorted(u.rsplit("/", 1)[1] for u in puts) == ["0", "1", "1", "2"]
+
+
+def test_interrupted_upload_discarded(live: LiveServer, browser: Browser, tmp_path: Path) -> None:
+    path, _ = three_chunk_file(tmp_path)
+    page = browser.page()
+    open_form(page)
+    abort_chunk_one(page, times=1000)
+    fill_report(page, [path])
+    page.click("#submit-report")
+    page.wait_for_selector("#discard-upload:not([hidden])")
+    assert counts(live)["Case"] == 1
+    page.click("#discard-upload")
+    page.wait_for_function(
+        "t => document.getElementById('progress-text').textContent === t",
+        arg=tr("zh_CN", "The report was discarded. Nothing was kept."))
+    assert browser.api_calls("DELETE", "/api/v1/submissions/")
+    assert counts(live) == {"Case": 0, "SealedItem": 0, "StoredFile": 0, "FileChunk": 0}
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(("locale", "language"), [("zh-CN", "zh_CN"), ("en-US", "en")])
+def test_bad_receipts_are_explained(live: LiveServer, browser: Browser, locale: str,
+                                    language: str) -> None:
+    submit_from_python(live)
+    page = browser.page(locale=locale)
+    page.goto("/followup")
+    page.wait_for_selector("#followup-form[data-enhanced='true']", state="attached")
+    page.fill("#f-receipt", "1234 5678 9012 3456 7890")
+    page.click("#followup-form button[type=submit]")
+    expected = tr(language, ReceiptUnknown.message)
+    page.wait_for_function(
+        "t => document.getElementById('form-error').textContent === t", arg=expected)
+    assert page.is_visible("#form-error")
+    assert page.is_visible("#followup-form")
+
+    before = len(browser.requests)
+    page.fill("#f-receipt", "1234 5678")
+    page.click("#followup-form button[type=submit]")
+    expected = tr(language, "Enter the 20-digit receipt you received when you reported.")
+    page.wait_for_function(
+        "t => document.getElementById('form-error').textContent === t", arg=expected)
+    assert browser.requests[before:] == [], "a malformed receipt must not reach the server"
+    assert page.is_hidden("#case-panel")
+
+
+def test_file_over_the_limit_is_refused_before_upload(chromium: Any,
+                                                      live_factory: Callable[..., LiveServer],  # noqa: F811
+                                                      tmp_path: Path) -> None:
+    server = live_factory(max_file_bytes=100_000)
+    watcher = Browser(chromium, server.base_url)
+    try:
+        big = tmp_path / "video.mp4"
+        big.write_bytes(os.urandom(120_000))
+        page = watcher.page()
+        open_form(page)
+        fill_report(page, [big])
+        page.click("#submit-report")
+        expected = fill(tr("zh_CN", "{name} is larger than the limit of {mb} MB."),
+                        name="video.mp4", mb="0.1")
+        page.wait_for_function(
+            "t => document.getElementById('form-error').textContent === t", arg=expected)
+        assert page.is_visible("#report-form")
+        assert not watcher.api_calls("POST", "/api/")
+        assert not watcher.api_calls("PUT", "/api/")
+        assert counts(server) == {"Case": 0, "SealedItem": 0, "StoredFile": 0, "FileChunk": 0}
+        assert not watcher.errors
+    finally:
+        watcher.close()
