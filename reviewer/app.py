@@ -7,20 +7,24 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from reviewer import invitations
+from reviewer.auth import ConsoleAuthMiddleware, NotSignedIn
+from reviewer.views import accounts, admin, cases
 from service.bodylimit import BodyLimit
 from service.db import get_session
-from service.errors import ChuishaoError, handle_domain_error, handle_http_exception
+from service.errors import ChuishaoError, handle_domain_error, handle_http_exception, wants_json
 from service.i18n import Catalogs
 from service.settings import Settings
 from service.templating import render
 
 
 async def home(request: Request) -> Response:
-    return render(request, "reviewer/home.html")
+    if request.scope.get("user") is None:
+        return RedirectResponse("/console/login", status_code=303)
+    return RedirectResponse("/console/cases", status_code=303)
 
 
 async def invitation(request: Request) -> Response:
@@ -28,19 +32,35 @@ async def invitation(request: Request) -> Response:
     return render(request, "reviewer/invitation.html", {"invitation": found})
 
 
+async def handle_not_signed_in(request: Request, exc: Exception) -> Response:
+    # Pages send the visitor to the sign-in form; the console's JSON calls get a 401.
+    if request.method == "GET" and not wants_json(request):
+        return RedirectResponse("/console/login", status_code=303)
+    return await handle_domain_error(request, exc)
+
+
 def create_console_app(settings: Settings, *, secret_key: str, catalogs: Catalogs,
                        templates: jinja2.Environment) -> Starlette:
     routes = [
         Route("/", home, name="home"),
-        Route("/invite/{token}", invitation, name="invitation"),
+        *accounts.ROUTES,
+        *cases.ROUTES,
+        *admin.ROUTES,
+    ]
+    if not any(getattr(route, "path", "") == "/invite/{token}" for route in routes):
+        routes.append(Route("/invite/{token}", invitation, name="invitation"))
+    middleware = [
+        Middleware(BodyLimit, limit=settings.max_form_bytes),
+        Middleware(ConsoleAuthMiddleware),
     ]
     app = Starlette(
         routes=routes,
+        middleware=middleware,
         exception_handlers={
+            NotSignedIn: handle_not_signed_in,
             ChuishaoError: handle_domain_error,
             HTTPException: handle_http_exception,
         },
-        middleware=[Middleware(BodyLimit, limit=settings.max_form_bytes)],
     )
     app.state.settings = settings
     app.state.secret_key = secret_key

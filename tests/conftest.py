@@ -84,6 +84,26 @@ def session(database: Database) -> Iterator[Session]:
         session.close()
 
 
+# Tables whose rows are seed data, kept when a committing test cleans up after itself.
+SEED_TABLES = {"hazard_criteria", "alembic_version"}
+
+
+@pytest.fixture
+def committed_database(engine: Engine) -> Iterator[Database]:
+    """A database whose transactions really commit (for tests that need two transactions,
+    such as a refusal recorded while the request rolls back, or races). Emptied afterwards."""
+    from service.models import Base
+
+    database = Database(engine, owns_engine=False)
+    try:
+        yield database
+    finally:
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name not in SEED_TABLES:
+                    conn.execute(table.delete())
+
+
 def fast_settings(data_dir: Path, **overrides: object) -> Settings:
     """Production code paths with cheap derivation costs."""
     values: dict[str, object] = {
