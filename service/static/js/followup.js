@@ -285,6 +285,11 @@ async function download(file, meta, button, note) {
     }
   } catch (error) {
     parts.length = 0; // incomplete plaintext is never handed out
+    if (error instanceof ApiError && error.code === "followup_expired") {
+      busy = false;
+      expired(error);
+      return;
+    }
     note.textContent = error instanceof OpenError ? t("decrypt_failed") : errorText(error);
     button.disabled = false;
     busy = false;
@@ -375,11 +380,25 @@ async function sendReply(ui, inReplyTo) {
     await reload(t("sent"));
   } catch (error) {
     ui.progress.textContent = "";
+    if (error instanceof ApiError && error.code === "followup_expired") {
+      expired(error);
+      return;
+    }
     showText(ui.error, errorText(error));
   } finally {
     busy = false;
     ui.send.disabled = false;
   }
+}
+
+// The session ended (it is short on purpose): forget the case key, ask for the receipt again.
+function expired(error) {
+  session = null;
+  panel.replaceChildren();
+  panel.hidden = true;
+  form.hidden = false;
+  showText(formError, errorText(error));
+  form.elements.namedItem("receipt").focus();
 }
 
 // --------------------------------------------------------------------------- the receipt form
