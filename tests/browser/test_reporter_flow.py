@@ -265,6 +265,56 @@ def test_submit_without_javascript_is_sealed_on_the_server(live: LiveServer, bro
     assert not has_gps(content)
 
 
+def test_changed_keys_are_fetched_again_and_resealed(live: LiveServer, browser: Browser) -> None:
+    """The channel's recipients change between fetching them and sending: seal again, once."""
+    page = browser.page()
+    stale: list[str] = []
+
+    def drop_a_reviewer(route: Any) -> None:
+        response = route.fetch()
+        data = response.json()
+        if not stale:  # only the first answer is stale
+            stale.append(data["channels"][0]["recipients"].pop(0)["key_id"])
+        route.fulfill(response=response, json=data)
+
+    page.route("**/api/v1/channels", drop_a_reviewer)
+    open_form(page)
+    fill_report(page)
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code")
+    assert stale
+    assert len(browser.api_calls("GET", "/api/v1/channels")) == 2
+    assert len(browser.api_calls("POST", "/api/v1/submissions")) == 2  # refused, then stored
+    case = stored_case(live)
+    with live.session() as session:
+        for key in [*live.reviewer_keys, live.recovery_private]:
+            _, items = open_as(key, session, case.id)
+            assert items["report"][0]["description"] == DESCRIPTION
+
+
+def test_without_x25519_the_form_posts_to_the_server(live: LiveServer, browser: Browser) -> None:
+    page = browser.page()
+    # A browser whose WebCrypto lacks X25519 (older Safari, some privacy browsers).
+    page.add_init_script("""
+      const original = crypto.subtle.generateKey.bind(crypto.subtle);
+      crypto.subtle.generateKey = (algorithm, ...rest) =>
+        (algorithm && algorithm.name === "X25519")
+          ? Promise.reject(new DOMException("no", "NotSupportedError"))
+          : original(algorithm, ...rest);
+    """)
+    page.goto("/")
+    expected = tr("zh_CN", "This browser cannot encrypt here; the form will be sent for "
+                           "encryption on the server instead.")
+    page.wait_for_function(
+        "t => document.getElementById('form-error').textContent === t", arg=expected)
+    fill_report(page)
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-code")
+    assert browser.api_calls("POST", "/report")
+    case = stored_case(live)
+    assert case.ready and case.sealed_on_server
+
+
 # ------------------------------------------------------------------------------ follow-up
 
 
@@ -450,11 +500,21 @@ def test_file_over_the_limit_is_refused_before_upload(chromium: Any,
     server = live_factory(max_file_bytes=100_000)
     watcher = Browser(chromium, server.base_url)
     try:
-        big = tmp_path / "video.mp4"
-        big.write_bytes(os.urandom(120_000))
         page = watcher.page()
         open_form(page)
-        fill_report(page, [big])
+        damaged = tmp_path / "broken.jpg"
+        damaged.write_bytes(gps_jpeg()[:-400])  # cut off before the end of the image
+        fill_report(page, [damaged])
+        page.click("#submit-report")
+        expected = fill(tr("zh_CN", "{name}: the picture is damaged; its hidden data could not "
+                                    "be removed, so it will not be sent"), name="broken.jpg")
+        page.wait_for_function(
+            "t => document.getElementById('form-error').textContent === t", arg=expected)
+        assert expected in page.inner_text("#file-report")
+
+        big = tmp_path / "video.mp4"
+        big.write_bytes(os.urandom(120_000))
+        page.set_input_files("#f-files", str(big))
         page.click("#submit-report")
         expected = fill(tr("zh_CN", "{name} is larger than the limit of {mb} MB."),
                         name="video.mp4", mb="0.1")
