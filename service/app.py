@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -14,6 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
+from service import housekeeping
 from service.bodylimit import BodyLimit, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -64,11 +66,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         owned = database is None
         app.state.database = database or Database.from_url(settings.database)
         console.state.database = app.state.database
-        try:
-            yield
-        finally:
-            if owned:
-                app.state.database.dispose()
+        async with anyio.create_task_group() as tasks:
+            if owned and settings.purge_minutes > 0:
+                tasks.start_soon(housekeeping.run_forever, app.state.database,
+                                 settings.purge_minutes * 60)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+                if owned:
+                    app.state.database.dispose()
 
     console = create_console_app(
         settings, secret_key=secret_key, catalogs=catalogs, templates=templates

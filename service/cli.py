@@ -182,14 +182,11 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from service import intake, pow
-    from service.models import utcnow
+    from service import housekeeping
 
     database = _database(settings)
     try:
-        with database.session() as session:
-            drafts = intake.purge_expired(session)
-            stamps = pow.purge_spent(session, utcnow())
+        drafts, stamps = housekeeping.purge_once(database)
     finally:
         database.dispose()
     print(f"discarded {drafts} unfinished uploads, forgot {stamps} expired stamps")

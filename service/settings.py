@@ -70,6 +70,9 @@ class Settings:
     nojs_followups_per_hour: int = 600
     followup_minutes: int = 30
     max_files: int = 20
+    # How often unfinished uploads and expired anti-abuse stamps are discarded (0: never;
+    # then run `chuishao purge` from cron).
+    purge_minutes: int = 15
     # Time limits (DESIGN.md): days to decide acceptance, to verify after acceptance (one
     # extension allowed), and to feed the result back after verification.
     accept_days: int = 7
@@ -127,6 +130,7 @@ class Settings:
             "nojs_followups_per_hour": int,
             "followup_minutes": int,
             "max_files": int,
+            "purge_minutes": int,
             "accept_days": int,
             "verify_days": int,
             "extension_days": int,
