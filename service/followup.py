@@ -81,7 +81,7 @@ def visible_items(session: Session, case: Case) -> list[SealedItem]:
         select(SealedItem).where(SealedItem.case_id == case.id,
                                  SealedItem.kind.in_(REPORTER_VISIBLE),
                                  SealedItem.id.not_in(incomplete_meta))
-        .order_by(SealedItem.created_at, SealedItem.id)))
+        .order_by(SealedItem.position, SealedItem.id)))
 
 
 def visible_events(session: Session, case: Case) -> list[CaseEvent]:

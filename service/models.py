@@ -22,6 +22,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    func,
+    select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -240,6 +243,9 @@ class SealedItem(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Order within a case. Stored times are coarsened to the hour, so they cannot order a
+    # reply after the question it answers; this can (set on insert, see below).
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
     case: Mapped[Case] = relationship(back_populates="items")
 
@@ -341,3 +347,12 @@ class HazardCriterion(Base):
     title: Mapped[str] = mapped_column(Text)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+@event.listens_for(SealedItem, "before_insert")
+def _next_position(_mapper: Any, connection: Any, item: SealedItem) -> None:
+    if not item.position:
+        last = connection.execute(
+            select(func.coalesce(func.max(SealedItem.position), 0))
+            .where(SealedItem.case_id == item.case_id)).scalar_one()
+        item.position = int(last) + 1

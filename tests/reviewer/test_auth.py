@@ -44,7 +44,8 @@ def test_roles_and_csrf(settings, committed_database) -> None:  # type: ignore[n
         assert client.post("/console/probe", headers={"X-CSRF-Token": csrf}).status_code == 200
         missing = client.post("/console/probe", data={"x": "1"})
         assert missing.status_code == 403 and "此表单已过期" in missing.text
-        forged = client.post("/console/probe", data={"csrf_token": csrf[:-1] + "A"})
+        flipped = csrf[:-1] + ("B" if csrf[-1] == "A" else "A")
+        forged = client.post("/console/probe", data={"csrf_token": flipped})
         assert forged.status_code == 403
         cross = client.post("/console/probe", headers={"X-CSRF-Token": csrf,
                                                        "Origin": "https://evil.example"})

@@ -259,7 +259,7 @@ def test_nojs_followup_read_reply_and_download(client: TestClient, world, sessio
     assert download.content.startswith(b"\x89PNG")
     assert "attachment" in download.headers["content-disposition"]
     # A capability for one case does not open another, nor survives tampering.
-    bad = client.post("/followup/reply", data={"case": case.id, "capability": capability[:-2] + "AA",
+    bad = client.post("/followup/reply", data={"case": case.id, "capability": _flip(capability, 10),
                                                "text": "x"})
     assert bad.status_code == 401
 
@@ -285,3 +285,8 @@ def test_received_event_shares_the_submission_time(client: TestClient, world, se
     case = session.scalar(select(Case))
     event = session.scalar(select(CaseEvent))
     assert event.kind == "received" and event.created_at == case.created_at
+
+
+def _flip(text: str, at: int) -> str:
+    """The same text with one character certainly changed."""
+    return text[:at] + ("B" if text[at] == "A" else "A") + text[at + 1:]

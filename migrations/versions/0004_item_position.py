@@ -1,0 +1,31 @@
+"""order of sealed items within a case
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import service.models
+
+
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('sealed_items', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('position', sa.Integer(), nullable=False, server_default='0'))
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('sealed_items', schema=None) as batch_op:
+        batch_op.drop_column('position')
+
