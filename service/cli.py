@@ -193,6 +193,12 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reward(settings: Settings, args: argparse.Namespace) -> int:
+    from reviewer.rewards import command
+
+    return command.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chuishao", description="Chuishao operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",
                        help="print a one-time link when no administrator exists")
+    from reviewer.rewards import command as reward_command
+
+    reward_command.add_parser(sub)
     return parser
 
 
@@ -245,6 +254,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "submit": cmd_submit,
     "purge": cmd_purge,
+    "reward": cmd_reward,
 }
 
 
