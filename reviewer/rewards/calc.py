@@ -23,6 +23,7 @@ from typing import Any
 from reviewer.rewards import explain
 from reviewer.rewards.money import MAX_FEN, YUAN_TEXT, percent_of, yuan_text_to_fen
 from reviewer.rewards.policy import (
+    GRADE_ZH,
     GRADES,
     CatalogueRule,
     FirstValidRule,
@@ -239,16 +240,20 @@ def _select_base(policy: Policy, inputs: RewardInputs) -> Rule:
         if inputs.grade is None:
             raise RewardInputError(
                 f"case type {inputs.case_type!r} needs a grade ({', '.join(grades)})",
-                f"案件类型 {inputs.case_type!r} 需要填写等级（{'、'.join(grades)}）")
+                f"案件类型 {inputs.case_type!r} 需要填写等级（{_zh(grades)}）")
         raise RewardInputError(
             f"policy {policy.id} has no rule for case type {inputs.case_type!r} at grade "
             f"{inputs.grade!r} (it covers: {', '.join(grades)})",
-            f"政策 {policy.id} 对案件类型 {inputs.case_type!r} 的 {inputs.grade!r} 等级没有奖励"
-            f"规定（适用等级：{'、'.join(grades)}）")
+            f"政策 {policy.id} 对案件类型 {inputs.case_type!r} 的{GRADE_ZH[inputs.grade]}等级"
+            f"没有奖励规定（适用等级：{_zh(grades)}）")
     known = ", ".join(policy.case_types()) or "-"
     raise RewardInputError(
         f"policy {policy.id} has no rule for case type {inputs.case_type!r} (known: {known})",
         f"政策 {policy.id} 没有适用于案件类型 {inputs.case_type!r} 的规则（可用：{known}）")
+
+
+def _zh(grades: list[str]) -> str:
+    return "、".join(f"{GRADE_ZH[grade]}（{grade}）" for grade in grades)
 
 
 def _refuse_unused(policy: Policy, base: Rule, inputs: RewardInputs) -> None:

@@ -298,12 +298,12 @@ class _Reader:
         self.source = source
         self.lines = locate_keys(text)
 
-    def line_of(self, path: Path_) -> int | None:
+    def line_of(self, path: Path_) -> int:
         for end in range(len(path), 0, -1):
             found = self.lines.get(path[:end])
             if found is not None:
                 return found
-        return None
+        return 1  # a key missing from the top-level table: point at the top of the file
 
     def fail(self, path: Path_, en: str, zh: str) -> PolicyError:
         return PolicyError(self.source, self.line_of(path), en, zh)
@@ -485,7 +485,7 @@ def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
     required, optional = _KIND_KEYS[kind]
     reader.keys(table, path, ("kind",) + required, optional + ("ref",))
     common: dict[str, Any] = {
-        "number": index + 1, "kind": kind, "line": reader.line_of(path) or 0,
+        "number": index + 1, "kind": kind, "line": reader.line_of(path),
         "case_types": (reader.names(table["case_types"], path + ("case_types",), grades=False)
                        if "case_types" in table else None),
         "grades": (reader.names(table["grades"], path + ("grades",), grades=True)
