@@ -431,8 +431,12 @@ def calculate(policy: Policy, inputs: RewardInputs) -> RewardCalculation:
         lifted = amount + uplift
         if rule.cap_fen is not None and lifted > rule.cap_fen:
             # The uplift's own cap limits the uplift; it never takes away the base amount.
-            lifted = max(amount, rule.cap_fen)
-            lines.append(explain.capped(rule.cap_fen, "加奖后上限", "cap with the uplift"))
+            if amount >= rule.cap_fen:
+                lifted = amount
+                lines.append(explain.uplift_cap_reached(rule.cap_fen))
+            else:
+                lifted = rule.cap_fen
+                lines.append(explain.capped(rule.cap_fen, "加奖后上限", "cap with the uplift"))
         lines.append(explain.uplift_total(lifted))
         amount = lifted
         add(rule, rule.kind, True, amount, _join(lines))

@@ -94,6 +94,11 @@ def uplift_maximum(maximum: int) -> Lines:
             f"the uplift is at most {y(maximum)} yuan")
 
 
+def uplift_cap_reached(cap: int) -> Lines:
+    return (f"金额已达到加奖后上限 {y(cap)} 元，不再加奖",
+            f"the amount already reaches the cap with the uplift of {y(cap)} yuan: no uplift")
+
+
 def uplift_total(total: int) -> Lines:
     return f"加奖后合计 {y(total)} 元", f"total with the uplift {y(total)} yuan"
 

@@ -425,7 +425,10 @@ kind = "insider_uplift"
 rate = 50
 cap = 800
 """)
-    assert calculate(strict, RewardInputs("big", insider=True)).amount_fen == 100_000
+    record = calculate(strict, RewardInputs("big", insider=True))
+    assert record.amount_fen == 100_000
+    assert record.steps[1].en.endswith("the amount already reaches the cap with the uplift of "
+                                       "800.00 yuan: no uplift; total with the uplift 1 000.00 yuan")
 
 
 def test_qinghai_rates_by_grade_and_uplift() -> None:
