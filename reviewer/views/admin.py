@@ -1,7 +1,216 @@
-"""Console views: admin."""
+"""Console views: administration of users, invitations and channels (role ``admin`` only).
+
+Nothing here opens a report: an administrator manages accounts and who receives new cases.
+Every action is recorded in the audit trail in the request's own transaction; a refused one
+through ``audit.record_refusal``, since that transaction is rolled back.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
 
-ROUTES: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from reviewer import accounts, audit, invitations
+from reviewer.auth import ROLES, current_user, require_roles
+from reviewer.views.accounts import script_messages
+from service import channels
+from service.db import get_session
+from service.errors import ChuishaoError, InvalidInput
+from service.settings import Settings
+from service.templating import render
+
+View = Callable[[Request], Awaitable[Response]]
+
+
+def _page(request: Request, name: str, context: dict[str, Any]) -> Response:
+    return render(request, name, {"script_messages": script_messages(request), "roles": ROLES,
+                                  **context})
+
+
+def action(name: str) -> Callable[[View], View]:
+    """An admin-only state change; a refusal is recorded before it is answered."""
+
+    def decorate(view: View) -> View:
+        @require_roles("admin")
+        @wraps(view)
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await view(request)
+            except ChuishaoError as error:
+                audit.record_refusal(request.app.state.database, name,
+                                     actor_id=current_user(request).id,
+                                     target=request.url.path[:100],
+                                     details={"reason": error.code})
+                raise
+
+        return wrapped
+
+    return decorate
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise InvalidInput() from None
+
+
+# ---------------------------------------------------------------------------- users
+
+
+@require_roles("admin")
+async def users_page(request: Request) -> Response:
+    session = get_session(request)
+    return _page(request, "reviewer/admin.html", {
+        "rows": accounts.list_users(session), "me": current_user(request)})
+
+
+@action("admin.roles")
+async def change_roles(request: Request) -> Response:
+    session = get_session(request)
+    form = await request.form()
+    user = accounts.get_user(session, _int(request.path_params["user_id"]))
+    roles = [str(value) for value in form.getlist("roles")]
+    accounts.set_roles(session, current_user(request), user, roles)
+    return RedirectResponse("/console/admin", status_code=303)
+
+
+@action("admin.deactivate")
+async def deactivate(request: Request) -> Response:
+    session = get_session(request)
+    user = accounts.get_user(session, _int(request.path_params["user_id"]))
+    accounts.set_active(session, current_user(request), user, False)
+    return RedirectResponse("/console/admin", status_code=303)
+
+
+@action("admin.reactivate")
+async def reactivate(request: Request) -> Response:
+    session = get_session(request)
+    user = accounts.get_user(session, _int(request.path_params["user_id"]))
+    accounts.set_active(session, current_user(request), user, True)
+    return RedirectResponse("/console/admin", status_code=303)
+
+
+# ---------------------------------------------------------------------------- invitations
+
+
+@require_roles("admin")
+async def invitations_page(request: Request) -> Response:
+    session = get_session(request)
+    settings: Settings = request.app.state.settings
+    return _page(request, "reviewer/admin_invitations.html", {
+        "open": accounts.open_invitations(session),
+        "channels": channels.list_channels(session, active_only=True),
+        "default_hours": settings.invitation_hours, "link": None,
+    })
+
+
+@action("admin.invite")
+async def create_invitation(request: Request) -> Response:
+    session = get_session(request)
+    settings: Settings = request.app.state.settings
+    form = await request.form()
+    roles = accounts.parse_roles(str(value) for value in form.getlist("roles"))
+    hours = _int(form.get("hours") or settings.invitation_hours)
+    if hours > 24 * 30:
+        raise InvalidInput()
+    channel = None
+    if form.get("channel"):
+        channel = accounts.get_channel(session, _int(form.get("channel")))
+        if "reviewer" not in roles:
+            raise InvalidInput(accounts.RECIPIENT_ONLY)
+    invitation, token = invitations.create_invitation(session, roles=roles, hours=hours,
+                                                      channel=channel)
+    audit.append(session, "admin.invite", actor=current_user(request),
+                 target=f"invitation:{invitation.id}",
+                 details={"roles": invitation.roles, "channel_id": invitation.channel_id,
+                          "hours": hours})
+    # Shown once, on this response only: the database keeps just the token's hash.
+    link = f"{settings.base_url.rstrip('/')}/console/invite/{token}"
+    return _page(request, "reviewer/admin_invitations.html", {
+        "open": accounts.open_invitations(session),
+        "channels": channels.list_channels(session, active_only=True),
+        "default_hours": settings.invitation_hours, "link": link,
+    })
+
+
+# ---------------------------------------------------------------------------- channels
+
+
+@require_roles("admin")
+async def channels_page(request: Request) -> Response:
+    session = get_session(request)
+    reviewers = [user for user, _ in accounts.list_users(session)
+                 if user.active and user.totp_confirmed and user.has_role("reviewer")]
+    return _page(request, "reviewer/admin_channels.html", {
+        "rows": accounts.channel_rows(session), "reviewers": reviewers,
+        "kinds": channels.KINDS})
+
+
+@action("admin.channel.add")
+async def add_channel(request: Request) -> Response:
+    session = get_session(request)
+    form = await request.form()
+    channel = channels.add_channel(
+        session, slug=str(form.get("slug") or "").strip(), kind=str(form.get("kind") or ""),
+        name_zh=str(form.get("name_zh") or ""), name_en=str(form.get("name_en") or ""))
+    audit.append(session, "admin.channel.add", actor=current_user(request),
+                 target=f"channel:{channel.id}", details={"slug": channel.slug})
+    return RedirectResponse("/console/admin/channels", status_code=303)
+
+
+@action("admin.channel.deactivate")
+async def deactivate_channel(request: Request) -> Response:
+    session = get_session(request)
+    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
+    accounts.set_channel_active(session, current_user(request), channel, False)
+    return RedirectResponse("/console/admin/channels", status_code=303)
+
+
+@action("admin.channel.reactivate")
+async def reactivate_channel(request: Request) -> Response:
+    session = get_session(request)
+    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
+    accounts.set_channel_active(session, current_user(request), channel, True)
+    return RedirectResponse("/console/admin/channels", status_code=303)
+
+
+@action("admin.recipient.add")
+async def add_recipient(request: Request) -> Response:
+    session = get_session(request)
+    form = await request.form()
+    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
+    user = accounts.get_user(session, _int(form.get("user_id")))
+    accounts.add_recipient(session, current_user(request), channel, user)
+    return RedirectResponse("/console/admin/channels", status_code=303)
+
+
+@action("admin.recipient.remove")
+async def remove_recipient(request: Request) -> Response:
+    session = get_session(request)
+    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
+    user = accounts.get_user(session, _int(request.path_params["user_id"]))
+    accounts.remove_recipient(session, current_user(request), channel, user)
+    return RedirectResponse("/console/admin/channels", status_code=303)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/admin", users_page, name="admin"),
+    Route("/admin/users/{user_id:int}/roles", change_roles, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/deactivate", deactivate, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/reactivate", reactivate, methods=["POST"]),
+    Route("/admin/invitations", invitations_page, name="admin_invitations"),
+    Route("/admin/invitations", create_invitation, methods=["POST"]),
+    Route("/admin/channels", channels_page, name="admin_channels"),
+    Route("/admin/channels", add_channel, methods=["POST"]),
+    Route("/admin/channels/{channel_id:int}/deactivate", deactivate_channel, methods=["POST"]),
+    Route("/admin/channels/{channel_id:int}/reactivate", reactivate_channel, methods=["POST"]),
+    Route("/admin/channels/{channel_id:int}/recipients", add_recipient, methods=["POST"]),
+    Route("/admin/channels/{channel_id:int}/recipients/{user_id:int}/remove", remove_recipient,
+          methods=["POST"]),
+]

@@ -1,0 +1,76 @@
+// Account creation from an invitation: a fresh salt and X25519 key pair made here; the
+// private key leaves this browser only wrapped with the password's kek.
+import {
+  b64uEncode,
+  derivePassword,
+  generateKeyPair,
+  keyId,
+  wrapPrivateKey,
+} from "../crypto/index.js";
+import { consoleFetch, errorText, showText, t } from "./keys.js";
+
+const form = document.getElementById("invite-form");
+
+async function hasX25519() {
+  try {
+    await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function create() {
+  const username = document.getElementById("i-username").value.trim().toLowerCase();
+  const displayName = document.getElementById("i-display").value.trim();
+  const password = document.getElementById("i-password").value;
+  const again = document.getElementById("i-password2").value;
+  const minimum = Number(form.dataset.minPassword || 10);
+  if ([...password].length < minimum) throw new Error(t("too_short", { count: minimum }));
+  if (password !== again) throw new Error(t("mismatch"));
+  const progress = document.getElementById("progress-text");
+  showText(progress, t("deriving"));
+  const userSalt = crypto.getRandomValues(new Uint8Array(16));
+  const { authSecret, kek } = await derivePassword(password, userSalt,
+    Number(form.dataset.iterations));
+  showText(progress, t("generating"));
+  const pair = await generateKeyPair();
+  const id = await keyId(pair.publicKey);
+  const wrapped = await wrapPrivateKey(kek, pair.privateKey, id);
+  pair.privateKey.fill(0);
+  kek.fill(0);
+  showText(progress, t("sending"));
+  const answer = await consoleFetch("POST", form.dataset.action, {
+    username,
+    display_name: displayName,
+    user_salt: b64uEncode(userSalt),
+    auth_secret: b64uEncode(authSecret),
+    public_key: b64uEncode(pair.publicKey),
+    wrapped_private_key: b64uEncode(wrapped),
+  });
+  authSecret.fill(0);
+  window.location.assign(answer.next);
+}
+
+if (form) {
+  const button = document.getElementById("invite-submit");
+  const error = document.getElementById("form-error");
+  hasX25519().then((ok) => {
+    if (ok) button.disabled = false;
+    else showText(error, t("no_crypto"));
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showText(error, "");
+    button.disabled = true;
+    try {
+      await create();
+    } catch (problem) {
+      showText(document.getElementById("progress-text"), "");
+      // Our own checks throw plain Errors whose message is already translated.
+      showText(error, problem instanceof Error && problem.constructor === Error
+        ? problem.message : errorText(problem));
+      button.disabled = false;
+    }
+  });
+}

@@ -1,0 +1,332 @@
+// The console's key store: the reviewer's unlocked private key, kept in this browser only.
+//
+// Contract for every console script:
+//   IndexedDB database "chuishao-console", object store "keys", records keyed by the page's
+//   <meta name="key-handle"> value: { privateKey: CryptoKey (X25519, non-extractable),
+//   keyId: hex }. The handle is derived from the session, so a key never outlives it.
+//
+//   storePrivateKey(cryptoKey, keyIdHex)  store under the current handle, drop all others
+//   getPrivateKey() -> { privateKey, keyId }  or throws LockedError
+//   clearKeys()                           remove every stored key
+//   unlockWithPassword(username, password) re-derive the key for this session (new tab,
+//                                         restarted browser) from the password
+//   initKeyStatus()                       show p#key-status with an unlock form when locked
+//
+// Also shared by the console scripts: t() for translated text, consoleFetch() for JSON calls
+// with the CSRF header, deriveFromPassword(). No dependencies beyond our own modules.
+import {
+  b64uDecode,
+  derivePassword,
+  OpenError,
+  unwrapPrivateKey,
+} from "../crypto/index.js";
+
+const DB_NAME = "chuishao-console";
+const STORE = "keys";
+
+export class LockedError extends Error {
+  constructor() {
+    super("the private key is not unlocked in this browser");
+    this.name = "LockedError";
+  }
+}
+
+// ------------------------------------------------------------------------------ messages
+
+// Used only if a page carries no #console-messages island (pages of other console modules).
+const FALLBACK = {
+  zh: {
+    locked: "您的私钥尚未在此浏览器中解锁，因此无法解密案件。请输入密码解锁。",
+    unlock: "解锁",
+    password: "密码",
+    wrong_password: "密码不正确。",
+    network: "无法连接服务器。请检查网络后重试。",
+    failed: "出现错误：{message}",
+  },
+  en: {
+    locked: "Your private key is not unlocked in this browser, so cases cannot be decrypted. " +
+      "Enter your password to unlock it.",
+    unlock: "Unlock",
+    password: "Password",
+    wrong_password: "The password is not correct.",
+    network: "The server could not be reached. Check your connection and try again.",
+    failed: "Something went wrong: {message}",
+  },
+};
+
+let table = null;
+
+function messages() {
+  if (table === null) {
+    table = {};
+    const island = document.getElementById("console-messages");
+    if (island) {
+      try {
+        table = JSON.parse(island.textContent) || {};
+      } catch {
+        table = {};
+      }
+    }
+  }
+  return table;
+}
+
+export function t(key, params = {}) {
+  const lang = (document.documentElement.lang || "zh-CN").toLowerCase().startsWith("en")
+    ? "en"
+    : "zh";
+  const own = messages();
+  const template = Object.hasOwn(own, key) ? own[key] : FALLBACK[lang][key] || key;
+  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
+    Object.hasOwn(params, name) ? String(params[name]) : whole,
+  );
+}
+
+export function showText(node, text) {
+  if (!node) return;
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+// ------------------------------------------------------------------------------ requests
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function meta(name) {
+  const node = document.querySelector(`meta[name="${name}"]`);
+  return node ? node.getAttribute("content") || "" : "";
+}
+
+export function keyHandle() {
+  return meta("key-handle");
+}
+
+// JSON to and from the console, with the page's CSRF token. Errors carry the server's
+// translated message.
+export async function consoleFetch(method, path, json) {
+  const headers = {
+    Accept: "application/json",
+    "X-CSRF-Token": meta("csrf-token"),
+  };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  }
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body,
+      credentials: "same-origin",
+      cache: "no-store",
+      redirect: "error",
+      referrerPolicy: "no-referrer",
+    });
+  } catch {
+    throw new ApiError(0, "network", t("network"));
+  }
+  let data = null;
+  try {
+    const text = await response.text();
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    if (error && typeof error.message === "string") {
+      throw new ApiError(response.status, String(error.code || ""), error.message);
+    }
+    throw new ApiError(response.status, `http_${response.status}`,
+      response.status >= 500 ? t("network") : t("failed", { message: response.status }));
+  }
+  return data;
+}
+
+export function errorText(error) {
+  if (error instanceof ApiError) return error.message;
+  if (error instanceof OpenError) return t("wrong_password");
+  return t("failed", { message: error && error.message ? error.message : String(error) });
+}
+
+// { salt, iterations } from the server (a made-up salt for an unknown name), then PBKDF2.
+export async function deriveFromPassword(username, password) {
+  const pre = await consoleFetch("POST", "/console/api/prelogin", { username });
+  return derivePassword(password, b64uDecode(pre.salt), pre.iterations);
+}
+
+// ------------------------------------------------------------------------------ IndexedDB
+
+function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB_NAME, 1);
+    req.onupgradeneeded = () => {
+      if (!req.result.objectStoreNames.contains(STORE)) req.result.createObjectStore(STORE);
+    };
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+    req.onblocked = () => reject(new Error("key store blocked by another tab"));
+  });
+}
+
+async function withStore(mode, work) {
+  const db = await openDb();
+  try {
+    const tx = db.transaction(STORE, mode);
+    const done = new Promise((resolve, reject) => {
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error("key store transaction aborted"));
+    });
+    const result = await work(tx.objectStore(STORE));
+    await done;
+    return result;
+  } finally {
+    db.close();
+  }
+}
+
+export async function storePrivateKey(cryptoKey, keyIdHex) {
+  const handle = keyHandle();
+  if (!handle) throw new LockedError();
+  if (!(cryptoKey instanceof CryptoKey) || cryptoKey.extractable) {
+    // A key that could be exported must never be kept: it would outlive its purpose.
+    throw new TypeError("only a non-extractable CryptoKey can be stored");
+  }
+  await withStore("readwrite", async (store) => {
+    const handles = await request(store.getAllKeys());
+    for (const other of handles) if (other !== handle) store.delete(other);
+    store.put({ privateKey: cryptoKey, keyId: String(keyIdHex) }, handle);
+  });
+}
+
+export async function getPrivateKey() {
+  const handle = keyHandle();
+  if (!handle) throw new LockedError();
+  const record = await withStore("readonly", (store) => request(store.get(handle)));
+  if (!record || !(record.privateKey instanceof CryptoKey)) throw new LockedError();
+  return { privateKey: record.privateKey, keyId: record.keyId };
+}
+
+export async function clearKeys() {
+  await withStore("readwrite", async (store) => {
+    store.clear();
+  });
+}
+
+// Unlock for the current session from the password alone: the wrapped key comes from the
+// server; only this browser can open it.
+export async function unlockWithPassword(username, password) {
+  const wrapped = await consoleFetch("GET", "/console/api/me/key");
+  const { kek } = await deriveFromPassword(username || wrapped.username, password);
+  const key = await unwrapPrivateKey(kek, b64uDecode(wrapped.wrapped_private_key), wrapped.key_id);
+  kek.fill(0);
+  await storePrivateKey(key, wrapped.key_id);
+  document.dispatchEvent(new CustomEvent("chuishao:unlocked", { detail: { keyId: wrapped.key_id } }));
+  return { privateKey: key, keyId: wrapped.key_id };
+}
+
+// ------------------------------------------------------------------------------ page helper
+
+let statusShown = false;
+
+function unlockForm(status) {
+  const form = document.createElement("form");
+  form.id = "unlock-form";
+  form.className = "inline";
+  const label = document.createElement("label");
+  label.htmlFor = "unlock-password";
+  label.textContent = t("password") + " ";
+  const input = document.createElement("input");
+  input.id = "unlock-password";
+  input.type = "password";
+  input.autocomplete = "current-password";
+  input.required = true;
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.textContent = t("unlock");
+  const error = document.createElement("span");
+  error.className = "error-box";
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  form.append(" ", label, input, " ", button, " ", error);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    showText(error, "");
+    try {
+      await unlockWithPassword(null, input.value);
+      input.value = "";
+      status.hidden = true;
+      status.replaceChildren();
+      statusShown = false;
+    } catch (problem) {
+      showText(error, errorText(problem));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+// On a signed-in console page: say so (and offer to unlock) when the key is missing.
+export async function initKeyStatus() {
+  const status = document.getElementById("key-status");
+  if (!keyHandle()) {
+    // Signed out: nothing may stay behind.
+    await clearKeys().catch(() => {});
+    return false;
+  }
+  try {
+    await getPrivateKey();
+    return true;
+  } catch (error) {
+    if (!(error instanceof LockedError) || !status || statusShown) return false;
+    statusShown = true;
+    const text = document.createElement("span");
+    text.textContent = t("locked");
+    status.replaceChildren(text, unlockForm(status));
+    status.hidden = false;
+    return false;
+  }
+}
+
+// Signing out empties the key store first, then lets the form go to the server.
+function watchLogout() {
+  for (const form of document.querySelectorAll('form[action="/console/logout"]')) {
+    if (form.dataset.keysWatched) continue;
+    form.dataset.keysWatched = "1";
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearKeys()
+        .catch(() => {})
+        .finally(() => HTMLFormElement.prototype.submit.call(form));
+    });
+  }
+}
+
+function start() {
+  watchLogout();
+  initKeyStatus().catch(() => {});
+}
+
+if (typeof document !== "undefined") {
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+}
