@@ -1,0 +1,489 @@
+"""The case state machine: every allowed move of a case, in one table.
+
+    new ─accept→ accepted ─start_verification→ verifying ─verify→ verified
+     └─not_accept→ not_accepted                                    │
+    verified (true/partly) ─open_rectification→ rectifying ─accept_rectification→ rectified
+    rectified | not_accepted | verified (false) ─close→ closed
+
+``extend`` (once, with a reason the reporter reads) stays in accepted/verifying; ``assign``,
+``grade``, ``facts`` and ``link_duplicate`` change triage facts in any state but closed.
+
+Each rule names the states it starts from, the state it leads to, the roles it needs, a guard
+(checks the parameters, changes nothing) and an effect. ``perform`` is the only writer: it
+checks the version first, then the state, role and guard, and only then changes anything, so a
+refusal leaves the case exactly as it was. Every move bumps ``version``, records a CaseEvent
+(reporter-visible kinds from service/feed.py) and appends to the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from reviewer import audit
+from service.errors import ChuishaoError, Conflict, Forbidden, InvalidInput
+from service.i18n import N_, Catalogs
+from service.models import Case, CaseEvent, ChannelRecipient, HazardCriterion, User, utcnow
+from service.reportform import CATEGORIES
+from service.settings import Settings
+
+STATES = ("new", "accepted", "not_accepted", "verifying", "verified", "rectifying",
+          "rectified", "closed")
+OPEN_STATES = frozenset(STATES) - {"closed"}
+
+# Labels reviewers read (the reporter's wording is in service/feed.py).
+STATUS_LABELS = {
+    "new": N_("New (waiting for acceptance)"),
+    "accepted": N_("Accepted"),
+    "not_accepted": N_("Not accepted"),
+    "verifying": N_("Being verified"),
+    "verified": N_("Verified"),
+    "rectifying": N_("Being rectified"),
+    "rectified": N_("Rectification accepted"),
+    "closed": N_("Closed"),
+}
+NOT_ACCEPTED_REASONS = {
+    "duplicate": N_("Duplicate of an earlier report"),
+    "out_of_scope": N_("Outside this line's remit"),
+    "no_clear_target": N_("No clear unit or place named"),
+}
+# What the reporter reads in the feed ("Your report was not accepted. Reason: ...").
+REASONS_FOR_REPORTER = {
+    "duplicate": N_("the same hazard was reported earlier; your report was joined to that one"),
+    "out_of_scope": N_("the matter is outside what this reporting line handles"),
+    "no_clear_target": N_("the report does not name a unit or place that could be checked"),
+}
+RESULTS = {
+    "true": N_("True"),
+    "partly": N_("Partly true"),
+    "false": N_("Not true"),
+}
+RESULTS_FOR_REPORTER = {
+    "true": N_("what you reported is true"),
+    "partly": N_("what you reported is partly true"),
+    "false": N_("what you reported was found not to be true"),
+}
+GRADES = {"general": N_("General (一般)"), "major": N_("Major (重大)")}
+CATEGORY_KEYS = tuple(key for key, _ in CATEGORIES)
+MAX_TEXT = {"enterprise": 200, "location": 300, "reason": 500}
+
+
+class NotAllowedNow(ChuishaoError):
+    status = 409
+    code = "not_allowed_now"
+    message = N_("This step is not possible in the case's current state.")
+
+
+@dataclass
+class Move:
+    """One requested move, as the guard and effect see it."""
+
+    session: Session
+    settings: Settings
+    case: Case
+    actor: User
+    params: Mapping[str, Any]
+    now: dt.datetime
+    # Filled by the guard for the effect: parsed, checked values.
+    values: dict[str, Any] = field(default_factory=dict)
+    # Filled by the effect: what the CaseEvent and the audit entry record.
+    event: dict[str, Any] = field(default_factory=dict)
+
+
+Guard = Callable[[Move], None]
+Effect = Callable[[Move], None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    sources: frozenset[str]
+    target: str | None  # None: the status stays
+    refusal: str  # why it is refused in any other state (translatable)
+    guard: Guard
+    effect: Effect
+    event: str  # CaseEvent kind
+    visible: bool  # shown in the reporter's feed
+    roles: tuple[str, ...] = ("reviewer",)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@functools.lru_cache(maxsize=4)
+def _catalogs() -> Catalogs:
+    return Catalogs.load()
+
+
+def reporter_text(settings: Settings, message: str) -> str:
+    """Reporter-visible event data is stored in the installation's language."""
+    return _catalogs().gettext(settings.default_language)(message)
+
+
+def _text(move: Move, name: str, *, required: bool = False) -> str:
+    raw = move.params.get(name, "")
+    value = " ".join(str(raw if raw is not None else "").split())
+    if len(value) > MAX_TEXT.get(name, 200):
+        raise InvalidInput(N_("A field is too long (at most {limit} characters)."),
+                           limit=MAX_TEXT.get(name, 200))
+    if required and not value:
+        raise InvalidInput(N_("Give a reason."), code="reason_required")
+    return value
+
+
+def _choice(move: Move, name: str, choices: Mapping[str, str] | tuple[str, ...],
+            message: str) -> str:
+    value = str(move.params.get(name) or "")
+    if value not in choices:
+        raise InvalidInput(message)
+    return value
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _no_check(move: Move) -> None:
+    return None
+
+
+def _nothing(move: Move) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------------- deadlines
+
+
+def accept_due(case: Case, settings: Settings) -> dt.datetime:
+    return case.accept_due_at or case.created_at + dt.timedelta(days=settings.accept_days)
+
+
+def ensure_deadlines(case: Case, settings: Settings) -> None:
+    # Intake does not set it; the first reviewer action (or view) does, from the creation time.
+    if case.accept_due_at is None:
+        case.accept_due_at = case.created_at + dt.timedelta(days=settings.accept_days)
+
+
+def due_at(case: Case, settings: Settings) -> dt.datetime | None:
+    """The deadline the case is currently running against, if any."""
+    if case.status == "new":
+        return accept_due(case, settings)
+    if case.status in ("accepted", "verifying"):
+        return case.verify_due_at
+    if case.status == "verified":
+        return case.feedback_due_at
+    return None
+
+
+def is_overdue(case: Case, settings: Settings, now: dt.datetime | None = None) -> bool:
+    due = due_at(case, settings)
+    return due is not None and due < (now or utcnow())
+
+
+# ---------------------------------------------------------------------------- duplicates
+
+
+def _root(session: Session, case: Case) -> Case:
+    seen = {case.id}
+    current = case
+    while current.duplicate_of is not None:
+        parent = session.get(Case, current.duplicate_of)
+        if parent is None or parent.id in seen:
+            break
+        seen.add(parent.id)
+        current = parent
+    return current
+
+
+def _valid(case: Case) -> bool:
+    return case.status != "not_accepted" and case.verification_result != "false"
+
+
+def refresh_first_valid(session: Session, case: Case) -> None:
+    """Mark the earliest valid report of the case's duplicate group as the one rewarded."""
+    root = _root(session, case)
+    group = [root, *session.scalars(select(Case).where(Case.duplicate_of == root.id))]
+    group.sort(key=lambda c: (c.created_at, c.id))
+    first = next((c for c in group if _valid(c)), None)
+    for member in group:
+        wanted = member is first
+        if member.first_valid != wanted:
+            member.first_valid = wanted
+            if member is not case:
+                # Someone else's open form about that case is stale now.
+                member.version = member.version + 1
+
+
+def _duplicate_target(move: Move) -> Case:
+    other_id = str(move.params.get("duplicate_of") or "").strip().lower()
+    other = move.session.get(Case, other_id) if other_id else None
+    if other is None or not other.ready or other.channel_id != move.case.channel_id:
+        raise InvalidInput(N_("Name another case of the same reporting line."),
+                           code="duplicate_unknown")
+    if other.id == move.case.id or _root(move.session, other).id == move.case.id:
+        raise InvalidInput(N_("A case cannot be a duplicate of itself or of its own duplicate."),
+                           code="duplicate_cycle")
+    return other
+
+
+def _link(move: Move, other: Case) -> None:
+    session, case = move.session, move.case
+    root = _root(session, other)
+    # Keep the group flat: this case's own duplicates follow it to the new root.
+    for child in session.scalars(select(Case).where(Case.duplicate_of == case.id)):
+        child.duplicate_of = root.id
+    case.duplicate_of = root.id
+    session.flush()
+    refresh_first_valid(session, case)
+    move.event["duplicate_of"] = root.id
+
+
+# ---------------------------------------------------------------------------- guards and effects
+
+
+def _accept(move: Move) -> None:
+    case = move.case
+    case.accepted_at = move.now
+    case.verify_due_at = move.now + dt.timedelta(days=move.settings.verify_days)
+
+
+def _check_not_accept(move: Move) -> None:
+    reason = _choice(move, "reason", NOT_ACCEPTED_REASONS, N_("Choose a reason."))
+    move.values["reason"] = reason
+    if reason == "duplicate":
+        move.values["other"] = _duplicate_target(move)
+
+
+def _not_accept(move: Move) -> None:
+    reason = move.values["reason"]
+    move.case.not_accepted_reason = reason
+    move.event.update(reason=reporter_text(move.settings, REASONS_FOR_REPORTER[reason]),
+                      reason_code=reason)
+    if reason == "duplicate":
+        _link(move, move.values["other"])
+    else:
+        move.session.flush()
+        refresh_first_valid(move.session, move.case)
+
+
+def _check_extend(move: Move) -> None:
+    if move.case.verify_extended:
+        raise NotAllowedNow(N_("Verification can be extended only once."),
+                            code="already_extended")
+    move.values["reason"] = _text(move, "reason", required=True)
+    days = _int(move.params.get("days", move.settings.extension_days))
+    if days is None or not 1 <= days <= move.settings.extension_days:
+        raise InvalidInput(N_("An extension is between 1 and {days} days."),
+                           days=move.settings.extension_days)
+    move.values["days"] = days
+
+
+def _extend(move: Move) -> None:
+    case = move.case
+    base = case.verify_due_at or move.now
+    case.verify_due_at = base + dt.timedelta(days=move.values["days"])
+    case.verify_extended = True
+    move.event.update(reason=move.values["reason"], days=move.values["days"])
+
+
+def _check_verify(move: Move) -> None:
+    move.values["result"] = _choice(move, "result", RESULTS, N_("Choose a verification result."))
+
+
+def _verify(move: Move) -> None:
+    case, result = move.case, move.values["result"]
+    case.verification_result = result
+    case.verified_at = move.now
+    case.feedback_due_at = move.now + dt.timedelta(days=move.settings.feedback_days)
+    move.event.update(result=reporter_text(move.settings, RESULTS_FOR_REPORTER[result]),
+                      result_code=result)
+    move.session.flush()
+    refresh_first_valid(move.session, case)
+
+
+def _check_rectification(move: Move) -> None:
+    if move.case.verification_result not in ("true", "partly"):
+        raise NotAllowedNow(N_("Only a hazard verified as true or partly true is rectified."),
+                            code="not_confirmed")
+
+
+def _check_close(move: Move) -> None:
+    if move.case.status == "verified" and move.case.verification_result != "false":
+        raise NotAllowedNow(N_("A confirmed hazard is closed only after its rectification "
+                               "was accepted."), code="rectification_needed")
+
+
+def _check_assign(move: Move) -> None:
+    raw = move.params.get("assignee")
+    if raw in (None, ""):
+        move.values["assignee"] = None
+        return
+    user_id = _int(raw)
+    allowed = user_id is not None and move.session.scalar(
+        select(User.id).join(ChannelRecipient, ChannelRecipient.user_id == User.id)
+        .where(ChannelRecipient.channel_id == move.case.channel_id, User.id == user_id,
+               User.active.is_(True)))
+    user = move.session.get(User, user_id) if allowed and user_id is not None else None
+    if user is None or not user.has_role("reviewer"):
+        raise InvalidInput(N_("Assign the case to a reviewer of its reporting line."),
+                           code="assignee")
+    move.values["assignee"] = user
+
+
+def _assign(move: Move) -> None:
+    user = move.values["assignee"]
+    move.case.assigned_to = user.id if user else None
+    move.event["assigned_to"] = user.id if user else None
+
+
+def _check_grade(move: Move) -> None:
+    grade = _choice(move, "grade", GRADES, N_("Choose a grade."))
+    criterion = None
+    if grade == "major":
+        criterion_id = _int(move.params.get("criterion_id"))
+        criterion = (move.session.get(HazardCriterion, criterion_id)
+                     if criterion_id is not None else None)
+        if criterion is None or not criterion.active:
+            raise InvalidInput(N_("A major hazard must cite an item of the major-hazard "
+                                  "criteria."), code="criterion_required")
+    move.values.update(grade=grade, criterion=criterion)
+
+
+def _grade(move: Move) -> None:
+    criterion = move.values["criterion"]
+    move.case.grade = move.values["grade"]
+    move.case.criterion_id = criterion.id if criterion else None
+    move.event.update(grade=move.values["grade"],
+                      criterion_id=criterion.id if criterion else None)
+
+
+def _check_facts(move: Move) -> None:
+    category = str(move.params.get("category") or "")
+    if category and category not in CATEGORY_KEYS:
+        raise InvalidInput(N_("Choose a category."))
+    move.values.update(category=category or None, enterprise=_text(move, "enterprise"),
+                       location=_text(move, "location"))
+
+
+def _facts(move: Move) -> None:
+    case = move.case
+    case.category = move.values["category"]
+    case.enterprise = move.values["enterprise"]
+    case.location = move.values["location"]
+    move.event.update(category=case.category, enterprise=case.enterprise,
+                      location=case.location)
+
+
+def _check_duplicate(move: Move) -> None:
+    move.values["other"] = _duplicate_target(move)
+
+
+def _duplicate(move: Move) -> None:
+    _link(move, move.values["other"])
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+def _states(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+RULES: dict[str, Rule] = {
+    "accept": Rule(_states("new"), "accepted", N_("Only a new case can be accepted."),
+                   _no_check, _accept, "accepted", True),
+    "not_accept": Rule(_states("new"), "not_accepted",
+                       N_("Only a new case can be refused acceptance."),
+                       _check_not_accept, _not_accept, "not_accepted", True),
+    "start_verification": Rule(_states("accepted"), "verifying",
+                               N_("Verification starts after the case was accepted."),
+                               _no_check, _nothing, "verifying", True),
+    "extend": Rule(_states("accepted", "verifying"), None,
+                   N_("Only a case waiting for or under verification can be extended."),
+                   _check_extend, _extend, "verification_extended", True),
+    "verify": Rule(_states("verifying"), "verified",
+                   N_("A result can be recorded only while the case is being verified."),
+                   _check_verify, _verify, "verified", True),
+    "open_rectification": Rule(_states("verified"), "rectifying",
+                               N_("A rectification is opened after verification."),
+                               _check_rectification, _nothing, "rectification_opened", True),
+    "accept_rectification": Rule(_states("rectifying"), "rectified",
+                                 N_("Only a rectification under way can be accepted."),
+                                 _no_check, _nothing, "rectification_accepted", True),
+    # Closing is the approver's second look (DESIGN.md: approvers approve closure).
+    "close": Rule(_states("not_accepted", "verified", "rectified"), "closed",
+                  N_("This case cannot be closed yet."), _check_close, _nothing, "closed",
+                  True, roles=("approver",)),
+    "assign": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+                   _check_assign, _assign, "assigned", False),
+    "grade": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+                  _check_grade, _grade, "graded", False),
+    "facts": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+                  _check_facts, _facts, "facts_changed", False),
+    "link_duplicate": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+                           _check_duplicate, _duplicate, "duplicate_linked", False),
+}
+ACTIONS = tuple(RULES)
+
+
+def allowed_actions(case: Case, user: User) -> list[str]:
+    """Actions whose state and role fit (guards may still refuse the parameters)."""
+    return [name for name, rule in RULES.items()
+            if case.status in rule.sources and user.has_role(*rule.roles)]
+
+
+def _bump_version(session: Session, case: Case, expected: int) -> None:
+    # Compare-and-set in the database too: two transactions that both read `expected`
+    # cannot both win.
+    result = session.execute(
+        update(Case).where(Case.id == case.id, Case.version == expected)
+        .values(version=expected + 1).execution_options(synchronize_session=False))
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict()
+    set_committed_value(case, "version", expected + 1)
+
+
+def perform(session: Session, settings: Settings, case: Case, actor: User, action: str, *,
+            version: Any, params: Mapping[str, Any] | None = None,
+            now: dt.datetime | None = None) -> CaseEvent:
+    """Apply ``action`` to ``case`` as ``actor``; refuses without changing anything."""
+    rule = RULES.get(action)
+    if rule is None:
+        raise InvalidInput(N_("Unknown action."), code="unknown_action")
+    expected = _int(version)
+    if expected is None or expected != case.version:
+        raise Conflict()
+    if not actor.has_role(*rule.roles):
+        raise Forbidden()
+    if case.status not in rule.sources:
+        raise NotAllowedNow(rule.refusal)
+    now = now or utcnow()
+    move = Move(session, settings, case, actor, params or {}, now)
+    rule.guard(move)
+    # Nothing above changed the case; from here on everything is one transaction.
+    session.flush()
+    _bump_version(session, case, expected)
+    ensure_deadlines(case, settings)
+    before = case.status
+    if rule.target is not None:
+        case.status = rule.target  # before the effect: validity of duplicates depends on it
+    rule.effect(move)
+    case.updated_at = now
+    event = CaseEvent(case_id=case.id, kind=rule.event, user_id=actor.id,
+                      visible_to_reporter=rule.visible, data=dict(move.event), created_at=now)
+    session.add(event)
+    audit.append(session, f"case.{action}", actor=actor, target=case.id, now=now,
+                 details={"from": before, "to": case.status, "version": case.version,
+                          **{k: v for k, v in move.event.items() if k != "reason"
+                             or action == "extend"}})
+    session.flush()
+    return event
