@@ -1,7 +1,289 @@
-"""Console views: cases."""
+"""Console views: the case list, one case, triage forms and the sealed JSON calls.
+
+Thin: every decision is in reviewer/cases.py and reviewer/workflow.py. The server renders
+plaintext facts and hands the browser ciphertext; case.js and cases.js decrypt it there.
+
+Who may do what (besides seeing the case at all: recipient of its channel or holder of one of
+its key slots; reviewer/cases.py):
+
+| route                                   | reviewer | approver | auditor | admin only |
+|-----------------------------------------|----------|----------|---------|------------|
+| GET  /cases (list)                      | yes      | read     | read    | empty list |
+| GET  /cases/{id} (page), file chunks    | yes      | read     | read    | 403        |
+| POST /cases/{id}/identity-viewed        | yes      | yes      | yes     | 403        |
+| POST /cases/{id}/actions/{action}       | yes (all but close) | close only | no | no |
+| POST /cases/{id}/messages, notes, grants| yes      | no       | no      | no         |
+
+A case outside the user's channels answers 404, as an unknown id does, and is audited.
+Approvers and auditors read the plaintext facts and timeline; they decrypt only if a reviewer
+granted them a slot (their own choice of role mix: most approvers are reviewers too).
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
 
-ROUTES: list[BaseRoute] = []
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+import crypto
+from reviewer import audit, cases, workflow
+from reviewer.auth import current_user, require_roles
+from service import feed, reportform
+from service.db import get_session
+from service.errors import ChuishaoError, InvalidInput
+from service.i18n import N_
+from service.models import Case, CaseEvent, Channel, HazardCriterion, SealedItem, User, utcnow
+from service.templating import render, translator
+
+CASE_ROLES = cases.CASE_ROLES
+# Internal (reviewer-only) timeline entries; reporter-visible ones use service/feed.py texts.
+INTERNAL_EVENTS = {
+    "assigned": N_("Assignment changed"),
+    "graded": N_("Grade set"),
+    "facts_changed": N_("Category, unit or location changed"),
+    "duplicate_linked": N_("Linked as a duplicate"),
+    "note": N_("Internal note added"),
+    "reporter_activity": N_("The reporter replied or added evidence"),
+}
+DONE = {
+    "accept": N_("The case was accepted."),
+    "not_accept": N_("The case was marked as not accepted."),
+    "start_verification": N_("Verification started."),
+    "extend": N_("Verification was extended."),
+    "verify": N_("The verification result was recorded."),
+    "open_rectification": N_("A rectification was opened."),
+    "accept_rectification": N_("The rectification was accepted."),
+    "close": N_("The case was closed."),
+    "assign": N_("The assignment was saved."),
+    "grade": N_("The grade was saved."),
+    "facts": N_("Category, unit and location were saved."),
+    "link_duplicate": N_("The duplicate link was saved."),
+}
+
+
+def _database(request: Request) -> Any:
+    return request.app.state.database
+
+
+def _case(request: Request) -> Case:
+    return cases.get_case(get_session(request), _database(request), current_user(request),
+                          str(request.path_params["case_id"]))
+
+
+def _b64(data: bytes | None) -> str:
+    return crypto.b64u_encode(data) if data else ""
+
+
+# ---------------------------------------------------------------------------- list
+
+
+@require_roles()
+async def case_list(request: Request) -> Response:
+    session = get_session(request)
+    settings = request.app.state.settings
+    user = current_user(request)
+    filters = cases.Filters.parse(request.query_params)
+    now = utcnow()
+    page = cases.list_cases(session, settings, user, filters, now)
+    ids = [case.id for case in page.cases]
+    slots = cases.slots_for_cases(session, ids, user)
+    reports = cases.report_items(session, ids)
+    channels = {c.id: c for c in cases.visible_channels(session, user)}
+    rows = [{
+        "case": case,
+        "channel": channels.get(case.channel_id),
+        "due": workflow.due_at(case, settings),
+        "overdue": workflow.is_overdue(case, settings, now),
+        "slot": _b64(slots[case.id].slot) if case.id in slots else "",
+        "report": reports.get(case.id),
+        "report_blob": _b64(reports[case.id].blob) if case.id in reports else "",
+    } for case in page.cases]
+    return render(request, "reviewer/cases.html", {
+        "rows": rows, "filters": filters, "channels": list(channels.values()),
+        "next_url": ("/console/cases?" + filters.query_string(after=page.next_cursor))
+        if page.next_cursor else None,
+        "first_url": "/console/cases?" + filters.query_string(after=None)
+        if filters.after else None,
+        "statuses": workflow.STATUS_LABELS, "grades": workflow.GRADES,
+        "has_case_role": user.has_role(*CASE_ROLES),
+    })
+
+
+# ---------------------------------------------------------------------------- one case
+
+
+def _timeline(request: Request, case: Case) -> list[dict[str, Any]]:
+    session = get_session(request)
+    translate = translator(request)
+    events = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                  .order_by(CaseEvent.created_at, CaseEvent.id)))
+    names = {u.id: u.display_name or u.username for u in session.scalars(
+        select(User).where(User.id.in_({e.user_id for e in events if e.user_id})))}
+    timeline = []
+    for event in events:
+        if event.visible_to_reporter:
+            text = feed.event_text(event.kind, event.data, translate) or event.kind
+        else:
+            text = translate(INTERNAL_EVENTS.get(event.kind, event.kind))
+        timeline.append({"when": event.created_at, "text": text,
+                         "who": names.get(event.user_id or 0, ""),
+                         "visible": event.visible_to_reporter})
+    return timeline
+
+
+def case_context(request: Request, case: Case) -> dict[str, Any]:
+    session = get_session(request)
+    settings = request.app.state.settings
+    user = current_user(request)
+    reviewers = cases.channel_reviewers(session, case.channel_id)
+    holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
+    slot = cases.slot_for(session, case, user)
+    internal = cases.slot_for(session, case, user, "internal")
+    items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id)
+                                 .order_by(SealedItem.created_at, SealedItem.id)))
+    files = cases.complete_files(session, case)
+    complete_meta = {f.meta_item_id for f in files}
+    authors = {u.id: u.display_name or u.username for u in reviewers}
+    internal_keys = [{"key_id": key_id, "public_key": _b64(public)}
+                     for key_id, public in cases.internal_recipient_keys(session, case)]
+    data = {
+        "case_id": case.id,
+        "slot": _b64(slot.slot if slot else None),
+        "internal_slot": _b64(internal.slot if internal else None),
+        "internal_exists": cases.has_internal_key(session, case),
+        "internal_recipients": internal_keys,
+        "colleagues": [{"user_id": u.id, "name": u.display_name or u.username,
+                        "key_id": u.key_id, "public_key": _b64(u.public_key)}
+                       for u in reviewers if u.id not in holders],
+        "items": [{"id": i.id, "kind": i.kind, "author": i.author,
+                   "name": authors.get(i.user_id or 0, ""), "created": i.created_at.isoformat(),
+                   "blob": _b64(i.blob)}
+                  for i in items if i.kind != "file-meta" or i.id in complete_meta],
+        "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "chunk_count": f.chunk_count,
+                   "stored_size": f.stored_size, "author": f.author} for f in files],
+        "can_write": user.has_role("reviewer") and slot is not None,
+    }
+    criterion = session.get(HazardCriterion, case.criterion_id) if case.criterion_id else None
+    return {
+        "case": case,
+        "channel": session.get(Channel, case.channel_id),
+        "status_label": workflow.STATUS_LABELS[case.status],
+        "due": workflow.due_at(case, settings),
+        "overdue": workflow.is_overdue(case, settings),
+        "actions": workflow.allowed_actions(case, user),
+        "reviewers": reviewers,
+        "assignee": session.get(User, case.assigned_to) if case.assigned_to else None,
+        "criteria": list(session.scalars(select(HazardCriterion)
+                                         .where(HazardCriterion.active.is_(True))
+                                         .order_by(HazardCriterion.article,
+                                                   HazardCriterion.item_no))),
+        "criterion": criterion,
+        "duplicate_candidates": cases.same_channel_cases(session, case),
+        "timeline": _timeline(request, case),
+        "reasons": workflow.NOT_ACCEPTED_REASONS, "results": workflow.RESULTS,
+        "grades": workflow.GRADES, "categories": reportform.CATEGORIES,
+        "statuses": workflow.STATUS_LABELS,
+        "page_data": data,
+        "has_identity": any(i.kind == "identity" for i in items),
+        "can_write": data["can_write"],
+        "extension_days": settings.extension_days,
+        "done": DONE.get(str(request.query_params.get("done", ""))),
+        "error": None,
+    }
+
+
+@require_roles(*CASE_ROLES)
+async def case_page(request: Request) -> Response:
+    case = _case(request)
+    return render(request, "reviewer/case.html", case_context(request, case))
+
+
+@require_roles("reviewer", "approver")
+async def case_action(request: Request) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    case = _case(request)
+    action = str(request.path_params["action"])
+    form = await request.form(max_files=0, max_fields=20)
+    params = {key: str(value) for key, value in form.items() if key != "csrf_token"}
+    try:
+        workflow.perform(session, request.app.state.settings, case, user, action,
+                         version=params.pop("version", None), params=params)
+    except ChuishaoError as exc:
+        # Nothing of the attempt stays; the page is shown again with the reason, and the
+        # refusal goes on the record in its own transaction.
+        session.rollback()
+        audit.record_refusal(_database(request), f"case.{action}"[:64], actor_id=user.id,
+                             target=case.id, details={"code": exc.code})
+        case = _case(request)
+        context = case_context(request, case)
+        context["error"] = translator(request)(exc.message, **exc.params)
+        context["done"] = None
+        return render(request, "reviewer/case.html", context, status=exc.status)
+    return RedirectResponse(f"/console/cases/{case.id}?done={action}#triage", status_code=303)
+
+
+@require_roles(*CASE_ROLES)
+async def identity_viewed(request: Request) -> Response:
+    case = _case(request)
+    cases.identity_viewed(get_session(request), case, current_user(request))
+    return JSONResponse({"ok": True})
+
+
+@require_roles(*CASE_ROLES)
+async def file_chunk(request: Request) -> Response:
+    case = _case(request)
+    index = request.path_params["index"]
+    data = cases.file_chunk(get_session(request), case, str(request.path_params["file_id"]),
+                            int(index))
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Cache-Control": "no-store"})
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="json") from None
+
+
+@require_roles("reviewer")
+async def post_message(request: Request) -> Response:
+    case = _case(request)
+    item = cases.add_message(get_session(request), case, current_user(request),
+                             await _json(request))
+    return JSONResponse({"id": item.id, "created": item.created_at.isoformat()},
+                        status_code=201)
+
+
+@require_roles("reviewer")
+async def post_note(request: Request) -> Response:
+    case = _case(request)
+    item = cases.add_note(get_session(request), case, current_user(request),
+                          await _json(request))
+    return JSONResponse({"id": item.id, "created": item.created_at.isoformat()},
+                        status_code=201)
+
+
+@require_roles("reviewer")
+async def post_grant(request: Request) -> Response:
+    case = _case(request)
+    slots = cases.add_grant(get_session(request), case, current_user(request),
+                            await _json(request))
+    return JSONResponse({"granted": [s.purpose for s in slots]}, status_code=201)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/cases", case_list, name="cases"),
+    Route("/cases/{case_id}", case_page, name="case"),
+    Route("/cases/{case_id}/actions/{action}", case_action, methods=["POST"],
+          name="case_action"),
+    Route("/cases/{case_id}/identity-viewed", identity_viewed, methods=["POST"]),
+    Route("/cases/{case_id}/files/{file_id}/chunks/{index:int}", file_chunk),
+    Route("/cases/{case_id}/messages", post_message, methods=["POST"]),
+    Route("/cases/{case_id}/notes", post_note, methods=["POST"]),
+    Route("/cases/{case_id}/grants", post_grant, methods=["POST"]),
+]

@@ -1,0 +1,375 @@
+// One case, opened in this browser: the case key from the reviewer's slot, then every sealed
+// item; files decrypted to a download; messages and internal notes sealed here before they
+// are sent; access given to a colleague by sealing the key to their public key.
+// The server never receives a key or a plaintext. Text reaches the page through textContent.
+import {
+  b64uDecode,
+  b64uEncode,
+  bytesToHex,
+  keyId,
+  newId,
+  newKey,
+  openFile,
+  openItem,
+  openKey,
+  sealItem,
+  sealKey,
+  SUITE,
+} from "../crypto/index.js";
+import {
+  ApiError,
+  el,
+  errorText,
+  privateKeyOrNull,
+  request,
+  showText,
+  t,
+  whenUnlocked,
+} from "./cases.js";
+
+const data = JSON.parse(document.getElementById("case-data").textContent);
+const caseId = data.case_id;
+const base = `/console/cases/${caseId}`;
+const errorBox = document.getElementById("case-error");
+
+// In memory only, for as long as the page is open.
+let caseKey = null;
+let internalKey = null;
+let opened = []; // { ...item, content | null }
+
+// ------------------------------------------------------------------------------ opening
+
+async function openAll() {
+  if (caseKey) return;
+  if (!data.slot) {
+    showText(errorBox, t("no_slot"));
+    return;
+  }
+  const privateKey = await privateKeyOrNull();
+  if (!privateKey) {
+    showText(errorBox, t("locked"));
+    return;
+  }
+  try {
+    caseKey = await openKey(b64uDecode(data.slot), privateKey, caseId);
+  } catch {
+    showText(errorBox, t("decrypt_failed"));
+    return;
+  }
+  if (data.internal_slot) {
+    try {
+      internalKey = await openKey(b64uDecode(data.internal_slot), privateKey, caseId, "internal");
+    } catch {
+      internalKey = null;
+    }
+  }
+  showText(errorBox, "");
+  opened = [];
+  for (const item of data.items) {
+    const key = item.kind === "note" ? internalKey : caseKey;
+    let content = null;
+    if (key) {
+      try {
+        content = await openItem(key, caseId, item.id, item.kind, b64uDecode(item.blob));
+      } catch {
+        content = null;
+      }
+    }
+    opened.push({ ...item, content });
+  }
+  renderReport();
+  renderIdentityButton();
+  renderFiles();
+  renderConversation();
+  renderNotes();
+  enableForms();
+}
+
+// ------------------------------------------------------------------------------ rendering
+
+function field(list, label, value) {
+  if (value === undefined || value === null || value === "") return;
+  list.append(el("dt", { text: label }), el("dd", { text: value }));
+}
+
+function renderReport() {
+  const box = document.getElementById("report");
+  const report = opened.find((item) => item.kind === "report");
+  if (!report || !report.content) {
+    box.replaceChildren(el("p", { cls: "error-box", text: t("decrypt_failed") }));
+    return;
+  }
+  const r = report.content;
+  const list = el("dl", { attrs: { id: "report-fields" } });
+  field(list, t("label_unit"), r.unit);
+  field(list, t("label_location"), r.location);
+  const category = `category.${r.category}`;
+  field(list, t("label_category"), t(category) !== category ? t(category) : r.category);
+  field(list, t("label_seen"), r.seen_at);
+  const insider = `insider.${r.insider}`;
+  if (r.insider) field(list, t("label_insider"), t(insider) !== insider ? t(insider) : r.insider);
+  list.append(el("dt", { text: t("label_description") }),
+    el("dd", { cls: "text", text: r.description || "", attrs: { id: "report-description" } }));
+  box.replaceChildren(list);
+}
+
+function renderIdentityButton() {
+  const button = document.getElementById("show-identity");
+  const target = document.getElementById("identity");
+  const identity = opened.find((item) => item.kind === "identity");
+  if (!button || !target || !identity) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      // On the record first; only then shown.
+      await request("POST", `${base}/identity-viewed`, {});
+    } catch (error) {
+      button.disabled = false;
+      showText(errorBox, errorText(error));
+      return;
+    }
+    const content = identity.content;
+    target.replaceChildren();
+    if (!content) {
+      target.append(el("dd", { text: t("decrypt_failed") }));
+    } else {
+      field(target, t("label_name"), content.name);
+      field(target, t("label_contact"), content.contact);
+    }
+    target.append(el("dd", { cls: "hint", text: t("identity_logged") }));
+    target.hidden = false;
+    button.hidden = true;
+  });
+}
+
+function renderFiles() {
+  const list = document.getElementById("files");
+  list.replaceChildren();
+  for (const file of data.files) {
+    const meta = opened.find((item) => item.id === file.meta_item_id);
+    const info = meta && meta.content;
+    const name = info && typeof info.name === "string" && info.name ? info.name : file.id.slice(0, 8);
+    const button = el("button", { cls: "link", text: `${t("download")}: ${name}`,
+      attrs: { type: "button", "data-file-id": file.id } });
+    const status = el("span", { cls: "hint", attrs: { role: "status" } });
+    status.hidden = true;
+    const row = el("li", {}, [button, " ", status]);
+    if (info && Array.isArray(info.removed) && info.removed.length) {
+      row.append(el("span", { cls: "hint", text: ` ${t("removed", { what: info.removed.join(", ") })}` }));
+    }
+    if (!info) {
+      button.disabled = true;
+      showText(status, t("decrypt_failed"));
+    } else {
+      button.addEventListener("click", () => download(file, info, button, status));
+    }
+    list.append(row);
+  }
+}
+
+async function download(file, info, button, status) {
+  button.disabled = true;
+  showText(status, t("downloading"));
+  async function* chunks() {
+    for (let i = 0; i < file.chunk_count; i++) {
+      yield await request("GET", `${base}/files/${file.id}/chunks/${i}`, undefined,
+        { binary: true });
+    }
+  }
+  const parts = [];
+  try {
+    const fileKey = b64uDecode(info.key);
+    const prefix = b64uDecode(info.prefix);
+    for await (const part of openFile(fileKey, prefix, caseId, file.id, chunks(), info.size)) {
+      parts.push(part.slice());
+    }
+    fileKey.fill(0);
+  } catch (error) {
+    // Content yielded before a failure is incomplete: none of it is saved.
+    parts.length = 0;
+    showText(status, error instanceof ApiError ? errorText(error) : t("file_failed"));
+    button.disabled = false;
+    return;
+  }
+  const blob = new Blob(parts, { type: typeof info.type === "string" ? info.type : "" });
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { attrs: { href: url, download: info.name || "file" } });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  showText(status, "");
+  button.disabled = false;
+}
+
+function day(iso) {
+  return typeof iso === "string" ? iso.slice(0, 16).replace("T", " ") : "";
+}
+
+function bubble(item) {
+  const who = item.author === "reporter" ? t("reporter") : item.name || t("reviewer");
+  const head = el("p", { cls: "who" }, [who, " · ", el("time", { text: day(item.created) })]);
+  if (item.content && item.content.question) head.append(" · ", el("strong", { text: t("question") }));
+  const text = item.content ? String(item.content.text || "") : t("decrypt_failed");
+  return el("li", { cls: `msg msg-${item.author}`, attrs: { "data-item-id": item.id } },
+    [head, el("p", { cls: "text", text })]);
+}
+
+function renderConversation() {
+  const list = document.getElementById("messages");
+  const items = opened.filter((item) => item.kind === "message" || item.kind === "reply");
+  list.replaceChildren(...items.map(bubble));
+  if (!items.length) list.append(el("li", { cls: "empty", text: t("no_messages") }));
+}
+
+function renderNotes() {
+  const list = document.getElementById("notes");
+  const items = opened.filter((item) => item.kind === "note");
+  list.replaceChildren(...items.map(bubble));
+  if (!items.length) list.append(el("li", { cls: "empty", text: t("no_notes") }));
+}
+
+function appendItem(item) {
+  opened.push(item);
+  if (item.kind === "note") renderNotes();
+  else renderConversation();
+}
+
+// ------------------------------------------------------------------------------ writing
+
+async function sealed(key, kind, content) {
+  const id = newId();
+  const blob = await sealItem(key, caseId, id, kind, content);
+  return { id: bytesToHex(id), blob: b64uEncode(blob) };
+}
+
+async function checkedPublicKey(entry) {
+  // The key id names the key: a mismatch means the page's data is wrong, so seal nothing.
+  const publicKey = b64uDecode(entry.public_key);
+  if (bytesToHex(await keyId(publicKey)) !== entry.key_id) throw new Error("key id mismatch");
+  return publicKey;
+}
+
+async function sendMessage(event) {
+  event.preventDefault();
+  const text = document.getElementById("message-text");
+  const question = document.getElementById("message-question");
+  const status = document.getElementById("message-status");
+  const value = text.value.trim();
+  if (!value) return showText(status, t("empty"));
+  const content = { v: 1, text: value, question: Boolean(question && question.checked) };
+  const button = event.target.querySelector("button");
+  button.disabled = true;
+  try {
+    const body = await sealed(caseKey, "message", content);
+    const done = await request("POST", `${base}/messages`, body);
+    appendItem({ id: body.id, kind: "message", author: "reviewer", name: "",
+      created: done.created, content });
+    text.value = "";
+    if (question) question.checked = false;
+    showText(status, t("sent"));
+  } catch (error) {
+    showText(status, errorText(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function sendNote(event) {
+  event.preventDefault();
+  const text = document.getElementById("note-text");
+  const status = document.getElementById("note-status");
+  const value = text.value.trim();
+  if (!value) return showText(status, t("empty"));
+  const button = event.target.querySelector("button");
+  button.disabled = true;
+  let key = internalKey;
+  try {
+    const body = {};
+    if (!key) {
+      // The first note creates the internal key, slotted to every reviewer of the line and
+      // to the recovery key; never to the reporter.
+      key = newKey();
+      body.slots = [];
+      for (const entry of data.internal_recipients) {
+        const slot = await sealKey(key, await checkedPublicKey(entry), caseId, "internal");
+        body.slots.push({ purpose: "internal", suite: SUITE, key_id: entry.key_id,
+          slot: b64uEncode(slot) });
+      }
+    }
+    const content = { v: 1, text: value };
+    Object.assign(body, await sealed(key, "note", content));
+    const done = await request("POST", `${base}/notes`, body);
+    internalKey = key;
+    data.internal_exists = true;
+    appendItem({ id: body.id, kind: "note", author: "reviewer", name: "", created: done.created,
+      content });
+    text.value = "";
+    showText(status, t("sent"));
+  } catch (error) {
+    showText(status, errorText(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function fillColleagues() {
+  const select = document.getElementById("grant-user");
+  const form = document.getElementById("grant-form");
+  const none = document.getElementById("no-colleagues");
+  if (!select || !form) return;
+  select.replaceChildren(...data.colleagues.map((c) =>
+    el("option", { text: c.name, attrs: { value: String(c.user_id) } })));
+  form.hidden = data.colleagues.length === 0;
+  if (none) none.hidden = data.colleagues.length !== 0;
+}
+
+async function grant(event) {
+  event.preventDefault();
+  const select = document.getElementById("grant-user");
+  const status = document.getElementById("grant-status");
+  const colleague = data.colleagues.find((c) => String(c.user_id) === select.value);
+  if (!colleague) return;
+  const button = event.target.querySelector("button");
+  button.disabled = true;
+  try {
+    const publicKey = await checkedPublicKey(colleague);
+    const slots = [{ purpose: "case", suite: SUITE, key_id: colleague.key_id,
+      slot: b64uEncode(await sealKey(caseKey, publicKey, caseId, "case")) }];
+    if (internalKey) {
+      slots.push({ purpose: "internal", suite: SUITE, key_id: colleague.key_id,
+        slot: b64uEncode(await sealKey(internalKey, publicKey, caseId, "internal")) });
+    }
+    await request("POST", `${base}/grants`, { user_id: colleague.user_id, slots });
+    data.colleagues = data.colleagues.filter((c) => c !== colleague);
+    fillColleagues();
+    showText(status, t("granted", { name: colleague.name }));
+  } catch (error) {
+    showText(status, errorText(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function enableForms() {
+  if (!data.can_write || !caseKey) return;
+  const message = document.getElementById("message-form");
+  const note = document.getElementById("note-form");
+  const grantForm = document.getElementById("grant-form");
+  if (message) {
+    message.hidden = false;
+    message.addEventListener("submit", sendMessage);
+  }
+  // Without the internal key, a note can only be written if none exists yet.
+  if (note && (internalKey || !data.internal_exists)) {
+    note.hidden = false;
+    note.addEventListener("submit", sendNote);
+  }
+  if (grantForm) {
+    fillColleagues();
+    grantForm.addEventListener("submit", grant);
+  }
+}
+
+whenUnlocked(openAll).catch((error) => showText(errorBox, errorText(error)));

@@ -1,0 +1,170 @@
+// The case list: each row carries this reviewer's key slot and the sealed report; the report
+// is opened here, in the browser, to show a one-line summary. Also exports the small helpers
+// case.js shares (messages, requests, summaries). Text reaches the page through textContent only.
+import { b64uDecode, openItem, openKey } from "../crypto/index.js";
+import * as keys from "./keys.js";
+
+// ------------------------------------------------------------------------------ messages
+
+let table = null;
+
+export function t(key, params = {}) {
+  if (table === null) {
+    const island = document.getElementById("case-messages");
+    try {
+      table = island ? JSON.parse(island.textContent) || {} : {};
+    } catch {
+      table = {};
+    }
+  }
+  const template = Object.hasOwn(table, key) ? table[key] : key;
+  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
+    Object.hasOwn(params, name) ? String(params[name]) : whole,
+  );
+}
+
+export function showText(node, text) {
+  if (!node) return;
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+export function el(tag, { cls, text, attrs } = {}, children = []) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (attrs) for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+
+// ------------------------------------------------------------------------------ requests
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function csrf() {
+  const node = document.querySelector('meta[name="csrf-token"]');
+  return node ? node.getAttribute("content") || "" : "";
+}
+
+// Same origin only; the server's translated message comes back in the error.
+export async function request(method, path, json, { binary = false } = {}) {
+  const headers = { Accept: binary ? "application/octet-stream" : "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  }
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, body, credentials: "same-origin", cache: "no-store",
+      redirect: "error", referrerPolicy: "no-referrer",
+    });
+  } catch {
+    throw new ApiError(0, "network", t("network"));
+  }
+  if (response.ok && binary) return new Uint8Array(await response.arrayBuffer());
+  let data = null;
+  try {
+    const text = await response.text();
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    if (error && typeof error.message === "string") {
+      throw new ApiError(response.status, String(error.code || ""), error.message);
+    }
+    throw new ApiError(response.status, `http_${response.status}`,
+      t("failed", { message: response.status }));
+  }
+  return data;
+}
+
+export function errorText(error) {
+  if (error instanceof ApiError) return error.message;
+  return t("failed", { message: error && error.message ? error.message : String(error) });
+}
+
+// ------------------------------------------------------------------------------ keys
+
+// The unlocked private key, or null (and the page says why) when the store is locked.
+export async function privateKeyOrNull() {
+  try {
+    const { privateKey } = await keys.getPrivateKey();
+    return privateKey;
+  } catch (error) {
+    if (typeof keys.initKeyStatus === "function") {
+      await keys.initKeyStatus().catch(() => {});
+    }
+    const status = document.getElementById("key-status");
+    if (status && status.hidden) showText(status, t("locked"));
+    if (!(error instanceof keys.LockedError)) console.warn("key store:", error);
+    return null;
+  }
+}
+
+// Run `work` now and again whenever the key store is unlocked on this page.
+export function whenUnlocked(work) {
+  document.addEventListener("chuishao:unlocked", () => {
+    work().catch((error) => console.warn(error));
+  });
+  return work();
+}
+
+// ------------------------------------------------------------------------------ summaries
+
+function firstWords(text, limit = 40) {
+  const flat = String(text || "").replace(/\s+/g, " ").trim();
+  return flat.length > limit ? `${flat.slice(0, limit)}…` : flat;
+}
+
+// category + unit + the first words of the description, on one line.
+export function summaryOf(report) {
+  const parts = [];
+  const category = typeof report.category === "string" ? `category.${report.category}` : "";
+  if (category && t(category) !== category) parts.push(t(category));
+  if (report.unit) parts.push(firstWords(report.unit, 40));
+  if (report.description) parts.push(firstWords(report.description));
+  return parts.join(" · ");
+}
+
+// ------------------------------------------------------------------------------ the list
+
+async function decryptRows() {
+  const rows = [...document.querySelectorAll("tr.case-row")];
+  if (!rows.some((row) => row.dataset.slot && row.dataset.itemId)) return;
+  const privateKey = await privateKeyOrNull();
+  if (!privateKey) return;
+  for (const row of rows) {
+    const { caseId, slot, itemId, itemBlob } = row.dataset;
+    if (!slot || !itemId || !itemBlob || row.dataset.decrypted === "1") continue;
+    const target = row.querySelector(".summary-text");
+    let caseKey = null;
+    try {
+      caseKey = await openKey(b64uDecode(slot), privateKey, caseId);
+      const report = await openItem(caseKey, caseId, itemId, "report", b64uDecode(itemBlob));
+      target.textContent = summaryOf(report);
+      row.dataset.decrypted = "1";
+    } catch {
+      target.title = t("decrypt_failed");
+      row.dataset.decrypted = "0";
+    } finally {
+      if (caseKey) caseKey.fill(0);
+    }
+  }
+}
+
+if (document.getElementById("case-table")) {
+  whenUnlocked(decryptRows).catch((error) => console.warn(error));
+}
