@@ -199,6 +199,15 @@ def cmd_reward(settings: Settings, args: argparse.Namespace) -> int:
     return command.run(args)
 
 
+def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
+    from reviewer.recover import run_command
+
+    # The secret comes from stdin only: an argument would sit in shell history and `ps`.
+    if sys.stdin.isatty():
+        print("Type the recovery secret, then Enter:", file=sys.stderr)
+    return run_command(settings.database, args.channel, args.to, sys.stdin.readline())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chuishao", description="Chuishao operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("purge", help="discard unfinished uploads and expired anti-abuse stamps")
 
+    recover = sub.add_parser("recover", help="re-grant a channel's cases to a reviewer with "
+                             "the recovery secret (read from stdin)")
+    recover.add_argument("--channel", required=True, help="channel slug")
+    recover.add_argument("--to", required=True, help="username of the reviewer")
+
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",
                        help="print a one-time link when no administrator exists")
@@ -255,6 +269,7 @@ COMMANDS = {
     "submit": cmd_submit,
     "purge": cmd_purge,
     "reward": cmd_reward,
+    "recover": cmd_recover,
 }
 
 
