@@ -1,0 +1,230 @@
+"""Console accounts in a real Chromium against the real app (uvicorn, migrated SQLite).
+
+Invitation -> account made in the browser -> TOTP enrolment -> sign-in -> the private key
+lives in IndexedDB as a non-extractable X25519 CryptoKey -> sign-out empties the key store.
+Nothing may be requested from anywhere but the live server.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from sqlalchemy import select
+
+import crypto
+from reviewer import invitations
+from service.models import Channel, ChannelRecipient, User, utcnow
+from tests.browser.live import LiveServer, running_server
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "长城 correct horse battery"
+
+KEYS_JS = """
+async (arg) => {
+  const db = await new Promise((resolve, reject) => {
+    const req = indexedDB.open('chuishao-console', 1);
+    req.onupgradeneeded = () => req.result.createObjectStore('keys');
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  const tx = db.transaction('keys', 'readonly');
+  const store = tx.objectStore('keys');
+  const get = (r) => new Promise((res, rej) => { r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+  const handles = await get(store.getAllKeys());
+  const records = await get(store.getAll());
+  db.close();
+  const out = [];
+  for (let i = 0; i < records.length; i++) {
+    const key = records[i].privateKey;
+    const row = { handle: handles[i], keyId: records[i].keyId,
+                  isCryptoKey: key instanceof CryptoKey, type: key.type,
+                  extractable: key.extractable, algorithm: key.algorithm.name,
+                  usages: key.usages, exported: null, shared: null };
+    try { await crypto.subtle.exportKey('pkcs8', key); row.exported = 'exported'; }
+    catch (e) { row.exported = e.name; }
+    if (arg) {
+      const raw = Uint8Array.from(arg.match(/../g).map((h) => parseInt(h, 16)));
+      const pub = await crypto.subtle.importKey('raw', raw, { name: 'X25519' }, true, []);
+      const bits = new Uint8Array(await crypto.subtle.deriveBits({ name: 'X25519', public: pub }, key, 256));
+      row.shared = Array.from(bits, (b) => b.toString(16).padStart(2, '0')).join('');
+    }
+    out.push(row);
+  }
+  return out;
+}
+"""
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveServer]:
+    """The real app on its own migrated SQLite database, served by uvicorn in a thread."""
+    with running_server(tmp_path / "live") as server:
+        yield server
+
+
+@pytest.fixture
+def page(chromium: Any, live: LiveServer) -> Iterator[Any]:
+    context = chromium.new_context(base_url=live.base_url, locale="zh-CN")
+    outside: list[str] = []
+    errors: list[str] = []
+
+    def only_here(route: Any) -> None:
+        if route.request.url.startswith(live.base_url + "/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_here)
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    # A refused sign-in (401) is expected where a test provokes it; /console/cases may not
+    # exist yet (404). Anything else logged as an error fails the test.
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error"
+           and "favicon" not in m.location.get("url", "")
+           and not re.search(r"status of (401|404)", m.text) else None)
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not outside, f"requests to other origins: {outside}"
+    assert not errors, f"errors in the page: {errors}"
+
+
+def totp_now(secret: bytes, offset_steps: int = 0) -> str:
+    return TOTP(secret, 6, SHA1(), 30).generate(time.time() + 30 * offset_steps).decode()
+
+
+def stored_keys(page: Any, public_hex: str | None = None) -> list[dict[str, Any]]:
+    return page.evaluate(KEYS_JS, public_hex)  # type: ignore[no-any-return]
+
+
+def test_invitation_enrolment_login_and_logout(page: Any, live: LiveServer) -> None:
+    with live.session() as session:
+        channel = session.scalar(select(Channel).where(Channel.slug == live.channel_slug))
+        _, token = invitations.create_invitation(session, roles=["reviewer"], hours=1,
+                                                 channel=channel)
+        channel_id = channel.id
+
+    # 1. The invitation: the browser makes the salt, keys and wrapped key.
+    page.goto(f"/console/invite/{token}")
+    page.wait_for_selector("#invite-submit:not([disabled])")
+    page.fill("#i-username", "wang.fang")
+    page.fill("#i-display", "王芳")
+    page.fill("#i-password", PASSWORD)
+    page.fill("#i-password2", PASSWORD)
+    page.click("#invite-submit")
+    page.wait_for_url(re.compile(r".*/console/invite/.+/totp$"))
+
+    # 2. TOTP enrolment: the code comes from the secret the page shows.
+    secret_text = page.get_attribute("#totp-secret", "data-secret")
+    assert page.locator("#totp-qr path").count() == 1
+    secret = base64.b32decode(secret_text + "=" * (-len(secret_text) % 8))
+    page.fill("#t-code", totp_now(secret))
+    page.click("#totp-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/console/login\?welcome=1$"))
+    assert page.locator("#welcome").is_visible()
+
+    with live.session() as session:
+        user = session.scalar(select(User).where(User.username == "wang.fang"))
+        assert user is not None and user.totp_confirmed and user.display_name == "王芳"
+        assert user.totp_secret == secret
+        assert session.get(ChannelRecipient, (channel_id, user.id)) is not None
+        key_id, public_key, salt = user.key_id, user.public_key, user.user_salt
+        wrapped = user.wrapped_private_key
+        # The stored hash is of the derived secret, never of the password itself.
+        keys = crypto.derive_password(PASSWORD, salt, live.settings.password_iterations)
+        assert crypto.verify_auth_secret(keys.auth_secret, user.auth_hash)
+        private = crypto.unwrap_private_key(keys.kek, wrapped, bytes.fromhex(key_id))
+        assert crypto.key_id(crypto.public_key(private)).hex() == key_id == \
+            crypto.key_id(public_key).hex()
+
+    # 3. Sign in (the enrolment spent this step's code: use the next one).
+    page.fill("#l-username", "wang.fang")
+    page.fill("#l-password", PASSWORD)
+    page.fill("#l-code", totp_now(secret, 1))
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r".*/console/cases$"))
+
+    # 4. The key store: one non-extractable X25519 key whose public key is the user's.
+    other = X25519PrivateKey.generate()
+    other_public = other.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    expected_shared = other.exchange(X25519PublicKey.from_public_bytes(public_key)).hex()
+    page.goto("/console/account")
+    handle = page.get_attribute('meta[name="key-handle"]', "content")
+    assert handle
+    records = stored_keys(page, other_public.hex())
+    assert len(records) == 1
+    record = records[0]
+    assert record["handle"] == handle and record["keyId"] == key_id
+    assert record["isCryptoKey"] and record["type"] == "private"
+    assert record["algorithm"] == "X25519" and record["usages"] == ["deriveBits"]
+    assert record["extractable"] is False and record["exported"] == "InvalidAccessError"
+    assert record["shared"] == expected_shared
+    assert page.locator("#account-key-id").inner_text() == key_id
+    assert page.locator("#key-status").is_hidden()  # unlocked: no prompt
+
+    # 5. Sign out: the session ends and the key store is emptied.
+    page.click("#logout")
+    page.wait_for_url(re.compile(r".*/console/login\?out=1$"))
+    assert stored_keys(page) == []
+    page.goto("/console/account")
+    page.wait_for_url(re.compile(r".*/console/login$"))
+
+
+def test_unlock_after_the_key_store_was_lost(page: Any, live: LiveServer) -> None:
+    # An account made as the browser would (Python plays the browser), then signed in.
+    salt = os.urandom(16)
+    keys = crypto.derive_password(PASSWORD, salt, live.settings.password_iterations)
+    private, public = crypto.generate_keypair()
+    kid = crypto.key_id(public)
+    secret = os.urandom(20)
+    with live.session() as session:
+        session.add(User(username="li.lei", display_name="李雷", roles="reviewer", active=True,
+                         user_salt=salt, auth_hash=crypto.hash_auth_secret(
+                             keys.auth_secret, n=live.settings.scrypt_n),
+                         public_key=public, key_id=kid.hex(),
+                         wrapped_private_key=crypto.wrap_private_key(keys.kek, private, kid),
+                         totp_secret=secret, totp_confirmed=True, totp_last_step=0,
+                         created_at=utcnow()))
+    page.goto("/console/login")
+    page.wait_for_selector("#login-submit:not([disabled])")
+    page.fill("#l-username", "li.lei")
+    page.fill("#l-password", "not the password")
+    page.fill("#l-code", totp_now(secret))
+    page.click("#login-submit")
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "用户名、密码或验证码错误" in page.inner_text("#form-error")
+    page.fill("#l-password", PASSWORD)
+    page.fill("#l-code", totp_now(secret))
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r".*/console/cases$"))
+
+    # The store is lost (e.g. the browser was restarted): the page offers to unlock.
+    page.goto("/console/account")
+    page.evaluate("() => new Promise((r) => { const q = indexedDB.deleteDatabase("
+                  "'chuishao-console'); q.onsuccess = q.onerror = q.onblocked = () => r(); })")
+    page.reload()
+    page.wait_for_selector("#key-status:not([hidden]) #unlock-form")
+    page.fill("#unlock-password", "wrong")
+    page.click("#unlock-form button")
+    page.wait_for_selector("#unlock-form .error-box:not([hidden])")
+    page.fill("#unlock-password", PASSWORD)
+    page.click("#unlock-form button")
+    page.wait_for_selector("#key-status", state="hidden")
+    records = stored_keys(page)
+    assert [r["keyId"] for r in records] == [kid.hex()]
+    assert records[0]["extractable"] is False
