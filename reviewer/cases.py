@@ -461,10 +461,12 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
         if purpose == "internal" and not internal:
             raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
         if slot_for(session, case, colleague, purpose) is not None:
-            raise Conflict(N_("This colleague already has access."), code="already_granted")
+            continue  # held already (the internal key reaches every recipient on first use)
         new.append(KeySlot(case_id=case.id, purpose=purpose, holder="reviewer",
                            user_id=colleague.id, suite=crypto.SUITE, key_id=key_id, slot=slot,
                            created_at=now))
+    if not new:
+        raise Conflict(N_("This colleague already has access."), code="already_granted")
     if not any(slot.purpose == "case" for slot in new) and slot_for(
             session, case, colleague) is None:
         raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")

@@ -1,0 +1,280 @@
+"""The reviewer's case pages in real Chromium against the real app on a real database.
+
+The reviewer's private key goes into the console's key store the way the sign-in page puts
+it there (a non-extractable X25519 CryptoKey, through keys.js); the session cookie comes from
+the real session machinery. Everything the page seals is opened again from Python with the
+real crypto. No request may leave the server's origin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from starlette.datastructures import Secret
+
+import crypto
+from reviewer import auth
+from service import migrate, sealing
+from service.app import create_app
+from service.client import Client, urllib_transport
+from service.db import Database
+from service.models import KeySlot, SealedItem, User
+from service.settings import Settings
+from tests.factories import Reviewer, make_reviewer, make_world, open_as
+
+pytestmark = pytest.mark.browser
+
+KEYS_JS = Path(__file__).resolve().parents[2] / "service" / "static" / "js" / "console" / "keys.js"
+REPORT = {"v": 1, "unit": "某机械厂", "location": "三号车间", "category": "hazard",
+          "description": "液氨储罐阀门泄漏，已经两周没有修理。", "seen_at": "", "insider": "",
+          "language": "zh_CN"}
+EVIDENCE = bytes(range(251)) * 600  # three chunks
+
+
+# ------------------------------------------------------------------------------ live server
+
+
+@dataclass
+class Live:
+    base_url: str
+    settings: Settings
+    database: Database
+    reviewers: list[Reviewer]
+    newcomer: Reviewer
+    case_id: str
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def live_server(directory: Path) -> Iterator[Live]:
+    """The real app under uvicorn in a thread, on a freshly migrated SQLite file, with one
+    submitted case and a reviewer who joined the channel after it (so holds no key for it)."""
+    import uvicorn
+
+    url = f"sqlite:///{directory / 'live.sqlite3'}"
+    migrate.upgrade(url)
+    port = _free_port()
+    settings = Settings(
+        data_dir=directory / "var", database_url=url, base_url=f"http://127.0.0.1:{port}",
+        secret_key=Secret("console-cases-browser-test"), secure_cookies=False,
+        receipt_iterations=1000, password_iterations=1000, scrypt_n=2**10, pow_difficulty=4)
+    database = Database.from_url(url)
+    with database.session() as session:
+        world = make_world(session, settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, name="live-console", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.02)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        Client(urllib_transport(base), language="zh-CN").submit("acme", REPORT, files=[
+            sealing.PlainFile(name="检测记录.bin", type="application/octet-stream",
+                              size=len(EVIDENCE), read=lambda: [EVIDENCE])])
+        with database.session() as session:
+            newcomer = make_reviewer(session, "newcomer", world.channel)
+            case_id = session.scalar(select(SealedItem.case_id).where(
+                SealedItem.kind == "report"))
+        yield Live(base, settings, database, world.reviewers, newcomer, case_id)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        database.dispose()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    with live_server(tmp_path) as server:
+        yield server
+
+
+def _wait_for_keys_js(seconds: float = 120) -> None:
+    # keys.js (the key store) is built alongside this module; wait for it rather than fake it.
+    deadline = time.monotonic() + seconds
+    while not KEYS_JS.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{KEYS_JS} did not appear")
+        time.sleep(1)
+
+
+STORE_KEY = """
+async ([d, x, keyIdHex]) => {
+  const keys = await import('/static/js/console/keys.js');
+  const key = await crypto.subtle.importKey(
+    'jwk', { kty: 'OKP', crv: 'X25519', d, x, ext: false }, { name: 'X25519' }, false,
+    ['deriveBits']);
+  await keys.storePrivateKey(key, keyIdHex);
+  const stored = await keys.getPrivateKey();
+  return stored.keyId === keyIdHex && stored.privateKey.extractable === false;
+}
+"""
+
+
+class Console:
+    """One browser context signed in as one reviewer, watching every request."""
+
+    def __init__(self, chromium: Any, live: Live) -> None:
+        self.live = live
+        self.context = chromium.new_context(base_url=live.base_url, locale="zh-CN",
+                                            accept_downloads=True)
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.context.on("request", lambda r: self.requests.append(r.url))
+
+    def sign_in(self, reviewer: Reviewer) -> Any:
+        with self.live.database.session() as session:
+            user = session.get(User, reviewer.user.id)
+            token = auth.start_session(session, self.live.settings, user)
+        self.context.add_cookies([{"name": auth.session_cookie(self.live.settings),
+                                   "value": token, "url": self.live.base_url}])
+        page = self.context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", lambda m: self.errors.append(m.text)
+                if m.type == "error" and "favicon" not in m.location.get("url", "") else None)
+        page.goto("/console/cases")
+        public = crypto.public_key(reviewer.private_key)
+        stored = page.evaluate(STORE_KEY, [crypto.b64u_encode(reviewer.private_key),
+                                           crypto.b64u_encode(public),
+                                           crypto.key_id(public).hex()])
+        assert stored is True
+        return page
+
+    def close(self) -> None:
+        self.context.close()
+        elsewhere = [url for url in self.requests
+                     if not url.startswith(self.live.base_url + "/")]
+        assert not elsewhere, f"requests to other origins: {elsewhere}"
+        assert not self.errors, f"errors in the page: {self.errors}"
+
+
+@pytest.fixture
+def console(chromium: Any, live: Live) -> Iterator[Console]:
+    _wait_for_keys_js()
+    watcher = Console(chromium, live)
+    try:
+        yield watcher
+    finally:
+        watcher.close()
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_list_and_case_are_decrypted_in_the_browser(console: Console, live: Live) -> None:
+    page = console.sign_in(live.reviewers[0])
+    page.reload()
+    row = page.locator(f'tr.case-row[data-case-id="{live.case_id}"]')
+    row.locator(".summary-text").filter(has_text="某机械厂").wait_for()
+    summary = row.locator(".summary-text").inner_text()
+    assert summary.startswith("事故隐患") and "某机械厂" in summary and "液氨储罐" in summary
+    assert row.get_attribute("data-decrypted") == "1"
+    # The server's HTML never held the plaintext.
+    html = page.request.get("/console/cases").text()
+    assert "液氨储罐" not in html
+    page.click(f'tr.case-row[data-case-id="{live.case_id}"] a.summary-text')
+    page.wait_for_url(f"**/console/cases/{live.case_id}")
+    page.locator("#report-description").filter(has_text="两周没有修理").wait_for()
+    assert "某机械厂" in page.locator("#report-fields").inner_text()
+    # The attachment is fetched as ciphertext chunks and decrypted into a download here.
+    button = page.locator("#files button").filter(has_text="检测记录.bin")
+    with page.expect_download() as download:
+        button.click()
+    assert download.value.suggested_filename == "检测记录.bin"
+    assert Path(download.value.path()).read_bytes() == EVIDENCE
+
+
+def test_message_note_and_grant_sealed_in_the_page(console: Console, live: Live) -> None:
+    me, colleague = live.reviewers
+    page = console.sign_in(me)
+    page.goto(f"/console/cases/{live.case_id}")
+    page.locator("#message-form").wait_for()
+    # A message to the reporter: sealed with the case key here, opened in Python.
+    page.fill("#message-text", "请说明储罐编号。")
+    page.check("#message-question")
+    page.click("#message-form button[type=submit]")
+    page.locator("#message-status").filter(has_text="已加密并发送").wait_for()
+    with live.database.session() as session:
+        _, items = open_as(colleague.private_key, session, live.case_id)
+    assert items["message"] == [{"v": 1, "text": "请说明储罐编号。", "question": True}]
+    # The first internal note creates the internal key for every reviewer and the recovery key.
+    page.fill("#note-text", "疑似与上月事故有关。")
+    page.click("#note-form button[type=submit]")
+    page.locator("#notes").filter(has_text="疑似与上月事故有关").wait_for()
+    with live.database.session() as session:
+        holders = set(session.scalars(select(KeySlot.holder).where(
+            KeySlot.case_id == live.case_id, KeySlot.purpose == "internal")))
+        count = session.scalar(select(func.count()).select_from(KeySlot).where(
+            KeySlot.case_id == live.case_id, KeySlot.purpose == "internal"))
+        slot = session.scalar(select(KeySlot).where(
+            KeySlot.case_id == live.case_id, KeySlot.purpose == "internal",
+            KeySlot.key_id == colleague.user.key_id))
+        note = session.scalar(select(SealedItem).where(SealedItem.case_id == live.case_id,
+                                                       SealedItem.kind == "note"))
+        internal = crypto.open_key(slot.slot, colleague.private_key,
+                                   bytes.fromhex(live.case_id), "internal")
+        assert crypto.open_item(internal, bytes.fromhex(live.case_id), bytes.fromhex(note.id),
+                                "note", note.blob)["text"] == "疑似与上月事故有关。"
+    assert holders == {"reviewer", "recovery"} and count == 4  # 3 recipients + recovery
+    # The newcomer joined after the report: a grant from this page lets their key open it.
+    page.reload()
+    page.locator("#grant-form").wait_for()
+    page.select_option("#grant-user", str(live.newcomer.user.id))
+    page.click("#grant-form button[type=submit]")
+    page.locator("#grant-status").filter(has_text="newcomer").wait_for()
+    with live.database.session() as session:
+        # (open_as would try the notes with the case key: they need the internal key.)
+        slot = session.scalar(select(KeySlot).where(
+            KeySlot.case_id == live.case_id, KeySlot.purpose == "case",
+            KeySlot.key_id == live.newcomer.user.key_id))
+        key = crypto.open_key(slot.slot, live.newcomer.private_key, bytes.fromhex(live.case_id))
+        report = session.scalar(select(SealedItem).where(SealedItem.case_id == live.case_id,
+                                                         SealedItem.kind == "report"))
+        assert crypto.open_item(key, bytes.fromhex(live.case_id), bytes.fromhex(report.id),
+                                "report", report.blob) == REPORT
+    # And the newcomer's own browser now opens the case and its notes.
+    newcomer = Console(console.context.browser, live)
+    try:
+        other = newcomer.sign_in(live.newcomer)
+        other.goto(f"/console/cases/{live.case_id}")
+        other.locator("#report-description").filter(has_text="两周没有修理").wait_for()
+        other.locator("#notes").filter(has_text="疑似与上月事故有关").wait_for()
+    finally:
+        newcomer.close()
+
+
+def test_a_locked_key_store_is_said_plainly(chromium: Any, live: Live) -> None:
+    _wait_for_keys_js()
+    watcher = Console(chromium, live)
+    try:
+        with live.database.session() as session:
+            user = session.get(User, live.reviewers[0].user.id)
+            token = auth.start_session(session, live.settings, user)
+        watcher.context.add_cookies([{"name": auth.session_cookie(live.settings),
+                                      "value": token, "url": live.base_url}])
+        page = watcher.context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(f"/console/cases/{live.case_id}")
+        page.locator("#case-error").filter(has_text="私钥尚未").wait_for()
+        assert page.locator("#message-form").is_hidden()
+    finally:
+        watcher.context.close()
