@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db import Database
+from service.db import Database, run_after_request
 from service.models import AuditEntry, User, utcnow
 
 GENESIS = "0" * 64
@@ -84,12 +84,19 @@ def append(session: Session, action: str, *, actor: User | None = None, target: 
 def record_refusal(database: Database, action: str, *, actor_id: int | None = None,
                    actor: str = "", target: str = "",
                    details: dict[str, Any] | None = None) -> None:
-    """Append a refused attempt in its own transaction, so it survives the rollback."""
-    with database.session() as session:
+    """Append a refused attempt in its own transaction, so it survives the rollback.
+
+    Within a request it is written right after the request's transaction has ended.
+    """
+    now = utcnow()  # the moment of the attempt, not of the write
+
+    def write(session: Session) -> None:
         user = session.get(User, actor_id) if actor_id else None
         extra = {"claimed_actor": actor} if actor and user is None else {}
         append(session, action, actor=user, target=target, outcome="refused",
-               details={**(details or {}), **extra})
+               details={**(details or {}), **extra}, now=now)
+
+    run_after_request(database, write)
 
 
 @dataclass(frozen=True)

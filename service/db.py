@@ -8,8 +8,10 @@ client is never told "stored" for something that was not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio.to_thread
@@ -17,6 +19,27 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import ChuishaoError
+
+IMMEDIATE = "chuishao_immediate"
+# Writes that must outlive the request's own transaction (refusals in the audit trail, spent
+# anti-abuse stamps). They run in a transaction of their own once the request's has ended:
+# on SQLite the request holds the write lock until then, so writing earlier would deadlock.
+_after_request: ContextVar[list[Callable[[Session], None]] | None] = ContextVar(
+    "chuishao_after_request", default=None)
+
+
+def run_after_request(database: Database, work: Callable[[Session], None]) -> None:
+    """Run ``work`` in its own transaction: after the current request's, or now if none."""
+    pending = _after_request.get()
+    if pending is not None:
+        pending.append(work)
+        return
+    with database.session() as session:
+        work(session)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -37,7 +60,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN")
+            # A writer takes the write lock up front: a deferred transaction that reads and
+            # then writes can fail outright when another writer committed in between.
+            if connection.get_execution_options().get(IMMEDIATE):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql("BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
@@ -94,9 +122,23 @@ class DatabaseSessionMiddleware:
             await self.app(scope, receive, send)
             return
         database: Database = scope["app"].state.database
+        writes = scope["method"] not in SAFE_METHODS or scope["path"].startswith("/console")
+        if writes and database.dialect == "sqlite":
+            # Read the (bounded) body before the transaction starts, so the transaction never
+            # waits on the network while it holds SQLite's write lock.
+            try:
+                receive = await _buffered(receive)
+            except ChuishaoError as exc:
+                await _respond_error(scope, exc, send)
+                return
         session = database.sessionmaker()
+        if writes and database.dialect == "sqlite" and isinstance(database.bind, Engine):
+            await anyio.to_thread.run_sync(
+                lambda: session.connection(execution_options={IMMEDIATE: True}))
         scope.setdefault("state", {})["db"] = session
         finished = False
+        pending: list[Callable[[Session], None]] = []
+        token = _after_request.set(pending)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal finished
@@ -117,8 +159,52 @@ class DatabaseSessionMiddleware:
             raise
         finally:
             session.close()
+            _after_request.reset(token)
+            if pending:
+                await anyio.to_thread.run_sync(_run_pending, database, pending)
+
+
+def _run_pending(database: Database, pending: list[Callable[[Session], None]]) -> None:
+    for work in pending:
+        try:
+            with database.session() as session:
+                work(session)
+        except Exception:
+            logging.getLogger("chuishao.db").exception("a deferred write failed")
 
 
 def get_session(request: Request) -> Session:
     session: Session = request.state.db
     return session
+
+
+async def _buffered(receive: Receive) -> Receive:
+    body = bytearray()
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _respond_error(scope: Scope, exc: ChuishaoError, send: Send) -> None:
+    from service.errors import render_error
+
+    response = render_error(Request(scope), exc.status, exc.code, exc.message, exc.params)
+
+    async def no_receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, no_receive, send)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 import crypto
 from service import intake
-from service.errors import ChuishaoError, InvalidInput
+from service.errors import ChuishaoError, InvalidInput, TooLarge
 from service.i18n import N_
 from service.models import Case, CaseEvent, KeySlot, SealedItem, StoredFile, utcnow
 from service.settings import Settings
@@ -111,8 +111,9 @@ def feed_json(session: Session, case: Case) -> dict[str, Any]:
     }
 
 
-def note_reporter_activity(session: Session, case: Case) -> None:
-    case.updated_at = utcnow()
+def note_reporter_activity(session: Session, settings: Settings, case: Case) -> None:
+    # Coarsened like every other time the reporter causes, so it cannot be matched to a visit.
+    case.updated_at = intake.coarse_time(settings)
     session.add(CaseEvent(case_id=case.id, kind="reporter_activity", visible_to_reporter=False,
                           data={}, created_at=case.updated_at))
     session.flush()
@@ -129,7 +130,7 @@ def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> Se
     item = SealedItem(id=item_id, case_id=case.id, kind="reply", author="reporter", blob=blob,
                       created_at=intake.coarse_time(settings))
     session.add(item)
-    note_reporter_activity(session, case)
+    note_reporter_activity(session, settings, case)
     return item
 
 
@@ -147,14 +148,17 @@ def add_file(session: Session, settings: Settings, case: Case, data: Any) -> Sto
         raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
     stored = intake.parse_int(raw_file.get("stored_size"), "file size", 2**40)
     count = intake.parse_int(raw_file.get("chunk_count"), "chunks", 2**32)
+    if stored - 16 * count > crypto.padme(settings.max_file_bytes + 1):
+        raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
+                       mb=settings.max_file_bytes // (1024 * 1024))
     if not intake.file_layout_ok(stored, count, settings.max_file_bytes):
         raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
     if session.get(SealedItem, meta_id) is not None or session.get(StoredFile, file_id) is not None:
         raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
     existing = len(intake.files_of(session, case))
     if existing >= settings.max_files * 3:
-        raise InvalidInput(N_("At most {count} files can be attached."),
-                           count=settings.max_files * 3)
+        raise TooLarge(N_("At most {count} files can be attached."),
+                       count=settings.max_files * 3)
     now = utcnow()
     stamp = intake.coarse_time(settings, now)
     session.add(SealedItem(id=meta_id, case_id=case.id, kind="file-meta", author="reporter",

@@ -305,6 +305,13 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
         raise KeysChanged()
     exists = session.scalar(select(func.count()).select_from(Case).where(
         (Case.id == envelope.case_id) | (Case.lookup_hash == envelope.lookup_hash)))
+    item_ids = [item.id for item in envelope.items]
+    file_ids = [f.id for f in envelope.files]
+    exists = (exists or 0) + (session.scalar(select(func.count()).select_from(SealedItem)
+                                             .where(SealedItem.id.in_(item_ids))) or 0)
+    if file_ids:
+        exists += session.scalar(select(func.count()).select_from(StoredFile)
+                                 .where(StoredFile.id.in_(file_ids))) or 0
     if exists:
         # Random 128-bit ids do not collide by chance: this is a replayed envelope.
         raise InvalidInput(N_("This report was already submitted."), code="duplicate_submission")

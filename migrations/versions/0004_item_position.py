@@ -10,9 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
-
-
 revision = '0004'
 down_revision = '0003'
 branch_labels = None

@@ -6,15 +6,17 @@ Views stay thin: parse, call a service, answer. Every refusal is a ChuishaoError
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import crypto
 from service import followup, intake, pow
-from service.db import get_session
+from service.db import get_session, run_after_request
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
 from service.installation import get_installation
@@ -48,10 +50,22 @@ def _proof(request: Request) -> pow.ProofOfWork:
 
 
 def spend_stamp(request: Request, stamp: Any) -> None:
+    """Use up a proof-of-work stamp, in a transaction of its own.
+
+    The request's transaction is rolled back when the request is refused; a stamp spent in
+    it would come back to life and could be replayed against, say, receipt guesses.
+    """
     if not isinstance(stamp, str):
         raise pow.PowInvalid()
     digest, expires_at = _proof(request).verify(stamp)
     pow.spend(get_session(request), digest, expires_at)
+
+    def spend_again(session: Session) -> None:
+        # Committed with the request it is spent already; after a rollback it is spent here.
+        with contextlib.suppress(pow.PowInvalid):
+            pow.spend(session, digest, expires_at)
+
+    run_after_request(request.app.state.database, spend_again)
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -209,7 +223,7 @@ async def followup_finish_file(request: Request) -> Response:
     if file.author != "reporter" or file.complete:
         raise NotFound()
     intake.complete_file(session, file)
-    followup.note_reporter_activity(session, case)
+    followup.note_reporter_activity(session, request.app.state.settings, case)
     return JSONResponse({"id": file.id, "complete": True})
 
 

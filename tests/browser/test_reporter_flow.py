@@ -487,7 +487,7 @@ def test_bad_receipts_are_explained(live: LiveServer, browser: Browser, locale: 
     before = len(browser.requests)
     page.fill("#f-receipt", "1234 5678")
     page.click("#followup-form button[type=submit]")
-    expected = tr(language, "Enter the 20-digit receipt you received when you reported.")
+    expected = tr(language, "A receipt has exactly 20 digits.")
     page.wait_for_function(
         "t => document.getElementById('form-error').textContent === t", arg=expected)
     assert browser.requests[before:] == [], "a malformed receipt must not reach the server"

@@ -290,3 +290,14 @@ def test_received_event_shares_the_submission_time(client: TestClient, world, se
 def _flip(text: str, at: int) -> str:
     """The same text with one character certainly changed."""
     return text[:at] + ("B" if text[at] == "A" else "A") + text[at + 1:]
+
+
+def test_a_refused_attempt_still_uses_up_its_stamp(client: TestClient, world) -> None:  # type: ignore[no-untyped-def]
+    api = api_client(client)
+    api.submit("acme", REPORT)
+    stamp = api.stamp()
+    body = {"lookup_secret": crypto.b64u_encode(b"\x01" * 32), "pow": stamp}
+    first = client.post("/api/v1/followup/session", json=body)
+    assert first.status_code == 404
+    again = client.post("/api/v1/followup/session", json=body)
+    assert again.status_code == 400 and again.json()["error"]["code"] == "pow_invalid"

@@ -256,3 +256,13 @@ def test_keys_changed_when_reviewer_added(client: TestClient, world, session) ->
     session.commit()
     response = client.post("/api/v1/submissions", json={**envelope, "pow": api.stamp()})
     assert response.status_code == 409 and response.json()["error"]["code"] == "keys_changed"
+
+
+def test_reused_item_id_is_refused_not_a_crash(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
+    api, first = _envelope(client, world)
+    assert client.post("/api/v1/submissions", json={**first, "pow": api.stamp()}).status_code == 201
+    _, second = _envelope(client, world)
+    second["items"][0]["id"] = first["items"][0]["id"]
+    response = client.post("/api/v1/submissions", json={**second, "pow": api.stamp()})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "duplicate_submission"
