@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -275,6 +276,8 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The database and key files hold sealed reports and secrets: readable by us only.
+    os.umask(0o077)
     settings = settings or Settings.from_environ()
     return COMMANDS[args.command](settings, args)
 
