@@ -115,13 +115,11 @@ def visible_clause(session: Session, user: User) -> ColumnElement[bool]:
                 or_(Case.channel_id.in_(channels), holds_slot) if channels else holds_slot)
 
 
-def visible_channels(session: Session, user: User) -> list[Channel]:
-    """Channels for the list's filter: those received plus those of granted cases."""
-    ids = set(case_channels(session, user))
-    if user.has_role(*CASE_ROLES):
-        ids |= set(session.scalars(
-            select(Case.channel_id).join(KeySlot, KeySlot.case_id == Case.id)
-            .where(KeySlot.user_id == user.id).distinct()))
+def visible_channels(session: Session, user: User, also: set[int] | None = None) -> list[Channel]:
+    """Channels for the list's filter and rows: those received, plus ``also`` (the channels
+    of granted cases on the page). Not a search of every slot the user holds: key_slots has
+    no index on the holder, and this runs on every page."""
+    ids = set(case_channels(session, user)) | (also or set())
     if not ids:
         return []
     return list(session.scalars(select(Channel).where(Channel.id.in_(ids)).order_by(Channel.id)))

@@ -91,7 +91,8 @@ async def case_list(request: Request) -> Response:
     ids = [case.id for case in page.cases]
     slots = cases.slots_for_cases(session, ids, user)
     reports = cases.report_items(session, ids)
-    channels = {c.id: c for c in cases.visible_channels(session, user)}
+    channels = {c.id: c for c in cases.visible_channels(
+        session, user, {case.channel_id for case in page.cases})}
     rows = [{
         "case": case,
         "channel": channels.get(case.channel_id),
