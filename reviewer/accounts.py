@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 import crypto
 from reviewer import audit
 from reviewer.auth import ROLES
-from service.db import Database
+from service.db import Database, run_after_request
 from service.errors import ChuishaoError, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
 from service.models import (
@@ -415,7 +415,9 @@ def record_failure(database: Database, action: str, *, user_id: int | None, clai
                    reason: str, count: bool, now: dt.datetime | None = None) -> None:
     """The throttle counter and the audit entry of a refused attempt, in a transaction of
     their own: the request's transaction is rolled back with the refusal."""
-    with database.session() as session:
+    now = now or utcnow()
+
+    def write(session: Session) -> None:
         if count and user_id is not None:
             note_failure(session, user_id, now)
         user = session.get(User, user_id) if user_id is not None else None
@@ -424,6 +426,9 @@ def record_failure(database: Database, action: str, *, user_id: int | None, clai
             details["claimed_actor"] = claimed
         audit.append(session, action, actor=user, target=action, outcome="refused",
                      details=details, now=now)
+
+    # After the request's own transaction: on SQLite it holds the write lock until then.
+    run_after_request(database, write)
 
 
 # ---------------------------------------------------------------------------- sessions

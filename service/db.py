@@ -149,6 +149,9 @@ class DatabaseSessionMiddleware:
                     await anyio.to_thread.run_sync(session.commit)
                 else:
                     await anyio.to_thread.run_sync(session.rollback)
+                # Recorded before the client hears the answer, so a throttle or a spent
+                # stamp is in force for its very next request.
+                await _drain(database, pending)
             await send(message)
 
         try:
@@ -160,8 +163,14 @@ class DatabaseSessionMiddleware:
         finally:
             session.close()
             _after_request.reset(token)
-            if pending:
-                await anyio.to_thread.run_sync(_run_pending, database, pending)
+            await _drain(database, pending)
+
+
+async def _drain(database: Database, pending: list[Callable[[Session], None]]) -> None:
+    if pending:
+        work = list(pending)
+        pending.clear()
+        await anyio.to_thread.run_sync(_run_pending, database, work)
 
 
 def _run_pending(database: Database, pending: list[Callable[[Session], None]]) -> None:
