@@ -176,7 +176,6 @@ def check_down(deployment: Deployment, acknowledged: list[Sent]) -> None:
         database.dispose()
 
 
-@pytest.mark.slow
 def test_kill_during_concurrent_submissions(tmp_path: Path, server_database: str | None) -> None:
     deployment = deploy(tmp_path, server_database, CHUISHAO_PURGE_MINUTES="0")
     server = deployment.server()

@@ -14,8 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.reliability.live import (
     Errors,
     Sent,
@@ -37,17 +35,6 @@ CASES = 40
 READERS = 4
 DEADLINE_SECONDS = 90
 
-SQLITE_CONCURRENT_WRITES = (
-    "SQLite: concurrent requests get 500 'database is locked'. Views run blocking SQLite "
-    "calls on the event loop (deferred BEGIN, busy_timeout=10000): a request that flushed its "
-    "writes yields at anyio.to_thread.run_sync's checkpoint before its commit "
-    "(service/db.py DatabaseSessionMiddleware.send_wrapper) while another request's INSERT "
-    "busy-waits on the loop, so neither proceeds for 10 s; and a request that read before "
-    "`await request.body()` (api.put_submission_chunk) cannot upgrade its stale WAL snapshot "
-    "(SQLITE_BUSY_SNAPSHOT, immediate)."
-)
-
-
 def files_for(n: int) -> list[tuple[str, bytes]]:
     if n % 4 == 0:  # three stored chunks
         return [(f"video{n}.bin", file_content(n, 150_000 + n))]
@@ -59,12 +46,8 @@ def files_for(n: int) -> list[tuple[str, bytes]]:
     return []
 
 
-@pytest.mark.slow
 def test_concurrent_reporters_and_followup_readers(
-        tmp_path: Path, server_database: str | None, db_backend: str,
-        request: pytest.FixtureRequest) -> None:
-    if db_backend == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_CONCURRENT_WRITES))
+        tmp_path: Path, server_database: str | None) -> None:
     deployment = deploy(tmp_path, server_database)
     server = deployment.server()
     errors = Errors()
