@@ -43,8 +43,15 @@ def event_text(kind: str, data: dict[str, Any], translate: Callable[..., str]) -
     template = EVENTS.get(kind)
     if template is None:
         return None
+    from reviewer.workflow import REASONS_FOR_REPORTER, RESULTS_FOR_REPORTER
+
     params = {key: str(value) for key, value in data.items()
               if key in ("reason", "result", "deadline", "amount")}
+    # Chosen from a list: translate into the reader's language from the stored code.
+    if data.get("reason_code") in REASONS_FOR_REPORTER:
+        params["reason"] = translate(REASONS_FOR_REPORTER[data["reason_code"]])
+    if data.get("result_code") in RESULTS_FOR_REPORTER:
+        params["result"] = translate(RESULTS_FOR_REPORTER[data["result_code"]])
     try:
         return translate(template, **params)
     except (KeyError, IndexError):

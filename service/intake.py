@@ -346,7 +346,7 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
         ))
     session.flush()
     if not envelope.files:
-        _make_ready(session, case)
+        _make_ready(session, case, settings)
     return case, token
 
 
@@ -403,16 +403,17 @@ def complete_file(session: Session, file: StoredFile) -> None:
     file.upload_expires_at = None
 
 
-def finish_submission(session: Session, case: Case) -> None:
+def finish_submission(session: Session, settings: Settings, case: Case) -> None:
     """All files present: the case becomes visible, atomically, and the token dies."""
     for file in session.scalars(select(StoredFile).where(StoredFile.case_id == case.id,
                                                          StoredFile.complete.is_(False))):
         complete_file(session, file)
-    _make_ready(session, case)
+    _make_ready(session, case, settings)
 
 
-def _make_ready(session: Session, case: Case) -> None:
+def _make_ready(session: Session, case: Case, settings: Settings) -> None:
     case.ready = True
+    case.accept_due_at = case.created_at + dt.timedelta(days=settings.accept_days)
     case.upload_token_hash = None
     case.draft_expires_at = None
     session.add(CaseEvent(case_id=case.id, kind="received", visible_to_reporter=True, data={},

@@ -74,4 +74,8 @@ def as_json(translate: Callable[..., str]) -> str:
     data.update({f"event.{key}": translate(text) for key, text in feed.EVENTS.items()})
     data.update({f"category.{key}": translate(text) for key, text in reportform.CATEGORIES})
     data.update({f"meta.{label}": translate(label) for label in metadata.LABELS})
+    from reviewer.workflow import REASONS_FOR_REPORTER, RESULTS_FOR_REPORTER
+
+    data.update({f"reason.{key}": translate(text) for key, text in REASONS_FOR_REPORTER.items()})
+    data.update({f"result.{key}": translate(text) for key, text in RESULTS_FOR_REPORTER.items()})
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")

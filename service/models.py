@@ -222,9 +222,10 @@ class KeySlot(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     purpose: Mapped[str] = mapped_column(String(16))  # case | internal
     holder: Mapped[str] = mapped_column(String(16))  # reviewer | recovery | reporter
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True,
+                                                index=True)
     suite: Mapped[str] = mapped_column(String(64))
-    key_id: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
     slot: Mapped[bytes] = mapped_column(LargeBinary(256))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 

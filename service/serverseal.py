@@ -69,7 +69,7 @@ def seal_on_server(session: Session, settings: Settings, channel_slug: str,
         for index, chunk in enumerate(sealed.chunks[spec.id]()):
             intake.store_chunk(session, stored, index, chunk)
     if envelope.files:
-        intake.finish_submission(session, case)
+        intake.finish_submission(session, settings, case)
     return sealed.receipt
 
 

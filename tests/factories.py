@@ -80,7 +80,9 @@ def open_as(private_key: bytes, session: Session, case_id: str) -> tuple[bytes, 
     assert slot is not None, "no slot for this key"
     case_key = crypto.open_key(slot.slot, private_key, bytes.fromhex(case_id))
     items = {}
-    for item in session.scalars(select(SealedItem).where(SealedItem.case_id == case_id)):
+    # Internal notes are sealed with the internal key, not the case key.
+    for item in session.scalars(select(SealedItem).where(SealedItem.case_id == case_id,
+                                                         SealedItem.kind != "note")):
         items.setdefault(item.kind, []).append(
             crypto.open_item(case_key, bytes.fromhex(case_id), bytes.fromhex(item.id),
                              item.kind, item.blob))

@@ -143,7 +143,7 @@ async def put_submission_chunk(request: Request) -> Response:
 
 async def finish_submission(request: Request) -> Response:
     case = _submission(request)
-    intake.finish_submission(get_session(request), case)
+    intake.finish_submission(get_session(request), request.app.state.settings, case)
     return JSONResponse({"case_id": case.id, "ready": True})
 
 

@@ -98,9 +98,10 @@ def test_list_shows_rows_with_slots_and_filters(client, session, world, settings
     assert not re.findall(r'data-case-id="(\w+)"', client.get("/console/cases?sealed=1").text)
     assert not re.findall(r'data-case-id="(\w+)"', client.get("/console/cases?overdue=1").text)
     assert not re.findall(r'data-case-id="(\w+)"', client.get("/console/cases?grade=major").text)
-    session.execute(text("UPDATE cases SET created_at = :old WHERE id = :id"),
-                    {"old": (first.created_at - dt.timedelta(days=30)).replace(tzinfo=None),
-                     "id": first.id})
+    old = first.created_at - dt.timedelta(days=30)
+    session.execute(text("UPDATE cases SET created_at = :old, accept_due_at = :due WHERE id = :id"),
+                    {"old": old.replace(tzinfo=None),
+                     "due": (old + dt.timedelta(days=7)).replace(tzinfo=None), "id": first.id})
     session.commit()
     overdue = client.get("/console/cases?overdue=1")
     assert set(re.findall(r'data-case-id="(\w+)"', overdue.text)) == {first.id}

@@ -115,6 +115,12 @@ function eventText(event) {
   for (const name of EVENT_PARAMS) {
     if (Object.hasOwn(data, name) && data[name] !== null) params[name] = String(data[name]);
   }
+  // A reason or result chosen from a list is shown in the reader's language, not the
+  // language the reviewer's installation happened to store it in.
+  for (const name of ["reason", "result"]) {
+    const code = data[`${name}_code`];
+    if (typeof code === "string" && has(`${name}.${code}`)) params[name] = t(`${name}.${code}`);
+  }
   const text = t(key, params);
   // A placeholder without data: keep the sentence before it, as the server's page does.
   if (/\{[a-z_]+\}/.test(text)) return t(key).split(/[:：]/)[0];
