@@ -357,3 +357,8 @@ def _next_position(_mapper: Any, connection: Any, item: SealedItem) -> None:
             select(func.coalesce(func.max(SealedItem.position), 0))
             .where(SealedItem.case_id == item.case_id)).scalar_one()
         item.position = int(last) + 1
+
+
+# Further tables live in their own modules; importing them here puts them on Base.metadata
+# for Alembic and for every caller of this module.
+from service import models_rectification, models_rewards  # noqa: E402, F401

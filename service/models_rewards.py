@@ -1,0 +1,3 @@
+"""Database schema: rewards records (see service/models.py for the conventions)."""
+
+from __future__ import annotations
