@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 import crypto
+from service.channels import SLUG
 from service.errors import ChuishaoError, Conflict, InvalidInput, NotFound, TooLarge
 from service.i18n import N_
 from service.installation import get_installation
@@ -281,7 +282,11 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
 
 
 def find_channel(session: Session, slug: str) -> Channel:
-    channel = session.scalar(select(Channel).where(Channel.slug == slug, Channel.active.is_(True)))
+    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
+    channel = None
+    if isinstance(slug, str) and SLUG.match(slug):
+        channel = session.scalar(select(Channel).where(Channel.slug == slug,
+                                                       Channel.active.is_(True)))
     if channel is None:
         raise InvalidInput(N_("This reporting line does not exist or is closed."),
                            code="unknown_channel")
