@@ -3,7 +3,12 @@
     new ─accept→ accepted ─start_verification→ verifying ─verify→ verified
      └─not_accept→ not_accepted                                    │
     verified (true/partly) ─open_rectification→ rectifying ─accept_rectification→ rectified
+    rectified ─reopen_rectification→ rectifying (a further record for the same hazard)
     rectified | not_accepted | verified (false) ─close→ closed
+
+Rectification records (reviewer/rectification.py) drive the last moves: the first record opens
+the rectification, the last accepted one accepts it, the last write-off closes the case. Guards
+keep a case from running ahead of its records.
 
 ``extend`` (once, with a reason the reporter reads) stays in accepted/verifying; ``assign``,
 ``grade``, ``facts`` and ``link_duplicate`` change triage facts in any state but closed.
@@ -31,6 +36,7 @@ from reviewer import audit
 from service.errors import ChuishaoError, Conflict, Forbidden, InvalidInput
 from service.i18n import N_, Catalogs
 from service.models import Case, CaseEvent, ChannelRecipient, HazardCriterion, User, utcnow
+from service.models_rectification import Rectification, RectificationCase
 from service.reportform import CATEGORIES
 from service.settings import Settings
 
@@ -320,6 +326,31 @@ def _check_close(move: Move) -> None:
     if move.case.status == "verified" and move.case.verification_result != "false":
         raise NotAllowedNow(N_("A confirmed hazard is closed only after its rectification "
                                "was accepted."), code="rectification_needed")
+    if move.case.status == "rectified" and _record_states(move) - {"closed"}:
+        raise NotAllowedNow(N_("Every rectification record of this case must be written off "
+                               "first."), code="records_open")
+
+
+def _record_states(move: Move) -> set[str]:
+    """States of the rectification records linked to the case (none for a case handled
+    without records)."""
+    return set(move.session.scalars(
+        select(Rectification.state).join(
+            RectificationCase, RectificationCase.rectification_id == Rectification.id)
+        .where(RectificationCase.case_id == move.case.id)))
+
+
+def _check_accept_rectification(move: Move) -> None:
+    if _record_states(move) - {"accepted", "closed"}:
+        raise NotAllowedNow(N_("Every rectification record of this case must pass its "
+                               "acceptance check first."), code="records_open")
+
+
+def _check_reopen(move: Move) -> None:
+    # Only a record still being worked on takes an accepted case back to rectifying.
+    if not _record_states(move) - {"accepted", "closed"}:
+        raise NotAllowedNow(N_("Only a new or unfinished rectification record reopens the "
+                               "rectification."), code="no_open_record")
 
 
 def _check_assign(move: Move) -> None:
@@ -418,7 +449,11 @@ RULES: dict[str, Rule] = {
                                _check_rectification, _nothing, "rectification_opened", True),
     "accept_rectification": Rule(_states("rectifying"), "rectified",
                                  N_("Only a rectification under way can be accepted."),
-                                 _no_check, _nothing, "rectification_accepted", True),
+                                 _check_accept_rectification, _nothing,
+                                 "rectification_accepted", True),
+    "reopen_rectification": Rule(_states("rectified"), "rectifying",
+                                 N_("Only an accepted rectification can be reopened."),
+                                 _check_reopen, _nothing, "rectification_reopened", True),
     # Closing is the approver's second look (DESIGN.md: approvers approve closure).
     "close": Rule(_states("not_accepted", "verified", "rectified"), "closed",
                   N_("This case cannot be closed yet."), _check_close, _nothing, "closed",

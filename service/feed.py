@@ -28,7 +28,11 @@ EVENTS = {
     "rectification_opened": N_("A rectification was opened for the hazard."),
     "measures_decided": N_("Measures to remove the hazard were decided; deadline {deadline}."),
     "rectification_progress": N_("Rectification progress was recorded."),
+    "rectification_deadline": N_("The deadline for removing the hazard is now {deadline}."),
+    "rectification_failed": N_("The acceptance check found the rectification not finished; "
+                               "work continues."),
     "rectification_accepted": N_("The rectification passed its acceptance check."),
+    "rectification_reopened": N_("Further rectification work was opened for the hazard."),
     "closed": N_("The case is closed."),
     "reward_offered": N_("A reward of {amount} yuan was approved for you."),
     "message": N_("The reviewers sent you a message."),
