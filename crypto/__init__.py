@@ -4,6 +4,14 @@ Byte-exact specification: docs/PROTOCOL.md. Every failure to open anything raise
 Functions that draw randomness take `rng` (a callable n -> n bytes) only for test vectors.
 """
 
+from ._claim import (
+    claim_code_hash,
+    derive_claim_code,
+    format_claim_code,
+    normalize_claim_code,
+    open_claim_key,
+    seal_claim_key,
+)
 from ._encoding import b64u_decode, b64u_encode
 from ._errors import OpenError
 from ._files import CHUNK_SIZE, open_file, seal_file
@@ -44,10 +52,13 @@ __all__ = [
     "ReceiptKeys",
     "b64u_decode",
     "b64u_encode",
+    "claim_code_hash",
     "decode_recovery_secret",
+    "derive_claim_code",
     "derive_password",
     "derive_receipt",
     "encode_recovery_secret",
+    "format_claim_code",
     "format_fingerprint",
     "format_receipt",
     "generate_keypair",
@@ -58,12 +69,15 @@ __all__ = [
     "new_id",
     "new_key",
     "new_receipt",
+    "normalize_claim_code",
     "normalize_receipt",
+    "open_claim_key",
     "open_file",
     "open_item",
     "open_key",
     "padme",
     "public_key",
+    "seal_claim_key",
     "seal_file",
     "seal_item",
     "seal_key",

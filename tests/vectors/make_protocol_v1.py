@@ -9,6 +9,7 @@ The specification these values follow is docs/PROTOCOL.md.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sys
 import unicodedata
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import crypto
-from crypto import _encoding, _files, _hpke, _items, _password, _slots
+from crypto import _claim, _encoding, _files, _hpke, _items, _password, _slots
 
 OUTPUT = Path(__file__).with_name("protocol-v1.json")
 ITERATIONS = 600_000  # the production PBKDF2 count for receipts and passwords
@@ -186,6 +187,63 @@ def raw_item(key: bytes, case_id: bytes, item_id: bytes, kind: str, padded: byte
     subkey = _items.item_subkey(key, kind)
     aad = _items.item_aad(case_id, item_id, kind)
     return b"\x01" + nonce + _files.AESGCM(subkey).encrypt(nonce, padded, aad)
+
+
+def claim_slot_vector(name: str, key: bytes, pair: dict[str, Any],
+                      reward_id: bytes) -> dict[str, Any]:
+    ephemeral = fixed(f"ephemeral/{name}", 32)
+    info = _claim.claim_key_info(reward_id)
+    enc, ctx = _hpke.X25519_SHA256_AES256GCM.setup_base_s(pair["public"], info, ephemeral)
+    slot = enc + ctx.seal(b"", key)
+    assert slot == crypto.seal_claim_key(key, pair["public"], reward_id, ephemeral=ephemeral)
+    assert crypto.open_claim_key(slot, pair["private"], reward_id) == key
+    return {"name": name, "recipient_public": b(pair["public"]),
+            "recipient_private": b(pair["private"]), "recipient_key_id": b(pair["key_id"]),
+            "info": b(info), "ephemeral_private": b(ephemeral), "enc": b(enc),
+            "slot": b(slot)}
+
+
+def claim_vector(lookup_secret: bytes, recovery: dict[str, Any],
+                 reviewer: dict[str, Any]) -> dict[str, Any]:
+    reward_id = fixed("reward-id", 16)
+    mac_input = b"chuishao/v1/claim\x00" + reward_id
+    mac_bytes = hmac.new(lookup_secret, mac_input, hashlib.sha256).digest()
+    code = crypto.derive_claim_code(lookup_secret, reward_id)
+    display = crypto.format_claim_code(code)
+    finance = keypair("finance-a")
+    claim_key = fixed("claim-key", 32)
+    payload = {"v": 1, "method": "bank", "account": "6222 0200 1234 5678",
+               "name": "", "contact": "", "note": "请转账到工资卡"}
+    item = item_vector("claim", claim_key, "claim_key", reward_id, "claim", payload)
+    wrong = crypto.seal_claim_key(claim_key, finance["public"], reward_id,
+                                  ephemeral=fixed("ephemeral/claim-wrong", 32))
+    return {
+        "reward_id": b(reward_id),
+        "reward_id_hex": reward_id.hex(),
+        "lookup_secret": b(lookup_secret),
+        "hmac_input": b(mac_input),
+        "hmac": b(mac_bytes),
+        "code": code,
+        "display": display,
+        "inputs_that_normalize_to_it": [display, display.lower(), display.replace("-", " "),
+                                        code.translate({ord(c): ord(c) + 0xFEE0 for c in code})],
+        "code_hash": b(crypto.claim_code_hash(code)),
+        "code_hash_hex": crypto.claim_code_hash(code).hex(),
+        "invalid_codes": ["", code[:15], code + "A", code[:15] + "1", code[:15] + "0",
+                          code[:8] + "." + code[8:]],
+        "claim_key": b(claim_key),
+        "keys": {"finance-a": enc_key(finance)},
+        "slots": [claim_slot_vector("claim-to-finance-a", claim_key, finance, reward_id),
+                  claim_slot_vector("claim-to-recovery", claim_key, recovery, reward_id)],
+        "item": item,
+        # Must raise OpenError: the right slot opened with another key, or for another reward.
+        "negative": [
+            {"name": "claim slot opened with a reviewer's key", "slot": b(wrong),
+             "private": b(reviewer["private"]), "reward_id": b(reward_id)},
+            {"name": "claim slot opened for another reward", "slot": b(wrong),
+             "private": b(finance["private"]), "reward_id": b(fixed("other-reward-id", 16))},
+        ],
+    }
 
 
 def build() -> dict[str, Any]:
@@ -488,6 +546,7 @@ def build() -> dict[str, Any]:
             "message": b(message),
             "signature": b(signature),
         },
+        "claim": claim_vector(rk.lookup_secret, recovery, reviewer_a),
         "negative": negative,
         "invalid_input": {
             "receipts": ["", digits[:19], digits + "0", digits[:19] + "a",

@@ -30,6 +30,15 @@ export {
 export { derivePassword, wrapPrivateKey, unwrapPrivateKey } from "./password.js";
 export { RecoveryError, decodeRecoverySecret, encodeRecoverySecret } from "./recovery.js";
 export { verifySignature } from "./signing.js";
+export {
+  ClaimCodeError,
+  claimCodeHash,
+  deriveClaimCode,
+  formatClaimCode,
+  normalizeClaimCode,
+  openClaimKey,
+  sealClaimKey,
+} from "./claim.js";
 export { b64uDecode, b64uEncode, bytesToHex, hexToBytes } from "./encodings.js";
 
 function draw(opts, n) {
