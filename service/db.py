@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,10 @@ def run_after_request(database: Database, work: Callable[[Session], None]) -> No
         work(session)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+POOL_SIZE = 10
+POOL_OVERFLOW = 5
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -70,6 +75,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
@@ -84,6 +91,7 @@ class Database:
             # Tests: app commits become savepoint releases inside the test's transaction.
             extra["join_transaction_mode"] = "create_savepoint"
         self.sessionmaker = sessionmaker(bind=bind, expire_on_commit=False, **extra)
+        self._gate: anyio.Semaphore | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -92,6 +100,17 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.bind.dialect.name
+
+    def gate(self) -> anyio.Semaphore | None:
+        """An async gate in front of the database, so no request ever blocks the event loop
+        waiting for it: SQLite has one writer at a time, PostgreSQL a pool of connections.
+        Waiting happens here, asynchronously, instead of in a thread or on the loop."""
+        if not isinstance(self.bind, Engine):
+            return None  # tests: one shared connection, nothing to wait for
+        if self._gate is None:
+            size = 1 if self.dialect == "sqlite" else POOL_SIZE + POOL_OVERFLOW
+            self._gate = anyio.Semaphore(size)
+        return self._gate
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -118,12 +137,13 @@ class DatabaseSessionMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
         database: Database = scope["app"].state.database
+        sqlite = database.dialect == "sqlite"
         writes = scope["method"] not in SAFE_METHODS or scope["path"].startswith("/console")
-        if writes and database.dialect == "sqlite":
+        if writes and sqlite:
             # Read the (bounded) body before the transaction starts, so the transaction never
             # waits on the network while it holds SQLite's write lock.
             try:
@@ -131,54 +151,83 @@ class DatabaseSessionMiddleware:
             except ChuishaoError as exc:
                 await _respond_error(scope, exc, send)
                 return
+        # SQLite readers need no gate (WAL lets them run beside the writer).
+        gate = database.gate() if (writes or not sqlite) else None
+        held = False
+        if gate is not None:
+            await gate.acquire()
+            held = True
+
+        def release() -> None:
+            nonlocal held
+            if held and gate is not None:
+                held = False
+                gate.release()
+
         session = database.sessionmaker()
-        if writes and database.dialect == "sqlite" and isinstance(database.bind, Engine):
-            await anyio.to_thread.run_sync(
-                lambda: session.connection(execution_options={IMMEDIATE: True}))
-        scope.setdefault("state", {})["db"] = session
-        finished = False
         pending: list[Callable[[Session], None]] = []
         token = _after_request.set(pending)
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal finished
-            if message["type"] == "http.response.start" and not finished:
-                finished = True
-                # Off the event loop: a commit waits for the disk (synchronous=FULL).
-                if message["status"] < 400:
-                    await anyio.to_thread.run_sync(session.commit)
-                else:
-                    await anyio.to_thread.run_sync(session.rollback)
-                # Recorded before the client hears the answer, so a throttle or a spent
-                # stamp is in force for its very next request.
-                await _drain(database, pending)
-            await send(message)
-
+        finished = False
         try:
+            if gate is not None:
+                # Take the connection (and on SQLite the write lock) off the event loop.
+                options = {IMMEDIATE: True} if writes and sqlite else {}
+                await anyio.to_thread.run_sync(
+                    lambda: session.connection(execution_options=options))
+            scope.setdefault("state", {})["db"] = session
+
+            async def send_wrapper(message: Message) -> None:
+                nonlocal finished
+                if message["type"] == "http.response.start" and not finished:
+                    finished = True
+                    # Off the event loop: a commit waits for the disk (synchronous=FULL).
+                    if message["status"] < 400:
+                        await anyio.to_thread.run_sync(session.commit)
+                    else:
+                        await anyio.to_thread.run_sync(session.rollback)
+                    # Recorded before the client hears the answer, so a throttle or a spent
+                    # stamp is in force for its very next request.
+                    await _drain(session, database, pending)
+                    if sqlite:
+                        release()  # the write lock is free once committed
+                await send(message)
+
             await self.app(scope, receive, send_wrapper)
         except BaseException:
             if not finished:
-                session.rollback()
+                await anyio.to_thread.run_sync(session.rollback)
             raise
         finally:
-            session.close()
             _after_request.reset(token)
-            await _drain(database, pending)
+            try:
+                await _drain(session, database, pending)
+            finally:
+                session.close()
+                release()
 
 
-async def _drain(database: Database, pending: list[Callable[[Session], None]]) -> None:
-    if pending:
-        work = list(pending)
-        pending.clear()
-        await anyio.to_thread.run_sync(_run_pending, database, work)
+async def _drain(session: Session, database: Database,
+                 pending: list[Callable[[Session], None]]) -> None:
+    """Deferred writes, each in its own transaction on the request's own connection (no
+    second connection, so no second wait for the gate or the pool)."""
+    if not pending:
+        return
+    work = list(pending)
+    pending.clear()
+    immediate = database.dialect == "sqlite" and isinstance(database.bind, Engine)
+    await anyio.to_thread.run_sync(_run_pending, session, immediate, work)
 
 
-def _run_pending(database: Database, pending: list[Callable[[Session], None]]) -> None:
+def _run_pending(session: Session, immediate: bool,
+                 pending: list[Callable[[Session], None]]) -> None:
     for work in pending:
         try:
-            with database.session() as session:
-                work(session)
+            if immediate:
+                session.connection(execution_options={IMMEDIATE: True})
+            work(session)
+            session.commit()
         except Exception:
+            session.rollback()
             logging.getLogger("chuishao.db").exception("a deferred write failed")
 
 

@@ -15,8 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from service import sealing
 from service.client import urllib_transport
 from tests.reliability.live import (
@@ -137,28 +135,13 @@ def test_concurrent_reporters_and_followup_readers(
 
 
 SIMULTANEOUS = 60
-THREAD_POOL_DEADLOCK = (
-    "SQLite: with more simultaneous writing requests than anyio's default thread pool (40), "
-    "every worker thread sits in BEGIN IMMEDIATE's busy wait (service/db.py, "
-    "DatabaseSessionMiddleware: anyio.to_thread.run_sync(session.connection(IMMEDIATE))) "
-    "while the request holding the write lock waits for a thread to commit in "
-    "(anyio.to_thread.run_sync(session.commit)); nothing moves until busy_timeout (10 s) "
-    "ends in 500 'database is locked'.")
-POOL_DEADLOCK = (
-    "PostgreSQL: with more simultaneous requests than the engine's pool (QueuePool 5 + 10 "
-    "overflow, service/db.py make_engine), views check connections out synchronously on the "
-    "event loop, so the 16th request blocks the loop in QueuePool for pool_timeout (30 s) "
-    "while the 15 requests holding connections need the loop to commit and give them back: "
-    "the server stalls, then answers 500 (sqlalchemy TimeoutError).")
+# Once a stall: SQLite writers waited for the lock inside the thread pool the lock holder
+# needed to commit, and PostgreSQL requests checked connections out on the event loop. Both
+# now wait at an async gate in front of the database (service/db.py, Database.gate).
 
 
-@pytest.mark.slow  # 25-40 s while it fails: each stall lasts a lock or pool timeout
-def test_sixty_simultaneous_submissions(
-        tmp_path: Path, server_database: str | None, db_backend: str,
-        request: pytest.FixtureRequest) -> None:
+def test_sixty_simultaneous_submissions(tmp_path: Path, server_database: str | None) -> None:
     """60 reports without files, each one POST, released at the same moment: all stored."""
-    reason = THREAD_POOL_DEADLOCK if db_backend == "sqlite" else POOL_DEADLOCK
-    request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     deployment = deploy(tmp_path, server_database)
     server = deployment.server()
     statuses: list[int] = []
