@@ -34,7 +34,7 @@ from service.middleware import (
 from service.ratelimit import TokenBucket
 from service.settings import Settings
 from service.templating import make_environment
-from service.views import api, public
+from service.views import api, board, public
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         Route("/followup/file", limited(public.followup_download, form), methods=["POST"]),
         Route("/language", public.switch_language, name="language"),
         Route("/healthz", public.health, name="health"),
+        Route("/board", board.board_page, name="board"),
         # The public JSON API (docs/API.md).
         Route("/api/v1/channels", api.channels),
         Route("/api/v1/pow", api.pow_challenge),
