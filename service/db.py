@@ -27,15 +27,19 @@ IMMEDIATE = "chuishao_immediate"
 # Writes that must outlive the request's own transaction (refusals in the audit trail, spent
 # anti-abuse stamps). They run in a transaction of their own once the request's has ended:
 # on SQLite the request holds the write lock until then, so writing earlier would deadlock.
-_after_request: ContextVar[list[Callable[[Session], None]] | None] = ContextVar(
+Work = Callable[[Session], None]
+_after_request: ContextVar[list[tuple[Work, bool]] | None] = ContextVar(
     "chuishao_after_request", default=None)
 
 
-def run_after_request(database: Database, work: Callable[[Session], None]) -> None:
-    """Run ``work`` in its own transaction: after the current request's, or now if none."""
+def run_after_request(database: Database, work: Work, *, only_if_refused: bool = False) -> None:
+    """Run ``work`` in its own transaction: after the current request's, or now if none.
+
+    ``only_if_refused``: skip it when the request succeeded (its own commit already did it).
+    """
     pending = _after_request.get()
     if pending is not None:
-        pending.append(work)
+        pending.append((work, only_if_refused))
         return
     with database.session() as session:
         work(session)
@@ -165,7 +169,7 @@ class DatabaseSessionMiddleware:
                 gate.release()
 
         session = database.sessionmaker()
-        pending: list[Callable[[Session], None]] = []
+        pending: list[tuple[Work, bool]] = []
         token = _after_request.set(pending)
         finished = False
         try:
@@ -187,7 +191,7 @@ class DatabaseSessionMiddleware:
                         await anyio.to_thread.run_sync(session.rollback)
                     # Recorded before the client hears the answer, so a throttle or a spent
                     # stamp is in force for its very next request.
-                    await _drain(session, database, pending)
+                    await _drain(session, database, pending, message["status"] >= 400)
                     if sqlite:
                         release()  # the write lock is free once committed
                 await send(message)
@@ -200,26 +204,25 @@ class DatabaseSessionMiddleware:
         finally:
             _after_request.reset(token)
             try:
-                await _drain(session, database, pending)
+                await _drain(session, database, pending, True)
             finally:
                 session.close()
                 release()
 
 
-async def _drain(session: Session, database: Database,
-                 pending: list[Callable[[Session], None]]) -> None:
+async def _drain(session: Session, database: Database, pending: list[tuple[Work, bool]],
+                 refused: bool) -> None:
     """Deferred writes, each in its own transaction on the request's own connection (no
     second connection, so no second wait for the gate or the pool)."""
-    if not pending:
-        return
-    work = list(pending)
+    work = [item for item, only_if_refused in pending if refused or not only_if_refused]
     pending.clear()
+    if not work:
+        return
     immediate = database.dialect == "sqlite" and isinstance(database.bind, Engine)
     await anyio.to_thread.run_sync(_run_pending, session, immediate, work)
 
 
-def _run_pending(session: Session, immediate: bool,
-                 pending: list[Callable[[Session], None]]) -> None:
+def _run_pending(session: Session, immediate: bool, pending: list[Work]) -> None:
     for work in pending:
         try:
             if immediate:

@@ -61,11 +61,11 @@ def spend_stamp(request: Request, stamp: Any) -> None:
     pow.spend(get_session(request), digest, expires_at)
 
     def spend_again(session: Session) -> None:
-        # Committed with the request it is spent already; after a rollback it is spent here.
+        # The request was refused and its transaction rolled back: spend the stamp anyway.
         with contextlib.suppress(pow.PowInvalid):
             pow.spend(session, digest, expires_at)
 
-    run_after_request(request.app.state.database, spend_again)
+    run_after_request(request.app.state.database, spend_again, only_if_refused=True)
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -225,6 +225,23 @@ async def followup_finish_file(request: Request) -> Response:
     intake.complete_file(session, file)
     followup.note_reporter_activity(session, request.app.state.settings, case)
     return JSONResponse({"id": file.id, "complete": True})
+
+
+async def followup_rewards(request: Request) -> Response:
+    from reviewer import rewardflow
+
+    case = _followup_case(request)
+    return JSONResponse({"rewards": rewardflow.reporter_rewards(get_session(request), case)})
+
+
+async def followup_claim(request: Request) -> Response:
+    from reviewer import rewardflow
+
+    case = _followup_case(request)
+    data = await read_json(request)
+    record = rewardflow.register_claim(get_session(request), request.app.state.settings, case,
+                                       request.path_params["reward_id"], data)
+    return JSONResponse({"id": record.id, "status": "claimed"}, status_code=201)
 
 
 async def followup_get_chunk(request: Request) -> Response:
