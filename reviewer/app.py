@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from reviewer import invitations
 from reviewer.auth import ConsoleAuthMiddleware, NotSignedIn
-from reviewer.views import accounts, admin, cases, rectification
+from reviewer.views import accounts, admin, cases, rectification, rewards
 from service.bodylimit import BodyLimit
 from service.db import get_session
 from service.errors import ChuishaoError, handle_domain_error, handle_http_exception, wants_json
@@ -46,6 +46,7 @@ def create_console_app(settings: Settings, *, secret_key: str, catalogs: Catalog
         *accounts.ROUTES,
         *cases.ROUTES,
         *admin.ROUTES,
+        *rewards.ROUTES,
         *rectification.ROUTES,
     ]
     if not any(getattr(route, "path", "") == "/invite/{token}" for route in routes):

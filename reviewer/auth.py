@@ -37,7 +37,7 @@ from service.models import ConsoleSession, User, utcnow
 from service.settings import Settings
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-ROLES = ("reviewer", "approver", "auditor", "admin")
+ROLES = ("reviewer", "approver", "auditor", "finance", "admin")
 
 
 class NotSignedIn(ChuishaoError):

@@ -13,7 +13,7 @@ from service.errors import ChuishaoError, InvalidInput
 from service.i18n import N_
 from service.models import Channel, Invitation, utcnow
 
-ROLES = ("reviewer", "approver", "auditor", "admin")
+ROLES = ("reviewer", "approver", "auditor", "finance", "admin")
 
 
 class InvitationInvalid(ChuishaoError):

@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         Route("/followup", limited(public.followup_open, form), methods=["POST"]),
         Route("/followup/reply", limited(public.followup_reply, nojs), methods=["POST"]),
         Route("/followup/file", limited(public.followup_download, form), methods=["POST"]),
+        Route("/followup/claim", limited(public.followup_claim, form), methods=["POST"]),
         Route("/language", public.switch_language, name="language"),
         Route("/healthz", public.health, name="health"),
         Route("/board", board.board_page, name="board"),
@@ -115,6 +116,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             methods=["PUT"],
         ),
         Route("/api/v1/followup/files/{file_id}/chunks/{index}", api.followup_get_chunk),
+        Route("/api/v1/followup/rewards", api.followup_rewards),
+        Route("/api/v1/followup/rewards/{reward_id}/claim", limited(api.followup_claim, form),
+              methods=["POST"]),
         Route(
             "/api/v1/followup/files/{file_id}/finish", api.followup_finish_file, methods=["POST"]
         ),

@@ -209,6 +209,96 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
     return run_command(settings.database, args.channel, args.to, sys.stdin.readline())
 
 
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from reviewer import audit
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            report = audit.verify_chain(session)
+    finally:
+        database.dispose()
+    if not report.ok:
+        print(f"audit chain BROKEN at entry {report.first_bad_id}: {report.problem}",
+              file=sys.stderr)
+        print(f"{report.count} entries before it are intact; the last good hash is "
+              f"{report.head}", file=sys.stderr)
+        return 1
+    print(f"audit chain intact: {report.count} entries, head {report.head}")
+    return 0
+
+
+def _pinned_key(settings: Settings, given: str | None) -> bytes | None:
+    import crypto
+
+    if given:
+        text = given.strip()
+        try:
+            return bytes.fromhex(text) if len(text) == 64 else crypto.b64u_decode(text)
+        except ValueError:
+            raise SystemExit("--public-key: 32 bytes as 64 hex characters or base64url") from None
+    try:  # the installation's key, when this machine has the database
+        from service.installation import get_installation
+
+        database = _database(settings)
+        try:
+            with database.session() as session:
+                installation = get_installation(session)
+                return installation.signing_public_key if installation else None
+        finally:
+            database.dispose()
+    except Exception:  # noqa: BLE001 - offline: no database is a normal case here
+        return None
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reviewer import exports
+
+    if args.action == "verify":
+        path, manifest = Path(args.file), Path(args.manifest)
+        if not path.is_file() or not manifest.is_file():
+            print("refused: FILE and MANIFEST must be readable files", file=sys.stderr)
+            return 2
+        checks = exports.verify(path, manifest.read_text(encoding="utf-8"),
+                                _pinned_key(settings, args.public_key))
+        for check in checks:
+            print(f"{'ok' if check.ok else 'MISMATCH'}\t{check.name}\t{check.detail}")
+        if all(check.ok for check in checks):
+            print("export verified: file, record count and signature match the manifest")
+            return 0
+        print("export NOT verified", file=sys.stderr)
+        return 1
+    from reviewer.rewardflow import LedgerFilters
+    from service.errors import ChuishaoError
+
+    database = _database(settings)
+    try:
+        try:
+            filters = LedgerFilters.parse({"from": args.date_from, "to": args.date_to,
+                                           "channel": args.channel, "status": args.status,
+                                           "policy": args.policy})
+        except ChuishaoError as exc:
+            print(f"refused: {exc.message}", file=sys.stderr)
+            return 2
+        out = Path(args.out)
+        fmt = args.format or out.suffix.lstrip(".").lower()
+        with database.session() as session:
+            try:
+                export = exports.start_export(session, None, fmt, filters, via="cli")
+            except ChuishaoError as exc:
+                print(f"refused: {exc.message}", file=sys.stderr)
+                return 2
+            export_id = export.id
+        signed = exports.write_export(database, settings, export_id, out)
+    finally:
+        database.dispose()
+    print(f"{signed['record_count']} records -> {out} (sha256 {signed['file_sha256']})")
+    print(f"manifest -> {out}.manifest.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chuishao", description="Chuishao operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     invite = sub.add_parser("invite", help="one-time link for a new console account")
     invite.add_argument("--role", action="append", required=True,
-                        choices=["reviewer", "approver", "auditor", "admin"])
+                        choices=["reviewer", "approver", "auditor", "finance", "admin"])
     invite.add_argument("--channel", help="channel slug the reviewer will receive")
     invite.add_argument("--hours", type=int)
 
@@ -255,6 +345,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",
                        help="print a one-time link when no administrator exists")
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    audit_sub.add_parser("verify", help="walk the hash chain; say where it breaks")
+
+    export = sub.add_parser("export", help="signed exports of the reward ledger")
+    export_sub = export.add_subparsers(dest="action", required=True)
+    check = export_sub.add_parser("verify", help="check an export against its manifest offline")
+    check.add_argument("file")
+    check.add_argument("manifest")
+    check.add_argument("--public-key", help="the installation's Ed25519 public key (hex or "
+                       "base64url); read from the database when omitted and available")
+    rewards = export_sub.add_parser("rewards", help="write FILE and FILE.manifest.json")
+    rewards.add_argument("--out", required=True, help="e.g. rewards.csv or rewards.xlsx")
+    rewards.add_argument("--format", choices=["csv", "xlsx"])
+    rewards.add_argument("--from", dest="date_from", help="proposed on or after (YYYY-MM-DD)")
+    rewards.add_argument("--to", dest="date_to", help="proposed on or before (YYYY-MM-DD)")
+    rewards.add_argument("--channel", help="channel id")
+    rewards.add_argument("--status")
+    rewards.add_argument("--policy", help="policy id")
+
     from reviewer.rewards import command as reward_command
 
     reward_command.add_parser(sub)
@@ -271,6 +381,8 @@ COMMANDS = {
     "purge": cmd_purge,
     "reward": cmd_reward,
     "recover": cmd_recover,
+    "audit": cmd_audit,
+    "export": cmd_export,
 }
 
 

@@ -35,6 +35,8 @@ EVENTS = {
     "rectification_reopened": N_("Further rectification work was opened for the hazard."),
     "closed": N_("The case is closed."),
     "reward_offered": N_("A reward of {amount} yuan was approved for you."),
+    "reward_claimed": N_("You claimed the reward. Show your claim code to the finance office."),
+    "reward_paid": N_("The reward was paid."),
     "message": N_("The reviewers sent you a message."),
 }
 

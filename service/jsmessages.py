@@ -59,6 +59,31 @@ MESSAGES = {
     "label_category": N_("What kind of problem"),
     "label_seen": N_("When you saw it"),
     "label_description": N_("What you saw"),
+    "reward_title": N_("Reward"),
+    "reward_amount": N_("A reward of {amount} yuan was approved for you."),
+    "claim_due": N_("Claim it by {date}; after that it lapses."),
+    "claim_lapsed": N_("The time to claim this reward has ended."),
+    "claim_intro": N_("Choose how you want to be paid. Your answer is encrypted on this device "
+                      "so that only the finance office can read it."),
+    "claim_identity": N_("This reward is paid to named reporters only: give your name and a "
+                         "contact."),
+    "claim_method": N_("How to pay you"),
+    "claim_account": N_("Account (bank card, Alipay or WeChat account)"),
+    "claim_name": N_("Name"),
+    "claim_contact": N_("Contact"),
+    "claim_note": N_("Note for the finance office (optional)"),
+    "claim_send": N_("Encrypt and claim"),
+    "claim_account_missing": N_("Give the account the reward should be paid to."),
+    "claim_identity_missing": N_("Give your name and a contact."),
+    "claim_done": N_("Your claim is registered. Show this claim code to the finance office "
+                     "when you collect the reward:"),
+    "claim_code_hint": N_("The code is made from your receipt: you can see it here again "
+                          "whenever you open your report. It works once."),
+    "claim_paid": N_("The reward was paid."),
+    "method.bank": N_("Bank transfer"),
+    "method.alipay": N_("Alipay"),
+    "method.wechat": N_("WeChat Pay"),
+    "method.cash": N_("Cash at the finance office"),
     "no_crypto": N_("This browser cannot encrypt here; the form will be sent for encryption "
                     "on the server instead."),
 }

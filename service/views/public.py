@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 import crypto
+from reviewer import rewardflow
+from reviewer.rewards import format_yuan
 from service import feed, followup, intake, reportform, sealing, serverseal
 from service.db import get_session
 from service.errors import InvalidInput, NotFound
@@ -93,6 +95,8 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, *,
         "events": events, "capability": capability, "notice": notice,
         "report": next((i.content for i in opened.items if i.kind == "report"), {}),
         "categories": dict(reportform.CATEGORIES),
+        "rewards": rewardflow.reporter_rewards(session, opened.case),
+        "claim_methods": rewardflow.METHODS,
     }, status=status)
 
 
@@ -102,6 +106,20 @@ async def followup_open(request: Request) -> Response:
     opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
                                           str(form.get("receipt", ""))[:100])
     return _case_page(request, opened)
+
+
+async def followup_claim(request: Request) -> Response:
+    """The no-JavaScript claim: the receipt is typed again so the server can derive the code."""
+    form = await request.form(max_files=0, max_fields=20)
+    request.app.state.nojs_followups.take()
+    fields = {key: str(value) for key, value in form.items() if key != "receipt"}
+    record, code = rewardflow.claim_on_server(
+        get_session(request), request.app.state.settings, str(form.get("receipt", ""))[:100],
+        fields.get("reward", ""), fields)
+    # The code is the body of this POST response: never in a URL, never stored.
+    return render(request, "public/claim.html", {
+        "code": crypto.format_claim_code(code), "amount": format_yuan(record.amount_fen),
+        "paid": record.status == "paid"})
 
 
 def _opened_from_capability(request: Request, case_id: str,

@@ -17,6 +17,7 @@ import {
   sealFile,
   sealItem,
 } from "./crypto/index.js";
+import { showRewards } from "./claim.js";
 import { solve } from "./pow.js";
 import {
   api,
@@ -86,6 +87,8 @@ async function openCase(receiptText) {
     caseIdHex: feed.case_id,
     caseKey,
     limits: info.limits,
+    // Kept in memory for the claim code of a reward (PROTOCOL.md section 15).
+    lookupSecret: keys.lookupSecret,
   };
   return feed;
 }
@@ -259,10 +262,16 @@ function render(feed, items, notice) {
     renderEvents(feed),
     renderMessages(items),
     renderReport(items, feed.files),
-    renderReplyForm(items),
   );
+  const rewards = el("section", { cls: "rewards", attrs: { id: "rewards" } });
+  rewards.hidden = true;
+  children.push(rewards, renderReplyForm(items));
   panel.replaceChildren(...children);
   panel.hidden = false;
+  showRewards(rewards, { token: session.token, lookupSecret: session.lookupSecret })
+    .catch((error) => {
+      showText(rewards, errorText(error));
+    });
 }
 
 async function reload(notice) {

@@ -1,0 +1,411 @@
+"""Exports of the reward ledger (CSV with a UTF-8 BOM, XLSX) and their signed manifests.
+
+Both formats stream: rows come from the database in keyset batches of plain tuples, the CSV is
+written batch by batch, and the XLSX is built by openpyxl's write-only mode into a temporary
+file on disk (inline strings, no shared-string table), then sent in chunks. Memory stays flat
+however many records there are (bench/export.py measures it).
+
+The file's SHA-256 and row count are known only at its end, so the manifest is made then:
+the export row is created (and audited) when the download starts, and signed with the
+installation's Ed25519 key when the last byte has been produced. The manifest names the audit
+entry that records the export (the chain head at that moment). ``verify`` checks a file and
+its manifest offline: the signature, the key it was made with, the hash, the size and the count.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, aliased
+
+import crypto
+from reviewer import audit
+from reviewer.rewardflow import CHINA, LedgerFilters, display_status, ledger_clause
+from service.db import IMMEDIATE, Database
+from service.errors import InvalidInput, NotFound
+from service.i18n import N_
+from service.installation import get_installation, load_signing_key
+from service.models import Channel, User, utcnow
+from service.models_rewards import RewardExport, RewardRecord
+from service.settings import Settings
+
+SCHEMA = "chuishao.export-manifest/1"
+FORMATS = {"csv": "text/csv; charset=utf-8",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+BATCH = 1000
+CHUNK = 64 * 1024
+# (key, Chinese header, English header): zh-CN first, English second, in one header cell.
+COLUMNS = (
+    ("id", "记录编号", "Record id"),
+    ("case_id", "案件编号", "Case id"),
+    ("channel", "举报渠道", "Channel"),
+    ("policy_id", "奖励政策", "Policy"),
+    ("policy_version", "政策版本", "Policy version"),
+    ("policy_digest", "政策文本 SHA-256", "Policy digest"),
+    ("amount_yuan", "金额（元）", "Amount (yuan)"),
+    ("amount_fen", "金额（分）", "Amount (fen)"),
+    ("status", "状态", "Status"),
+    ("proposed_by", "提议人", "Proposed by"),
+    ("proposed_at", "提议时间", "Proposed at"),
+    ("decided_by", "审批人", "Decided by"),
+    ("decided_at", "审批时间", "Decided at"),
+    ("rejection_reason", "驳回理由", "Rejection reason"),
+    ("claim_due_at", "领取期限", "Claim due"),
+    ("claimed_at", "领取时间", "Claimed at"),
+    ("paid_by", "付款人", "Paid by"),
+    ("paid_at", "付款时间", "Paid at"),
+    ("payment_reference", "付款凭证号", "Payment reference"),
+    ("calculation", "计算记录（JSON，可用 chuishao reward verify 复核）",
+     "Calculation record (JSON, for chuishao reward verify)"),
+)
+HEADER = tuple(f"{zh} / {en}" for _, zh, en in COLUMNS)
+# A spreadsheet runs a cell that starts like a formula; text from people never should.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportInvalid(InvalidInput):
+    code = "export_invalid"
+    message = N_("Choose CSV or XLSX.")
+
+
+# ---------------------------------------------------------------------------- rows
+
+
+def _time(value: dt.datetime | None) -> str:
+    return value.astimezone(CHINA).isoformat(timespec="seconds") if value else ""
+
+
+def _text(value: str | None) -> str:
+    text = value or ""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _compact(calculation: str) -> str:
+    # The stored record is indented; one line per cell reads better and is the same JSON.
+    return json.dumps(json.loads(calculation), ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"))
+
+
+def iter_rows(session: Session, filters: LedgerFilters, user: User | None = None,
+              now: dt.datetime | None = None, batch: int = BATCH) -> Iterator[tuple[Any, ...]]:
+    """Ledger rows in proposal order, as plain values; one batch in memory at a time."""
+    now = now or utcnow()
+    proposer, decider, payer = aliased(User), aliased(User), aliased(User)
+    R = RewardRecord  # noqa: N806 - a short alias keeps the column list readable
+    query = (
+        select(R.id, R.case_id, Channel.slug, R.policy_id, R.policy_version, R.policy_digest,
+               R.amount_fen, R.status, R.claim_due_at, proposer.username, R.proposed_at,
+               decider.username, R.decided_at, R.rejection_reason, R.claimed_at,
+               payer.username, R.paid_at, R.payment_reference, R.calculation)
+        .join(Channel, Channel.id == R.channel_id)
+        .join(proposer, proposer.id == R.proposed_by)
+        .outerjoin(decider, decider.id == R.decided_by)
+        .outerjoin(payer, payer.id == R.paid_by)
+        .where(ledger_clause(session, user, filters, now))
+    )
+    last: tuple[dt.datetime, str] | None = None
+    while True:
+        page = query
+        if last is not None:
+            when, record_id = last
+            page = page.where((R.proposed_at > when)
+                              | ((R.proposed_at == when) & (R.id > record_id)))
+        rows = session.execute(page.order_by(R.proposed_at, R.id).limit(batch)).all()
+        if not rows:
+            return
+        for (rid, case_id, channel, policy_id, version, digest, fen, status, due, by,
+             proposed_at, decided_by, decided_at, reason, claimed_at, paid_by, paid_at,
+             reference, calculation) in rows:
+            shown = display_status(_Status(status, due), now)  # type: ignore[arg-type]
+            yield (rid, case_id, _text(channel), _text(policy_id), version, digest,
+                   Decimal(fen).scaleb(-2), fen, shown, _text(by), _time(proposed_at),
+                   _text(decided_by), _time(decided_at), _text(reason), _time(due),
+                   _time(claimed_at), _text(paid_by), _time(paid_at), _text(reference),
+                   _compact(calculation))
+        last = (rows[-1].proposed_at, rows[-1].id)
+        session.expunge_all()
+
+
+@dataclass
+class _Status:
+    status: str
+    claim_due_at: dt.datetime | None
+
+
+# ---------------------------------------------------------------------------- formats
+
+
+def csv_chunks(rows: Iterator[tuple[Any, ...]], batch: int = BATCH) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    # The BOM makes Excel read the file as UTF-8 (Chinese text otherwise comes out garbled).
+    buffer.write("\ufeff")
+    writer.writerow(HEADER)
+    pending = 0
+    for row in rows:
+        writer.writerow(["" if v is None else (f"{v:.2f}" if isinstance(v, Decimal) else v)
+                         for v in row])
+        pending += 1
+        if pending >= batch:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    yield buffer.getvalue().encode("utf-8")
+
+
+def xlsx_chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("奖励台账 Rewards")
+    sheet.append(HEADER)
+    for row in rows:
+        sheet.append(row)
+    # Built on disk, not in memory; then sent in chunks.
+    with tempfile.TemporaryFile() as handle:
+        workbook.save(handle)
+        handle.seek(0)
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+@dataclass
+class Tally:
+    digest: Any = field(default_factory=hashlib.sha256)
+    size: int = 0
+    count: int = 0
+
+    def rows(self, rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        for row in rows:
+            self.count += 1
+            yield row
+
+    def chunks(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.digest.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+
+def file_chunks(fmt: str, rows: Iterator[tuple[Any, ...]], tally: Tally) -> Iterator[bytes]:
+    counted = tally.rows(rows)
+    return tally.chunks(csv_chunks(counted) if fmt == "csv" else xlsx_chunks(counted))
+
+
+# ---------------------------------------------------------------------------- exports
+
+
+def file_name(export: RewardExport) -> str:
+    day = export.created_at.astimezone(CHINA).strftime("%Y%m%d")
+    return f"rewards-{day}-{export.id[:8]}.{export.format}"
+
+
+def start_export(session: Session, actor: User | None, fmt: str, filters: LedgerFilters,
+                 now: dt.datetime | None = None, via: str = "console") -> RewardExport:
+    """Create the export's row and its audit entry (whose hash the manifest will name)."""
+    if fmt not in FORMATS:
+        raise ExportInvalid()
+    now = now or utcnow()
+    export = RewardExport(id=crypto.new_id().hex(), created_at=now,
+                          user_id=actor.id if actor else None, format=fmt,
+                          filters=filters.as_dict(), state="started")
+    session.add(export)
+    session.flush()
+    entry = audit.append(session, "export.rewards", actor=actor, target=f"export:{export.id}",
+                         now=now, details={"format": fmt, "filters": filters.as_dict(),
+                                           "via": via})
+    export.audit_entry, export.audit_head = entry.id, entry.hash
+    session.flush()
+    return export
+
+
+def stream_export(database: Database, settings: Settings, export_id: str,
+                  user_id: int | None = None,
+                  on_done: Callable[[dict[str, Any]], None] | None = None) -> Iterator[bytes]:
+    """The file's bytes; when the last one is out, the manifest is signed and stored.
+
+    Runs in its own read transaction (the request's has ended when streaming starts).
+    """
+    tally = Tally()
+    with database.session() as session:
+        export = session.get(RewardExport, export_id)
+        if export is None:
+            raise NotFound()
+        user = session.get(User, user_id) if user_id else None
+        if database.dialect == "postgresql":
+            # One snapshot for every batch: a record changed mid-export appears as it was.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        filters = LedgerFilters(**_filters_from(export.filters))
+        rows = iter_rows(session, filters, user, export.created_at)
+        yield from file_chunks(export.format, rows, tally)
+    manifest = finish_export(database, settings, export_id, tally)
+    if on_done is not None:
+        on_done(manifest)
+
+
+def _day(value: Any) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _filters_from(data: dict[str, Any]) -> dict[str, Any]:
+    day = _day
+    return {"date_from": day(data.get("from")), "date_to": day(data.get("to")),
+            "channel": data.get("channel"), "status": data.get("status"),
+            "policy": data.get("policy")}
+
+
+def canonical(manifest: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def finish_export(database: Database, settings: Settings, export_id: str,
+                  tally: Tally) -> dict[str, Any]:
+    with database.session() as session:
+        if isinstance(database.bind, Engine) and database.dialect == "sqlite":
+            # Take the write lock before reading: a read-then-write transaction can fail on
+            # SQLite when another writer commits in between.
+            session.connection(execution_options={IMMEDIATE: True})
+        export = session.get(RewardExport, export_id)
+        installation = get_installation(session)
+        assert export is not None and installation is not None
+        creator = session.get(User, export.user_id) if export.user_id else None
+        public = installation.signing_public_key
+        manifest: dict[str, Any] = {
+            "schema": SCHEMA, "export_id": export.id, "kind": "rewards",
+            "format": export.format, "file_name": file_name(export),
+            "file_sha256": tally.digest.hexdigest(), "file_bytes": tally.size,
+            "record_count": tally.count,
+            "period": {"from": export.filters.get("from"), "to": export.filters.get("to")},
+            "filters": {k: export.filters.get(k) for k in ("channel", "status", "policy")},
+            "audit_chain": {"entry": export.audit_entry, "head": export.audit_head},
+            "created_at": export.created_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+            "created_by": creator.username if creator else "command line",
+            "installation_key_id": hashlib.sha256(public).digest()[:16].hex(),
+            "public_key": crypto.b64u_encode(public),
+        }
+        signature = crypto.sign(load_signing_key(settings), canonical(manifest))
+        manifest["signature"] = crypto.b64u_encode(signature)
+        export.state = "done"
+        export.record_count = tally.count
+        export.file_sha256 = manifest["file_sha256"]
+        export.manifest = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True)
+        audit.append(session, "export.completed", actor=creator, target=f"export:{export.id}",
+                     details={"file_sha256": manifest["file_sha256"],
+                              "records": tally.count, "bytes": tally.size})
+    return manifest
+
+
+def write_export(database: Database, settings: Settings, export_id: str,
+                 out: Path) -> dict[str, Any]:
+    """The command line's export: FILE and FILE.manifest.json."""
+    with out.open("wb") as handle:
+        for chunk in stream_export(database, settings, export_id):
+            handle.write(chunk)
+    with database.session() as session:
+        export = session.get(RewardExport, export_id)
+        assert export is not None and export.manifest is not None
+        text = export.manifest
+    Path(str(out) + ".manifest.json").write_text(text + "\n", encoding="utf-8")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def recent_exports(session: Session, user: User, limit: int = 20) -> list[RewardExport]:
+    return list(session.scalars(select(RewardExport).where(RewardExport.user_id == user.id)
+                                .order_by(RewardExport.created_at.desc()).limit(limit)))
+
+
+# ---------------------------------------------------------------------------- verification
+
+
+def count_rows(path: Path, fmt: str) -> int:
+    """Data rows of an export file (the header excluded), read without trusting the manifest."""
+    if fmt == "csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        return max(sum(1 for _ in sheet.iter_rows(values_only=True)) - 1, 0)
+    finally:
+        workbook.close()
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def verify(path: Path, manifest_text: str, pinned_key: bytes | None) -> list[Check]:
+    """Every check of a file against its manifest; each says what matched or what did not."""
+    checks: list[Check] = []
+    try:
+        manifest = json.loads(manifest_text)
+        if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+            raise ValueError("not a Chuishao export manifest")
+        public = crypto.b64u_decode(str(manifest["public_key"]))
+        signature = crypto.b64u_decode(str(manifest["signature"]))
+        expected_hash = str(manifest["file_sha256"])
+        expected_count = int(manifest["record_count"])
+        expected_size = int(manifest["file_bytes"])
+        fmt = str(manifest["format"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return [Check("manifest", False, f"the manifest cannot be read: {exc}")]
+    if pinned_key is None:
+        checks.append(Check("key", False, "no installation public key to pin the manifest's "
+                                          "key against (give --public-key, or run where the "
+                                          "database is)"))
+    elif pinned_key != public:
+        checks.append(Check("key", False, "the manifest was signed with key "
+                            f"{crypto.b64u_encode(public)}, not the installation's key "
+                            f"{crypto.b64u_encode(pinned_key)}"))
+    else:
+        checks.append(Check("key", True, "signed with the installation's key "
+                            f"(key id {hashlib.sha256(public).digest()[:16].hex()})"))
+    if crypto.verify_signature(public, canonical(manifest), signature):
+        checks.append(Check("signature", True, "the manifest's signature is valid"))
+    else:
+        checks.append(Check("signature", False, "the signature does not match the manifest: "
+                            "the manifest was changed after it was signed"))
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    actual = digest.hexdigest()
+    checks.append(Check("hash", actual == expected_hash,
+                        f"SHA-256 {actual}" if actual == expected_hash else
+                        f"the file's SHA-256 is {actual}, the manifest says {expected_hash}: "
+                        "the file was changed"))
+    checks.append(Check("size", size == expected_size,
+                        f"{size} bytes" if size == expected_size else
+                        f"the file has {size} bytes, the manifest says {expected_size}"))
+    try:
+        count = count_rows(path, fmt)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
+        checks.append(Check("count", False, f"the file cannot be read as {fmt}: {exc}"))
+    else:
+        checks.append(Check("count", count == expected_count,
+                            f"{count} records" if count == expected_count else
+                            f"the file has {count} records, the manifest says "
+                            f"{expected_count}"))
+    return checks

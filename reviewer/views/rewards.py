@@ -1,0 +1,445 @@
+"""Console views: reward records, approval, claims and payment, the ledger, exports, policies
+and the audit trail. Thin: every decision is in reviewer/rewardflow.py and reviewer/exports.py.
+
+| route                                       | reviewer | approver | finance | auditor | admin |
+|---------------------------------------------|----------|----------|---------|---------|-------|
+| GET  /rewards (ledger)                      | own lines| own lines| all     | all     | -     |
+| GET  /rewards/{id}                          | own lines| own lines| all     | all     | -     |
+| GET  /cases/{id}/reward                     | yes      | read     | -       | read    | -     |
+| POST /cases/{id}/reward (preview, propose)  | yes      | -        | -       | -       | -     |
+| POST /rewards/{id}/approve, reject          | -        | yes, not own proposal | - | -  | -     |
+| POST /rewards/{id}/claim-viewed, verify-code, pay | -  | -        | yes     | -       | -     |
+| POST /rewards/export, GET manifests          | -        | -        | -       | yes     | -     |
+| GET  /audit                                 | -        | -        | -       | yes     | -     |
+| GET/POST /reward-policies...                | -        | -        | -       | -       | yes   |
+
+"Own lines": records of cases in the user's channels (reviewer/cases.py visibility). A record
+outside them answers 404 like an unknown id, and is audited. Every refusal is audited.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+import crypto
+from reviewer import audit, cases, exports, rewardflow, workflow
+from reviewer.auth import current_user, require_roles
+from reviewer.rewards import GRADES, format_yuan, render
+from service.db import get_session
+from service.errors import ChuishaoError, InvalidInput, NotFound
+from service.i18n import N_
+from service.models import AuditEntry, Case
+from service.models_rewards import RewardExport, RewardPolicyVersion, RewardRecord
+from service.templating import render as render_page
+from service.templating import translator
+
+LEDGER_ROLES = ("reviewer", "approver", "finance", "auditor")
+DONE = {
+    "proposed": N_("The reward was proposed. Another person with the approver role must "
+                   "approve it."),
+    "approved": N_("The reward was approved. The reporter sees the amount and can claim it."),
+    "rejected": N_("The reward was rejected."),
+    "verified": N_("The claim code matches this reward."),
+    "paid": N_("The payment was recorded. The claim code cannot be used again."),
+    "uploaded": N_("The policy was stored, inactive. Preview it, then activate it."),
+    "activated": N_("The policy version is active."),
+    "deactivated": N_("The policy version is inactive."),
+}
+GRADE_LABELS = {"general": N_("General (一般)"), "larger": N_("Larger (较大)"),
+                "major": N_("Major (重大)"), "especially_major": N_("Especially major (特别重大)")}
+
+
+def _database(request: Request) -> Any:
+    return request.app.state.database
+
+
+def _refusal(request: Request, action: str, target: str, exc: ChuishaoError) -> None:
+    get_session(request).rollback()
+    audit.record_refusal(_database(request), action[:64], actor_id=current_user(request).id,
+                         target=target[:100], details={"code": exc.code})
+
+
+def _message(request: Request, exc: ChuishaoError) -> str:
+    return translator(request)(exc.message, **exc.params)
+
+
+def _record(request: Request) -> RewardRecord:
+    return rewardflow.get_record(get_session(request), _database(request), current_user(request),
+                                 str(request.path_params["reward_id"]))
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form(max_files=0, max_fields=30)
+    return {key: str(value) for key, value in form.items() if key != "csrf_token"}
+
+
+def _yuan(fen: int | None) -> str:
+    return format_yuan(fen) if fen is not None else ""
+
+
+def _base_context(request: Request) -> dict[str, Any]:
+    return {"statuses": rewardflow.STATUS_LABELS, "yuan": _yuan, "methods": rewardflow.METHODS,
+            "case_types": rewardflow.CASE_TYPES, "grade_labels": GRADE_LABELS,
+            "done": DONE.get(str(request.query_params.get("done", ""))), "error": None}
+
+
+# ---------------------------------------------------------------------------- the ledger
+
+
+@require_roles(*LEDGER_ROLES)
+async def ledger(request: Request) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    filters = rewardflow.LedgerFilters.parse(request.query_params)
+    rows, cursor = rewardflow.ledger_page(session, user, filters)
+    rewardflow.ledger_viewed(session, user, filters)
+    channels = rewardflow.channels_by_id(session)
+    return render_page(request, "reviewer/rewards.html", {
+        **_base_context(request), "rows": rows, "filters": filters, "channels": channels,
+        "display_status": rewardflow.display_status,
+        "policies": sorted({row.policy_id for row in rewardflow.policy_rows(session)}),
+        "next_url": "/console/rewards?" + filters.query_string(after=cursor) if cursor else None,
+        "awaiting": rewardflow.cases_awaiting(session, user),
+        "exports": exports.recent_exports(session, user) if user.has_role("auditor") else [],
+        "can_export": user.has_role("auditor"),
+    })
+
+
+@require_roles(*LEDGER_ROLES)
+async def record_page(request: Request) -> Response:
+    record = _record(request)
+    return render_page(request, "reviewer/reward.html", _record_context(request, record))
+
+
+def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
+    session = get_session(request)
+    user = current_user(request)
+    calc = rewardflow.calculation_of(record)
+    slot = rewardflow.claim_slot_for(session, record, user) if user.has_role("finance") else None
+    page_data = {
+        "reward_id": record.id,
+        "claim_item_id": record.claim_item_id or "",
+        "claim_blob": crypto.b64u_encode(record.claim_blob) if record.claim_blob else "",
+        "slot": crypto.b64u_encode(slot.slot) if slot else "",
+    }
+    return {
+        **_base_context(request), "record": record, "calc": calc,
+        "explanation": render(calc),
+        "status": rewardflow.display_status(record),
+        "names": rewardflow.people(session, {record.proposed_by, record.decided_by,
+                                             record.paid_by}),
+        "policy": session.get(RewardPolicyVersion, record.policy_row_id),
+        "case": session.get(Case, record.case_id),
+        "can_decide": user.has_role("approver") and record.status == "proposed"
+        and user.id != record.proposed_by,
+        "own_proposal": user.id == record.proposed_by,
+        "is_finance": user.has_role("finance"),
+        "page_data": json.dumps(page_data).replace("</", "<\\/"),
+    }
+
+
+async def _decide(request: Request, action: str) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    record = _record(request)
+    form = await _form(request)
+    try:
+        if action == "approve":
+            rewardflow.approve(session, record, user, form.get("version"))
+        else:
+            rewardflow.reject(session, record, user, form.get("version"), form.get("reason"))
+    except ChuishaoError as exc:
+        _refusal(request, f"reward.{action}", record.id, exc)
+        record = _record(request)
+        context = _record_context(request, record)
+        context.update(error=_message(request, exc), done=None)
+        return render_page(request, "reviewer/reward.html", context, status=exc.status)
+    done = "approved" if action == "approve" else "rejected"
+    return RedirectResponse(f"/console/rewards/{record.id}?done={done}", status_code=303)
+
+
+@require_roles("approver")
+async def approve(request: Request) -> Response:
+    return await _decide(request, "approve")
+
+
+@require_roles("approver")
+async def reject(request: Request) -> Response:
+    return await _decide(request, "reject")
+
+
+# ---------------------------------------------------------------------------- finance
+
+
+@require_roles("finance")
+async def claim_viewed(request: Request) -> Response:
+    record = _record(request)
+    rewardflow.claim_viewed(get_session(request), record, current_user(request))
+    return JSONResponse({"ok": True})
+
+
+async def _finance(request: Request, action: str) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    record = _record(request)
+    form = await _form(request)
+    try:
+        if action == "verify":
+            rewardflow.verify_code(session, record, user, form.get("code"))
+        else:
+            rewardflow.record_payment(session, record, user, form.get("code"),
+                                      form.get("reference"), form.get("version"))
+    except ChuishaoError as exc:
+        _refusal(request, "reward.code_verified" if action == "verify" else "reward.pay",
+                 record.id, exc)
+        record = _record(request)
+        context = _record_context(request, record)
+        context.update(error=_message(request, exc), done=None)
+        return render_page(request, "reviewer/reward.html", context, status=exc.status)
+    done = "verified" if action == "verify" else "paid"
+    return RedirectResponse(f"/console/rewards/{record.id}?done={done}#claim", status_code=303)
+
+
+@require_roles("finance")
+async def verify_code(request: Request) -> Response:
+    return await _finance(request, "verify")
+
+
+@require_roles("finance")
+async def pay(request: Request) -> Response:
+    return await _finance(request, "pay")
+
+
+# ---------------------------------------------------------------------------- one case
+
+
+def _case(request: Request) -> Case:
+    return cases.get_case(get_session(request), _database(request), current_user(request),
+                          str(request.path_params["case_id"]))
+
+
+def _case_context(request: Request, case: Case) -> dict[str, Any]:
+    session = get_session(request)
+    records = rewardflow.case_records(session, case)
+    return {
+        **_base_context(request), "case": case, "records": records,
+        "display_status": rewardflow.display_status,
+        "names": rewardflow.people(session, {*(r.proposed_by for r in records),
+                                             *(r.decided_by for r in records)}),
+        "policies": rewardflow.policy_rows(session, active_only=True),
+        "grades": GRADES, "rewardable": rewardflow.rewardable(case),
+        "active": rewardflow.active_record(session, case),
+        "can_propose": current_user(request).has_role("reviewer"),
+        "status_label": workflow.STATUS_LABELS.get(case.status, case.status),
+        "form": {"case_type": rewardflow.default_case_type(case), "grade": case.grade or "",
+                 "joint_reporters": "1"},
+        "preview": None,
+    }
+
+
+@require_roles(*cases.CASE_ROLES)
+async def case_reward(request: Request) -> Response:
+    case = _case(request)
+    return render_page(request, "reviewer/reward_case.html", _case_context(request, case))
+
+
+@require_roles("reviewer")
+async def case_reward_post(request: Request) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    case = _case(request)
+    form = await _form(request)
+    action = form.get("action", "preview")
+    try:
+        if action == "propose":
+            record = rewardflow.propose(session, case, user, form.get("policy"), form)
+            return RedirectResponse(f"/console/rewards/{record.id}?done=proposed",
+                                    status_code=303)
+        row, calc = rewardflow.preview(session, case, user, form.get("policy"), form)
+    except ChuishaoError as exc:
+        _refusal(request, "reward.propose" if action == "propose" else "reward.preview",
+                 case.id, exc)
+        case = _case(request)
+        context = _case_context(request, case)
+        context.update(error=_message(request, exc), form=form)
+        return render_page(request, "reviewer/reward_case.html", context, status=exc.status)
+    context = _case_context(request, case)
+    context.update(form=form, preview={"row": row, "calc": calc, "text": render(calc)})
+    return render_page(request, "reviewer/reward_case.html", context)
+
+
+# ---------------------------------------------------------------------------- exports
+
+
+@require_roles("auditor")
+async def export(request: Request) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    form = await _form(request)
+    fmt = form.get("format", "")
+    try:
+        filters = rewardflow.LedgerFilters.parse(form)
+        started = exports.start_export(session, user, fmt, filters)
+    except ChuishaoError as exc:
+        _refusal(request, "export.rewards", "rewards", exc)
+        raise
+    # The request's transaction (the export row, its audit entry) commits as the response
+    # starts; the rows are then read in a transaction of the stream's own.
+    body = exports.stream_export(_database(request), request.app.state.settings, started.id,
+                                 user.id)
+    name = exports.file_name(started)
+    return StreamingResponse(body, media_type=exports.FORMATS[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store", "X-Chuishao-Export": started.id})
+
+
+@require_roles("auditor")
+async def manifest(request: Request) -> Response:
+    session = get_session(request)
+    export_id = str(request.path_params["export_id"])
+    found = session.get(RewardExport, export_id) if len(export_id) == 32 else None
+    if found is None or found.manifest is None or found.user_id != current_user(request).id:
+        raise NotFound()
+    name = exports.file_name(found) + ".manifest.json"
+    return Response(found.manifest + "\n", media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------------------- audit trail
+
+
+@require_roles("auditor")
+async def audit_trail(request: Request) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    action = str(request.query_params.get("action", "")).strip()[:64]
+    target = str(request.query_params.get("target", "")).strip()[:100]
+    before = str(request.query_params.get("before", ""))
+    query = select(AuditEntry)
+    if action:
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+    if target:
+        query = query.where(AuditEntry.target == target)
+    if before.isdigit() and len(before) < 12:
+        query = query.where(AuditEntry.id < int(before))
+    entries = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(101)))
+    more = len(entries) > 100
+    entries = entries[:100]
+    report = audit.verify_chain(session) if request.query_params.get("verify") == "1" else None
+    audit.append(session, "audit.viewed", actor=user,
+                 details={"action": action, "target": target, "verify": report is not None})
+    next_url = None
+    if more and entries:
+        from urllib.parse import urlencode
+
+        next_url = "/console/audit?" + urlencode({"action": action, "target": target,
+                                                  "before": entries[-1].id})
+    return render_page(request, "reviewer/audit.html", {
+        "entries": entries, "report": report, "action": action, "target": target,
+        "next_url": next_url, "head": audit.head(session)})
+
+
+# ---------------------------------------------------------------------------- policies
+
+
+def _policies_context(request: Request) -> dict[str, Any]:
+    session = get_session(request)
+    return {**_base_context(request), "rows": rewardflow.policy_rows(session),
+            "grades": GRADES, "preview": None, "preview_row": None, "form": {}}
+
+
+@require_roles("admin")
+async def policies(request: Request) -> Response:
+    return render_page(request, "reviewer/reward_policies.html", _policies_context(request))
+
+
+@require_roles("admin")
+async def upload_policy(request: Request) -> Response:
+    session = get_session(request)
+    user = current_user(request)
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    text = str(form.get("text") or "")
+    try:
+        if upload is not None and not isinstance(upload, str):
+            raw = await upload.read(rewardflow.MAX_POLICY_BYTES + 1)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(N_("The policy file must be UTF-8 text.")) from None
+        if not text.strip():
+            raise InvalidInput(N_("Choose a policy file (TOML)."), code="policy_missing")
+        rewardflow.upload_policy(session, user, text,
+                                 identity_required=form.get("identity_required") == "1")
+    except ChuishaoError as exc:
+        _refusal(request, "reward.policy_upload", "policies", exc)
+        context = _policies_context(request)
+        context["error"] = _message(request, exc)
+        return render_page(request, "reviewer/reward_policies.html", context,
+                           status=exc.status)
+    return RedirectResponse("/console/reward-policies?done=uploaded", status_code=303)
+
+
+async def _set_active(request: Request, active: bool) -> Response:
+    session = get_session(request)
+    row = rewardflow.get_policy_row(session, request.path_params["row_id"])
+    rewardflow.set_policy_active(session, current_user(request), row, active)
+    done = "activated" if active else "deactivated"
+    return RedirectResponse(f"/console/reward-policies?done={done}", status_code=303)
+
+
+@require_roles("admin")
+async def activate_policy(request: Request) -> Response:
+    return await _set_active(request, True)
+
+
+@require_roles("admin")
+async def deactivate_policy(request: Request) -> Response:
+    return await _set_active(request, False)
+
+
+@require_roles("admin")
+async def preview_policy(request: Request) -> Response:
+    session = get_session(request)
+    row = rewardflow.get_policy_row(session, request.path_params["row_id"])
+    form = await _form(request)
+    context = _policies_context(request)
+    context.update(form=form, preview_row=row)
+    try:
+        calc = rewardflow.preview_policy(row, form)
+    except ChuishaoError as exc:
+        context["error"] = _message(request, exc)
+        return render_page(request, "reviewer/reward_policies.html", context,
+                           status=exc.status)
+    audit.append(session, "reward.policy_preview", actor=current_user(request),
+                 target=f"policy:{row.policy_id}:{row.version}",
+                 details={"amount_fen": calc.amount_fen})
+    context["preview"] = {"calc": calc, "text": render(calc)}
+    return render_page(request, "reviewer/reward_policies.html", context)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/rewards", ledger, name="rewards"),
+    Route("/rewards/export", export, methods=["POST"]),
+    Route("/rewards/exports/{export_id}/manifest.json", manifest),
+    Route("/rewards/{reward_id}", record_page, name="reward"),
+    Route("/rewards/{reward_id}/approve", approve, methods=["POST"]),
+    Route("/rewards/{reward_id}/reject", reject, methods=["POST"]),
+    Route("/rewards/{reward_id}/claim-viewed", claim_viewed, methods=["POST"]),
+    Route("/rewards/{reward_id}/verify-code", verify_code, methods=["POST"]),
+    Route("/rewards/{reward_id}/pay", pay, methods=["POST"]),
+    Route("/cases/{case_id}/reward", case_reward, name="case_reward"),
+    Route("/cases/{case_id}/reward", case_reward_post, methods=["POST"]),
+    Route("/audit", audit_trail, name="audit"),
+    Route("/reward-policies", policies, name="reward_policies"),
+    Route("/reward-policies", upload_policy, methods=["POST"]),
+    Route("/reward-policies/{row_id:int}/activate", activate_policy, methods=["POST"]),
+    Route("/reward-policies/{row_id:int}/deactivate", deactivate_policy, methods=["POST"]),
+    Route("/reward-policies/{row_id:int}/preview", preview_policy, methods=["POST"]),
+]

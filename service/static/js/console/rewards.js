@@ -1,0 +1,96 @@
+// A reward record for a finance officer: the sealed claim (payout method, maybe identity) is
+// opened here with the officer's own key from the key store; the server only ever holds it
+// sealed. Opening it is put on the audit trail first, then shown (textContent only).
+import { b64uDecode, openClaimKey, openItem } from "../crypto/index.js";
+import { consoleFetch, getPrivateKey, LockedError } from "./keys.js";
+
+const dataNode = document.getElementById("reward-data");
+const data = dataNode ? JSON.parse(dataNode.textContent) : null;
+let table = null;
+
+function t(key, params = {}) {
+  if (table === null) {
+    const island = document.getElementById("reward-messages");
+    try {
+      table = island ? JSON.parse(island.textContent) || {} : {};
+    } catch {
+      table = {};
+    }
+  }
+  const template = Object.hasOwn(table, key) ? table[key] : key;
+  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
+    Object.hasOwn(params, name) ? String(params[name]) : whole);
+}
+
+function show(node, text) {
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+async function openClaim(button, fields, error) {
+  show(error, "");
+  if (!data.slot) {
+    show(error, t("no_slot"));
+    return;
+  }
+  let privateKey;
+  try {
+    ({ privateKey } = await getPrivateKey());
+  } catch (problem) {
+    show(error, problem instanceof LockedError ? t("locked") : t("failed", { message: String(problem) }));
+    return;
+  }
+  let claim;
+  try {
+    const key = await openClaimKey(b64uDecode(data.slot), privateKey, data.reward_id);
+    claim = await openItem(key, data.reward_id, data.claim_item_id, "claim",
+      b64uDecode(data.claim_blob));
+  } catch {
+    show(error, t("decrypt_failed"));
+    return;
+  }
+  try {
+    await consoleFetch("POST", `/console/rewards/${data.reward_id}/claim-viewed`, {});
+  } catch (problem) {
+    show(error, problem.message || t("network"));
+    return; // not shown unless the look is on the record
+  }
+  const rows = [
+    ["label_method", Object.hasOwn(claim, "method") ? t(`method.${claim.method}`) : ""],
+    ["label_account", claim.account],
+    ["label_name", claim.name],
+    ["label_contact", claim.contact],
+    ["label_note", claim.note],
+  ];
+  fields.replaceChildren();
+  for (const [label, value] of rows) {
+    if (!value) continue;
+    const dt = document.createElement("dt");
+    dt.textContent = t(label);
+    const dd = document.createElement("dd");
+    dd.textContent = String(value);
+    dd.dataset.field = label.replace("label_", "");
+    fields.append(dt, dd);
+  }
+  const note = document.createElement("dd");
+  note.className = "hint";
+  note.textContent = t("logged");
+  fields.append(note);
+  fields.hidden = false;
+  button.hidden = true;
+}
+
+function start() {
+  const button = document.getElementById("claim-open");
+  const fields = document.getElementById("claim-fields");
+  const error = document.getElementById("claim-error");
+  if (!data || !button || !fields || !error) return;
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    openClaim(button, fields, error).finally(() => {
+      button.disabled = false;
+    });
+  });
+}
+
+start();
