@@ -40,8 +40,8 @@ from service.models_rectification import (
 
 BOM = "\ufeff"
 COLUMNS = (
-    N_("No."), N_("Found on"), N_("Where"), N_("Found by (reporting line, case)"),
-    N_("Grade"), N_("Hazard description"), N_("Risk assessment"), N_("Measures"),
+    N_("No."), N_("Found on"), N_("Where found"), N_("Found by (reporting line, case)"),
+    N_("Hazard grade"), N_("Hazard description"), N_("Risk assessment"), N_("Measures"),
     N_("Funds (yuan)"), N_("Deadline"), N_("Contingency plan"), N_("Responsible unit"),
     N_("Responsible person"), N_("Interim measures"), N_("Work stopped"),
     N_("Listed supervision"), N_("Progress"), N_("Photos before"), N_("Photos after"),
