@@ -240,13 +240,13 @@ def stream_export(database: Database, settings: Settings, export_id: str,
     """
     tally = Tally()
     with database.session() as session:
+        if database.dialect == "postgresql" and isinstance(database.bind, Engine):
+            # One snapshot for every batch: a record changed mid-export appears as it was.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         export = session.get(RewardExport, export_id)
         if export is None:
             raise NotFound()
         user = session.get(User, user_id) if user_id else None
-        if database.dialect == "postgresql":
-            # One snapshot for every batch: a record changed mid-export appears as it was.
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         filters = LedgerFilters(**_filters_from(export.filters))
         rows = iter_rows(session, filters, user, export.created_at)
         yield from file_chunks(export.format, rows, tally)
