@@ -111,7 +111,8 @@ class Client:
         salt = crypto.b64u_decode(info["installation"]["salt"])
         sealed = sealing.seal_submission(channel, salt,
                                          info["installation"]["receipt_iterations"],
-                                         report, identity, list(files))
+                                         report, identity, list(files),
+                                         inline_limit=info.get("limits", {}).get("inline_bytes", 0))
         created = self._call("POST", "/api/v1/submissions",
                              {**sealed.envelope, "pow": self.stamp()})
         case_id, token = created["case_id"], created["upload_token"]

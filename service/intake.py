@@ -97,6 +97,8 @@ class FileSpec:
     meta_item_id: str
     stored_size: int
     chunk_count: int
+    # Every stored chunk, when the file travels inside the submission (small files).
+    chunks: tuple[bytes, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,7 @@ def parse_envelope(data: Any, settings: Settings) -> Envelope:
         check_item_blob(blob)
         items.append(ItemSpec(parse_id(raw.get("id"), "item id"), raw["kind"], blob))
     files = []
+    inline_total = 0
     for raw in raw_files:
         if not isinstance(raw, dict):
             raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
@@ -233,6 +236,12 @@ def parse_envelope(data: Any, settings: Settings) -> Envelope:
             parse_int(raw.get("stored_size"), "file size", 2**40), parse_int(raw.get("chunk_count"),
                                                                    "chunks", 2**32),
         )
+        if raw.get("chunks") is not None:
+            inline_total += spec.stored_size
+            if inline_total > settings.max_inline_bytes:
+                raise TooLarge()
+            spec = FileSpec(spec.id, spec.meta_item_id, spec.stored_size, spec.chunk_count,
+                            _inline_chunks(raw["chunks"], spec))
         if spec.stored_size - 16 * spec.chunk_count > crypto.padme(settings.max_file_bytes + 1):
             raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
                            mb=settings.max_file_bytes // (1024 * 1024))
@@ -242,6 +251,17 @@ def parse_envelope(data: Any, settings: Settings) -> Envelope:
     envelope = Envelope(channel, case_id, lookup, tuple(slots), tuple(items), tuple(files))
     _check_structure(envelope)
     return envelope
+
+
+def _inline_chunks(raw: Any, spec: FileSpec) -> tuple[bytes, ...]:
+    if not isinstance(raw, list) or len(raw) != spec.chunk_count:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunks")
+    chunks = tuple(parse_b64(value, "chunk") for value in raw)
+    for index, chunk in enumerate(chunks):
+        if len(chunk) != expected_chunk_length(spec.stored_size, spec.chunk_count, index):
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."),
+                               what="chunk length")
+    return chunks
 
 
 def _check_structure(envelope: Envelope) -> None:
@@ -343,14 +363,19 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
                                blob=item.blob, created_at=stamp))
     session.flush()
     for spec in envelope.files:
+        inline = spec.chunks is not None
         session.add(StoredFile(
             id=spec.id, case_id=case.id, meta_item_id=spec.meta_item_id,
-            stored_size=spec.stored_size, chunk_count=spec.chunk_count, complete=False,
+            stored_size=spec.stored_size, chunk_count=spec.chunk_count, complete=inline,
             author="reporter", created_at=stamp,
-            upload_expires_at=now + dt.timedelta(hours=settings.draft_hours),
+            upload_expires_at=None if inline else now + dt.timedelta(hours=settings.draft_hours),
         ))
     session.flush()
-    if not envelope.files:
+    for spec in envelope.files:
+        for index, chunk in enumerate(spec.chunks or ()):
+            session.add(FileChunk(file_id=spec.id, index=index, data=chunk))
+    session.flush()
+    if all(spec.chunks is not None for spec in envelope.files):
         _make_ready(session, case, settings)
     return case, token
 

@@ -47,8 +47,13 @@ def stored_layout(size: int) -> tuple[int, int]:
 
 def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
                     report: dict[str, Any], identity: dict[str, Any] | None,
-                    files: list[PlainFile], *, receipt: str | None = None) -> SealedSubmission:
-    """Seal a report to every recipient of ``channel`` (as listed by GET /api/v1/channels)."""
+                    files: list[PlainFile], *, receipt: str | None = None,
+                    inline_limit: int = 0) -> SealedSubmission:
+    """Seal a report to every recipient of ``channel`` (as listed by GET /api/v1/channels).
+
+    When the files' stored size is at most ``inline_limit`` in total, their chunks travel in
+    the envelope itself and the submission completes in one request.
+    """
     receipt = receipt or crypto.new_receipt()
     keys = crypto.derive_receipt(receipt, salt, iterations)
     case_id = crypto.new_id()
@@ -64,7 +69,7 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
     if identity:
         items.append(_item(case_key, case_id, "identity", identity))
     sealed = SealedSubmission({}, receipt, case_key, keys.public)
-    file_specs = []
+    file_specs: list[dict[str, Any]] = []
     for plain in files:
         file_id, meta_id = crypto.new_id(), crypto.new_id()
         file_key, prefix = crypto.new_key(), crypto.new_key()[:7]
@@ -78,6 +83,9 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
         file_specs.append({"id": file_id.hex(), "meta_item_id": meta_id.hex(),
                            "stored_size": stored_size, "chunk_count": count})
         sealed.chunks[file_id.hex()] = _chunker(file_key, prefix, case_id, file_id, plain)
+    if file_specs and sum(spec["stored_size"] for spec in file_specs) <= inline_limit:
+        for spec in file_specs:
+            spec["chunks"] = [crypto.b64u_encode(chunk) for chunk in sealed.chunks[spec["id"]]()]
     sealed.envelope = {
         "channel": channel["id"], "case_id": case_id.hex(),
         "lookup_hash": keys.lookup_hash.hex(), "slots": slots, "items": items,

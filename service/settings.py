@@ -55,6 +55,8 @@ class Settings:
     # Request body ceilings (bytes): forms and JSON, and one uploaded file chunk.
     max_form_bytes: int = 2 * 1024 * 1024
     max_chunk_bytes: int = 65_536 + 16 + 1024
+    # Files this small in total travel inside the submission itself: one request, one commit.
+    max_inline_bytes: int = 1024 * 1024
     max_file_bytes: int = 200 * 1024 * 1024
     # The whole no-JavaScript form, attachments included (held in memory while sealing).
     max_nojs_bytes: int = 50 * 1024 * 1024
@@ -120,6 +122,7 @@ class Settings:
             "scrypt_n": int,
             "max_form_bytes": int,
             "max_chunk_bytes": int,
+            "max_inline_bytes": int,
             "max_file_bytes": int,
             "max_nojs_bytes": int,
             "time_granularity_seconds": int,

@@ -95,7 +95,7 @@ async def channels(request: Request) -> Response:
             "receipt_iterations": settings.receipt_iterations,
         },
         "limits": {"max_file_bytes": settings.max_file_bytes, "max_files": settings.max_files,
-                   "chunk_size": crypto.CHUNK_SIZE},
+                   "chunk_size": crypto.CHUNK_SIZE, "inline_bytes": settings.max_inline_bytes},
         "pow_difficulty": settings.pow_difficulty,
         "channels": listed,
     })

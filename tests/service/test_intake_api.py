@@ -266,3 +266,48 @@ def test_reused_item_id_is_refused_not_a_crash(client: TestClient, world, sessio
     response = client.post("/api/v1/submissions", json={**second, "pow": api.stamp()})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "duplicate_submission"
+
+
+def test_small_files_travel_inside_the_submission(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
+    api = api_client(client)
+    info = api.channels()
+    data = os.urandom(70000)
+    sealed = seal_submission(info["channels"][0], crypto.b64u_decode(info["installation"]["salt"]),
+                             world.settings.receipt_iterations, REPORT, None, [plain(data)],
+                             inline_limit=info["limits"]["inline_bytes"])
+    assert len(sealed.envelope["files"][0]["chunks"]) == 2
+    created = client.post("/api/v1/submissions", json={**sealed.envelope, "pow": api.stamp()})
+    assert created.status_code == 201 and created.json()["ready"] is True
+    case = session.get(Case, created.json()["case_id"])
+    assert case.ready and session.scalar(select(func.count()).select_from(FileChunk)) == 2
+    stored = session.scalar(select(StoredFile))
+    assert stored.complete and stored.upload_expires_at is None
+
+
+@pytest.mark.parametrize("mutate, status", [
+    (lambda f: f["chunks"].pop(), 400),
+    (lambda f: f["chunks"].__setitem__(0, f["chunks"][0][:-4]), 400),
+    (lambda f: f["chunks"].__setitem__(0, "!!"), 400),
+])
+def test_bad_inline_chunks_refused(client: TestClient, world, session, mutate, status) -> None:  # type: ignore[no-untyped-def]
+    api = api_client(client)
+    info = api.channels()
+    sealed = seal_submission(info["channels"][0], crypto.b64u_decode(info["installation"]["salt"]),
+                             world.settings.receipt_iterations, REPORT, None,
+                             [plain(os.urandom(70000))], inline_limit=10**6)
+    mutate(sealed.envelope["files"][0])
+    before = counts(session)
+    response = client.post("/api/v1/submissions", json={**sealed.envelope, "pow": api.stamp()})
+    assert response.status_code == status
+    assert counts(session) == before
+
+
+def test_inline_over_the_limit_refused(client: TestClient, world, session, settings) -> None:  # type: ignore[no-untyped-def]
+    api = api_client(client)
+    info = api.channels()
+    sealed = seal_submission(info["channels"][0], crypto.b64u_decode(info["installation"]["salt"]),
+                             world.settings.receipt_iterations, REPORT, None,
+                             [plain(os.urandom(settings.max_inline_bytes + 10))],
+                             inline_limit=10**9)
+    response = client.post("/api/v1/submissions", json={**sealed.envelope, "pow": api.stamp()})
+    assert response.status_code == 413

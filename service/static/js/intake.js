@@ -195,6 +195,17 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
     uploads.push({ id: bytesToHex(fileId), fileId, fileKey, prefix, blob: file.blob,
       size: file.size, chunkCount });
   }
+  // Small files travel inside the submission itself: one request, nothing to resume.
+  const inlineLimit = (info.limits && info.limits.inline_bytes) || 0;
+  if (specs.length && specs.reduce((n, s) => n + s.stored_size, 0) <= inlineLimit) {
+    for (const [i, u] of uploads.entries()) {
+      const chunks = [];
+      for await (const chunk of sealFile(u.fileKey, u.prefix, caseId, u.fileId, u.blob, u.size)) {
+        chunks.push(b64uEncode(chunk));
+      }
+      specs[i].chunks = chunks;
+    }
+  }
   const envelope = {
     channel: channel.id,
     case_id: bytesToHex(caseId),
