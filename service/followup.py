@@ -75,8 +75,11 @@ def reporter_slot(session: Session, case: Case) -> KeySlot | None:
 
 
 def visible_items(session: Session, case: Case) -> list[SealedItem]:
+    # Unfinished uploads are invisible; reviewers' evidence (site photos that may show staff)
+    # is for the console, the reporter reads plain-language progress instead.
     incomplete_meta = select(StoredFile.meta_item_id).where(
-        StoredFile.case_id == case.id, StoredFile.complete.is_(False))
+        StoredFile.case_id == case.id,
+        (StoredFile.complete.is_(False)) | (StoredFile.author != "reporter"))
     return list(session.scalars(
         select(SealedItem).where(SealedItem.case_id == case.id,
                                  SealedItem.kind.in_(REPORTER_VISIBLE),
@@ -93,7 +96,7 @@ def visible_events(session: Session, case: Case) -> list[CaseEvent]:
 
 def feed_json(session: Session, case: Case) -> dict[str, Any]:
     slot = reporter_slot(session, case)
-    files = [f for f in intake.files_of(session, case) if f.complete]
+    files = [f for f in intake.files_of(session, case) if f.complete and f.author == "reporter"]
     return {
         "case_id": case.id,
         "status": case.status,

@@ -125,7 +125,7 @@ def open_case(session: Session, case: Case, case_key: bytes) -> OpenedCase:
             metas[item.id] = content
         items.append(OpenedItem(item.id, item.kind, item.author, item.created_at, content))
     files = [(f, metas.get(f.meta_item_id, {})) for f in intake.files_of(session, case)
-             if f.complete]
+             if f.complete and f.author == "reporter"]
     return OpenedCase(case, case_key, items, files)
 
 

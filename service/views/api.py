@@ -248,7 +248,7 @@ async def followup_get_chunk(request: Request) -> Response:
     session = get_session(request)
     case = _followup_case(request)
     file = intake.find_file(session, case, request.path_params["file_id"])
-    if not file.complete:
+    if not file.complete or file.author != "reporter":
         raise NotFound()
     data = intake.read_chunk(session, file, _index(request))
     return Response(data, media_type="application/octet-stream")
