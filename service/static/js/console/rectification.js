@@ -26,6 +26,7 @@ import {
   t,
   whenUnlocked,
 } from "./cases.js";
+import { stripMetadata } from "../strip.js";
 
 const data = JSON.parse(document.getElementById("record-data").textContent);
 const base = `/console/rectifications/${data.record_id}`;
@@ -157,15 +158,18 @@ function layout(size) {
   return { stored: padded + 16 * count, count };
 }
 
-async function sealAndUpload(file, phase, caseId, progress) {
+async function sealAndUpload(original, phase, caseId, progress) {
+  // Site photos lose their hidden data (GPS, camera, time) like reporters' photos do.
+  const stripped = await stripMetadata(original);
+  const file = stripped.blob;
   const key = keys.get(caseId);
   const fileId = newId();
   const metaId = newId();
   const fileKey = newKey();
   const prefix = newKey().slice(0, 7);
-  const meta = { name: file.name, type: file.type || "application/octet-stream", size: file.size,
-    key: b64uEncode(fileKey), prefix: b64uEncode(prefix), removed: [], cleaned: false,
-    phase };
+  const meta = { name: original.name, type: original.type || "application/octet-stream",
+    size: file.size, key: b64uEncode(fileKey), prefix: b64uEncode(prefix),
+    removed: stripped.removed, cleaned: stripped.cleaned, phase };
   const blob = await sealItem(key, caseId, metaId, "file-meta", meta);
   const { stored, count } = layout(file.size);
   const fileHex = bytesToHex(fileId);
