@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,10 +92,14 @@ def _text(value: str | None) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+_INDENT = re.compile(r"\n *")
+
+
 def _compact(calculation: str) -> str:
-    # The stored record is indented; one line per cell reads better and is the same JSON.
-    return json.dumps(json.loads(calculation), ensure_ascii=False, sort_keys=True,
-                      separators=(",", ":"))
+    # The stored record is indented JSON; one line per cell reads better. A raw newline only
+    # ever appears between tokens (inside strings it is escaped), so dropping the newlines and
+    # their indentation leaves the same JSON, without parsing 100 000 records.
+    return _INDENT.sub("", calculation)
 
 
 def iter_rows(session: Session, filters: LedgerFilters, user: User | None = None,

@@ -89,12 +89,13 @@ MAX_POLICY_BYTES = 64 * 1024
 
 class CalculationRefused(InvalidInput):
     code = "calculation_refused"
-    message = N_("The calculation was refused: {reason_en}")
+    # {reason} is English; views show reason_zh instead on Chinese pages (rewards views).
+    message = N_("The calculation was refused: {reason}")
 
 
 class PolicyRefused(InvalidInput):
     code = "policy_refused"
-    message = N_("The policy file was refused: {reason_en}")
+    message = N_("The policy file was refused: {reason}")
 
 
 class NotAllowedNow(ChuishaoError):
@@ -146,7 +147,7 @@ class ClaimRecipientsChanged(Conflict):
 
 
 def _refused(exc: RewardInputError) -> CalculationRefused:
-    return CalculationRefused(reason_en=exc.en, reason_zh=exc.zh)
+    return CalculationRefused(reason=exc.en, reason_zh=exc.zh)
 
 
 # ---------------------------------------------------------------------------- policies
@@ -206,7 +207,7 @@ def upload_policy(session: Session, actor: User, text: str, *, identity_required
     """Validate a TOML policy with the calculator's own parser; store it inactive."""
     _require(actor, "admin")
     if len(text.encode("utf-8")) > MAX_POLICY_BYTES:
-        raise PolicyRefused(reason_en="the file is larger than 64 KiB",
+        raise PolicyRefused(reason="the file is larger than 64 KiB",
                             reason_zh="文件超过 64 KiB")
     text = text.replace("\r\n", "\n")
     try:
@@ -214,13 +215,13 @@ def upload_policy(session: Session, actor: User, text: str, *, identity_required
     except PolicyError as exc:
         where_en = f"line {exc.line}: " if exc.line else ""
         where_zh = f"第 {exc.line} 行：" if exc.line else ""
-        raise PolicyRefused(reason_en=where_en + exc.en, reason_zh=where_zh + exc.zh) from None
+        raise PolicyRefused(reason=where_en + exc.en, reason_zh=where_zh + exc.zh) from None
     ensure_shipped(session)
     exists = session.scalar(select(RewardPolicyVersion.id).where(
         RewardPolicyVersion.policy_id == policy.id, RewardPolicyVersion.version == policy.version))
     if exists is not None:
         raise PolicyRefused(
-            reason_en=f"{policy.id} version {policy.version} exists already; raise the version",
+            reason=f"{policy.id} version {policy.version} exists already; raise the version",
             reason_zh=f"{policy.id} 第 {policy.version} 版已存在；请提高版本号")
     row = RewardPolicyVersion(
         policy_id=policy.id, version=policy.version, title_zh=policy.title_zh,
@@ -267,7 +268,7 @@ def _whole(form: Mapping[str, Any], name: str, en: str, zh: str) -> int | None:
         return None
     value = _int(raw)
     if value is None:
-        raise CalculationRefused(reason_en=f"{en} must be a whole number",
+        raise CalculationRefused(reason=f"{en} must be a whole number",
                                  reason_zh=f"{zh}应为整数")
     return value
 

@@ -36,8 +36,8 @@ from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import N_
 from service.models import AuditEntry, Case
 from service.models_rewards import RewardExport, RewardPolicyVersion, RewardRecord
+from service.templating import language, translator
 from service.templating import render as render_page
-from service.templating import translator
 
 LEDGER_ROLES = ("reviewer", "approver", "finance", "auditor")
 DONE = {
@@ -66,7 +66,11 @@ def _refusal(request: Request, action: str, target: str, exc: ChuishaoError) -> 
 
 
 def _message(request: Request, exc: ChuishaoError) -> str:
-    return translator(request)(exc.message, **exc.params)
+    params = dict(exc.params)
+    # Calculator and policy refusals come in both languages: take the page's.
+    if "reason_zh" in params and language(request) == "zh_CN":
+        params["reason"] = params["reason_zh"]
+    return translator(request)(exc.message, **params)
 
 
 def _record(request: Request) -> RewardRecord:

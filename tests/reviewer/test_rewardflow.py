@@ -318,7 +318,7 @@ def test_negative_or_absurd_fines_refused(client: TestClient, session: Session, 
     with pytest.raises(rewardflow.CalculationRefused) as refused:
         rewardflow.preview(session, case, people.reviewer.user, policy_row(session).id,
                            {"fine": fine})
-    assert en in refused.value.params["reason_en"]
+    assert en in refused.value.params["reason"]
 
 
 def test_unverified_case_and_inactive_policy_refused(client: TestClient, session: Session,
