@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -900,9 +900,9 @@ def ledger_page(session: Session, user: User, filters: LedgerFilters,
     cursor = _decode_cursor(filters.after)
     if cursor:
         when, record_id = cursor
-        query = query.where(or_(RewardRecord.proposed_at < when,
-                                and_(RewardRecord.proposed_at == when,
-                                     RewardRecord.id < record_id)))
+        # Row values seek in ix_reward_records_proposed; an OR would scan it.
+        query = query.where(tuple_(RewardRecord.proposed_at, RewardRecord.id)
+                            < tuple_(when, record_id))
     rows = list(session.scalars(query.order_by(RewardRecord.proposed_at.desc(),
                                                RewardRecord.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
@@ -911,16 +911,17 @@ def ledger_page(session: Session, user: User, filters: LedgerFilters,
 
 
 def _encode_cursor(record: RewardRecord) -> str:
-    return f"{record.proposed_at.timestamp():.6f}:{record.id}"
+    # Exact to the microsecond (a float timestamp is not): the keyset must not skip a row.
+    return f"{record.proposed_at.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}.{record.id}"
 
 
 def _decode_cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
     if not cursor:
         return None
-    stamp, _, record_id = cursor.partition(":")
+    stamp, _, record_id = cursor.partition(".")
     try:
-        when = dt.datetime.fromtimestamp(float(stamp), dt.UTC)
-    except (ValueError, OverflowError, OSError):
+        when = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=dt.UTC)
+    except ValueError:
         return None
     return (when, record_id) if intake.ID.match(record_id) else None
 

@@ -574,6 +574,20 @@ def test_ledger_scope_filters_and_audit_view(client: TestClient, session: Sessio
     del csrf
 
 
+def test_ledger_pages_follow_the_cursor(client: TestClient, session: Session,
+                                       people: People) -> None:
+    made = [approved_reward(client, session, people)[2].id for _ in range(3)]
+    seen: list[str] = []
+    filters = rewardflow.LedgerFilters()
+    while True:
+        rows, cursor = rewardflow.ledger_page(session, people.auditor.user, filters, limit=2)
+        seen += [row.id for row in rows]
+        if cursor is None:
+            break
+        filters = rewardflow.LedgerFilters.parse({"after": cursor})
+    assert sorted(seen) == sorted(made) and len(seen) == 3
+
+
 @pytest.mark.sqlite_only
 def test_audit_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = fast_settings(tmp_path / "var")
