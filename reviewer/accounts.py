@@ -85,9 +85,13 @@ class WrongCode(ChuishaoError):
 
 
 def normalize_username(text: object) -> str:
+    """The canonical form of a username, or "" for anything that cannot be one (so that it
+    is looked up like an unknown user and never reaches the database as odd text such as a
+    NUL or a lone surrogate)."""
     if not isinstance(text, str):
         return ""
-    return unicodedata.normalize("NFKC", text).strip().lower()[:64]
+    name = unicodedata.normalize("NFKC", text).strip().lower()[:64]
+    return name if USERNAME.fullmatch(name) else ""
 
 
 def _b64(value: object, size: int) -> bytes:

@@ -15,7 +15,13 @@ from reviewer.auth import ConsoleAuthMiddleware, NotSignedIn
 from reviewer.views import accounts, admin, cases, rectification, rewards
 from service.bodylimit import BodyLimit
 from service.db import get_session
-from service.errors import ChuishaoError, handle_domain_error, handle_http_exception, wants_json
+from service.errors import (
+    ChuishaoError,
+    handle_domain_error,
+    handle_http_exception,
+    handle_server_error,
+    wants_json,
+)
 from service.i18n import Catalogs
 from service.settings import Settings
 from service.templating import render
@@ -62,6 +68,8 @@ def create_console_app(settings: Settings, *, secret_key: str, catalogs: Catalog
             NotSignedIn: handle_not_signed_in,
             ChuishaoError: handle_domain_error,
             HTTPException: handle_http_exception,
+            # The sub-app has its own outermost error middleware: give it our translated page.
+            Exception: handle_server_error,
         },
     )
     app.state.settings = settings

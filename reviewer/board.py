@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reviewer import audit, ledger, rectification
+from service.channels import SLUG
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
 from service.models import Case, Channel, User, utcnow
@@ -118,9 +119,12 @@ def public_channels(session: Session) -> list[Channel]:
 
 
 def find_channel(session: Session, slug: str) -> Channel:
-    channel = session.scalar(select(Channel).where(Channel.slug == slug,
-                                                   Channel.public_board.is_(True),
-                                                   Channel.active.is_(True)))
+    # The form is checked before the query: PostgreSQL refuses some text (NUL) outright.
+    channel = None
+    if isinstance(slug, str) and SLUG.match(slug):
+        channel = session.scalar(select(Channel).where(Channel.slug == slug,
+                                                       Channel.public_board.is_(True),
+                                                       Channel.active.is_(True)))
     if channel is None:
         raise NotFound()
     return channel

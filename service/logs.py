@@ -25,12 +25,25 @@ class AddressScrubFilter(logging.Filter):
         cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # Tracebacks and stack dumps are text the formatter prints as they are: scrub them here
+        # (the formatter uses a record's exc_text when it is set).
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Blanks addresses in the whole formatted line, tracebacks and stack info included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(AddressScrubFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):

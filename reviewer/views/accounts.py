@@ -68,7 +68,7 @@ def _secret_key(request: Request) -> str:
 async def _json(request: Request) -> Any:
     try:
         return await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput() from None
 
 

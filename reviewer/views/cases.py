@@ -247,7 +247,7 @@ async def file_chunk(request: Request) -> Response:
 async def _json(request: Request) -> Any:
     try:
         return await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="json") from None
 
 

@@ -235,10 +235,6 @@ def test_every_kind_of_error_answer_carries_the_headers(exploding: TestClient, r
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="an unexpected error inside the console sub-app is "
-                   "answered by Starlette's own plain-text 'Internal Server Error' (the "
-                   "sub-app's ServerErrorMiddleware answers before service.errors."
-                   "ServerErrorPageMiddleware can), not the translated error page")
 def test_a_console_server_error_is_the_translated_page(exploding: TestClient) -> None:
     page = exploding.get("/console/explode", headers={"Accept-Language": "en"})
     assert page.status_code == 500

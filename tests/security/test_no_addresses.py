@@ -262,11 +262,6 @@ def test_in_process_requests_log_no_address(app, session, settings) -> None:  # 
     assert not problems, problems
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "service/logs.py AddressScrubFilter.filter (lines 22-27) blanks addresses in "
-    "record.getMessage() only; the traceback the handler prints for exc_info (and "
-    "stack_info) passes unscrubbed, though docs/OPERATIONS.md section 7 says anything shaped "
-    "like an address is blanked in every log line"))
 def test_tracebacks_in_the_log_are_scrubbed_too() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
