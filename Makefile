@@ -49,6 +49,8 @@ pytest-postgres: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/console.py
+	$(BIN)/python bench/browser.py
 
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -o service/locale/messages.pot --no-location \
