@@ -18,10 +18,15 @@ def _database(settings: Settings) -> Database:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from service import migrate
+    from service import housekeeping, migrate
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.database)
+    database = _database(settings)
+    try:
+        housekeeping.refresh_statistics(database)
+    finally:
+        database.dispose()
     print("database is at the newest schema")
     return 0
 

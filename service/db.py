@@ -81,7 +81,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     kwargs.setdefault("pool_size", POOL_SIZE)
     kwargs.setdefault("max_overflow", POOL_OVERFLOW)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No server-side prepared statements: after a few runs PostgreSQL switches a prepared
+    # query to a generic plan, which for the case list's slot lookup walks every slot a
+    # reviewer holds (hundreds of ms instead of one).
+    connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 class Database:

@@ -216,16 +216,21 @@ class KeySlot(Base):
     """The case key (or internal key) sealed to one recipient's public key."""
 
     __tablename__ = "key_slots"
-    __table_args__ = (UniqueConstraint("case_id", "purpose", "key_id", name="uq_key_slots_owner"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "purpose", "key_id", name="uq_key_slots_owner"),
+        # "Does this user hold a slot of this case?" is asked per listed case: one probe.
+        # Deliberately no index led by user_id or key_id: planners then walk every slot a
+        # reviewer holds (100 000s) instead of the handful a case has.
+        Index("ix_key_slots_case_user", "case_id", "user_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
     purpose: Mapped[str] = mapped_column(String(16))  # case | internal
     holder: Mapped[str] = mapped_column(String(16))  # reviewer | recovery | reporter
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True,
-                                                index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     suite: Mapped[str] = mapped_column(String(64))
-    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
     slot: Mapped[bytes] = mapped_column(LargeBinary(256))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
