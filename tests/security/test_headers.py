@@ -78,6 +78,9 @@ def header_problems(response: object, path: str) -> list[str]:
             problems.append("static asset marked no-store")
     elif cache != "no-store":
         problems.append(f"Cache-Control {cache!r}, not no-store")
+    # The tests' installation runs with secure cookies, so HSTS is due on every answer.
+    if headers.get("strict-transport-security") != "max-age=63072000; includeSubDomains":
+        problems.append("no Strict-Transport-Security")
     if headers.get("x-frame-options") != "DENY":
         problems.append("no X-Frame-Options: DENY")
     if "access-control-allow-origin" in headers:
