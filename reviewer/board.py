@@ -14,10 +14,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reviewer import audit, ledger, rectification
+from reviewer.rectification import LOCAL
 from service.channels import SLUG
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
@@ -89,11 +90,17 @@ def period_choices(on: dt.date) -> list[str]:
 
 
 def rewards_paid(session: Session, channel: Channel, weeks: Weeks) -> int:
-    """Rewards paid for the channel's cases in the period, in fen.
+    """Rewards paid for the channel's cases in these weeks (local days), in fen."""
+    from service.models_rewards import RewardRecord
 
-    A hook: always 0 until the reward records exist (reviewer/rewards). Then: the sum of the
-    rewards paid in these weeks."""
-    return 0
+    start = dt.datetime.combine(weeks.first, dt.time(), LOCAL)
+    end = dt.datetime.combine(weeks.last + dt.timedelta(days=1), dt.time(), LOCAL)
+    total = session.scalar(
+        select(func.coalesce(func.sum(RewardRecord.amount_fen), 0))
+        .join(Case, Case.id == RewardRecord.case_id)
+        .where(Case.channel_id == channel.id, RewardRecord.status == "paid",
+               RewardRecord.paid_at >= start, RewardRecord.paid_at < end))
+    return int(total or 0)
 
 
 @dataclass(frozen=True)

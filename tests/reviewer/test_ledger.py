@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from reviewer import board, ledger, rectification
 from service.errors import InvalidInput
@@ -224,3 +225,39 @@ def test_periods() -> None:
         with pytest.raises(InvalidInput):
             board.parse_period(bad)
     assert rectification.today()  # the board's default period is this ISO year
+
+
+def test_board_counts_rewards_paid_in_the_period(session, settings) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from reviewer import board
+    from service.models import Case, utcnow
+    from service.models_rewards import RewardPolicyVersion, RewardRecord
+    from tests.factories import make_world
+
+    world = make_world(session, settings)
+    now = utcnow()
+    case = Case(id="ab" * 16, channel_id=world.channel.id, created_at=now, updated_at=now,
+                status="closed", lookup_hash="cd" * 32, ready=True)
+    session.add(case)
+    session.flush()
+    from reviewer import rewardflow
+
+    rewardflow.ensure_shipped(session)
+    policy = session.scalars(select(RewardPolicyVersion)).first()
+    assert policy is not None
+    reviewer = world.reviewers[0].user
+    for n, (status, paid_at) in enumerate([("paid", now), ("approved", None),
+                                           ("paid", now - dt.timedelta(days=30))]):
+        session.add(RewardRecord(
+            id=f"{n:032x}", case_id=case.id, channel_id=world.channel.id, policy_row_id=policy.id,
+            policy_id=policy.policy_id, policy_version=policy.version, policy_digest="0" * 64,
+            amount_fen=300_000 + n, calculation="{}", status=status, version=1,
+            proposed_by=reviewer.id, proposed_at=now, paid_at=paid_at))
+    session.flush()
+    today = now.astimezone(board.LOCAL).date()
+    monday = today - dt.timedelta(days=today.weekday())
+    this_week = board.Weeks("w", monday, monday + dt.timedelta(days=6))
+    assert board.rewards_paid(session, world.channel, this_week) == 300_000
+    earlier = board.Weeks("w", monday - dt.timedelta(days=7), monday - dt.timedelta(days=1))
+    assert board.rewards_paid(session, world.channel, earlier) == 0
