@@ -15,7 +15,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from reviewer import auth
-from service.models import Case, Channel, User
+from service.models import Case
 from tests.console import sign_in
 from tests.factories import api_client, make_reviewer, make_world
 
