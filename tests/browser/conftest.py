@@ -108,22 +108,6 @@ def static_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """A headless Debian Chromium driven by Playwright (sync API)."""
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="session")
 def browser_context(chromium: Any, static_server: str) -> Iterator[Any]:
     context = chromium.new_context(base_url=static_server)
     outside: list[str] = []

@@ -26,7 +26,6 @@ from service.installation import get_installation
 from service.models import Case, HazardCriterion, StoredFile, User
 from service.models_rewards import RewardPolicyVersion
 from service.sealing import PlainFile
-from tests.browser.conftest import CHROMIUM_ARGS, _require_chromium
 from tests.browser.live import LiveServer, running_server
 from tests.browser.test_console_cases import STORE_KEY
 from tests.factories import Reviewer, make_reviewer
@@ -113,17 +112,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                      args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(chromium: Any) -> Any:
+    # The run's one Chromium (tests/conftest.py): a second sync Playwright cannot start.
+    return chromium
 
 
 @pytest.fixture(scope="module")
