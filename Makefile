@@ -25,6 +25,7 @@ test: $(STAMP)
 	@browser=$$(scripts/ensure-chromium.sh) || exit 1; \
 	if [ "$$browser" != ok ]; then export CHUISHAO_SKIP_BROWSER=1; fi; \
 	$(MAKE) --no-print-directory lint typecheck migrations-check pytest pytest-postgres
+	@if [ -n "$(CHUISHAO_BENCH)" ]; then $(MAKE) --no-print-directory bench; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -47,9 +48,16 @@ pytest-postgres: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --db=postgres -m "not browser and not sqlite_only"; \
 	else echo "CHUISHAO_TEST_POSTGRES_URL not set: PostgreSQL tests skipped"; fi
 
+# Every benchmark prints its figures and a ratio to a floor measured in the same run.
+# `make test CHUISHAO_BENCH=1` runs them after the tests (they take ~20 minutes).
 bench: $(STAMP)
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/intake.py
+	@if [ -n "$(CHUISHAO_TEST_POSTGRES_URL)" ]; then \
+	$(BIN)/python bench/intake.py --postgres "$(CHUISHAO_TEST_POSTGRES_URL)"; fi
+	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/export.py
 	$(BIN)/python bench/browser.py
 
 i18n: $(STAMP)
