@@ -34,7 +34,6 @@ from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-import crypto
 from reviewer import audit, cases, workflow
 from service import intake
 from service.db import Database
@@ -840,38 +839,14 @@ def register_file(session: Session, settings: Settings, record: Rectification, a
     """An evidence upload begins: its sealed description and its size; chunks follow."""
     if record.state not in OPEN_STATES:
         raise NotAllowedNow(RULES["progress"].refusal)
-    if not isinstance(data, dict) or not isinstance(data.get("file"), dict) \
-            or not isinstance(data.get("meta"), dict):
+    if not isinstance(data, dict):
         raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
     case = _file_case(session, record, actor, data.get("case_id"))
-    raw_file, raw_meta = data["file"], data["meta"]
-    meta_id = intake.parse_id(raw_meta.get("id"), "file meta")
-    blob = intake.parse_b64(raw_meta.get("blob"), "item")
-    intake.check_item_blob(blob)
-    file_id = intake.parse_id(raw_file.get("id"), "file id")
-    if raw_file.get("meta_item_id") != meta_id or file_id == meta_id:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
-    stored = intake.parse_int(raw_file.get("stored_size"), "file size", 2**40)
-    count = intake.parse_int(raw_file.get("chunk_count"), "chunks", 2**32)
-    if stored - 16 * count > crypto.padme(settings.max_file_bytes + 1):
-        raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
-                       mb=settings.max_file_bytes // (1024 * 1024))
-    if not intake.file_layout_ok(stored, count, settings.max_file_bytes):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
-    if session.get(SealedItem, meta_id) is not None or session.get(StoredFile, file_id) \
-            is not None:
-        raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
     now = now or utcnow()
-    session.add(SealedItem(id=meta_id, case_id=case.id, kind="file-meta", author="reviewer",
-                           user_id=actor.id, blob=blob, created_at=now))
-    session.flush()
-    file = StoredFile(id=file_id, case_id=case.id, meta_item_id=meta_id, stored_size=stored,
-                      chunk_count=count, complete=False, author="reviewer", created_at=now,
-                      upload_expires_at=now + dt.timedelta(hours=settings.draft_hours))
-    session.add(file)
-    session.flush()
+    file = intake.register_file(session, settings, case, data, author="reviewer",
+                                user_id=actor.id, created_at=now, now=now)
     audit.append(session, "rectification.file", actor=actor, target=str(record.id), now=now,
-                 details={"file": file_id, "case": case.id, "stored_size": stored})
+                 details={"file": file.id, "case": case.id, "stored_size": file.stored_size})
     return file
 
 

@@ -7,7 +7,6 @@ the one no-JavaScript request) and plain-language events that never name a perso
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 from typing import Any
@@ -139,37 +138,9 @@ def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> Se
 
 def add_file(session: Session, settings: Settings, case: Case, data: Any) -> StoredFile:
     """Register an evidence file sent after intake; it stays hidden until complete."""
-    if not isinstance(data, dict) or not isinstance(data.get("file"), dict) \
-            or not isinstance(data.get("meta"), dict):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
-    raw_file, raw_meta = data["file"], data["meta"]
-    meta_id = intake.parse_id(raw_meta.get("id"), "file meta")
-    blob = intake.parse_b64(raw_meta.get("blob"), "item")
-    intake.check_item_blob(blob)
-    file_id = intake.parse_id(raw_file.get("id"), "file id")
-    if raw_file.get("meta_item_id") != meta_id or file_id == meta_id:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
-    stored = intake.parse_int(raw_file.get("stored_size"), "file size", 2**40)
-    count = intake.parse_int(raw_file.get("chunk_count"), "chunks", 2**32)
-    if stored - 16 * count > crypto.padme(settings.max_file_bytes + 1):
-        raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
-                       mb=settings.max_file_bytes // (1024 * 1024))
-    if not intake.file_layout_ok(stored, count, settings.max_file_bytes):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
-    if session.get(SealedItem, meta_id) is not None or session.get(StoredFile, file_id) is not None:
-        raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
-    existing = len(intake.files_of(session, case))
-    if existing >= settings.max_files * 3:
+    if len(intake.files_of(session, case)) >= settings.max_files * 3:
         raise TooLarge(N_("At most {count} files can be attached."),
                        count=settings.max_files * 3)
     now = utcnow()
-    stamp = intake.coarse_time(settings, now)
-    session.add(SealedItem(id=meta_id, case_id=case.id, kind="file-meta", author="reporter",
-                           blob=blob, created_at=stamp))
-    session.flush()
-    file = StoredFile(id=file_id, case_id=case.id, meta_item_id=meta_id, stored_size=stored,
-                      chunk_count=count, complete=False, author="reporter", created_at=stamp,
-                      upload_expires_at=now + dt.timedelta(hours=settings.draft_hours))
-    session.add(file)
-    session.flush()
-    return file
+    return intake.register_file(session, settings, case, data, author="reporter",
+                                created_at=intake.coarse_time(settings, now), now=now)

@@ -496,3 +496,41 @@ def read_chunk(session: Session, file: StoredFile, index: int) -> bytes:
     if chunk is None:
         raise NotFound()
     return chunk.data
+
+
+def register_file(session: Session, settings: Settings, case: Case, data: Any, *,
+                  author: str, created_at: dt.datetime, user_id: int | None = None,
+                  now: dt.datetime | None = None) -> StoredFile:
+    """A file added to an existing case (reporter's follow-up, reviewer's evidence): its sealed
+    description and its size, checked like intake's; chunks follow, it stays hidden until
+    complete, and is dropped whole if never finished."""
+    if not isinstance(data, dict) or not isinstance(data.get("file"), dict) \
+            or not isinstance(data.get("meta"), dict):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
+    raw_file, raw_meta = data["file"], data["meta"]
+    meta_id = parse_id(raw_meta.get("id"), "file meta")
+    blob = parse_b64(raw_meta.get("blob"), "item")
+    check_item_blob(blob)
+    file_id = parse_id(raw_file.get("id"), "file id")
+    if raw_file.get("meta_item_id") != meta_id or file_id == meta_id:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
+    stored = parse_int(raw_file.get("stored_size"), "file size", 2**40)
+    count = parse_int(raw_file.get("chunk_count"), "chunks", 2**32)
+    if stored - 16 * count > crypto.padme(settings.max_file_bytes + 1):
+        raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
+                       mb=settings.max_file_bytes // (1024 * 1024))
+    if not file_layout_ok(stored, count, settings.max_file_bytes):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
+    if session.get(SealedItem, meta_id) is not None or session.get(StoredFile, file_id) \
+            is not None:
+        raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
+    now = now or utcnow()
+    session.add(SealedItem(id=meta_id, case_id=case.id, kind="file-meta", author=author,
+                           user_id=user_id, blob=blob, created_at=created_at))
+    session.flush()
+    file = StoredFile(id=file_id, case_id=case.id, meta_item_id=meta_id, stored_size=stored,
+                      chunk_count=count, complete=False, author=author, created_at=created_at,
+                      upload_expires_at=now + dt.timedelta(hours=settings.draft_hours))
+    session.add(file)
+    session.flush()
+    return file
