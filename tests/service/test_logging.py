@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -43,3 +44,26 @@ def test_server_logs_hold_no_client_address(tmp_path: Path) -> None:
     assert "GET /no-such-page 404" in text
     for needle in ("127.0.0.1", "198.51.100.", "localhost:"):
         assert needle not in text, f"{needle!r} in server log:\n{text}"
+
+
+def test_log_time_stamps_stay_readable(tmp_path: Path) -> None:
+    import io
+    import logging
+
+    from service import logs
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        logs.configure("INFO")
+        handler = root.handlers[0]
+        stream = io.StringIO()
+        handler.setStream(stream)  # type: ignore[attr-defined]
+        logging.getLogger("chuishao.test").info("from 198.51.100.7 at noon")
+        line = stream.getvalue()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("uvicorn.access").disabled = False
+    assert "[address]" in line and "198.51.100.7" not in line
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO", line), line
