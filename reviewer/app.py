@@ -10,11 +10,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from reviewer import invitations
 from reviewer.auth import ConsoleAuthMiddleware, NotSignedIn
 from reviewer.views import accounts, admin, cases, rectification, rewards
 from service.bodylimit import BodyLimit
-from service.db import get_session
 from service.errors import (
     ChuishaoError,
     handle_domain_error,
@@ -24,18 +22,12 @@ from service.errors import (
 )
 from service.i18n import Catalogs
 from service.settings import Settings
-from service.templating import render
 
 
 async def home(request: Request) -> Response:
     if request.scope.get("user") is None:
         return RedirectResponse("/console/login", status_code=303)
     return RedirectResponse("/console/cases", status_code=303)
-
-
-async def invitation(request: Request) -> Response:
-    found = invitations.find_invitation(get_session(request), request.path_params["token"])
-    return render(request, "reviewer/invitation.html", {"invitation": found})
 
 
 async def handle_not_signed_in(request: Request, exc: Exception) -> Response:
@@ -55,8 +47,6 @@ def create_console_app(settings: Settings, *, secret_key: str, catalogs: Catalog
         *rewards.ROUTES,
         *rectification.ROUTES,
     ]
-    if not any(getattr(route, "path", "") == "/invite/{token}" for route in routes):
-        routes.append(Route("/invite/{token}", invitation, name="invitation"))
     middleware = [
         Middleware(BodyLimit, limit=settings.max_form_bytes),
         Middleware(ConsoleAuthMiddleware),
