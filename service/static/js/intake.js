@@ -228,8 +228,11 @@ async function proofOfWork() {
 
 // --------------------------------------------------------------------------- uploading
 
-// Upload every chunk not in `received` (file id -> Set of indexes); each chunk is sealed and
-// sent before the next one is read, so memory stays at one chunk whatever the file size.
+// Chunks in flight at once: sealing the next chunk overlaps the server storing the last ones.
+const UPLOAD_WINDOW = 4;
+
+// Upload every chunk not in `received` (file id -> Set of indexes). A chunk is sealed only when
+// one of the UPLOAD_WINDOW slots is free, so memory stays at a few chunks whatever the file size.
 async function uploadChunks(received = new Map()) {
   const { caseIdHex, token, uploads, caseId } = pending;
   const total = uploads.reduce((n, u) => n + u.chunkCount, 0);
@@ -238,20 +241,32 @@ async function uploadChunks(received = new Map()) {
   const show = () => status(t("uploading", { percent: Math.floor((100 * done) / total) }),
     Math.floor((100 * done) / total));
   show();
+  const inflight = new Set();
+  let failure = null;
+  const send = (u, index, chunk) => {
+    const request = api("PUT", `/submissions/${caseIdHex}/files/${u.id}/chunks/${index}`,
+      { raw: chunk, token })
+      .then(() => { done += 1; show(); }, (error) => { failure = failure || error; })
+      .finally(() => inflight.delete(request));
+    inflight.add(request);
+  };
   for (const u of uploads) {
     const have = received.get(u.id) || new Set();
     if (have.size === u.chunkCount) continue;
     let index = 0;
     for await (const chunk of sealFile(u.fileKey, u.prefix, caseId, u.fileId, u.blob, u.size)) {
+      if (failure) break;
       if (!have.has(index)) {
-        await api("PUT", `/submissions/${caseIdHex}/files/${u.id}/chunks/${index}`,
-          { raw: chunk, token });
-        done += 1;
-        show();
+        send(u, index, chunk);
+        if (inflight.size >= UPLOAD_WINDOW) await Promise.race(inflight);
       }
       index += 1;
     }
+    if (failure) break;
   }
+  await Promise.all(inflight);
+  // What did not arrive is found by asking the server when the reporter resumes.
+  if (failure) throw failure;
 }
 
 async function finish() {
