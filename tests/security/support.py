@@ -1,7 +1,7 @@
 """Shared helpers of the security suite: routes found at run time, a world with one of
 everything, path parameters filled from it, and snapshots of every table.
 
-Routes are never listed by hand: other engineers add console routes all the time, and a
+Routes are never listed by hand: new console routes keep arriving, and a
 route nobody listed is exactly the one a security test must not miss.
 """
 
