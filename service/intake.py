@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
 import crypto
@@ -328,25 +328,26 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     reporter = given - set(expected)
     if not set(expected) <= given or len(reporter) != 1:
         raise KeysChanged()
-    exists = session.scalar(select(func.count()).select_from(Case).where(
-        (Case.id == envelope.case_id) | (Case.lookup_hash == envelope.lookup_hash)))
-    item_ids = [item.id for item in envelope.items]
-    file_ids = [f.id for f in envelope.files]
-    exists = (exists or 0) + (session.scalar(select(func.count()).select_from(SealedItem)
-                                             .where(SealedItem.id.in_(item_ids))) or 0)
-    if file_ids:
-        exists += session.scalar(select(func.count()).select_from(StoredFile)
-                                 .where(StoredFile.id.in_(file_ids))) or 0
-    if exists:
+    # One query for every id the envelope brings (intake is the hot path).
+    taken = union_all(
+        select(Case.id).where((Case.id == envelope.case_id)
+                              | (Case.lookup_hash == envelope.lookup_hash)),
+        select(SealedItem.id).where(SealedItem.id.in_([item.id for item in envelope.items])),
+        select(StoredFile.id).where(StoredFile.id.in_([f.id for f in envelope.files])),
+    ).limit(1)
+    if session.execute(taken).first() is not None:
         # Random 128-bit ids do not collide by chance: this is a replayed envelope.
         raise InvalidInput(N_("This report was already submitted."), code="duplicate_submission")
     stamp = coarse_time(settings, now)  # one timestamp for every object of the submission
     token = secrets.token_urlsafe(32)
+    # Complete on arrival (no files, or all inline): stored ready, no draft, no second write.
+    complete = all(spec.chunks is not None for spec in envelope.files)
     case = Case(
         id=envelope.case_id, channel_id=channel.id, created_at=stamp, updated_at=stamp,
         status="new", sealed_on_server=sealed_on_server, lookup_hash=envelope.lookup_hash,
-        version=1, ready=False, upload_token_hash=token_hash(token),
-        draft_expires_at=now + dt.timedelta(hours=settings.draft_hours),
+        version=1, ready=complete, upload_token_hash=None if complete else token_hash(token),
+        draft_expires_at=None if complete else now + dt.timedelta(hours=settings.draft_hours),
+        accept_due_at=stamp + dt.timedelta(days=settings.accept_days) if complete else None,
     )
     session.add(case)
     session.flush()
@@ -373,8 +374,10 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
                   for spec in envelope.files for index, chunk in enumerate(spec.chunks or ())]
         if chunks:
             session.execute(insert(FileChunk), chunks)
-    if all(spec.chunks is not None for spec in envelope.files):
-        _make_ready(session, case, settings)
+    if complete:
+        session.execute(insert(CaseEvent), [{
+            "case_id": case.id, "kind": "received", "visible_to_reporter": True, "data": {},
+            "created_at": stamp}])
     return case, token
 
 
