@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,14 +35,7 @@ class Recovered:
 
 def recover(session: Session, channel_slug: str, username: str,
             recovery_private: bytes) -> Recovered:
-    installation = get_installation(session)
-    if installation is None:
-        raise ChuishaoError(N_("This service is not set up yet."), code="not_initialised",
-                            status=503)
-    if not hmac.compare_digest(crypto.public_key(recovery_private),
-                               installation.recovery_public_key):
-        raise InvalidInput(N_("This recovery secret does not belong to this installation."),
-                           code="recovery_mismatch")
+    installation = _check_secret(session, recovery_private)
     channel = session.scalar(select(Channel).where(Channel.slug == channel_slug))
     if channel is None:
         raise NotFound(N_("No reporting line has this id."), code="unknown_channel")
@@ -80,7 +74,56 @@ def recover(session: Session, channel_slug: str, username: str,
     return Recovered(cases, granted, skipped)
 
 
-def run_command(database_url: str, channel: str, username: str, secret_text: str) -> int:
+def recover_claims(session: Session, username: str, recovery_private: bytes) -> Recovered:
+    """Seal every reward claim's key to a finance officer who holds none yet (someone
+    appointed after the claims were made). ``cases`` counts claims here."""
+    from service.models_rewards import RewardClaimSlot
+
+    installation = _check_secret(session, recovery_private)
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active or not user.has_role("finance"):
+        raise InvalidInput(N_("Claims can be given only to an active finance account."),
+                           code="not_finance")
+    held = set(session.scalars(select(RewardClaimSlot.reward_id)
+                               .where(RewardClaimSlot.key_id == user.key_id)))
+    recovery_slots = session.execute(
+        select(RewardClaimSlot.reward_id, RewardClaimSlot.slot)
+        .where(RewardClaimSlot.key_id == installation.recovery_key_id)
+        .order_by(RewardClaimSlot.reward_id)).all()
+    now = utcnow()
+    granted = skipped = 0
+    for reward_id, slot in recovery_slots:
+        if reward_id in held:
+            skipped += 1
+            continue
+        raw_id = bytes.fromhex(reward_id)
+        key = crypto.open_claim_key(slot, recovery_private, raw_id)
+        session.add(RewardClaimSlot(
+            reward_id=reward_id, holder="finance", user_id=user.id, suite=crypto.SUITE,
+            key_id=user.key_id, slot=crypto.seal_claim_key(key, user.public_key, raw_id),
+            created_at=now))
+        granted += 1
+    audit.append(session, "reward.claims_recover", target=user.username, now=now,
+                 details={"claims": len(recovery_slots), "granted": granted,
+                          "skipped": skipped})
+    session.flush()
+    return Recovered(len(recovery_slots), granted, skipped)
+
+
+def _check_secret(session: Session, recovery_private: bytes) -> Any:
+    installation = get_installation(session)
+    if installation is None:
+        raise ChuishaoError(N_("This service is not set up yet."), code="not_initialised",
+                            status=503)
+    if not hmac.compare_digest(crypto.public_key(recovery_private),
+                               installation.recovery_public_key):
+        raise InvalidInput(N_("This recovery secret does not belong to this installation."),
+                           code="recovery_mismatch")
+    return installation
+
+
+def run_command(database_url: str, channel: str | None, username: str,
+                secret_text: str) -> int:
     """The command line's side: parse the secret, recover, print a count; exit status."""
     import sys
 
@@ -94,7 +137,10 @@ def run_command(database_url: str, channel: str, username: str, secret_text: str
     database = Database.from_url(database_url)
     try:
         with database.session() as session:
-            done = recover(session, channel, username, private)
+            if channel is None:
+                done = recover_claims(session, username, private)
+            else:
+                done = recover(session, channel, username, private)
     except ChuishaoError as exc:
         print(f"refused: {exc.message}", file=sys.stderr)
         return 2
@@ -104,6 +150,7 @@ def run_command(database_url: str, channel: str, username: str, secret_text: str
         return 2
     finally:
         database.dispose()
-    print(f"{done.granted} keys sealed to {username} across {done.cases} cases of {channel}"
+    where = f"{done.cases} cases of {channel}" if channel else f"{done.cases} reward claims"
+    print(f"{done.granted} keys sealed to {username} across {where}"
           f" ({done.skipped} already held)")
     return 0

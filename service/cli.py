@@ -211,7 +211,11 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
     # The secret comes from stdin only: an argument would sit in shell history and `ps`.
     if sys.stdin.isatty():
         print("Type the recovery secret, then Enter:", file=sys.stderr)
-    return run_command(settings.database, args.channel, args.to, sys.stdin.readline())
+    if bool(args.channel) == bool(args.claims):
+        print("refused: give either --channel SLUG or --claims", file=sys.stderr)
+        return 2
+    return run_command(settings.database, None if args.claims else args.channel, args.to,
+                       sys.stdin.readline())
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
@@ -344,8 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     recover = sub.add_parser("recover", help="re-grant a channel's cases to a reviewer with "
                              "the recovery secret (read from stdin)")
-    recover.add_argument("--channel", required=True, help="channel slug")
-    recover.add_argument("--to", required=True, help="username of the reviewer")
+    recover.add_argument("--channel", help="channel slug: its cases go to a reviewer")
+    recover.add_argument("--claims", action="store_true",
+                         help="every reward claim goes to a finance officer instead")
+    recover.add_argument("--to", required=True, help="username of the reviewer or officer")
 
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",

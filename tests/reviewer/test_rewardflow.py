@@ -629,3 +629,29 @@ def test_event_rows_are_reporter_safe(client: TestClient, session: Session,
     assert set(visible) == {"reward_offered"}
     assert set(visible["reward_offered"]) == {"amount", "amount_fen", "reward_id"}
     assert record.id == visible["reward_offered"]["reward_id"]
+
+
+def test_a_finance_officer_appointed_later_gets_the_claims_through_recovery(
+        client: TestClient, session: Session, people: People) -> None:
+    from reviewer import recover
+    from service.errors import InvalidInput
+
+    case, receipt, record = approved_reward(client, session, people)
+    done = client.post("/followup/claim", data={
+        "receipt": receipt, "reward": record.id, "method": "bank",
+        "account": "6222 0200 1234 5678", "name": "", "contact": "", "note": ""})
+    assert done.status_code == 200
+    latecomer = make_reviewer(session, "finance2", None, roles="finance")
+    session.commit()
+    session.refresh(record)
+    with pytest.raises(crypto.OpenError):
+        open_claim(session, record, latecomer.private_key)
+    with pytest.raises(InvalidInput):  # a reviewer is not a finance officer
+        recover.recover_claims(session, people.reviewer.user.username,
+                               people.world.recovery_private)
+    granted = recover.recover_claims(session, "finance2", people.world.recovery_private)
+    assert (granted.cases, granted.granted, granted.skipped) == (1, 1, 0)
+    assert open_claim(session, record, latecomer.private_key)["account"] == "6222 0200 1234 5678"
+    again = recover.recover_claims(session, "finance2", people.world.recovery_private)
+    assert (again.granted, again.skipped) == (0, 1)
+    assert "reward.claims_recover" in actions(session)
