@@ -40,55 +40,12 @@ export function el(tag, { cls, text, attrs } = {}, children = []) {
 
 // ------------------------------------------------------------------------------ requests
 
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-    this.code = code;
-  }
-}
+// One request helper and one ApiError for the whole console (keys.js), so `instanceof`
+// holds whichever script made the request.
+export const ApiError = keys.ApiError;
 
-function csrf() {
-  const node = document.querySelector('meta[name="csrf-token"]');
-  return node ? node.getAttribute("content") || "" : "";
-}
-
-// Same origin only; the server's translated message comes back in the error.
-export async function request(method, path, json, { binary = false } = {}) {
-  const headers = { Accept: binary ? "application/octet-stream" : "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  }
-  let response;
-  try {
-    response = await fetch(path, {
-      method, headers, body, credentials: "same-origin", cache: "no-store",
-      redirect: "error", referrerPolicy: "no-referrer",
-    });
-  } catch {
-    throw new ApiError(0, "network", t("network"));
-  }
-  if (response.ok && binary) return new Uint8Array(await response.arrayBuffer());
-  let data = null;
-  try {
-    const text = await response.text();
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!response.ok) {
-    const error = data && data.error;
-    if (error && typeof error.message === "string") {
-      throw new ApiError(response.status, String(error.code || ""), error.message);
-    }
-    throw new ApiError(response.status, `http_${response.status}`,
-      t("failed", { message: response.status }));
-  }
-  return data;
+export function request(method, path, json, options) {
+  return keys.consoleFetch(method, path, json, options);
 }
 
 export function errorText(error) {

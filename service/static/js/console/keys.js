@@ -108,11 +108,11 @@ export function keyHandle() {
   return meta("key-handle");
 }
 
-// JSON to and from the console, with the page's CSRF token. Errors carry the server's
-// translated message.
-export async function consoleFetch(method, path, json) {
+// JSON (or, with `binary`, raw bytes) to and from the console, with the page's CSRF token.
+// Errors carry the server's translated message. Every console script requests through this.
+export async function consoleFetch(method, path, json, { binary = false } = {}) {
   const headers = {
-    Accept: "application/json",
+    Accept: binary ? "application/octet-stream" : "application/json",
     "X-CSRF-Token": meta("csrf-token"),
   };
   let body;
@@ -134,6 +134,7 @@ export async function consoleFetch(method, path, json) {
   } catch {
     throw new ApiError(0, "network", t("network"));
   }
+  if (response.ok && binary) return new Uint8Array(await response.arrayBuffer());
   let data = null;
   try {
     const text = await response.text();
