@@ -159,13 +159,17 @@ async def _decide(request: Request, action: str) -> Response:
         else:
             rewardflow.reject(session, record, user, form.get("version"), form.get("reason"))
     except ChuishaoError as exc:
-        _refusal(request, f"reward.{action}", record.id, exc)
-        record = _record(request)
-        context = _record_context(request, record)
-        context.update(error=_message(request, exc), done=None)
-        return render_page(request, "reviewer/reward.html", context, status=exc.status)
+        return _refused(request, f"reward.{action}", record.id, exc)
     done = "approved" if action == "approve" else "rejected"
     return RedirectResponse(f"/console/rewards/{record.id}?done={done}", status_code=303)
+
+
+def _refused(request: Request, action: str, record_id: str, exc: ChuishaoError) -> Response:
+    """The record page again, with the refusal's message; the refusal is audited."""
+    _refusal(request, action, record_id, exc)
+    context = _record_context(request, _record(request))
+    context.update(error=_message(request, exc), done=None)
+    return render_page(request, "reviewer/reward.html", context, status=exc.status)
 
 
 @require_roles("approver")
@@ -200,12 +204,8 @@ async def _finance(request: Request, action: str) -> Response:
             rewardflow.record_payment(session, record, user, form.get("code"),
                                       form.get("reference"), form.get("version"))
     except ChuishaoError as exc:
-        _refusal(request, "reward.code_verified" if action == "verify" else "reward.pay",
-                 record.id, exc)
-        record = _record(request)
-        context = _record_context(request, record)
-        context.update(error=_message(request, exc), done=None)
-        return render_page(request, "reviewer/reward.html", context, status=exc.status)
+        return _refused(request, "reward.code_verified" if action == "verify" else "reward.pay",
+                        record.id, exc)
     done = "verified" if action == "verify" else "paid"
     return RedirectResponse(f"/console/rewards/{record.id}?done={done}#claim", status_code=303)
 
