@@ -8,7 +8,6 @@ import {
   bytesToHex,
   deriveReceipt,
   newId,
-  newKey,
   normalizeReceipt,
   openFile,
   openItem,
@@ -25,6 +24,7 @@ import {
   cleanText,
   el,
   errorText,
+  fileMaterial,
   has,
   hasX25519,
   prepareFiles,
@@ -326,19 +326,7 @@ async function download(file, meta, button, note) {
 
 async function sendFile(file, progress) {
   const caseId = session.caseIdHex;
-  const fileId = newId();
-  const metaId = newId();
-  const fileKey = newKey();
-  const prefix = newKey().slice(0, 7);
-  const meta = {
-    name: file.name,
-    type: file.type,
-    size: file.size,
-    key: b64uEncode(fileKey),
-    prefix: b64uEncode(prefix),
-    removed: file.removed,
-    cleaned: file.cleaned,
-  };
+  const { fileId, metaId, fileKey, prefix, meta } = fileMaterial(file);
   const blob = await sealItem(session.caseKey, caseId, metaId, "file-meta", meta);
   const { storedSize, chunkCount } = storedLayout(file.size);
   const id = bytesToHex(fileId);

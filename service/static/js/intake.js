@@ -26,6 +26,7 @@ import {
   cleanText,
   el,
   errorText,
+  fileMaterial,
   hasX25519,
   prepareFiles,
   retryable,
@@ -171,19 +172,7 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
   const specs = [];
   const uploads = [];
   for (const file of files) {
-    const fileId = newId();
-    const metaId = newId();
-    const fileKey = newKey();
-    const prefix = newKey().slice(0, 7);
-    const meta = {
-      name: file.name,
-      type: file.type,
-      size: file.size,
-      key: b64uEncode(fileKey),
-      prefix: b64uEncode(prefix),
-      removed: file.removed,
-      cleaned: file.cleaned,
-    };
+    const { fileId, metaId, fileKey, prefix, meta } = fileMaterial(file);
     items.push(await item("file-meta", meta, metaId));
     const { storedSize, chunkCount } = storedLayout(file.size);
     specs.push({

@@ -2,7 +2,7 @@
 // photo cleaning and file sealing. Plain ES module, no dependencies beyond our own modules.
 // Data from the server or the user is only ever put into the page with textContent.
 import { MetadataError, stripMetadata } from "./strip.js";
-import { padme, CHUNK_SIZE } from "./crypto/index.js";
+import { b64uEncode, CHUNK_SIZE, newId, newKey, padme } from "./crypto/index.js";
 
 // ------------------------------------------------------------------------------ messages
 
@@ -278,4 +278,23 @@ export async function prepareFiles(fileList, limits, listNode) {
     });
   }
   return prepared;
+}
+
+// Fresh keys and the sealed description (docs/API.md, "file-meta") of one prepared file,
+// for a new report and for evidence added later alike.
+export function fileMaterial(file) {
+  const fileId = newId();
+  const metaId = newId();
+  const fileKey = newKey();
+  const prefix = newKey().slice(0, 7);
+  const meta = {
+    name: file.name,
+    type: file.type,
+    size: file.size,
+    key: b64uEncode(fileKey),
+    prefix: b64uEncode(prefix),
+    removed: file.removed,
+    cleaned: file.cleaned,
+  };
+  return { fileId, metaId, fileKey, prefix, meta };
 }
