@@ -21,6 +21,13 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from service import housekeeping, migrate
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        plan = migrate.prepare(settings.database, settings.data_dir / "backups")
+    except migrate.MigrationRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if plan.backup is not None:
+        print(f"backup of the database before the upgrade: {plan.backup}")
     migrate.upgrade(settings.database)
     database = _database(settings)
     try:

@@ -144,7 +144,7 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
     slot = cases.slot_for(session, case, user)
     internal = cases.slot_for(session, case, user, "internal")
     items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id)
-                                 .order_by(SealedItem.created_at, SealedItem.id)))
+                                 .order_by(SealedItem.position, SealedItem.id)))
     files = cases.complete_files(session, case)
     complete_meta = {f.meta_item_id for f in files}
     authors = {u.id: u.display_name or u.username for u in reviewers}
