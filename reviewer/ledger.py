@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reviewer import rectification
+from reviewer.rewards.money import plain_yuan
 from service.errors import InvalidInput
 from service.i18n import N_
 from service.models import Case, Channel
@@ -163,7 +164,7 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
             record.description,
             record.risk_assessment,
             record.measures,
-            rectification.format_yuan(record.funds_fen),
+            plain_yuan(record.funds_fen),
             record.deadline.isoformat() if record.deadline else "",
             record.contingency_plan,
             record.responsible_unit,

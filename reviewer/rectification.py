@@ -25,7 +25,6 @@ closes the case.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from reviewer import audit, cases, workflow
+from reviewer.rewards.money import AmountError, parse_amount
 from service import intake
 from service.db import Database
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
@@ -94,8 +94,6 @@ LIMITS = {"description": 2000, "location": 300, "risk_assessment": 2000,
 TEXT_FIELDS = ("description", "location", "risk_assessment", "responsible_unit",
                "responsible_person", "measures", "contingency_plan", "interim_measures",
                "supervision_by")
-MAX_FUNDS_FEN = 10**14  # a trillion yuan: anything above is a typing error
-YUAN = re.compile(r"^(\d{1,12})(?:\.(\d{1,2}))?$")
 
 
 class NotAllowedNow(workflow.NotAllowedNow):
@@ -126,25 +124,16 @@ def week_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def parse_yuan(raw: Any) -> int | None:
-    """'12000' or '12000.5' yuan -> fen, exactly (no floats); '' -> None."""
-    text = str(raw if raw is not None else "").strip().replace(",", "")
+    """Funds typed in yuan -> fen by the one money parser; '' -> None."""
+    text = str(raw if raw is not None else "").strip()
     if not text:
         return None
-    match = YUAN.match(text)
-    if match is None:
-        raise InvalidInput(N_("Enter the funds in yuan, with at most two decimals."),
-                           code="funds")
-    fen = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
-    if fen > MAX_FUNDS_FEN:
-        raise InvalidInput(N_("Enter the funds in yuan, with at most two decimals."),
-                           code="funds")
-    return fen
-
-
-def format_yuan(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    return f"{fen // 100}.{fen % 100:02d}"
+    try:
+        return parse_amount(text)
+    except AmountError:
+        raise InvalidInput(N_("Enter the funds in yuan: digits (thousands may be grouped with "
+                              "commas, as in 20,000.50), at most two decimals."),
+                           code="funds") from None
 
 
 def parse_date(raw: Any) -> dt.date | None:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from reviewer.rewards import explain
-from reviewer.rewards.money import MAX_FEN, YUAN_TEXT, percent_of, yuan_text_to_fen
+from reviewer.rewards.money import MAX_FEN, AmountError, parse_amount, percent_of
 from reviewer.rewards.policy import (
     GRADE_ZH,
     GRADES,
@@ -181,16 +181,20 @@ def _step(raw: Any) -> Step:
 
 def parse_yuan(text: str, what_en: str, what_zh: str) -> int:
     """Yuan typed by a person ('1234567.89') as fen; RewardInputError if it is not one."""
-    stripped = text.strip().replace(",", "").replace(" ", "")
-    if stripped.startswith("-"):
-        raise RewardInputError(f"{what_en} must not be negative", f"{what_zh}不能为负数")
-    if not YUAN_TEXT.match(stripped):
-        raise RewardInputError(f"{what_en}: {text!r} is not an amount in yuan with at most 2 "
-                               "decimals", f"{what_zh}：{text!r} 不是最多两位小数的元金额")
-    fen = yuan_text_to_fen(stripped)
-    if fen > MAX_FEN:
-        raise RewardInputError(f"{what_en} is absurdly large", f"{what_zh}数额大得不合理")
-    return fen
+    try:
+        return parse_amount(text)
+    except AmountError as exc:
+        if exc.reason == "negative":
+            raise RewardInputError(f"{what_en} must not be negative",
+                                   f"{what_zh}不能为负数") from None
+        if exc.reason == "too_large":
+            raise RewardInputError(f"{what_en} is absurdly large",
+                                   f"{what_zh}数额大得不合理") from None
+        raise RewardInputError(
+            f"{what_en}: {text!r} is not an amount in yuan (digits, thousands grouped with "
+            "commas such as 20,000.50, at most 2 decimals)",
+            f"{what_zh}：{text!r} 不是元金额（数字，可用逗号按千分组如 20,000.50，最多两位小数）"
+        ) from None
 
 
 def _whole(value: Any, name_en: str, name_zh: str, low: int, high: int) -> None:

@@ -13,6 +13,19 @@ from fractions import Fraction
 MAX_FEN = 10**12
 
 YUAN_TEXT = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
+# What a person may type: plain digits, or thousands grouped correctly with commas or with
+# spaces (as format_yuan prints them), and at most two decimals. "20000,50" or "1,2" is a
+# typing mistake, never a number: dropping the comma would read 100 times the amount.
+_TYPED = re.compile(r"^(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?: [0-9]{3})+)"
+                    r"(?:\.[0-9]{1,2})?$")
+
+
+class AmountError(ValueError):
+    """Not an amount in yuan; ``reason`` is "negative", "format" or "too_large"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def yuan_text_to_fen(text: str) -> int:
@@ -21,21 +34,43 @@ def yuan_text_to_fen(text: str) -> int:
     return int(whole) * 100 + int((cents + "00")[:2])
 
 
+def parse_amount(text: str) -> int:
+    """Yuan as a person types it ('20000', '20,000.50', '20 000.5') -> fen, exactly.
+
+    The one parser for typed money (console forms, the command line, policy files): anything
+    else raises AmountError, so a stray comma is refused, never silently dropped.
+    """
+    stripped = text.strip().replace("\u00a0", " ").replace("\u202f", " ")
+    if stripped.startswith(("-", "\u2212")):
+        raise AmountError("negative")
+    if not _TYPED.match(stripped):
+        raise AmountError("format")
+    fen = yuan_text_to_fen(stripped.replace(",", "").replace(" ", ""))
+    if fen > MAX_FEN:
+        raise AmountError("too_large")
+    return fen
+
+
 def percent_of(amount_fen: int, rate_percent: Fraction) -> int:
     """amount × rate / 100, rounded half up to the fen. Both arguments are non-negative."""
     exact = Fraction(amount_fen) * rate_percent / 100
     return (2 * exact.numerator + exact.denominator) // (2 * exact.denominator)
 
 
-def format_yuan(fen: int) -> str:
-    """123456789 -> '1 234 567.89': groups of three, as the explanations print amounts."""
+def format_yuan(fen: int | None) -> str:
+    """123456789 -> '1 234 567.89': the one way an amount is shown to a person (pages,
+    explanations, the public board); None (no amount) -> ''."""
+    if fen is None:
+        return ""
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(fen), 100)
     return f"{sign}{whole:,}".replace(",", " ") + f".{cents:02d}"
 
 
-def plain_yuan(fen: int) -> str:
-    """123456789 -> '1234567.89': for machines and spreadsheets."""
+def plain_yuan(fen: int | None) -> str:
+    """123456789 -> '1234567.89': for form values, machines and spreadsheets; None -> ''."""
+    if fen is None:
+        return ""
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(fen), 100)
     return f"{sign}{whole}.{cents:02d}"

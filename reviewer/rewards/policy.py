@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from reviewer.rewards.money import MAX_FEN, YUAN_TEXT, percent_of, yuan_text_to_fen
+from reviewer.rewards.money import MAX_FEN, AmountError, parse_amount, percent_of
 
 POLICY_DIR = Path(__file__).parent / "policies"
 
@@ -366,15 +366,18 @@ class _Reader:
         if isinstance(value, int):
             fen = value * 100
         else:
-            stripped = value.strip()
-            if stripped.startswith("-"):
-                fen = -1
-            elif not YUAN_TEXT.match(stripped):
-                raise self.fail(path, f"{self.name(path)}: {value!r} is not an amount in yuan "
-                                "with at most 2 decimals",
-                                f"{self.name(path)}：{value!r} 不是最多两位小数的元金额")
-            else:
-                fen = yuan_text_to_fen(stripped)
+            try:
+                fen = parse_amount(value)
+            except AmountError as exc:
+                if exc.reason == "negative":
+                    fen = -1
+                elif exc.reason == "too_large":
+                    fen = MAX_FEN + 1
+                else:
+                    raise self.fail(path, f"{self.name(path)}: {value!r} is not an amount in "
+                                    "yuan with at most 2 decimals",
+                                    f"{self.name(path)}：{value!r} 不是最多两位小数的元金额"
+                                    ) from None
         if fen < 0:
             raise self.fail(path, f"{self.name(path)} must not be negative",
                             f"{self.name(path)} 不能为负数")

@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import audit, board, cases, ledger, rectification, workflow
 from reviewer.auth import current_user, require_roles
+from reviewer.rewards.money import format_yuan, plain_yuan
 from reviewer.views import cases as case_views
 from service import channels as channel_service
 from service.db import get_session
@@ -167,7 +168,7 @@ async def open_record(request: Request) -> Response:
 def _values(record: Rectification) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(record, name)
                               for name in rectification.TEXT_FIELDS}
-    values.update(funds=rectification.format_yuan(record.funds_fen),
+    values.update(funds=plain_yuan(record.funds_fen),
                   deadline=record.deadline.isoformat() if record.deadline else "",
                   work_stopped=record.work_stopped, listed_supervision=record.listed_supervision,
                   owner=str(record.owner_id or ""))
@@ -223,10 +224,10 @@ def record_context(request: Request, record: Rectification) -> dict[str, Any]:
         "may_accept": user.id not in (record.opened_by, record.owner_id),
         "reviewers": cases.channel_reviewers(session, record.channel_id),
         "candidates": candidates, "values": _values(record), "form_action": None,
-        "funds": rectification.format_yuan(record.funds_fen),
+        "funds": format_yuan(record.funds_fen),
         "page_data": data, "today": on, "name": _name,
         "done": DONE.get(str(request.query_params.get("done", ""))),
-        "error": None, "yuan": rectification.format_yuan,
+        "error": None, "yuan": format_yuan,
     }
 
 

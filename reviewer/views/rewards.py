@@ -83,12 +83,9 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: str(value) for key, value in form.items() if key != "csrf_token"}
 
 
-def _yuan(fen: int | None) -> str:
-    return format_yuan(fen) if fen is not None else ""
-
-
 def _base_context(request: Request) -> dict[str, Any]:
-    return {"statuses": rewardflow.STATUS_LABELS, "yuan": _yuan, "methods": rewardflow.METHODS,
+    return {"statuses": rewardflow.STATUS_LABELS, "yuan": format_yuan,
+            "methods": rewardflow.METHODS,
             "case_types": rewardflow.CASE_TYPES, "grade_labels": GRADE_LABELS,
             "done": DONE.get(str(request.query_params.get("done", ""))), "error": None}
 

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reviewer import board, rectification, workflow
+from reviewer.rewards.money import format_yuan
 from service.db import get_session
 from service.errors import ChuishaoError
 from service.templating import render, translator
@@ -26,7 +27,7 @@ async def board_page(request: Request) -> Response:
     context: dict[str, Any] = {
         "channels": channels, "board": None, "period": period or str(on.year),
         "periods": board.period_choices(on), "grades": workflow.GRADES,
-        "yuan": rectification.format_yuan, "error": None}
+        "yuan": format_yuan, "error": None}
     status = 200
     try:
         channel = board.find_channel(session, slug) if slug else (
