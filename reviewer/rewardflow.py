@@ -104,6 +104,20 @@ class NotAllowedNow(ChuishaoError):
     message = N_("This step is not possible in the reward's current state.")
 
 
+class FirstValidOpen(ChuishaoError):
+    status = 409
+    code = "first_valid_open"
+    message = N_("This case belongs to a group of duplicate reports whose first valid report "
+                 "is not decided yet (several verified reports of the same time bucket, or a "
+                 "group carried over from an earlier version). A reviewer decides it on the "
+                 "case page first; until then no reward is calculated or approved.")
+
+
+def _require_first_valid_settled(case: Case) -> None:
+    if case.first_valid_open:
+        raise FirstValidOpen()
+
+
 class OwnApproval(ChuishaoError):
     status = 403
     code = "own_approval"
@@ -320,6 +334,7 @@ def inputs_from_form(session: Session, case: Case, policy: Policy, form: Mapping
     ``first_valid`` comes from the case (duplicates are linked there), never from the form;
     ``insider`` is ticked by the reviewer, who read it in the sealed report in the browser.
     """
+    _require_first_valid_settled(case)
     case_type = _field(form, "case_type") or default_case_type(case)
     grade = _field(form, "grade") or case.grade or None
     try:
@@ -503,6 +518,7 @@ def approve(session: Session, record: RewardRecord, actor: User, version: Any,
     due = now + dt.timedelta(days=window) if window else None
     case = session.get(Case, record.case_id)
     assert case is not None
+    _require_first_valid_settled(case)
     _compare_and_set(session, record, expected, "proposed",
                      {"status": "approved", "decided_by": actor.id, "decided_at": now,
                       "claim_due_at": due})

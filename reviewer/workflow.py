@@ -71,6 +71,7 @@ RESULTS = {
     "partly": N_("Partly true"),
     "false": N_("Not true"),
 }
+CONFIRMED = ("true", "partly")
 RESULTS_FOR_REPORTER = {
     "true": N_("what you reported is true"),
     "partly": N_("what you reported is partly true"),
@@ -210,23 +211,62 @@ def _root(session: Session, case: Case) -> Case:
     return current
 
 
-def _valid(case: Case) -> bool:
-    return case.status != "not_accepted" and case.verification_result != "false"
+def _candidate(case: Case) -> bool:
+    """Only a report verified as true (or partly true) can be the one rewarded."""
+    return case.status != "not_accepted" and case.verification_result in CONFIRMED
 
 
-def refresh_first_valid(session: Session, case: Case) -> None:
-    """Mark the earliest valid report of the case's duplicate group as the one rewarded."""
+def group_of(session: Session, case: Case) -> list[Case]:
+    """The case's duplicate group (kept flat: every member points at the root), oldest first."""
     root = _root(session, case)
     group = [root, *session.scalars(select(Case).where(Case.duplicate_of == root.id))]
     group.sort(key=lambda c: (c.created_at, c.id))
-    first = next((c for c in group if _valid(c)), None)
+    return group
+
+
+def first_valid_ties(group: list[Case]) -> list[Case]:
+    """The earliest verified reports of a group when they share a time bucket (else [])."""
+    candidates = [c for c in group if _candidate(c)]
+    if not candidates:
+        return []
+    earliest = min(c.created_at for c in candidates)
+    tied = [c for c in candidates if c.created_at == earliest]
+    return tied if len(tied) > 1 else []
+
+
+def refresh_first_valid(session: Session, case: Case, actor: User | None = None,
+                        now: dt.datetime | None = None) -> None:
+    """Mark the group's first valid report: the earliest verified one.
+
+    Times are stored only as coarsely as the installation's granularity, so two verified
+    reports of one bucket cannot be ordered by the system; then the question stays open
+    (``first_valid_open``, no reward can be calculated) until a reviewer decides
+    (``decide_first_valid``). A change of the first valid case is audited.
+    """
+    group = group_of(session, case)
+    candidates = [c for c in group if _candidate(c)]
+    tied = first_valid_ties(group)
+    first: Case | None = None
+    if tied:
+        decided = [c for c in tied if c.first_valid_decided_by is not None]
+        first = decided[0] if len(decided) == 1 else None
+    elif candidates:
+        first = candidates[0]
+    still_open = bool(tied) and first is None
+    previous = next((c for c in group if c.first_valid), None)
     for member in group:
         wanted = member is first
-        if member.first_valid != wanted:
+        if member.first_valid != wanted or member.first_valid_open != still_open:
             member.first_valid = wanted
+            member.first_valid_open = still_open
             if member is not case:
                 # Someone else's open form about that case is stale now.
                 member.version = member.version + 1
+    if previous is not first and len(group) > 1:
+        audit.append(session, "case.first_valid_changed", actor=actor, target=group[0].id,
+                     now=now, details={"from": previous.id if previous else None,
+                                       "to": first.id if first else None,
+                                       "open": still_open})
 
 
 def _duplicate_target(move: Move) -> Case:
@@ -249,7 +289,7 @@ def _link(move: Move, other: Case) -> None:
         child.duplicate_of = root.id
     case.duplicate_of = root.id
     session.flush()
-    refresh_first_valid(session, case)
+    refresh_first_valid(session, case, move.actor, move.now)
     move.event["duplicate_of"] = root.id
 
 
@@ -278,7 +318,7 @@ def _not_accept(move: Move) -> None:
         _link(move, move.values["other"])
     else:
         move.session.flush()
-        refresh_first_valid(move.session, move.case)
+        refresh_first_valid(move.session, move.case, move.actor, move.now)
 
 
 def _check_extend(move: Move) -> None:
@@ -313,7 +353,7 @@ def _verify(move: Move) -> None:
     move.event.update(result=reporter_text(move.settings, RESULTS_FOR_REPORTER[result]),
                       result_code=result)
     move.session.flush()
-    refresh_first_valid(move.session, case)
+    refresh_first_valid(move.session, case, move.actor, move.now)
 
 
 def _check_rectification(move: Move) -> None:
@@ -422,6 +462,41 @@ def _duplicate(move: Move) -> None:
     _link(move, move.values["other"])
 
 
+def first_valid_choices(group: list[Case]) -> list[Case]:
+    """Whom a reviewer may choose: the tied earliest verified reports, or, for a group
+    carried over from before the rule, its earliest verified one."""
+    return first_valid_ties(group) or [c for c in group if _candidate(c)][:1]
+
+
+def _check_decide_first(move: Move) -> None:
+    group = group_of(move.session, move.case)
+    if not any(c.first_valid_open for c in group):
+        raise NotAllowedNow(N_("The first valid report of this group is already clear."),
+                            code="first_valid_clear")
+    chosen_id = str(move.params.get("first") or "").strip().lower()
+    chosen = next((c for c in group if c.id == chosen_id), None)
+    if chosen is None or chosen not in first_valid_choices(group):
+        raise InvalidInput(N_("Choose one of the earliest reports verified as true."),
+                           code="first_valid_choice")
+    move.values.update(group=group, chosen=chosen, why=_text(move, "reason", required=True))
+
+
+def _decide_first(move: Move) -> None:
+    chosen, group = move.values["chosen"], move.values["group"]
+    for member in group:
+        member.first_valid_decided_by = None
+        member.first_valid_reason = None
+    chosen.first_valid_decided_by = move.actor.id
+    chosen.first_valid_reason = move.values["why"]
+    move.session.flush()
+    refresh_first_valid(move.session, move.case, move.actor, move.now)
+    # A carried-over flag (no tie by the rule) is settled by the decision too.
+    for member in group:
+        member.first_valid_open = False
+    move.event.update(first=chosen.id, why=move.values["why"],
+                      candidates=[c.id for c in first_valid_ties(group)])
+
+
 # ---------------------------------------------------------------------------- the table
 
 
@@ -466,6 +541,9 @@ RULES: dict[str, Rule] = {
                   _check_facts, _facts, "facts_changed", False),
     "link_duplicate": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
                            _check_duplicate, _duplicate, "duplicate_linked", False),
+    "decide_first_valid": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+                               _check_decide_first, _decide_first, "first_valid_decided",
+                               False),
 }
 ACTIONS = tuple(RULES)
 

@@ -193,6 +193,13 @@ class Case(Base):
     verification_result: Mapped[str | None] = mapped_column(String(16), nullable=True)
     duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
     first_valid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The group's first valid report cannot be told by time alone (several verified reports
+    # in one time bucket, or a group carried over from before the rule): a reviewer decides.
+    first_valid_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    # On the case a reviewer chose as first valid among reports of the same bucket: the
+    # user's id (no constraint: see migration first_valid_decision).
+    first_valid_decided_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    first_valid_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Deadlines (DESIGN.md time limits), kept as dates so overdue lists are one query.
     accept_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -47,6 +47,7 @@ INTERNAL_EVENTS = {
     "duplicate_linked": N_("Linked as a duplicate"),
     "note": N_("Internal note added"),
     "reporter_activity": N_("The reporter replied or added evidence"),
+    "first_valid_decided": N_("First valid report decided"),
 }
 DONE = {
     "accept": N_("The case was accepted."),
@@ -61,6 +62,7 @@ DONE = {
     "grade": N_("The grade was saved."),
     "facts": N_("Category, unit and location were saved."),
     "link_duplicate": N_("The duplicate link was saved."),
+    "decide_first_valid": N_("The decision on the first valid report was recorded."),
 }
 
 
@@ -168,6 +170,11 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
         "can_write": user.has_role("reviewer") and slot is not None,
     }
     criterion = session.get(HazardCriterion, case.criterion_id) if case.criterion_id else None
+    group = workflow.group_of(session, case) if case.duplicate_of or session.scalar(
+        select(Case.id).where(Case.duplicate_of == case.id).limit(1)) else []
+    deciders = {u.id: u.display_name or u.username for u in session.scalars(
+        select(User).where(User.id.in_({m.first_valid_decided_by for m in group
+                                        if m.first_valid_decided_by})))} if group else {}
     return {
         "case": case,
         "channel": session.get(Channel, case.channel_id),
@@ -183,6 +190,8 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
                                                    HazardCriterion.item_no))),
         "criterion": criterion,
         "duplicate_candidates": cases.same_channel_cases(session, case),
+        "group": group, "group_deciders": deciders,
+        "first_valid_choices": workflow.first_valid_choices(group),
         "timeline": _timeline(request, case),
         "reasons": workflow.NOT_ACCEPTED_REASONS, "results": workflow.RESULTS,
         "grades": workflow.GRADES, "categories": reportform.CATEGORIES,

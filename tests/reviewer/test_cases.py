@@ -242,8 +242,9 @@ def test_every_triage_action_over_http(client, session, world, settings) -> None
     stored = session.get(Case, case.id)
     assert stored.status == "closed" and stored.version == len(steps) + 1
     assert stored.grade == "major" and stored.criterion_id == criterion.id
-    assert stored.duplicate_of == earlier.id and not stored.first_valid
-    assert session.get(Case, earlier.id).first_valid
+    # The earlier report was never verified: the verified later one is the first valid.
+    assert stored.duplicate_of == earlier.id and stored.first_valid
+    assert not session.get(Case, earlier.id).first_valid
     assert stored.verify_extended and stored.verified_at and stored.feedback_due_at
     # The reporter reads a plain-language feed, never a name.
     feed = reporter_feed(client, receipt, session)

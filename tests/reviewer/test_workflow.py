@@ -224,7 +224,7 @@ def test_roles_unknown_actions_and_garbage_versions(session, world) -> None:  # 
         with pytest.raises(Conflict):
             workflow.perform(session, world.settings, case, reviewer, "assign", version=stale)
     assert workflow.allowed_actions(case, reviewer) == ["assign", "grade", "facts",
-                                                        "link_duplicate"]
+                                                        "link_duplicate", "decide_first_valid"]
 
 
 def test_assignee_must_be_a_reviewer_of_the_channel(session, world, boss) -> None:  # type: ignore[no-untyped-def]
@@ -247,9 +247,11 @@ def test_duplicates_mark_the_first_valid_report(session, world, boss) -> None:  
     from service import channels
 
     settings = world.settings
-    first = new_case(session, world, created_at=CREATED)
-    second = new_case(session, world, created_at=CREATED + dt.timedelta(hours=1))
-    third = new_case(session, world, created_at=CREATED + dt.timedelta(hours=2))
+    # Only reports verified as true (or partly) can be the first valid one.
+    true = {"status": "verified", "verification_result": "true"}
+    first = new_case(session, world, created_at=CREATED, status="verifying")
+    second = new_case(session, world, created_at=CREATED + dt.timedelta(hours=1), **true)
+    third = new_case(session, world, created_at=CREATED + dt.timedelta(hours=2), **true)
     workflow.perform(session, settings, third, boss, "link_duplicate", version=1,
                      params={"duplicate_of": second.id})
     assert third.duplicate_of == second.id and second.first_valid and not third.first_valid
@@ -257,14 +259,20 @@ def test_duplicates_mark_the_first_valid_report(session, world, boss) -> None:  
     workflow.perform(session, settings, second, boss, "link_duplicate", version=2,
                      params={"duplicate_of": first.id})
     assert second.duplicate_of == first.id and third.duplicate_of == first.id
-    assert first.first_valid and not second.first_valid and not third.first_valid
+    # The earliest report is still being verified: the earliest verified one is first valid.
+    assert not first.first_valid and second.first_valid and not third.first_valid
     # A cycle is refused.
     with pytest.raises(InvalidInput):
         workflow.perform(session, settings, first, boss, "link_duplicate",
                          version=first.version, params={"duplicate_of": third.id})
-    # The earliest report turns out invalid: the next one becomes the first valid.
-    workflow.perform(session, settings, first, boss, "not_accept", version=first.version,
-                     params={"reason": "no_clear_target"})
+    # The earliest report is verified true: it becomes the first valid.
+    workflow.perform(session, settings, first, boss, "verify", version=first.version,
+                     params={"result": "true"})
+    assert first.first_valid and not second.first_valid
+    # ... and later found untrue on a re-check: the next verified one takes over.
+    first.status = "verifying"
+    workflow.perform(session, settings, first, boss, "verify", version=first.version,
+                     params={"result": "false"})
     assert not first.first_valid and second.first_valid
     # Not accepted as a duplicate sets the link; another channel's case is refused.
     fourth = new_case(session, world, created_at=CREATED + dt.timedelta(hours=3))

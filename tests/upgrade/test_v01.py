@@ -375,3 +375,39 @@ def test_migrate_backs_up_sqlite_before_changing_it(tmp_path: Path) -> None:
     subprocess.run([str(inst.CHUISHAO), "migrate"], env=env, check=True, capture_output=True,
                    timeout=120)
     assert len(list((data / "backups").glob("*.sqlite3"))) == 1
+
+
+# ---------------------------------------------------------------------------- carried-over data
+
+
+def test_guessed_first_valid_groups_are_flagged_not_changed(installation: Installation,
+                                                            staff: dict[str, Staff]) -> None:
+    """v0.1 chose the first valid report of C05/C11 (same hour) by the random case id, and
+    made the unverified C04 first valid over C10: both groups wait for a reviewer now, the
+    stored choice is untouched, and the proposed reward of C05 cannot be approved meanwhile."""
+    cases = installation.manifest["cases"]
+    reviewer = staff["zhang.wei"]
+    page = reviewer.get(f"/console/cases/{cases['C05']['case_id']}")
+    assert 'id="first-valid-open"' in page.text and 'id="form-decide_first_valid"' in page.text
+    assert cases["C11"]["case_id"][:8] in page.text
+    c04 = staff["li.na"].get(f"/console/cases/{cases['C04']['case_id']}")
+    assert 'id="first-valid-open"' in c04.text
+    proposed = next(rid for rid, r in installation.manifest["rewards"].items()
+                    if r["case"] == "C05")
+    record = staff["wang.qiang"].get(f"/console/rewards/{proposed}")
+    version = inst.re.search(r'name="version" value="(\d+)"', record.text)
+    assert version
+    refused = staff["wang.qiang"].post(f"/console/rewards/{proposed}/approve",
+                                       data={"version": version.group(1)})
+    assert refused.status_code == 409
+    assert "首个有效举报" in refused.text
+    # The reviewer decides, with a reason; the question closes.
+    case_version = inst.re.search(r'name="version" value="(\d+)"', page.text)
+    assert case_version
+    decided = reviewer.post(
+        f"/console/cases/{cases['C05']['case_id']}/actions/decide_first_valid",
+        data={"version": case_version.group(1), "first": cases["C05"]["case_id"],
+              "reason": "C05 的举报人在同一小时内先提交，核查记录可证"})
+    assert decided.status_code == 303, decided.text
+    after = reviewer.get(f"/console/cases/{cases['C05']['case_id']}")
+    assert 'id="first-valid-open"' not in after.text
