@@ -153,7 +153,7 @@ def test_tampered_or_unpinned_manifests_are_refused(
     problems = failed(exports.verify(path, json.dumps(resigned), key))
     assert set(problems) == {"key", "count"}
     assert "not the installation's key" in problems["key"]
-    assert "no installation public key" in failed(
+    assert "no pinned public key" in failed(
         exports.verify(path, manifest_path.read_text(), None))["key"]
     assert set(failed(exports.verify(path, "{not json", key))) == {"manifest"}
     # The command line says the same, with exit codes.
@@ -197,6 +197,8 @@ def test_export_command_writes_file_and_manifest(tmp_path: Path,
     out = tmp_path / "rewards.xlsx"
     assert cli.main(["export", "rewards", "--out", str(out)], settings) == 0
     assert "0 records" in capsys.readouterr().out
-    # The key comes from the database here.
-    assert cli.main(["export", "verify", str(out), str(out) + ".manifest.json"], settings) == 0
+    # The key file written at init pins the key.
+    pub = settings.data_dir / "signing.pub"
+    assert cli.main(["export", "verify", str(out), str(out) + ".manifest.json",
+                     "--key-file", str(pub)], settings) == 0
     assert cli.main(["export", "rewards", "--out", str(tmp_path / "x.pdf")], settings) == 2
