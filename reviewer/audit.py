@@ -175,16 +175,23 @@ def release_deferred(session: Session, now: dt.datetime | None = None) -> int:
     the bucket.
     """
     now = now or utcnow()
-    held = list(session.scalars(select(DeferredAuditEntry)
-                                .where(DeferredAuditEntry.release_at <= now)
-                                .order_by(DeferredAuditEntry.id)))
+    held = list(session.execute(
+        select(DeferredAuditEntry.id, DeferredAuditEntry.created_at, DeferredAuditEntry.action,
+               DeferredAuditEntry.target, DeferredAuditEntry.outcome,
+               DeferredAuditEntry.details)
+        .where(DeferredAuditEntry.release_at <= now).order_by(DeferredAuditEntry.id)))
+    entered = 0
     for entry in held:
+        # Taken by deleting it first: two housekeeping rounds at once (the server's and a
+        # cron job's) cannot both enter it.
+        taken = session.execute(delete(DeferredAuditEntry)
+                                .where(DeferredAuditEntry.id == entry.id))
+        if getattr(taken, "rowcount", 0) != 1:
+            continue
         append(session, entry.action, target=entry.target, outcome=entry.outcome,
                details=entry.details, now=entry.created_at)
-    if held:
-        session.execute(delete(DeferredAuditEntry)
-                        .where(DeferredAuditEntry.id.in_([e.id for e in held])))
-    return len(held)
+        entered += 1
+    return entered
 
 
 # ---------------------------------------------------------------------------- anchors

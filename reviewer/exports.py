@@ -293,8 +293,11 @@ def running(settings: Settings, export_id: str) -> Iterator[None]:
     """Hold the export's lock while it runs: a live exporter is one holding it."""
     path = lock_path(settings, export_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
+    # Locked before it takes its name: a lock file nobody holds is always a dead export's.
+    fresh = path.with_name(f".{path.name}.{os.getpid()}")
+    with fresh.open("wb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        os.replace(fresh, path)
         try:
             yield
         finally:
