@@ -41,7 +41,13 @@ from ._receipt import (
     normalize_receipt,
 )
 from ._recovery import decode_recovery_secret, encode_recovery_secret
-from ._signing import generate_signing_key, sign, verify_signature
+from ._signing import (
+    generate_signing_key,
+    sign,
+    signing_fingerprint,
+    signing_public_key,
+    verify_signature,
+)
 from ._slots import SUITE, open_key, seal_key
 
 __all__ = [
@@ -82,6 +88,8 @@ __all__ = [
     "seal_item",
     "seal_key",
     "sign",
+    "signing_fingerprint",
+    "signing_public_key",
     "unwrap_private_key",
     "verify_auth_secret",
     "verify_signature",

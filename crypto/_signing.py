@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -13,6 +15,21 @@ def generate_signing_key(*, rng: Rng | None = None) -> tuple[bytes, bytes]:
     private = random_bytes(32, rng)
     key = ed25519.Ed25519PrivateKey.from_private_bytes(private)
     return private, key.public_key().public_bytes_raw()
+
+
+def signing_public_key(private: bytes) -> bytes:
+    """The raw 32-byte public key of a raw 32-byte Ed25519 private key."""
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(require_bytes(private, 32, "private"))
+    return key.public_key().public_bytes_raw()
+
+
+def signing_fingerprint(public: bytes) -> str:
+    """SHA-256(raw public key)[0:16] in hex, groups of 4: what people compare by eye.
+
+    The same 16 bytes are the manifests' ``installation_key_id``.
+    """
+    text = hashlib.sha256(require_bytes(public, 32, "public")).digest()[:16].hex()
+    return " ".join(text[i : i + 4] for i in range(0, 32, 4))
 
 
 def sign(private: bytes, data: bytes) -> bytes:

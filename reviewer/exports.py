@@ -8,17 +8,27 @@ however many records there are (bench/export.py measures it).
 The file's SHA-256 and row count are known only at its end, so the manifest is made then:
 the export row is created (and audited) when the download starts, and signed with the
 installation's Ed25519 key when the last byte has been produced. The manifest names the audit
-entry that records the export (the chain head at that moment). ``verify`` checks a file and
-its manifest offline: the signature, the key it was made with, the hash, the size and the count.
+entry that records the export (the chain head at that moment), so every manifest is also a
+signed anchor of the audit chain for the auditor to keep. ``verify`` checks a file and its
+manifest offline: the signature, the key it was made with, the hash, the size and the count.
+
+An export that never finishes (the process killed, the download cut) must not pass for one:
+the command line writes to a hidden ``.NAME.partial`` and renames it only when complete, and
+an export row left ``started`` becomes ``failed``. While it runs, the exporting process holds
+an exclusive lock on a file named after the export; housekeeping marks ``failed`` every
+started export whose lock nobody holds (the kernel drops the lock of a killed process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import fcntl
 import hashlib
 import io
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Engine, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 import crypto
@@ -36,7 +46,7 @@ from reviewer.rewardflow import CHINA, LedgerFilters, display_status, ledger_cla
 from service.db import IMMEDIATE, Database
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
-from service.installation import get_installation, load_signing_key
+from service.installation import canonical_json, load_signing_key
 from service.models import Channel, User, utcnow
 from service.models_rewards import RewardExport, RewardRecord
 from service.settings import Settings
@@ -71,6 +81,9 @@ COLUMNS = (
      "Calculation record (JSON, for chuishao reward verify)"),
 )
 HEADER = tuple(f"{zh} / {en}" for _, zh, en in COLUMNS)
+# A started export with no lock file has not begun streaming yet (or was made before locks
+# existed); it counts as abandoned only after this long.
+UNLOCKED_GRACE = dt.timedelta(minutes=10)
 # A spreadsheet runs a cell that starts like a formula; text from people never should.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -242,23 +255,106 @@ def stream_export(database: Database, settings: Settings, export_id: str,
                   on_done: Callable[[dict[str, Any]], None] | None = None) -> Iterator[bytes]:
     """The file's bytes; when the last one is out, the manifest is signed and stored.
 
-    Runs in its own read transaction (the request's has ended when streaming starts).
+    Runs in its own read transaction (the request's has ended when streaming starts). If it
+    stops before the end (an error, the download cut, the generator closed), the export is
+    marked failed; if the process dies, its lock goes and housekeeping does it.
     """
-    tally = Tally()
-    with database.session() as session:
-        if database.dialect == "postgresql" and isinstance(database.bind, Engine):
-            # One snapshot for every batch: a record changed mid-export appears as it was.
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        export = session.get(RewardExport, export_id)
-        if export is None:
-            raise NotFound()
-        user = session.get(User, user_id) if user_id else None
-        filters = LedgerFilters(**_filters_from(export.filters))
-        rows = iter_rows(session, filters, user, export.created_at)
-        yield from file_chunks(export.format, rows, tally)
-    manifest = finish_export(database, settings, export_id, tally)
+    with running(settings, export_id):
+        try:
+            tally = Tally()
+            with database.session() as session:
+                if database.dialect == "postgresql" and isinstance(database.bind, Engine):
+                    # One snapshot for every batch: a record changed mid-export appears as it
+                    # was.
+                    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                export = session.get(RewardExport, export_id)
+                if export is None:
+                    raise NotFound()
+                user = session.get(User, user_id) if user_id else None
+                filters = LedgerFilters(**_filters_from(export.filters))
+                rows = iter_rows(session, filters, user, export.created_at)
+                yield from file_chunks(export.format, rows, tally)
+            manifest = finish_export(database, settings, export_id, tally)
+        except BaseException:
+            # Best effort: if the database cannot take it now, housekeeping will.
+            with contextlib.suppress(Exception):
+                mark_failed(database, export_id, "interrupted")
+            raise
     if on_done is not None:
         on_done(manifest)
+
+
+def lock_path(settings: Settings, export_id: str) -> Path:
+    return settings.data_dir / "exports-running" / f"{export_id}.lock"
+
+
+@contextlib.contextmanager
+def running(settings: Settings, export_id: str) -> Iterator[None]:
+    """Hold the export's lock while it runs: a live exporter is one holding it."""
+    path = lock_path(settings, export_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Locked before it takes its name: a lock file nobody holds is always a dead export's.
+    fresh = path.with_name(f".{path.name}.{os.getpid()}")
+    with fresh.open("wb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        os.replace(fresh, path)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _alive(path: Path) -> bool | None:
+    """True while a process holds the lock, False if nobody does, None without a lock file."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def mark_failed(database: Database, export_id: str, reason: str) -> None:
+    with database.session() as session:
+        _fail(session, export_id, reason)
+
+
+def _fail(session: Session, export_id: str, reason: str) -> bool:
+    # Only a started export fails: one that finished meanwhile stays done.
+    result = session.execute(update(RewardExport)
+                             .where(RewardExport.id == export_id,
+                                    RewardExport.state == "started")
+                             .values(state="failed"))
+    if not getattr(result, "rowcount", 0):
+        return False
+    export = session.get(RewardExport, export_id)
+    creator = session.get(User, export.user_id) if export and export.user_id else None
+    audit.append(session, "export.failed", actor=creator, target=f"export:{export_id}",
+                 outcome="refused", details={"reason": reason})
+    return True
+
+
+def fail_abandoned(session: Session, settings: Settings,
+                   now: dt.datetime | None = None) -> int:
+    """Mark failed every started export no live process is still writing; returns how many."""
+    now = now or utcnow()
+    count = 0
+    started = list(session.execute(select(RewardExport.id, RewardExport.created_at)
+                                   .where(RewardExport.state == "started")))
+    for export_id, created_at in started:
+        alive = _alive(lock_path(settings, export_id))
+        if alive is None and created_at > now - UNLOCKED_GRACE:
+            continue
+        if alive is False:
+            lock_path(settings, export_id).unlink(missing_ok=True)
+        if not alive and _fail(session, export_id, "abandoned"):
+            count += 1
+    return count
 
 
 def _day(value: Any) -> dt.date | None:
@@ -273,9 +369,7 @@ def _filters_from(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def canonical(manifest: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in manifest.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    return canonical_json(manifest)
 
 
 def finish_export(database: Database, settings: Settings, export_id: str,
@@ -286,10 +380,11 @@ def finish_export(database: Database, settings: Settings, export_id: str,
             # SQLite when another writer commits in between.
             session.connection(execution_options={IMMEDIATE: True})
         export = session.get(RewardExport, export_id)
-        installation = get_installation(session)
-        assert export is not None and installation is not None
+        assert export is not None
         creator = session.get(User, export.user_id) if export.user_id else None
-        public = installation.signing_public_key
+        signing_key = load_signing_key(settings)
+        # The key file's own public half: the database's copy may have been replaced.
+        public = crypto.signing_public_key(signing_key)
         manifest: dict[str, Any] = {
             "schema": SCHEMA, "export_id": export.id, "kind": "rewards",
             "format": export.format, "file_name": file_name(export),
@@ -303,7 +398,7 @@ def finish_export(database: Database, settings: Settings, export_id: str,
             "installation_key_id": hashlib.sha256(public).digest()[:16].hex(),
             "public_key": crypto.b64u_encode(public),
         }
-        signature = crypto.sign(load_signing_key(settings), canonical(manifest))
+        signature = crypto.sign(signing_key, canonical(manifest))
         manifest["signature"] = crypto.b64u_encode(signature)
         export.state = "done"
         export.record_count = tally.count
@@ -315,17 +410,36 @@ def finish_export(database: Database, settings: Settings, export_id: str,
     return manifest
 
 
+def partial_path(out: Path) -> Path:
+    """Where the command line writes until the export is complete: hidden, never taken for
+    an export."""
+    return out.with_name(f".{out.name}.partial")
+
+
+def _write_whole(path: Path, chunks: Iterator[bytes]) -> None:
+    """Write to the partial name, then rename: the final name only ever holds a whole file."""
+    partial = partial_path(path)
+    try:
+        with partial.open("wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 def write_export(database: Database, settings: Settings, export_id: str,
                  out: Path) -> dict[str, Any]:
-    """The command line's export: FILE and FILE.manifest.json."""
-    with out.open("wb") as handle:
-        for chunk in stream_export(database, settings, export_id):
-            handle.write(chunk)
+    """The command line's export: FILE and FILE.manifest.json, each whole or not at all."""
+    _write_whole(out, stream_export(database, settings, export_id))
     with database.session() as session:
         export = session.get(RewardExport, export_id)
         assert export is not None and export.manifest is not None
         text = export.manifest
-    Path(str(out) + ".manifest.json").write_text(text + "\n", encoding="utf-8")
+    _write_whole(Path(str(out) + ".manifest.json"), iter([(text + "\n").encode("utf-8")]))
     result: dict[str, Any] = json.loads(text)
     return result
 
@@ -376,16 +490,16 @@ def verify(path: Path, manifest_text: str, pinned_key: bytes | None) -> list[Che
     except (ValueError, KeyError, TypeError) as exc:
         return [Check("manifest", False, f"the manifest cannot be read: {exc}")]
     if pinned_key is None:
-        checks.append(Check("key", False, "no installation public key to pin the manifest's "
-                                          "key against (give --public-key, or run where the "
-                                          "database is)"))
+        checks.append(Check("key", False, "no pinned public key to check the manifest's key "
+                                          "against (give --key-file)"))
     elif pinned_key != public:
         checks.append(Check("key", False, "the manifest was signed with key "
                             f"{crypto.b64u_encode(public)}, not the installation's key "
                             f"{crypto.b64u_encode(pinned_key)}"))
     else:
         checks.append(Check("key", True, "signed with the installation's key "
-                            f"(key id {hashlib.sha256(public).digest()[:16].hex()})"))
+                            f"(key id {hashlib.sha256(public).digest()[:16].hex()}, "
+                            f"fingerprint {crypto.signing_fingerprint(public)})"))
     if crypto.verify_signature(public, canonical(manifest), signature):
         checks.append(Check("signature", True, "the manifest's signature is valid"))
     else:

@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         async with anyio.create_task_group() as tasks:
             if owned and settings.purge_minutes > 0:
                 tasks.start_soon(housekeeping.run_forever, app.state.database,
-                                 settings.purge_minutes * 60)
+                                 settings.purge_minutes * 60, settings)
             try:
                 yield
             finally:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import select
 
+import crypto
 from service.db import Database
 from service.settings import Settings
 
@@ -60,6 +63,15 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     print()
     print("With it, `chuishao recover` can re-grant access to cases when every reviewer of a")
     print("channel has lost their password. Without it, such cases cannot be opened again.")
+    print()
+    public = done.installation.signing_public_key
+    print("SIGNING KEY — exports and audit heads are signed with it. Its fingerprint:")
+    print()
+    print("    " + crypto.signing_fingerprint(public))
+    print()
+    print(f"Give the auditor a copy of {installation.public_key_path(settings)} to keep: "
+          "`chuishao export")
+    print("verify --key-file` checks exports against that copy, never against the database.")
     return 0
 
 
@@ -154,9 +166,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     """Seal a report on this machine and send it: a real client of the public API."""
-    from pathlib import Path
-
-    import crypto
     from service import client as api
     from service.metadata import MetadataError
 
@@ -199,7 +208,7 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
 
     database = _database(settings)
     try:
-        drafts, stamps = housekeeping.purge_once(database)
+        drafts, stamps = housekeeping.purge_once(database, settings)
     finally:
         database.dispose()
     print(f"discarded {drafts} unfinished uploads, forgot {stamps} expired stamps")
@@ -225,13 +234,116 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
                        sys.stdin.readline())
 
 
+NO_PINNED_KEY = (
+    "refused: no pinned public key. Give --key-file with the installation's signing.pub that "
+    "you keep (its fingerprint is printed by `chuishao init` and shown on the console's audit "
+    "page), or --public-key. To check against the key stored in the database instead, which "
+    "anyone able to write the database can replace, say so with --trust-database-key.")
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key-file", help="the installation's public key file you keep "
+                        "(signing.pub, written by `chuishao init` or `chuishao audit key`), "
+                        "or the installation's signing.key")
+    parser.add_argument("--public-key", help="the installation's Ed25519 public key (hex or "
+                        "base64url)")
+    parser.add_argument("--trust-database-key", action="store_true",
+                        help="check against the public key stored in the database (anyone "
+                        "able to write the database can replace it)")
+
+
+def _database_key(settings: Settings) -> bytes | None:
+    from service.installation import get_installation
+
+    try:
+        database = _database(settings)
+        try:
+            with database.session() as session:
+                installation = get_installation(session)
+                return installation.signing_public_key if installation else None
+        finally:
+            database.dispose()
+    except Exception:  # noqa: BLE001 - no database here is a normal case
+        return None
+
+
+def _pinned_key(settings: Settings, args: argparse.Namespace) -> bytes | None:
+    """The key to check signatures against, or None after saying why there is none."""
+    from service import installation
+
+    given = [args.key_file, args.public_key, args.trust_database_key]
+    if sum(1 for value in given if value) > 1:
+        print("refused: give one of --key-file, --public-key, --trust-database-key",
+              file=sys.stderr)
+        return None
+    if args.key_file:
+        try:
+            return installation.read_key_file(Path(args.key_file).read_bytes())
+        except (OSError, ValueError) as exc:
+            print(f"refused: --key-file {args.key_file}: {exc}", file=sys.stderr)
+            return None
+    if args.public_key:
+        try:
+            return installation.parse_public_key(args.public_key)
+        except ValueError as exc:
+            print(f"refused: --public-key: {exc}", file=sys.stderr)
+            return None
+    if args.trust_database_key:
+        key = _database_key(settings)
+        if key is None:
+            print("refused: --trust-database-key: no installation in the database here",
+                  file=sys.stderr)
+            return None
+        print("warning: the key comes from the database, not from a copy you keep; it proves "
+              "nothing against someone able to write the database (fingerprint "
+              f"{crypto.signing_fingerprint(key)})", file=sys.stderr)
+        return key
+    print(NO_PINNED_KEY, file=sys.stderr)
+    return None
+
+
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     from reviewer import audit
+    from service import installation
 
+    if args.action == "key":
+        path, public = installation.write_public_key_file(
+            settings, Path(args.out) if args.out else None)
+        print(f"public signing key -> {path}")
+        print(f"fingerprint {crypto.signing_fingerprint(public)}")
+        return 0
+    anchors: list[audit.Anchor] = []
+    if args.action == "verify":
+        try:
+            anchors = [audit.parse_anchor(text) for text in args.expect_head]
+            if args.since_manifest:
+                key = _pinned_key(settings, args)
+                if key is None:
+                    return 2
+                for name in args.since_manifest:
+                    anchors.append(audit.anchor_from_document(
+                        Path(name).read_text(encoding="utf-8"), key, name))
+        except audit.AnchorError as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return 2
     database = _database(settings)
     try:
         with database.session() as session:
+            if args.action == "head":
+                document = audit.signed_head(session, installation.load_signing_key(settings))
+                text = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+                if args.out:
+                    Path(args.out).write_text(text, encoding="utf-8")
+                    print(f"signed head {document['entry']}:{document['head']} -> {args.out}")
+                else:
+                    print(text, end="")
+                return 0
             report = audit.verify_chain(session)
+            problems = audit.check_anchors(session, anchors) if report.ok else []
+            last = audit.head(session)[0]
     finally:
         database.dispose()
     if not report.ok:
@@ -240,35 +352,20 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{report.count} entries before it are intact; the last good hash is "
               f"{report.head}", file=sys.stderr)
         return 1
-    print(f"audit chain intact: {report.count} entries, head {report.head}")
+    if problems:
+        for problem in problems:
+            print(f"audit chain does NOT match a head you hold: {problem}", file=sys.stderr)
+        return 1
+    print(f"audit chain intact: {report.count} entries, head {last}:{report.head}")
+    if anchors:
+        print(f"it contains every head you hold ({len(anchors)}), unchanged")
+    else:
+        print("(no head held outside the database was given: a database writer could have "
+              "rewritten or cut back the chain; use --expect-head or --since-manifest)")
     return 0
 
 
-def _pinned_key(settings: Settings, given: str | None) -> bytes | None:
-    import crypto
-
-    if given:
-        text = given.strip()
-        try:
-            return bytes.fromhex(text) if len(text) == 64 else crypto.b64u_decode(text)
-        except ValueError:
-            raise SystemExit("--public-key: 32 bytes as 64 hex characters or base64url") from None
-    try:  # the installation's key, when this machine has the database
-        from service.installation import get_installation
-
-        database = _database(settings)
-        try:
-            with database.session() as session:
-                installation = get_installation(session)
-                return installation.signing_public_key if installation else None
-        finally:
-            database.dispose()
-    except Exception:  # noqa: BLE001 - offline: no database is a normal case here
-        return None
-
-
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from reviewer import exports
 
@@ -277,8 +374,10 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         if not path.is_file() or not manifest.is_file():
             print("refused: FILE and MANIFEST must be readable files", file=sys.stderr)
             return 2
-        checks = exports.verify(path, manifest.read_text(encoding="utf-8"),
-                                _pinned_key(settings, args.public_key))
+        key = _pinned_key(settings, args)
+        if key is None:
+            return 2
+        checks = exports.verify(path, manifest.read_text(encoding="utf-8"), key)
         for check in checks:
             print(f"{'ok' if check.ok else 'MISMATCH'}\t{check.name}\t{check.detail}")
         if all(check.ok for check in checks):
@@ -311,7 +410,8 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         database.dispose()
     print(f"{signed['record_count']} records -> {out} (sha256 {signed['file_sha256']})")
-    print(f"manifest -> {out}.manifest.json")
+    print(f"manifest -> {out}.manifest.json (signed audit head "
+          f"{signed['audit_chain']['entry']}:{signed['audit_chain']['head']})")
     return 0
 
 
@@ -365,15 +465,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print a one-time link when no administrator exists")
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="action", required=True)
-    audit_sub.add_parser("verify", help="walk the hash chain; say where it breaks")
+    verify = audit_sub.add_parser("verify", help="walk the hash chain; say where it breaks "
+                                  "and whether it still holds the heads you kept")
+    verify.add_argument("--expect-head", action="append", default=[], metavar="ENTRY:HASH",
+                        help="a head you kept (as this command prints it); repeatable")
+    verify.add_argument("--since-manifest", action="append", default=[], metavar="FILE",
+                        help="an export manifest or signed head you kept; its signature is "
+                        "checked with the pinned key; repeatable")
+    _add_key_options(verify)
+    head = audit_sub.add_parser("head", help="print the chain's head signed with the "
+                                "installation's key, for the auditor to keep")
+    head.add_argument("--out", help="write it to this file")
+    key = audit_sub.add_parser("key", help="write the public signing key file for the "
+                               "auditor (signing.pub) and print its fingerprint")
+    key.add_argument("--out", help="where to write it (default: signing.pub beside signing.key)")
 
     export = sub.add_parser("export", help="signed exports of the reward ledger")
     export_sub = export.add_subparsers(dest="action", required=True)
     check = export_sub.add_parser("verify", help="check an export against its manifest offline")
     check.add_argument("file")
     check.add_argument("manifest")
-    check.add_argument("--public-key", help="the installation's Ed25519 public key (hex or "
-                       "base64url); read from the database when omitted and available")
+    _add_key_options(check)
     rewards = export_sub.add_parser("rewards", help="write FILE and FILE.manifest.json")
     rewards.add_argument("--out", required=True, help="e.g. rewards.csv or rewards.xlsx")
     rewards.add_argument("--format", choices=["csv", "xlsx"])

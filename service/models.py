@@ -346,6 +346,26 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class DeferredAuditEntry(Base):
+    """An audit entry a reporter's action caused, held until its time bucket has ended.
+
+    Appended to the chain at once, its place between staff entries (stamped to the
+    microsecond) would date the action to the second. Housekeeping enters every entry of a
+    bucket after the bucket's end, in random order, stamped with the bucket's start. The id is
+    random, not a counter, so these rows do not order one another either.
+    """
+
+    __tablename__ = "audit_deferred"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # the bucket's start
+    release_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)  # its end
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(100), default="")
+    outcome: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class HazardCriterion(Base):
     """An item of the 2023 major-hazard criteria (应急管理部令第10号); admins may correct it."""
 

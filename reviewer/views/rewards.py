@@ -34,6 +34,12 @@ from reviewer.rewards import GRADES, format_yuan, render
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import N_
+from service.installation import (
+    get_installation,
+    load_signing_key,
+    public_key_file_text,
+    signing_public_key,
+)
 from service.models import AuditEntry, Case
 from service.models_rewards import RewardExport, RewardPolicyVersion, RewardRecord
 from service.templating import language, translator
@@ -341,9 +347,37 @@ async def audit_trail(request: Request) -> Response:
 
         next_url = "/console/audit?" + urlencode({"action": action, "target": target,
                                                   "before": entries[-1].id})
+    # The fingerprint of the key the service signs with (its key file): the auditor compares
+    # it with the signing.pub they keep. The database's copy is only compared, never shown
+    # as the truth: whoever can write the database can replace it.
+    public = signing_public_key(request.app.state.settings)
+    installation = get_installation(session)
     return render_page(request, "reviewer/audit.html", {
         "entries": entries, "report": report, "action": action, "target": target,
-        "next_url": next_url, "head": audit.head(session)})
+        "next_url": next_url, "head": audit.head(session),
+        "fingerprint": crypto.signing_fingerprint(public),
+        "key_replaced": installation is not None and installation.signing_public_key != public})
+
+
+@require_roles("auditor")
+async def signed_head(request: Request) -> Response:
+    """The chain's head signed with the installation's key, for the auditor to keep."""
+    session = get_session(request)
+    document = audit.signed_head(session, load_signing_key(request.app.state.settings))
+    audit.append(session, "audit.head_signed", actor=current_user(request),
+                 details={"entry": document["entry"], "head": document["head"]})
+    body = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    name = f"audit-head-{document['entry']}.json"
+    return Response(body, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+@require_roles("auditor")
+async def public_key_file(request: Request) -> Response:
+    public = signing_public_key(request.app.state.settings)
+    return Response(public_key_file_text(public), media_type="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="signing.pub"',
+                             "Cache-Control": "no-store"})
 
 
 # ---------------------------------------------------------------------------- policies
@@ -438,6 +472,8 @@ ROUTES: list[BaseRoute] = [
     Route("/cases/{case_id}/reward", case_reward, name="case_reward"),
     Route("/cases/{case_id}/reward", case_reward_post, methods=["POST"]),
     Route("/audit", audit_trail, name="audit"),
+    Route("/audit/head.json", signed_head),
+    Route("/audit/signing.pub", public_key_file),
     Route("/reward-policies", policies, name="reward_policies"),
     Route("/reward-policies", upload_policy, methods=["POST"]),
     Route("/reward-policies/{row_id:int}/activate", activate_policy, methods=["POST"]),

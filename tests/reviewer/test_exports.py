@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 import crypto
-from reviewer import exports, rewardflow
+from reviewer import audit, exports, rewardflow
 from service import cli
 from service.installation import get_installation
 from service.models import AuditEntry
@@ -153,7 +153,7 @@ def test_tampered_or_unpinned_manifests_are_refused(
     problems = failed(exports.verify(path, json.dumps(resigned), key))
     assert set(problems) == {"key", "count"}
     assert "not the installation's key" in problems["key"]
-    assert "no installation public key" in failed(
+    assert "no pinned public key" in failed(
         exports.verify(path, manifest_path.read_text(), None))["key"]
     assert set(failed(exports.verify(path, "{not json", key))) == {"manifest"}
     # The command line says the same, with exit codes.
@@ -197,6 +197,39 @@ def test_export_command_writes_file_and_manifest(tmp_path: Path,
     out = tmp_path / "rewards.xlsx"
     assert cli.main(["export", "rewards", "--out", str(out)], settings) == 0
     assert "0 records" in capsys.readouterr().out
-    # The key comes from the database here.
-    assert cli.main(["export", "verify", str(out), str(out) + ".manifest.json"], settings) == 0
+    # The key file written at init pins the key.
+    pub = settings.data_dir / "signing.pub"
+    assert cli.main(["export", "verify", str(out), str(out) + ".manifest.json",
+                     "--key-file", str(pub)], settings) == 0
     assert cli.main(["export", "rewards", "--out", str(tmp_path / "x.pdf")], settings) == 2
+
+
+def test_a_cut_download_and_an_abandoned_export_are_marked_failed(
+        database, session: Session, people: People, settings: Settings,  # type: ignore[no-untyped-def]
+        ledger: list[str]) -> None:
+    import datetime as dt
+
+    from service.models import utcnow
+
+    auditor = people.auditor.user
+    started = exports.start_export(session, auditor, "csv", rewardflow.LedgerFilters())
+    session.commit()
+    body = exports.stream_export(database, settings, started.id, auditor.id)
+    assert next(body).startswith(b"\xef\xbb\xbf")
+    # The lock is held while it runs: housekeeping would leave it alone.
+    assert exports._alive(exports.lock_path(settings, started.id)) is True
+    body.close()  # the download was cut: the generator is closed half-way
+    session.expire_all()
+    assert session.get(RewardExport, started.id).state == "failed"
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "export.failed"))
+    assert entry.details == {"reason": "interrupted"} and entry.actor == auditor.username
+    # Started but never streamed (no lock file): left alone for a while, then failed.
+    waiting = exports.start_export(session, auditor, "xlsx", rewardflow.LedgerFilters())
+    old = exports.start_export(session, auditor, "xlsx", rewardflow.LedgerFilters(),
+                               now=utcnow() - exports.UNLOCKED_GRACE - dt.timedelta(minutes=1))
+    session.commit()
+    assert exports.fail_abandoned(session, settings) == 1
+    session.commit()
+    assert session.get(RewardExport, waiting.id).state == "started"
+    assert session.get(RewardExport, old.id).state == "failed"
+    assert audit.verify_chain(session).ok

@@ -24,7 +24,7 @@ from reviewer.rewards import RewardCalculation, load_policy, recompute
 from service import cli
 from service.db import Database
 from service.installation import get_installation
-from service.models import AuditEntry, Case, CaseEvent, HazardCriterion, User
+from service.models import AuditEntry, Case, CaseEvent, HazardCriterion, User, utcnow
 from service.models_rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
 from service.settings import Settings
 from tests.conftest import fast_settings
@@ -234,6 +234,8 @@ def test_propose_approve_claim_verify_pay(client: TestClient, session: Session,
     assert record.status == "paid" and record.payment_reference == "转账 20261128-001"
     assert "reward_paid" in [e["kind"] for e in client.get("/api/v1/followup",
                                                            headers=auth).json()["events"]]
+    # The claim's entry is held until its hour has ended (test_audit_deferred.py).
+    audit.release_deferred(session, now=utcnow() + dt.timedelta(hours=2))
     done = actions(session)
     for action in ("reward.preview", "reward.propose", "reward.approve", "reward.claimed",
                    "reward.claim_viewed", "reward.code_verified", "reward.paid"):

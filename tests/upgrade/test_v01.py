@@ -278,16 +278,34 @@ def test_recovery_secret_regrants_a_channel(installation: Installation, client: 
     assert opened == 3
 
 
+def _auditor_key(installation: Installation) -> Path:
+    """The public key file the auditor keeps: written from signing.key for an installation
+    made before such files existed (docs/OPERATIONS.md §10)."""
+    key = installation.data_dir / "signing.pub"
+    if not key.exists():
+        installation.chuishao("audit", "key")
+    assert key.exists()
+    return key
+
+
 def test_audit_chain_verifies(installation: Installation) -> None:
     done = installation.chuishao("audit", "verify")
     assert "intact" in done.stdout
+    # The chain heads the stored exports were signed with are still in the chain, unchanged.
+    manifests = [str(installation.exports_dir / (Path(e["file"]).name + ".manifest.json"))
+                 for e in installation.manifest["exports"]]
+    args = ["audit", "verify", "--key-file", str(_auditor_key(installation))]
+    for manifest in manifests:
+        args += ["--since-manifest", manifest]
+    assert "intact" in installation.chuishao(*args).stdout
 
 
 def test_stored_exports_verify(installation: Installation) -> None:
+    key = _auditor_key(installation)
     for export in installation.manifest["exports"]:
         name = Path(export["file"]).name
         done = installation.chuishao("export", "verify", name, name + ".manifest.json",
-                                     cwd=installation.exports_dir)
+                                     "--key-file", str(key), cwd=installation.exports_dir)
         assert "export verified" in done.stdout, done.stdout
 
 
@@ -301,7 +319,8 @@ def test_stored_exports_detect_a_changed_cell(installation: Installation,
     (tmp_path / (name + ".manifest.json")).write_bytes(
         (installation.exports_dir / (name + ".manifest.json")).read_bytes())
     done = installation.chuishao("export", "verify", name, name + ".manifest.json",
-                                 cwd=tmp_path, check=False)
+                                 "--key-file", str(_auditor_key(installation)), cwd=tmp_path,
+                                 check=False)
     assert done.returncode != 0
 
 
