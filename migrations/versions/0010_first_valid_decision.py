@@ -6,7 +6,7 @@ case shares its time bucket with another report that counted as valid under the 
 the random case id chose), is flagged for a reviewer's decision. first_valid is left as it was.
 
 Revision ID: first_valid_decision
-Revises: 0008
+Revises: audit_anchor
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'first_valid_decision'
-down_revision = '0008'
+down_revision = 'audit_anchor'
 branch_labels = None
 depends_on = None
 
