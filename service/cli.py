@@ -174,18 +174,19 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         print("refused: the report text is empty", file=sys.stderr)
         return 2
     try:
-        files = [api.plain_file(Path(name)) for name in args.attachments]
+        files = [api.plain_file(Path(name), number, keep_name=args.keep_names)
+                 for number, name in enumerate(args.attachments, start=1)]
     except (OSError, MetadataError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     report = {"v": 1, "unit": args.unit, "location": args.location or "",
               "category": args.category, "description": text.strip(), "seen_at": "",
               "insider": "", "language": "zh_CN"}
-    for plain in files:
+    for given, plain in zip(args.attachments, files, strict=True):
         note = ", ".join(plain.removed) if plain.removed else "nothing to remove"
         if not plain.cleaned and not plain.removed:
             note = "cannot be cleaned of hidden data"
-        print(f"{plain.name}: {note}", file=sys.stderr)
+        print(f"{given} (sent as {plain.name}): {note}", file=sys.stderr)
     client = api.Client(api.urllib_transport(args.server), language=args.language)
     try:
         receipt = client.submit(args.channel, report, None, files,
@@ -450,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--file", help="read the report text from this file (default: stdin)")
     submit.add_argument("--language", default="zh-CN", help="language of error messages")
     submit.add_argument("attachments", nargs="*", help="files to attach (photos are cleaned)")
+    submit.add_argument("--keep-names", action="store_true",
+                        help="send files under their own names instead of photo-1.jpg style")
 
     sub.add_parser("purge", help="discard unfinished uploads and expired anti-abuse stamps")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import mimetypes
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import crypto
-from service import sealing
+from service import filetypes, sealing
 from service.metadata import strip_metadata
 
 
@@ -137,12 +136,15 @@ class Client:
         return sealed.receipt
 
 
-def plain_file(path: Path) -> sealing.PlainFile:
-    """A file from disk, photo metadata stripped (JPEG/PNG) as the browser would."""
+def plain_file(path: Path, number: int = 1, *, keep_name: bool = False) -> sealing.PlainFile:
+    """A file from disk, photo metadata stripped (JPEG/PNG) as the browser would, named
+    ``photo-1.jpg`` style (type from its bytes) unless ``keep_name``."""
     data = path.read_bytes()
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    result = strip_metadata(data, path.name, content_type)
+    kind = filetypes.detect(data, path.name)
+    result = strip_metadata(data)
     content = result.data
-    return sealing.PlainFile(name=path.name, type=content_type, size=len(content),
+    name = path.name if keep_name else filetypes.neutral_name(
+        kind, number, lambda text, **params: text.format(**params))
+    return sealing.PlainFile(name=name[:200], type=kind.mime, size=len(content),
                              read=lambda: [content], removed=tuple(result.removed),
                              cleaned=result.cleaned)

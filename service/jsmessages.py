@@ -86,19 +86,32 @@ MESSAGES = {
     "method.cash": N_("Cash at the finance office"),
     "no_crypto": N_("This browser cannot encrypt here; the form will be sent for encryption "
                     "on the server instead."),
+    "device_claim": N_("What you send is encrypted on your device before it leaves it; the "
+                       "server cannot read it."),
+    "will_clean": N_("{name}: hidden data will be removed before sending"),
+    "unclean_send": N_("Send it uncleaned"),
+    "unclean_drop": N_("Leave it out"),
+    "unclean_choose": N_("Choose for each file that cannot be cleaned whether to send it "
+                         "uncleaned or to leave it out."),
+    "left_out": N_("{name}: left out, as you chose"),
+    "keep_names": N_("Keep the original file names"),
 }
 
 
 def as_json(translate: Callable[..., str]) -> str:
     # Placeholders stay as {name}; the scripts fill them in. "</" is escaped so the island
     # cannot end early.
-    from service import feed, metadata, reportform
+    from service import feed, filetypes, metadata, reportform
 
     data = {key: translate(text) for key, text in MESSAGES.items()}
     data.update({f"status.{key}": translate(text) for key, text in feed.STATUS.items()})
     data.update({f"event.{key}": translate(text) for key, text in feed.EVENTS.items()})
     data.update({f"category.{key}": translate(text) for key, text in reportform.CATEGORIES})
     data.update({f"meta.{label}": translate(label) for label in metadata.LABELS})
+    data.update({f"name.{family}": translate(text)
+                 for family, text in filetypes.FAMILY_NAMES.items()})
+    data.update({f"unclean_reason.{key}": translate(text)
+                 for key, text in filetypes.UNCLEAN_REASONS.items()})
     from reviewer.workflow import REASONS_FOR_REPORTER, RESULTS_FOR_REPORTER
 
     data.update({f"reason.{key}": translate(text) for key, text in REASONS_FOR_REPORTER.items()})

@@ -98,3 +98,68 @@ async def read_multipart(request: Request, *, max_files: int) -> FormData:
 def uploaded_files(form: FormData) -> list[UploadFile]:
     return [value for value in form.getlist("files")
             if isinstance(value, UploadFile) and value.filename]
+
+
+# ------------------------------------------------------------------ the server-sealing marker
+
+# A server-sealed post is accepted only from a browser that really ran no script on the form
+# (an input inside <noscript>, which a scripting browser parses as text and never submits) or
+# whose script ran, found it cannot encrypt, and asked the reporter (a box the script adds).
+# A page whose encryption script failed to load sends neither, and is refused.
+SEALING_NOSCRIPT = "noscript"
+SEALING_CHOSEN = "chosen"
+
+
+class ScriptDidNotRun(InvalidInput):
+    code = "script_failed"
+    message = N_("Nothing was sent and nothing was kept. Your browser runs JavaScript, but this "
+                 "page's encryption script did not load (it may have been blocked, or the "
+                 "connection broke), so your report would have reached the server unencrypted. "
+                 "Reload the page and send again. If this keeps happening, use an up-to-date "
+                 "browser, or switch JavaScript off for this site: the server then encrypts "
+                 "your report as soon as it arrives.")
+
+
+def server_sealing(form: FormData) -> str:
+    """How this browser came to send plaintext (``noscript`` or ``chosen``); else refused."""
+    value = form.get("sealing")
+    if value in (SEALING_NOSCRIPT, SEALING_CHOSEN):
+        return str(value)
+    raise ScriptDidNotRun()
+
+
+def refill(form: FormData) -> dict[str, str]:
+    """The text fields of a refused report, to put back into the form (never stored)."""
+    values = {}
+    for name, limit in LIMITS.items():
+        value = form.get(name)
+        values[name] = value[:limit] if isinstance(value, str) else ""
+    for name in ("channel", "category", "insider", "keep_names", "unclean"):
+        value = form.get(name)
+        values[name] = value[:64] if isinstance(value, str) else ""
+    return values
+
+
+# ---------------------------------------------------------------------------------- file names
+
+UNCLEAN_SEND = "send"
+UNCLEAN_DROP = "drop"
+
+
+class UncleanNotChosen(InvalidInput):
+    code = "unclean_choice"
+    # Why some of the files cannot be cleaned (HEIC, video), shown after the message.
+    reasons: tuple[str, ...] = ()
+    message = N_("These files cannot be cleaned of hidden data: {names}. Nothing was sent. "
+                 "Choose below whether to send them uncleaned or to leave them out, and attach "
+                 "them again.")
+
+
+def keep_names(form: FormData) -> bool:
+    return form.get("keep_names") == "1"
+
+
+def unclean_choice(form: FormData) -> str:
+    """``send``, ``drop`` or "" (not chosen: files that cannot be cleaned are refused)."""
+    value = form.get("unclean")
+    return str(value) if value in (UNCLEAN_SEND, UNCLEAN_DROP) else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 import crypto
-from service import followup, intake, sealing
+from service import filetypes, followup, intake, reportform, sealing
 from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import N_
 from service.installation import get_installation
@@ -164,25 +164,71 @@ def open_capability(secret_key: str, case_id: str, token: str,
     return body[8:]
 
 
-def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase, name: str,
-                       content_type: str, data: bytes) -> StoredFile:
-    """Evidence added from the no-JavaScript follow-up page: stripped, sealed, stored."""
+@dataclass(frozen=True)
+class CleanedUpload:
+    """One file of a no-JavaScript post: cleaned where it can be, under the name it is sent as."""
+
+    original: str
+    name: str
+    type: str
+    data: bytes
+    removed: tuple[str, ...]
+    cleaned: bool
+
+
+def clean_uploads(uploads: list[tuple[str, bytes]], *, first_number: int, keep_names: bool,
+                  unclean: str, translate: Callable[..., str],
+                  ) -> tuple[list[CleanedUpload], list[str]]:
+    """The files to seal, and the original names of those left out at the reporter's choice.
+
+    Every type is judged by its bytes first, so a file that cannot be cleaned is named to the
+    reporter (and nothing is sealed) unless they chose to send or to leave out such files.
+    """
+    kinds = [filetypes.detect(data, name) for name, data in uploads]
+    unclean_kinds = [(name, kind) for (name, _), kind in zip(uploads, kinds, strict=True)
+                     if not kind.cleanable]
+    if unclean_kinds and not unclean:
+        refused = reportform.UncleanNotChosen(names=", ".join(name for name, _ in unclean_kinds))
+        refused.reasons = tuple(dict.fromkeys(
+            filetypes.UNCLEAN_REASONS[kind.reason_key] for _, kind in unclean_kinds
+            if kind.reason_key))
+        raise refused
+    cleaned: list[CleanedUpload] = []
+    left_out: list[str] = []
+    number = first_number
+    for (name, data), kind in zip(uploads, kinds, strict=True):
+        if not kind.cleanable and unclean == reportform.UNCLEAN_DROP:
+            left_out.append(name)
+            continue
+        try:
+            result = strip_metadata(data)
+        except MetadataError:
+            raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
+                                  "not be removed. Nothing was sent."), name=name) from None
+        final = name if keep_names else filetypes.neutral_name(kind, number, translate)
+        number += 1
+        cleaned.append(CleanedUpload(name, final[:200], kind.mime, result.data,
+                                     tuple(result.removed), result.cleaned))
+    return cleaned, left_out
+
+
+def check_file_size(settings: Settings, data: bytes) -> None:
     if len(data) > settings.max_file_bytes:
         raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
                            mb=settings.max_file_bytes // (1024 * 1024))
-    try:
-        result = strip_metadata(data, name, content_type)
-    except MetadataError:
-        raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
-                              "not be removed. Nothing was sent."), name=name) from None
-    content = result.data
+
+
+def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase,
+                       upload: CleanedUpload) -> StoredFile:
+    """Evidence added from the no-JavaScript follow-up page, already cleaned: sealed, stored."""
+    content = upload.data
     file_id, meta_id = crypto.new_id(), crypto.new_id()
     file_key, prefix = crypto.new_key(), crypto.new_key()[:7]
     case_id = bytes.fromhex(opened.case.id)
-    meta = {"name": name[:200], "type": (content_type or "application/octet-stream")[:100],
+    meta = {"name": upload.name, "type": upload.type,
             "size": len(content), "key": crypto.b64u_encode(file_key),
-            "prefix": crypto.b64u_encode(prefix), "removed": list(result.removed),
-            "cleaned": result.cleaned}
+            "prefix": crypto.b64u_encode(prefix), "removed": list(upload.removed),
+            "cleaned": upload.cleaned}
     stored_size, count = sealing.stored_layout(len(content))
     blob = crypto.seal_item(opened.case_key, case_id, meta_id, "file-meta", meta)
     file = followup.add_file(session, settings, opened.case, {

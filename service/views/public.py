@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -13,9 +15,8 @@ from reviewer import rewardflow
 from reviewer.rewards import format_yuan
 from service import feed, followup, intake, reportform, sealing, serverseal
 from service.db import get_session
-from service.errors import InvalidInput, NotFound
+from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import LANGUAGES, N_
-from service.metadata import MetadataError, strip_metadata
 from service.middleware import cookie_name
 from service.models import Case
 from service.templating import language, render, translator
@@ -29,6 +30,7 @@ def _form_context(request: Request) -> dict[str, object]:
         "insider_choices": reportform.INSIDER,
         "limits": reportform.LIMITS,
         "settings": request.app.state.settings,
+        "values": {}, "form_error": None, "form_error_code": "",
     }
 
 
@@ -40,46 +42,69 @@ def _reader(content: bytes) -> Callable[[], list[bytes]]:
     return lambda: [content]
 
 
+def _refusal_text(request: Request, error: ChuishaoError) -> str:
+    translate = translator(request)
+    reasons = getattr(error, "reasons", ())
+    return " ".join([translate(error.message, **error.params),
+                     *(translate(reason) for reason in reasons)])
+
+
+def _refused_form(request: Request, form: FormData, error: ChuishaoError) -> Response:
+    """The form again, with what the reporter typed and why nothing was sent (never stored)."""
+    context = _form_context(request)
+    context.update({"values": reportform.refill(form),
+                    "form_error": _refusal_text(request, error),
+                    "form_error_code": error.code})
+    return render(request, "public/index.html", context, status=error.status)
+
+
+async def _read_uploads(settings: Any, uploads: list[UploadFile]) -> list[tuple[str, bytes]]:
+    read = []
+    for upload in uploads:
+        data = await upload.read()
+        serverseal.check_file_size(settings, data)
+        read.append((reportform.clean_text(upload.filename, 200) or "file", data))
+    return read
+
+
 async def submit_report(request: Request) -> Response:
     """The no-JavaScript submission: sealed on the server at once."""
     settings = request.app.state.settings
     form = await reportform.read_multipart(request, max_files=settings.max_files)
+    try:
+        # Before anything else: plaintext from a page whose script should have encrypted it
+        # is dropped here, unparsed and uncounted.
+        sealing_mode = reportform.server_sealing(form)
+    except reportform.ScriptDidNotRun as refused:
+        return _refused_form(request, form, refused)
     parsed = reportform.parse_report(form, language(request))
     request.app.state.nojs_submissions.take()
-    files = []
-    unclean = []
-    for upload in reportform.uploaded_files(form):
-        data = await upload.read()
-        if len(data) > settings.max_file_bytes:
-            raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
-                               mb=settings.max_file_bytes // (1024 * 1024))
-        name = reportform.clean_text(upload.filename, 200) or "file"
-        try:
-            result = strip_metadata(data, name, upload.content_type or "")
-        except MetadataError:
-            raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
-                                  "not be removed. Nothing was sent."), name=name) from None
-        if not result.cleaned:
-            unclean.append(name)
-        content = result.data
-        files.append(sealing.PlainFile(
-            name=name, type=(upload.content_type or "application/octet-stream")[:100],
-            size=len(content), read=_reader(content),
-            removed=tuple(result.removed), cleaned=result.cleaned))
+    uploads = await _read_uploads(settings, reportform.uploaded_files(form))
+    try:
+        cleaned, left_out = serverseal.clean_uploads(
+            uploads, first_number=1, keep_names=reportform.keep_names(form),
+            unclean=reportform.unclean_choice(form), translate=translator(request))
+    except reportform.UncleanNotChosen as refused:
+        return _refused_form(request, form, refused)
+    files = [sealing.PlainFile(name=f.name, type=f.type, size=len(f.data), read=_reader(f.data),
+                               removed=f.removed, cleaned=f.cleaned) for f in cleaned]
     receipt = serverseal.seal_on_server(get_session(request), settings, parsed.channel,
                                         parsed.report, parsed.identity, files)
     # The receipt is the body of this POST response: never in a URL, never in history.
     return render(request, "public/receipt.html", {
-        "receipt": crypto.format_receipt(receipt), "unclean": unclean, "sealed_on_server": True,
+        "receipt": crypto.format_receipt(receipt),
+        "unclean": [f.original for f in cleaned if not f.cleaned], "left_out": left_out,
+        "sealed_on_server": sealing_mode,
     }, status=201)
 
 
 async def followup_form(request: Request) -> Response:
-    return render(request, "public/followup.html", {})
+    return render(request, "public/followup.html", {"form_error": None})
 
 
-def _case_page(request: Request, opened: serverseal.OpenedCase, *,
-               notice: str | None = None, status: int = 200) -> Response:
+def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: str, *,
+               notice: str | None = None, reply_error: str | None = None,
+               reply_text: str = "", status: int = 200) -> Response:
     settings = request.app.state.settings
     translate = translator(request)
     session = get_session(request)
@@ -93,6 +118,7 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, *,
     return render(request, "public/case.html", {
         "opened": opened, "status_text": feed.status_text(opened.case.status, translate),
         "events": events, "capability": capability, "notice": notice,
+        "sealing": sealing_mode, "reply_error": reply_error, "reply_text": reply_text,
         "report": next((i.content for i in opened.items if i.kind == "report"), {}),
         "categories": dict(reportform.CATEGORIES),
         "rewards": rewardflow.reporter_rewards(session, opened.case),
@@ -102,17 +128,26 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, *,
 
 async def followup_open(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=10)
+    try:
+        # The receipt reaches the server only from a page that ran no script (or whose
+        # script asked): otherwise it is not looked at.
+        sealing_mode = reportform.server_sealing(form)
+    except reportform.ScriptDidNotRun as refused:
+        return render(request, "public/followup.html", {
+            "form_error": translator(request)(refused.message)}, status=refused.status)
     request.app.state.nojs_followups.take()
     opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
                                           str(form.get("receipt", ""))[:100])
-    return _case_page(request, opened)
+    return _case_page(request, opened, sealing_mode)
 
 
 async def followup_claim(request: Request) -> Response:
     """The no-JavaScript claim: the receipt is typed again so the server can derive the code."""
     form = await request.form(max_files=0, max_fields=20)
+    reportform.server_sealing(form)
     request.app.state.nojs_followups.take()
-    fields = {key: str(value) for key, value in form.items() if key != "receipt"}
+    fields = {key: str(value) for key, value in form.items()
+              if key not in ("receipt", "sealing")}
     record, code = rewardflow.claim_on_server(
         get_session(request), request.app.state.settings, str(form.get("receipt", ""))[:100],
         fields.get("reward", ""), fields)
@@ -135,12 +170,21 @@ def _opened_from_capability(request: Request, case_id: str,
 async def followup_reply(request: Request) -> Response:
     settings = request.app.state.settings
     form = await reportform.read_multipart(request, max_files=settings.max_files)
+    sealing_mode = reportform.server_sealing(form)
     opened = _opened_from_capability(request, str(form.get("case", "")),
                                      str(form.get("capability", "")))
     text = reportform.clean_text(form.get("text"), reportform.LIMITS["description"])
-    uploads = reportform.uploaded_files(form)
+    uploads = await _read_uploads(settings, reportform.uploaded_files(form))
     if not text and not uploads:
         raise InvalidInput(N_("Write a reply or attach a file."))
+    try:
+        cleaned, left_out = serverseal.clean_uploads(
+            uploads, first_number=len(opened.files) + 1, keep_names=reportform.keep_names(form),
+            unclean=reportform.unclean_choice(form), translate=translator(request))
+    except reportform.UncleanNotChosen as refused:
+        return _case_page(request, opened, sealing_mode, status=refused.status,
+                          reply_error=_refusal_text(request, refused),
+                          reply_text=text)
     session = get_session(request)
     if text:
         in_reply_to = str(form.get("in_reply_to", ""))
@@ -149,13 +193,16 @@ async def followup_reply(request: Request) -> Response:
             body["in_reply_to"] = in_reply_to
         item = sealing.seal_item_for_case(opened.case_key, opened.case.id, "reply", body)
         followup.add_reply(session, settings, opened.case, item)
-    for upload in uploads:
-        serverseal.add_file_on_server(session, settings, opened, upload.filename or "file",
-                                      upload.content_type or "", await upload.read())
+    for upload in cleaned:
+        serverseal.add_file_on_server(session, settings, opened, upload)
     session.flush()
     opened = serverseal.open_case(session, opened.case, opened.case_key)
-    notice = translator(request)(N_("Your reply was sealed and sent."))
-    return _case_page(request, opened, notice=notice)
+    translate = translator(request)
+    notice = translate(N_("Your reply was sealed and sent."))
+    if left_out:
+        notice += " " + translate(N_("Left out, as you chose: {names}."),
+                                  names=", ".join(left_out))
+    return _case_page(request, opened, sealing_mode, notice=notice)
 
 
 async def followup_download(request: Request) -> Response:

@@ -244,7 +244,8 @@ def test_submit_with_javascript_seals_in_the_browser(live: LiveServer, browser: 
                           "seen_at": "11月20日 夜班", "insider": "", "language": "zh_CN"}
         assert "identity" not in items
         [meta] = items["file-meta"]
-        assert meta["name"] == "现场照片.jpg" and meta["type"] == "image/jpeg"
+        # A neutral name (the reporter did not ask to keep theirs), the type from the bytes.
+        assert meta["name"] == "照片-1.jpg" and meta["type"] == "image/jpeg"
         assert meta["cleaned"] is True and "EXIF (incl. GPS)" in meta["removed"]
         [stored] = session.scalars(select(StoredFile)).all()
         assert stored.complete
@@ -325,9 +326,16 @@ def test_without_x25519_the_form_posts_to_the_server(live: LiveServer, browser: 
     page.wait_for_function(
         "t => document.getElementById('form-error').textContent === t", arg=expected)
     fill_report(page)
+    # Only with the reporter's say-so: the box is required before the form can go.
+    page.click("#submit-report")
+    assert not browser.api_calls("POST", "/report")
+    page.check("#f-server-seal")
     page.click("#submit-report")
     page.wait_for_selector("#receipt-code")
     assert browser.api_calls("POST", "/report")
+    assert tr("zh_CN", "Your report was encrypted by the server on arrival, as you chose, because "
+                       "this browser cannot encrypt on your device; the plaintext was discarded "
+                       "at once.") in page.inner_text("main")
     case = stored_case(live)
     assert case.ready and case.sealed_on_server
 
@@ -362,12 +370,14 @@ def test_follow_up_with_javascript_reads_and_replies(live: LiveServer, browser: 
     evidence.write_bytes("第二个阀门，编号 V-12。".encode())
     page.fill("#reply-text", "是 V-12 号阀门。")
     page.set_input_files("#reply-files", str(evidence))
+    # A text file cannot be cleaned: the reporter says to send it as it is.
+    page.check("#reply-file-report input[value=send]")
     page.click("#reply-send")
     page.wait_for_selector("#case-notice")
     assert page.text_content("#case-notice") == tr("zh_CN", "Your reply was sealed and sent.")
     messages = page.locator("#messages li").all_inner_texts()
     assert len(messages) == 2 and "是 V-12 号阀门。" in messages[1]
-    assert "阀门.txt" in page.inner_text("#files")
+    assert "文件-1.txt" in page.inner_text("#files")
 
     with live.session() as session:
         _, items = open_as(live.reviewer_keys[0], session, case_id)
@@ -376,7 +386,8 @@ def test_follow_up_with_javascript_reads_and_replies(live: LiveServer, browser: 
         [meta] = items["file-meta"]
         [stored] = session.scalars(select(StoredFile)).all()
         assert stored.complete and stored.author == "reporter"
-        assert meta["name"] == "阀门.txt" and meta["cleaned"] is False
+        assert meta["name"] == "文件-1.txt" and meta["cleaned"] is False
+        assert meta["type"] == "text/plain"
         assert open_stored_file(live, session, case_id, meta, stored) == evidence.read_bytes()
         reply_row = session.scalars(select(SealedItem).where(SealedItem.kind == "reply")).one()
         assert reply_row.author == "reporter"
@@ -440,6 +451,7 @@ def test_interrupted_upload_resumes(chunked: LiveServer, browser_chunked: Browse
     open_form(page)
     aborted = abort_chunk_one(page, times=1)
     fill_report(page, [path])
+    page.check("#file-report input[value=send]")  # random bytes cannot be cleaned
     page.click("#submit-report")
     page.wait_for_selector("#resume-upload:not([hidden])")
     assert page.is_visible("#discard-upload")
@@ -476,6 +488,7 @@ def test_interrupted_upload_discarded(chunked: LiveServer, browser_chunked: Brow
     open_form(page)
     abort_chunk_one(page, times=1000)
     fill_report(page, [path])
+    page.check("#file-report input[value=send]")
     page.click("#submit-report")
     page.wait_for_selector("#discard-upload:not([hidden])")
     assert counts(live)["Case"] == 1

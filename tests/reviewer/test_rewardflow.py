@@ -436,14 +436,14 @@ def test_claim_refusals_reuse_expiry_and_keys(client: TestClient, session: Sessi
 
 def test_claim_without_javascript(client: TestClient, session: Session, people: People) -> None:
     case, receipt, record = approved_reward(client, session, people)
-    page = client.post("/followup", data={"receipt": receipt})
+    page = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"})
     assert page.status_code == 200 and 'action="/followup/claim"' in page.text
     assert "30 000.00" in page.text
-    refused = client.post("/followup/claim", data={"receipt": receipt, "reward": record.id,
+    refused = client.post("/followup/claim", data={"receipt": receipt, "reward": record.id, "sealing": "noscript",
                                                    "method": "bank", "account": ""})
     assert refused.status_code == 400
     done = client.post("/followup/claim", data={
-        "receipt": receipt, "reward": record.id, "method": "bank",
+        "sealing": "noscript", "receipt": receipt, "reward": record.id, "method": "bank",
         "account": "6222 0200 1234 5678", "name": "", "contact": "", "note": "工资卡"})
     assert done.status_code == 200
     shown = re.search(r'id="claim-code">([A-Z2-7-]{19})<', done.text)
@@ -459,9 +459,10 @@ def test_claim_without_javascript(client: TestClient, session: Session, people: 
     with pytest.raises(crypto.OpenError):
         open_claim(session, record, people.reviewer.private_key)
     # Asking again shows the same code; a wrong receipt learns nothing.
-    again = client.post("/followup/claim", data={"receipt": receipt, "reward": record.id})
+    again = client.post("/followup/claim", data={"receipt": receipt, "reward": record.id,
+                                            "sealing": "noscript"})
     assert crypto.format_claim_code(code) in again.text
-    assert client.post("/followup/claim", data={"receipt": "1" * 20,
+    assert client.post("/followup/claim", data={"receipt": "1" * 20, "sealing": "noscript",
                                                 "reward": record.id}).status_code == 404
 
 
@@ -478,10 +479,10 @@ def test_identity_required_by_policy(client: TestClient, session: Session, peopl
     rewardflow.approve(session, record, people.approver.user, record.version)
     session.commit()
     anonymous = client.post("/followup/claim", data={
-        "receipt": receipt, "reward": record.id, "method": "cash"})
+        "sealing": "noscript", "receipt": receipt, "reward": record.id, "method": "cash"})
     assert anonymous.status_code == 400
     named = client.post("/followup/claim", data={
-        "receipt": receipt, "reward": record.id, "method": "cash", "name": "张三",
+        "sealing": "noscript", "receipt": receipt, "reward": record.id, "method": "cash", "name": "张三",
         "contact": "138 0000 0000"})
     assert named.status_code == 200
     session.refresh(record)
@@ -640,7 +641,7 @@ def test_a_finance_officer_appointed_later_gets_the_claims_through_recovery(
 
     case, receipt, record = approved_reward(client, session, people)
     done = client.post("/followup/claim", data={
-        "receipt": receipt, "reward": record.id, "method": "bank",
+        "sealing": "noscript", "receipt": receipt, "reward": record.id, "method": "bank",
         "account": "6222 0200 1234 5678", "name": "", "contact": "", "note": ""})
     assert done.status_code == 200
     latecomer = make_reviewer(session, "finance2", None, roles="finance")

@@ -75,7 +75,7 @@ FIELDS = ["channel", "case_id", "lookup_hash", "slots", "items", "files", "pow",
           "contact", "receipt", "case", "capability", "text", "in_reply_to", "reward",
           "method", "account", "note", "username", "auth_secret", "totp", "code",
           "display_name", "user_salt", "public_key", "wrapped_private_key", "lang", "next",
-          "period", "csrf_token"]
+          "period", "csrf_token", "sealing", "keep_names", "unclean"]
 QUERY = ["channel", "period", "lang", "next", "q", "status", "page"]
 
 
@@ -142,7 +142,7 @@ def target(web: TestClient, rich: Rich, session: Session, settings: Settings) ->
                             {"v": 1, "unit": "u", "location": "", "category": "hazard",
                              "description": "d", "seen_at": "", "insider": "",
                              "language": "en"}, None, [])
-    page = web.post("/followup", data={"receipt": rich.receipt})
+    page = web.post("/followup", data={"receipt": rich.receipt, "sealing": "noscript"})
     assert page.status_code == 200, page.text[:300]
     capability = re.search(r'name="capability" value="([^"]+)"', page.text)
     assert capability
@@ -324,7 +324,8 @@ def spoil(draw: Any, value: Any) -> Any:
 def _form_body(draw: Any, route: RouteInfo, target: Target) -> tuple[bytes, str]:
     fields = draw(st.dictionaries(st.sampled_from(FIELDS), edge_text, max_size=8))
     if route.path in ("/followup/reply", "/followup/file") and draw(st.booleans()):
-        fields.update(case=target.rich.case.id, capability=target.capability)
+        fields.update(case=target.rich.case.id, capability=target.capability,
+                      sealing="noscript")
     kind = draw(st.sampled_from(["urlencoded", "multipart", "truncated", "raw"]))
     if kind == "urlencoded":
         return form_encode(fields), "application/x-www-form-urlencoded"

@@ -99,13 +99,13 @@ def _drive(base: str, settings: Settings, database: Database) -> None:
             {"v": 1, "text": "还在漏"}))}, token=session["token"])
     # The no-JavaScript form and receipt look-up.
     form = {"channel": "acme", "unit": "某厂", "location": "", "category": "hazard",
-            "description": "没有护栏", "seen_at": "", "insider": ""}
+            "description": "没有护栏", "seen_at": "", "insider": "", "sealing": "noscript"}
     from urllib.parse import urlencode
 
     status, page, _ = _call(base, "POST", "/report", urlencode(form).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 201, page[:300]
-    status, _, _ = _call(base, "POST", "/followup", urlencode({"receipt": receipt}).encode(),
+    status, _, _ = _call(base, "POST", "/followup", urlencode({"receipt": receipt, "sealing": "noscript"}).encode(),
                          {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200
     # The console: sign-in attempts that fail, then one that succeeds, then sign-out.
@@ -242,10 +242,11 @@ def test_in_process_requests_log_no_address(app, session, settings) -> None:  # 
                                                 raise_server_exceptions=False) as client:
         client.headers.update(FORWARDED)
         receipt = api_client(client).submit("acme", REPORT)
-        client.post("/followup", data={"receipt": receipt})
-        client.post("/followup", data={"receipt": "1234"})
+        client.post("/followup", data={"receipt": receipt, "sealing": "noscript"})
+        client.post("/followup", data={"receipt": "1234", "sealing": "noscript"})
         client.post("/report", data={"channel": "acme", "unit": "x", "description": "y",
-                                     "category": "hazard", "insider": ""})
+                                     "category": "hazard", "insider": "",
+                                     "sealing": "noscript"})
         client.get("/console/login")
         client.post("/console/login", json={"username": "x"})
         client.get("/no-such-page")

@@ -142,14 +142,15 @@ def _receipt_from(page: str) -> str:
 def _form(channel: str = "acme", **extra: str) -> dict[str, str]:
     data = {"channel": channel, "unit": "某机械厂 Ⅱ车间", "location": "冲压线",
             "category": "hazard", "description": "光电保护被拆除\r\n两周了。\u0000",
-            "seen_at": "周一", "insider": "yes", "name": "", "contact": ""}
+            "seen_at": "周一", "insider": "yes", "name": "", "contact": "",
+            "sealing": "noscript"}
     data.update(extra)
     return data
 
 
 def test_nojs_submit_seals_on_server_and_strips_gps(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
     jpeg = _jpeg_with_gps()
-    response = client.post("/report", data=_form(name="李四"),
+    response = client.post("/report", data=_form(name="李四", keep_names="1", unclean="send"),
                            files=[("files", ("现场.jpg", jpeg, "image/jpeg")),
                                   ("files", ("notes.pdf", b"%PDF-1.4 fake", "application/pdf"))])
     assert response.status_code == 201, response.text
@@ -241,13 +242,13 @@ def test_nojs_followup_read_reply_and_download(client: TestClient, world, sessio
     case_key, _ = open_as(world.reviewers[0].private_key, session, case.id)
     _message(session, case_key, case, "请补充照片。")
     spaced = " ".join(receipt[i:i + 4] for i in range(0, 20, 4))
-    page = client.post("/followup", data={"receipt": spaced})
+    page = client.post("/followup", data={"receipt": spaced, "sealing": "noscript"})
     assert page.status_code == 200
     assert "请补充照片。" in page.text and "已收到，等待受理" in page.text
     assert receipt not in page.text  # the receipt is not echoed into the page
     capability = re.search(r'name="capability" value="([^"]+)"', page.text).group(1)
     reply = client.post("/followup/reply", data={"case": case.id, "capability": capability,
-                                                  "text": "照片见附件"},
+                                                  "text": "照片见附件", "sealing": "noscript"},
                         files=[("files", ("a.png", _png(), "image/png"))])
     assert reply.status_code == 200 and "您的回复已加密并发送" in reply.text
     _, items = open_as(world.reviewers[0].private_key, session, case.id)
@@ -260,7 +261,7 @@ def test_nojs_followup_read_reply_and_download(client: TestClient, world, sessio
     assert "attachment" in download.headers["content-disposition"]
     # A capability for one case does not open another, nor survives tampering.
     bad = client.post("/followup/reply", data={"case": case.id, "capability": _flip(capability, 10),
-                                               "text": "x"})
+                                               "text": "x", "sealing": "noscript"})
     assert bad.status_code == 401
 
 
@@ -272,11 +273,11 @@ def _png() -> bytes:
 
 def test_nojs_wrong_receipt_same_as_unknown(client: TestClient, world) -> None:  # type: ignore[no-untyped-def]
     client.post("/report", data=_form())
-    wrong = client.post("/followup", data={"receipt": "1234 5678 9012 3456 7890"})
+    wrong = client.post("/followup", data={"receipt": "1234 5678 9012 3456 7890", "sealing": "noscript"})
     assert wrong.status_code == 404 and "没有与此回执码对应的举报" in wrong.text
-    malformed = client.post("/followup", data={"receipt": "12345"})
+    malformed = client.post("/followup", data={"receipt": "12345", "sealing": "noscript"})
     assert malformed.status_code == 400 and "回执码由 20 位数字组成" in malformed.text
-    fullwidth = client.post("/followup", data={"receipt": "１２３４５６７８９０１２３４５６７８９０"})
+    fullwidth = client.post("/followup", data={"receipt": "１２３４５６７８９０１２３４５６７８９０", "sealing": "noscript"})
     assert fullwidth.status_code == 404  # normalized, then simply unknown
 
 

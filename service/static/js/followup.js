@@ -27,7 +27,11 @@ import {
   fileMaterial,
   has,
   hasX25519,
+  offerServerSeal,
   prepareFiles,
+  reviewFiles,
+  scriptRuns,
+  showDeviceClaims,
   showText,
   storedLayout,
   t,
@@ -217,7 +221,7 @@ function renderReport(items, files) {
   return section;
 }
 
-function renderReplyForm(items) {
+function renderReplyForm(items, fileCount) {
   const lastQuestion = items.filter((i) => i.kind === "message" && i.author === "reviewer" &&
     i.content && i.content.question === true).pop();
   const text = el("textarea", { attrs: { id: "reply-text", name: "text", rows: 5,
@@ -226,6 +230,8 @@ function renderReplyForm(items) {
     multiple: "" } });
   const report = el("ul", { cls: "file-report", attrs: { id: "reply-file-report",
     "aria-live": "polite" } });
+  const keepNames = el("input", { attrs: { id: "reply-keep-names", name: "keep_names",
+    type: "checkbox", value: "1" } });
   const error = el("p", { cls: "error-box", attrs: { id: "reply-error", role: "alert" } });
   error.hidden = true;
   const progress = el("p", { attrs: { id: "reply-progress", "aria-live": "polite" } });
@@ -235,15 +241,18 @@ function renderReplyForm(items) {
     text,
     el("label", { text: t("reply_files"), attrs: { for: "reply-files" } }),
     files,
+    el("label", { cls: "choice" }, [keepNames, ` ${t("keep_names")}`]),
     report,
     error,
     progress,
     send,
   ]);
-  files.addEventListener("change", () => report.replaceChildren());
+  files.addEventListener("change", () => {
+    reviewFiles(files.files, report).catch((failure) => showText(error, errorText(failure)));
+  });
   replyForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    sendReply({ text, files, report, error, progress, send },
+    sendReply({ text, files, report, error, progress, send, keepNames, fileCount },
       lastQuestion ? lastQuestion.id : null);
   });
   return el("section", { cls: "reply" }, [el("h2", { text: t("reply_title") }), replyForm]);
@@ -265,7 +274,7 @@ function render(feed, items, notice) {
   );
   const rewards = el("section", { cls: "rewards", attrs: { id: "rewards" } });
   rewards.hidden = true;
-  children.push(rewards, renderReplyForm(items));
+  children.push(rewards, renderReplyForm(items, feed.files.length));
   panel.replaceChildren(...children);
   panel.hidden = false;
   showRewards(rewards, { token: session.token, lookupSecret: session.lookupSecret })
@@ -363,7 +372,8 @@ async function sendReply(ui, inReplyTo) {
       return;
     }
     ui.progress.textContent = t("stripping");
-    const files = await prepareFiles(chosen, session.limits, ui.report);
+    const files = await prepareFiles(chosen, session.limits, ui.report,
+      { keepNames: ui.keepNames.checked, firstNumber: ui.fileCount + 1 });
     ui.progress.textContent = t("sealing");
     if (text) {
       const body = { v: 1, text };
@@ -435,11 +445,14 @@ async function onSubmit(event) {
 
 async function init() {
   if (!form || !panel) return;
+  scriptRuns(form);
   if (!(await hasX25519())) {
     showText(formError, t("no_crypto"));
-    return; // the form posts to the server, as without JavaScript
+    offerServerSeal(form);
+    return; // the form posts to the server once the reporter ticks the box
   }
   form.addEventListener("submit", onSubmit);
+  showDeviceClaims();
   form.dataset.enhanced = "true";
 }
 

@@ -3,7 +3,8 @@
 // fetch the channel's keys, make the receipt, seal the report, identity and file descriptions
 // under a fresh case key slotted to every recipient and to the receipt key, solve the
 // proof-of-work, send the envelope, upload the sealed file chunks one by one, finish.
-// Without WebCrypto X25519 (or without JavaScript) the form posts to the server as before.
+// Without JavaScript the form posts to the server with a marker only a script-free browser
+// sends; without WebCrypto X25519 it does so only once the reporter ticks a box.
 import {
   b64uDecode,
   b64uEncode,
@@ -28,9 +29,13 @@ import {
   errorText,
   fileMaterial,
   hasX25519,
+  offerServerSeal,
   prepareFiles,
   retryable,
+  reviewFiles,
+  scriptRuns,
   serverLanguage,
+  showDeviceClaims,
   showText,
   storedLayout,
   t,
@@ -391,7 +396,9 @@ async function submit() {
   let info = await api("GET", "/channels");
   if (!info.installation) throw new ApiError(503, "not_initialised", t("failed", { message: "" }));
   status(t("stripping"));
-  const files = await prepareFiles(ui.files ? ui.files.files : [], info.limits, ui.fileReport);
+  const keepNames = form.elements.namedItem("keep_names");
+  const files = await prepareFiles(ui.files ? ui.files.files : [], info.limits, ui.fileReport,
+    { keepNames: Boolean(keepNames && keepNames.checked) });
   status(t("deriving"));
   const receipt = newReceipt();
   const salt = b64uDecode(info.installation.salt);
@@ -420,7 +427,7 @@ async function submit() {
     token: created.upload_token,
     uploads: sealed.uploads,
     received: new Map(),
-    unclean: files.filter((f) => !f.cleaned).map((f) => f.name),
+    unclean: files.filter((f) => !f.cleaned).map((f) => f.original),
   };
   if (created.ready) {
     showReceipt();
@@ -445,17 +452,26 @@ async function onSubmit(event) {
 
 async function init() {
   if (!form) return;
+  scriptRuns(form);
   if (!(await hasX25519())) {
-    // The server path: the form posts as it would without JavaScript.
+    // The server path, but only if the reporter says so: the form posts as it would without
+    // JavaScript once the box is ticked (the server refuses it otherwise).
     showText(ui.error, t("no_crypto"));
+    offerServerSeal(form);
     return;
   }
   form.addEventListener("submit", onSubmit);
   ui.resume.addEventListener("click", resume);
   ui.discard.addEventListener("click", discard);
+  // Files that cannot be cleaned get a choice each, right when they are chosen.
+  const serverChoice = document.getElementById("unclean-choice");
+  if (serverChoice) serverChoice.remove();
   if (ui.files && ui.fileReport) {
-    ui.files.addEventListener("change", () => ui.fileReport.replaceChildren());
+    ui.files.addEventListener("change", () => {
+      reviewFiles(ui.files.files, ui.fileReport).catch((error) => fail(errorText(error)));
+    });
   }
+  showDeviceClaims();
   form.dataset.enhanced = "true";
 }
 

@@ -2,6 +2,7 @@
 // photo cleaning and file sealing. Plain ES module, no dependencies beyond our own modules.
 // Data from the server or the user is only ever put into the page with textContent.
 import { MetadataError, stripMetadata } from "./strip.js";
+import { detectFile } from "./filetypes.js";
 import { b64uEncode, CHUNK_SIZE, newId, newKey, padme } from "./crypto/index.js";
 
 // ------------------------------------------------------------------------------ messages
@@ -215,19 +216,60 @@ function fileName(file) {
   return [...text].slice(0, 200).join("") || "file";
 }
 
-async function looksLikePicture(file) {
-  const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
-  const jpeg = head.length >= 2 && head[0] === 0xff && head[1] === 0xd8;
-  const png = head.length >= 4 && head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e &&
-    head[3] === 0x47;
-  return jpeg || png;
+// The name a file is sent under: neutral (photo-1.jpg, extension from the real type) unless
+// the reporter chose to keep the original names.
+function sentName(file, type, number, keepNames) {
+  if (keepNames) return fileName(file);
+  return `${t(`name.${type.family}`, { number })}.${type.ext}`;
 }
 
-// Check count and sizes, then remove hidden data from every picture. Lists in `listNode` what
-// was removed per file. Throws UserError (already translated) for a refusal; nothing is sent.
-export async function prepareFiles(fileList, limits, listNode) {
+function uncleanText(name, type) {
+  const line = t("unclean", { name });
+  return type.reason ? `${line} ${t(`unclean_reason.${type.reason}`)}` : line;
+}
+
+// As soon as files are chosen: say which can be cleaned and, for each one that cannot, ask
+// whether to send it uncleaned or leave it out (nothing is chosen for the reporter).
+export async function reviewFiles(fileList, listNode) {
   const files = Array.from(fileList || []);
-  if (listNode) listNode.replaceChildren();
+  const token = String(Math.random());
+  listNode.dataset.review = token;
+  const lines = [];
+  for (const [index, file] of files.entries()) {
+    const type = await detectFile(file);
+    const name = fileName(file);
+    if (type.cleanable) {
+      lines.push(el("li", { cls: "removed", text: t("will_clean", { name }) }));
+      continue;
+    }
+    const choice = (value, label) => el("label", {}, [
+      el("input", { attrs: { type: "radio", name: `unclean-${index}`, value } }),
+      ` ${t(label)}`,
+    ]);
+    lines.push(el("li", { cls: "unclean file-choice", attrs: { "data-index": index } }, [
+      el("span", { text: uncleanText(name, type) }),
+      " ",
+      choice("send", "unclean_send"),
+      choice("drop", "unclean_drop"),
+    ]));
+  }
+  // A later selection replaced this one while it was being read.
+  if (listNode.dataset.review !== token) return;
+  listNode.replaceChildren(...lines);
+  listNode.dataset.reviewed = String(files.length);
+}
+
+function uncleanDecision(listNode, index) {
+  const checked = listNode && listNode.querySelector(`input[name="unclean-${index}"]:checked`);
+  return checked ? checked.value : "";
+}
+
+// Check count and sizes, the reporter's choice for every file that cannot be cleaned, then
+// remove hidden data from every picture and name the files. Lists in `listNode` what was done
+// per file. Throws UserError (already translated) for a refusal; nothing is sent.
+export async function prepareFiles(fileList, limits, listNode,
+  { keepNames = false, firstNumber = 1 } = {}) {
+  const files = Array.from(fileList || []);
   if (files.length > limits.max_files) {
     throw new UserError(t("too_many", { count: limits.max_files }));
   }
@@ -236,19 +278,37 @@ export async function prepareFiles(fileList, limits, listNode) {
       throw new UserError(t("too_big", { name: fileName(file), mb: megabytes(limits.max_file_bytes) }));
     }
   }
+  const types = [];
+  for (const file of files) types.push(await detectFile(file));
+  const undecided = types.some((type, i) => !type.cleanable && !uncleanDecision(listNode, i));
+  if (undecided) {
+    if (listNode && listNode.dataset.reviewed !== String(files.length)) {
+      await reviewFiles(files, listNode);
+    }
+    const first = listNode && listNode.querySelector(".file-choice input");
+    if (first) first.focus();
+    throw new UserError(t("unclean_choose"));
+  }
+  const lines = [];
   const prepared = [];
-  for (const file of files) {
+  let number = firstNumber;
+  for (const [index, file] of files.entries()) {
     const name = fileName(file);
+    const type = types[index];
+    if (!type.cleanable && uncleanDecision(listNode, index) === "drop") {
+      lines.push(el("li", { cls: "unclean", text: t("left_out", { name }) }));
+      continue;
+    }
     let result;
     // Only JPEG and PNG can be cleaned; anything else passes through untouched (exactly what
     // stripMetadata returns for it) without being read into memory here.
-    if (await looksLikePicture(file)) {
+    if (type.cleanable) {
       try {
         result = await stripMetadata(file);
       } catch (error) {
         if (error instanceof MetadataError) {
           const message = t("damaged", { name });
-          if (listNode) listNode.append(el("li", { cls: "unclean", text: message }));
+          if (listNode) listNode.replaceChildren(el("li", { cls: "unclean", text: message }));
           throw new UserError(message);
         }
         throw error;
@@ -258,26 +318,56 @@ export async function prepareFiles(fileList, limits, listNode) {
     }
     let line;
     if (result.kind === "other") {
-      line = t("unclean", { name });
+      line = uncleanText(name, type);
     } else if (result.removed.length) {
       const what = result.removed.map((label) => t(`meta.${label}`)).join(", ");
       line = t("removed", { name, what });
     } else {
       line = t("nothing_removed", { name });
     }
-    if (listNode) {
-      listNode.append(el("li", { cls: result.kind === "other" ? "unclean" : "removed", text: line }));
-    }
+    lines.push(el("li", { cls: result.kind === "other" ? "unclean" : "removed", text: line }));
     prepared.push({
-      name,
-      type: (file.type || "application/octet-stream").slice(0, 100),
+      name: [...sentName(file, type, number, keepNames)].slice(0, 200).join(""),
+      original: name,
+      type: type.mime,
       blob: result.blob,
       size: result.blob.size,
       removed: result.removed.slice(),
       cleaned: result.cleaned,
     });
+    number += 1;
+  }
+  if (listNode) {
+    listNode.replaceChildren(...lines);
+    delete listNode.dataset.reviewed;
   }
   return prepared;
+}
+
+// ------------------------------------------------------------------------------ page set-up
+
+// The page script runs: the no-script marker (if a browser ever parsed one) must never be
+// sent from here, and the "script did not load" notice goes.
+export function scriptRuns(form) {
+  if (form) for (const marker of form.querySelectorAll('[name="sealing"]')) marker.remove();
+  const missing = document.getElementById("script-missing");
+  if (missing) missing.remove();
+}
+
+// Encryption on this device works: only now may the page say so.
+export function showDeviceClaims() {
+  for (const node of document.querySelectorAll(".device-claim")) {
+    node.textContent = t("device_claim");
+  }
+}
+
+// This browser cannot encrypt: the form may go to the server only if the reporter ticks the
+// box (the template holds it, translated), which the browser then requires.
+export function offerServerSeal(form) {
+  const template = document.getElementById("server-seal-template");
+  const button = form.querySelector('button[type="submit"]');
+  if (!template || !button) return;
+  button.before(template.content.cloneNode(true));
 }
 
 // Fresh keys and the sealed description (docs/API.md, "file-meta") of one prepared file,
