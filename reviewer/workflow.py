@@ -269,6 +269,30 @@ def refresh_first_valid(session: Session, case: Case, actor: User | None = None,
                                        "open": still_open})
 
 
+@dataclass(frozen=True)
+class FirstValidBasis:
+    """Why a case of a duplicate group is (or is not yet) the one rewarded, for the reward
+    pages: the explanation names the decision."""
+
+    group_size: int
+    first: Case | None
+    decided_by: User | None
+    reason: str
+    open: bool
+
+
+def first_valid_basis(session: Session, case: Case) -> FirstValidBasis | None:
+    group = group_of(session, case)
+    if len(group) < 2:
+        return None
+    first = next((c for c in group if c.first_valid), None)
+    decider = (session.get(User, first.first_valid_decided_by)
+               if first is not None and first.first_valid_decided_by else None)
+    return FirstValidBasis(len(group), first, decider,
+                           first.first_valid_reason or "" if first is not None else "",
+                           any(c.first_valid_open for c in group))
+
+
 def _duplicate_target(move: Move) -> Case:
     other_id = str(move.params.get("duplicate_of") or "").strip().lower()
     other = move.session.get(Case, other_id) if other_id else None

@@ -128,6 +128,7 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
     session = get_session(request)
     user = current_user(request)
     calc = rewardflow.calculation_of(record)
+    case = session.get(Case, record.case_id)
     slot = rewardflow.claim_slot_for(session, record, user) if user.has_role("finance") else None
     page_data = {
         "reward_id": record.id,
@@ -142,7 +143,8 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
         "names": rewardflow.people(session, {record.proposed_by, record.decided_by,
                                              record.paid_by}),
         "policy": session.get(RewardPolicyVersion, record.policy_row_id),
-        "case": session.get(Case, record.case_id),
+        "case": case,
+        "basis": workflow.first_valid_basis(session, case) if case is not None else None,
         "can_decide": user.has_role("approver") and record.status == "proposed"
         and user.id != record.proposed_by,
         "own_proposal": user.id == record.proposed_by,
@@ -241,6 +243,7 @@ def _case_context(request: Request, case: Case) -> dict[str, Any]:
                                              *(r.decided_by for r in records)}),
         "policies": rewardflow.policy_rows(session, active_only=True),
         "grades": GRADES, "rewardable": rewardflow.rewardable(case),
+        "basis": workflow.first_valid_basis(session, case),
         "active": rewardflow.active_record(session, case),
         "can_propose": current_user(request).has_role("reviewer"),
         "status_label": workflow.STATUS_LABELS.get(case.status, case.status),

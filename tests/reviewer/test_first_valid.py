@@ -146,3 +146,19 @@ def test_case_page_shows_the_group_and_the_decision_form(
     page = client.get(f"/console/cases/{a.id}")
     assert 'id="duplicate-group"' in page.text and 'id="form-decide_first_valid"' in page.text
     assert a.id[:8] in page.text and b.id[:8] in page.text
+
+
+def test_reward_pages_name_the_decision(client: TestClient, session: Session, people: People,
+                                        settings: Settings) -> None:
+    a, _ = verified_case(client, session, people)
+    b, _ = verified_case(client, session, people)
+    _same_bucket(session, a, b)
+    _link(session, people, b, a)
+    sign_in(client, session, settings, people.reviewer.user)
+    waiting = client.get(f"/console/cases/{a.id}/reward")
+    assert 'id="first-valid-basis"' in waiting.text and "尚未裁定" in waiting.text
+    _do(session, people, a, "decide_first_valid", first=b.id, reason="b 的举报先于 a 提交")
+    page = client.get(f"/console/cases/{b.id}/reward")
+    assert "b 的举报先于 a 提交" in page.text
+    other = client.get(f"/console/cases/{a.id}/reward")
+    assert "不是" in other.text and b.id[:8] in other.text
