@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -407,13 +408,23 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"refused: {exc.message}", file=sys.stderr)
                 return 2
             export_id = export.id
-        signed = exports.write_export(database, settings, export_id, out)
+        # A terminated export unwinds (partial file removed, export marked failed) instead of
+        # vanishing; a killed one is left to housekeeping.
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            signed = exports.write_export(database, settings, export_id, out)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         database.dispose()
     print(f"{signed['record_count']} records -> {out} (sha256 {signed['file_sha256']})")
     print(f"manifest -> {out}.manifest.json (signed audit head "
           f"{signed['audit_chain']['entry']}:{signed['audit_chain']['head']})")
     return 0
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,6 +115,8 @@ async def ledger(request: Request) -> Response:
         "awaiting": rewardflow.cases_awaiting(session, user),
         "exports": exports.recent_exports(session, user) if user.has_role("auditor") else [],
         "can_export": user.has_role("auditor"),
+        "fingerprint": crypto.signing_fingerprint(signing_public_key(
+            request.app.state.settings)) if user.has_role("auditor") else "",
     })
 
 

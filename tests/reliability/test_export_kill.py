@@ -114,9 +114,26 @@ def test_command_line_export_killed_half_way(tmp_path: Path,
     assert export_states(deployment) == ["failed"]
     assert failed_entries(deployment) == [{"reason": "abandoned"}]
     assert not list((deployment.data_dir / "exports-running").iterdir())
+    # SIGTERM instead: the command unwinds, removes its partial file and marks its export
+    # failed at once.
+    again = out_dir / "again.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "export", "rewards",
+                             "--out", str(again)], env=deployment.env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: exports.partial_path(again).exists()
+                        and exports.partial_path(again).stat().st_size > 0, 60, 0.002)
+        assert proc.poll() is None, "the export finished before it could be stopped"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not again.exists() and not exports.partial_path(again).exists()
+    assert sorted(export_states(deployment)) == ["failed", "failed"]
+    assert failed_entries(deployment)[-1] == {"reason": "interrupted"}
     # A second housekeeping round changes nothing; a new export completes beside the debris.
     assert run_cli(deployment.env, "purge").returncode == 0
-    assert len(failed_entries(deployment)) == 1
+    assert len(failed_entries(deployment)) == 2
     small = out_dir / "small.csv"
     done = run_cli(deployment.env, "export", "rewards", "--out", str(small), "--status",
                    "rejected")

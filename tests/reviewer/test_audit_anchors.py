@@ -207,6 +207,7 @@ def test_a_replaced_database_key_does_not_make_a_forged_export_verify(
                 assert page.status_code == 200
                 assert crypto.signing_fingerprint(real) in page.text
                 assert 'id="key-replaced"' in page.text
+                assert crypto.signing_fingerprint(real) in client.get("/console/rewards").text
                 key_file = client.get("/console/audit/signing.pub")
                 assert read_key_file(key_file.content) == real
                 head = client.get("/console/audit/head.json").json()

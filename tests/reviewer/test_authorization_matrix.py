@@ -89,6 +89,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/cases/{case_id}/reward"): CASE_READERS,
     ("POST", "/cases/{case_id}/reward"): {"reviewer"},
     ("GET", "/audit"): {"auditor"},
+    ("GET", "/audit/head.json"): {"auditor"},
+    ("GET", "/audit/signing.pub"): {"auditor"},
     ("GET", "/reward-policies"): {"admin"},
     ("POST", "/reward-policies"): {"admin"},
     ("POST", "/reward-policies/{row_id:int}/activate"): {"admin"},
