@@ -227,6 +227,10 @@ async def _drain(session: Session, database: Database, pending: list[tuple[Work,
 
 
 def _run_pending(session: Session, immediate: bool, pending: list[Work]) -> None:
+    if session.in_transaction():
+        # The request's commit failed (disk full, connection lost) and left its transaction
+        # half-finished ("prepared"): end it, so the deferred writes get a fresh one.
+        session.rollback()
     for work in pending:
         try:
             if immediate:
