@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,7 @@ from service.app import create_app
 from service.client import Client, solve_pow
 from service.db import Database
 from service.settings import Settings
-from tests import factories
+from tests import factories, serverproc
 from tests.conftest import BASE_URL, fast_settings
 from tests.faults import FailingCommit, Filler, small_filesystem
 
@@ -101,3 +106,33 @@ def test_deferred_writes_survive_a_failed_commit(site: Site, db_backend: str,
         # A fresh stamp is accepted: the service is back by itself.
         fresh = client.post("/api/v1/submissions", json={**_envelope(api), "pow": _stamp(client)})
         assert fresh.status_code == 201, fresh.text
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_serve_exits_zero_after_a_clean_signalled_shutdown(tmp_path: Path, stop: int) -> None:
+    env = serverproc.cli_env(tmp_path / "var", serverproc.free_port())
+    assert serverproc.run_cli(env, "migrate").returncode == 0
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env,
+                                  cwd=serverproc.ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{env['CHUISHAO_PORT']}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/healthz", timeout=2).read()  # noqa: S310
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and server.poll() is None, \
+                        log_path.read_text()
+                    time.sleep(0.2)
+            server.send_signal(stop)
+            status = server.wait(timeout=20)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    text = log_path.read_text()
+    assert "Application shutdown complete" in text
+    assert status == 0, text
