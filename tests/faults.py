@@ -100,3 +100,26 @@ class FailingCommit:
 def free_bytes(path: Path) -> int:
     stat = os.statvfs(path)
     return stat.f_bavail * stat.f_frsize
+
+
+class ReadOnlyDatabase:
+    """PostgreSQL: the database turns read-only for every new transaction (as a replica
+    promoted back, or an operator's emergency switch), then writable again."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.name = database_url.rsplit("/", 1)[1]
+
+    def _set(self, value: str) -> None:
+        admin = self.url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{self.name}" SET default_transaction_read_only = {value}')
+            # The setting applies to new sessions: end the ones open now (the pool reconnects).
+            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                         "WHERE datname = %s AND pid <> pg_backend_pid()", (self.name,))
+
+    def fill(self) -> None:
+        self._set("on")
+
+    def free(self) -> None:
+        self._set("off")

@@ -30,7 +30,7 @@ from service.db import Database
 from service.settings import Settings
 from tests import factories, serverproc
 from tests.conftest import BASE_URL, fast_settings
-from tests.faults import FailingCommit, Filler, small_filesystem
+from tests.faults import FailingCommit, Filler, ReadOnlyDatabase, small_filesystem
 
 REPORT = {"v": 1, "unit": "某机械厂", "location": "三车间", "category": "hazard",
           "description": "冲床光栅被短接", "seen_at": "", "insider": "", "language": "zh_CN"}
@@ -41,6 +41,9 @@ class Site:
     settings: Settings
     filler: Filler
     database_url: str
+    # What "storage full" means here: the data directory's disk filled (SQLite), or the
+    # database turned read-only (PostgreSQL keeps its data elsewhere).
+    fault: Filler | ReadOnlyDatabase
 
 
 @pytest.fixture
@@ -55,7 +58,9 @@ def site(tmp_path: Path, server_database: str | None) -> Iterator[Site]:
                 factories.make_world(session, settings)
         finally:
             database.dispose()
-        yield Site(settings, Filler(data_dir), settings.database)
+        filler = Filler(data_dir)
+        yield Site(settings, filler, settings.database,
+                   ReadOnlyDatabase(server_database) if server_database else filler)
 
 
 def _envelope(client: Client) -> dict[str, Any]:
@@ -136,3 +141,91 @@ def test_serve_exits_zero_after_a_clean_signalled_shutdown(tmp_path: Path, stop:
     text = log_path.read_text()
     assert "Application shutdown complete" in text
     assert status == 0, text
+
+
+def _wait_ready(client: TestClient, ready: bool, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.get("/readyz")
+        if (answer.status_code == 200) == ready or time.monotonic() > deadline:
+            assert answer.status_code == (200 if ready else 503), answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+        time.sleep(0.5)
+
+
+def test_full_disk_is_visible_truthful_and_reading_still_works(
+        site: Site, db_backend: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = site.settings.with_(min_free_mb=1, warn_free_mb=4)
+    app = create_app(settings)
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+        api = Client(factories.testclient_transport(client), language="en")
+        receipt = api.submit("acme", REPORT)
+        info = api.channels()
+        keys = crypto.derive_receipt(receipt, crypto.b64u_decode(info["installation"]["salt"]),
+                                     settings.receipt_iterations)
+        assert _wait_ready(client, True)["status"] == "ready"
+        envelopes = [_envelope(api) for _ in range(3)]
+        stamps = [_stamp(client) for _ in range(4)]
+
+        site.fault.fill()
+        with caplog.at_level(logging.INFO):
+            # Monitoring sees it: not ready, and why; liveness stays up (a restart frees
+            # nothing) but says what it last saw.
+            checks = _wait_ready(client, False)["checks"]
+            assert checks["database_writable"]["ok"] is False
+            cause = "full" if db_backend == "sqlite" else "read-only"
+            assert cause in checks["database_writable"]["cause"]
+            assert checks["free_space"]["ok"] is (db_backend != "sqlite")
+            assert checks["database_readable"]["ok"] is True
+            assert checks["migrations_current"]["ok"] is True
+            live = client.get("/healthz")
+            assert live.status_code == 200 and live.json() == {"status": "ok", "ready": False}
+
+            # Reporters are told the truth, in their language, and nothing is half-stored.
+            english = client.post("/api/v1/submissions",
+                                  json={**envelopes[0], "pow": stamps[0]},
+                                  headers={"Accept-Language": "en"})
+            chinese = client.post("/api/v1/submissions",
+                                  json={**envelopes[1], "pow": stamps[1]},
+                                  headers={"Accept-Language": "zh-CN"})
+            for answer in (english, chinese):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"]["code"] == "storage_unavailable"
+            assert "cannot store reports right now" in english.json()["error"]["message"]
+            assert "无法保存举报" in chinese.json()["error"]["message"]
+            page = client.post("/report", data={"channel": "acme", "unit": "某厂",
+                                                "category": "hazard", "description": "漏气"},
+                               headers={"Accept-Language": "zh-CN"})
+            assert page.status_code == 503
+            assert "无法保存举报" in page.text and "返回" in page.text
+            assert "default-src 'none'" in page.headers["content-security-policy"]
+
+            # Reading needs no write: the reporter opens the case and reads it.
+            body = {"lookup_secret": crypto.b64u_encode(keys.lookup_secret), "pow": stamps[2]}
+            opened = client.post("/api/v1/followup/session", json=body)
+            assert opened.status_code == 200, opened.text
+            feed = client.get("/api/v1/followup",
+                              headers={"Authorization": f"Bearer {opened.json()['token']}"})
+            assert feed.status_code == 200 and feed.json()["status"] == "new"
+            # ... but the stamp it spent, held in memory, buys nothing a second time.
+            replay = client.post("/api/v1/followup/session", json=body)
+            assert replay.status_code == 400 and replay.json()["error"]["code"] == "pow_invalid"
+
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, [r.getMessage() for r in errors]
+        assert "storage cannot be written" in errors[0].getMessage()
+        assert cause in errors[0].getMessage()
+
+        site.fault.free()
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert _wait_ready(client, True)["status"] == "ready"
+        assert "storage works again" in caplog.text
+        # The held stamp was written down once storage came back: still spent, after a
+        # restart too.
+        replay = client.post("/api/v1/followup/session", json=body)
+        assert replay.json()["error"]["code"] == "pow_invalid"
+        assert len(client.app.state.held_stamps) == 0  # type: ignore[attr-defined]
+        again = client.post("/api/v1/submissions", json={**envelopes[2], "pow": stamps[3]})
+        assert again.status_code == 201, again.text
