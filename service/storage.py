@@ -67,6 +67,36 @@ def probe_write(database: Database) -> None:
             session.execute(insert(StorageProbe).values(id=1, writes=1))
 
 
+# Stored bytes per small report (text only, no files), measured with bench/sizing.py; files
+# add about their own size (docs/OPERATIONS.md, "Sizing").
+BYTES_PER_SMALL_CASE = 8_500
+
+
+@dataclass(frozen=True)
+class Disk:
+    """Free space now, against the thresholds, for the console."""
+
+    free_mb: int
+    warn_free_mb: int
+    min_free_mb: int
+
+    @property
+    def low(self) -> bool:
+        return self.free_mb < self.warn_free_mb
+
+    @property
+    def small_cases_left(self) -> int:
+        return max(0, (self.free_mb - self.min_free_mb) * MB // BYTES_PER_SMALL_CASE)
+
+
+def disk(settings: Settings) -> Disk | None:
+    try:
+        free = free_bytes(settings.data_dir)
+    except OSError:
+        return None
+    return Disk(free // MB, settings.warn_free_mb, settings.min_free_mb)
+
+
 @dataclass
 class Report:
     """The outcome of one round of checks, as /readyz and the console show it."""

@@ -30,6 +30,7 @@ from service.db import Database
 from service.settings import Settings
 from tests import factories, serverproc
 from tests.conftest import BASE_URL, fast_settings
+from tests.console import sign_in
 from tests.faults import FailingCommit, Filler, ReadOnlyDatabase, small_filesystem
 
 REPORT = {"v": 1, "unit": "某机械厂", "location": "三车间", "category": "hazard",
@@ -165,6 +166,14 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
         keys = crypto.derive_receipt(receipt, crypto.b64u_decode(info["installation"]["salt"]),
                                      settings.receipt_iterations)
         assert _wait_ready(client, True)["status"] == "ready"
+        with Database.from_url(site.database_url).sessionmaker() as session:
+            admin = factories.make_reviewer(session, "root", roles="admin").user
+            admin.totp_confirmed = True
+            session.commit()
+            sign_in(client, session, settings, admin)
+        healthy = client.get("/console/admin")
+        assert healthy.status_code == 200 and 'id="storage-free"' in healthy.text
+        assert 'id="storage-failing"' not in healthy.text
         envelopes = [_envelope(api) for _ in range(3)]
         stamps = [_stamp(client) for _ in range(4)]
 
@@ -211,6 +220,12 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
             # ... but the stamp it spent, held in memory, buys nothing a second time.
             replay = client.post("/api/v1/followup/session", json=body)
             assert replay.status_code == 400 and replay.json()["error"]["code"] == "pow_invalid"
+
+            # Administrators see it in the console.
+            console = client.get("/console/admin", headers={"Accept-Language": "en"})
+            assert console.status_code == 200, console.text
+            assert 'id="storage-failing"' in console.text
+            assert "database_writable" in console.text
 
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, [r.getMessage() for r in errors]
