@@ -7,9 +7,9 @@ read the replies they are waiting for, although the database can still be read.
 The stamp is committed on its own, before the receipt is tried, so that whether the write
 works is known before the answer is given. When it fails because of storage, the stamp is
 *held* instead: kept in this process's memory until it expires or the database can record
-it again. A held stamp is refused a second time like a recorded one, and while stamps are
-held each session also takes a token from the global follow-up bucket that already guards
-the no-JavaScript follow-up form (which spends no stamp at all). So a read-only moment costs
+it again. A held stamp is refused a second time like a recorded one, and each session opened
+this way also takes a token from the global follow-up bucket that already guards the
+no-JavaScript follow-up form (which spends no stamp at all). So a read-only moment costs
 no more guesses at receipts than the no-JavaScript path always allows, and no replay within
 this process. What it cannot cover, and docs/THREAT-MODEL.md says so: a stamp held by one
 instance can be spent once more on another instance, or after a restart, until it expires

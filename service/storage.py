@@ -32,11 +32,13 @@ from service.settings import Settings
 log = logging.getLogger("chuishao.storage")
 
 MB = 1024 * 1024
-# How often the lifespan re-checks storage; readiness answers from a fresh check at most
-# this old, so a load balancer polling every second costs one probe write per interval.
+# Readiness answers from a check at most this old, so a load balancer polling every second
+# costs one probe write per interval, not one per poll.
 CHECK_SECONDS = 5.0
 # The background round, for the log and the console while nobody asks /readyz.
 WATCH_SECONDS = 30.0
+
+
 def free_bytes(path: Path) -> int:
     """Free bytes (for an unprivileged writer) on the filesystem holding ``path``."""
     while not path.exists() and path != path.parent:

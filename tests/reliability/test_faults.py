@@ -170,7 +170,7 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
             admin = factories.make_reviewer(session, "root", roles="admin").user
             admin.totp_confirmed = True
             session.commit()
-            sign_in(client, session, settings, admin)
+            csrf = sign_in(client, session, settings, admin)
         healthy = client.get("/console/admin")
         assert healthy.status_code == 200 and 'id="storage-free"' in healthy.text
         assert 'id="storage-failing"' not in healthy.text
@@ -226,6 +226,11 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
             assert console.status_code == 200, console.text
             assert 'id="storage-failing"' in console.text
             assert "database_writable" in console.text
+            write = client.post("/console/admin/invitations", data={
+                "csrf_token": csrf, "roles": ["auditor"], "hours": "24"},
+                headers={"Accept-Language": "en"})
+            assert write.status_code == 503, write.text
+            assert "The database cannot be written right now" in write.text
 
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, [r.getMessage() for r in errors]
