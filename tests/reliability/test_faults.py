@@ -97,6 +97,12 @@ def test_deferred_writes_survive_a_failed_commit(site: Site, db_backend: str,
             server_url=os.environ.get("CHUISHAO_TEST_POSTGRES_URL") and site.database_url)
         stamp = _stamp(client)
         envelope = _envelope(api)
+        # The background storage check has made its first probe write (the next is 30 s
+        # away), so the one commit the fault hits is the submission's.
+        deadline = time.monotonic() + 10
+        while client.app.state.storage.last is None:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         failing.arm()
         with caplog.at_level(logging.INFO):
             refused = client.post("/api/v1/submissions", json={**envelope, "pow": stamp})
