@@ -223,6 +223,10 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
             feed = client.get("/api/v1/followup",
                               headers={"Authorization": f"Bearer {opened.json()['token']}"})
             assert feed.status_code == 200 and feed.json()["status"] == "new"
+            # Without JavaScript too (that path spends no stamp).
+            nojs = client.post("/followup", data={"receipt": receipt})
+            assert nojs.status_code == 200, nojs.text
+            assert 'id="messages"' in nojs.text
             # ... but the stamp it spent, held in memory, buys nothing a second time.
             replay = client.post("/api/v1/followup/session", json=body)
             assert replay.status_code == 400 and replay.json()["error"]["code"] == "pow_invalid"
