@@ -158,11 +158,10 @@ def _serve_until_signalled(server: uvicorn.Server) -> int:
 
     Uvicorn shuts down gracefully on those signals and then raises the signal again against
     the handler it found, which by default kills the process (status 143 for SIGTERM), so a
-    service manager would report a clean stop as a failure. Our handler only notes it.
+    service manager would report a clean stop as a failure. The handler it finds is ours, and
+    does nothing: the shutdown has already happened.
     """
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda number, _frame: received.append(number))
-                for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, lambda _number, _frame: None) for sig in STOP_SIGNALS}
     try:
         server.run()
     finally:
