@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from service import migrate
+from service import migrate, storage
 from service.app import create_app
 from tests.conftest import BASE_URL, fast_settings
 
@@ -47,3 +48,16 @@ def test_not_ready_when_migrations_are_behind(tmp_path: Path) -> None:
     migrate.upgrade(settings.database)
     with TestClient(create_app(settings), base_url=BASE_URL) as client:
         assert client.get("/readyz").status_code == 200
+
+
+def test_low_space_is_logged_once_not_per_check(tmp_path: Path, database,  # type: ignore[no-untyped-def]
+                                                caplog) -> None:
+    huge = 1 << 40
+    settings = fast_settings(tmp_path / "var", warn_free_mb=huge)
+    watch = storage.Watch(settings)
+    with caplog.at_level(logging.INFO, logger="chuishao.storage"):
+        for _ in range(3):
+            assert watch.check(database, max_age=0).ready  # low, but above the minimum
+    warnings = [r for r in caplog.records if "below the warning threshold" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "CHUISHAO_WARN_FREE_MB" in warnings[0].getMessage()
