@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import housekeeping
+from service import degraded, housekeeping, storage
 from service.bodylimit import BodyLimit, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -66,10 +66,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         owned = database is None
         app.state.database = database or Database.from_url(settings.database)
         console.state.database = app.state.database
+        app.state.database.storage_failed = app.state.storage.failed
         async with anyio.create_task_group() as tasks:
             if owned and settings.purge_minutes > 0:
                 tasks.start_soon(housekeeping.run_forever, app.state.database,
                                  settings.purge_minutes * 60, settings)
+            if owned:
+                tasks.start_soon(storage.watch_forever, app.state.storage, app.state.database,
+                                 storage.WATCH_SECONDS)
             try:
                 yield
             finally:
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         Route("/followup/claim", limited(public.followup_claim, form), methods=["POST"]),
         Route("/language", public.switch_language, name="language"),
         Route("/healthz", public.health, name="health"),
+        Route("/readyz", public.ready, name="ready"),
         Route("/board", board.board_page, name="board"),
         # The public JSON API (docs/API.md).
         Route("/api/v1/channels", api.channels),
@@ -153,6 +158,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.templates = templates
     app.state.nojs_submissions = TokenBucket(settings.nojs_submissions_per_hour)
     app.state.nojs_followups = TokenBucket(settings.nojs_followups_per_hour)
+    app.state.storage = console.state.storage = storage.Watch(settings)
+    app.state.held_stamps = degraded.HeldStamps()
+    app.state.storage.on_writable.append(app.state.held_stamps.flush)
     if database is not None:
         app.state.database = database
         console.state.database = database

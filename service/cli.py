@@ -9,12 +9,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 import crypto
 from service.db import Database
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def _database(settings: Settings) -> Database:
@@ -156,12 +160,34 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"    {link}")
         print()
     app = create_app(settings)
-    uvicorn.run(
+    server = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port,
         access_log=False,  # its lines carry client addresses; ours do not
         proxy_headers=False, server_header=False,
         log_config=logs.UVICORN_LOG_CONFIG, log_level=settings.log_level.lower(),
-    )
+    ))
+    return _serve_until_signalled(server)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _serve_until_signalled(server: uvicorn.Server) -> int:
+    """Run uvicorn; a shutdown asked for by SIGTERM or SIGINT that completed is a success.
+
+    Uvicorn shuts down gracefully on those signals and then raises the signal again against
+    the handler it found, which by default kills the process (status 143 for SIGTERM), so a
+    service manager would report a clean stop as a failure. The handler it finds is ours, and
+    does nothing: the shutdown has already happened.
+    """
+    previous = {sig: signal.signal(sig, lambda _number, _frame: None) for sig in STOP_SIGNALS}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        return 3  # the application did not start (uvicorn's own status for this)
     return 0
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ChuishaoError
+from service.errors import ChuishaoError, storage_cause
 
 IMMEDIATE = "chuishao_immediate"
 # Writes that must outlive the request's own transaction (refusals in the audit trail, spent
@@ -100,6 +100,9 @@ class Database:
             extra["join_transaction_mode"] = "create_savepoint"
         self.sessionmaker = sessionmaker(bind=bind, expire_on_commit=False, **extra)
         self._gate: anyio.Semaphore | None = None
+        # Told when a deferred write fails because storage is full or read-only (the app's
+        # storage watch, which says so once instead of once per request).
+        self.storage_failed: Callable[[str], None] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -223,19 +226,29 @@ async def _drain(session: Session, database: Database, pending: list[tuple[Work,
     if not work:
         return
     immediate = database.dialect == "sqlite" and isinstance(database.bind, Engine)
-    await anyio.to_thread.run_sync(_run_pending, session, immediate, work)
+    await anyio.to_thread.run_sync(_run_pending, session, immediate, work,
+                                   database.storage_failed)
 
 
-def _run_pending(session: Session, immediate: bool, pending: list[Work]) -> None:
+def _run_pending(session: Session, immediate: bool, pending: list[Work],
+                 storage_failed: Callable[[str], None] | None = None) -> None:
+    if session.in_transaction():
+        # The request's commit failed (disk full, connection lost) and left its transaction
+        # half-finished ("prepared"): end it, so the deferred writes get a fresh one.
+        session.rollback()
     for work in pending:
         try:
             if immediate:
                 session.connection(execution_options={IMMEDIATE: True})
             work(session)
             session.commit()
-        except Exception:
+        except Exception as exc:
             session.rollback()
-            logging.getLogger("chuishao.db").exception("a deferred write failed")
+            cause = storage_cause(exc)
+            if cause is not None and storage_failed is not None:
+                storage_failed(cause)
+            else:
+                logging.getLogger("chuishao.db").exception("a deferred write failed")
 
 
 def get_session(request: Request) -> Session:

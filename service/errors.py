@@ -6,9 +6,13 @@ Pages get an HTML error page in the visitor's language; the JSON API gets
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import sqlite3
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -74,6 +78,27 @@ class InvalidInput(ChuishaoError):
     message = N_("Some of what you entered is not valid.")
 
 
+class StorageUnavailable(ChuishaoError):
+    """Storage is full or read-only: nothing can be stored until an operator frees it."""
+
+    status = 503
+    code = "storage_unavailable"
+    message = N_("The service cannot store reports right now: its storage is full or cannot "
+                 "be written. Nothing you sent was stored. This is a fault on our side.")
+
+
+# What a reporter without JavaScript reads: their text is not kept anywhere but in their
+# browser's back history, so say what to do with it.
+STORAGE_PAGE = N_("The service cannot store reports right now: its storage is full or cannot "
+                  "be written, so what you sent was not stored. This is a fault on our side. "
+                  "Go back in your browser: the form usually still holds what you wrote. Copy "
+                  "your text somewhere safe, and send it again in an hour or so, or report "
+                  "through another reporting line.")
+STORAGE_CONSOLE = N_("The database cannot be written right now (its storage is full or "
+                     "read-only). Nothing was changed. Try again once an administrator has "
+                     "freed space.")
+
+
 # Messages for errors raised by the framework rather than by our code.
 HTTP_MESSAGES = {
     400: N_("The request could not be processed."),
@@ -118,7 +143,59 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
+# SQLite primary result codes that mean "cannot write here": full, read-only, I/O error.
+_SQLITE_STORAGE = {13, 8, 10}
+_SQLITE_MESSAGES = ("database or disk is full", "readonly database", "disk i/o error")
+# PostgreSQL: disk_full, insufficient_resources, read_only_sql_transaction, io_error.
+_PG_STORAGE = {"53100", "53000", "25006", "58030"}
+_OS_STORAGE = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
+
+
+def storage_cause(exc: BaseException | None) -> str | None:
+    """A short description when ``exc`` (or what caused it) means storage cannot be written."""
+    seen = 0
+    while exc is not None and seen < 10:
+        seen += 1
+        original: BaseException = exc
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            original = exc.orig
+        if isinstance(original, sqlite3.Error):
+            code = getattr(original, "sqlite_errorcode", 0) & 0xFF
+            if code in _SQLITE_STORAGE or any(m in str(original).lower()
+                                              for m in _SQLITE_MESSAGES):
+                return f"SQLite: {str(original).strip()}"
+        sqlstate = getattr(original, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate in _PG_STORAGE:
+            return f"PostgreSQL {sqlstate}: {first_line(original)}"
+        if isinstance(original, OSError) and original.errno in _OS_STORAGE:
+            return f"{os.strerror(original.errno or 0)}: {original.filename or ''}".strip()
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def storage_message(request: Request) -> str:
+    if wants_json(request):
+        return StorageUnavailable.message
+    if request.url.path.startswith("/console"):
+        return STORAGE_CONSOLE
+    return STORAGE_PAGE
+
+
 async def handle_server_error(request: Request, exc: Exception) -> Response:
+    cause = storage_cause(exc)
+    watch = getattr(request.app.state, "storage", None)
+    if cause is not None and watch is not None:
+        # Said once, with its cause, until storage works again; not a traceback per request.
+        watch.failed(cause)
+        try:
+            return render_error(request, 503, StorageUnavailable.code, storage_message(request))
+        except Exception:  # the error page itself must not fail
+            return Response("503", status_code=503, media_type="text/plain")
     # The traceback goes to the log (which never holds client addresses); the page says nothing.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     try:

@@ -22,6 +22,9 @@ MESSAGES = {
     "interrupted": N_("The upload was interrupted. You can resume it, or discard the report."),
     "discarded": N_("The report was discarded. Nothing was kept."),
     "failed": N_("Sending failed: {message}"),
+    "held": N_("Your report is sealed and kept in this page (only here, on your device). "
+               "Leave the page open and press “Send again” in a while; closing the page "
+               "discards it."),
     "network": N_("The server could not be reached. Check your connection and try again."),
     "removed": N_("{name}: removed {what}"),
     "nothing_removed": N_("{name}: no hidden data found"),

@@ -382,6 +382,15 @@ class HazardCriterion(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class StorageProbe(Base):
+    """One counter row the readiness check rewrites: proof that a commit can succeed."""
+
+    __tablename__ = "storage_probe"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    writes: Mapped[int] = mapped_column(Integer, default=0)
+
+
 @event.listens_for(SealedItem, "before_insert")
 def _next_position(_mapper: Any, connection: Any, item: SealedItem) -> None:
     if not item.position:

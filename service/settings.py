@@ -84,6 +84,10 @@ class Settings:
     # Console sessions: idle and absolute lifetimes.
     session_idle_minutes: int = 30
     session_max_hours: int = 12
+    # Free space on the data directory's filesystem: below warn_free_mb administrators are
+    # warned (log, console); below min_free_mb /readyz answers "not ready".
+    warn_free_mb: int = 2048
+    min_free_mb: int = 200
 
     @property
     def database(self) -> str:
@@ -140,6 +144,8 @@ class Settings:
             "feedback_days": int,
             "session_idle_minutes": int,
             "session_max_hours": int,
+            "warn_free_mb": int,
+            "min_free_mb": int,
         }
         for name, cast in casts.items():
             raw = env.get(PREFIX + name.upper())
@@ -162,3 +168,5 @@ class Settings:
             raise SettingsError("pow_difficulty must be between 0 and 32 bits")
         if self.time_granularity_seconds < 1:
             raise SettingsError("time_granularity_seconds must be positive")
+        if not 0 <= self.min_free_mb <= self.warn_free_mb:
+            raise SettingsError("min_free_mb must be between 0 and warn_free_mb")

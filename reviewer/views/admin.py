@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from reviewer import accounts, audit, invitations
 from reviewer.auth import ROLES, current_user, require_roles
 from reviewer.views.accounts import script_messages
-from service import channels
+from service import channels, storage
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
 from service.settings import Settings
@@ -66,8 +66,15 @@ def _int(value: Any) -> int:
 @require_roles("admin")
 async def users_page(request: Request) -> Response:
     session = get_session(request)
+    settings = request.app.state.settings
+    # Free space is read now; the database checks come from the last background round (a
+    # probe write from inside this request would wait for the write lock it holds).
+    last = request.app.state.storage.last
+    problems = [name for name, check in last.checks.items() if not check["ok"]] if last else []
     return _page(request, "reviewer/admin.html", {
-        "rows": accounts.list_users(session), "me": current_user(request)})
+        "rows": accounts.list_users(session), "me": current_user(request),
+        "disk": storage.disk(settings), "storage_problems": problems,
+        "remote_database": request.app.state.database.dialect != "sqlite"})
 
 
 @action("admin.roles")

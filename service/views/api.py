@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import crypto
-from service import followup, intake, pow
+from service import degraded, followup, intake, pow
 from service.db import get_session, run_after_request
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
@@ -58,6 +58,7 @@ def spend_stamp(request: Request, stamp: Any) -> None:
     if not isinstance(stamp, str):
         raise pow.PowInvalid()
     digest, expires_at = _proof(request).verify(stamp)
+    degraded.refuse_held(request.app.state.held_stamps, digest)
     pow.spend(get_session(request), digest, expires_at)
 
     def spend_again(session: Session) -> None:
@@ -167,7 +168,7 @@ async def followup_session(request: Request) -> Response:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise InvalidInput(N_("The request is not valid JSON."), code="malformed_json")
-    spend_stamp(request, data.get("pow"))
+    _spend_stamp_for_reading(request, data.get("pow"))
     secret = data.get("lookup_secret")
     if not isinstance(secret, str) or len(secret) > 64:
         raise followup.ReceiptUnknown()
@@ -179,6 +180,16 @@ async def followup_session(request: Request) -> Response:
     token = followup.issue_token(request.app.state.secret_key, case.id)
     return JSONResponse({"token": token,
                          "expires_in": request.app.state.settings.followup_minutes * 60})
+
+
+def _spend_stamp_for_reading(request: Request, stamp: Any) -> None:
+    """Opening a session only reads: its stamp must not make it fail on a full disk."""
+    if not isinstance(stamp, str):
+        raise pow.PowInvalid()
+    digest, expires_at = _proof(request).verify(stamp)
+    state = request.app.state
+    degraded.spend_for_reading(get_session(request), state.held_stamps, state.nojs_followups,
+                               state.storage, digest, expires_at)
 
 
 def _followup_case(request: Request) -> Any:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -242,4 +243,19 @@ async def switch_language(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """Liveness: the process answers. Restarting it would not free a disk, so storage never
+    fails this one; the last storage check is reported for whoever reads the body."""
+    last = request.app.state.storage.last
+    body: dict[str, object] = {"status": "ok"}
+    if last is not None:
+        body["ready"] = last.ready
+    return JSONResponse(body)
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: the database can be read and written, free space is above the minimum,
+    the schema is current (docs/OPERATIONS.md)."""
+    watch, database = request.app.state.storage, request.app.state.database
+    report = await anyio.to_thread.run_sync(watch.check, database)
+    return JSONResponse(report.as_json(), status_code=200 if report.ready else 503,
+                        headers={"Cache-Control": "no-store"})

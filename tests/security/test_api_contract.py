@@ -81,7 +81,8 @@ CONTRACT = [
 # Section 9: the pages and forms that work without JavaScript.
 FORMS = [("GET", "/"), ("POST", "/report"), ("GET", "/followup"), ("POST", "/followup"),
          ("POST", "/followup/reply"), ("POST", "/followup/file"), ("POST", "/followup/claim"),
-         ("GET", "/board"), ("GET", "/language"), ("GET", "/healthz")]
+         ("GET", "/board"), ("GET", "/language"), ("GET", "/healthz"),
+         ("GET", "/readyz")]
 
 
 # ---------------------------------------------------------------------------- the document

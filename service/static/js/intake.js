@@ -61,6 +61,7 @@ const ui = form && {
   bar: document.getElementById("progress-bar"),
   text: document.getElementById("progress-text"),
   resume: document.getElementById("resume-upload"),
+  resend: document.getElementById("resend-report"),
   discard: document.getElementById("discard-upload"),
   submit: document.getElementById("submit-report"),
   fileReport: document.getElementById("file-report"),
@@ -69,6 +70,9 @@ const ui = form && {
 
 // The upload in progress, kept so that an interrupted one can be resumed or discarded.
 let pending = null;
+// A sealed report the server could not store (storage full, server unreachable): kept in
+// this page only, in memory, so that it can be sent again unchanged.
+let held = null;
 let busy = false;
 
 function status(text, percent) {
@@ -417,9 +421,17 @@ async function submit() {
         info = await api("GET", "/channels");
         continue;
       }
+      if (storageFailed(error)) {
+        hold({ receipt, sealed, files }, error);
+        return;
+      }
       throw error;
     }
   }
+  await accepted(receipt, sealed, files, created);
+}
+
+async function accepted(receipt, sealed, files, created) {
   pending = {
     receipt,
     caseId: sealed.caseId,
@@ -436,10 +448,63 @@ async function submit() {
   await afterCreated();
 }
 
+// --------------------------------------------------------------------------- storage refused
+
+// Nothing was stored, and sending the same sealed report later can work: the service said
+// its storage is full or read-only, or it could not be reached at all.
+function storageFailed(error) {
+  return retryable(error) && !(error instanceof ApiError && error.code === "not_initialised");
+}
+
+function hold(report, error) {
+  held = report;
+  ui.progress.hidden = false;
+  ui.resend.hidden = false;
+  ui.resend.disabled = false;
+  ui.text.textContent = t("held");
+  ui.bar.value = 0;
+  fail(errorText(error));
+}
+
+async function resend() {
+  if (!held || busy) return;
+  setBusy(true);
+  ui.resend.disabled = true;
+  showText(ui.error, "");
+  const { receipt, sealed, files } = held;
+  let created;
+  try {
+    const stamp = await proofOfWork();
+    created = await api("POST", "/submissions", { json: { ...sealed.envelope, pow: stamp } });
+  } catch (error) {
+    if (storageFailed(error)) {
+      hold(held, error);
+    } else {
+      // Refused for good (the channel's keys changed, say): the form still holds the text.
+      held = null;
+      ui.resend.hidden = true;
+      ui.progress.hidden = true;
+      fail(errorText(error));
+    }
+    setBusy(false);
+    return;
+  }
+  held = null;
+  ui.resend.hidden = true;
+  try {
+    await accepted(receipt, sealed, files, created);
+  } finally {
+    setBusy(false);
+  }
+}
+
 async function onSubmit(event) {
   event.preventDefault();
   if (busy || pending) return;
   setBusy(true);
+  // Sending the form again seals it afresh: what was held is dropped.
+  held = null;
+  ui.resend.hidden = true;
   try {
     await submit();
   } catch (error) {
@@ -462,6 +527,7 @@ async function init() {
   }
   form.addEventListener("submit", onSubmit);
   ui.resume.addEventListener("click", resume);
+  ui.resend.addEventListener("click", resend);
   ui.discard.addEventListener("click", discard);
   // Files that cannot be cleaned get a choice each, right when they are chosen.
   const serverChoice = document.getElementById("unclean-choice");
