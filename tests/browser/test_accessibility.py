@@ -187,7 +187,7 @@ def test_console_pages_pass_axe(chromium: Any, site: dict[str, Any], username: s
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
 def test_public_pages_pass_axe(chromium: Any, site: dict[str, Any], javascript: bool,
                                tmp_path: Path) -> None:
-    found, base = site["installation"], site["base"]
+    base = site["base"]
     context = chromium.new_context(java_script_enabled=javascript)
     page = context.new_page()
     problems: list[str] = []
