@@ -10,7 +10,7 @@ its key slots; reviewer/cases.py):
 |-----------------------------------------|----------|----------|---------|------------|
 | GET  /cases (list)                      | yes      | read     | read    | empty list |
 | GET  /cases/{id} (page), file chunks    | yes      | read     | read    | 403        |
-| POST /cases/{id}/identity-viewed        | yes      | yes      | yes     | 403        |
+| POST /cases/{id}/identity (key holders) | yes      | no       | no      | 403        |
 | POST /cases/{id}/actions/{action}       | yes (all but close) | close only | no | no |
 | POST /cases/{id}/messages, notes, grants| yes      | no       | no      | no         |
 
@@ -143,7 +143,9 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
     holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
     slot = cases.slot_for(session, case, user)
     internal = cases.slot_for(session, case, user, "internal")
-    items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id)
+    # The identity is never on the page: only POST .../identity hands it out, audited.
+    items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id,
+                                                          SealedItem.kind != "identity")
                                  .order_by(SealedItem.created_at, SealedItem.id)))
     files = cases.complete_files(session, case)
     complete_meta = {f.meta_item_id for f in files}
@@ -188,7 +190,6 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
         "grades": workflow.GRADES, "categories": reportform.CATEGORIES,
         "statuses": workflow.STATUS_LABELS,
         "page_data": data,
-        "has_identity": any(i.kind == "identity" for i in items),
         "can_write": data["can_write"],
         "extension_days": settings.extension_days,
         "done": DONE.get(str(request.query_params.get("done", ""))),
@@ -227,11 +228,19 @@ async def case_action(request: Request) -> Response:
     return RedirectResponse(f"/console/cases/{case.id}?done={action}#triage", status_code=303)
 
 
-@require_roles(*CASE_ROLES)
-async def identity_viewed(request: Request) -> Response:
+@require_roles("reviewer")
+async def identity(request: Request) -> Response:
     case = _case(request)
-    cases.identity_viewed(get_session(request), case, current_user(request))
-    return JSONResponse({"ok": True})
+    user = current_user(request)
+    try:
+        items = cases.identity_items(get_session(request), case, user)
+    except ChuishaoError as exc:
+        audit.record_refusal(_database(request), "case.identity_viewed", actor_id=user.id,
+                             target=case.id, details={"reason": exc.code})
+        raise
+    return JSONResponse({"items": [{"id": i.id, "kind": i.kind, "blob": _b64(i.blob)}
+                                   for i in items]},
+                        headers={"Cache-Control": "no-store"})
 
 
 @require_roles(*CASE_ROLES)
@@ -282,7 +291,7 @@ ROUTES: list[BaseRoute] = [
     Route("/cases/{case_id}", case_page, name="case"),
     Route("/cases/{case_id}/actions/{action}", case_action, methods=["POST"],
           name="case_action"),
-    Route("/cases/{case_id}/identity-viewed", identity_viewed, methods=["POST"]),
+    Route("/cases/{case_id}/identity", identity, methods=["POST"]),
     Route("/cases/{case_id}/files/{file_id}/chunks/{index:int}", file_chunk),
     Route("/cases/{case_id}/messages", post_message, methods=["POST"]),
     Route("/cases/{case_id}/notes", post_note, methods=["POST"]),
