@@ -3,8 +3,8 @@
 Thin: every decision is in reviewer/cases.py and reviewer/workflow.py. The server renders
 plaintext facts and hands the browser ciphertext; case.js and cases.js decrypt it there.
 
-Who may do what (besides seeing the case at all: recipient of its channel or holder of one of
-its key slots; reviewer/cases.py):
+Who may do what (besides seeing the case at all: its channel in the user's scope or received,
+or holder of one of its key slots; reviewer/cases.py):
 
 | route                                   | reviewer | approver | auditor | admin only |
 |-----------------------------------------|----------|----------|---------|------------|
@@ -15,8 +15,9 @@ its key slots; reviewer/cases.py):
 | POST /cases/{id}/messages, notes, grants| yes      | no       | no      | no         |
 
 A case outside the user's channels answers 404, as an unknown id does, and is audited.
-Approvers and auditors read the plaintext facts and timeline; they decrypt only if a reviewer
-granted them a slot (their own choice of role mix: most approvers are reviewers too).
+Approvers and auditors read the plaintext facts and timeline from their scope; they never
+receive new reports and decrypt nothing (only reviewers hold key slots). The identity is not
+on the page: POST /cases/{id}/identity hands it to a key holder and records the look.
 """
 
 from __future__ import annotations
