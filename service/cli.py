@@ -133,6 +133,7 @@ def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
     """Show or change the channels whose records an account may see (any role; no keys)."""
     from reviewer import accounts, audit
     from service.errors import ChuishaoError, NotFound
+    from service.i18n import N_
     from service.models import Channel, User
 
     database = _database(settings)
@@ -148,11 +149,9 @@ def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             user = session.scalar(select(User).where(User.username == args.username))
             channel = session.scalar(select(Channel).where(Channel.slug == args.channel))
-            if user is None or channel is None:
-                print(f"refused: no account {args.username!r} or no channel {args.channel!r}",
-                      file=sys.stderr)
-                return 2
             try:
+                if user is None or channel is None:
+                    raise NotFound(N_("There is no account or no channel with this name."))
                 if args.action == "add":
                     added = accounts.add_scope_row(session, channel.id, user.id)
                     audit.append(session, "admin.scope.add", target=f"user:{user.id}",
@@ -161,7 +160,7 @@ def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
                                           "via": "command line"})
                 else:
                     if not accounts.remove_scope_row(session, channel.id, user.id):
-                        raise NotFound()
+                        raise NotFound(N_("This channel is not in this account's scope."))
                     audit.append(session, "admin.scope.remove", target=f"user:{user.id}",
                                  details={"username": user.username, "channel_id": channel.id,
                                           "slug": channel.slug, "via": "command line"})

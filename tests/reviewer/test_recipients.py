@@ -310,7 +310,10 @@ def test_every_role_works_from_its_scope(office: Office, capsys) -> None:  # typ
     office.session.commit()
     assert office.session.get(ChannelScope, (bureau, auditor.user_id)) is not None
     assert run_cli(office.settings, capsys, "scope", "remove", "sun.li", "bureau")[0] == 0
-    assert run_cli(office.settings, capsys, "scope", "remove", "sun.li", "bureau")[0] == 2
+    code, _, err = run_cli(office.settings, capsys, "scope", "remove", "sun.li", "bureau")
+    assert code == 2 and "此举报渠道不在该账号的可查看范围内" in err
+    code, _, err = run_cli(office.settings, capsys, "scope", "add", "nobody", "bureau")
+    assert code == 2 and "没有此名称的账号或举报渠道" in err
     code, out, _ = run_cli(office.settings, capsys, "scope", "list")
     assert code == 0
     line = next(x for x in out.splitlines() if x.startswith("sun.li\t"))

@@ -5,11 +5,14 @@ recipients follow roles and every case carries an identity item, while every cas
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -17,10 +20,13 @@ import crypto
 from service import intake, migrate
 from service.db import Database
 from service.models import Case, Channel, ChannelRecipient, ChannelScope, KeySlot, SealedItem, User
+from tests.pgutil import temporary_database
 
 FIXTURE = Path("/work/shared/fixtures/v0.1")
 pytestmark = pytest.mark.skipif(not (FIXTURE / "chuishao.sqlite3").exists(),
                                 reason="the v0.1 installation fixture is not on this machine")
+DEMOTE = "UPDATE users SET roles = 'auditor' WHERE username = 'li.na'"
+IDENTITIES = "SELECT id, blob FROM sealed_items WHERE kind = 'identity'"
 
 
 def _private_key(user: User, password: str, iterations: int) -> bytes:
@@ -36,14 +42,37 @@ def test_v01_upgrade_moves_recipients_and_pads_identities(tmp_path: Path) -> Non
     # What v0.1's console did when an admin made li.na an auditor: her role changed, her
     # recipient rows stayed (the flaw this upgrade repairs).
     with sqlite3.connect(path) as raw:
-        raw.execute("UPDATE users SET roles = 'auditor' WHERE username = 'li.na'")
-        before_identity = raw.execute(
-            "SELECT id, blob FROM sealed_items WHERE kind = 'identity'").fetchall()
+        raw.execute(DEMOTE)
+        before_identity = raw.execute(IDENTITIES).fetchall()
         before_items = raw.execute("SELECT count(*) FROM sealed_items").fetchone()[0]
     url = f"sqlite:///{path}"
     migrate.upgrade(url)
     migrate.check(url)
+    _check_upgraded(url, manifest, before_identity, before_items)
 
+
+def test_v01_upgrade_on_postgresql(db_backend: str) -> None:
+    """The same installation built on PostgreSQL (postgres.sql in the fixture)."""
+    server = os.environ.get("CHUISHAO_TEST_POSTGRES_URL")
+    if db_backend != "postgres" or not server or shutil.which("psql") is None:
+        pytest.skip("runs with --db=postgres and psql on the PATH")
+    manifest: dict[str, Any] = json.loads(
+        (FIXTURE / "postgres-manifest.json").read_text("utf-8"))
+    with temporary_database(server) as url:
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f",
+                        str(FIXTURE / "postgres.sql")], check=True, capture_output=True)
+        with psycopg.connect(url, autocommit=True) as raw:
+            raw.execute(DEMOTE)
+            before_identity = [(i, bytes(b)) for i, b in raw.execute(IDENTITIES).fetchall()]
+            row = raw.execute("SELECT count(*) FROM sealed_items").fetchone()
+            assert row is not None
+        migrate.upgrade(url)
+        migrate.check(url)
+        _check_upgraded(url, manifest, before_identity, int(row[0]))
+
+
+def _check_upgraded(url: str, manifest: dict[str, Any], before_identity: list[Any],
+                    before_items: int) -> None:
     database = Database.from_url(url)
     try:
         with database.session() as session:
