@@ -28,8 +28,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 import crypto
-from reviewer import audit, invitations
+from reviewer import audit
 from reviewer.auth import ROLES
+from service import intake
 from service.db import Database, run_after_request
 from service.errors import ChuishaoError, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
@@ -533,8 +534,7 @@ class UserRow:
 
 def receives_reports(user: User) -> bool:
     """Whether new reports may be sealed to ``user``: an active, enrolled reviewer only."""
-    return bool(user.active and user.totp_confirmed
-                and user.has_role(invitations.RECEIVING_ROLE))
+    return bool(user.totp_confirmed) and intake.sealed_to(user)
 
 
 def list_users(session: Session) -> list[UserRow]:
@@ -549,7 +549,10 @@ def list_users(session: Session) -> list[UserRow]:
             select(ChannelScope.user_id, Channel)
             .join(Channel, Channel.id == ChannelScope.channel_id).order_by(Channel.id)):
         scope.setdefault(user_id, []).append(channel)
-    return [UserRow(user, receives.get(user.id, []), scope.get(user.id, [])) for user in users]
+    # What intake really does: a leftover row of someone it does not seal to is not shown as
+    # receiving.
+    return [UserRow(user, receives.get(user.id, []) if intake.sealed_to(user) else [],
+                    scope.get(user.id, [])) for user in users]
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -620,15 +623,16 @@ class ChannelRow:
 def channel_rows(session: Session) -> list[ChannelRow]:
     channels = list(session.scalars(select(Channel).order_by(Channel.kind, Channel.id)))
     recipients: dict[int, list[User]] = {}
+    scope: dict[int, list[User]] = {}
     for channel_id, user in session.execute(
             select(ChannelRecipient.channel_id, User)
             .join(User, User.id == ChannelRecipient.user_id).order_by(User.username)):
-        recipients.setdefault(channel_id, []).append(user)
-    scope: dict[int, list[User]] = {}
+        # As intake sees it: a leftover row of someone it does not seal to receives nothing.
+        (recipients if intake.sealed_to(user) else scope).setdefault(channel_id, []).append(user)
     for channel_id, user in session.execute(
             select(ChannelScope.channel_id, User)
             .join(User, User.id == ChannelScope.user_id).order_by(User.username)):
-        if user not in recipients.get(channel_id, []):
+        if user not in recipients.get(channel_id, []) + scope.get(channel_id, []):
             scope.setdefault(channel_id, []).append(user)
     return [ChannelRow(channel, recipients.get(channel.id, []), scope.get(channel.id, []))
             for channel in channels]

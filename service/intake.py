@@ -299,6 +299,13 @@ def _check_structure(envelope: Envelope) -> None:
 # ---------------------------------------------------------------------------- channel keys
 
 
+def sealed_to(user: User) -> bool:
+    """Whether a recipient row of ``user`` gets new cases' keys: an active reviewer only,
+    whatever rows exist, so a role taken away never keeps keys coming (reviewer/accounts.py
+    also removes the rows)."""
+    return bool(user.active) and user.has_role("reviewer")
+
+
 def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
     installation = get_installation(session)
     if installation is None:
@@ -309,10 +316,8 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
         .where(ChannelRecipient.channel_id == channel.id, User.active.is_(True))
         .order_by(User.id)
     ).scalars()
-    # Only reviewers, whatever rows exist: a role taken away never keeps keys coming
-    # (reviewer/accounts.py removes the rows too).
     recipients = [Recipient(user.key_id, user.public_key, user.id, "reviewer") for user in rows
-                  if user.has_role("reviewer")]
+                  if sealed_to(user)]
     recipients.append(Recipient(installation.recovery_key_id, installation.recovery_public_key,
                                 None, "recovery"))
     fingerprint = crypto.keyset_fingerprint(bytes.fromhex(r.key_id) for r in recipients)

@@ -215,6 +215,11 @@ def test_leftover_rows_never_receive_keys(office: Office) -> None:
     assert office.session.get(ChannelRecipient, (office.channels["plant"], yu.user_id))
     assert user.key_id not in office.channel_key_ids("plant")
     assert user.key_id not in office.slot_holders(office.submit())
+    # The console says what intake does: she is not listed as receiving.
+    channels = office.client.get("/console/admin/channels").text
+    plant = re.search(r'<tr id="channel-plant">.*?</tr>', channels, re.S).group(0)  # type: ignore[union-attr]
+    assert "yu" not in re.search(r"<td>\s*<ul>(.*?)</ul>", plant, re.S).group(1)  # type: ignore[union-attr]
+    assert "yu" in re.search(r'<td class="scope-only">(.*?)</td>', plant, re.S).group(1)  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------- invitations
