@@ -30,12 +30,14 @@ from sqlalchemy.orm import Session
 import crypto
 from reviewer import audit
 from reviewer.auth import ROLES
+from service import intake
 from service.db import Database, run_after_request
 from service.errors import ChuishaoError, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
 from service.models import (
     Channel,
     ChannelRecipient,
+    ChannelScope,
     ConsoleSession,
     Invitation,
     User,
@@ -297,11 +299,20 @@ def confirm_totp(session: Session, invitation: Invitation, user: User, code: obj
     user.totp_last_step = max(matched)
     invitation.used_at = now
     invitation.used_by = user.id
-    if invitation.channel_id is not None:
+    receives = invitation.channel_id is not None and receives_reports(user)
+    if receives and invitation.channel_id is not None:
         add_recipient_row(session, invitation.channel_id, user.id, now)
+    elif invitation.channel_id is not None:
+        # Made before recipients followed roles: such an account gets scope, never keys.
+        add_scope_row(session, invitation.channel_id, user.id, now)
+    scope = [int(part) for part in invitation.scope.split() if part.isdigit()]
+    for channel_id in scope:
+        if session.get(Channel, channel_id) is not None:
+            add_scope_row(session, channel_id, user.id, now)
     audit.append(session, "account.create", actor=user, target=f"invitation:{invitation.id}",
                  details={"roles": user.roles, "channel_id": invitation.channel_id,
-                          "key_id": user.key_id}, now=now)
+                          "receives": receives, "scope": scope, "key_id": user.key_id},
+                 now=now)
 
 
 # ---------------------------------------------------------------------------- sign-in
@@ -510,15 +521,38 @@ def parse_roles(values: Iterable[str]) -> list[str]:
     return roles
 
 
-def list_users(session: Session) -> list[tuple[User, list[Channel]]]:
+@dataclass(frozen=True)
+class UserRow:
+    user: User
+    receives: list[Channel]  # channels whose new reports are sealed to this user's key
+    scope: list[Channel]  # channels whose plaintext records this user may see
+
+    @property
+    def may_receive(self) -> bool:
+        return receives_reports(self.user)
+
+
+def receives_reports(user: User) -> bool:
+    """Whether new reports may be sealed to ``user``: an active, enrolled reviewer only."""
+    return bool(user.totp_confirmed) and intake.sealed_to(user)
+
+
+def list_users(session: Session) -> list[UserRow]:
     users = list(session.scalars(select(User).order_by(User.username)))
-    rows = session.execute(select(ChannelRecipient.user_id, Channel)
-                           .join(Channel, Channel.id == ChannelRecipient.channel_id)
-                           .order_by(Channel.id))
-    by_user: dict[int, list[Channel]] = {}
-    for user_id, channel in rows:
-        by_user.setdefault(user_id, []).append(channel)
-    return [(user, by_user.get(user.id, [])) for user in users]
+    receives: dict[int, list[Channel]] = {}
+    for user_id, channel in session.execute(
+            select(ChannelRecipient.user_id, Channel)
+            .join(Channel, Channel.id == ChannelRecipient.channel_id).order_by(Channel.id)):
+        receives.setdefault(user_id, []).append(channel)
+    scope: dict[int, list[Channel]] = {}
+    for user_id, channel in session.execute(
+            select(ChannelScope.user_id, Channel)
+            .join(Channel, Channel.id == ChannelScope.channel_id).order_by(Channel.id)):
+        scope.setdefault(user_id, []).append(channel)
+    # What intake really does: a leftover row of someone it does not seal to is not shown as
+    # receiving.
+    return [UserRow(user, receives.get(user.id, []) if intake.sealed_to(user) else [],
+                    scope.get(user.id, [])) for user in users]
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -535,6 +569,8 @@ def set_roles(session: Session, actor: User, user: User, roles: list[str]) -> No
     user.roles = joined
     audit.append(session, "admin.roles", actor=actor, target=f"user:{user.id}",
                  details={"username": user.username, "before": before, "after": joined})
+    if not receives_reports(user):
+        drop_recipient_rows(session, actor, user, "role")
 
 
 def set_active(session: Session, actor: User, user: User, active: bool) -> None:
@@ -544,6 +580,30 @@ def set_active(session: Session, actor: User, user: User, active: bool) -> None:
     audit.append(session, "admin.reactivate" if active else "admin.deactivate", actor=actor,
                  target=f"user:{user.id}",
                  details={"username": user.username, "sessions_ended": ended})
+    if not active:
+        drop_recipient_rows(session, actor, user, "deactivated")
+
+
+def drop_recipient_rows(session: Session, actor: User | None, user: User, reason: str,
+                        now: dt.datetime | None = None) -> list[int]:
+    """``user`` may no longer receive new reports: every recipient row goes, in the caller's
+    transaction, one audit entry each. The channels stay in the user's scope (plaintext
+    records, no keys), so an auditor who was a reviewer keeps their work; the admin sees it
+    and may take it away. Cases already received stay readable with the slots held."""
+    now = now or utcnow()
+    rows = list(session.scalars(select(ChannelRecipient)
+                                .where(ChannelRecipient.user_id == user.id)
+                                .order_by(ChannelRecipient.channel_id)))
+    for row in rows:
+        channel_id = row.channel_id
+        session.delete(row)
+        session.flush()
+        add_scope_row(session, channel_id, user.id, now)
+        audit.append(session, "admin.recipient.remove", actor=actor,
+                     target=f"channel:{channel_id}", now=now,
+                     details={"username": user.username, "key_id": user.key_id,
+                              "reason": reason, "kept_in_scope": True})
+    return [row.channel_id for row in rows]
 
 
 def get_channel(session: Session, channel_id: int) -> Channel:
@@ -553,15 +613,29 @@ def get_channel(session: Session, channel_id: int) -> Channel:
     return channel
 
 
-def channel_rows(session: Session) -> list[tuple[Channel, list[User]]]:
+@dataclass(frozen=True)
+class ChannelRow:
+    channel: Channel
+    recipients: list[User]  # new reports are sealed to these keys
+    scope_only: list[User]  # see the channel's records, receive no reports
+
+
+def channel_rows(session: Session) -> list[ChannelRow]:
     channels = list(session.scalars(select(Channel).order_by(Channel.kind, Channel.id)))
-    rows = session.execute(select(ChannelRecipient.channel_id, User)
-                           .join(User, User.id == ChannelRecipient.user_id)
-                           .order_by(User.username))
-    by_channel: dict[int, list[User]] = {}
-    for channel_id, user in rows:
-        by_channel.setdefault(channel_id, []).append(user)
-    return [(channel, by_channel.get(channel.id, [])) for channel in channels]
+    recipients: dict[int, list[User]] = {}
+    scope: dict[int, list[User]] = {}
+    for channel_id, user in session.execute(
+            select(ChannelRecipient.channel_id, User)
+            .join(User, User.id == ChannelRecipient.user_id).order_by(User.username)):
+        # As intake sees it: a leftover row of someone it does not seal to receives nothing.
+        (recipients if intake.sealed_to(user) else scope).setdefault(channel_id, []).append(user)
+    for channel_id, user in session.execute(
+            select(ChannelScope.channel_id, User)
+            .join(User, User.id == ChannelScope.user_id).order_by(User.username)):
+        if user not in recipients.get(channel_id, []) + scope.get(channel_id, []):
+            scope.setdefault(channel_id, []).append(user)
+    return [ChannelRow(channel, recipients.get(channel.id, []), scope.get(channel.id, []))
+            for channel in channels]
 
 
 def add_recipient_row(session: Session, channel_id: int, user_id: int,
@@ -574,9 +648,44 @@ def add_recipient_row(session: Session, channel_id: int, user_id: int,
     return True
 
 
+def add_scope_row(session: Session, channel_id: int, user_id: int,
+                  now: dt.datetime | None = None) -> bool:
+    if session.get(ChannelScope, (channel_id, user_id)) is not None:
+        return False
+    session.add(ChannelScope(channel_id=channel_id, user_id=user_id,
+                             created_at=now or utcnow()))
+    session.flush()
+    return True
+
+
+def add_scope(session: Session, actor: User, user: User, channel: Channel) -> None:
+    """Let ``user`` see and act on ``channel``'s plaintext records (any role; no keys)."""
+    added = add_scope_row(session, channel.id, user.id)
+    audit.append(session, "admin.scope.add", actor=actor, target=f"user:{user.id}",
+                 details={"username": user.username, "channel_id": channel.id,
+                          "slug": channel.slug, "added": added})
+
+
+def remove_scope_row(session: Session, channel_id: int, user_id: int) -> bool:
+    row = session.get(ChannelScope, (channel_id, user_id))
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def remove_scope(session: Session, actor: User, user: User, channel: Channel) -> None:
+    if not remove_scope_row(session, channel.id, user.id):
+        raise NotFound()
+    audit.append(session, "admin.scope.remove", actor=actor, target=f"user:{user.id}",
+                 details={"username": user.username, "channel_id": channel.id,
+                          "slug": channel.slug})
+
+
 def add_recipient(session: Session, actor: User, channel: Channel, user: User) -> None:
     # Only a usable reviewer account can receive key slots: its key pair is confirmed.
-    if not (user.active and user.totp_confirmed and user.has_role("reviewer")):
+    if not receives_reports(user):
         raise InvalidInput(RECIPIENT_ONLY)
     added = add_recipient_row(session, channel.id, user.id)
     audit.append(session, "admin.recipient.add", actor=actor, target=f"channel:{channel.id}",

@@ -1,8 +1,10 @@
 """Which cases a console user may see, the filtered list, and the single-case access check.
 
 Visibility: a ``ready`` case is visible to a user with a case role (reviewer, approver,
-auditor) when the user is a recipient of the case's channel or holds a key slot of the case
-(a colleague's grant, or a former recipient's old slots). An administrator without a case role
+auditor) when the case's channel is in the user's scope (set by an admin, for any role), the
+user is a recipient of it (reviewers only), or the user holds a key slot of the case (a
+colleague's grant, or a former recipient's old slots). Seeing a case is not reading it: only
+a key slot opens the report. An administrator without a case role
 sees none: administering users must not open reports.
 
 The list is keyset-paginated on (created_at, id) so every page costs the same however many
@@ -32,6 +34,7 @@ from service.models import (
     CaseEvent,
     Channel,
     ChannelRecipient,
+    ChannelScope,
     KeySlot,
     SealedItem,
     StoredFile,
@@ -98,11 +101,14 @@ class Page:
 
 
 def case_channels(session: Session, user: User) -> list[int]:
-    """Channels whose new cases the user receives."""
+    """Channels whose plaintext records the user may see and act on: their scope, plus the
+    channels they receive (a recipient is a reviewer of the channel)."""
     if not user.has_role(*CASE_ROLES):
         return []
-    return list(session.scalars(select(ChannelRecipient.channel_id)
-                                .where(ChannelRecipient.user_id == user.id)))
+    return sorted(set(session.scalars(
+        select(ChannelScope.channel_id).where(ChannelScope.user_id == user.id)
+        .union(select(ChannelRecipient.channel_id)
+               .where(ChannelRecipient.user_id == user.id)))))
 
 
 def visible_clause(session: Session, user: User) -> ColumnElement[bool]:
@@ -474,9 +480,18 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
     return new
 
 
-def identity_viewed(session: Session, case: Case, actor: User) -> None:
-    """Every look at the reporter's identity is on the record (REGULATIONS.md)."""
+def identity_items(session: Session, case: Case, actor: User) -> list[SealedItem]:
+    """The case's identity item, served only from here (never on the case page), so every
+    look at the reporter's identity is on the record (REGULATIONS.md) in the very
+    transaction that hands it out. Only a holder of the case key gets it: nobody else could
+    open it. Every case has one (a stand-in when the reporter gave none), so asking tells
+    nothing before the item is opened."""
+    _require_key(session, case, actor)
+    items = list(session.scalars(select(SealedItem).where(
+        SealedItem.case_id == case.id, SealedItem.kind == "identity")
+        .order_by(SealedItem.position, SealedItem.id)))
     audit.append(session, "case.identity_viewed", actor=actor, target=case.id)
+    return items
 
 
 def file_chunk(session: Session, case: Case, file_id: str, index: int) -> bytes:

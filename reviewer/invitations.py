@@ -14,6 +14,10 @@ from service.i18n import N_
 from service.models import Channel, Invitation, utcnow
 
 ROLES = ("reviewer", "approver", "auditor", "finance", "admin")
+# The one role whose accounts receive the keys of a channel's new reports.
+RECEIVING_ROLE = "reviewer"
+RECIPIENT_ROLE_ONLY = N_("Only reviewers receive a channel's new reports. For the other roles, "
+                         "choose the channels whose records they may see instead.")
 
 
 class InvitationInvalid(ChuishaoError):
@@ -30,17 +34,22 @@ def _hash(token: str) -> str:
 
 
 def create_invitation(session: Session, *, roles: list[str], hours: int,
-                      channel: Channel | None = None,
+                      channel: Channel | None = None, scope: list[Channel] | None = None,
                       now: dt.datetime | None = None) -> tuple[Invitation, str]:
+    """``channel``: the channel whose new reports the account will receive (reviewers only);
+    ``scope``: channels whose plaintext records it may see, for any role."""
     if not roles or any(role not in ROLES for role in roles):
         raise InvalidInput(N_("Unknown role."))
     if hours < 1:
         raise InvalidInput(N_("An invitation must be valid for at least one hour."))
+    if channel is not None and RECEIVING_ROLE not in roles:
+        raise InvalidInput(RECIPIENT_ROLE_ONLY, code="recipient_role")
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
         token_hash=_hash(token), roles=" ".join(sorted(set(roles))),
         channel_id=channel.id if channel else None,
+        scope=" ".join(str(c_id) for c_id in sorted({c.id for c in scope or []})),
         created_at=now, expires_at=now + dt.timedelta(hours=hours),
     )
     session.add(invitation)

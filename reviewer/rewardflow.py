@@ -774,12 +774,25 @@ def claim_slot_for(session: Session, record: RewardRecord, user: User) -> Reward
         RewardClaimSlot.key_id == user.key_id))
 
 
-def claim_viewed(session: Session, record: RewardRecord, actor: User) -> None:
-    """Every look at a claim (payout details, maybe identity) is on the record."""
+class ClaimNotSealedToYou(ChuishaoError):
+    status = 403
+    code = "no_claim_slot"
+    message = N_("The claim was not sealed to your key (you became a finance officer after it "
+                 "was made).")
+
+
+def claim_for(session: Session, record: RewardRecord, actor: User) -> RewardClaimSlot:
+    """The claim (payout details, maybe identity) is handed out only here, never on the
+    reward page, so every look is on the record in the transaction that serves it. Only an
+    officer whose key it was sealed to gets it."""
     _require(actor, "finance")
-    if record.claim_blob is None:
+    if record.claim_blob is None or record.claim_item_id is None:
         raise NotFound()
+    slot = claim_slot_for(session, record, actor)
+    if slot is None:
+        raise ClaimNotSealedToYou()
     audit.append(session, "reward.claim_viewed", actor=actor, target=record.id)
+    return slot
 
 
 def _code_hash(code: Any) -> str:

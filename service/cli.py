@@ -1,4 +1,4 @@
-"""The operator's command line: ``chuishao init | migrate | channel | invite | serve``."""
+"""The operator's command line: ``chuishao init | migrate | channel | invite | scope | serve``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import crypto
 from service.db import Database
@@ -107,30 +108,94 @@ def cmd_channel(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _invite(settings: Settings, session_roles: list[str], channel_slug: str | None,
-            hours: int) -> str:
+            hours: int, scope_slugs: Sequence[str] = ()) -> str:
     from reviewer import invitations
     from service.models import Channel
+
+    def find(session: Session, slug: str) -> Channel:
+        channel = session.scalar(select(Channel).where(Channel.slug == slug))
+        if channel is None:
+            raise SystemExit(f"no channel {slug!r}")
+        return channel
 
     database = _database(settings)
     try:
         with database.session() as session:
-            channel = None
-            if channel_slug:
-                channel = session.scalar(select(Channel).where(Channel.slug == channel_slug))
-                if channel is None:
-                    raise SystemExit(f"no channel {channel_slug!r}")
+            channel = find(session, channel_slug) if channel_slug else None
+            scope = [find(session, slug) for slug in scope_slugs]
             _, token = invitations.create_invitation(
-                session, roles=session_roles, hours=hours, channel=channel)
+                session, roles=session_roles, hours=hours, channel=channel, scope=scope)
     finally:
         database.dispose()
     return f"{settings.base_url.rstrip('/')}/console/invite/{token}"
 
 
 def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
+    from service.errors import ChuishaoError
+
     hours = args.hours or settings.invitation_hours
-    link = _invite(settings, args.role, args.channel, hours)
+    try:
+        link = _invite(settings, args.role, args.channel, hours, args.scope or ())
+    except ChuishaoError as exc:
+        print(f"refused: {_text(settings, exc)}", file=sys.stderr)
+        return 2
     print(f"One-time invitation ({', '.join(args.role)}), valid {hours} h:")
     print(link)
+    return 0
+
+
+def _text(settings: Settings, error: Exception) -> str:
+    """A refusal in the installation's default language (CHUISHAO_DEFAULT_LANGUAGE)."""
+    from service import i18n
+
+    message = getattr(error, "message", str(error))
+    params = getattr(error, "params", {}) or {}
+    return str(i18n.Catalogs.load().gettext(settings.default_language)(message, **params))
+
+
+def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
+    """Show or change the channels whose records an account may see (any role; no keys)."""
+    from reviewer import accounts, audit
+    from service.errors import ChuishaoError, NotFound
+    from service.i18n import N_
+    from service.models import Channel, User
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            if args.action == "list":
+                for row in accounts.list_users(session):
+                    receives = ",".join(c.slug for c in row.receives) or "-"
+                    scope = ",".join(c.slug for c in row.scope) or "-"
+                    state = "receives" if row.may_receive else "receives-no-reports"
+                    print(f"{row.user.username}\t{row.user.roles}\t{state}\t"
+                          f"receives:{receives}\tscope:{scope}")
+                return 0
+            user = session.scalar(select(User).where(User.username == args.username))
+            channel = session.scalar(select(Channel).where(Channel.slug == args.channel))
+            try:
+                if user is None or channel is None:
+                    raise NotFound(N_("There is no account or no channel with this name."))
+                if args.action == "add":
+                    added = accounts.add_scope_row(session, channel.id, user.id)
+                    audit.append(session, "admin.scope.add", target=f"user:{user.id}",
+                                 details={"username": user.username, "channel_id": channel.id,
+                                          "slug": channel.slug, "added": added,
+                                          "via": "command line"})
+                else:
+                    if not accounts.remove_scope_row(session, channel.id, user.id):
+                        raise NotFound(N_("This channel is not in this account's scope."))
+                    audit.append(session, "admin.scope.remove", target=f"user:{user.id}",
+                                 details={"username": user.username, "channel_id": channel.id,
+                                          "slug": channel.slug, "via": "command line"})
+            except ChuishaoError as exc:
+                session.rollback()
+                print(f"refused: {_text(settings, exc)}", file=sys.stderr)
+                return 2
+            done = "added to" if args.action == "add" else "removed from"
+            print(f"{user.username}: {channel.slug} {done} scope")
+    finally:
+        database.dispose()
     return 0
 
 
@@ -475,8 +540,19 @@ def build_parser() -> argparse.ArgumentParser:
     invite = sub.add_parser("invite", help="one-time link for a new console account")
     invite.add_argument("--role", action="append", required=True,
                         choices=["reviewer", "approver", "auditor", "finance", "admin"])
-    invite.add_argument("--channel", help="channel slug the reviewer will receive")
+    invite.add_argument("--channel", help="channel slug whose new reports the account will "
+                        "receive (reviewers only)")
+    invite.add_argument("--scope", action="append", metavar="SLUG",
+                        help="channel whose records the account may see (any role; repeat)")
     invite.add_argument("--hours", type=int)
+
+    scope = sub.add_parser("scope", help="channels whose records an account may see")
+    scope_sub = scope.add_subparsers(dest="action", required=True)
+    for name in ("add", "remove"):
+        change = scope_sub.add_parser(name)
+        change.add_argument("username")
+        change.add_argument("channel", help="channel slug")
+    scope_sub.add_parser("list", help="every account: roles, channels received, scope")
 
     submit = sub.add_parser("submit", help="seal a report locally and send it to a server")
     submit.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8000")
@@ -546,6 +622,7 @@ COMMANDS = {
     "init": cmd_init,
     "channel": cmd_channel,
     "invite": cmd_invite,
+    "scope": cmd_scope,
     "serve": cmd_serve,
     "submit": cmd_submit,
     "purge": cmd_purge,

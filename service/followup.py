@@ -23,7 +23,9 @@ from service.models import Case, CaseEvent, KeySlot, SealedItem, StoredFile, utc
 from service.settings import Settings
 
 # Kinds the reporter's case key opens and the reporter may see. Internal notes never.
-REPORTER_VISIBLE = ("report", "identity", "file-meta", "message", "reply")
+# Not the identity: the reporter knows what they gave, and a receipt found by someone else
+# should not hand it out (nor reveal a stand-in, see service/intake.py).
+REPORTER_VISIBLE = ("report", "file-meta", "message", "reply")
 TOKEN_SALT = "chuishao.followup"  # noqa: S105 - an itsdangerous salt, not a secret
 
 

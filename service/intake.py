@@ -53,6 +53,10 @@ SLOT_BYTES = 80
 STORED_CHUNK = crypto.CHUNK_SIZE + 16
 # Kinds a reporter may send at intake, with how many of each.
 INTAKE_KINDS = {"report": (1, 1), "identity": (0, 1), "file-meta": (0, 10_000)}
+# Every stored case has an identity item, so the plaintext kind column does not tell which
+# reporters gave one: when none comes, the server stores random bytes of a small identity
+# item's size in its place, which no key opens (docs/PROTOCOL.md section 6.1).
+IDENTITY_STAND_IN_BYTES = ITEM_OVERHEAD + MIN_PADDED
 
 
 class SubmissionNotFound(ChuishaoError):
@@ -127,6 +131,17 @@ class ChannelKeys:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def with_identity(items: tuple[ItemSpec, ...]) -> list[ItemSpec]:
+    """The items as stored: a stand-in identity right after the report when none was sent
+    (where clients put a real one)."""
+    if any(item.kind == "identity" for item in items):
+        return list(items)
+    stand_in = ItemSpec(crypto.new_id().hex(), "identity",
+                        b"\x01" + secrets.token_bytes(IDENTITY_STAND_IN_BYTES - 1))
+    at = next((i + 1 for i, item in enumerate(items) if item.kind == "report"), len(items))
+    return [*items[:at], stand_in, *items[at:]]
 
 
 def coarse_time(settings: Settings, now: dt.datetime | None = None) -> dt.datetime:
@@ -284,6 +299,13 @@ def _check_structure(envelope: Envelope) -> None:
 # ---------------------------------------------------------------------------- channel keys
 
 
+def sealed_to(user: User) -> bool:
+    """Whether a recipient row of ``user`` gets new cases' keys: an active reviewer only,
+    whatever rows exist, so a role taken away never keeps keys coming (reviewer/accounts.py
+    also removes the rows)."""
+    return bool(user.active) and user.has_role("reviewer")
+
+
 def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
     installation = get_installation(session)
     if installation is None:
@@ -294,7 +316,8 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
         .where(ChannelRecipient.channel_id == channel.id, User.active.is_(True))
         .order_by(User.id)
     ).scalars()
-    recipients = [Recipient(user.key_id, user.public_key, user.id, "reviewer") for user in rows]
+    recipients = [Recipient(user.key_id, user.public_key, user.id, "reviewer") for user in rows
+                  if sealed_to(user)]
     recipients.append(Recipient(installation.recovery_key_id, installation.recovery_public_key,
                                 None, "recovery"))
     fingerprint = crypto.keyset_fingerprint(bytes.fromhex(r.key_id) for r in recipients)
@@ -361,7 +384,7 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     session.execute(insert(SealedItem), [
         {"id": item.id, "case_id": case.id, "kind": item.kind, "author": "reporter",
          "blob": item.blob, "created_at": stamp, "position": position}
-        for position, item in enumerate(envelope.items, start=1)])
+        for position, item in enumerate(with_identity(envelope.items), start=1)])
     if envelope.files:
         expires = now + dt.timedelta(hours=settings.draft_hours)
         session.execute(insert(StoredFile), [

@@ -136,7 +136,12 @@ class User(Base):
 
 
 class ChannelRecipient(Base):
-    """A reviewer who receives a key slot for every new case of a channel."""
+    """A reviewer who receives a key slot for every new case of a channel.
+
+    Only an active, enrolled account holding the reviewer role may have one: losing the role
+    or being deactivated removes the rows in the same transaction (reviewer/accounts.py), and
+    intake seals to nobody else even if a row were left behind (service/intake.py).
+    """
 
     __tablename__ = "channel_recipients"
 
@@ -148,6 +153,18 @@ class ChannelRecipient(Base):
     user: Mapped[User] = relationship()
 
 
+class ChannelScope(Base):
+    """A channel whose plaintext records (cases' triage facts, rectification, rewards, hazard
+    ledger) a user may see and act on, whatever their role. Never a key: being in scope does
+    not make anyone a recipient of sealed reports."""
+
+    __tablename__ = "channel_scopes"
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class Invitation(Base):
     """A one-time link; only the hash of its token is stored."""
 
@@ -156,7 +173,10 @@ class Invitation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     roles: Mapped[str] = mapped_column(String(100))
+    # The channel whose new reports the account will receive (reviewers only).
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"), nullable=True)
+    # Channels the account will have in scope: space-separated ids (any role).
+    scope: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,6 +1,7 @@
 """Console views: administration of users, invitations and channels (role ``admin`` only).
 
-Nothing here opens a report: an administrator manages accounts and who receives new cases.
+Nothing here opens a report: an administrator manages accounts, who receives new cases (active
+reviewers only) and each account's scope (whose plaintext records it may see, any role).
 Every action is recorded in the audit trail in the request's own transaction; a refused one
 through ``audit.record_refusal``, since that transaction is rolled back.
 """
@@ -74,7 +75,8 @@ async def users_page(request: Request) -> Response:
     return _page(request, "reviewer/admin.html", {
         "rows": accounts.list_users(session), "me": current_user(request),
         "disk": storage.disk(settings), "storage_problems": problems,
-        "remote_database": request.app.state.database.dialect != "sqlite"})
+        "remote_database": request.app.state.database.dialect != "sqlite",
+        "channels": channels.list_channels(session)})
 
 
 @action("admin.roles")
@@ -100,6 +102,25 @@ async def reactivate(request: Request) -> Response:
     session = get_session(request)
     user = accounts.get_user(session, _int(request.path_params["user_id"]))
     accounts.set_active(session, current_user(request), user, True)
+    return RedirectResponse("/console/admin", status_code=303)
+
+
+@action("admin.scope.add")
+async def add_scope(request: Request) -> Response:
+    session = get_session(request)
+    form = await request.form()
+    user = accounts.get_user(session, _int(request.path_params["user_id"]))
+    channel = accounts.get_channel(session, _int(form.get("channel_id")))
+    accounts.add_scope(session, current_user(request), user, channel)
+    return RedirectResponse("/console/admin", status_code=303)
+
+
+@action("admin.scope.remove")
+async def remove_scope(request: Request) -> Response:
+    session = get_session(request)
+    user = accounts.get_user(session, _int(request.path_params["user_id"]))
+    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
+    accounts.remove_scope(session, current_user(request), user, channel)
     return RedirectResponse("/console/admin", status_code=303)
 
 
@@ -129,14 +150,13 @@ async def create_invitation(request: Request) -> Response:
     channel = None
     if form.get("channel"):
         channel = accounts.get_channel(session, _int(form.get("channel")))
-        if "reviewer" not in roles:
-            raise InvalidInput(accounts.RECIPIENT_ONLY)
+    scope = [accounts.get_channel(session, _int(value)) for value in form.getlist("scope")]
     invitation, token = invitations.create_invitation(session, roles=roles, hours=hours,
-                                                      channel=channel)
+                                                      channel=channel, scope=scope)
     audit.append(session, "admin.invite", actor=current_user(request),
                  target=f"invitation:{invitation.id}",
                  details={"roles": invitation.roles, "channel_id": invitation.channel_id,
-                          "hours": hours})
+                          "scope": invitation.scope, "hours": hours})
     # Shown once, on this response only: the database keeps just the token's hash.
     link = f"{settings.base_url.rstrip('/')}/console/invite/{token}"
     return _page(request, "reviewer/admin_invitations.html", {
@@ -152,8 +172,7 @@ async def create_invitation(request: Request) -> Response:
 @require_roles("admin")
 async def channels_page(request: Request) -> Response:
     session = get_session(request)
-    reviewers = [user for user, _ in accounts.list_users(session)
-                 if user.active and user.totp_confirmed and user.has_role("reviewer")]
+    reviewers = [row.user for row in accounts.list_users(session) if row.may_receive]
     return _page(request, "reviewer/admin_channels.html", {
         "rows": accounts.channel_rows(session), "reviewers": reviewers,
         "kinds": channels.KINDS})
@@ -211,6 +230,9 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/users/{user_id:int}/roles", change_roles, methods=["POST"]),
     Route("/admin/users/{user_id:int}/deactivate", deactivate, methods=["POST"]),
     Route("/admin/users/{user_id:int}/reactivate", reactivate, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/scope", add_scope, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/scope/{channel_id:int}/remove", remove_scope,
+          methods=["POST"]),
     Route("/admin/invitations", invitations_page, name="admin_invitations"),
     Route("/admin/invitations", create_invitation, methods=["POST"]),
     Route("/admin/channels", channels_page, name="admin_channels"),

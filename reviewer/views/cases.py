@@ -3,20 +3,21 @@
 Thin: every decision is in reviewer/cases.py and reviewer/workflow.py. The server renders
 plaintext facts and hands the browser ciphertext; case.js and cases.js decrypt it there.
 
-Who may do what (besides seeing the case at all: recipient of its channel or holder of one of
-its key slots; reviewer/cases.py):
+Who may do what (besides seeing the case at all: its channel in the user's scope or received,
+or holder of one of its key slots; reviewer/cases.py):
 
 | route                                   | reviewer | approver | auditor | admin only |
 |-----------------------------------------|----------|----------|---------|------------|
 | GET  /cases (list)                      | yes      | read     | read    | empty list |
 | GET  /cases/{id} (page), file chunks    | yes      | read     | read    | 403        |
-| POST /cases/{id}/identity-viewed        | yes      | yes      | yes     | 403        |
+| POST /cases/{id}/identity (key holders) | yes      | no       | no      | 403        |
 | POST /cases/{id}/actions/{action}       | yes (all but close) | close only | no | no |
 | POST /cases/{id}/messages, notes, grants| yes      | no       | no      | no         |
 
 A case outside the user's channels answers 404, as an unknown id does, and is audited.
-Approvers and auditors read the plaintext facts and timeline; they decrypt only if a reviewer
-granted them a slot (their own choice of role mix: most approvers are reviewers too).
+Approvers and auditors read the plaintext facts and timeline from their scope; they never
+receive new reports and decrypt nothing (only reviewers hold key slots). The identity is not
+on the page: POST /cases/{id}/identity hands it to a key holder and records the look.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
     holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
     slot = cases.slot_for(session, case, user)
     internal = cases.slot_for(session, case, user, "internal")
-    items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id)
+    # The identity is never on the page: only POST .../identity hands it out, audited.
+    items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id,
+                                                          SealedItem.kind != "identity")
                                  .order_by(SealedItem.position, SealedItem.id)))
     files = cases.complete_files(session, case)
     complete_meta = {f.meta_item_id for f in files}
@@ -197,7 +200,6 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
         "grades": workflow.GRADES, "categories": reportform.CATEGORIES,
         "statuses": workflow.STATUS_LABELS,
         "page_data": data,
-        "has_identity": any(i.kind == "identity" for i in items),
         "can_write": data["can_write"],
         "extension_days": settings.extension_days,
         "done": DONE.get(str(request.query_params.get("done", ""))),
@@ -236,11 +238,19 @@ async def case_action(request: Request) -> Response:
     return RedirectResponse(f"/console/cases/{case.id}?done={action}#triage", status_code=303)
 
 
-@require_roles(*CASE_ROLES)
-async def identity_viewed(request: Request) -> Response:
+@require_roles("reviewer")
+async def identity(request: Request) -> Response:
     case = _case(request)
-    cases.identity_viewed(get_session(request), case, current_user(request))
-    return JSONResponse({"ok": True})
+    user = current_user(request)
+    try:
+        items = cases.identity_items(get_session(request), case, user)
+    except ChuishaoError as exc:
+        audit.record_refusal(_database(request), "case.identity_viewed", actor_id=user.id,
+                             target=case.id, details={"reason": exc.code})
+        raise
+    return JSONResponse({"items": [{"id": i.id, "kind": i.kind, "blob": _b64(i.blob)}
+                                   for i in items]},
+                        headers={"Cache-Control": "no-store"})
 
 
 @require_roles(*CASE_ROLES)
@@ -291,7 +301,7 @@ ROUTES: list[BaseRoute] = [
     Route("/cases/{case_id}", case_page, name="case"),
     Route("/cases/{case_id}/actions/{action}", case_action, methods=["POST"],
           name="case_action"),
-    Route("/cases/{case_id}/identity-viewed", identity_viewed, methods=["POST"]),
+    Route("/cases/{case_id}/identity", identity, methods=["POST"]),
     Route("/cases/{case_id}/files/{file_id}/chunks/{index:int}", file_chunk),
     Route("/cases/{case_id}/messages", post_message, methods=["POST"]),
     Route("/cases/{case_id}/notes", post_note, methods=["POST"]),

@@ -2,8 +2,9 @@
 
 Thin: every decision is in reviewer/rectification.py, reviewer/ledger.py and reviewer/board.py.
 
-Who may do what (besides holding a case role in the record's channel, i.e. being a recipient of
-it; a record of another channel answers 404, as an unknown one does, and is audited):
+Who may do what (besides holding a case role and having the record's channel in scope, or
+receiving it as a reviewer; a record of another channel answers 404, as an unknown one does,
+and is audited):
 
 | route                                          | reviewer | approver | auditor | admin |
 |------------------------------------------------|----------|----------|---------|-------|

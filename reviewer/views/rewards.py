@@ -8,7 +8,7 @@ and the audit trail. Thin: every decision is in reviewer/rewardflow.py and revie
 | GET  /cases/{id}/reward                     | yes      | read     | -       | read    | -     |
 | POST /cases/{id}/reward (preview, propose)  | yes      | -        | -       | -       | -     |
 | POST /rewards/{id}/approve, reject          | -        | yes, not own proposal | - | -  | -     |
-| POST /rewards/{id}/claim-viewed, verify-code, pay | -  | -        | yes     | -       | -     |
+| POST /rewards/{id}/claim, verify-code, pay        | -  | -        | yes     | -       | -     |
 | POST /rewards/export, GET manifests          | -        | -        | -       | yes     | -     |
 | GET  /audit                                 | -        | -        | -       | yes     | -     |
 | GET/POST /reward-policies...                | -        | -        | -       | -       | yes   |
@@ -131,13 +131,8 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
     user = current_user(request)
     calc = rewardflow.calculation_of(record)
     case = session.get(Case, record.case_id)
-    slot = rewardflow.claim_slot_for(session, record, user) if user.has_role("finance") else None
-    page_data = {
-        "reward_id": record.id,
-        "claim_item_id": record.claim_item_id or "",
-        "claim_blob": crypto.b64u_encode(record.claim_blob) if record.claim_blob else "",
-        "slot": crypto.b64u_encode(slot.slot) if slot else "",
-    }
+    # The claim and its slot are not on the page: POST .../claim serves them, audited.
+    page_data = {"reward_id": record.id}
     return {
         **_base_context(request), "record": record, "calc": calc,
         "explanation": render(calc),
@@ -193,10 +188,18 @@ async def reject(request: Request) -> Response:
 
 
 @require_roles("finance")
-async def claim_viewed(request: Request) -> Response:
+async def claim(request: Request) -> Response:
     record = _record(request)
-    rewardflow.claim_viewed(get_session(request), record, current_user(request))
-    return JSONResponse({"ok": True})
+    try:
+        slot = rewardflow.claim_for(get_session(request), record, current_user(request))
+    except ChuishaoError as exc:
+        _refusal(request, "reward.claim_viewed", record.id, exc)
+        raise
+    assert record.claim_blob is not None
+    return JSONResponse({"item_id": record.claim_item_id,
+                         "blob": crypto.b64u_encode(record.claim_blob),
+                         "slot": crypto.b64u_encode(slot.slot)},
+                        headers={"Cache-Control": "no-store"})
 
 
 async def _finance(request: Request, action: str) -> Response:
@@ -471,7 +474,7 @@ ROUTES: list[BaseRoute] = [
     Route("/rewards/{reward_id}", record_page, name="reward"),
     Route("/rewards/{reward_id}/approve", approve, methods=["POST"]),
     Route("/rewards/{reward_id}/reject", reject, methods=["POST"]),
-    Route("/rewards/{reward_id}/claim-viewed", claim_viewed, methods=["POST"]),
+    Route("/rewards/{reward_id}/claim", claim, methods=["POST"]),
     Route("/rewards/{reward_id}/verify-code", verify_code, methods=["POST"]),
     Route("/rewards/{reward_id}/pay", pay, methods=["POST"]),
     Route("/cases/{case_id}/reward", case_reward, name="case_reward"),

@@ -27,7 +27,7 @@ from service import migrate, sealing
 from service.app import create_app
 from service.client import Client, urllib_transport
 from service.db import Database
-from service.models import KeySlot, SealedItem, User
+from service.models import AuditEntry, KeySlot, SealedItem, User
 from service.settings import Settings
 from tests.factories import Reviewer, make_reviewer, make_world, open_as
 
@@ -278,3 +278,35 @@ def test_a_locked_key_store_is_said_plainly(chromium: Any, live: Live) -> None:
         assert page.locator("#message-form").is_hidden()
     finally:
         watcher.context.close()
+
+
+def test_identity_is_fetched_on_the_click_and_each_look_is_recorded(console: Console,
+                                                                    live: Live) -> None:
+    identity = {"v": 1, "name": "王建国", "contact": "13800138000"}
+    Client(urllib_transport(live.base_url), language="zh-CN").submit(
+        "acme", REPORT, identity=identity)
+    with live.database.session() as session:
+        named = session.scalar(select(SealedItem.case_id).where(
+            SealedItem.kind == "report", SealedItem.case_id != live.case_id))
+        blob = session.scalar(select(SealedItem.blob).where(
+            SealedItem.case_id == named, SealedItem.kind == "identity"))
+    page = console.sign_in(live.reviewers[0])
+
+    def looks() -> int:
+        with live.database.session() as session:
+            return int(session.scalar(select(func.count(AuditEntry.id)).where(
+                AuditEntry.action == "case.identity_viewed")) or 0)
+
+    for case_id, shown in ((named, "王建国"), (live.case_id, "举报人没有留下姓名或联系方式")):
+        page.goto(f"/console/cases/{case_id}")
+        page.locator("#report-description").filter(has_text="两周没有修理").wait_for()
+        # Nothing of the identity is in the page until asked for.
+        html = page.request.get(f"/console/cases/{case_id}").text()
+        assert crypto.b64u_encode(blob) not in html and "王建国" not in html
+        assert page.locator("#identity").is_hidden()
+        before = looks()
+        page.click("#show-identity")
+        page.locator("#identity").filter(has_text=shown).wait_for()
+        assert looks() == before + 1
+        if case_id == named:
+            assert "13800138000" in page.locator("#identity").inner_text()

@@ -239,12 +239,19 @@ def test_reporter_claims_in_the_page_and_only_finance_opens_it(chromium: Any,
         page.locator('#claim-fields dd[data-field="account"]').filter(
             has_text="6222 0200 1234 5678").wait_for()
         html = page.request.get(f"/console/rewards/{live.reward_id}").text()
-        assert "6222 0200" not in html  # the server's page holds it sealed only
+        assert "6222 0200" not in html
+        # Not even sealed: the claim and the officer's slot come only from POST .../claim.
+        with live.database.session() as session:
+            record = session.get(RewardRecord, live.reward_id)
+            assert crypto.b64u_encode(record.claim_blob) not in html
+            assert all(crypto.b64u_encode(s.slot) not in html for s in session.scalars(
+                select(RewardClaimSlot).where(RewardClaimSlot.reward_id == record.id)))
     finally:
         officer.close()
     with live.database.session() as session:
-        assert session.scalar(select(AuditEntry.id).where(
-            AuditEntry.action == "reward.claim_viewed")) is not None
+        looks = session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "reward.claim_viewed")).all()
+        assert len(looks) == 1 and looks[0].actor_id == live.finance.user.id
 
 
 def test_claim_code_vectors_in_the_browser(js: Any) -> None:

@@ -65,7 +65,7 @@ def test_every_admin_route_needs_the_admin_role(settings, committed_database) ->
     session.commit()
     app = create_app(settings, database=committed_database)
     paths = _paths()
-    assert len(paths) == 12
+    assert len(paths) == 14
     with TestClient(app, base_url=BASE_URL) as client:
         # Anonymous: pages send to the sign-in form, state changes are refused.
         for method, path in paths:

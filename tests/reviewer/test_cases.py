@@ -183,7 +183,7 @@ def test_case_page_carries_what_the_browser_needs(client, session, world, settin
     key = crypto.open_key(crypto.b64u_decode(info["slot"]), me.private_key,
                           bytes.fromhex(case.id))
     kinds = {i["kind"] for i in info["items"]}
-    assert kinds == {"report", "identity", "file-meta"}
+    assert kinds == {"report", "file-meta"}  # the identity only through POST .../identity
     meta_item = next(i for i in info["items"] if i["kind"] == "file-meta")
     meta = crypto.open_item(key, bytes.fromhex(case.id), bytes.fromhex(meta_item["id"]),
                             "file-meta", crypto.b64u_decode(meta_item["blob"]))
@@ -199,7 +199,7 @@ def test_case_page_carries_what_the_browser_needs(client, session, world, settin
     assert {r["key_id"] for r in info["internal_recipients"]} == {
         r.user.key_id for r in world.reviewers} | {get_installation(session).recovery_key_id}
     # Opening the identity is recorded.
-    viewed = client.post(f"/console/cases/{case.id}/identity-viewed",
+    viewed = client.post(f"/console/cases/{case.id}/identity",
                          headers={"X-CSRF-Token": csrf, **JSON})
     assert viewed.status_code == 200
     assert session.scalar(select(AuditEntry).where(
@@ -277,7 +277,7 @@ def test_triage_page_errors_and_csrf(client, session, world, settings) -> None: 
     assert act(client, csrf, case, "close", 1).status_code == 403  # the approver's step
     no_csrf = client.post(f"/console/cases/{case.id}/actions/accept", data={"version": "1"})
     assert no_csrf.status_code == 403
-    for path in ("messages", "notes", "grants", "identity-viewed"):
+    for path in ("messages", "notes", "grants", "identity"):
         assert client.post(f"/console/cases/{case.id}/{path}", json={},
                            headers=JSON).status_code == 403
     session.expire_all()

@@ -258,6 +258,24 @@ def open_case_page(staff: Staff, case_id: str) -> tuple[str, dict[str, Any]]:
     return page.text, opened
 
 
+def open_identity(staff: Staff, case_id: str) -> dict[str, Any] | None:
+    """The reporter's name and contact as case.js gets them: POST …/identity (audited), then
+    opened with the case key; a stand-in item (no identity given) opens to nothing."""
+    page = staff.get(f"/console/cases/{case_id}")
+    data = data_island(page.text, "case-data")
+    answer = staff.post(f"/console/cases/{case_id}/identity", json={})
+    assert answer.status_code == 200, answer.text
+    raw_id = bytes.fromhex(case_id)
+    key = crypto.open_key(crypto.b64u_decode(data["slot"]), staff.private_key, raw_id, "case")
+    for item in answer.json()["items"]:
+        try:
+            return crypto.open_item(key, raw_id, bytes.fromhex(item["id"]), item["kind"],
+                                    crypto.b64u_decode(item["blob"]))
+        except crypto.OpenError:
+            continue
+    return None
+
+
 def file_sha256(meta_item: dict[str, Any], case_id: bytes, file_id: str,
                 chunks: list[bytes]) -> str:
     plain = b"".join(crypto.open_file(crypto.b64u_decode(meta_item["key"]),

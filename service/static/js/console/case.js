@@ -113,26 +113,36 @@ function renderReport() {
   box.replaceChildren(list);
 }
 
+// The identity is not on the page: the server hands it out only on this click, and records
+// the look in the same transaction. Every case has an identity item; one the case key does
+// not open is the stand-in of a reporter who gave none (PROTOCOL.md section 6.1).
 function renderIdentityButton() {
   const button = document.getElementById("show-identity");
   const target = document.getElementById("identity");
-  const identity = opened.find((item) => item.kind === "identity");
-  if (!button || !target || !identity) return;
+  if (!button || !target || !caseKey) return;
   button.hidden = false;
   button.addEventListener("click", async () => {
     button.disabled = true;
+    let answer;
     try {
-      // On the record first; only then shown.
-      await request("POST", `${base}/identity-viewed`, {});
+      answer = await request("POST", `${base}/identity`, {});
     } catch (error) {
       button.disabled = false;
       showText(errorBox, errorText(error));
       return;
     }
-    const content = identity.content;
+    let content = null;
+    for (const item of (answer && answer.items) || []) {
+      try {
+        content = await openItem(caseKey, caseId, item.id, "identity", b64uDecode(item.blob));
+      } catch {
+        continue;
+      }
+      if (content && (content.name || content.contact)) break;
+    }
     target.replaceChildren();
-    if (!content) {
-      target.append(el("dd", { text: t("decrypt_failed") }));
+    if (!content || !(content.name || content.contact)) {
+      target.append(el("dd", { text: t("no_identity"), attrs: { id: "no-identity" } }));
     } else {
       field(target, t("label_name"), content.name);
       field(target, t("label_contact"), content.contact);

@@ -1,6 +1,7 @@
 // A reward record for a finance officer: the sealed claim (payout method, maybe identity) is
-// opened here with the officer's own key from the key store; the server only ever holds it
-// sealed. Opening it is put on the audit trail first, then shown (textContent only).
+// fetched on the officer's click (the server records the look as it answers) and opened here
+// with the officer's own key from the key store; the server only ever holds it sealed.
+// Shown through textContent only.
 import { b64uDecode, openClaimKey, openItem } from "../crypto/index.js";
 import { consoleFetch, getPrivateKey, LockedError } from "./keys.js";
 
@@ -29,10 +30,6 @@ function show(node, text) {
 
 async function openClaim(button, fields, error) {
   show(error, "");
-  if (!data.slot) {
-    show(error, t("no_slot"));
-    return;
-  }
   let privateKey;
   try {
     ({ privateKey } = await getPrivateKey());
@@ -40,20 +37,23 @@ async function openClaim(button, fields, error) {
     show(error, problem instanceof LockedError ? t("locked") : t("failed", { message: String(problem) }));
     return;
   }
+  // The claim is not on the page: the server hands it out only here, and records the look
+  // in the same transaction.
+  let sealed;
+  try {
+    sealed = await consoleFetch("POST", `/console/rewards/${data.reward_id}/claim`, {});
+  } catch (problem) {
+    show(error, problem.message || t("network"));
+    return;
+  }
   let claim;
   try {
-    const key = await openClaimKey(b64uDecode(data.slot), privateKey, data.reward_id);
-    claim = await openItem(key, data.reward_id, data.claim_item_id, "claim",
-      b64uDecode(data.claim_blob));
+    const key = await openClaimKey(b64uDecode(sealed.slot), privateKey, data.reward_id);
+    claim = await openItem(key, data.reward_id, sealed.item_id, "claim",
+      b64uDecode(sealed.blob));
   } catch {
     show(error, t("decrypt_failed"));
     return;
-  }
-  try {
-    await consoleFetch("POST", `/console/rewards/${data.reward_id}/claim-viewed`, {});
-  } catch (problem) {
-    show(error, problem.message || t("network"));
-    return; // not shown unless the look is on the record
   }
   const rows = [
     ["label_method", Object.hasOwn(claim, "method") ? t(`method.${claim.method}`) : ""],
