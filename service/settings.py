@@ -7,6 +7,7 @@ Every setting is documented in docs/OPERATIONS.md.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,8 @@ class Settings:
     secret_key: Secret = field(default_factory=lambda: Secret(""))
     # Public origin used when printing links (invitations); never derived from a request.
     base_url: str = "http://127.0.0.1:8000"
+    # The installation's Tor onion service, printed on posters when set (e.g. http://....onion).
+    onion_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     debug: bool = False
@@ -111,6 +114,7 @@ class Settings:
             "database_url": str,
             "secret_key": Secret,
             "base_url": str,
+            "onion_url": str,
             "host": str,
             "port": int,
             "debug": _bool,
@@ -162,3 +166,5 @@ class Settings:
             raise SettingsError("pow_difficulty must be between 0 and 32 bits")
         if self.time_granularity_seconds < 1:
             raise SettingsError("time_granularity_seconds must be positive")
+        if self.onion_url and not re.fullmatch(r"https?://[a-z2-7]{56}\.onion/?", self.onion_url):
+            raise SettingsError("onion_url must be http://<56 letters and digits>.onion")
