@@ -44,6 +44,7 @@ _FACES: dict[str, tuple[Path, int, str]] = {
 SIZES = {"a4": (210.0, 297.0), "a3": (297.0, 420.0)}
 FORMATS = {"pdf": "application/pdf", "svg": "image/svg+xml"}
 PT = 25.4 / 72  # millimetres per point
+NBSP = "\u00a0"  # binds a number to its unit on the poster
 
 RED = (190, 22, 34)
 INK = (20, 20, 20)
@@ -94,8 +95,9 @@ def intake_address(settings: Settings, channel: Channel) -> str:
 
 
 def _amount(fen: int) -> str:
+    """300 000 yuan, not 300 000.00; the groups never break across lines."""
     text = format_yuan(fen)
-    return text[:-3] if text.endswith(".00") else text
+    return (text[:-3] if text.endswith(".00") else text).replace(" ", NBSP)
 
 
 def choose_policy(session: Session, channel: Channel,
@@ -272,7 +274,6 @@ class Page:
 # A line may not start with closing punctuation, nor end with opening punctuation.
 _NO_START = set("，。、；：！？）》」』”’,.;:!?)]%")
 _NO_END = set("（《「『“‘([")
-NBSP = "\u00a0"
 _TOKEN = re.compile(r"[A-Za-z0-9@#&'’._\-/:=?+]+|[ \t\n]+|.", re.S)
 
 
@@ -325,10 +326,16 @@ class _Flow:
         self.scale = scale
 
     def para(self, text: str, x: float, y: float, width: float, size: float, face: str = "regular",
-             color: tuple[int, int, int] = INK, leading: float = 1.35) -> float:
-        """Lay out a wrapped paragraph from top ``y``; returns the y below it."""
+             color: tuple[int, int, int] = INK, leading: float = 1.35,
+             one_line: bool = False) -> float:
+        """Lay out a wrapped paragraph from top ``y``; returns the y below it. ``one_line``
+        text (an address) shrinks to fit one line rather than break, down to half its size."""
         size *= self.scale
         font = self.faces[face]
+        if one_line:
+            smallest = size / 2
+            while size > smallest and font.width(text, size) > width:
+                size *= 0.97
         line_h = size * PT * leading
         for line in wrap(text, font, size, width):
             baseline = y + size * PT * font.ascender
@@ -375,11 +382,11 @@ def _layout_once(c: PosterContent, width: float, height: float, faces: dict[str,
     col_w = width - margin - col
     ry = flow.para(c.scan_label, col, top, col_w, 12, "bold")
     ry = flow.para(c.type_label, col, ry + 0.5 * gap, col_w, 10, "regular", MUTED)
-    ry = flow.para(c.address, col, ry + 0.5 * gap, col_w, 13, "mono")
+    ry = flow.para(c.address, col, ry + 0.5 * gap, col_w, 13, "mono", one_line=True)
     ry = flow.para(c.choose_line, col, ry + 0.5 * gap, col_w, 10, "regular")
     if c.onion:
         ry = flow.para(c.onion_label, col, ry + 2 * gap, col_w, 9, "regular", MUTED)
-        ry = flow.para(c.onion, col, ry, col_w, 7.5, "mono")
+        ry = flow.para(c.onion, col, ry, col_w, 7.5, "mono", one_line=True)
     ry = flow.para(c.fingerprint_label, col, ry + 3 * gap, col_w, 10, "bold")
     ry = flow.para(c.fingerprint, col, ry + 0.5 * gap, col_w, 17, "mono")
     ry = flow.para(c.fingerprint_note, col, ry + 0.5 * gap, col_w, 8.5, "regular", MUTED)

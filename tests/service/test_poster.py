@@ -129,6 +129,32 @@ def test_svg_poster_draws_its_text_and_a_readable_qr(size, session, settings, wo
     assert "某机械厂内部举报" in labels
 
 
+@pytest.mark.parametrize("size", ["a4", "a3"])
+def test_long_names_stay_on_the_page(size, session, settings, world) -> None:  # type: ignore[no-untyped-def]
+    """A 200-character name shrinks the text; nothing leaves the page or hides the QR code."""
+    long_line = channels.add_channel(session, slug="long", kind="enterprise",
+                                     name_zh="某某集团有限公司第三分公司" * 15,
+                                     name_en="Workshop " * 22)
+    session.commit()
+    faces = {key: poster.face(key) for key in ("regular", "bold", "mono")}
+    for lang in ("zh_CN", "en"):
+        content = poster.gather(session, settings, long_line, lang, CATALOGS.gettext(lang))
+        page = poster.layout(content, size, faces)
+        width, height = poster.SIZES[size]
+        [qr] = page.qr
+        for run in page.runs:
+            right = run.x + faces[run.face].width(run.text, run.size)
+            assert run.x >= 0 and right <= width - 10, run
+            assert 0 < run.y <= height - 5, run
+            inside_qr = (qr.x <= run.x <= qr.x + qr.size and qr.y <= run.y <= qr.y + qr.size)
+            assert not inside_qr, run
+        lines = [run.text for run in page.runs]
+        assert content.fingerprint in lines and content.address in lines
+        assert content.onion in lines  # shrunk to one line, never broken
+    svg = _make(session, settings, long_line, size=size, fmt="svg").data.decode()
+    assert _decode(_svg_qr_image(svg)) == [f"{BASE_URL}/?channel=long"]
+
+
 def test_new_reviewer_changes_the_words_on_the_page_and_on_a_new_poster(
         session, settings, world, client) -> None:  # type: ignore[no-untyped-def]
     """A key set changed on the server (here: a recipient added by an administrator) shows on
@@ -169,7 +195,7 @@ def test_reward_sentence_follows_the_active_policy(session, settings, world) -> 
     enterprise = poster.gather(session, settings, world.channel, "zh_CN", zh)
     assert "企业内部隐患举报奖励" in enterprise.reward and "240\u00a0元" in enterprise.reward
     national = poster.gather(session, settings, bureau, "zh_CN", zh)
-    assert "安全生产领域举报奖励办法" in national.reward and "300 000" in national.reward
+    assert "安全生产领域举报奖励办法" in national.reward and "300\u00a0000\u00a0元" in national.reward
     assert "第一个有效举报" in national.reward
     admin = make_reviewer(session, "root", roles="admin").user
     for row in rewardflow.policy_rows(session, active_only=True):
