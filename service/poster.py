@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,9 @@ RED = (190, 22, 34)
 INK = (20, 20, 20)
 MUTED = (90, 90, 90)
 WHITE = (255, 255, 255)
+
+
+_RENDERING = threading.Lock()
 
 
 class FontMissing(ChuishaoError):
@@ -542,11 +546,12 @@ def check_choice(size: str, fmt: str) -> None:
 def render_poster(content: PosterContent, slug: str, *, size: str, fmt: str) -> Poster:
     """Lay out and draw: no database, a second or more of CPU (run it off the event loop)."""
     check_choice(size, fmt)
-    faces = {key: face(key) for key in _FACES}
-    page = layout(content, size, faces)
-    title = f"{content.title} {content.channel_name}"
     draw = render_pdf if fmt == "pdf" else render_svg
-    data = draw(page, faces, title, content.language)
+    # The shared font objects load their tables lazily, which is not safe across threads.
+    with _RENDERING:
+        faces = {key: face(key) for key in _FACES}
+        page = layout(content, size, faces)
+        data = draw(page, faces, f"{content.title} {content.channel_name}", content.language)
     return Poster(data, FORMATS[fmt], f"poster-{slug}-{size}-{content.language}.{fmt}")
 
 
