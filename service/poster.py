@@ -9,7 +9,6 @@ public anyway: the line's name, its address, the key-set fingerprint the intake 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -221,8 +220,9 @@ class Face:
         return sum(self.advance(char) for char in text) * size_pt * PT
 
 
-@functools.lru_cache(maxsize=8)
 def face(key: str) -> Face:
+    """Loaded for each poster (a quarter of a second) rather than kept: the CJK collection
+    holds some 90 MB once parsed, too much to keep in a server for a rare print."""
     path, index, package = _FACES[key]
     if not path.is_file():
         raise FontMissing(package=package)
@@ -547,7 +547,7 @@ def render_poster(content: PosterContent, slug: str, *, size: str, fmt: str) -> 
     """Lay out and draw: no database, a second or more of CPU (run it off the event loop)."""
     check_choice(size, fmt)
     draw = render_pdf if fmt == "pdf" else render_svg
-    # The shared font objects load their tables lazily, which is not safe across threads.
+    # One poster at a time: parsing and subsetting the CJK font takes some 200 MB for a moment.
     with _RENDERING:
         faces = {key: face(key) for key in _FACES}
         page = layout(content, size, faces)

@@ -225,14 +225,10 @@ def test_bad_choices_and_closed_lines_are_refused(session, settings, world) -> N
 
 def test_missing_font_names_the_debian_package(session, settings, world, tmp_path,
                                                monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    poster.face.cache_clear()
     monkeypatch.setitem(poster._FACES, "regular",
                         (tmp_path / "NotoSansCJK-Regular.ttc", 2, "fonts-noto-cjk"))
-    try:
-        with pytest.raises(poster.FontMissing) as missing:
-            _make(session, settings, world.channel, fmt="svg")
-    finally:
-        poster.face.cache_clear()
+    with pytest.raises(poster.FontMissing) as missing:
+        _make(session, settings, world.channel, fmt="svg")
     for lang in ("en", "zh_CN"):
         text = CATALOGS.gettext(lang)(missing.value.message, **missing.value.params)
         assert "fonts-noto-cjk" in text and "scripts/ensure-fonts.sh" in text
