@@ -56,7 +56,7 @@ _RENDERING = threading.Lock()
 
 
 class FontMissing(ChuishaoError):
-    status = 500
+    status = 503
     code = "font_missing"
     message = N_("The poster font is not installed: install the Debian package {package} "
                  "(scripts/ensure-fonts.sh does it).")

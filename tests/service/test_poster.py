@@ -278,6 +278,17 @@ def test_admin_prints_a_poster_from_the_console(session, settings, world, client
     assert missing.status_code == 404
 
 
+def test_console_says_which_font_package_is_missing(session, settings, world, client, tmp_path,
+                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _signed_in(session, settings, client, world, "admin")
+    monkeypatch.setitem(poster._FACES, "bold",
+                        (tmp_path / "NotoSansCJK-Bold.ttc", 2, "fonts-noto-cjk"))
+    response = client.get(f"/console/admin/channels/{world.channel.id}/poster/file",
+                          params={"size": "a4", "format": "pdf", "lang": "zh_CN"})
+    assert response.status_code == 503
+    assert "海报字体未安装" in response.text and "fonts-noto-cjk" in response.text
+
+
 @pytest.mark.parametrize("role", ["reviewer", "approver", "auditor", "finance"])
 def test_other_roles_cannot_print_posters(role, session, settings, world, client) -> None:  # type: ignore[no-untyped-def]
     _signed_in(session, settings, client, world, role)
