@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 serve: $(STAMP)
+	@scripts/ensure-fonts.sh >/dev/null || echo "posters will not print until the fonts are installed" >&2
 	$(BIN)/chuishao migrate
 	$(BIN)/chuishao init --if-needed
 	$(BIN)/chuishao serve --first-admin-link
 
 test: $(STAMP)
+	@scripts/ensure-fonts.sh >/dev/null || exit 1
 	@browser=$$(scripts/ensure-chromium.sh) || exit 1; \
 	if [ "$$browser" != ok ]; then export CHUISHAO_SKIP_BROWSER=1; fi; \
 	$(MAKE) --no-print-directory lint typecheck migrations-check pytest pytest-postgres

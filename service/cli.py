@@ -518,6 +518,37 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def cmd_poster(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service import poster
+    from service.errors import ChuishaoError, NotFound
+    from service.i18n import N_, Catalogs
+    from service.models import Channel
+
+    translate = Catalogs.load().gettext(args.lang)
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            channel = session.scalar(select(Channel).where(Channel.slug == args.channel))
+            try:
+                if channel is None:
+                    raise NotFound(N_('There is no channel "{slug}".'), slug=args.channel)
+                made = poster.make_poster(session, settings, channel, size=args.size,
+                                          fmt=args.format, language=args.lang,
+                                          translate=translate, policy_id=args.policy)
+            except ChuishaoError as exc:
+                print(f"refused: {translate(exc.message, **exc.params)}", file=sys.stderr)
+                return 2
+            session.commit()  # the shipped reward policies, copied in on first use
+    finally:
+        database.dispose()
+    out = Path(args.output or made.filename)
+    out.write_bytes(made.data)
+    print(f"poster written to {out} ({len(made.data)} bytes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chuishao", description="Chuishao operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -611,6 +642,14 @@ def build_parser() -> argparse.ArgumentParser:
     rewards.add_argument("--status")
     rewards.add_argument("--policy", help="policy id")
 
+    poster = sub.add_parser("poster", help="a printable poster for a channel (A4/A3, PDF/SVG)")
+    poster.add_argument("channel", help="channel slug (see `chuishao channel list`)")
+    poster.add_argument("--size", choices=["a4", "a3"], default="a4")
+    poster.add_argument("--format", choices=["pdf", "svg"], default="pdf")
+    poster.add_argument("--lang", choices=["zh_CN", "en"], default="zh_CN")
+    poster.add_argument("--output", help="file to write (default: poster-SLUG-SIZE-LANG.FORMAT)")
+    poster.add_argument("--policy", help="id of the active reward policy the poster names")
+
     from reviewer.rewards import command as reward_command
 
     reward_command.add_parser(sub)
@@ -630,6 +669,7 @@ COMMANDS = {
     "recover": cmd_recover,
     "audit": cmd_audit,
     "export": cmd_export,
+    "poster": cmd_poster,
 }
 
 

@@ -324,6 +324,11 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
     return ChannelKeys(channel, tuple(recipients), fingerprint)
 
 
+def fingerprint_words(session: Session, channel: Channel) -> str:
+    """The key-set fingerprint as a reporter compares it: the intake page and posters."""
+    return crypto.format_fingerprint(channel_keys(session, channel).fingerprint)
+
+
 def find_channel(session: Session, slug: str) -> Channel:
     # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
     channel = None

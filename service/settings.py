@@ -7,6 +7,7 @@ Every setting is documented in docs/OPERATIONS.md.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,8 @@ class Settings:
     secret_key: Secret = field(default_factory=lambda: Secret(""))
     # Public origin used when printing links (invitations); never derived from a request.
     base_url: str = "http://127.0.0.1:8000"
+    # The installation's Tor onion service, printed on posters when set (e.g. http://....onion).
+    onion_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     debug: bool = False
@@ -115,6 +118,7 @@ class Settings:
             "database_url": str,
             "secret_key": Secret,
             "base_url": str,
+            "onion_url": str,
             "host": str,
             "port": int,
             "debug": _bool,
@@ -170,3 +174,5 @@ class Settings:
             raise SettingsError("time_granularity_seconds must be positive")
         if not 0 <= self.min_free_mb <= self.warn_free_mb:
             raise SettingsError("min_free_mb must be between 0 and warn_free_mb")
+        if self.onion_url and not re.fullmatch(r"https?://[a-z2-7]{56}\.onion/?", self.onion_url):
+            raise SettingsError("onion_url must be http://<56 letters and digits>.onion")

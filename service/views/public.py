@@ -18,6 +18,7 @@ from service import feed, followup, intake, reportform, sealing, serverseal
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import LANGUAGES, N_
+from service.installation import get_installation
 from service.middleware import cookie_name
 from service.models import Case
 from service.templating import language, render, translator
@@ -25,8 +26,15 @@ from service.templating import language, render, translator
 
 def _form_context(request: Request) -> dict[str, object]:
     session = get_session(request)
+    open_channels = intake.list_open_channels(session)
+    # The same words as the line's posters, so a reporter can check the page is the real one.
+    fingerprints = ({c.slug: intake.fingerprint_words(session, c) for c in open_channels}
+                    if get_installation(session) is not None else {})
     return {
-        "channels": intake.list_open_channels(session),
+        "channels": open_channels,
+        "fingerprints": fingerprints,
+        # A poster's QR code names its line: /?channel=<slug> preselects it.
+        "preselected": str(request.query_params.get("channel", ""))[:64],
         "categories": reportform.CATEGORIES,
         "insider_choices": reportform.INSIDER,
         "limits": reportform.LIMITS,

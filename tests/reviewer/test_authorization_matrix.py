@@ -98,6 +98,9 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/reward-policies/{row_id:int}/activate"): {"admin"},
     ("POST", "/reward-policies/{row_id:int}/deactivate"): {"admin"},
     ("POST", "/reward-policies/{row_id:int}/preview"): {"admin"},
+    # Posters (issue 15): printed by the administrator of the channels.
+    ("GET", "/admin/channels/{channel_id:int}/poster"): {"admin"},
+    ("GET", "/admin/channels/{channel_id:int}/poster/file"): {"admin"},
 }
 
 
