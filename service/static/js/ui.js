@@ -234,6 +234,9 @@ export async function reviewFiles(fileList, listNode) {
   const files = Array.from(fileList || []);
   const token = String(Math.random());
   listNode.dataset.review = token;
+  // Choices made for an earlier selection must not apply to this one, even for a moment.
+  listNode.replaceChildren();
+  delete listNode.dataset.reviewed;
   const lines = [];
   for (const [index, file] of files.entries()) {
     const type = await detectFile(file);
