@@ -233,3 +233,28 @@ def test_followup_evidence_numbered_after_the_case_files(live: LiveServer, brows
     assert sorted(metas(live)) == ["照片-1.jpg", "照片-2.jpg"]
     assert "IMG_20261201" not in page.inner_text("#files")
     assert not browser.errors
+
+
+def test_without_javascript_uncleanable_files_are_named_then_left_out(
+        live: LiveServer, browser: Browser, tmp_path: Path) -> None:
+    heic = tmp_path / "IMG_1234.HEIC"
+    heic.write_bytes(HEIC)
+    photo = tmp_path / CAMERA_NAME
+    photo.write_bytes(gps_jpeg())
+    page = browser.page(javascript=False, locale="en-US")
+    open_form(page, javascript=False)
+    fill_report(page, [heic, photo])
+    page.click("#submit-report")
+    page.wait_for_selector("#refusal")
+    refusal = page.text_content("#refusal")
+    assert "IMG_1234.HEIC" in refusal and CAMERA_NAME not in refusal
+    assert filetypes.UNCLEAN_REASONS["heif"] in refusal
+    assert counts(live)["Case"] == 0
+    # The text is still there; the reporter chooses, attaches again and sends.
+    assert page.input_value("#f-unit") == "某机械厂"
+    page.check("input[name=unclean][value=drop]")
+    page.set_input_files("#f-files", [str(heic), str(photo)])
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-code")
+    assert "IMG_1234.HEIC" in page.inner_text("#left-out")
+    assert list(metas(live)) == ["photo-1.jpg"]
