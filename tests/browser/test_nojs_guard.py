@@ -155,3 +155,33 @@ def test_with_javascript_the_page_says_it_encrypts_on_the_device(live: LiveServe
     assert not page.query_selector("#report-form [name=sealing]")
     page.wait_for_timeout(2500)  # past the notice's grace period
     assert not browser.errors
+
+
+NO_X25519 = """
+  const original = crypto.subtle.generateKey.bind(crypto.subtle);
+  crypto.subtle.generateKey = (algorithm, ...rest) =>
+    (algorithm && algorithm.name === "X25519")
+      ? Promise.reject(new DOMException("no", "NotSupportedError"))
+      : original(algorithm, ...rest);
+"""
+
+
+def test_without_x25519_the_followup_goes_to_the_server_only_when_chosen(
+        live: LiveServer, browser: Browser) -> None:
+    receipt, case_id = submit_from_python(live)
+    page = browser.page()
+    page.add_init_script(NO_X25519)
+    page.goto("/followup")
+    page.wait_for_selector("#f-server-seal")
+    page.fill("#f-receipt", receipt)
+    page.click("#followup-form button[type=submit]")
+    assert not browser.api_calls("POST", "/followup")  # the required box stops the form
+    page.check("#f-server-seal")
+    page.click("#followup-form button[type=submit]")
+    page.wait_for_selector("#case-status")
+    # The case page (scripts on, none of its own) keeps the choice for its reply form.
+    assert page.locator("section.reply input[name=sealing]").get_attribute("value") == "chosen"
+    page.fill("#f-reply", "阀门编号 V-12。")
+    page.click("section.reply button[type=submit]")
+    page.wait_for_selector(".notice[role=status]")
+    assert "阀门编号 V-12。" in page.inner_text("#messages")
