@@ -15,7 +15,7 @@ from reviewer import rewardflow
 from reviewer.rewards import format_yuan
 from service import feed, followup, intake, reportform, sealing, serverseal
 from service.db import get_session
-from service.errors import ChuishaoError, InvalidInput, NotFound
+from service.errors import ChuishaoError, InvalidInput, NotFound, wants_json
 from service.i18n import LANGUAGES, N_
 from service.middleware import cookie_name
 from service.models import Case
@@ -51,6 +51,8 @@ def _refusal_text(request: Request, error: ChuishaoError) -> str:
 
 def _refused_form(request: Request, form: FormData, error: ChuishaoError) -> Response:
     """The form again, with what the reporter typed and why nothing was sent (never stored)."""
+    if wants_json(request):
+        raise error
     context = _form_context(request)
     context.update({"values": reportform.refill(form),
                     "form_error": _refusal_text(request, error),

@@ -196,3 +196,12 @@ def test_a_refused_no_javascript_report_loses_nothing_typed(client: TestClient, 
     assert response.text.count('value="noscript"') == 1
     assert '<input type="hidden" name="sealing" value="chosen">' not in response.text
     assert _rows(session) == NOTHING
+
+
+def test_the_refusal_in_json_for_a_client_that_asks(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
+    refused = client.post("/report", data=_form(), headers={"Accept": "application/json",
+                                                            "Accept-Language": "en"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "script_failed"
+    assert "encryption script did not load" in refused.json()["error"]["message"]
+    assert _rows(session) == NOTHING
