@@ -153,7 +153,7 @@ def test_with_javascript_the_page_says_it_encrypts_on_the_device(live: LiveServe
     assert DEVICE_CLAIM in page.inner_text("footer")
     # Nothing a script-free browser would send is left in the form.
     assert not page.query_selector("#report-form [name=sealing]")
-    page.wait_for_timeout(2500)  # past the notice's grace period
+    page.wait_for_timeout(500)
     assert not browser.errors
 
 
