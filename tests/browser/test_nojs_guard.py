@@ -185,3 +185,31 @@ def test_without_x25519_the_followup_goes_to_the_server_only_when_chosen(
     page.click("section.reply button[type=submit]")
     page.wait_for_selector(".notice[role=status]")
     assert "阀门编号 V-12。" in page.inner_text("#messages")
+
+
+def test_a_script_that_stops_half_way_leaves_the_notice_and_sends_nothing(
+        live: LiveServer, browser: Browser) -> None:
+    page = browser.page(locale="en-US")
+
+    served: list[str] = []
+
+    def broken(route: Any) -> None:
+        if served:  # the answer page loads it again: keep that one simple
+            route.abort()
+            return
+        served.append(route.request.url)
+        response = route.fetch()
+        body = response.text().replace('form.addEventListener("submit", onSubmit);',
+                                       'throw new Error("stopped half-way");', 1)
+        assert "stopped half-way" in body
+        route.fulfill(response=response, body=body)
+
+    page.route("**/static/js/intake.js", broken)
+    page.goto("/")
+    page.wait_for_selector("#script-missing", state="visible", timeout=10_000)
+    fill_report(page)
+    page.click("#submit-report")
+    page.wait_for_selector("#refusal")
+    assert page.text_content("#refusal") == tr("en", ScriptDidNotRun.message)
+    assert counts(live) == NOTHING
+    browser.errors.clear()  # the page error is the point of this test

@@ -30,6 +30,7 @@ import {
   fileMaterial,
   hasX25519,
   offerServerSeal,
+  pageReady,
   prepareFiles,
   retryable,
   reviewFiles,
@@ -458,6 +459,7 @@ async function init() {
     // JavaScript once the box is ticked (the server refuses it otherwise).
     showText(ui.error, t("no_crypto"));
     offerServerSeal(form);
+    pageReady();
     return;
   }
   form.addEventListener("submit", onSubmit);
@@ -473,6 +475,7 @@ async function init() {
   }
   showDeviceClaims();
   form.dataset.enhanced = "true";
+  pageReady();
 }
 
 init();

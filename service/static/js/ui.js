@@ -349,9 +349,14 @@ export async function prepareFiles(fileList, limits, listNode,
 // ------------------------------------------------------------------------------ page set-up
 
 // The page script runs: the no-script marker (if a browser ever parsed one) must never be
-// sent from here, and the "script did not load" notice goes.
+// sent from here.
 export function scriptRuns(form) {
   if (form) for (const marker of form.querySelectorAll('[name="sealing"]')) marker.remove();
+}
+
+// The page is ready (it encrypts, or it asked the reporter): the "script did not load" notice
+// goes. Not earlier, so a script that stops half-way still leaves the notice up.
+export function pageReady() {
   const missing = document.getElementById("script-missing");
   if (missing) missing.remove();
 }
