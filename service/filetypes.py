@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.i18n import N_
+from service.metadata import JPEG_SOI, PNG_SIGNATURE
 
 # How many leading bytes decide the type (the browser reads exactly this much).
 HEAD_BYTES = 65536
@@ -111,9 +112,10 @@ def detect(data: bytes, filename: str = "") -> FileType:
     """
     head = bytes(data[:HEAD_BYTES])
     truncated = len(data) > HEAD_BYTES
-    if head[:2] == b"\xff\xd8":  # the same test as the stripper: every such file is cleaned
+    # The stripper's own tests (service/metadata.py): every such file is cleaned or refused.
+    if head[:2] == JPEG_SOI:
         return FileType("jpeg", "image/jpeg", "jpg", "photo")
-    if head[:4] == b"\x89PNG":
+    if head[:4] == PNG_SIGNATURE[:4]:
         return FileType("png", "image/png", "png", "photo")
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return FileType("gif", "image/gif", "gif", "photo")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from service import filetypes
 from service.i18n import N_
 
 MESSAGES = {
@@ -104,7 +105,7 @@ MESSAGES = {
 def as_json(translate: Callable[..., str]) -> str:
     # Placeholders stay as {name}; the scripts fill them in. "</" is escaped so the island
     # cannot end early.
-    from service import feed, filetypes, metadata, reportform
+    from service import feed, metadata, reportform
 
     data = {key: translate(text) for key, text in MESSAGES.items()}
     data.update({f"status.{key}": translate(text) for key, text in feed.STATUS.items()})

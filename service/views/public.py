@@ -16,7 +16,7 @@ from reviewer import rewardflow
 from reviewer.rewards import format_yuan
 from service import feed, followup, intake, reportform, sealing, serverseal
 from service.db import get_session
-from service.errors import ChuishaoError, InvalidInput, NotFound
+from service.errors import ChuishaoError, InvalidInput, NotFound, wants_json
 from service.i18n import LANGUAGES, N_
 from service.installation import get_installation
 from service.middleware import cookie_name
@@ -60,6 +60,8 @@ def _refusal_text(request: Request, error: ChuishaoError) -> str:
 
 def _refused_form(request: Request, form: FormData, error: ChuishaoError) -> Response:
     """The form again, with what the reporter typed and why nothing was sent (never stored)."""
+    if wants_json(request):
+        raise error
     context = _form_context(request)
     context.update({"values": reportform.refill(form),
                     "form_error": _refusal_text(request, error),
@@ -86,14 +88,19 @@ async def submit_report(request: Request) -> Response:
         sealing_mode = reportform.server_sealing(form)
     except reportform.ScriptDidNotRun as refused:
         return _refused_form(request, form, refused)
-    parsed = reportform.parse_report(form, language(request))
-    request.app.state.nojs_submissions.take()
-    uploads = await _read_uploads(settings, reportform.uploaded_files(form))
     try:
+        parsed = reportform.parse_report(form, language(request))
+    except InvalidInput as refused:
+        return _refused_form(request, form, refused)
+    request.app.state.nojs_submissions.take()
+    try:
+        uploads = await _read_uploads(settings, reportform.uploaded_files(form))
         cleaned, left_out = serverseal.clean_uploads(
             uploads, first_number=1, keep_names=reportform.keep_names(form),
             unclean=reportform.unclean_choice(form), translate=translator(request))
-    except reportform.UncleanNotChosen as refused:
+    except InvalidInput as refused:
+        # Files that cannot be cleaned (named), a damaged picture, a file too large: the
+        # form comes back with what was typed; files must be attached again.
         return _refused_form(request, form, refused)
     files = [sealing.PlainFile(name=f.name, type=f.type, size=len(f.data), read=_reader(f.data),
                                removed=f.removed, cleaned=f.cleaned) for f in cleaned]

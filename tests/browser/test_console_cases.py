@@ -197,6 +197,8 @@ def test_list_and_case_are_decrypted_in_the_browser(console: Console, live: Live
     assert "某机械厂" in page.locator("#report-fields").inner_text()
     # The attachment is fetched as ciphertext chunks and decrypted into a download here.
     button = page.locator("#files button").filter(has_text="检测记录.bin")
+    # A file that was not cleaned says so to the reviewer, who may otherwise pass it on.
+    assert "未清除隐藏信息" in page.locator("#files li").filter(has_text="检测记录.bin").inner_text()
     with page.expect_download() as download:
         button.click()
     assert download.value.suggested_filename == "检测记录.bin"

@@ -5,6 +5,7 @@ bytes, and a file that cannot be cleaned is named with a choice before anything 
 from __future__ import annotations
 
 import base64
+import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,62 @@ def test_followup_evidence_numbered_after_the_case_files(live: LiveServer, brows
     assert sorted(metas(live)) == ["照片-1.jpg", "照片-2.jpg"]
     assert "IMG_20261201" not in page.inner_text("#files")
     assert not browser.errors
+
+
+def test_without_javascript_uncleanable_files_are_named_then_left_out(
+        live: LiveServer, browser: Browser, tmp_path: Path) -> None:
+    heic = tmp_path / "IMG_1234.HEIC"
+    heic.write_bytes(HEIC)
+    photo = tmp_path / CAMERA_NAME
+    photo.write_bytes(gps_jpeg())
+    page = browser.page(javascript=False, locale="en-US")
+    open_form(page, javascript=False)
+    fill_report(page, [heic, photo])
+    page.click("#submit-report")
+    page.wait_for_selector("#refusal")
+    refusal = page.text_content("#refusal")
+    assert "IMG_1234.HEIC" in refusal and CAMERA_NAME not in refusal
+    assert filetypes.UNCLEAN_REASONS["heif"] in refusal
+    assert counts(live)["Case"] == 0
+    # The text is still there; the reporter chooses, attaches again and sends.
+    assert page.input_value("#f-unit") == "某机械厂"
+    page.check("input[name=unclean][value=drop]")
+    page.set_input_files("#f-files", [str(heic), str(photo)])
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-code")
+    assert "IMG_1234.HEIC" in page.inner_text("#left-out")
+    assert list(metas(live)) == ["photo-1.jpg"]
+
+
+DETECT_MANY_JS = """
+async (cases) => {
+  const F = await import('/static/js/filetypes.js');
+  const out = [];
+  for (const {data, name} of cases) {
+    const raw = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const t = await F.detectFile(new File([raw], name));
+    out.push([t.kind, t.mime, t.ext, t.family, t.cleanable, t.reason]);
+  }
+  return out;
+}
+"""
+
+
+def test_browser_agrees_on_mutated_heads(static_page: Any) -> None:
+    """Every sample's head with bytes flipped or cut: the two detectors never disagree."""
+    rng = random.Random(20261130)
+    cases = []
+    for data, name in samples().values():
+        for _ in range(12):
+            head = bytearray(data[:64])
+            if head and rng.random() < 0.7:
+                head[rng.randrange(len(head))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                head = head[: rng.randrange(len(head) + 1)]
+            cases.append((bytes(head), name))
+    got = static_page.evaluate(DETECT_MANY_JS, [
+        {"data": base64.b64encode(d).decode(), "name": n} for d, n in cases])
+    for (data, name), answer in zip(cases, got, strict=True):
+        expected = filetypes.detect(data, name)
+        assert answer == [expected.kind, expected.mime, expected.ext, expected.family,
+                          expected.cleanable, expected.reason_key], (data, name)

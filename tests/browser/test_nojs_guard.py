@@ -153,5 +153,63 @@ def test_with_javascript_the_page_says_it_encrypts_on_the_device(live: LiveServe
     assert DEVICE_CLAIM in page.inner_text("footer")
     # Nothing a script-free browser would send is left in the form.
     assert not page.query_selector("#report-form [name=sealing]")
-    page.wait_for_timeout(2500)  # past the notice's grace period
+    page.wait_for_timeout(500)
     assert not browser.errors
+
+
+NO_X25519 = """
+  const original = crypto.subtle.generateKey.bind(crypto.subtle);
+  crypto.subtle.generateKey = (algorithm, ...rest) =>
+    (algorithm && algorithm.name === "X25519")
+      ? Promise.reject(new DOMException("no", "NotSupportedError"))
+      : original(algorithm, ...rest);
+"""
+
+
+def test_without_x25519_the_followup_goes_to_the_server_only_when_chosen(
+        live: LiveServer, browser: Browser) -> None:
+    receipt, case_id = submit_from_python(live)
+    page = browser.page()
+    page.add_init_script(NO_X25519)
+    page.goto("/followup")
+    page.wait_for_selector("#f-server-seal")
+    page.fill("#f-receipt", receipt)
+    page.click("#followup-form button[type=submit]")
+    assert not browser.api_calls("POST", "/followup")  # the required box stops the form
+    page.check("#f-server-seal")
+    page.click("#followup-form button[type=submit]")
+    page.wait_for_selector("#case-status")
+    # The case page (scripts on, none of its own) keeps the choice for its reply form.
+    assert page.locator("section.reply input[name=sealing]").get_attribute("value") == "chosen"
+    page.fill("#f-reply", "阀门编号 V-12。")
+    page.click("section.reply button[type=submit]")
+    page.wait_for_selector(".notice[role=status]")
+    assert "阀门编号 V-12。" in page.inner_text("#messages")
+
+
+def test_a_script_that_stops_half_way_leaves_the_notice_and_sends_nothing(
+        live: LiveServer, browser: Browser) -> None:
+    page = browser.page(locale="en-US")
+
+    served: list[str] = []
+
+    def broken(route: Any) -> None:
+        if served:  # the answer page loads it again: keep that one simple
+            route.abort()
+            return
+        served.append(route.request.url)
+        response = route.fetch()
+        body = response.text().replace('form.addEventListener("submit", onSubmit);',
+                                       'throw new Error("stopped half-way");', 1)
+        assert "stopped half-way" in body
+        route.fulfill(response=response, body=body)
+
+    page.route("**/static/js/intake.js", broken)
+    page.goto("/")
+    page.wait_for_selector("#script-missing", state="visible", timeout=10_000)
+    fill_report(page)
+    page.click("#submit-report")
+    page.wait_for_selector("#refusal")
+    assert page.text_content("#refusal") == tr("en", ScriptDidNotRun.message)
+    assert counts(live) == NOTHING
+    browser.errors.clear()  # the page error is the point of this test

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -221,3 +223,13 @@ def test_the_python_client_names_neutrally(tmp_path: Path, client: TestClient, w
         "v": 1, "unit": "u", "location": "", "category": "hazard", "description": "d",
         "seen_at": "", "insider": "", "language": "zh_CN"}, files=[photo])
     assert list(_metas(world, session)) == ["photo-1.jpg"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64), st.text(max_size=20))
+def test_detection_never_fails_and_only_pictures_count_as_cleanable(data: bytes,
+                                                                    name: str) -> None:
+    found = filetypes.detect(data, name)
+    assert found.cleanable == (data[:2] == b"\xff\xd8" or data[:4] == b"\x89PNG")
+    assert found.ext and found.ext.isascii() and found.ext.isalnum()
+    assert found.family in filetypes.FAMILY_NAMES

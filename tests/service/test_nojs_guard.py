@@ -184,3 +184,24 @@ def test_no_javascript_pages_never_claim_encryption_on_the_device(client: TestCl
             assert claim not in shown, (name, claim)
     # The script fills the claim in only once it runs (static/js/ui.js showDeviceClaims).
     assert '<span class="device-claim"></span>' in pages["index"]
+
+
+def test_a_refused_no_javascript_report_loses_nothing_typed(client: TestClient, world,  # type: ignore[no-untyped-def]
+                                                            session) -> None:
+    response = client.post("/report", data=_form(sealing="noscript", unit=""))
+    assert response.status_code == 400
+    assert "请填写被举报单位" in response.text
+    assert DESCRIPTION in response.text and 'value="王五"' in response.text
+    # The marker is not echoed back as a plain field: only the page's own <noscript> one.
+    assert response.text.count('value="noscript"') == 1
+    assert '<input type="hidden" name="sealing" value="chosen">' not in response.text
+    assert _rows(session) == NOTHING
+
+
+def test_the_refusal_in_json_for_a_client_that_asks(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
+    refused = client.post("/report", data=_form(), headers={"Accept": "application/json",
+                                                            "Accept-Language": "en"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "script_failed"
+    assert "encryption script did not load" in refused.json()["error"]["message"]
+    assert _rows(session) == NOTHING

@@ -28,6 +28,7 @@ import {
   has,
   hasX25519,
   offerServerSeal,
+  pageReady,
   prepareFiles,
   reviewFiles,
   scriptRuns,
@@ -449,11 +450,13 @@ async function init() {
   if (!(await hasX25519())) {
     showText(formError, t("no_crypto"));
     offerServerSeal(form);
+    pageReady();
     return; // the form posts to the server once the reporter ticks the box
   }
   form.addEventListener("submit", onSubmit);
   showDeviceClaims();
   form.dataset.enhanced = "true";
+  pageReady();
 }
 
 init();

@@ -30,6 +30,7 @@ import {
   fileMaterial,
   hasX25519,
   offerServerSeal,
+  pageReady,
   prepareFiles,
   retryable,
   reviewFiles,
@@ -523,6 +524,7 @@ async function init() {
     // JavaScript once the box is ticked (the server refuses it otherwise).
     showText(ui.error, t("no_crypto"));
     offerServerSeal(form);
+    pageReady();
     return;
   }
   form.addEventListener("submit", onSubmit);
@@ -539,6 +541,7 @@ async function init() {
   }
   showDeviceClaims();
   form.dataset.enhanced = "true";
+  pageReady();
 }
 
 init();

@@ -223,9 +223,12 @@ function sentName(file, type, number, keepNames) {
   return `${t(`name.${type.family}`, { number })}.${type.ext}`;
 }
 
-function uncleanText(name, type) {
-  const line = t("unclean", { name });
-  return type.reason ? `${line} ${t(`unclean_reason.${type.reason}`)}` : line;
+// "cannot be cleaned", then why for HEIC and video, each in its own line.
+function uncleanNodes(name, type) {
+  return [
+    el("span", { text: t("unclean", { name }) }),
+    type.reason ? el("span", { cls: "reason", text: t(`unclean_reason.${type.reason}`) }) : null,
+  ];
 }
 
 // As soon as files are chosen: say which can be cleaned and, for each one that cannot, ask
@@ -234,6 +237,9 @@ export async function reviewFiles(fileList, listNode) {
   const files = Array.from(fileList || []);
   const token = String(Math.random());
   listNode.dataset.review = token;
+  // Choices made for an earlier selection must not apply to this one, even for a moment.
+  listNode.replaceChildren();
+  delete listNode.dataset.reviewed;
   const lines = [];
   for (const [index, file] of files.entries()) {
     const type = await detectFile(file);
@@ -247,10 +253,8 @@ export async function reviewFiles(fileList, listNode) {
       ` ${t(label)}`,
     ]);
     lines.push(el("li", { cls: "unclean file-choice", attrs: { "data-index": index } }, [
-      el("span", { text: uncleanText(name, type) }),
-      " ",
-      choice("send", "unclean_send"),
-      choice("drop", "unclean_drop"),
+      ...uncleanNodes(name, type),
+      el("span", { cls: "choices" }, [choice("send", "unclean_send"), choice("drop", "unclean_drop")]),
     ]));
   }
   // A later selection replaced this one while it was being read.
@@ -316,16 +320,14 @@ export async function prepareFiles(fileList, limits, listNode,
     } else {
       result = { blob: file, kind: "other", cleaned: false, removed: [] };
     }
-    let line;
     if (result.kind === "other") {
-      line = uncleanText(name, type);
+      lines.push(el("li", { cls: "unclean" }, uncleanNodes(name, type)));
     } else if (result.removed.length) {
       const what = result.removed.map((label) => t(`meta.${label}`)).join(", ");
-      line = t("removed", { name, what });
+      lines.push(el("li", { cls: "removed", text: t("removed", { name, what }) }));
     } else {
-      line = t("nothing_removed", { name });
+      lines.push(el("li", { cls: "removed", text: t("nothing_removed", { name }) }));
     }
-    lines.push(el("li", { cls: result.kind === "other" ? "unclean" : "removed", text: line }));
     prepared.push({
       name: [...sentName(file, type, number, keepNames)].slice(0, 200).join(""),
       original: name,
@@ -347,9 +349,14 @@ export async function prepareFiles(fileList, limits, listNode,
 // ------------------------------------------------------------------------------ page set-up
 
 // The page script runs: the no-script marker (if a browser ever parsed one) must never be
-// sent from here, and the "script did not load" notice goes.
+// sent from here.
 export function scriptRuns(form) {
   if (form) for (const marker of form.querySelectorAll('[name="sealing"]')) marker.remove();
+}
+
+// The page is ready (it encrypts, or it asked the reporter): the "script did not load" notice
+// goes. Not earlier, so a script that stops half-way still leaves the notice up.
+export function pageReady() {
   const missing = document.getElementById("script-missing");
   if (missing) missing.remove();
 }

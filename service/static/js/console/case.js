@@ -168,6 +168,10 @@ function renderFiles() {
     if (info && Array.isArray(info.removed) && info.removed.length) {
       row.append(el("span", { cls: "hint", text: ` ${t("removed", { what: info.removed.join(", ") })}` }));
     }
+    // HEIC photos, videos, documents: the reporter chose to send them as they are.
+    if (info && info.cleaned !== true) {
+      row.append(el("span", { cls: "hint not-cleaned", text: ` ${t("not_cleaned")}` }));
+    }
     if (!info) {
       button.disabled = true;
       showText(status, t("decrypt_failed"));
