@@ -308,6 +308,41 @@ class SpentStamp(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
+class SignInFailure(Base):
+    """Recent failed sign-ins for one claimed username, kept under a keyed hash of the name
+    so made-up names and real accounts look alike. More failures make the next sign-in's
+    proof-of-work stamp dearer; nobody is ever locked out."""
+
+    __tablename__ = "sign_in_failures"
+
+    name_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class FollowupQuota(Base):
+    """What one follow-up session has added (items, bytes), under a hash of its session
+    id; no case, and an expiry coarsened to the installation's granularity."""
+
+    __tablename__ = "followup_quotas"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RefusalCount(Base):
+    """Anonymous refusals (a forged or expired form, an unknown invitation) counted per
+    hour and kind: one row per bucket instead of one audit entry per request."""
+
+    __tablename__ = "refusal_counts"
+
+    bucket: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class ConsoleSession(Base):
     """A signed-in console session; only the hash of its cookie token is stored."""
 
