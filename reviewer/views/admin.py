@@ -7,6 +7,7 @@ through ``audit.record_refusal``, since that transaction is rolled back.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -15,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from reviewer import accounts, audit, invitations
+from reviewer import accounts, audit, invitations, refusals
 from reviewer.auth import ROLES, current_user, require_roles
 from reviewer.views.accounts import script_messages
 from service import channels
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
+from service.models import utcnow
 from service.settings import Settings
 from service.templating import render
 
@@ -66,8 +68,17 @@ def _int(value: Any) -> int:
 @require_roles("admin")
 async def users_page(request: Request) -> Response:
     session = get_session(request)
+    rows = accounts.list_users(session)
+    settings: Settings = request.app.state.settings
+    now = utcnow()
     return _page(request, "reviewer/admin.html", {
-        "rows": accounts.list_users(session), "me": current_user(request)})
+        "rows": rows, "me": current_user(request),
+        # Failed sign-ins per account since its last sign-in (administrators are told), and
+        # the anonymous refusals of the last two days, counted per hour.
+        "failures": accounts.failures_by_user(session, settings, request.app.state.secret_key,
+                                              [user for user, _ in rows], now),
+        "refusal_counts": refusals.recent(session, now - dt.timedelta(days=2)),
+        "failure_hours": settings.sign_in_failure_hours})
 
 
 @action("admin.roles")
