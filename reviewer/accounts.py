@@ -399,12 +399,6 @@ def forget_failures(session: Session, settings: Settings, secret_key: str, usern
     return seen
 
 
-def purge_failures(session: Session, settings: Settings, now: dt.datetime) -> int:
-    cutoff = now - dt.timedelta(hours=settings.sign_in_failure_hours)
-    result = session.execute(delete(SignInFailure).where(SignInFailure.last_at <= cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def failures_by_user(session: Session, settings: Settings, secret_key: str,
                      users: Iterable[User], now: dt.datetime | None = None
                      ) -> dict[int, RecentFailures]:
