@@ -220,10 +220,20 @@ async def followup_reply(request: Request) -> Response:
     return JSONResponse({"id": item.id}, status_code=201)
 
 
+def _declared_file_bytes(data: Any) -> int:
+    raw = data.get("file") if isinstance(data, dict) else None
+    size = raw.get("stored_size") if isinstance(raw, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
+
+
 async def followup_new_file(request: Request) -> Response:
     case = _followup_case(request)
     data = await read_json(request)
     settings = request.app.state.settings
+    declared = _declared_file_bytes(data)
+    if declared > settings.pow_free_bytes:
+        # Within the free allowance the session's quota is enough; a bigger file pays.
+        spend_stamp(request, data.get("pow"), upload_difficulty(request, declared))
     file = followup.add_file(get_session(request), settings, case, data)
     quota.charge_session(get_session(request), settings, bearer(request) or "", items=1,
                          nbytes=file.stored_size)

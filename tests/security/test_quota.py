@@ -165,3 +165,39 @@ def test_case_message_bytes_are_bounded(client: TestClient, world, session) -> N
                             .where(SealedItem.case_id == case.id))
     blob = len(crypto.b64u_decode(_big_reply(key, case.id)["blob"]))
     assert stored <= MIB < stored + blob
+
+
+def _file_body(key: bytes, case_id: str, size: int) -> dict:  # type: ignore[type-arg]
+    file_id, meta_id = crypto.new_id(), crypto.new_id()
+    meta = {"name": "v.mp4", "type": "video/mp4", "size": size,
+            "key": crypto.b64u_encode(crypto.new_key()),
+            "prefix": crypto.b64u_encode(crypto.new_key()[:7]), "removed": [], "cleaned": False}
+    stored, count = sealing.stored_layout(size)
+    return {"file": {"id": file_id.hex(), "meta_item_id": meta_id.hex(), "stored_size": stored,
+                     "chunk_count": count},
+            "meta": {"id": meta_id.hex(), "blob": crypto.b64u_encode(crypto.seal_item(
+                key, bytes.fromhex(case_id), meta_id, "file-meta", meta))}}
+
+
+def test_a_big_follow_up_file_pays_for_its_size(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
+    case, open_session = _session(client, world, session)
+    auth, key = open_session()
+    small = _file_body(key, case.id, 100_000)
+    assert client.post("/api/v1/followup/files", json=small, headers=auth).status_code == 201
+    big = _file_body(key, case.id, 150 * MIB)
+    # Before: 201 with no work at all, the session could then upload 150 MiB.
+    refused = client.post("/api/v1/followup/files", json=big, headers=auth)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "pow_invalid"
+    cheap = client.post("/api/v1/followup/files", headers=auth,
+                        json={**big, "pow": api_client(client).stamp()})
+    assert cheap.status_code == 400
+    stamp, difficulty = _stamp_for(client, big["file"]["stored_size"])
+    assert difficulty == world.settings.pow_difficulty + 6  # 150 MiB / 4 MiB: six doublings
+    accepted = client.post("/api/v1/followup/files", json={**big, "pow": stamp}, headers=auth)
+    assert accepted.status_code == 201, accepted.text
+    # The session's byte quota (256 MiB) counts declared sizes: a second one is refused.
+    again = _file_body(key, case.id, 150 * MIB)
+    stamp, _ = _stamp_for(client, again["file"]["stored_size"])
+    over = client.post("/api/v1/followup/files", json={**again, "pow": stamp}, headers=auth)
+    assert over.status_code == 413 and "256 MB" in over.json()["error"]["message"]
+    assert session.scalar(select(func.count()).select_from(StoredFile)) == 2
