@@ -124,7 +124,8 @@ class User(Base):
     totp_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     # The last accepted time step: a code is never accepted twice.
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
-    # Per-account throttle: a growing delay, never a lock-out of the whole service.
+    # No longer used (sign-in no longer pauses an account; see SignInFailure); kept so an
+    # older version reading this database still works.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     throttled_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

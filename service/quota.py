@@ -15,6 +15,7 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.errors import TooLarge
@@ -80,13 +81,21 @@ def charge_session(session: Session, settings: Settings, token: str, *, items: i
     """Count what one follow-up session adds; refuse once it passes the session's quota."""
     now = now or utcnow()
     key = session_key(token)
-    changed = session.execute(
-        update(FollowupQuota).where(FollowupQuota.session_hash == key)
-        .values(items=FollowupQuota.items + items, bytes=FollowupQuota.bytes + nbytes)
-        .execution_options(synchronize_session=False))
-    if not _rowcount(changed):
-        session.execute(insert(FollowupQuota).values(
-            session_hash=key, items=items, bytes=nbytes, expires_at=_expiry(settings, now)))
+    for _attempt in range(4):
+        changed = session.execute(
+            update(FollowupQuota).where(FollowupQuota.session_hash == key)
+            .values(items=FollowupQuota.items + items, bytes=FollowupQuota.bytes + nbytes)
+            .execution_options(synchronize_session=False))
+        if _rowcount(changed):
+            break
+        try:
+            with session.begin_nested():
+                session.execute(insert(FollowupQuota).values(
+                    session_hash=key, items=items, bytes=nbytes,
+                    expires_at=_expiry(settings, now)))
+            break
+        except IntegrityError:
+            continue  # the session's other request made the row first: add to it
     used_items, used_bytes = session.execute(
         select(FollowupQuota.items, FollowupQuota.bytes)
         .where(FollowupQuota.session_hash == key)).one()
