@@ -67,7 +67,7 @@ class Settings:
     pow_difficulty: int = 18
     # An upload's stamp costs one more bit (twice the work) each time its declared size
     # doubles beyond this many bytes, so the work grows with what it asks the server to keep.
-    pow_free_bytes: int = 4 * 1024 * 1024
+    pow_free_bytes: int = 16 * 1024 * 1024
     # Quotas per case (the reporter's part: files, sealed messages, and how many items) and
     # per follow-up session (items and bytes it adds). Refusals name the limit.
     case_quota_bytes: int = 1024 * 1024 * 1024
@@ -80,7 +80,7 @@ class Settings:
     # Failures are forgotten after sign_in_failure_hours without a new one.
     login_pow_difficulty: int = 12
     login_pow_free_failures: int = 3
-    login_pow_max_extra: int = 10
+    login_pow_max_extra: int = 8
     sign_in_failure_hours: int = 24
     # An unfinished upload is discarded whole after this long.
     draft_hours: int = 6

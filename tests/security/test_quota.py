@@ -70,13 +70,13 @@ def test_upload_stamp_work_grows_with_declared_size(client: TestClient, world, s
     base = world.settings.pow_difficulty
     envelope = _declared(client, world, [200 * MIB, 200 * MIB])
     declared = sum(f["stored_size"] for f in envelope["files"])
-    # About 400 MiB is 100 times the 4 MiB allowance: seven doublings, seven more bits.
-    assert pow.upload_difficulty(base, world.settings.pow_free_bytes, declared) == base + 7
+    # About 400 MiB is 25 times the 16 MiB allowance: five doublings, five more bits.
+    assert pow.upload_difficulty(base, world.settings.pow_free_bytes, declared) == base + 5
     cheap = client.post("/api/v1/submissions", json={**envelope, "pow": api_client(client).stamp()})
     assert cheap.status_code == 400 and cheap.json()["error"]["code"] == "pow_invalid"
     assert session.scalar(select(func.count()).select_from(Case)) == 0
     stamp, difficulty = _stamp_for(client, declared)
-    assert difficulty == base + 7
+    assert difficulty == base + 5
     created = client.post("/api/v1/submissions", json={**envelope, "pow": stamp})
     assert created.status_code == 201, created.text
     assert session.scalar(select(func.sum(StoredFile.stored_size))) == declared
@@ -192,7 +192,7 @@ def test_a_big_follow_up_file_pays_for_its_size(client: TestClient, world, sessi
                         json={**big, "pow": api_client(client).stamp()})
     assert cheap.status_code == 400
     stamp, difficulty = _stamp_for(client, big["file"]["stored_size"])
-    assert difficulty == world.settings.pow_difficulty + 6  # 150 MiB / 4 MiB: six doublings
+    assert difficulty == world.settings.pow_difficulty + 4  # 150 MiB / 16 MiB: four doublings
     accepted = client.post("/api/v1/followup/files", json={**big, "pow": stamp}, headers=auth)
     assert accepted.status_code == 201, accepted.text
     # The session's byte quota (256 MiB) counts declared sizes: a second one is refused.
@@ -201,3 +201,10 @@ def test_a_big_follow_up_file_pays_for_its_size(client: TestClient, world, sessi
     over = client.post("/api/v1/followup/files", json={**again, "pow": stamp}, headers=auth)
     assert over.status_code == 413 and "256 MB" in over.json()["error"]["message"]
     assert session.scalar(select(func.count()).select_from(StoredFile)) == 2
+
+
+def test_upload_price_is_one_bit_per_doubling() -> None:
+    free = 16 * MIB
+    prices = [pow.upload_difficulty(18, free, n) for n in
+              (0, free, free + 1, 2 * free, 2 * free + 1, 4 * free, 64 * free, 2**80)]
+    assert prices == [18, 18, 19, 19, 20, 20, 24, pow.MAX_DIFFICULTY]
