@@ -6,6 +6,8 @@ checks the figure it must hold: bytes a stamp buys, replies one follow-up sessio
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -18,6 +20,7 @@ from service.models import Case, FollowupQuota, SealedItem, StoredFile
 from service.sealing import PlainFile
 from tests.conftest import fast_settings
 from tests.factories import api_client, make_world
+from tests.service.test_followup import _form, _receipt_from
 
 MIB = 1024 * 1024
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
@@ -208,3 +211,19 @@ def test_upload_price_is_one_bit_per_doubling() -> None:
     prices = [pow.upload_difficulty(18, free, n) for n in
               (0, free, free + 1, 2 * free, 2 * free + 1, 4 * free, 64 * free, 2**80)]
     assert prices == [18, 18, 19, 19, 20, 20, 24, pow.MAX_DIFFICULTY]
+
+
+def test_the_no_javascript_reply_path_keeps_the_case_quota(client: TestClient, world,  # type: ignore[no-untyped-def]
+                                                           session) -> None:
+    client.app.state.settings = client.app.state.settings.with_(case_quota_items=3)  # type: ignore[attr-defined]
+    receipt = _receipt_from(client.post("/report", data=_form()).text)
+    page = client.post("/followup", data={"receipt": receipt})
+    capability = re.search(r'name="capability" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    case = session.scalar(select(Case))
+    answers = [client.post("/followup/reply", data={"case": case.id, "capability": capability,
+                                                    "text": f"补充 {n}"}) for n in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 413]
+    assert "已达上限（3 项）" in answers[2].text and "<html" in answers[2].text
+    replies = session.scalar(select(func.count()).select_from(SealedItem)
+                             .where(SealedItem.kind == "reply"))
+    assert replies == 2
