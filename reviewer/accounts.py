@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -371,15 +371,17 @@ def note_failure(session: Session, settings: Settings, secret_key: str, username
     """Count one more failure for ``username`` (real or not); returns the recent count."""
     now = now or utcnow()
     key = failure_bucket(secret_key, username)
+    cutoff = now - dt.timedelta(hours=settings.sign_in_failure_hours)
     for _attempt in range(4):
-        current = recent_failures(session, settings, secret_key, username, now).count
+        # One statement, so two failures at once both count; an old count starts over.
         changed = session.execute(
             update(SignInFailure).where(SignInFailure.name_hash == key)
-            .values(count=current + 1, last_at=now)
+            .values(count=case((SignInFailure.last_at <= cutoff, 1),
+                               else_=SignInFailure.count + 1), last_at=now)
             .execution_options(synchronize_session=False))
         if int(getattr(changed, "rowcount", 0) or 0):
-            session.expire_all()
-            return current + 1
+            return int(session.scalar(select(SignInFailure.count)
+                                      .where(SignInFailure.name_hash == key)) or 0)
         try:
             with session.begin_nested():
                 session.execute(insert(SignInFailure).values(name_hash=key, count=1,

@@ -169,3 +169,25 @@ def test_the_owner_is_told_in_chinese_too(clock, committed_client, committed_dat
     clock.tick()
     again, _ = _attempt(client, csrf, "wu", PASSWORD, clock.code(wu.totp_secret))
     assert again.json()["failed_attempts"] == 0 and again.json()["failed_notice"] == ""
+
+
+def test_old_failures_are_forgotten(clock, committed_client, committed_database,  # type: ignore[no-untyped-def]
+                                    settings) -> None:
+    with committed_database.session() as session:
+        make_account(session, settings, "he")
+    client = committed_client
+    csrf = csrf_of(client)
+    for _ in range(settings.login_pow_free_failures + 4):
+        _attempt(client, csrf, "he", "wrong", "000000")
+    price = client.post("/console/api/prelogin", json={"username": "he"},
+                        headers={"X-CSRF-Token": csrf, **JSON}).json()["pow"]["difficulty"]
+    assert price == settings.login_pow_difficulty + 4
+    clock.now += dt.timedelta(hours=settings.sign_in_failure_hours, minutes=1)
+    price = client.post("/console/api/prelogin", json={"username": "he"},
+                        headers={"X-CSRF-Token": csrf, **JSON}).json()["pow"]["difficulty"]
+    assert price == settings.login_pow_difficulty
+    # The next failure starts a new count.
+    _attempt(client, csrf, "he", "wrong", "000000")
+    with committed_database.session() as session:
+        assert accounts.recent_failures(session, settings, str(settings.secret_key), "he",
+                                        clock.now).count == 1
