@@ -24,13 +24,14 @@ from urllib.parse import quote
 
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
-from sqlalchemy import select, update
+from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import crypto
-from reviewer import audit
+from reviewer import audit, refusals
 from reviewer.auth import ROLES
-from service import intake
+from service import intake, pow
 from service.db import Database, run_after_request
 from service.errors import ChuishaoError, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
@@ -40,6 +41,7 @@ from service.models import (
     ChannelScope,
     ConsoleSession,
     Invitation,
+    SignInFailure,
     User,
     utcnow,
 )
@@ -53,8 +55,9 @@ TOTP_DIGITS = 6
 TOTP_PERIOD = 30
 # Accept the previous and the next code too: phones' clocks drift.
 TOTP_WINDOW = 1
-THROTTLE_AFTER = 5
-THROTTLE_MAX = dt.timedelta(minutes=15)
+# Failed sign-ins are counted per claimed name in this many keyed buckets: the table stays
+# small however many names are made up, and a made-up name looks like a real one.
+SIGN_IN_BUCKETS = 1 << 16
 ISSUER = "Chuishao"
 RECIPIENT_ONLY = N_("Only an active reviewer can receive a channel's reports.")
 # Stands in for a missing account's TOTP secret so every attempt does the same work.
@@ -62,12 +65,12 @@ _DUMMY_TOTP_SECRET = os.urandom(TOTP_SECRET_SIZE)
 
 
 class LoginFailed(ChuishaoError):
-    # One answer for every refusal (unknown user, wrong password, wrong or replayed code,
-    # paused account): a caller learns nothing about which accounts exist.
+    # One answer for every refusal (unknown user, wrong password, wrong or replayed code):
+    # a caller learns nothing about which accounts exist.
     status = 401
     code = "login_failed"
-    message = N_("Wrong username, password or code. After several failed attempts an account "
-                 "must wait a few minutes before it can sign in again.")
+    message = N_("Wrong username, password or code. After several failed attempts the "
+                 "anti-abuse check before signing in takes longer.")
 
 
 class WrongPassword(ChuishaoError):
@@ -327,11 +330,93 @@ def fake_salt(secret_key: str, username: str) -> bytes:
 
 
 def prelogin(session: Session, settings: Settings, secret_key: str,
-             username: object) -> dict[str, Any]:
+             username: object, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Salt and iterations for the password, and the sign-in's proof-of-work challenge."""
     name = normalize_username(username)
     user = session.scalar(select(User).where(User.username == name)) if name else None
     salt = user.user_salt if user is not None else fake_salt(secret_key, name)
-    return {"salt": crypto.b64u_encode(salt), "iterations": settings.password_iterations}
+    failures = recent_failures(session, settings, secret_key, name, now)
+    challenge = pow.ProofOfWork(secret_key, login_difficulty(settings, failures.count)).issue()
+    return {"salt": crypto.b64u_encode(salt), "iterations": settings.password_iterations,
+            "pow": challenge}
+
+
+# ---------------------------------------------------------------------------- failures
+# Sign-in never pauses an account (a pause let ~4 requests an hour keep its owner out for
+# good). Failures make the next attempt's stamp dearer instead: the attacker pays for every
+# guess, and the owner, who pays once, always gets in.
+
+
+@dataclass(frozen=True)
+class RecentFailures:
+    count: int
+    last_at: dt.datetime | None
+
+
+def failure_bucket(secret_key: str, username: str) -> str:
+    mac = hmac.new(secret_key.encode(), b"chuishao.sign-in-failures\x00" + username.encode(),
+                   hashlib.sha256).digest()
+    return f"{int.from_bytes(mac[:4], 'big') % SIGN_IN_BUCKETS:04x}"
+
+
+def recent_failures(session: Session, settings: Settings, secret_key: str, username: str,
+                    now: dt.datetime | None = None) -> RecentFailures:
+    now = now or utcnow()
+    row = session.get(SignInFailure, failure_bucket(secret_key, username))
+    window = dt.timedelta(hours=settings.sign_in_failure_hours)
+    if row is None or row.last_at <= now - window:
+        return RecentFailures(0, None)
+    return RecentFailures(row.count, row.last_at)
+
+
+def login_difficulty(settings: Settings, failures: int) -> int:
+    """Base bits, plus one per recent failure beyond the free ones, up to a ceiling: every
+    failure doubles the next attempt's work, and the owner's wait stays bounded."""
+    extra = min(settings.login_pow_max_extra, max(0, failures - settings.login_pow_free_failures))
+    return settings.login_pow_difficulty + extra
+
+
+def note_failure(session: Session, settings: Settings, secret_key: str, username: str,
+                 now: dt.datetime | None = None) -> int:
+    """Count one more failure for ``username`` (real or not); returns the recent count."""
+    now = now or utcnow()
+    key = failure_bucket(secret_key, username)
+    cutoff = now - dt.timedelta(hours=settings.sign_in_failure_hours)
+    for _attempt in range(4):
+        # One statement, so two failures at once both count; an old count starts over.
+        changed = session.execute(
+            update(SignInFailure).where(SignInFailure.name_hash == key)
+            .values(count=case((SignInFailure.last_at <= cutoff, 1),
+                               else_=SignInFailure.count + 1), last_at=now)
+            .execution_options(synchronize_session=False))
+        if int(getattr(changed, "rowcount", 0) or 0):
+            return int(session.scalar(select(SignInFailure.count)
+                                      .where(SignInFailure.name_hash == key)) or 0)
+        try:
+            with session.begin_nested():
+                session.execute(insert(SignInFailure).values(name_hash=key, count=1,
+                                                             last_at=now))
+            return 1
+        except IntegrityError:
+            continue
+    raise RuntimeError("sign-in failure counter is too busy")
+
+
+def forget_failures(session: Session, settings: Settings, secret_key: str, username: str,
+                    now: dt.datetime | None = None) -> RecentFailures:
+    """After a successful sign-in: what the owner should be told, then a clean slate."""
+    seen = recent_failures(session, settings, secret_key, username, now)
+    session.execute(delete(SignInFailure)
+                    .where(SignInFailure.name_hash == failure_bucket(secret_key, username)))
+    return seen
+
+
+def failures_by_user(session: Session, settings: Settings, secret_key: str,
+                     users: Iterable[User], now: dt.datetime | None = None
+                     ) -> dict[int, RecentFailures]:
+    """For the administrators' list: recent failed sign-ins per account."""
+    return {user.id: recent_failures(session, settings, secret_key, user.username, now)
+            for user in users}
 
 
 @functools.lru_cache(maxsize=4)
@@ -354,7 +439,8 @@ def check_login(session: Session, settings: Settings, username: object, auth_sec
     """Check one sign-in attempt. On success the code's time step is spent.
 
     The same work is done for every attempt (one scrypt, one window of TOTP codes), whether
-    the account exists, is paused, or the password is right, so timing tells nothing either.
+    the account exists or the password is right, so timing tells nothing either. The caller
+    has checked the attempt's proof-of-work stamp first.
     """
     now = now or utcnow()
     name = normalize_username(username)
@@ -363,10 +449,7 @@ def check_login(session: Session, settings: Settings, username: object, auth_sec
         secret = _b64(auth_secret, 32)
     except InvalidInput:
         secret = b""
-    usable = user is not None and user.active and user.totp_confirmed
-    throttled = bool(usable and user is not None and user.throttled_until is not None
-                     and user.throttled_until > now)
-    checked = usable and not throttled
+    checked = user is not None and user.active and user.totp_confirmed
     stored = user.auth_hash if checked and user is not None else _dummy_hash(settings.scrypt_n)
     secret_ok = crypto.verify_auth_secret(secret, stored) and bool(secret)
     totp_secret = (user.totp_secret if checked and user is not None and user.totp_secret
@@ -379,8 +462,6 @@ def check_login(session: Session, settings: Settings, username: object, auth_sec
         return LoginResult(user, "inactive")
     if not user.totp_confirmed:
         return LoginResult(user, "not_enrolled")
-    if throttled:
-        return LoginResult(user, "throttled")
     if not secret_ok:
         return LoginResult(user, "wrong_password")
     if not matched:
@@ -392,7 +473,7 @@ def check_login(session: Session, settings: Settings, username: object, auth_sec
     # Conditional update: two requests racing with one code cannot both win.
     result = session.execute(
         update(User).where(User.id == user.id, User.totp_last_step < step)
-        .values(totp_last_step=step, failed_logins=0, throttled_until=None)
+        .values(totp_last_step=step)
         .execution_options(synchronize_session=False))
     if int(getattr(result, "rowcount", 0) or 0) != 1:
         return LoginResult(user, "replayed_code")
@@ -400,47 +481,27 @@ def check_login(session: Session, settings: Settings, username: object, auth_sec
     return LoginResult(user, "")
 
 
-# Failures that count towards the per-account throttle (a paused attempt does not).
-COUNTED = {"wrong_password", "wrong_code", "replayed_code"}
+def record_failure(database: Database, settings: Settings, secret_key: str, action: str, *,
+                   user_id: int | None, claimed: str, reason: str,
+                   now: dt.datetime | None = None) -> None:
+    """The failure counter and the record of a refused attempt, in a transaction of their
+    own: the request's transaction is rolled back with the refusal.
 
-
-def throttle_delay(failures: int) -> dt.timedelta | None:
-    """No delay for the first few failures, then 1, 2, 4, 8 and at most 15 minutes."""
-    if failures < THROTTLE_AFTER:
-        return None
-    return min(THROTTLE_MAX, dt.timedelta(minutes=2 ** min(failures - THROTTLE_AFTER, 10)))
-
-
-def note_failure(session: Session, user_id: int, now: dt.datetime | None = None) -> int:
-    """Count one more failure for ``user_id`` and pause the account if it has too many."""
-    now = now or utcnow()
-    session.execute(update(User).where(User.id == user_id)
-                    .values(failed_logins=User.failed_logins + 1)
-                    .execution_options(synchronize_session=False))
-    failures = int(session.scalar(select(User.failed_logins).where(User.id == user_id)) or 0)
-    delay = throttle_delay(failures)
-    if delay is not None:
-        session.execute(update(User).where(User.id == user_id)
-                        .values(throttled_until=now + delay)
-                        .execution_options(synchronize_session=False))
-    return failures
-
-
-def record_failure(database: Database, action: str, *, user_id: int | None, claimed: str,
-                   reason: str, count: bool, now: dt.datetime | None = None) -> None:
-    """The throttle counter and the audit entry of a refused attempt, in a transaction of
-    their own: the request's transaction is rolled back with the refusal."""
+    Every refusal counts against the claimed name, whether an account has it or not (so the
+    price of the next stamp does not tell). A refusal for a name without an account names
+    nobody on the staff and is only counted (reviewer/refusals.py); one for an account is
+    an audit entry.
+    """
     now = now or utcnow()
 
     def write(session: Session) -> None:
-        if count and user_id is not None:
-            note_failure(session, user_id, now)
+        failures = note_failure(session, settings, secret_key, claimed, now)
         user = session.get(User, user_id) if user_id is not None else None
-        details: dict[str, Any] = {"reason": reason}
-        if user is None and claimed:
-            details["claimed_actor"] = claimed
+        if user is None:
+            refusals.count(session, f"{action}.{reason}", now)
+            return
         audit.append(session, action, actor=user, target=action, outcome="refused",
-                     details=details, now=now)
+                     details={"reason": reason, "recent_failures": failures}, now=now)
 
     # After the request's own transaction: on SQLite it holds the write lock until then.
     run_after_request(database, write)
@@ -491,20 +552,16 @@ def change_password(session: Session, settings: Settings, user: User, new: NewPa
                     keep_session: str | None, now: dt.datetime | None = None) -> bool:
     """Replace salt, hash and wrapped key; the user's other sessions end.
 
-    Returns False (and changes nothing) when the current password is wrong or the account is
-    paused; the caller records the refusal.
+    Returns False (and changes nothing) when the current password is wrong; the caller
+    records the refusal (it counts like a failed sign-in).
     """
     now = now or utcnow()
-    paused = user.throttled_until is not None and user.throttled_until > now
-    stored = _dummy_hash(settings.scrypt_n) if paused else user.auth_hash
-    if not crypto.verify_auth_secret(new.old_auth_secret, stored) or paused:
+    if not crypto.verify_auth_secret(new.old_auth_secret, user.auth_hash):
         return False
     user.user_salt = new.new_user_salt
     user.auth_hash = crypto.hash_auth_secret(new.new_auth_secret, n=settings.scrypt_n)
     user.wrapped_private_key = new.new_wrapped_private_key
     user.password_changed_at = now
-    user.failed_logins = 0
-    user.throttled_until = None
     ended = revoke_others(session, user.id, keep_session, now)
     audit.append(session, "password.change", actor=user, target=f"user:{user.id}",
                  details={"sessions_ended": ended}, now=now)

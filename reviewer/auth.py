@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reviewer import audit
+from reviewer import audit, refusals
 from service.errors import ChuishaoError, Forbidden
 from service.i18n import N_
 from service.middleware import cookie_name
@@ -151,7 +151,7 @@ class ConsoleAuthMiddleware:
     """Loads the signed-in user (or None) and the CSRF token for the console's pages.
 
     Refuses state-changing requests whose CSRF token or origin is wrong, before any view runs,
-    and records the refusal in the audit trail.
+    and records the refusal: in the audit trail for a signed-in user, as a counter otherwise.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -238,9 +238,12 @@ class ConsoleAuthMiddleware:
 
         request = Request(scope)
         user = loaded[1] if loaded else None
-        audit.record_refusal(scope["app"].state.database, "csrf",
-                             actor_id=user.id if user else None,
-                             target=scope["path"][:100])
+        if user is None:
+            # Nobody signed in: counted per hour, not one audit entry per request.
+            refusals.record(scope["app"].state.database, "csrf")
+        else:
+            audit.record_refusal(scope["app"].state.database, "csrf", actor_id=user.id,
+                                 target=scope["path"][:100])
         response = render_error(request, CsrfFailed.status, CsrfFailed.code, CsrfFailed.message)
 
         async def no_receive() -> Message:

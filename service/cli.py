@@ -40,6 +40,9 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     migrate.upgrade(settings.database)
     database = _database(settings)
     try:
+        # Once per SQLite file: deleted drafts must be able to shrink it (housekeeping.py).
+        if housekeeping.enable_incremental_vacuum(database):
+            print("SQLite file converted to incremental auto-vacuum")
         housekeeping.refresh_statistics(database)
     finally:
         database.dispose()

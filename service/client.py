@@ -92,8 +92,9 @@ class Client:
         result: dict[str, Any] = self._call("GET", "/api/v1/channels")
         return result
 
-    def stamp(self) -> str:
-        challenge = self._call("GET", "/api/v1/pow")
+    def stamp(self, declared_bytes: int = 0) -> str:
+        """A solved stamp, priced for an upload of ``declared_bytes`` stored bytes."""
+        challenge = self._call("GET", f"/api/v1/pow?bytes={int(declared_bytes)}")
         return solve_pow(challenge["challenge"], challenge["difficulty"])
 
     def submit(self, channel_id: str, report: dict[str, Any],
@@ -113,7 +114,8 @@ class Client:
                                          report, identity, list(files),
                                          inline_limit=info.get("limits", {}).get("inline_bytes", 0))
         created = self._call("POST", "/api/v1/submissions",
-                             {**sealed.envelope, "pow": self.stamp()})
+                             {**sealed.envelope, "pow": self.stamp(
+                                 sum(f["stored_size"] for f in sealed.envelope["files"]))})
         case_id, token = created["case_id"], created["upload_token"]
         if created["ready"]:
             return sealed.receipt

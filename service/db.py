@@ -60,6 +60,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # Let SQLAlchemy, not pysqlite, open transactions, so SAVEPOINTs work as written.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
+            # Before anything else touches a new file: freed pages can then be given back
+            # (service/housekeeping.py). No effect on an existing file until it is converted.
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             # WAL and full sync: an acknowledged report survives a crash.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from service import intake
+from service import intake, quota
 from service.errors import ChuishaoError, InvalidInput, TooLarge
 from service.i18n import N_
 from service.models import Case, CaseEvent, KeySlot, SealedItem, StoredFile, utcnow
@@ -52,7 +53,9 @@ def find_case_by_secret(session: Session, lookup_secret: bytes) -> Case:
 
 
 def issue_token(secret_key: str, case_id: str) -> str:
-    return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT).dumps({"case": case_id})
+    # A random part, so two sessions opened in the same second are two quotas.
+    return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT).dumps(
+        {"case": case_id, "s": secrets.token_urlsafe(12)})
 
 
 def case_from_token(session: Session, secret_key: str, token: str | None,
@@ -135,6 +138,7 @@ def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> Se
                       created_at=intake.coarse_time(settings))
     session.add(item)
     note_reporter_activity(session, settings, case)
+    quota.check_case(session, settings, case.id)
     return item
 
 
@@ -144,5 +148,7 @@ def add_file(session: Session, settings: Settings, case: Case, data: Any) -> Sto
         raise TooLarge(N_("At most {count} files can be attached."),
                        count=settings.max_files * 3)
     now = utcnow()
-    return intake.register_file(session, settings, case, data, author="reporter",
+    file = intake.register_file(session, settings, case, data, author="reporter",
                                 created_at=intake.coarse_time(settings, now), now=now)
+    quota.check_case(session, settings, case.id)
+    return file

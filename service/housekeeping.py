@@ -1,19 +1,28 @@
-"""Periodic clean-up: unfinished uploads are discarded whole, spent stamps forgotten.
+"""Periodic clean-up: unfinished uploads are discarded whole, spent stamps forgotten, and on
+SQLite the space they took is given back to the file system.
 
 It also enters into the audit chain the reporters' entries whose time bucket has ended, and
 marks failed the exports that no live process is still writing (it first runs at start-up).
+
+Deleting rows alone does not shrink an SQLite file: freed pages stay inside it for reuse. A
+draft of 256 MiB that was discarded or abandoned kept its 256 MiB on disk. Databases are
+therefore kept in ``auto_vacuum=INCREMENTAL`` mode (new files from the first connection,
+existing files converted once by ``chuishao migrate``), and every purge round ends with an
+incremental vacuum and a WAL checkpoint that truncates the log.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from sqlalchemy import Engine
 
 from reviewer import audit, exports
-from service import intake, pow
+from service import intake, pow, quota
 from service.db import Database
 from service.models import utcnow
 from service.settings import Settings
@@ -21,10 +30,14 @@ from service.settings import Settings
 log = logging.getLogger("chuishao.housekeeping")
 
 
-def purge_once(database: Database, settings: Settings | None = None) -> tuple[int, int]:
+def purge_once(database: Database, settings: Settings | None = None,
+               now: dt.datetime | None = None) -> tuple[int, int]:
+    now = now or utcnow()
     with database.session() as session:
-        drafts = intake.purge_expired(session)
-        stamps = pow.purge_spent(session, utcnow())
+        drafts = intake.purge_expired(session, now)
+        stamps = pow.purge_spent(session, now)
+        quota.purge_sessions(session, now)
+    reclaim_space(database)
     if settings is not None:
         settle_once(database, settings)
     refresh_statistics(database)
@@ -41,6 +54,74 @@ def settle_once(database: Database, settings: Settings) -> tuple[int, int]:
         log.info("entered %d held audit entries, marked %d abandoned exports failed",
                  released, failed)
     return released, failed
+
+
+INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
+VACUUM_BATCH_PAGES = 4096  # 16 MiB of 4 KiB pages per write lock
+
+
+def _sqlite_engine(database: Database) -> Engine | None:
+    if database.dialect != "sqlite" or not isinstance(database.bind, Engine):
+        return None
+    return database.bind
+
+
+def auto_vacuum_mode(database: Database) -> int | None:
+    engine = _sqlite_engine(database)
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() or 0)
+
+
+def enable_incremental_vacuum(database: Database) -> bool:
+    """Convert an SQLite file made without incremental auto-vacuum (every file made before
+    this version, and files alembic creates). Needs a full VACUUM once: it rewrites the
+    file, takes about as much free disk space as the file, and holds the write lock while it
+    runs. Returns whether the file was converted."""
+    engine = _sqlite_engine(database)
+    if engine is None or auto_vacuum_mode(database) == INCREMENTAL:
+        return False
+    # Outside any transaction (VACUUM refuses to run inside one): the raw connection is in
+    # autocommit mode (service.db sets isolation_level to None).
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        cursor.execute("VACUUM")
+        cursor.close()
+    finally:
+        raw.close()
+    return auto_vacuum_mode(database) == INCREMENTAL
+
+
+def reclaim_space(database: Database) -> int:
+    """Give SQLite's free pages back to the file system; returns how many there were."""
+    engine = _sqlite_engine(database)
+    if engine is None:
+        return 0
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        free = int(cursor.execute("PRAGMA freelist_count").fetchone()[0])
+        mode = int(cursor.execute("PRAGMA auto_vacuum").fetchone()[0])
+        driver: Any = raw.driver_connection
+        left = free
+        while left and mode == INCREMENTAL:
+            # A batch at a time, so requests waiting for the write lock get it in between;
+            # executescript steps the pragma to the end (a plain execute frees one page).
+            driver.executescript(f"PRAGMA incremental_vacuum({VACUUM_BATCH_PAGES});")
+            now_left = int(cursor.execute("PRAGMA freelist_count").fetchone()[0])
+            if now_left >= left:
+                break
+            left = now_left
+        # In WAL mode the file is truncated when the log is written back: do it now, and
+        # truncate the log too, or the freed bytes merely move into it.
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        cursor.close()
+    finally:
+        raw.close()
+    return free
 
 
 def refresh_statistics(database: Database) -> None:

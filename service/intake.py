@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
 import crypto
+from service import quota
 from service.channels import SLUG
 from service.errors import ChuishaoError, Conflict, InvalidInput, NotFound, TooLarge
 from service.i18n import N_
@@ -265,7 +266,15 @@ def parse_envelope(data: Any, settings: Settings) -> Envelope:
         files.append(spec)
     envelope = Envelope(channel, case_id, lookup, tuple(slots), tuple(items), tuple(files))
     _check_structure(envelope)
+    quota.check_intake(settings, items=len(items),
+                       message_bytes=sum(len(item.blob) for item in items),
+                       file_bytes=declared_bytes(envelope))
     return envelope
+
+
+def declared_bytes(envelope: Envelope) -> int:
+    """What the submission's files will occupy once uploaded: their stamp is priced on it."""
+    return sum(spec.stored_size for spec in envelope.files)
 
 
 def _inline_chunks(raw: Any, spec: FileSpec) -> tuple[bytes, ...]:

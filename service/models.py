@@ -124,7 +124,8 @@ class User(Base):
     totp_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     # The last accepted time step: a code is never accepted twice.
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
-    # Per-account throttle: a growing delay, never a lock-out of the whole service.
+    # No longer used (sign-in no longer pauses an account; see SignInFailure); kept so an
+    # older version reading this database still works.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     throttled_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -333,6 +334,41 @@ class SpentStamp(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class SignInFailure(Base):
+    """Recent failed sign-ins for one claimed username, kept under a keyed hash of the name
+    so made-up names and real accounts look alike. More failures make the next sign-in's
+    proof-of-work stamp dearer; nobody is ever locked out."""
+
+    __tablename__ = "sign_in_failures"
+
+    name_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class FollowupQuota(Base):
+    """What one follow-up session has added (items, bytes), under a hash of its session
+    id; no case, and an expiry coarsened to the installation's granularity."""
+
+    __tablename__ = "followup_quotas"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RefusalCount(Base):
+    """Anonymous refusals (a forged or expired form, an unknown invitation) counted per
+    hour and kind: one row per bucket instead of one audit entry per request."""
+
+    __tablename__ = "refusal_counts"
+
+    bucket: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ConsoleSession(Base):

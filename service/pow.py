@@ -102,6 +102,16 @@ class ProofOfWork:
         return digest.hex(), issued + self.max_age
 
 
+def upload_difficulty(base: int, free_bytes: int, declared_bytes: int) -> int:
+    """The difficulty a stamp needs to upload ``declared_bytes``: one more bit (twice the
+    work) each time the size doubles beyond ``free_bytes``, so the work grows in proportion
+    to what the upload asks the server to store."""
+    if declared_bytes <= free_bytes:
+        return base
+    extra = (-(-declared_bytes // free_bytes) - 1).bit_length()  # ceil(log2(size / free))
+    return min(MAX_DIFFICULTY, base + extra)
+
+
 def spend(session: Session, digest: str, expires_at: dt.datetime) -> None:
     """Record a stamp as used; a second use of the same stamp raises PowInvalid."""
     # Core insert, not session.add: a duplicate must reach the database's primary key, not

@@ -68,6 +68,23 @@ class Settings:
     invitation_hours: int = 72
     # Anonymous abuse control: leading zero bits a JavaScript client's stamp must have.
     pow_difficulty: int = 18
+    # An upload's stamp costs one more bit (twice the work) each time its declared size
+    # doubles beyond this many bytes, so the work grows with what it asks the server to keep.
+    pow_free_bytes: int = 16 * 1024 * 1024
+    # Quotas per case (the reporter's part: files, sealed messages, and how many items) and
+    # per follow-up session (items and bytes it adds). Refusals name the limit.
+    case_quota_bytes: int = 1024 * 1024 * 1024
+    case_quota_message_bytes: int = 8 * 1024 * 1024
+    case_quota_items: int = 300
+    followup_quota_items: int = 20
+    followup_quota_bytes: int = 256 * 1024 * 1024
+    # Sign-in asks for a stamp of this difficulty, one bit more for each recent failure of
+    # the claimed username beyond the free ones, at most login_pow_max_extra bits more.
+    # Failures are forgotten after sign_in_failure_hours without a new one.
+    login_pow_difficulty: int = 12
+    login_pow_free_failures: int = 3
+    login_pow_max_extra: int = 8
+    sign_in_failure_hours: int = 24
     # An unfinished upload is discarded whole after this long.
     draft_hours: int = 6
     # Global (not per-visitor: we know no visitors) ceilings for the no-JavaScript path.
@@ -136,6 +153,16 @@ class Settings:
             "time_granularity_seconds": int,
             "invitation_hours": int,
             "pow_difficulty": int,
+            "pow_free_bytes": int,
+            "case_quota_bytes": int,
+            "case_quota_message_bytes": int,
+            "case_quota_items": int,
+            "followup_quota_items": int,
+            "followup_quota_bytes": int,
+            "login_pow_difficulty": int,
+            "login_pow_free_failures": int,
+            "login_pow_max_extra": int,
+            "sign_in_failure_hours": int,
             "draft_hours": int,
             "nojs_submissions_per_hour": int,
             "nojs_followups_per_hour": int,
@@ -170,6 +197,14 @@ class Settings:
             raise SettingsError("iteration counts must be positive")
         if not 0 <= self.pow_difficulty <= 32:
             raise SettingsError("pow_difficulty must be between 0 and 32 bits")
+        if not 0 <= self.login_pow_difficulty <= 32 or not 0 <= self.login_pow_max_extra <= 16:
+            raise SettingsError("login_pow_difficulty must be 0 to 32 bits, "
+                                "login_pow_max_extra 0 to 16")
+        if min(self.pow_free_bytes, self.case_quota_bytes, self.case_quota_message_bytes,
+               self.case_quota_items, self.followup_quota_items,
+               self.followup_quota_bytes, self.sign_in_failure_hours) < 1:
+            raise SettingsError("quotas, pow_free_bytes and sign_in_failure_hours must be "
+                                "positive")
         if self.time_granularity_seconds < 1:
             raise SettingsError("time_granularity_seconds must be positive")
         if not 0 <= self.min_free_mb <= self.warn_free_mb:

@@ -116,6 +116,7 @@ def fast_settings(data_dir: Path, **overrides: object) -> Settings:
         "password_iterations": 1000,
         "scrypt_n": 2**10,
         "pow_difficulty": 4,
+        "login_pow_difficulty": 2,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import accounts, audit, auth, invitations
+from reviewer import accounts, audit, auth, invitations, refusals
 from reviewer.auth import current_user, require_roles
+from service import pow
 from service.db import get_session
 from service.errors import InvalidInput
 from service.i18n import N_
@@ -23,6 +24,7 @@ from service.middleware import cookie_name
 from service.models import Channel, User, utcnow
 from service.settings import Settings
 from service.templating import render, translator
+from service.views.api import spend_stamp
 
 MIN_PASSWORD = 10
 ENROL_MINUTES = 60
@@ -33,6 +35,8 @@ SCRIPT_MESSAGES = {
     "generating": N_("Creating your key pair…"),
     "sending": N_("Sending…"),
     "signing_in": N_("Signing in…"),
+    "pow": N_("Anti-abuse check before signing in…"),
+    "pow_progress": N_("Anti-abuse check before signing in… {percent}%"),
     "mismatch": N_("The two new passwords are not the same."),
     "too_short": N_("A password needs at least {count} characters."),
     "locked": N_("Your private key is not unlocked in this browser, so cases cannot be "
@@ -91,8 +95,8 @@ def _find_invitation(request: Request, *, attempt: str | None = None) -> Any:
         return invitations.find_invitation(get_session(request), request.path_params["token"])
     except invitations.InvitationInvalid:
         if attempt:
-            audit.record_refusal(request.app.state.database, attempt, target="invitation",
-                                 details={"reason": "invitation_invalid"})
+            # An unknown link names nobody: counted, not an audit entry per request.
+            refusals.record(request.app.state.database, f"{attempt}.invitation_invalid")
         raise
 
 
@@ -168,8 +172,7 @@ async def totp_confirm(request: Request) -> Response:
     found = _enrolling(request, attempt="account.totp")
     token = request.path_params["token"]
     if found is None:
-        audit.record_refusal(request.app.state.database, "account.totp", target="invitation",
-                             details={"reason": "no_enrolment"})
+        refusals.record(request.app.state.database, "account.totp.no_enrolment")
         return RedirectResponse(f"/console/invite/{token}", status_code=303)
     invitation, user = found
     form = await request.form()
@@ -213,25 +216,45 @@ async def login(request: Request) -> Response:
     session = get_session(request)
     settings = _settings(request)
     now = utcnow()
+    claimed = accounts.normalize_username(data.get("username"))
+    # The stamp first, priced on the claimed name's recent failures: a guess costs the
+    # attacker work before it costs the server a scrypt.
+    failures = accounts.recent_failures(session, settings, _secret_key(request), claimed, now)
+    try:
+        spend_stamp(request, data.get("pow"), accounts.login_difficulty(settings,
+                                                                        failures.count))
+    except pow.PowInvalid:
+        refusals.record(request.app.state.database, "login.pow")
+        raise
     result = accounts.check_login(session, settings, data.get("username"),
                                   data.get("auth_secret"), data.get("totp"), now)
     if not result.ok:
         accounts.record_failure(
-            request.app.state.database, "login",
+            request.app.state.database, settings, _secret_key(request), "login",
             user_id=result.user.id if result.user is not None else None,
-            claimed=accounts.normalize_username(data.get("username")),
-            reason=result.reason, count=result.reason in accounts.COUNTED, now=now)
+            claimed=claimed, reason=result.reason, now=now)
         raise accounts.LoginFailed()
     user = result.user
     assert user is not None
+    seen = accounts.forget_failures(session, settings, _secret_key(request), user.username,
+                                    now)
     # Never adopt a session the browser brings along: a fresh token every time (fixation).
     previous = request.scope.get("console_session")
     if previous is not None:
         auth.revoke_session(session, previous.id, now)
     token = auth.start_session(session, settings, user, now)
     session_id = auth._hash(token)
-    audit.append(session, "login", actor=user, target="login", now=now)
+    audit.append(session, "login", actor=user, target="login", now=now,
+                 details={"failed_before": seen.count} if seen.count else None)
+    translate = translator(request)
     response = JSONResponse({
+        # The owner hears of failed attempts at once (login.js shows this before going on).
+        "failed_attempts": seen.count,
+        "failed_notice": translate(N_(
+            "Since your last sign-in there were {count} failed sign-in attempts for your "
+            "username, the last at {when} UTC. If that was not you, tell an administrator."),
+            count=seen.count, when=seen.last_at.strftime("%Y-%m-%d %H:%M"))
+        if seen.count and seen.last_at is not None else "",
         "wrapped_private_key": crypto.b64u_encode(user.wrapped_private_key),
         "key_id": user.key_id,
         "key_handle": auth.csrf_token_for(_secret_key(request), "key-handle:" + session_id),
@@ -310,8 +333,9 @@ async def change_password(request: Request) -> Response:
     now = utcnow()
     if not accounts.change_password(get_session(request), _settings(request), user, new, keep,
                                     now):
-        accounts.record_failure(request.app.state.database, "password.change", user_id=user.id,
-                                claimed="", reason="wrong_password", count=True, now=now)
+        accounts.record_failure(request.app.state.database, _settings(request),
+                                _secret_key(request), "password.change", user_id=user.id,
+                                claimed=user.username, reason="wrong_password", now=now)
         raise accounts.WrongPassword()
     return JSONResponse({"next": "/console/account?changed=1"})
 

@@ -8,6 +8,7 @@ through ``audit.record_refusal``, since that transaction is rolled back.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -16,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from reviewer import accounts, audit, invitations
+from reviewer import accounts, audit, invitations, refusals
 from reviewer.auth import ROLES, current_user, require_roles
 from reviewer.views.accounts import script_messages
 from service import channels, storage
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
+from service.models import utcnow
 from service.settings import Settings
 from service.templating import render
 
@@ -67,16 +69,24 @@ def _int(value: Any) -> int:
 @require_roles("admin")
 async def users_page(request: Request) -> Response:
     session = get_session(request)
-    settings = request.app.state.settings
+    rows = accounts.list_users(session)
+    settings: Settings = request.app.state.settings
+    now = utcnow()
     # Free space is read now; the database checks come from the last background round (a
     # probe write from inside this request would wait for the write lock it holds).
     last = request.app.state.storage.last
     problems = [name for name, check in last.checks.items() if not check["ok"]] if last else []
     return _page(request, "reviewer/admin.html", {
-        "rows": accounts.list_users(session), "me": current_user(request),
+        "rows": rows, "me": current_user(request),
         "disk": storage.disk(settings), "storage_problems": problems,
         "remote_database": request.app.state.database.dialect != "sqlite",
-        "channels": channels.list_channels(session)})
+        "channels": channels.list_channels(session),
+        # Failed sign-ins per account since its last sign-in (administrators are told), and
+        # the anonymous refusals of the last two days, counted per hour.
+        "failures": accounts.failures_by_user(session, settings, request.app.state.secret_key,
+                                              [row.user for row in rows], now),
+        "refusal_counts": refusals.recent(session, now - dt.timedelta(days=2)),
+        "failure_hours": settings.sign_in_failure_hours})
 
 
 @action("admin.roles")

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import crypto
-from service import degraded, followup, intake, pow
+from service import degraded, followup, intake, pow, quota
 from service.db import get_session, run_after_request
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
@@ -44,12 +44,19 @@ def bearer(request: Request) -> str | None:
     return value.strip()
 
 
-def _proof(request: Request) -> pow.ProofOfWork:
+def _proof(request: Request, difficulty: int | None = None) -> pow.ProofOfWork:
     settings = request.app.state.settings
-    return pow.ProofOfWork(request.app.state.secret_key, settings.pow_difficulty)
+    return pow.ProofOfWork(request.app.state.secret_key,
+                           settings.pow_difficulty if difficulty is None else difficulty)
 
 
-def spend_stamp(request: Request, stamp: Any) -> None:
+def upload_difficulty(request: Request, declared_bytes: int) -> int:
+    settings = request.app.state.settings
+    return pow.upload_difficulty(settings.pow_difficulty, settings.pow_free_bytes,
+                                 declared_bytes)
+
+
+def spend_stamp(request: Request, stamp: Any, difficulty: int | None = None) -> None:
     """Use up a proof-of-work stamp, in a transaction of its own.
 
     The request's transaction is rolled back when the request is refused; a stamp spent in
@@ -57,7 +64,7 @@ def spend_stamp(request: Request, stamp: Any) -> None:
     """
     if not isinstance(stamp, str):
         raise pow.PowInvalid()
-    digest, expires_at = _proof(request).verify(stamp)
+    digest, expires_at = _proof(request, difficulty).verify(stamp)
     degraded.refuse_held(request.app.state.held_stamps, digest)
     pow.spend(get_session(request), digest, expires_at)
 
@@ -98,12 +105,22 @@ async def channels(request: Request) -> Response:
         "limits": {"max_file_bytes": settings.max_file_bytes, "max_files": settings.max_files,
                    "chunk_size": crypto.CHUNK_SIZE, "inline_bytes": settings.max_inline_bytes},
         "pow_difficulty": settings.pow_difficulty,
+        "pow_free_bytes": settings.pow_free_bytes,
+        "quotas": {"case_bytes": settings.case_quota_bytes,
+                   "case_message_bytes": settings.case_quota_message_bytes,
+                   "case_items": settings.case_quota_items,
+                   "followup_items": settings.followup_quota_items,
+                   "followup_bytes": settings.followup_quota_bytes},
         "channels": listed,
     })
 
 
 async def pow_challenge(request: Request) -> Response:
-    return JSONResponse(_proof(request).issue())
+    # ?bytes=N: a challenge priced for an upload of N stored bytes (see upload_difficulty).
+    raw = request.query_params.get("bytes", "0")
+    if not raw.isdigit() or len(raw) > 13:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="bytes")
+    return JSONResponse(_proof(request, upload_difficulty(request, int(raw))).issue())
 
 
 # ---------------------------------------------------------------------------- submissions
@@ -113,7 +130,8 @@ async def create_submission(request: Request) -> Response:
     data = await read_json(request)
     settings = request.app.state.settings
     envelope = intake.parse_envelope(data, settings)
-    spend_stamp(request, data.get("pow"))
+    spend_stamp(request, data.get("pow"),
+                upload_difficulty(request, intake.declared_bytes(envelope)))
     case, token = intake.create_submission(get_session(request), settings, envelope)
     return JSONResponse({"case_id": case.id, "upload_token": token, "ready": case.ready},
                         status_code=201)
@@ -206,14 +224,30 @@ async def followup_feed(request: Request) -> Response:
 async def followup_reply(request: Request) -> Response:
     case = _followup_case(request)
     data = await read_json(request)
-    item = followup.add_reply(get_session(request), request.app.state.settings, case, data)
+    settings = request.app.state.settings
+    item = followup.add_reply(get_session(request), settings, case, data)
+    quota.charge_session(get_session(request), settings, bearer(request) or "", items=1,
+                         nbytes=len(item.blob))
     return JSONResponse({"id": item.id}, status_code=201)
+
+
+def _declared_file_bytes(data: Any) -> int:
+    raw = data.get("file") if isinstance(data, dict) else None
+    size = raw.get("stored_size") if isinstance(raw, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
 
 
 async def followup_new_file(request: Request) -> Response:
     case = _followup_case(request)
     data = await read_json(request)
-    file = followup.add_file(get_session(request), request.app.state.settings, case, data)
+    settings = request.app.state.settings
+    declared = _declared_file_bytes(data)
+    if declared > settings.pow_free_bytes:
+        # Within the free allowance the session's quota is enough; a bigger file pays.
+        spend_stamp(request, data.get("pow"), upload_difficulty(request, declared))
+    file = followup.add_file(get_session(request), settings, case, data)
+    quota.charge_session(get_session(request), settings, bearer(request) or "", items=1,
+                         nbytes=file.stored_size)
     return JSONResponse({"id": file.id}, status_code=201)
 
 

@@ -211,6 +211,10 @@ def test_unlock_after_the_key_store_was_lost(page: Any, live: LiveServer) -> Non
     page.fill("#l-password", PASSWORD)
     page.fill("#l-code", totp_now(secret))
     page.click("#login-submit")
+    # The failed attempt before is reported to the owner before going on.
+    page.wait_for_selector("#failed-notice:not([hidden])")
+    assert "1 次登录失败" in page.inner_text("#failed-text")
+    page.click("#failed-continue")
     page.wait_for_url(re.compile(r".*/console/cases$"))
 
     # The store is lost (e.g. the browser was restarted): the page offers to unlock.

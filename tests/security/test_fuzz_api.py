@@ -31,6 +31,7 @@ from starlette.testclient import TestClient
 
 import crypto
 from service.app import create_app
+from service.client import solve_pow
 from service.sealing import PlainFile, seal_submission
 from service.settings import Settings
 from tests.conftest import fast_settings
@@ -202,8 +203,9 @@ def form_encode(fields: dict[str, str]) -> bytes:
 class State:
     """The database as it was before the next request: a refusal must leave it so."""
 
-    # Refused console requests are recorded in the audit trail on purpose (checked below).
-    EXCLUDE = ("audit_log",)
+    # Refused console requests are recorded on purpose: in the audit trail (checked below),
+    # as anonymous refusal counters, and as failed sign-ins.
+    EXCLUDE = ("audit_log", "refusal_counts", "sign_in_failures")
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -476,14 +478,17 @@ def test_prelogin_with_a_lone_surrogate_is_not_a_server_error(web: TestClient) -
     answer = web.post("/console/api/prelogin", content=b'{"username": "\\ud800"}', headers={
         "X-CSRF-Token": csrf, "Content-Type": "application/json", **JSON_ACCEPT})
     assert answer.status_code == 200
-    assert set(answer.json()) == {"salt", "iterations"}
+    assert set(answer.json()) == {"salt", "iterations", "pow"}
 
 
 def test_login_with_a_lone_surrogate_is_an_ordinary_failure(web: TestClient) -> None:
     csrf = re.search(r'<meta name="csrf-token" content="([^"]*)">',
                      web.get("/console/login").text).group(1)  # type: ignore[union-attr]
+    pre = web.post("/console/api/prelogin", content=b'{"username": "\\ud800"}', headers={
+        "X-CSRF-Token": csrf, "Content-Type": "application/json", **JSON_ACCEPT}).json()["pow"]
     answer = web.post("/console/login", content=json.dumps({
-        "username": "\ud800", "auth_secret": "A" * 43, "totp": "123456"}).encode(), headers={
+        "username": "\ud800", "auth_secret": "A" * 43, "totp": "123456",
+        "pow": solve_pow(pre["challenge"], pre["difficulty"])}).encode(), headers={
         "X-CSRF-Token": csrf, "Content-Type": "application/json", **JSON_ACCEPT})
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "login_failed"

@@ -35,7 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 import crypto
 from service import logs
-from service.client import Client, urllib_transport
+from service.client import Client, solve_pow, urllib_transport
 from service.db import Database
 from service.sealing import PlainFile
 from service.settings import Settings
@@ -120,16 +120,23 @@ def _drive(base: str, settings: Settings, database: Database) -> None:
                             json.dumps({"username": "ops"}).encode(), console)
     salt = crypto.b64u_decode(json.loads(body)["salt"])
     secret = crypto.derive_password(PASSWORD, salt, settings.password_iterations).auth_secret
+
+    def sign_in_stamp(name: str) -> str:
+        _, answer, _ = _call(base, "POST", "/console/api/prelogin",
+                             json.dumps({"username": name}).encode(), console)
+        challenge = json.loads(answer)["pow"]
+        return solve_pow(challenge["challenge"], challenge["difficulty"])
+
     for name, auth_secret, code in (("nobody", b"\x00" * 32, "000000"),
                                     ("ops", b"\x00" * 32, "000000")):
         status, _, _ = _call(base, "POST", "/console/login", json.dumps({
             "username": name, "auth_secret": crypto.b64u_encode(auth_secret),
-            "totp": code}).encode(), console)
+            "totp": code, "pow": sign_in_stamp(name)}).encode(), console)
         assert status == 401
     code = TOTP(account.totp_secret, 6, SHA1(), 30).generate(time.time()).decode()
     status, _, headers = _call(base, "POST", "/console/login", json.dumps({
-        "username": "ops", "auth_secret": crypto.b64u_encode(secret), "totp": code}).encode(),
-        console)
+        "username": "ops", "auth_secret": crypto.b64u_encode(secret), "totp": code,
+        "pow": sign_in_stamp("ops")}).encode(), console)
     assert status == 200
     signed = {"Cookie": headers["Set-Cookie"].split(";")[0]}
     assert _call(base, "GET", "/console/account", None, signed)[0] == 200

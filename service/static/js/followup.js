@@ -92,6 +92,7 @@ async function openCase(receiptText) {
     caseIdHex: feed.case_id,
     caseKey,
     limits: info.limits,
+    powFreeBytes: info.pow_free_bytes,
     // Kept in memory for the claim code of a reward (PROTOCOL.md section 15).
     lookupSecret: keys.lookupSecret,
   };
@@ -340,12 +341,19 @@ async function sendFile(file, progress) {
   const blob = await sealItem(session.caseKey, caseId, metaId, "file-meta", meta);
   const { storedSize, chunkCount } = storedLayout(file.size);
   const id = bytesToHex(fileId);
+  // A file larger than the free allowance carries a stamp priced on its size (docs/API.md).
+  let pow;
+  if (storedSize > (session.powFreeBytes || 0)) {
+    const challenge = await api("GET", `/pow?bytes=${storedSize}`);
+    pow = await solve(challenge.challenge, challenge.difficulty);
+  }
   await api("POST", "/followup/files", {
     token: session.token,
     json: {
       file: { id, meta_item_id: bytesToHex(metaId), stored_size: storedSize,
         chunk_count: chunkCount },
       meta: { id: bytesToHex(metaId), blob: b64uEncode(blob) },
+      pow,
     },
   });
   let index = 0;

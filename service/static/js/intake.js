@@ -216,8 +216,10 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
   return { envelope, caseId, uploads };
 }
 
-async function proofOfWork() {
-  const challenge = await api("GET", "/pow");
+// The stamp is priced on the declared size of the files (docs/API.md): one more bit each time
+// the size doubles beyond the installation's free allowance.
+async function proofOfWork(declaredBytes = 0) {
+  const challenge = await api("GET", `/pow?bytes=${declaredBytes}`);
   status(t("pow"));
   return solve(challenge.challenge, challenge.difficulty, {
     onProgress: ({ tries, expected }) =>
@@ -413,7 +415,8 @@ async function submit() {
   for (let attempt = 0; created === null; attempt++) {
     status(t("sealing"));
     sealed = await sealEnvelope(info, channel, keys, report, identity, files);
-    const stamp = await proofOfWork();
+    const declared = sealed.envelope.files.reduce((sum, f) => sum + f.stored_size, 0);
+    const stamp = await proofOfWork(declared);
     try {
       created = await api("POST", "/submissions", { json: { ...sealed.envelope, pow: stamp } });
     } catch (error) {

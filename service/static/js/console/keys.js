@@ -159,10 +159,18 @@ export function errorText(error) {
   return t("failed", { message: error && error.message ? error.message : String(error) });
 }
 
-// { salt, iterations } from the server (a made-up salt for an unknown name), then PBKDF2.
+// { salt, iterations, pow } from the server (a made-up salt for an unknown name), then
+// PBKDF2. `pow` is the sign-in's proof-of-work challenge (login.js solves it).
 export async function deriveFromPassword(username, password) {
   const pre = await consoleFetch("POST", "/console/api/prelogin", { username });
-  return derivePassword(password, b64uDecode(pre.salt), pre.iterations);
+  const keys = await derivePassword(password, b64uDecode(pre.salt), pre.iterations);
+  return { ...keys, pow: pre.pow };
+}
+
+// A fresh sign-in challenge, priced on the name's failures as they are now.
+export async function signInChallenge(username) {
+  const pre = await consoleFetch("POST", "/console/api/prelogin", { username });
+  return pre.pow;
 }
 
 // ------------------------------------------------------------------------------ IndexedDB

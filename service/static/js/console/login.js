@@ -1,13 +1,18 @@
 // Sign-in: the password is turned into { authSecret, kek } here; only authSecret is sent.
 // After the server accepts it (with the TOTP code), the wrapped private key is opened with
 // kek into a non-extractable CryptoKey and kept for this session only (keys.js).
+// Every attempt carries a proof-of-work stamp; the server asks for more work after failed
+// attempts on the same username (instead of pausing the account), so this may take longer.
 import { b64uDecode, b64uEncode, unwrapPrivateKey } from "../crypto/index.js";
+import { solve } from "../pow.js";
 import {
+  ApiError,
   clearKeys,
   consoleFetch,
   deriveFromPassword,
   errorText,
   showText,
+  signInChallenge,
   storePrivateKey,
   t,
 } from "./keys.js";
@@ -20,15 +25,32 @@ async function signIn() {
   const code = document.getElementById("l-code").value.replace(/\s/g, "");
   const progress = document.getElementById("progress-text");
   showText(progress, t("deriving"));
-  const { authSecret, kek } = await deriveFromPassword(username, password);
-  showText(progress, t("signing_in"));
+  const { authSecret, kek, pow } = await deriveFromPassword(username, password);
   let answer;
   try {
-    answer = await consoleFetch("POST", "/console/login", {
-      username,
-      auth_secret: b64uEncode(authSecret),
-      totp: code,
-    });
+    let challenge = pow;
+    for (let attempt = 0; ; attempt++) {
+      showText(progress, t("pow"));
+      const stamp = await solve(challenge.challenge, challenge.difficulty, {
+        onProgress: ({ tries, expected }) => showText(progress, t("pow_progress", {
+          percent: Math.min(99, Math.floor((100 * tries) / (2 * expected))),
+        })),
+      });
+      showText(progress, t("signing_in"));
+      try {
+        answer = await consoleFetch("POST", "/console/login", {
+          username,
+          auth_secret: b64uEncode(authSecret),
+          totp: code,
+          pow: stamp,
+        });
+        break;
+      } catch (error) {
+        // Failed attempts on this name raised the price meanwhile: pay the new one, once.
+        if (!(error instanceof ApiError) || error.code !== "pow_invalid" || attempt > 0) throw error;
+        challenge = await signInChallenge(username);
+      }
+    }
   } finally {
     authSecret.fill(0);
   }
@@ -42,6 +64,15 @@ async function signIn() {
     kek.fill(0);
   }
   showText(progress, "");
+  if (answer.failed_attempts > 0) {
+    // Tell the owner before going on: someone may be guessing their password.
+    const box = document.getElementById("failed-notice");
+    showText(document.getElementById("failed-text"), answer.failed_notice);
+    document.getElementById("failed-continue").setAttribute("href", answer.next);
+    box.hidden = false;
+    form.hidden = true;
+    return;
+  }
   window.location.assign(answer.next);
 }
 
