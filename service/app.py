@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import housekeeping
+from service import housekeeping, logs
 from service.bodylimit import BodyLimit, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.database = database or Database.from_url(settings.database)
         console.state.database = app.state.database
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(logs.release_periodically, settings.time_granularity_seconds)
             if owned and settings.purge_minutes > 0:
                 tasks.start_soon(housekeeping.run_forever, app.state.database,
                                  settings.purge_minutes * 60)

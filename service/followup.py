@@ -7,6 +7,7 @@ the one no-JavaScript request) and plain-language events that never name a perso
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 from typing import Any
@@ -19,7 +20,15 @@ import crypto
 from service import intake
 from service.errors import ChuishaoError, InvalidInput, TooLarge
 from service.i18n import N_
-from service.models import Case, CaseEvent, KeySlot, SealedItem, StoredFile, utcnow
+from service.models import (
+    Case,
+    CaseEvent,
+    KeySlot,
+    SealedItem,
+    StoredFile,
+    floor_time,
+    utcnow,
+)
 from service.settings import Settings
 
 # Kinds the reporter's case key opens and the reporter may see. Internal notes never.
@@ -73,17 +82,38 @@ def reporter_slot(session: Session, case: Case) -> KeySlot | None:
         KeySlot.case_id == case.id, KeySlot.holder == "reporter", KeySlot.purpose == "case"))
 
 
-def visible_items(session: Session, case: Case) -> list[SealedItem]:
+def conversation_order(case: Case, items: list[SealedItem], settings: Settings
+                       ) -> list[SealedItem]:
+    """A case's items in the order shown to reporter and reviewers alike.
+
+    Nothing stored says whether a reporter's item came before or after a reviewer's item of
+    the same period (that would date it finer than the granularity), so a fixed rule decides:
+    in the period the case was made, the reporter's items first (the report opens the case);
+    in any later period, the reviewers' items first (a reply answers what they wrote). Within
+    one author, the author's own order.
+    """
+    step = settings.time_granularity_seconds
+    opened = floor_time(case.created_at, step)
+
+    def key(item: SealedItem) -> tuple[dt.datetime, int, int, str]:
+        period = floor_time(item.created_at, step)
+        reporter_first = period <= opened
+        rank = (item.author != "reporter") if reporter_first else (item.author == "reporter")
+        return period, int(rank), item.position, item.id
+
+    return sorted(items, key=key)
+
+
+def visible_items(session: Session, case: Case, settings: Settings) -> list[SealedItem]:
     # Unfinished uploads are invisible; reviewers' evidence (site photos that may show staff)
     # is for the console, the reporter reads plain-language progress instead.
     incomplete_meta = select(StoredFile.meta_item_id).where(
         StoredFile.case_id == case.id,
         (StoredFile.complete.is_(False)) | (StoredFile.author != "reporter"))
-    return list(session.scalars(
+    return conversation_order(case, list(session.scalars(
         select(SealedItem).where(SealedItem.case_id == case.id,
                                  SealedItem.kind.in_(REPORTER_VISIBLE),
-                                 SealedItem.id.not_in(incomplete_meta))
-        .order_by(SealedItem.position, SealedItem.id)))
+                                 SealedItem.id.not_in(incomplete_meta)))), settings)
 
 
 def visible_events(session: Session, case: Case) -> list[CaseEvent]:
@@ -93,7 +123,7 @@ def visible_events(session: Session, case: Case) -> list[CaseEvent]:
         .order_by(CaseEvent.created_at, CaseEvent.id)))
 
 
-def feed_json(session: Session, case: Case) -> dict[str, Any]:
+def feed_json(session: Session, settings: Settings, case: Case) -> dict[str, Any]:
     slot = reporter_slot(session, case)
     files = [f for f in intake.files_of(session, case) if f.complete and f.author == "reporter"]
     return {
@@ -103,9 +133,10 @@ def feed_json(session: Session, case: Case) -> dict[str, Any]:
         "sealed_on_server": case.sealed_on_server,
         "slot": crypto.b64u_encode(slot.slot) if slot else None,
         "items": [{"id": item.id, "kind": item.kind, "author": item.author,
-                   "created": item.created_at.isoformat(),
+                   # Rounded like every stored time of the reporter's (API.md §7).
+                   "created": intake.coarse_time(settings, item.created_at).isoformat(),
                    "blob": crypto.b64u_encode(item.blob)}
-                  for item in visible_items(session, case)],
+                  for item in visible_items(session, case, settings)],
         "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "stored_size": f.stored_size,
                    "chunk_count": f.chunk_count, "author": f.author} for f in files],
         "events": [{"kind": e.kind, "created": e.created_at.date().isoformat(),
@@ -115,9 +146,13 @@ def feed_json(session: Session, case: Case) -> dict[str, Any]:
 
 def note_reporter_activity(session: Session, settings: Settings, case: Case) -> None:
     # Coarsened like every other time the reporter causes, so it cannot be matched to a visit.
-    case.updated_at = intake.coarse_time(settings)
+    # Never moved back: a reviewer's exact time already in this period stays, since replacing
+    # it by the period's start would show the reporter acted after that reviewer.
+    stamp = intake.coarse_time(settings)
+    if case.updated_at < stamp:
+        case.updated_at = stamp
     session.add(CaseEvent(case_id=case.id, kind="reporter_activity", visible_to_reporter=False,
-                          data={}, created_at=case.updated_at))
+                          data={}, created_at=stamp))
     session.flush()
 
 

@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import audit, cases, workflow
 from reviewer.auth import current_user, require_roles
-from service import feed, reportform
+from service import feed, followup, reportform
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
 from service.i18n import N_
@@ -143,8 +143,9 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
     holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
     slot = cases.slot_for(session, case, user)
     internal = cases.slot_for(session, case, user, "internal")
-    items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id)
-                                 .order_by(SealedItem.created_at, SealedItem.id)))
+    # The reporter's own order, never interleaved with reviewers' finer than the granularity.
+    items = followup.conversation_order(case, list(session.scalars(
+        select(SealedItem).where(SealedItem.case_id == case.id))), settings)
     files = cases.complete_files(session, case)
     complete_meta = {f.meta_item_id for f in files}
     authors = {u.id: u.display_name or u.username for u in reviewers}

@@ -129,7 +129,7 @@ def _opened_from_capability(request: Request, case_id: str,
     if case is None or not case.ready:
         raise serverseal.CapabilityInvalid()
     key = serverseal.open_capability(request.app.state.secret_key, case.id, capability)
-    return serverseal.open_case(session, case, key)
+    return serverseal.open_case(session, request.app.state.settings, case, key)
 
 
 async def followup_reply(request: Request) -> Response:
@@ -153,7 +153,7 @@ async def followup_reply(request: Request) -> Response:
         serverseal.add_file_on_server(session, settings, opened, upload.filename or "file",
                                       upload.content_type or "", await upload.read())
     session.flush()
-    opened = serverseal.open_case(session, opened.case, opened.case_key)
+    opened = serverseal.open_case(session, settings, opened.case, opened.case_key)
     notice = translator(request)(N_("Your reply was sealed and sent."))
     return _case_page(request, opened, notice=notice)
 
