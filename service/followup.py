@@ -82,24 +82,31 @@ def reporter_slot(session: Session, case: Case) -> KeySlot | None:
         KeySlot.case_id == case.id, KeySlot.holder == "reporter", KeySlot.purpose == "case"))
 
 
+SUBMISSION_KINDS = ("report", "identity", "file-meta")
+
+
 def conversation_order(case: Case, items: list[SealedItem], settings: Settings
                        ) -> list[SealedItem]:
     """A case's items in the order shown to reporter and reviewers alike.
 
     Nothing stored says whether a reporter's item came before or after a reviewer's item of
-    the same period (that would date it finer than the granularity), so a fixed rule decides:
-    in the period the case was made, the reporter's items first (the report opens the case);
-    in any later period, the reviewers' items first (a reply answers what they wrote). Within
-    one author, the author's own order.
+    the same period (that would date it finer than the granularity), so a fixed rule orders
+    them within a period: first the report and the files of the period the case was made
+    (the report opens the case), then the reviewers' items, then the reporter's replies and
+    later files. Each author's own items keep their order.
     """
     step = settings.time_granularity_seconds
     opened = floor_time(case.created_at, step)
 
     def key(item: SealedItem) -> tuple[dt.datetime, int, int, str]:
         period = floor_time(item.created_at, step)
-        reporter_first = period <= opened
-        rank = (item.author != "reporter") if reporter_first else (item.author == "reporter")
-        return period, int(rank), item.position, item.id
+        if item.author != "reporter":
+            rank = 1
+        elif period <= opened and item.kind in SUBMISSION_KINDS:
+            rank = 0
+        else:
+            rank = 2
+        return period, rank, item.position, item.id
 
     return sorted(items, key=key)
 
