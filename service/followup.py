@@ -111,6 +111,23 @@ def conversation_order(case: Case, items: list[SealedItem], settings: Settings
     return sorted(items, key=key)
 
 
+# Events a reporter's action makes; all others are made by reviewers (or the system for them).
+REPORTER_EVENTS = ("reporter_activity", "reward_claimed")
+
+
+def event_order(events: list[CaseEvent], settings: Settings) -> list[CaseEvent]:
+    """A case's events in the same fixed order as its items: within a period, the case's
+    receipt first, then what reviewers did (to the microsecond, in their order), then what
+    the reporter did (known only to the period, so never placed among the reviewers')."""
+    step = settings.time_granularity_seconds
+
+    def key(event: CaseEvent) -> tuple[dt.datetime, int, dt.datetime, int]:
+        rank = 0 if event.kind == "received" else 2 if event.kind in REPORTER_EVENTS else 1
+        return floor_time(event.created_at, step), rank, event.created_at, event.id
+
+    return sorted(events, key=key)
+
+
 def visible_items(session: Session, case: Case, settings: Settings) -> list[SealedItem]:
     # Unfinished uploads are invisible; reviewers' evidence (site photos that may show staff)
     # is for the console, the reporter reads plain-language progress instead.
@@ -123,11 +140,10 @@ def visible_items(session: Session, case: Case, settings: Settings) -> list[Seal
                                  SealedItem.id.not_in(incomplete_meta)))), settings)
 
 
-def visible_events(session: Session, case: Case) -> list[CaseEvent]:
-    return list(session.scalars(
+def visible_events(session: Session, settings: Settings, case: Case) -> list[CaseEvent]:
+    return event_order(list(session.scalars(
         select(CaseEvent).where(CaseEvent.case_id == case.id,
-                                CaseEvent.visible_to_reporter.is_(True))
-        .order_by(CaseEvent.created_at, CaseEvent.id)))
+                                CaseEvent.visible_to_reporter.is_(True)))), settings)
 
 
 def feed_json(session: Session, settings: Settings, case: Case) -> dict[str, Any]:
@@ -147,7 +163,7 @@ def feed_json(session: Session, settings: Settings, case: Case) -> dict[str, Any
         "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "stored_size": f.stored_size,
                    "chunk_count": f.chunk_count, "author": f.author} for f in files],
         "events": [{"kind": e.kind, "created": e.created_at.date().isoformat(),
-                    "data": e.data} for e in visible_events(session, case)],
+                    "data": e.data} for e in visible_events(session, settings, case)],
     }
 
 

@@ -119,8 +119,8 @@ async def case_list(request: Request) -> Response:
 def _timeline(request: Request, case: Case) -> list[dict[str, Any]]:
     session = get_session(request)
     translate = translator(request)
-    events = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
-                                  .order_by(CaseEvent.created_at, CaseEvent.id)))
+    events = followup.event_order(list(session.scalars(
+        select(CaseEvent).where(CaseEvent.case_id == case.id))), request.app.state.settings)
     names = {u.id: u.display_name or u.username for u in session.scalars(
         select(User).where(User.id.in_({e.user_id for e in events if e.user_id})))}
     timeline = []

@@ -84,7 +84,7 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, *,
     translate = translator(request)
     session = get_session(request)
     events = []
-    for event in followup.visible_events(session, opened.case):
+    for event in followup.visible_events(session, settings, opened.case):
         text = feed.event_text(event.kind, event.data, translate)
         if text:
             events.append((event.created_at, text))
