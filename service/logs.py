@@ -62,41 +62,69 @@ def serving_the_public() -> Iterator[None]:
         _serving_public.reset(token)
 
 
+# Bounds, so a flood of public requests cannot make the hold grow without end: access lines
+# are summed as they come (at most this many distinct routes per period, the rest summed as
+# one), and at most this many other records are held per period (the rest only counted).
+MAX_ROUTES = 500
+MAX_RECORDS = 1000
+OTHER_ROUTES = "(other routes)"
+
+
 class PublicRecordHold(logging.Filter):
     """On a handler: holds the records of public requests until their period has ended."""
 
-    def __init__(self, handler: logging.Handler) -> None:
+    def __init__(self, handler: logging.Handler, step: int = 3600) -> None:
         super().__init__()
         self.handler = handler
+        self.step = step
         self._lock = threading.Lock()
-        self._held: list[logging.LogRecord] = []
+        # period -> route ("GET /path 200") -> [count, slowest ms]
+        self._access: dict[int, dict[str, list[float]]] = {}
+        self._records: dict[int, list[logging.LogRecord]] = {}
+        self._dropped: dict[int, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "chuishao_released", False) or not _serving_public.get():
             return True
-        # Formatted now (a record's arguments may change later); the time is replaced below.
-        record.msg, record.args = record.getMessage(), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
-        record.exc_info = None
+        period = int(record.created) // self.step * self.step
+        line = record.getMessage()
         with self._lock:
-            self._held.append(record)
+            if record.name == ACCESS_LOGGER and " " in line:
+                route, _, took = line.rpartition(" ")
+                routes = self._access.setdefault(period, {})
+                if route not in routes and len(routes) >= MAX_ROUTES:
+                    route = OTHER_ROUTES
+                total = routes.setdefault(route, [0, 0.0])
+                total[0] += 1
+                total[1] = max(total[1], _milliseconds(took))
+                return False
+            held = self._records.setdefault(period, [])
+            if len(held) >= MAX_RECORDS:
+                self._dropped[period] = self._dropped.get(period, 0) + 1
+                return False
+            # Formatted now (its arguments may change later); the time is replaced on release.
+            record.msg, record.args = line, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+            held.append(record)
         return False
 
-    def release(self, step: int, now: float | None = None, *, everything: bool = False) -> int:
-        """Write the held records of every period that has ended (all of them at shutdown)."""
+    def release(self, now: float | None = None, *, everything: bool = False) -> int:
+        """Write what the periods that have ended hold (everything, at shutdown)."""
         moment = time.time() if now is None else now
-        current = int(moment) // step * step
+        current = int(moment) // self.step * self.step
         with self._lock:
-            due: list[logging.LogRecord] = []
-            kept: list[logging.LogRecord] = []
-            for record in self._held:
-                ended = everything or int(record.created) // step * step < current
-                (due if ended else kept).append(record)
-            self._held = kept
-        for record in _summarised(due, step):
-            self.handler.handle(record)
-        return len(due)
+            periods = sorted(p for p in {*self._access, *self._records, *self._dropped}
+                             if everything or p < current)
+            taken = [(p, self._access.pop(p, {}), self._records.pop(p, []),
+                      self._dropped.pop(p, 0)) for p in periods]
+        written = 0
+        for period, routes, records, dropped in taken:
+            for record in _summarised(period, self.step, routes, records, dropped):
+                self.handler.handle(record)
+                written += 1
+        return written
 
 
 def _stamped(record: logging.LogRecord, period: int) -> logging.LogRecord:
@@ -105,28 +133,21 @@ def _stamped(record: logging.LogRecord, period: int) -> logging.LogRecord:
     return record
 
 
-def _summarised(records: list[logging.LogRecord], step: int) -> Iterator[logging.LogRecord]:
-    """Access lines become one line per period, route and status; other records are sorted by
-    what they say, never by when."""
-    access: dict[tuple[int, str], list[float]] = {}
-    others: list[tuple[int, logging.LogRecord]] = []
-    for record in records:
-        period = int(record.created) // step * step
-        line = str(record.msg)
-        if record.name == ACCESS_LOGGER and " " in line:
-            route, _, took = line.rpartition(" ")
-            access.setdefault((period, route), []).append(_milliseconds(took))
-        else:
-            others.append((period, record))
-    for (period, route), times in sorted(access.items()):
-        summary = logging.LogRecord(
-            ACCESS_LOGGER, logging.INFO, __file__, 0,
-            "%s ×%d (slowest %.1fms; period of %ds)", (route, len(times), max(times), step),
-            None)
-        yield _stamped(summary, period)
-    for period, record in sorted(others, key=lambda pair: (
-            pair[0], -pair[1].levelno, pair[1].name, str(pair[1].msg))):
+def _summarised(period: int, step: int, routes: dict[str, list[float]],
+                records: list[logging.LogRecord], dropped: int) -> Iterator[logging.LogRecord]:
+    """One access line per route and status; other records sorted by what they say, never by
+    when they were made."""
+    for route, (count, slowest) in sorted(routes.items()):
+        yield _stamped(logging.LogRecord(
+            ACCESS_LOGGER, logging.INFO, __file__, 0, "%s ×%d (slowest %.1fms; period of %ds)",
+            (route, int(count), slowest, step), None), period)
+    for record in sorted(records, key=lambda r: (-r.levelno, r.name, str(r.msg))):
         yield _stamped(record, period)
+    if dropped:
+        yield _stamped(logging.LogRecord(
+            __name__, logging.WARNING, __file__, 0,
+            "%d further records of public requests in this period were not kept", (dropped,),
+            None), period)
 
 
 def _milliseconds(text: str) -> float:
@@ -139,28 +160,31 @@ def _milliseconds(text: str) -> float:
 _holds: list[PublicRecordHold] = []
 
 
-def release_held(step: int, now: float | None = None, *, everything: bool = False) -> int:
-    return sum(hold.release(step, now, everything=everything) for hold in list(_holds))
+def release_held(now: float | None = None, *, everything: bool = False) -> int:
+    return sum(hold.release(now, everything=everything) for hold in list(_holds))
 
 
 async def release_periodically(step: int) -> None:
     """Just after every period boundary, write what the period's public requests logged."""
+    for hold in _holds:
+        hold.step = step
     try:
         while True:
             await anyio.sleep(step - time.time() % step + 0.5)
-            release_held(step)
+            release_held()
     finally:
-        release_held(step, everything=True)
+        release_held(everything=True)
 
 
-def configure(level: str = "INFO", stream: Any = None) -> None:
+def configure(level: str = "INFO", stream: Any = None, *, granularity_seconds: int = 3600
+              ) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     # The filter scrubs message, traceback and stack; the time stamp (which looks like an IPv6
     # fragment, 12:34:56) is ours and stays readable.
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(AddressScrubFilter())
     # After the scrub, so what is held is scrubbed already.
-    hold = PublicRecordHold(handler)
+    hold = PublicRecordHold(handler, granularity_seconds)
     handler.addFilter(hold)
     _holds[:] = [hold]
     root = logging.getLogger()

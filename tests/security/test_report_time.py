@@ -171,7 +171,7 @@ def captured_log() -> Iterator[io.StringIO]:
     try:
         yield stream
     finally:
-        logs.release_held(GRAIN, everything=True)
+        logs.release_held(everything=True)
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging.getLogger("uvicorn.access").disabled = False
@@ -317,7 +317,7 @@ def test_no_reporter_action_is_placed_between_two_reviewer_actions(
 
     # 4. The log: what public requests logged is written when their period ends, stamped with
     # its start, summed up; never between the console's lines of the same period.
-    logs.release_held(GRAIN, time.time() + GRAIN)
+    logs.release_held(time.time() + GRAIN)
     lines = captured_log.getvalue().splitlines()
     public = re.compile(r" (?:GET|POST|PUT|DELETE) /(?!console)")
     console_at = [i for i, line in enumerate(lines) if " /console/" in line]
