@@ -102,6 +102,22 @@ def upgrade() -> None:
                          [{"row_key": row_key, "rounded": ceil_time(moment, step)}
                           for row_key, moment in found])
 
+    # A reporter's activity used to set `updated_at` back to its period's start over a
+    # reviewer's exact time in that period, which showed it came after that reviewer. Now it
+    # never moves back: put back the latest reviewer time where it had been replaced.
+    cases = sa.table("cases", sa.column("id", sa.String()), sa.column("updated_at", UTCDateTime()))
+    events = sa.table("case_events", sa.column("case_id", sa.String()),
+                      sa.column("user_id", sa.Integer()), sa.column("created_at", UTCDateTime()))
+    latest = (sa.select(events.c.case_id, sa.func.max(events.c.created_at).label("latest"))
+              .where(events.c.user_id.is_not(None)).group_by(events.c.case_id).subquery())
+    behind = conn.execute(sa.select(cases.c.id, latest.c.latest)
+                          .join(latest, latest.c.case_id == cases.c.id)
+                          .where(latest.c.latest > cases.c.updated_at)).all()
+    if behind:
+        conn.execute(cases.update().where(cases.c.id == sa.bindparam("case"))
+                     .values(updated_at=sa.bindparam("latest")),
+                     [{"case": case_id, "latest": moment} for case_id, moment in behind])
+
     if sqlite:
         for table in ROWID_TABLES:
             # Existing rows get random rowids; every new row is moved to one as it is

@@ -99,6 +99,13 @@ def test_upgrade_randomises_ids_and_every_case_still_opens(
                     continue
                 assert len(new_rowids) == len(old_rowids) > 2
                 assert any(abs(r) > 2**32 for r in new_rowids), table
+            # No case's `updated_at` is behind its latest reviewer event any more (a reporter's
+            # activity had set it back to its period's start, after that reviewer).
+            for case_id, updated, latest in session.execute(text(
+                    "SELECT c.id, c.updated_at, max(e.created_at) FROM cases c JOIN case_events "
+                    "e ON e.case_id = c.id AND e.user_id IS NOT NULL GROUP BY c.id, c.updated_at")):
+                assert str(updated) >= str(latest) if db_backend == "sqlite" \
+                    else updated >= latest, case_id
             assert audit.verify_chain(session).ok
             settings = fast_settings(tmp_path / "var", receipt_iterations=600_000,
                                      time_granularity_seconds=3600)
