@@ -24,7 +24,11 @@ from service.models import SealedItem
 from tests.conftest import fast_settings
 from tests.pgutil import temporary_database
 
-FIXTURE = Path(os.environ.get("CHUISHAO_FIXTURE_V01", "/work/shared/fixtures/v0.1"))
+# The shared folder lies beside the repository (in CI too); CHUISHAO_FIXTURE_V01 overrides.
+_CANDIDATES = [Path(os.environ["CHUISHAO_FIXTURE_V01"])] if "CHUISHAO_FIXTURE_V01" in os.environ \
+    else [Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "v0.1",
+          Path("/work/shared/fixtures/v0.1")]
+FIXTURE = next((c for c in _CANDIDATES if (c / "manifest.json").exists()), _CANDIDATES[0])
 RANDOM_ID_TABLES = ("key_slots", "case_events", "reward_claim_slots")
 ROWID_TABLES = ("cases", "sealed_items", "files", "file_chunks", "spent_stamps")
 
