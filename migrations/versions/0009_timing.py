@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from service.models import UTCDateTime, ceil_time
+from service.settings import Settings
 
 revision = 'timing'
 down_revision = '0008'
@@ -40,8 +41,6 @@ EXPIRIES = (("cases", "id", "draft_expires_at"), ("files", "id", "upload_expires
 
 
 def _granularity() -> int:
-    from service.settings import Settings
-
     try:
         return max(3600, Settings.from_environ().time_granularity_seconds)
     except Exception:  # noqa: BLE001 - an unreadable environment falls back to the default
