@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import degraded, housekeeping, storage
+from service import degraded, housekeeping, logs, storage
 from service.bodylimit import BodyLimit, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         console.state.database = app.state.database
         app.state.database.storage_failed = app.state.storage.failed
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(logs.release_periodically, settings.time_granularity_seconds)
             if owned and settings.purge_minutes > 0:
                 tasks.start_soon(housekeeping.run_forever, app.state.database,
                                  settings.purge_minutes * 60, settings)
@@ -159,7 +160,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.nojs_submissions = TokenBucket(settings.nojs_submissions_per_hour)
     app.state.nojs_followups = TokenBucket(settings.nojs_followups_per_hour)
     app.state.storage = console.state.storage = storage.Watch(settings)
-    app.state.held_stamps = degraded.HeldStamps()
+    app.state.held_stamps = degraded.HeldStamps(settings.time_granularity_seconds)
     app.state.storage.on_writable.append(app.state.held_stamps.flush)
     if database is not None:
         app.state.database = database

@@ -220,7 +220,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from service import logs
     from service.app import create_app
 
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, granularity_seconds=settings.time_granularity_seconds)
     if args.first_admin_link and not _has_admin(settings):
         link = _invite(settings, ["admin"], None, settings.invitation_hours)
         print()

@@ -36,7 +36,9 @@ from service.storage import Watch
 class HeldStamps:
     """Stamps spent while the database could not record them (this process only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, granularity_seconds: int) -> None:
+        # Recorded expiries are rounded like every other stamp's (pow.spend).
+        self.granularity_seconds = granularity_seconds
         self._held: dict[str, dt.datetime] = {}
         self._lock = threading.Lock()
 
@@ -69,7 +71,8 @@ class HeldStamps:
             pending = dict(self._held)
         for digest, expires_at in pending.items():
             with contextlib.suppress(pow.PowInvalid):  # recorded already, by another instance
-                pow.spend(session, digest, expires_at)
+                pow.spend(session, digest, expires_at,
+                          granularity_seconds=self.granularity_seconds)
         return list(pending)
 
     def forget(self, digests: list[str]) -> None:
@@ -101,7 +104,7 @@ def spend_for_reading(session: Session, held: HeldStamps, bucket: TokenBucket, w
     """
     refuse_held(held, digest)
     try:
-        pow.spend(session, digest, expires_at)
+        pow.spend(session, digest, expires_at, granularity_seconds=held.granularity_seconds)
         recorded = held.record(session)
         session.commit()
         held.forget(recorded)

@@ -7,6 +7,7 @@ the one no-JavaScript request) and plain-language events that never name a perso
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -20,7 +21,15 @@ import crypto
 from service import intake, quota
 from service.errors import ChuishaoError, InvalidInput, TooLarge
 from service.i18n import N_
-from service.models import Case, CaseEvent, KeySlot, SealedItem, StoredFile, utcnow
+from service.models import (
+    Case,
+    CaseEvent,
+    KeySlot,
+    SealedItem,
+    StoredFile,
+    floor_time,
+    utcnow,
+)
 from service.settings import Settings
 
 # Kinds the reporter's case key opens and the reporter may see. Internal notes never.
@@ -78,27 +87,71 @@ def reporter_slot(session: Session, case: Case) -> KeySlot | None:
         KeySlot.case_id == case.id, KeySlot.holder == "reporter", KeySlot.purpose == "case"))
 
 
-def visible_items(session: Session, case: Case) -> list[SealedItem]:
+SUBMISSION_KINDS = ("report", "identity", "file-meta")
+
+
+def conversation_order(case: Case, items: list[SealedItem], settings: Settings
+                       ) -> list[SealedItem]:
+    """A case's items in the order shown to reporter and reviewers alike.
+
+    Nothing stored says whether a reporter's item came before or after a reviewer's item of
+    the same period (that would date it finer than the granularity), so a fixed rule orders
+    them within a period: first the report and the files of the period the case was made
+    (the report opens the case), then the reviewers' items, then the reporter's replies and
+    later files. Each author's own items keep their order.
+    """
+    step = settings.time_granularity_seconds
+    opened = floor_time(case.created_at, step)
+
+    def key(item: SealedItem) -> tuple[dt.datetime, int, int, str]:
+        period = floor_time(item.created_at, step)
+        if item.author != "reporter":
+            rank = 1
+        elif period <= opened and item.kind in SUBMISSION_KINDS:
+            rank = 0
+        else:
+            rank = 2
+        return period, rank, item.position, item.id
+
+    return sorted(items, key=key)
+
+
+# Events a reporter's action makes; all others are made by reviewers (or the system for them).
+REPORTER_EVENTS = ("reporter_activity", "reward_claimed")
+
+
+def event_order(events: list[CaseEvent], settings: Settings) -> list[CaseEvent]:
+    """A case's events in the same fixed order as its items: within a period, the case's
+    receipt first, then what reviewers did (to the microsecond, in their order), then what
+    the reporter did (known only to the period, so never placed among the reviewers')."""
+    step = settings.time_granularity_seconds
+
+    def key(event: CaseEvent) -> tuple[dt.datetime, int, dt.datetime, int]:
+        rank = 0 if event.kind == "received" else 2 if event.kind in REPORTER_EVENTS else 1
+        return floor_time(event.created_at, step), rank, event.created_at, event.id
+
+    return sorted(events, key=key)
+
+
+def visible_items(session: Session, case: Case, settings: Settings) -> list[SealedItem]:
     # Unfinished uploads are invisible; reviewers' evidence (site photos that may show staff)
     # is for the console, the reporter reads plain-language progress instead.
     incomplete_meta = select(StoredFile.meta_item_id).where(
         StoredFile.case_id == case.id,
         (StoredFile.complete.is_(False)) | (StoredFile.author != "reporter"))
-    return list(session.scalars(
+    return conversation_order(case, list(session.scalars(
         select(SealedItem).where(SealedItem.case_id == case.id,
                                  SealedItem.kind.in_(REPORTER_VISIBLE),
-                                 SealedItem.id.not_in(incomplete_meta))
-        .order_by(SealedItem.position, SealedItem.id)))
+                                 SealedItem.id.not_in(incomplete_meta)))), settings)
 
 
-def visible_events(session: Session, case: Case) -> list[CaseEvent]:
-    return list(session.scalars(
+def visible_events(session: Session, settings: Settings, case: Case) -> list[CaseEvent]:
+    return event_order(list(session.scalars(
         select(CaseEvent).where(CaseEvent.case_id == case.id,
-                                CaseEvent.visible_to_reporter.is_(True))
-        .order_by(CaseEvent.created_at, CaseEvent.id)))
+                                CaseEvent.visible_to_reporter.is_(True)))), settings)
 
 
-def feed_json(session: Session, case: Case) -> dict[str, Any]:
+def feed_json(session: Session, settings: Settings, case: Case) -> dict[str, Any]:
     slot = reporter_slot(session, case)
     files = [f for f in intake.files_of(session, case) if f.complete and f.author == "reporter"]
     return {
@@ -108,21 +161,26 @@ def feed_json(session: Session, case: Case) -> dict[str, Any]:
         "sealed_on_server": case.sealed_on_server,
         "slot": crypto.b64u_encode(slot.slot) if slot else None,
         "items": [{"id": item.id, "kind": item.kind, "author": item.author,
-                   "created": item.created_at.isoformat(),
+                   # Rounded like every stored time of the reporter's (API.md §7).
+                   "created": intake.coarse_time(settings, item.created_at).isoformat(),
                    "blob": crypto.b64u_encode(item.blob)}
-                  for item in visible_items(session, case)],
+                  for item in visible_items(session, case, settings)],
         "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "stored_size": f.stored_size,
                    "chunk_count": f.chunk_count, "author": f.author} for f in files],
         "events": [{"kind": e.kind, "created": e.created_at.date().isoformat(),
-                    "data": e.data} for e in visible_events(session, case)],
+                    "data": e.data} for e in visible_events(session, settings, case)],
     }
 
 
 def note_reporter_activity(session: Session, settings: Settings, case: Case) -> None:
     # Coarsened like every other time the reporter causes, so it cannot be matched to a visit.
-    case.updated_at = intake.coarse_time(settings)
+    # Never moved back: a reviewer's exact time already in this period stays, since replacing
+    # it by the period's start would show the reporter acted after that reviewer.
+    stamp = intake.coarse_time(settings)
+    if case.updated_at < stamp:
+        case.updated_at = stamp
     session.add(CaseEvent(case_id=case.id, kind="reporter_activity", visible_to_reporter=False,
-                          data={}, created_at=case.updated_at))
+                          data={}, created_at=stamp))
     session.flush()
 
 

@@ -40,6 +40,8 @@ from service.models import (
     SealedItem,
     StoredFile,
     User,
+    ceil_time,
+    floor_time,
     utcnow,
 )
 from service.settings import Settings
@@ -147,10 +149,13 @@ def with_identity(items: tuple[ItemSpec, ...]) -> list[ItemSpec]:
 
 def coarse_time(settings: Settings, now: dt.datetime | None = None) -> dt.datetime:
     """Stored times are rounded down so they cannot link a report to a moment of activity."""
-    now = now or utcnow()
-    step = settings.time_granularity_seconds
-    seconds = int(now.timestamp()) // step * step
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return floor_time(now or utcnow(), settings.time_granularity_seconds)
+
+
+def coarse_deadline(settings: Settings, moment: dt.datetime) -> dt.datetime:
+    """An expiry a reporter's action sets, rounded up: issue time plus a fixed delay, to the
+    second, would date the action (it is kept while the draft or upload is open)."""
+    return ceil_time(moment, settings.time_granularity_seconds)
 
 
 def token_hash(token: str) -> str:
@@ -383,7 +388,8 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
         id=envelope.case_id, channel_id=channel.id, created_at=stamp, updated_at=stamp,
         status="new", sealed_on_server=sealed_on_server, lookup_hash=envelope.lookup_hash,
         version=1, ready=complete, upload_token_hash=None if complete else token_hash(token),
-        draft_expires_at=None if complete else now + dt.timedelta(hours=settings.draft_hours),
+        draft_expires_at=None if complete else coarse_deadline(
+            settings, now + dt.timedelta(hours=settings.draft_hours)),
         accept_due_at=stamp + dt.timedelta(days=settings.accept_days) if complete else None,
     )
     session.add(case)
@@ -400,7 +406,7 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
          "blob": item.blob, "created_at": stamp, "position": position}
         for position, item in enumerate(with_identity(envelope.items), start=1)])
     if envelope.files:
-        expires = now + dt.timedelta(hours=settings.draft_hours)
+        expires = coarse_deadline(settings, now + dt.timedelta(hours=settings.draft_hours))
         session.execute(insert(StoredFile), [
             {"id": spec.id, "case_id": case.id, "meta_item_id": spec.meta_item_id,
              "stored_size": spec.stored_size, "chunk_count": spec.chunk_count,
@@ -570,7 +576,8 @@ def register_file(session: Session, settings: Settings, case: Case, data: Any, *
     session.flush()
     file = StoredFile(id=file_id, case_id=case.id, meta_item_id=meta_id, stored_size=stored,
                       chunk_count=count, complete=False, author=author, created_at=created_at,
-                      upload_expires_at=now + dt.timedelta(hours=settings.draft_hours))
+                      upload_expires_at=coarse_deadline(
+                          settings, now + dt.timedelta(hours=settings.draft_hours)))
     session.add(file)
     session.flush()
     return file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -10,10 +11,10 @@ from http.cookies import SimpleCookie
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import csp
+from service import csp, logs
 from service.i18n import LANGUAGES, negotiate
 
-access_log = logging.getLogger("chuishao.access")
+access_log = logging.getLogger(logs.ACCESS_LOGGER)
 
 # Headers a proxy may use to pass a client address along. Dropped before any code sees them.
 ADDRESS_HEADERS = {b"x-forwarded-for", b"x-real-ip", b"forwarded", b"true-client-ip",
@@ -131,10 +132,14 @@ class AccessLogMiddleware:
                 status = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            access_log.info(
-                "%s %s %d %.1fms", scope["method"], _SECRETISH.sub("…", scope["path"]),
-                status, (time.perf_counter() - started) * 1000,
-            )
+        # Everything outside the console may be a reporter's request: what it logs is held
+        # back and written per period (service.logs), so no line dates it.
+        public = not (scope["path"] == "/console" or scope["path"].startswith("/console/"))
+        with logs.serving_the_public() if public else contextlib.nullcontext():
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                access_log.info(
+                    "%s %s %d %.1fms", scope["method"], _SECRETISH.sub("…", scope["path"]),
+                    status, (time.perf_counter() - started) * 1000,
+                )

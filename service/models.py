@@ -7,10 +7,13 @@ a receipt, a password or report text.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import secrets
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -69,6 +72,27 @@ class Base(DeclarativeBase):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def floor_time(moment: dt.datetime, step: int) -> dt.datetime:
+    """``moment`` rounded down to a multiple of ``step`` seconds (UTC)."""
+    return dt.datetime.fromtimestamp(int(moment.timestamp()) // step * step, dt.UTC)
+
+
+def ceil_time(moment: dt.datetime, step: int) -> dt.datetime:
+    """``moment`` rounded up to a multiple of ``step`` seconds: for expiries, never earlier."""
+    return dt.datetime.fromtimestamp(-(-math.ceil(moment.timestamp()) // step) * step, dt.UTC)
+
+
+# Row ids of tables a reporter's action writes into are random, not handed out in order:
+# an id between two reviewer rows stamped to the microsecond would date the reporter's
+# action to the second (docs/THREAT-MODEL.md, "Time of a reporter's action"). 63 bits, so
+# they fit PostgreSQL's bigint and SQLite's rowid, where the id *is* the rowid.
+RANDOM_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def random_row_id() -> int:
+    return secrets.randbelow(2**63 - 1) + 1
 
 
 class Installation(Base):
@@ -252,7 +276,8 @@ class KeySlot(Base):
         Index("ix_key_slots_case_user", "case_id", "user_id"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(RANDOM_ID, primary_key=True, autoincrement=False,
+                                    default=random_row_id)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
     purpose: Mapped[str] = mapped_column(String(16))  # case | internal
     holder: Mapped[str] = mapped_column(String(16))  # reviewer | recovery | reporter
@@ -277,8 +302,9 @@ class SealedItem(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    # Order within a case. Stored times are coarsened to the hour, so they cannot order a
-    # reply after the question it answers; this can (set on insert, see below).
+    # Order among the same author's items of a case (set on insert, see below). Per author,
+    # not per case: a case-wide counter would place a reporter's reply between two reviewer
+    # messages and so date it to the second. service.followup.conversation_order merges them.
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     case: Mapped[Case] = relationship(back_populates="items")
@@ -316,7 +342,8 @@ class CaseEvent(Base):
 
     __tablename__ = "case_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(RANDOM_ID, primary_key=True, autoincrement=False,
+                                    default=random_row_id)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -452,7 +479,8 @@ def _next_position(_mapper: Any, connection: Any, item: SealedItem) -> None:
     if not item.position:
         last = connection.execute(
             select(func.coalesce(func.max(SealedItem.position), 0))
-            .where(SealedItem.case_id == item.case_id)).scalar_one()
+            .where(SealedItem.case_id == item.case_id,
+                   SealedItem.author == item.author)).scalar_one()
         item.position = int(last) + 1
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.models import Base, UTCDateTime
+from service.models import RANDOM_ID, Base, UTCDateTime, random_row_id
 
 
 class RewardPolicyVersion(Base):
@@ -100,7 +100,9 @@ class RewardClaimSlot(Base):
     __tablename__ = "reward_claim_slots"
     __table_args__ = (UniqueConstraint("reward_id", "key_id", name="uq_reward_claim_slots_key"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Random: the reporter's claim writes these rows (see service.models.RANDOM_ID).
+    id: Mapped[int] = mapped_column(RANDOM_ID, primary_key=True, autoincrement=False,
+                                    default=random_row_id)
     reward_id: Mapped[str] = mapped_column(ForeignKey("reward_records.id"), index=True)
     holder: Mapped[str] = mapped_column(String(16))  # finance | recovery
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import ChuishaoError
 from service.i18n import N_
-from service.models import SpentStamp
+from service.models import SpentStamp, ceil_time
 
 SALT = "chuishao.pow"
 # A challenge is ~90 characters; anything much longer is refused before it is parsed.
@@ -112,8 +112,15 @@ def upload_difficulty(base: int, free_bytes: int, declared_bytes: int) -> int:
     return min(MAX_DIFFICULTY, base + extra)
 
 
-def spend(session: Session, digest: str, expires_at: dt.datetime) -> None:
-    """Record a stamp as used; a second use of the same stamp raises PowInvalid."""
+def spend(session: Session, digest: str, expires_at: dt.datetime, *,
+          granularity_seconds: int) -> None:
+    """Record a stamp as used; a second use of the same stamp raises PowInvalid.
+
+    The expiry is kept rounded up to the installation's time granularity: issue time plus a
+    fixed age, to the second, would date the reporter's request. Kept longer, never shorter,
+    so a replay is still refused until the stamp is forgotten.
+    """
+    expires_at = ceil_time(_utc(expires_at), granularity_seconds)
     # Core insert, not session.add: a duplicate must reach the database's primary key, not
     # trip over the identity map when the same session spent it before.
     try:

@@ -108,14 +108,14 @@ def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -
         case_key = crypto.open_key(slot.slot, keys.private, bytes.fromhex(case.id))
     except crypto.OpenError:
         raise followup.ReceiptUnknown() from None
-    return open_case(session, case, case_key)
+    return open_case(session, settings, case, case_key)
 
 
-def open_case(session: Session, case: Case, case_key: bytes) -> OpenedCase:
+def open_case(session: Session, settings: Settings, case: Case, case_key: bytes) -> OpenedCase:
     case_id = bytes.fromhex(case.id)
     items = []
     metas: dict[str, dict[str, Any]] = {}
-    for item in followup.visible_items(session, case):
+    for item in followup.visible_items(session, case, settings):
         try:
             content = crypto.open_item(case_key, case_id, bytes.fromhex(item.id), item.kind,
                                        item.blob)
@@ -123,7 +123,8 @@ def open_case(session: Session, case: Case, case_key: bytes) -> OpenedCase:
             content = {"unreadable": True}
         if item.kind == "file-meta":
             metas[item.id] = content
-        items.append(OpenedItem(item.id, item.kind, item.author, item.created_at, content))
+        items.append(OpenedItem(item.id, item.kind, item.author,
+                                intake.coarse_time(settings, item.created_at), content))
     files = [(f, metas.get(f.meta_item_id, {})) for f in intake.files_of(session, case)
              if f.complete and f.author == "reporter"]
     return OpenedCase(case, case_key, items, files)

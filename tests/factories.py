@@ -76,13 +76,17 @@ def open_as(private_key: bytes, session: Session, case_id: str) -> tuple[bytes, 
 
     key_id = crypto.key_id(crypto.public_key(private_key)).hex()
     slot = session.scalar(select(KeySlot).where(KeySlot.case_id == case_id,
-                                                KeySlot.key_id == key_id))
+                                                KeySlot.key_id == key_id,
+                                                KeySlot.purpose == "case"))
     assert slot is not None, "no slot for this key"
     case_key = crypto.open_key(slot.slot, private_key, bytes.fromhex(case_id))
     items = {}
     # Internal notes are sealed with the internal key, not the case key.
+    # Each author's own order (row order says nothing: ids and rowids are random).
     for item in session.scalars(select(SealedItem).where(SealedItem.case_id == case_id,
-                                                         SealedItem.kind != "note")):
+                                                         SealedItem.kind != "note")
+                                .order_by(SealedItem.author, SealedItem.position,
+                                          SealedItem.id)):
         try:
             content = crypto.open_item(case_key, bytes.fromhex(case_id),
                                        bytes.fromhex(item.id), item.kind, item.blob)

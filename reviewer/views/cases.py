@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import audit, cases, workflow
 from reviewer.auth import current_user, require_roles
-from service import feed, reportform
+from service import feed, followup, reportform
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
 from service.i18n import N_
@@ -122,8 +122,8 @@ async def case_list(request: Request) -> Response:
 def _timeline(request: Request, case: Case) -> list[dict[str, Any]]:
     session = get_session(request)
     translate = translator(request)
-    events = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
-                                  .order_by(CaseEvent.created_at, CaseEvent.id)))
+    events = followup.event_order(list(session.scalars(
+        select(CaseEvent).where(CaseEvent.case_id == case.id))), request.app.state.settings)
     names = {u.id: u.display_name or u.username for u in session.scalars(
         select(User).where(User.id.in_({e.user_id for e in events if e.user_id})))}
     timeline = []
@@ -146,10 +146,11 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
     holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
     slot = cases.slot_for(session, case, user)
     internal = cases.slot_for(session, case, user, "internal")
-    # The identity is never on the page: only POST .../identity hands it out, audited.
-    items = list(session.scalars(select(SealedItem).where(SealedItem.case_id == case.id,
-                                                          SealedItem.kind != "identity")
-                                 .order_by(SealedItem.position, SealedItem.id)))
+    # The identity is never on the page: only POST .../identity hands it out, audited. The
+    # reporter's own order, never interleaved with reviewers' finer than the granularity.
+    items = followup.conversation_order(case, list(session.scalars(
+        select(SealedItem).where(SealedItem.case_id == case.id,
+                                 SealedItem.kind != "identity"))), settings)
     files = cases.complete_files(session, case)
     complete_meta = {f.meta_item_id for f in files}
     authors = {u.id: u.display_name or u.username for u in reviewers}

@@ -66,12 +66,13 @@ def spend_stamp(request: Request, stamp: Any, difficulty: int | None = None) -> 
         raise pow.PowInvalid()
     digest, expires_at = _proof(request, difficulty).verify(stamp)
     degraded.refuse_held(request.app.state.held_stamps, digest)
-    pow.spend(get_session(request), digest, expires_at)
+    step = request.app.state.settings.time_granularity_seconds
+    pow.spend(get_session(request), digest, expires_at, granularity_seconds=step)
 
     def spend_again(session: Session) -> None:
         # The request was refused and its transaction rolled back: spend the stamp anyway.
         with contextlib.suppress(pow.PowInvalid):
-            pow.spend(session, digest, expires_at)
+            pow.spend(session, digest, expires_at, granularity_seconds=step)
 
     run_after_request(request.app.state.database, spend_again, only_if_refused=True)
 
@@ -218,7 +219,8 @@ def _followup_case(request: Request) -> Any:
 
 async def followup_feed(request: Request) -> Response:
     case = _followup_case(request)
-    return JSONResponse(followup.feed_json(get_session(request), case))
+    return JSONResponse(followup.feed_json(get_session(request), request.app.state.settings,
+                                           case))
 
 
 async def followup_reply(request: Request) -> Response:

@@ -125,7 +125,7 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: st
     translate = translator(request)
     session = get_session(request)
     events = []
-    for event in followup.visible_events(session, opened.case):
+    for event in followup.visible_events(session, settings, opened.case):
         text = feed.event_text(event.kind, event.data, translate)
         if text:
             events.append((event.created_at, text))
@@ -180,7 +180,7 @@ def _opened_from_capability(request: Request, case_id: str,
     if case is None or not case.ready:
         raise serverseal.CapabilityInvalid()
     key = serverseal.open_capability(request.app.state.secret_key, case.id, capability)
-    return serverseal.open_case(session, case, key)
+    return serverseal.open_case(session, request.app.state.settings, case, key)
 
 
 async def followup_reply(request: Request) -> Response:
@@ -212,7 +212,7 @@ async def followup_reply(request: Request) -> Response:
     for upload in cleaned:
         serverseal.add_file_on_server(session, settings, opened, upload)
     session.flush()
-    opened = serverseal.open_case(session, opened.case, opened.case_key)
+    opened = serverseal.open_case(session, settings, opened.case, opened.case_key)
     translate = translator(request)
     notice = translate(N_("Your reply was sealed and sent."))
     if left_out:

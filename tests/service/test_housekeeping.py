@@ -26,7 +26,7 @@ def test_purge_discards_stale_drafts_and_stamps(database, session, settings) -> 
     envelope = intake.parse_envelope(sealed.envelope, settings)
     past = utcnow() - dt.timedelta(hours=settings.draft_hours + 1)
     intake.create_submission(session, settings, envelope, now=past)
-    pow.spend(session, "ab" * 32, past)
+    pow.spend(session, "ab" * 32, past, granularity_seconds=settings.time_granularity_seconds)
     session.commit()
     assert housekeeping.purge_once(database) == (1, 1)
     assert session.scalar(select(func.count()).select_from(Case)) == 0

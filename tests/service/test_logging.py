@@ -67,3 +67,42 @@ def test_log_time_stamps_stay_readable(tmp_path: Path) -> None:
         logging.getLogger("uvicorn.access").disabled = False
     assert "[address]" in line and "198.51.100.7" not in line
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO", line), line
+
+
+def test_public_records_wait_for_their_period_and_stay_bounded() -> None:
+    """Lines of public requests are written only once their period has ended, stamped with
+    its start, summed; a flood of them is held in bounded memory."""
+    import io
+    import logging
+
+    from service import logs
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    try:
+        logs.configure("INFO", stream, granularity_seconds=3600)
+        access = logging.getLogger(logs.ACCESS_LOGGER)
+        with logs.serving_the_public():
+            for _ in range(3):
+                access.info("%s %s %d %.1fms", "POST", "/api/v1/submissions", 201, 30.0)
+            for number in range(3 * logs.MAX_ROUTES):
+                access.info("%s %s %d %.1fms", "GET", f"/x{number}", 404, 1.5)
+            for number in range(2 * logs.MAX_RECORDS):
+                logging.getLogger("chuishao.test").warning("odd request %d", number)
+        logging.getLogger("chuishao.test").info("a console line, written at once")
+        assert stream.getvalue().count("\n") == 1
+        # Nothing of the running period is written before it ends.
+        assert logs.release_held() == 0 and stream.getvalue().count("\n") == 1
+        written = logs.release_held(now=9e9)
+        lines = stream.getvalue().splitlines()[1:]
+    finally:
+        logs.release_held(everything=True)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("uvicorn.access").disabled = False
+    assert written == len(lines) == logs.MAX_ROUTES + 1 + logs.MAX_RECORDS + 1
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:00:00,000 ", line) for line in lines)
+    assert any("POST /api/v1/submissions 201 ×3 (slowest 30.0ms" in line for line in lines)
+    assert any("(other routes) ×" in line for line in lines)
+    assert any(f"{logs.MAX_RECORDS} further records" in line for line in lines)

@@ -55,26 +55,43 @@ def test_valid_stamp_accepted_then_replay_refused(
     digest, expires_at = pow8.verify(stamp, T0 + dt.timedelta(seconds=30))
     assert digest == hashlib.sha256(stamp.encode()).hexdigest()
     assert expires_at == T0 + dt.timedelta(seconds=600)
-    spend(session, digest, expires_at)
+    spend(session, digest, expires_at, granularity_seconds=1)
     # Verification alone cannot tell a replay; spending again is what refuses it.
     assert pow8.verify(stamp, T0 + dt.timedelta(seconds=60))[0] == digest
     with pytest.raises(PowInvalid):
-        spend(session, digest, expires_at)
+        spend(session, digest, expires_at, granularity_seconds=1)
     # The failed insert was rolled back to its savepoint: the session goes on working.
     other = solve(pow8.issue(T0)["challenge"], 8)
-    spend(session, *pow8.verify(other, T0))
+    spend(session, *pow8.verify(other, T0), granularity_seconds=1)
     session.flush()
     rows = session.scalars(select(SpentStamp.digest)).all()
     assert sorted(rows) == sorted([digest, hashlib.sha256(other.encode()).hexdigest()])
 
 
 def test_purge_forgets_only_expired_stamps(session: Session) -> None:
-    spend(session, "a" * 64, T0)
-    spend(session, "b" * 64, T0 + dt.timedelta(minutes=10))
+    spend(session, "a" * 64, T0, granularity_seconds=1)
+    spend(session, "b" * 64, T0 + dt.timedelta(minutes=10), granularity_seconds=1)
     assert purge_spent(session, T0) == 0  # expires_at is the last moment it still counts
     assert purge_spent(session, T0 + dt.timedelta(seconds=1)) == 1
     assert session.scalars(select(SpentStamp.digest)).all() == ["b" * 64]
     assert purge_spent(session, T0 + dt.timedelta(hours=1)) == 1
+
+
+def test_spent_stamp_expiry_is_rounded_up_to_the_granularity(pow8: ProofOfWork,
+                                                                session: Session) -> None:
+    """Issue time + 600 s, kept to the second, dated the reporter's request: the kept expiry
+    is the next period boundary, the same for every stamp spent in that period."""
+    issued = T0 + dt.timedelta(minutes=17, seconds=23)
+    kept = []
+    for offset in (0, 11, 1500):
+        stamp = solve(pow8.issue(issued + dt.timedelta(seconds=offset))["challenge"], 8)
+        digest, expires_at = pow8.verify(stamp, issued + dt.timedelta(seconds=offset + 5))
+        spend(session, digest, expires_at, granularity_seconds=3600)
+        session.flush()
+        kept.append(session.get(SpentStamp, digest).expires_at)
+    assert kept == [T0 + dt.timedelta(hours=1)] * 3
+    # Never before the stamp's own expiry: a replay is refused as long as it could be tried.
+    assert all(moment >= issued + dt.timedelta(seconds=1500 + 600) for moment in kept[2:])
 
 
 def test_issue_shape(pow8: ProofOfWork) -> None:
