@@ -44,9 +44,6 @@ GRAIN = 3600  # the default granularity, which the test settings keep
 # A gap this small between two values that bracket the reporter's row is a counter, not chance:
 # random 63-bit ids never fall that close.
 COUNTER_GAP = 10**6
-# The reporter's `reward.claimed` entry in the audit trail is ordered by the audit trail's own
-# rule (reviewer/audit.py, its own section of THREAT-MODEL.md); the trail's order is checked there.
-AUDIT_TRAIL_ENTRY = ("audit_log", "action", "reward.claimed")
 
 Key = tuple[Any, ...]
 Snapshot = dict[str, dict[Key, dict[str, Any]]]
@@ -127,9 +124,9 @@ def bracketed(window: Window) -> list[str]:
     Times the action wrote must be whole periods."""
     found = []
     numeric, times = _numeric_columns(), _time_columns()
-    r_rows = [c for c in window.r if not (c.table == AUDIT_TRAIL_ENTRY[0]
-                                          and c.new.get(AUDIT_TRAIL_ENTRY[1])
-                                          == AUDIT_TRAIL_ENTRY[2])]
+    # Nothing is excused: the reporter's audit entries wait in audit_deferred, stamped with
+    # their hour, until the hour is over (reviewer/audit.py).
+    r_rows = list(window.r)
     for change in r_rows:
         for column in times[change.table]:
             value = change.new.get(column)
@@ -246,16 +243,19 @@ class Scenario:
     def reward_claim(self) -> None:
         answer = self.client.post("/followup/claim", data={
             "receipt": self.rich.receipt, "reward": self.rich.reward_id, "method": "bank",
-            "account": "6222 0200 1234 5678", "name": "", "contact": "", "note": ""})
+            "account": "6222 0200 1234 5678", "name": "", "contact": "", "note": "",
+            "sealing": "noscript"})
         assert answer.status_code == 200, answer.text[:500]
 
     def nojs_followup(self) -> None:
-        page = self.client.post("/followup", data={"receipt": self.rich.receipt})
+        page = self.client.post("/followup", data={"receipt": self.rich.receipt,
+                                                  "sealing": "noscript"})
         assert page.status_code == 200, page.text[:500]
         found = re.search(r'name="capability" value="([^"]+)"', page.text)
         assert found is not None
         reply = self.client.post("/followup/reply", data={
-            "case": self.rich.case.id, "capability": found.group(1), "text": "照片见附件"},
+            "case": self.rich.case.id, "capability": found.group(1), "text": "照片见附件",
+            "sealing": "noscript", "unclean": "send"},
             files=[("files", ("a.png", _png(), "image/png"))])
         assert reply.status_code == 200, reply.text[:500]
 

@@ -28,7 +28,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 import crypto
-from service.client import Client
+from service.client import Client, solve_pow
 from tests.factories import testclient_transport
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "v0.1"
@@ -209,16 +209,21 @@ def sign_in(client: TestClient, username: str, password: str, totp_secret: str) 
     assert pre.status_code == 200, pre.text
     keys = crypto.derive_password(password, crypto.b64u_decode(pre.json()["salt"]),
                                   pre.json()["iterations"])
+    challenge = pre.json()["pow"]  # every attempt pays a proof-of-work stamp, as login.js does
     code, step = totp(totp_secret)
     answer = client.post("/console/login", json={
         "username": username, "auth_secret": crypto.b64u_encode(keys.auth_secret),
-        "totp": code}, headers=headers)
+        "totp": code, "pow": solve_pow(challenge["challenge"], challenge["difficulty"])},
+        headers=headers)
     if answer.status_code != 200 and totp(totp_secret)[1] != step:
         # The code went stale between computing and sending it: the next step's code.
         code, _ = totp(totp_secret)
+        again = client.post("/console/api/prelogin", json={"username": username},
+                            headers=headers).json()["pow"]
         answer = client.post("/console/login", json={
             "username": username, "auth_secret": crypto.b64u_encode(keys.auth_secret),
-            "totp": code}, headers=headers)
+            "totp": code, "pow": solve_pow(again["challenge"], again["difficulty"])},
+            headers=headers)
     assert answer.status_code == 200, f"{username} cannot sign in: {answer.text}"
     data = answer.json()
     private = crypto.unwrap_private_key(keys.kek, crypto.b64u_decode(data["wrapped_private_key"]),
@@ -288,6 +293,16 @@ def messages_of(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(from, text) of the conversation, in the order the case holds it."""
     return [("reviewer" if i["kind"] == "message" else "reporter", i["text"])
             for i in items if i["kind"] in ("message", "reply")]
+
+
+def by_author(conversation: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Each side's messages in order. Across sides, messages of one time bucket are not
+    ordered more finely than the bucket (docs/THREAT-MODEL.md §6): a reply within the hour of
+    a reviewer's message may be listed after it."""
+    sides: dict[str, list[str]] = {}
+    for side, text in conversation:
+        sides.setdefault(side, []).append(text)
+    return sides
 
 
 def iter_cases(manifest: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
