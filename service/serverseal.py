@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 import crypto
-from service import followup, intake, sealing
+from service import followup, intake, offload, sealing
 from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import N_
 from service.installation import get_installation
-from service.metadata import MetadataError, strip_metadata
+from service.metadata import MetadataError, StripResult, TooManyParts, strip_metadata
 from service.models import Case, StoredFile, utcnow
 from service.settings import Settings
 
@@ -99,7 +99,10 @@ def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -
         receipt = crypto.normalize_receipt(receipt_text)
     except ValueError:
         raise InvalidInput(N_("A receipt has exactly 20 digits."), code="receipt_format") from None
-    keys = crypto.derive_receipt(receipt, installation.salt, settings.receipt_iterations)
+    # Derived off the event loop before the request took its database gate (see
+    # views.public.prepare_receipt); computed here only outside a request.
+    keys = offload.prepared(crypto.derive_receipt, receipt, installation.salt,
+                            settings.receipt_iterations)
     case = followup.find_case_by_secret(session, keys.lookup_secret)
     slot = followup.reporter_slot(session, case)
     try:
@@ -164,17 +167,33 @@ def open_capability(secret_key: str, case_id: str, token: str,
     return body[8:]
 
 
-def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase, name: str,
-                       content_type: str, data: bytes) -> StoredFile:
-    """Evidence added from the no-JavaScript follow-up page: stripped, sealed, stored."""
+def strip_or_refuse(data: bytes, name: str, content_type: str,
+                    settings: Settings) -> StripResult:
+    """A no-JavaScript upload, size-checked first, then stripped of its metadata; a file that
+    cannot be cleaned safely is refused with a message naming it (nothing is sent)."""
     if len(data) > settings.max_file_bytes:
         raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
                            mb=settings.max_file_bytes // (1024 * 1024))
     try:
-        result = strip_metadata(data, name, content_type)
+        return strip_metadata(data, name, content_type)
+    except TooManyParts:
+        raise InvalidInput(N_("The picture “{name}” is built in an unusual way (far too many "
+                              "parts), so its hidden data could not be removed safely. Nothing "
+                              "was sent. Save it again with a photo app, or send a screenshot "
+                              "of it."), code="file_too_complex", name=name) from None
     except MetadataError:
         raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
                               "not be removed. Nothing was sent."), name=name) from None
+
+
+def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase, name: str,
+                       content_type: str, data: bytes) -> StoredFile:
+    """Evidence added from the no-JavaScript follow-up page: stripped, sealed, stored.
+
+    Runs in a worker thread (service.offload): the stripper and the sealing are CPU work."""
+    # The case's file quota before any parsing: a refused file costs no stripping.
+    followup.check_file_room(session, settings, opened.case)
+    result = strip_or_refuse(data, name, content_type, settings)
     content = result.data
     file_id, meta_id = crypto.new_id(), crypto.new_id()
     file_key, prefix = crypto.new_key(), crypto.new_key()[:7]

@@ -60,6 +60,12 @@ class Settings:
     max_file_bytes: int = 200 * 1024 * 1024
     # The whole no-JavaScript form, attachments included (held in memory while sealing).
     max_nojs_bytes: int = 50 * 1024 * 1024
+    # Request bodies are read whole before a request takes a database gate. Bytes held for
+    # all requests together (beyond: 503), seconds without a byte and the minimum average
+    # rate (after ten seconds) before a body is cut off (408).
+    max_held_body_bytes: int = 160 * 1024 * 1024
+    body_idle_seconds: int = 15
+    body_min_bytes_per_second: int = 8192
     # Stored times are coarsened to this many seconds so they cannot link a report to a visit.
     time_granularity_seconds: int = 3600
     invitation_hours: int = 72
@@ -69,7 +75,6 @@ class Settings:
     draft_hours: int = 6
     # Global (not per-visitor: we know no visitors) ceilings for the no-JavaScript path.
     nojs_submissions_per_hour: int = 120
-    nojs_followups_per_hour: int = 600
     followup_minutes: int = 30
     max_files: int = 20
     # How often unfinished uploads and expired anti-abuse stamps are discarded (0: never;
@@ -125,12 +130,14 @@ class Settings:
             "max_inline_bytes": int,
             "max_file_bytes": int,
             "max_nojs_bytes": int,
+            "max_held_body_bytes": int,
+            "body_idle_seconds": int,
+            "body_min_bytes_per_second": int,
             "time_granularity_seconds": int,
             "invitation_hours": int,
             "pow_difficulty": int,
             "draft_hours": int,
             "nojs_submissions_per_hour": int,
-            "nojs_followups_per_hour": int,
             "followup_minutes": int,
             "max_files": int,
             "purge_minutes": int,
@@ -160,5 +167,10 @@ class Settings:
             raise SettingsError("iteration counts must be positive")
         if not 0 <= self.pow_difficulty <= 32:
             raise SettingsError("pow_difficulty must be between 0 and 32 bits")
+        if self.body_idle_seconds < 1 or self.body_min_bytes_per_second < 1:
+            raise SettingsError("body_idle_seconds and body_min_bytes_per_second must be "
+                                "positive")
+        if self.max_held_body_bytes < max(self.max_nojs_bytes, self.max_form_bytes):
+            raise SettingsError("max_held_body_bytes must hold at least one whole form")
         if self.time_granularity_seconds < 1:
             raise SettingsError("time_granularity_seconds must be positive")

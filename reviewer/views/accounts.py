@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import accounts, audit, auth, invitations
 from reviewer.auth import current_user, require_roles
+from service.bodylimit import prepared_first
 from service.db import get_session
 from service.errors import InvalidInput
 from service.i18n import N_
@@ -206,6 +207,17 @@ async def prelogin(request: Request) -> Response:
                                           _secret_key(request), username))
 
 
+async def prepare_login(request: Request) -> None:
+    """Before the database gate: the attempt's scrypt, off the event loop (see offload)."""
+    try:
+        data = await request.json()
+    except (ValueError, RecursionError):
+        return  # the view refuses it
+    if isinstance(data, dict):
+        await accounts.prepare_login(request.app.state.database, _settings(request),
+                                     data.get("username"), data.get("auth_secret"))
+
+
 async def login(request: Request) -> Response:
     data = await _json(request)
     if not isinstance(data, dict):
@@ -318,7 +330,7 @@ async def change_password(request: Request) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route("/login", login_page, name="login"),
-    Route("/login", login, methods=["POST"]),
+    Route("/login", prepared_first(login, prepare_login), methods=["POST"]),
     Route("/api/prelogin", prelogin, methods=["POST"]),
     Route("/logout", logout, methods=["POST"], name="logout"),
     Route("/invite/{token}", invitation_page, name="invitation"),

@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 import crypto
 from reviewer import rewardflow
 from reviewer.rewards import format_yuan
-from service import feed, followup, intake, reportform, sealing, serverseal
+from service import feed, followup, intake, offload, reportform, sealing, serverseal
 from service.db import get_session
 from service.errors import InvalidInput, NotFound
 from service.i18n import LANGUAGES, N_
-from service.metadata import MetadataError, strip_metadata
+from service.installation import get_installation
 from service.middleware import cookie_name
 from service.models import Case
+from service.settings import Settings
 from service.templating import language, render, translator
 
 
@@ -46,32 +49,35 @@ async def submit_report(request: Request) -> Response:
     form = await reportform.read_multipart(request, max_files=settings.max_files)
     parsed = reportform.parse_report(form, language(request))
     request.app.state.nojs_submissions.take()
-    files = []
-    unclean = []
-    for upload in reportform.uploaded_files(form):
-        data = await upload.read()
-        if len(data) > settings.max_file_bytes:
-            raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
-                               mb=settings.max_file_bytes // (1024 * 1024))
-        name = reportform.clean_text(upload.filename, 200) or "file"
-        try:
-            result = strip_metadata(data, name, upload.content_type or "")
-        except MetadataError:
-            raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
-                                  "not be removed. Nothing was sent."), name=name) from None
-        if not result.cleaned:
-            unclean.append(name)
-        content = result.data
-        files.append(sealing.PlainFile(
-            name=name, type=(upload.content_type or "application/octet-stream")[:100],
-            size=len(content), read=_reader(content),
-            removed=tuple(result.removed), cleaned=result.cleaned))
-    receipt = serverseal.seal_on_server(get_session(request), settings, parsed.channel,
-                                        parsed.report, parsed.identity, files)
+    uploads = [(reportform.clean_text(upload.filename, 200) or "file",
+                upload.content_type or "", await upload.read())
+               for upload in reportform.uploaded_files(form)]
+    session = get_session(request)
+    # Stripping, key derivation and sealing are CPU work: in the files lane, off the loop.
+    receipt, unclean = await offload.run("files", _seal_nojs_report, session, settings,
+                                         parsed, uploads)
     # The receipt is the body of this POST response: never in a URL, never in history.
     return render(request, "public/receipt.html", {
         "receipt": crypto.format_receipt(receipt), "unclean": unclean, "sealed_on_server": True,
     }, status=201)
+
+
+def _seal_nojs_report(session: Session, settings: Settings, parsed: reportform.ReportInput,
+                      uploads: list[tuple[str, str, bytes]]) -> tuple[str, list[str]]:
+    files = []
+    unclean = []
+    for name, content_type, data in uploads:
+        result = serverseal.strip_or_refuse(data, name, content_type, settings)
+        if not result.cleaned:
+            unclean.append(name)
+        content = result.data
+        files.append(sealing.PlainFile(
+            name=name, type=(content_type or "application/octet-stream")[:100],
+            size=len(content), read=_reader(content),
+            removed=tuple(result.removed), cleaned=result.cleaned))
+    receipt = serverseal.seal_on_server(session, settings, parsed.channel, parsed.report,
+                                        parsed.identity, files)
+    return receipt, unclean
 
 
 async def followup_form(request: Request) -> Response:
@@ -100,9 +106,34 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, *,
     }, status=status)
 
 
+def _installation_salt(session: Session) -> bytes | None:
+    installation = get_installation(session)
+    return installation.salt if installation is not None else None
+
+
+async def prepare_receipt(request: Request) -> None:
+    """Before the database gate: the typed receipt's key derivation, in the receipt lane.
+
+    No count limit: guesses (anonymous, no stamp possible without JavaScript) wait their turn
+    in the lane with everyone else, so they slow look-ups in proportion to how many the
+    guesser keeps going, use one thread, and lock nobody out.
+    """
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except (HTTPException, ValueError):
+        return  # the view refuses it
+    try:
+        receipt = crypto.normalize_receipt(str(form.get("receipt", ""))[:100])
+    except ValueError:
+        return
+    salt = await request.app.state.database.read(_installation_salt)
+    if salt is not None:
+        await offload.run("receipt", crypto.derive_receipt, receipt, salt,
+                          request.app.state.settings.receipt_iterations, remember=True)
+
+
 async def followup_open(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=10)
-    request.app.state.nojs_followups.take()
     opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
                                           str(form.get("receipt", ""))[:100])
     return _case_page(request, opened)
@@ -111,7 +142,6 @@ async def followup_open(request: Request) -> Response:
 async def followup_claim(request: Request) -> Response:
     """The no-JavaScript claim: the receipt is typed again so the server can derive the code."""
     form = await request.form(max_files=0, max_fields=20)
-    request.app.state.nojs_followups.take()
     fields = {key: str(value) for key, value in form.items() if key != "receipt"}
     record, code = rewardflow.claim_on_server(
         get_session(request), request.app.state.settings, str(form.get("receipt", ""))[:100],
@@ -150,8 +180,9 @@ async def followup_reply(request: Request) -> Response:
         item = sealing.seal_item_for_case(opened.case_key, opened.case.id, "reply", body)
         followup.add_reply(session, settings, opened.case, item)
     for upload in uploads:
-        serverseal.add_file_on_server(session, settings, opened, upload.filename or "file",
-                                      upload.content_type or "", await upload.read())
+        await offload.run("files", serverseal.add_file_on_server, session, settings, opened,
+                          upload.filename or "file", upload.content_type or "",
+                          await upload.read())
     session.flush()
     opened = serverseal.open_case(session, opened.case, opened.case_key)
     notice = translator(request)(N_("Your reply was sealed and sent."))
