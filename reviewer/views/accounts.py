@@ -212,10 +212,11 @@ async def prepare_login(request: Request) -> None:
     try:
         data = await request.json()
     except (ValueError, RecursionError):
-        return  # the view refuses it
-    if isinstance(data, dict):
-        await accounts.prepare_login(request.app.state.database, _settings(request),
-                                     data.get("username"), data.get("auth_secret"))
+        return  # the view refuses it before any scrypt
+    if not isinstance(data, dict):
+        data = {}  # as the view: checked like any other attempt, with the same cost
+    await accounts.prepare_login(request.app.state.database, _settings(request),
+                                 data.get("username"), data.get("auth_secret"))
 
 
 async def login(request: Request) -> Response:
