@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import accounts, audit, auth, invitations
 from reviewer.auth import current_user, require_roles
+from service import offload
 from service.bodylimit import prepared_first
 from service.db import get_session
 from service.errors import InvalidInput
@@ -115,7 +116,9 @@ async def create_account(request: Request) -> Response:
     session = get_session(request)
     try:
         account = accounts.NewAccount.from_json(await _json(request))
-        user = accounts.create_account(session, _settings(request), invitation, account)
+        # Its scrypt runs in the password lane, off the event loop (service.offload).
+        user = await offload.run("password", accounts.create_account, session,
+                                 _settings(request), invitation, account)
     except InvalidInput as error:
         audit.record_refusal(request.app.state.database, "account.register",
                              target=f"invitation:{invitation.id}",
@@ -321,8 +324,9 @@ async def change_password(request: Request) -> Response:
     new = accounts.NewPassword.from_json(await _json(request))
     keep = request.scope["console_session"].id
     now = utcnow()
-    if not accounts.change_password(get_session(request), _settings(request), user, new, keep,
-                                    now):
+    # Two scrypts (the old secret checked, the new one hashed): in the password lane.
+    if not await offload.run("password", accounts.change_password, get_session(request),
+                             _settings(request), user, new, keep, now):
         accounts.record_failure(request.app.state.database, "password.change", user_id=user.id,
                                 claimed="", reason="wrong_password", count=True, now=now)
         raise accounts.WrongPassword()
