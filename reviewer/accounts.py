@@ -368,7 +368,9 @@ async def prepare_login(database: Database, settings: Settings, username: object
                         auth_secret: object) -> None:
     """The attempt's scrypt, in the password lane and before the request takes its database
     gate: a flood of sign-ins (made-up names need no stamp) then holds no write lock and
-    uses one thread, not the event loop. ``check_login`` finds the result."""
+    uses one thread, not the event loop. ``check_login`` finds the result. A cheap refusal
+    the view makes before the scrypt (a missing stamp, say) belongs here too, before it, or
+    the flood still fills the lane."""
     name = normalize_username(username)
     now = utcnow()
 
