@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.routing import Match, Mount, Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ChuishaoError, NotFound, TooLarge, render_error
+from service.errors import HTTP_MESSAGES, ChuishaoError, TooLarge, render_error
 from service.i18n import N_
 from service.offload import Busy
 
@@ -38,10 +38,17 @@ class BodyTimeout(ChuishaoError):
                  "please try again.")
 
 
+# The same answers the router gives (see errors.handle_http_exception), without the body.
+class NoSuchPath(ChuishaoError):
+    status = 404
+    code = "http_404"
+    message = HTTP_MESSAGES[404]
+
+
 class MethodNotAllowed(ChuishaoError):
     status = 405
-    code = "method_not_allowed"
-    message = N_("This address does not accept that kind of request.")
+    code = "http_405"
+    message = HTTP_MESSAGES[405]
 
 
 class BodyLimit:
@@ -190,7 +197,7 @@ class RequestBody:
             return
         if match is not Match.FULL:
             await _refuse(scope, send, MethodNotAllowed() if match is Match.PARTIAL
-                          else NotFound())
+                          else NoSuchPath())
             return
         limit = self.default_limit
         if isinstance(endpoint, BodyLimit) and endpoint.limit is not None:
