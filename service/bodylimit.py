@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from starlette.requests import Request
 from starlette.routing import Match, Mount, Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,8 @@ from service.offload import Busy
 
 # Work a route may do once its body is in, before the request takes a database gate.
 Prepare = Callable[[Request], Awaitable[None]]
+# Bytes per message when a read body is given to the app again.
+REPLAY_SLICE = 1024 * 1024
 # Seconds a body may take before its minimum average rate is enforced.
 RATE_GRACE_SECONDS = 10.0
 
@@ -157,15 +160,23 @@ async def _refuse(scope: Scope, send: Send, error: ChuishaoError) -> None:
 
 
 def replaying(body: bytes, receive: Receive) -> Receive:
-    """A receive that gives ``body`` in one message, then whatever comes (a disconnect)."""
-    replayed = False
+    """A receive that gives ``body`` again, then whatever comes (a disconnect).
+
+    In slices, with a checkpoint between them: a form parser that reads a large body then
+    works through it a slice at a time and lets other requests run in between."""
+    offset = 0
+    done = False
 
     async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        nonlocal offset, done
+        if done:
+            return await receive()
+        if offset:
+            await anyio.lowlevel.checkpoint()
+        part = body[offset:offset + REPLAY_SLICE]
+        offset += len(part)
+        done = offset >= len(body)
+        return {"type": "http.request", "body": part, "more_body": not done}
 
     return replay
 
