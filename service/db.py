@@ -55,6 +55,8 @@ NO_DATABASE = frozenset({"/healthz"})
 
 POOL_SIZE = 10
 POOL_OVERFLOW = 5
+# Short reads of their own (Database.read) at once on SQLite.
+READERS = 4
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -106,6 +108,7 @@ class Database:
             extra["join_transaction_mode"] = "create_savepoint"
         self.sessionmaker = sessionmaker(bind=bind, expire_on_commit=False, **extra)
         self._gate: anyio.Semaphore | None = None
+        self._readers: anyio.Semaphore | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -126,10 +129,19 @@ class Database:
             self._gate = anyio.Semaphore(size)
         return self._gate
 
+    def _reader_gate(self) -> anyio.Semaphore | None:
+        # SQLite readers need no writer's gate, but a flood of them must wait here, on the
+        # loop, not in worker threads (each would hold one of the pool's and anyio's slots).
+        if not isinstance(self.bind, Engine):
+            return None
+        if self._readers is None:
+            self._readers = anyio.Semaphore(READERS)
+        return self._readers
+
     async def read(self, work: Callable[[Session], T]) -> T:
         """``work`` in a short read-only session of its own, off the event loop; on
         PostgreSQL behind the gate (a pool connection), on SQLite beside the writer (WAL)."""
-        gate = self.gate() if self.dialect != "sqlite" else None
+        gate = self.gate() if self.dialect != "sqlite" else self._reader_gate()
 
         def run() -> T:
             with self.sessionmaker() as session:
