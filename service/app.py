@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     routes = [
         # Reporter pages (work without JavaScript).
         Route("/", public.index, name="index"),
-        Route("/report", limited(public.submit_report, nojs), methods=["POST"]),
+        Route("/report", limited(public.submit_report, nojs, prepare=public.prepare_new_receipt),
+              methods=["POST"]),
         Route("/followup", public.followup_form, name="followup"),
         Route("/followup", limited(public.followup_open, form, prepare=public.prepare_receipt),
               methods=["POST"]),

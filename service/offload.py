@@ -85,8 +85,9 @@ def prepared(fn: Callable[..., T], *args: Any) -> T:
     if memo is not None:
         with contextlib.suppress(TypeError, KeyError):
             return memo[(fn, *args)]  # type: ignore[no-any-return]
-        # A request path whose prepare step did not cover this: it runs on the event loop.
-        log.warning("%s ran on the event loop", getattr(fn, "__name__", "work"))
+        # A request path whose prepare step did not cover this: it runs under the database
+        # gate, on the event loop unless the caller is in a lane.
+        log.warning("%s ran without its prepare step", getattr(fn, "__name__", "work"))
     return fn(*args)
 
 

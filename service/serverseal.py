@@ -55,12 +55,13 @@ def channel_info(session: Session, slug: str) -> dict[str, Any]:
 
 def seal_on_server(session: Session, settings: Settings, channel_slug: str,
                    report: dict[str, Any], identity: dict[str, Any] | None,
-                   files: list[sealing.PlainFile]) -> str:
-    """Seal and store a whole case in this transaction; returns the receipt."""
+                   files: list[sealing.PlainFile], receipt: str | None = None) -> str:
+    """Seal and store a whole case in this transaction; returns the receipt (``receipt``,
+    whose keys were derived before the gate, or a new one)."""
     installation = _installation(session)
     info = channel_info(session, channel_slug)
     sealed = sealing.seal_submission(info, installation.salt, settings.receipt_iterations,
-                                     report, identity, files)
+                                     report, identity, files, receipt=receipt)
     envelope = intake.parse_envelope(sealed.envelope, settings)
     case, _token = intake.create_submission(session, settings, envelope, sealed_on_server=True)
     for spec in envelope.files:

@@ -55,7 +55,8 @@ async def submit_report(request: Request) -> Response:
     session = get_session(request)
     # Stripping, key derivation and sealing are CPU work: in the files lane, off the loop.
     receipt, unclean = await offload.run("files", _seal_nojs_report, session, settings,
-                                         parsed, uploads)
+                                         parsed, uploads,
+                                         request.scope.get("chuishao.new_receipt"))
     # The receipt is the body of this POST response: never in a URL, never in history.
     return render(request, "public/receipt.html", {
         "receipt": crypto.format_receipt(receipt), "unclean": unclean, "sealed_on_server": True,
@@ -63,7 +64,8 @@ async def submit_report(request: Request) -> Response:
 
 
 def _seal_nojs_report(session: Session, settings: Settings, parsed: reportform.ReportInput,
-                      uploads: list[tuple[str, str, bytes]]) -> tuple[str, list[str]]:
+                      uploads: list[tuple[str, str, bytes]],
+                      receipt: str | None) -> tuple[str, list[str]]:
     files = []
     unclean = []
     for name, content_type, data in uploads:
@@ -75,9 +77,8 @@ def _seal_nojs_report(session: Session, settings: Settings, parsed: reportform.R
             name=name, type=(content_type or "application/octet-stream")[:100],
             size=len(content), read=_reader(content),
             removed=tuple(result.removed), cleaned=result.cleaned))
-    receipt = serverseal.seal_on_server(session, settings, parsed.channel, parsed.report,
-                                        parsed.identity, files)
-    return receipt, unclean
+    return serverseal.seal_on_server(session, settings, parsed.channel, parsed.report,
+                                     parsed.identity, files, receipt), unclean
 
 
 async def followup_form(request: Request) -> Response:
@@ -130,6 +131,17 @@ async def prepare_receipt(request: Request) -> None:
     if salt is not None:
         await offload.run("receipt", crypto.derive_receipt, receipt, salt,
                           request.app.state.settings.receipt_iterations, remember=True)
+
+
+async def prepare_new_receipt(request: Request) -> None:
+    """Before the database gate: a new report's receipt and its key derivation, in the
+    receipt lane, so the write lock is not held through it."""
+    salt = await request.app.state.database.read(_installation_salt)
+    if salt is not None:
+        receipt = crypto.new_receipt()
+        await offload.run("receipt", crypto.derive_receipt, receipt, salt,
+                          request.app.state.settings.receipt_iterations, remember=True)
+        request.scope["chuishao.new_receipt"] = receipt
 
 
 async def followup_open(request: Request) -> Response:

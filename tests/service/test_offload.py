@@ -20,7 +20,7 @@ from tests.factories import api_client, make_world
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
           "description": "液氨管道泄漏无人处理。", "seen_at": "", "insider": "",
           "language": "zh_CN"}
-ON_LOOP = "ran on the event loop"
+ON_LOOP = "without its prepare step"
 
 
 @pytest.fixture
@@ -57,6 +57,18 @@ def test_nojs_receipt_derivations_are_done_before_the_gate(client: TestClient, w
         assert client.post("/followup", data={"receipt": "1" * 20}).status_code == 404
         claim = client.post("/followup/claim", data={"receipt": receipt, "reward": "x"})
     assert claim.status_code in (400, 404)
+    assert ON_LOOP not in caplog.text
+
+
+def test_a_nojs_report_derives_its_receipt_before_the_gate(client: TestClient, world, caplog) -> None:  # type: ignore[no-untyped-def]
+    form = {"channel": "acme", "unit": "某厂", "location": "", "category": "hazard",
+            "description": "安全门被拆除。", "seen_at": "", "insider": ""}
+    with caplog.at_level(logging.WARNING, logger="chuishao.offload"):
+        page = client.post("/report", data=form)
+    assert page.status_code == 201, page.text[:300]
+    receipt = re.search(r"(\d{4}[ -]?){4}\d{4}", page.text)
+    assert receipt is not None
+    assert client.post("/followup", data={"receipt": receipt.group(0)}).status_code == 200
     assert ON_LOOP not in caplog.text
 
 
