@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 import crypto
 from reviewer import audit, refusals
 from reviewer.auth import ROLES
-from service import intake, pow
+from service import intake, offload, pow
 from service.db import Database, run_after_request
 from service.errors import ChuishaoError, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
@@ -419,9 +420,62 @@ def failures_by_user(session: Session, settings: Settings, secret_key: str,
             for user in users}
 
 
-@functools.lru_cache(maxsize=4)
+_DUMMY_LOCK = threading.Lock()
+
+
 def _dummy_hash(n: int) -> str:
+    # One value per process: a sign-in's scrypt is computed before the database gate and
+    # looked up again in the view by (secret, hash), so the dummy must never differ.
+    with _DUMMY_LOCK:
+        return _make_dummy_hash(n)
+
+
+@functools.lru_cache(maxsize=4)
+def _make_dummy_hash(n: int) -> str:
     return crypto.hash_auth_secret(os.urandom(32), n=n)
+
+
+def _login_state(user: User | None, now: dt.datetime) -> tuple[bool, bool]:
+    """(usable, throttled) of an account for a sign-in attempt at ``now``."""
+    usable = user is not None and user.active and user.totp_confirmed
+    throttled = bool(usable and user is not None and user.throttled_until is not None
+                     and user.throttled_until > now)
+    return usable, throttled
+
+
+def login_hash(user: User | None, settings: Settings, now: dt.datetime) -> str:
+    """The stored hash a sign-in attempt is checked against: the account's own, or a dummy
+    one (same cost) when the account is unknown, unusable or paused."""
+    usable, throttled = _login_state(user, now)
+    if usable and not throttled and user is not None:
+        return user.auth_hash
+    return _dummy_hash(settings.scrypt_n)
+
+
+def login_secret(auth_secret: object) -> bytes:
+    try:
+        return _b64(auth_secret, 32)
+    except InvalidInput:
+        return b""
+
+
+async def prepare_login(database: Database, settings: Settings, username: object,
+                        auth_secret: object) -> None:
+    """The attempt's scrypt, in the password lane and before the request takes its database
+    gate: a flood of sign-ins (made-up names need no stamp) then holds no write lock and
+    uses one thread, not the event loop. ``check_login`` finds the result. A cheap refusal
+    the view makes before the scrypt (a missing stamp, say) belongs here too, before it, or
+    the flood still fills the lane."""
+    name = normalize_username(username)
+    now = utcnow()
+
+    def read(session: Session) -> str:
+        user = session.scalar(select(User).where(User.username == name)) if name else None
+        return login_hash(user, settings, now)
+
+    stored = await database.read(read)
+    await offload.run("password", crypto.verify_auth_secret, login_secret(auth_secret),
+                      stored, remember=True)
 
 
 @dataclass(frozen=True)
@@ -445,13 +499,12 @@ def check_login(session: Session, settings: Settings, username: object, auth_sec
     now = now or utcnow()
     name = normalize_username(username)
     user = session.scalar(select(User).where(User.username == name)) if name else None
-    try:
-        secret = _b64(auth_secret, 32)
-    except InvalidInput:
-        secret = b""
-    checked = user is not None and user.active and user.totp_confirmed
-    stored = user.auth_hash if checked and user is not None else _dummy_hash(settings.scrypt_n)
-    secret_ok = crypto.verify_auth_secret(secret, stored) and bool(secret)
+    secret = login_secret(auth_secret)
+    usable, throttled = _login_state(user, now)
+    checked = usable and not throttled
+    stored = login_hash(user, settings, now)
+    # Usually done already, off the event loop and before the database gate (prepare_login).
+    secret_ok = offload.prepared(crypto.verify_auth_secret, secret, stored) and bool(secret)
     totp_secret = (user.totp_secret if checked and user is not None and user.totp_secret
                    else _DUMMY_TOTP_SECRET)
     matched = totp_matches(totp_secret, code, now)

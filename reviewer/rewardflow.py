@@ -45,7 +45,7 @@ from reviewer.rewards import (
     shipped_policies,
 )
 from reviewer.rewards.policy import PersonCapRule
-from service import intake
+from service import intake, offload
 from service.errors import ChuishaoError, Conflict, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
 from service.installation import get_installation
@@ -735,7 +735,9 @@ def claim_on_server(session: Session, settings: Settings, receipt_text: str, rew
         receipt = crypto.normalize_receipt(receipt_text)
     except ValueError:
         raise InvalidInput(N_("A receipt has exactly 20 digits."), code="receipt_format") from None
-    keys = crypto.derive_receipt(receipt, installation.salt, settings.receipt_iterations)
+    # Derived before the database gate, off the event loop (views.public.prepare_receipt).
+    keys = offload.prepared(crypto.derive_receipt, receipt, installation.salt,
+                            settings.receipt_iterations)
     case = followup.find_case_by_secret(session, keys.lookup_secret)
     record = _reporter_record(session, case, reward_id)
     code = crypto.derive_claim_code(keys.lookup_secret, bytes.fromhex(record.id))

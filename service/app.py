@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
 from service import degraded, housekeeping, logs, storage
-from service.bodylimit import BodyLimit, limited
+from service.bodylimit import RequestBody, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
     ChuishaoError,
@@ -90,12 +90,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     routes = [
         # Reporter pages (work without JavaScript).
         Route("/", public.index, name="index"),
-        Route("/report", limited(public.submit_report, nojs), methods=["POST"]),
+        Route("/report", limited(public.submit_report, nojs, prepare=public.prepare_new_receipt),
+              methods=["POST"]),
         Route("/followup", public.followup_form, name="followup"),
-        Route("/followup", limited(public.followup_open, form), methods=["POST"]),
+        Route("/followup", limited(public.followup_open, form, prepare=public.prepare_receipt),
+              methods=["POST"]),
         Route("/followup/reply", limited(public.followup_reply, nojs), methods=["POST"]),
         Route("/followup/file", limited(public.followup_download, form), methods=["POST"]),
-        Route("/followup/claim", limited(public.followup_claim, form), methods=["POST"]),
+        Route("/followup/claim",
+              limited(public.followup_claim, form, prepare=public.prepare_receipt),
+              methods=["POST"]),
         Route("/language", public.switch_language, name="language"),
         Route("/healthz", public.health, name="health"),
         Route("/readyz", public.ready, name="ready"),
@@ -138,7 +142,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         Middleware(
             LanguageMiddleware, default=settings.default_language, secure=settings.secure_cookies
         ),
-        Middleware(BodyLimit, limit=max(settings.max_nojs_bytes, settings.max_form_bytes)),
+        # Before the database layer: no body is read for an unknown route, none beyond its
+        # route's limit, and none while holding a database gate.
+        Middleware(RequestBody, default_limit=settings.max_form_bytes,
+                   budget=settings.max_held_body_bytes, idle_seconds=settings.body_idle_seconds,
+                   min_rate=settings.body_min_bytes_per_second),
         Middleware(ServerErrorPageMiddleware),
         Middleware(DatabaseSessionMiddleware),
     ]
@@ -158,7 +166,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.catalogs = catalogs
     app.state.templates = templates
     app.state.nojs_submissions = TokenBucket(settings.nojs_submissions_per_hour)
-    app.state.nojs_followups = TokenBucket(settings.nojs_followups_per_hour)
+    # Sessions opened on a stamp held in memory while storage refuses writes (degraded.py):
+    # a global budget, since such a stamp cannot be recorded as spent yet.
+    app.state.held_sessions = TokenBucket(degraded.HELD_SESSIONS_PER_HOUR)
     app.state.storage = console.state.storage = storage.Watch(settings)
     app.state.held_stamps = console.state.held_stamps = degraded.HeldStamps(
         settings.time_granularity_seconds)

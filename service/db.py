@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -21,8 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import offload
+from service.bodylimit import replaying
 from service.errors import ChuishaoError, storage_cause
 
+T = TypeVar("T")
 IMMEDIATE = "chuishao_immediate"
 # Writes that must outlive the request's own transaction (refusals in the audit trail, spent
 # anti-abuse stamps). They run in a transaction of their own once the request's has ended:
@@ -45,10 +48,15 @@ def run_after_request(database: Database, work: Work, *, only_if_refused: bool =
         work(session)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Paths that never touch the database, so never wait for its gate: the health check must
+# answer while every connection is busy.
+NO_DATABASE = frozenset({"/healthz"})
 
 
 POOL_SIZE = 10
 POOL_OVERFLOW = 5
+# Short reads of their own (Database.read) at once on SQLite.
+READERS = 4
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -109,6 +117,7 @@ class Database:
         # Told when a deferred write fails because storage is full or read-only (the app's
         # storage watch, which says so once instead of once per request).
         self.storage_failed: Callable[[str], None] | None = None
+        self._readers: anyio.Semaphore | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -128,6 +137,32 @@ class Database:
             size = 1 if self.dialect == "sqlite" else POOL_SIZE + POOL_OVERFLOW
             self._gate = anyio.Semaphore(size)
         return self._gate
+
+    def _reader_gate(self) -> anyio.Semaphore | None:
+        # SQLite readers need no writer's gate, but a flood of them must wait here, on the
+        # loop, not in worker threads (each would hold one of the pool's and anyio's slots).
+        if not isinstance(self.bind, Engine):
+            return None
+        if self._readers is None:
+            self._readers = anyio.Semaphore(READERS)
+        return self._readers
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """``work`` in a short read-only session of its own, off the event loop; on
+        PostgreSQL behind the gate (a pool connection), on SQLite beside the writer (WAL)."""
+        gate = self.gate() if self.dialect != "sqlite" else self._reader_gate()
+
+        def run() -> T:
+            with self.sessionmaker() as session:
+                try:
+                    return work(session)
+                finally:
+                    session.rollback()
+
+        if gate is None:
+            return await anyio.to_thread.run_sync(run)
+        async with gate:
+            return await anyio.to_thread.run_sync(run)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -154,20 +189,30 @@ class DatabaseSessionMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+        if (scope["type"] != "http" or scope["path"].startswith("/static/")
+                or scope["path"] in NO_DATABASE):
             await self.app(scope, receive, send)
             return
         database: Database = scope["app"].state.database
         sqlite = database.dialect == "sqlite"
         writes = scope["method"] not in SAFE_METHODS or scope["path"].startswith("/console")
-        if writes and sqlite:
-            # Read the (bounded) body before the transaction starts, so the transaction never
-            # waits on the network while it holds SQLite's write lock.
-            try:
-                receive = await _buffered(receive)
-            except ChuishaoError as exc:
-                await _respond_error(scope, exc, send)
-                return
+        # The body is already in (service.bodylimit reads it whole, bounded and with
+        # timeouts, before this layer), so no gate is ever held waiting on the network.
+        with offload.request_memo():
+            prepare = scope.get("chuishao.prepare")
+            if prepare is not None:
+                # CPU-heavy work (key derivations) before any gate: while it runs, other
+                # requests keep the database, and it keeps no write lock.
+                try:
+                    body = scope.get("chuishao.body", b"")
+                    await prepare(Request(scope, replaying(body, receive)))
+                except ChuishaoError as exc:
+                    await _respond_error(scope, exc, send)
+                    return
+            await self._with_session(scope, receive, send, database, sqlite, writes)
+
+    async def _with_session(self, scope: Scope, receive: Receive, send: Send,
+                            database: Database, sqlite: bool, writes: bool) -> None:
         # SQLite readers need no gate (WAL lets them run beside the writer).
         gate = database.gate() if (writes or not sqlite) else None
         held = False
@@ -260,27 +305,6 @@ def _run_pending(session: Session, immediate: bool, pending: list[Work],
 def get_session(request: Request) -> Session:
     session: Session = request.state.db
     return session
-
-
-async def _buffered(receive: Receive) -> Receive:
-    body = bytearray()
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _respond_error(scope: Scope, exc: ChuishaoError, send: Send) -> None:

@@ -33,6 +33,10 @@ from service.ratelimit import TokenBucket
 from service.storage import Watch
 
 
+# Follow-up sessions a process opens on held stamps per hour, all visitors together.
+HELD_SESSIONS_PER_HOUR = 600
+
+
 class HeldStamps:
     """Stamps spent while the database could not record them (this process only)."""
 

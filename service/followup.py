@@ -200,11 +200,15 @@ def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> Se
     return item
 
 
-def add_file(session: Session, settings: Settings, case: Case, data: Any) -> StoredFile:
-    """Register an evidence file sent after intake; it stays hidden until complete."""
+def check_file_room(session: Session, settings: Settings, case: Case) -> None:
     if len(intake.files_of(session, case)) >= settings.max_files * 3:
         raise TooLarge(N_("At most {count} files can be attached."),
                        count=settings.max_files * 3)
+
+
+def add_file(session: Session, settings: Settings, case: Case, data: Any) -> StoredFile:
+    """Register an evidence file sent after intake; it stays hidden until complete."""
+    check_file_room(session, settings, case)
     now = utcnow()
     file = intake.register_file(session, settings, case, data, author="reporter",
                                 created_at=intake.coarse_time(settings, now), now=now)

@@ -20,6 +20,7 @@ library parses attacker-supplied data here.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Literal
@@ -59,6 +60,24 @@ _PNG_DROP = {
 
 class MetadataError(ValueError):
     """The file claims to be a JPEG or PNG but its structure is broken."""
+
+
+class TooManyParts(MetadataError):
+    """The file has far more segments or chunks than any real picture of its size: refused
+    rather than walked, so an odd file cannot keep a worker busy for seconds."""
+
+
+# Parts (JPEG markers and restart/stuffing steps in the image data, PNG chunks) a file may
+# have: a fixed allowance plus one per KiB. Real pictures stay far below; a file of 4-byte
+# segments would need a quarter million per MiB.
+PARTS_ALLOWANCE = 1024
+BYTES_PER_PART = 1024
+# The first 0xFF in image data that starts a marker (not a stuffed 0x00 nor a restart).
+_MARKER_IN_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])", re.DOTALL)
+
+
+def _parts_budget(data: bytes) -> int:
+    return PARTS_ALLOWANCE + len(data) // BYTES_PER_PART
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,11 @@ def _strip_jpeg(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     pos = 2
     seen_scan = False
     orientation_written = False
+    budget = _parts_budget(data)
     while True:
+        budget -= 1
+        if budget < 0:
+            raise TooManyParts("JPEG has too many segments")
         if pos >= n:
             raise MetadataError("JPEG ends before its end-of-image marker")
         if data[pos] != 0xFF:
@@ -161,17 +184,14 @@ def _strip_jpeg(data: bytes) -> tuple[bytes, tuple[str, ...]]:
 
 
 def _entropy_end(data: bytes, pos: int) -> int:
-    """Index of the 0xFF that starts the first marker after entropy-coded data at ``pos``."""
-    n = len(data)
-    while True:
-        q = data.find(b"\xff", pos)
-        if q < 0 or q + 1 >= n:
-            raise MetadataError("JPEG image data is truncated")
-        following = data[q + 1]
-        if following == 0x00 or 0xD0 <= following <= 0xD7:  # stuffed byte or restart marker
-            pos = q + 2
-            continue
-        return q
+    """Index of the 0xFF that starts the first marker after entropy-coded data at ``pos``.
+
+    One regular-expression search (stuffed bytes and restart markers skipped inside it), so
+    image data full of them costs no Python loop."""
+    found = _MARKER_IN_SCAN.search(data, pos)
+    if found is None:
+        raise MetadataError("JPEG image data is truncated")
+    return found.start()
 
 
 def _segment(marker: int, payload: bytes) -> bytes:
@@ -272,7 +292,11 @@ def _strip_png(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     pos = 8
     first = True
     seen_data = False
+    budget = _parts_budget(data)
     while True:
+        budget -= 1
+        if budget < 0:
+            raise TooManyParts("PNG has too many chunks")
         if pos + 12 > n:
             raise MetadataError("PNG ends before its IEND chunk")
         length = int.from_bytes(data[pos : pos + 4], "big")

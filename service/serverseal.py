@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 import crypto
-from service import filetypes, followup, intake, reportform, sealing
+from service import filetypes, followup, intake, offload, reportform, sealing
 from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import N_
 from service.installation import get_installation
-from service.metadata import MetadataError, strip_metadata
+from service.metadata import MetadataError, StripResult, TooManyParts, strip_metadata
 from service.models import Case, StoredFile, utcnow
 from service.settings import Settings
 
@@ -55,12 +55,13 @@ def channel_info(session: Session, slug: str) -> dict[str, Any]:
 
 def seal_on_server(session: Session, settings: Settings, channel_slug: str,
                    report: dict[str, Any], identity: dict[str, Any] | None,
-                   files: list[sealing.PlainFile]) -> str:
-    """Seal and store a whole case in this transaction; returns the receipt."""
+                   files: list[sealing.PlainFile], receipt: str | None = None) -> str:
+    """Seal and store a whole case in this transaction; returns the receipt (``receipt``,
+    whose keys were derived before the gate, or a new one)."""
     installation = _installation(session)
     info = channel_info(session, channel_slug)
     sealed = sealing.seal_submission(info, installation.salt, settings.receipt_iterations,
-                                     report, identity, files)
+                                     report, identity, files, receipt=receipt)
     envelope = intake.parse_envelope(sealed.envelope, settings)
     case, _token = intake.create_submission(session, settings, envelope, sealed_on_server=True)
     for spec in envelope.files:
@@ -99,7 +100,10 @@ def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -
         receipt = crypto.normalize_receipt(receipt_text)
     except ValueError:
         raise InvalidInput(N_("A receipt has exactly 20 digits."), code="receipt_format") from None
-    keys = crypto.derive_receipt(receipt, installation.salt, settings.receipt_iterations)
+    # Derived off the event loop before the request took its database gate (see
+    # views.public.prepare_receipt); computed here only outside a request.
+    keys = offload.prepared(crypto.derive_receipt, receipt, installation.salt,
+                            settings.receipt_iterations)
     case = followup.find_case_by_secret(session, keys.lookup_secret)
     slot = followup.reporter_slot(session, case)
     try:
@@ -165,6 +169,26 @@ def open_capability(secret_key: str, case_id: str, token: str,
     return body[8:]
 
 
+def strip_or_refuse(data: bytes, name: str, content_type: str,
+                    settings: Settings) -> StripResult:
+    """A no-JavaScript upload, size-checked first, then stripped of its metadata; a file that
+    cannot be cleaned safely is refused with a message naming it (nothing is sent)."""
+    if len(data) > settings.max_file_bytes:
+        raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
+                           mb=settings.max_file_bytes // (1024 * 1024))
+    try:
+        return strip_metadata(data, name, content_type)
+    except TooManyParts:
+        raise InvalidInput(N_("The picture “{name}” is built in an unusual way (far too many "
+                              "parts), so its hidden data could not be removed safely. Nothing "
+                              "was sent. Save it again with a photo app, or send a screenshot "
+                              "of it."), code="file_too_complex", name=name) from None
+    except MetadataError:
+        raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
+                              "not be removed. Nothing was sent."), name=name) from None
+
+
+
 @dataclass(frozen=True)
 class CleanedUpload:
     """One file of a no-JavaScript post: cleaned where it can be, under the name it is sent as."""
@@ -178,7 +202,7 @@ class CleanedUpload:
 
 
 def clean_uploads(uploads: list[tuple[str, bytes]], *, first_number: int, keep_names: bool,
-                  unclean: str, translate: Callable[..., str],
+                  unclean: str, translate: Callable[..., str], settings: Settings,
                   ) -> tuple[list[CleanedUpload], list[str]]:
     """The files to seal, and the original names of those left out at the reporter's choice.
 
@@ -201,11 +225,7 @@ def clean_uploads(uploads: list[tuple[str, bytes]], *, first_number: int, keep_n
         if not kind.cleanable and unclean == reportform.UNCLEAN_DROP:
             left_out.append(name)
             continue
-        try:
-            result = strip_metadata(data)
-        except MetadataError:
-            raise InvalidInput(N_("The picture “{name}” is damaged, so its hidden data could "
-                                  "not be removed. Nothing was sent."), name=name) from None
+        result = strip_or_refuse(data, name, kind.mime, settings)
         final = name if keep_names else filetypes.neutral_name(kind, number, translate)
         number += 1
         cleaned.append(CleanedUpload(name, final[:200], kind.mime, result.data,
@@ -221,7 +241,11 @@ def check_file_size(settings: Settings, data: bytes) -> None:
 
 def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase,
                        upload: CleanedUpload) -> StoredFile:
-    """Evidence added from the no-JavaScript follow-up page, already cleaned: sealed, stored."""
+    """Evidence added from the no-JavaScript follow-up page, already cleaned: sealed, stored.
+
+    Runs in a worker thread (service.offload): the sealing is CPU work."""
+    # The case's file quota before anything else.
+    followup.check_file_room(session, settings, opened.case)
     content = upload.data
     file_id, meta_id = crypto.new_id(), crypto.new_id()
     file_key, prefix = crypto.new_key(), crypto.new_key()[:7]

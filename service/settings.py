@@ -63,6 +63,12 @@ class Settings:
     max_file_bytes: int = 200 * 1024 * 1024
     # The whole no-JavaScript form, attachments included (held in memory while sealing).
     max_nojs_bytes: int = 50 * 1024 * 1024
+    # Request bodies are read whole before a request takes a database gate. Bytes held for
+    # all requests together (beyond: 503), seconds without a byte and the minimum average
+    # rate (after ten seconds) before a body is cut off (408).
+    max_held_body_bytes: int = 160 * 1024 * 1024
+    body_idle_seconds: int = 15
+    body_min_bytes_per_second: int = 8192
     # Stored times are coarsened to this many seconds so they cannot link a report to a visit.
     time_granularity_seconds: int = 3600
     invitation_hours: int = 72
@@ -89,7 +95,6 @@ class Settings:
     draft_hours: int = 6
     # Global (not per-visitor: we know no visitors) ceilings for the no-JavaScript path.
     nojs_submissions_per_hour: int = 120
-    nojs_followups_per_hour: int = 600
     followup_minutes: int = 30
     max_files: int = 20
     # How often unfinished uploads and expired anti-abuse stamps are discarded (0: never;
@@ -150,6 +155,9 @@ class Settings:
             "max_inline_bytes": int,
             "max_file_bytes": int,
             "max_nojs_bytes": int,
+            "max_held_body_bytes": int,
+            "body_idle_seconds": int,
+            "body_min_bytes_per_second": int,
             "time_granularity_seconds": int,
             "invitation_hours": int,
             "pow_difficulty": int,
@@ -165,7 +173,6 @@ class Settings:
             "sign_in_failure_hours": int,
             "draft_hours": int,
             "nojs_submissions_per_hour": int,
-            "nojs_followups_per_hour": int,
             "followup_minutes": int,
             "max_files": int,
             "purge_minutes": int,
@@ -205,6 +212,11 @@ class Settings:
                self.followup_quota_bytes, self.sign_in_failure_hours) < 1:
             raise SettingsError("quotas, pow_free_bytes and sign_in_failure_hours must be "
                                 "positive")
+        if self.body_idle_seconds < 1 or self.body_min_bytes_per_second < 1:
+            raise SettingsError("body_idle_seconds and body_min_bytes_per_second must be "
+                                "positive")
+        if self.max_held_body_bytes < max(self.max_nojs_bytes, self.max_form_bytes):
+            raise SettingsError("max_held_body_bytes must hold at least one whole form")
         if self.time_granularity_seconds < 1:
             raise SettingsError("time_granularity_seconds must be positive")
         if not 0 <= self.min_free_mb <= self.warn_free_mb:

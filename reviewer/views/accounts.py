@@ -16,7 +16,8 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import accounts, audit, auth, invitations, refusals
 from reviewer.auth import current_user, require_roles
-from service import pow
+from service import offload, pow
+from service.bodylimit import prepared_first
 from service.db import get_session
 from service.errors import InvalidInput
 from service.i18n import N_
@@ -118,7 +119,9 @@ async def create_account(request: Request) -> Response:
     session = get_session(request)
     try:
         account = accounts.NewAccount.from_json(await _json(request))
-        user = accounts.create_account(session, _settings(request), invitation, account)
+        # Its scrypt runs in the password lane, off the event loop (service.offload).
+        user = await offload.run("password", accounts.create_account, session,
+                                 _settings(request), invitation, account)
     except InvalidInput as error:
         audit.record_refusal(request.app.state.database, "account.register",
                              target=f"invitation:{invitation.id}",
@@ -207,6 +210,36 @@ async def prelogin(request: Request) -> Response:
     username = data.get("username") if isinstance(data, dict) else None
     return JSONResponse(accounts.prelogin(get_session(request), _settings(request),
                                           _secret_key(request), username))
+
+
+async def prepare_login(request: Request) -> None:
+    """Before the database gate: the attempt's scrypt, off the event loop (see offload).
+
+    Only for an attempt whose stamp is well made and solved at the name's current price (a
+    check that needs no write): a stampless flood then costs neither a scrypt nor a place in
+    the password lane. The view spends the stamp and refuses the rest."""
+    try:
+        data = await request.json()
+    except (ValueError, RecursionError):
+        return  # the view refuses it before any scrypt
+    if not isinstance(data, dict):
+        data = {}  # as the view: checked like any other attempt, with the same cost
+    settings = _settings(request)
+    secret_key = _secret_key(request)
+    claimed = accounts.normalize_username(data.get("username"))
+    now = utcnow()
+
+    def price(session: Any) -> int:
+        failures = accounts.recent_failures(session, settings, secret_key, claimed, now)
+        return accounts.login_difficulty(settings, failures.count)
+
+    difficulty = await request.app.state.database.read(price)
+    try:
+        pow.ProofOfWork(secret_key, difficulty).verify(data.get("pow"))  # type: ignore[arg-type]
+    except pow.PowInvalid:
+        return
+    await accounts.prepare_login(request.app.state.database, settings,
+                                 data.get("username"), data.get("auth_secret"))
 
 
 async def login(request: Request) -> Response:
@@ -331,8 +364,9 @@ async def change_password(request: Request) -> Response:
     new = accounts.NewPassword.from_json(await _json(request))
     keep = request.scope["console_session"].id
     now = utcnow()
-    if not accounts.change_password(get_session(request), _settings(request), user, new, keep,
-                                    now):
+    # Two scrypts (the old secret checked, the new one hashed): in the password lane.
+    if not await offload.run("password", accounts.change_password, get_session(request),
+                             _settings(request), user, new, keep, now):
         accounts.record_failure(request.app.state.database, _settings(request),
                                 _secret_key(request), "password.change", user_id=user.id,
                                 claimed=user.username, reason="wrong_password", now=now)
@@ -342,7 +376,7 @@ async def change_password(request: Request) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route("/login", login_page, name="login"),
-    Route("/login", login, methods=["POST"]),
+    Route("/login", prepared_first(login, prepare_login), methods=["POST"]),
     Route("/api/prelogin", prelogin, methods=["POST"]),
     Route("/logout", logout, methods=["POST"], name="logout"),
     Route("/invite/{token}", invitation_page, name="invitation"),

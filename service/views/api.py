@@ -207,7 +207,7 @@ def _spend_stamp_for_reading(request: Request, stamp: Any) -> None:
         raise pow.PowInvalid()
     digest, expires_at = _proof(request).verify(stamp)
     state = request.app.state
-    degraded.spend_for_reading(get_session(request), state.held_stamps, state.nojs_followups,
+    degraded.spend_for_reading(get_session(request), state.held_stamps, state.held_sessions,
                                state.storage, digest, expires_at)
 
 

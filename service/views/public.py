@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 import crypto
 from reviewer import rewardflow
 from reviewer.rewards import format_yuan
-from service import feed, followup, intake, reportform, sealing, serverseal
+from service import feed, followup, intake, offload, reportform, sealing, serverseal
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput, NotFound, wants_json
 from service.i18n import LANGUAGES, N_
@@ -95,17 +98,21 @@ async def submit_report(request: Request) -> Response:
     request.app.state.nojs_submissions.take()
     try:
         uploads = await _read_uploads(settings, reportform.uploaded_files(form))
-        cleaned, left_out = serverseal.clean_uploads(
-            uploads, first_number=1, keep_names=reportform.keep_names(form),
-            unclean=reportform.unclean_choice(form), translate=translator(request))
+        # Stripping, key derivation and sealing are CPU work: in the files lane, off the loop.
+        cleaned, left_out = await offload.run(
+            "files", functools.partial(
+                serverseal.clean_uploads, first_number=1, keep_names=reportform.keep_names(form),
+                unclean=reportform.unclean_choice(form), translate=translator(request),
+                settings=settings), uploads)
     except InvalidInput as refused:
-        # Files that cannot be cleaned (named), a damaged picture, a file too large: the
-        # form comes back with what was typed; files must be attached again.
+        # Files that cannot be cleaned (named), a damaged or odd picture, a file too large:
+        # the form comes back with what was typed; files must be attached again.
         return _refused_form(request, form, refused)
     files = [sealing.PlainFile(name=f.name, type=f.type, size=len(f.data), read=_reader(f.data),
                                removed=f.removed, cleaned=f.cleaned) for f in cleaned]
-    receipt = serverseal.seal_on_server(get_session(request), settings, parsed.channel,
-                                        parsed.report, parsed.identity, files)
+    receipt = await offload.run("files", serverseal.seal_on_server, get_session(request),
+                                settings, parsed.channel, parsed.report, parsed.identity, files,
+                                request.scope.get("chuishao.new_receipt"))
     # The receipt is the body of this POST response: never in a URL, never in history.
     return render(request, "public/receipt.html", {
         "receipt": crypto.format_receipt(receipt),
@@ -142,6 +149,43 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: st
     }, status=status)
 
 
+def _installation_salt(session: Session) -> bytes | None:
+    installation = get_installation(session)
+    return installation.salt if installation is not None else None
+
+
+async def prepare_receipt(request: Request) -> None:
+    """Before the database gate: the typed receipt's key derivation, in the receipt lane.
+
+    No count limit: guesses (anonymous, no stamp possible without JavaScript) wait their turn
+    in the lane with everyone else, so they slow look-ups in proportion to how many the
+    guesser keeps going, use one thread, and lock nobody out.
+    """
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except (HTTPException, ValueError):
+        return  # the view refuses it
+    try:
+        receipt = crypto.normalize_receipt(str(form.get("receipt", ""))[:100])
+    except ValueError:
+        return
+    salt = await request.app.state.database.read(_installation_salt)
+    if salt is not None:
+        await offload.run("receipt", crypto.derive_receipt, receipt, salt,
+                          request.app.state.settings.receipt_iterations, remember=True)
+
+
+async def prepare_new_receipt(request: Request) -> None:
+    """Before the database gate: a new report's receipt and its key derivation, in the
+    receipt lane, so the write lock is not held through it."""
+    salt = await request.app.state.database.read(_installation_salt)
+    if salt is not None:
+        receipt = crypto.new_receipt()
+        await offload.run("receipt", crypto.derive_receipt, receipt, salt,
+                          request.app.state.settings.receipt_iterations, remember=True)
+        request.scope["chuishao.new_receipt"] = receipt
+
+
 async def followup_open(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=10)
     try:
@@ -151,7 +195,6 @@ async def followup_open(request: Request) -> Response:
     except reportform.ScriptDidNotRun as refused:
         return render(request, "public/followup.html", {
             "form_error": translator(request)(refused.message)}, status=refused.status)
-    request.app.state.nojs_followups.take()
     opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
                                           str(form.get("receipt", ""))[:100])
     return _case_page(request, opened, sealing_mode)
@@ -161,7 +204,6 @@ async def followup_claim(request: Request) -> Response:
     """The no-JavaScript claim: the receipt is typed again so the server can derive the code."""
     form = await request.form(max_files=0, max_fields=20)
     reportform.server_sealing(form)
-    request.app.state.nojs_followups.take()
     fields = {key: str(value) for key, value in form.items()
               if key not in ("receipt", "sealing")}
     record, code = rewardflow.claim_on_server(
@@ -194,9 +236,11 @@ async def followup_reply(request: Request) -> Response:
     if not text and not uploads:
         raise InvalidInput(N_("Write a reply or attach a file."))
     try:
-        cleaned, left_out = serverseal.clean_uploads(
-            uploads, first_number=len(opened.files) + 1, keep_names=reportform.keep_names(form),
-            unclean=reportform.unclean_choice(form), translate=translator(request))
+        cleaned, left_out = await offload.run(
+            "files", functools.partial(
+                serverseal.clean_uploads, first_number=len(opened.files) + 1,
+                keep_names=reportform.keep_names(form), unclean=reportform.unclean_choice(form),
+                translate=translator(request), settings=settings), uploads)
     except reportform.UncleanNotChosen as refused:
         return _case_page(request, opened, sealing_mode, status=refused.status,
                           reply_error=_refusal_text(request, refused),
@@ -210,7 +254,8 @@ async def followup_reply(request: Request) -> Response:
         item = sealing.seal_item_for_case(opened.case_key, opened.case.id, "reply", body)
         followup.add_reply(session, settings, opened.case, item)
     for upload in cleaned:
-        serverseal.add_file_on_server(session, settings, opened, upload)
+        await offload.run("files", serverseal.add_file_on_server, session, settings, opened,
+                          upload)
     session.flush()
     opened = serverseal.open_case(session, settings, opened.case, opened.case_key)
     translate = translator(request)

@@ -304,3 +304,35 @@ def test_mutated_images_give_result_or_metadata_error(
     if cut is not None:
         data = data[: cut % (len(data) + 1)]
     _check(bytes(data) + tail)
+
+
+def test_files_of_tiny_parts_are_refused_fast() -> None:
+    """A "photo" of millions of empty segments or chunks is refused before it is walked."""
+    import time
+
+    from service.metadata import TooManyParts
+
+    jpeg = b"\xff\xd8" + b"\xff\xfe\x00\x02" * (2 * 1024 * 1024) + b"\xff\xd9"  # 8 MiB
+    chunk = struct.pack(">I", 0) + b"zzZz"
+    chunk += struct.pack(">I", zlib.crc32(b"zzZz"))
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr
+           + struct.pack(">I", zlib.crc32(ihdr)) + chunk * (700 * 1024))  # 8.4 MiB
+    for data in (jpeg, png):
+        started = time.monotonic()
+        with pytest.raises(TooManyParts):
+            strip_metadata(data, "photo.jpg")
+        assert time.monotonic() - started < 1.0
+
+
+def test_image_data_full_of_stuffed_bytes_is_scanned_fast() -> None:
+    """Stuffed 0xFF 0x00 pairs and restart markers in image data are legal and stay; the scan
+    over them is one search, not a Python step per pair."""
+    import time
+
+    scan = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x00\x00\x3f\x00"
+    data = b"\xff\xd8" + scan + b"\xff\x00\xff\xd0" * (2 * 1024 * 1024) + b"\xff\xd9"
+    started = time.monotonic()
+    result = strip_metadata(data, "photo.jpg")
+    assert time.monotonic() - started < 1.0
+    assert result.data == data and result.cleaned
