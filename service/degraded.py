@@ -32,7 +32,6 @@ from service.models import SpentStamp, utcnow
 from service.ratelimit import TokenBucket
 from service.storage import Watch
 
-
 # Follow-up sessions a process opens on held stamps per hour, all visitors together.
 HELD_SESSIONS_PER_HOUR = 600
 
