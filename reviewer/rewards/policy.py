@@ -714,9 +714,6 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
         cap = amount("cap")
         return PerDeathRule(**common, amounts=per_grade, max_deaths=limits, cap_fen=cap,
                             insider_cap_fen=_insider_cap(reader, path, table, cap))
-    if common["default"] and kind not in BASE_KINDS:
-        raise reader.fail(path + ("default",), "only a rule that sets an amount can be the "
-                          "default", "只有确定金额的规则才能作为默认规则（default）")
     if kind == "insider_uplift":
         _one_of(reader, path, table, "rate", "points")
         up_rate: Fraction | None = None
