@@ -234,7 +234,8 @@ def test_per_share_caps_apply_to_each_reporter_after_the_split() -> None:
 
 
 def _fixture_records() -> list[tuple[str, str]]:
-    db = sqlite3.connect(f"file:{FIXTURE / 'chuishao.sqlite3'}?mode=ro", uri=True)
+    # immutable: read without creating -wal/-shm files beside the fixture
+    db = sqlite3.connect(f"file:{FIXTURE / 'chuishao.sqlite3'}?immutable=1", uri=True)
     try:
         return list(db.execute("select policy_id, calculation from reward_records"))
     finally:
