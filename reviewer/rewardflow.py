@@ -447,6 +447,7 @@ def preview_policy(row: RewardPolicyVersion, form: Mapping[str, Any]) -> RewardC
     try:
         fine = _field(form, "fine")
         band = _field(form, "band_amount")
+        approved = _field(form, "approved_in_period")
         inputs = RewardInputs(
             case_type=_field(form, "case_type") or "hazard", grade=_field(form, "grade") or None,
             fine_fen=parse_yuan(fine, "the fine", "罚款金额") if fine else None,
@@ -458,8 +459,9 @@ def preview_policy(row: RewardPolicyVersion, form: Mapping[str, Any]) -> RewardC
             first_valid=_field(form, "not_first") not in ("1", "on"),
             joint_reporters=_whole(form, "joint_reporters", "the number of joint reporters",
                                    "联名举报人数") or 1,
-            approved_in_period_fen=_whole(form, "approved_in_period", "the amount already "
-                                          "approved in the period", "本期已批准金额"))
+            # The field is labelled in yuan: read it as yuan, like every other amount.
+            approved_in_period_fen=parse_yuan(approved, "the amount already approved in the "
+                                              "period", "本期已批准金额") if approved else None)
     except RewardInputError as exc:
         raise _refused(exc) from None
     return _calculate(policy, inputs)

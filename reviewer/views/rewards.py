@@ -398,7 +398,9 @@ async def public_key_file(request: Request) -> Response:
 
 def _policies_context(request: Request) -> dict[str, Any]:
     session = get_session(request)
-    return {**_base_context(request), "rows": rewardflow.policy_rows(session),
+    rows = rewardflow.policy_rows(session)
+    return {**_base_context(request), "rows": rows,
+            "row_flags": {row.id: list(rewardflow.parsed(row).flags.values()) for row in rows},
             "grades": GRADES, "preview": None, "preview_row": None, "form": {}}
 
 

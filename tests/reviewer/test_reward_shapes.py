@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reviewer.rewardflow import excess_of
 from reviewer.rewards import (
@@ -495,3 +497,20 @@ def test_cli_takes_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
                      "concealed_accident", "--grade", "major", "--deaths", "-1"]) == 2
     err = capsys.readouterr().err
     assert "at least 1" in err and "at least 0" not in err
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**10), st.booleans(), st.booleans(), st.integers(1, 50),
+       st.sampled_from(["hazard", "violation", "fire-exit"]))
+def test_new_shapes_stay_within_the_ceiling_and_per_person_caps(
+        fine: int, insider: bool, fix: bool, joint: int, case_type: str) -> None:
+    record = calculate(SHAPES, RewardInputs(
+        case_type, fine_fen=None if case_type == "fire-exit" else fine, insider=insider,
+        flags=("proposed_fix",) if fix else (), joint_reporters=joint))
+    # 500 000 (insider cap) + 1 000 (bonus) yuan at most; no share above 200 000 yuan.
+    assert SHAPES.ceiling_fen() == 50_100_000
+    assert 0 <= record.amount_fen <= 50_100_000
+    assert sum(record.shares_fen) == record.amount_fen and len(record.shares_fen) == joint
+    assert max(record.shares_fen) <= 20_000_000
+    outsider = calculate(SHAPES, replace(record.inputs, insider=False))
+    assert outsider.amount_fen <= record.amount_fen  # being an insider never lowers it

@@ -741,3 +741,30 @@ def test_approver_sees_a_proposal_over_the_period_cap(client: TestClient, sessio
         calc, rewardflow.parsed(row), 99_000)
     assert [(e.period, e.cap_fen, e.approved_fen, e.over_fen) for e in over] == [
         ("month", 100_000, 99_000, 4_000)]
+
+
+def test_policy_preview_reads_the_period_field_in_yuan_and_offers_flags(
+        client: TestClient, session: Session, people: People, settings: Settings) -> None:
+    csrf = sign_in(client, session, settings, people.admin.user)
+    internal = policy_row(session, "enterprise-internal")
+    # A general hazard pays 50 yuan; 980 of the 1 000 yuan a month are approved already, so
+    # 20 yuan are left. Read as fen (9.80 yuan), the preview showed 50.
+    preview = client.post(f"/console/reward-policies/{internal.id}/preview", data={
+        "csrf_token": csrf, "case_type": "hazard", "grade": "general",
+        "approved_in_period": "980"})
+    assert preview.status_code == 200
+    assert "试算结果：20.00 元" in preview.text
+    bad = client.post(f"/console/reward-policies/{internal.id}/preview", data={
+        "csrf_token": csrf, "case_type": "hazard", "grade": "general",
+        "approved_in_period": "9,80"})
+    assert bad.status_code == 400 and "9,80" in bad.text
+    stored = client.post("/console/reward-policies", data={"csrf_token": csrf}, files={
+        "file": ("fix.toml", FLAG_POLICY.encode(), "text/plain")}, follow_redirects=False)
+    assert stored.status_code == 303
+    row = policy_row(session, "fix-bonus")
+    page = client.get("/console/reward-policies")
+    assert f'id="form-preview-{row.id}"' in page.text and 'name="flag_proposed_fix"' in page.text
+    bonus = client.post(f"/console/reward-policies/{row.id}/preview", data={
+        "csrf_token": csrf, "case_type": "hazard", "fine": "100000",
+        "flag_proposed_fix": "1"})
+    assert bonus.status_code == 200 and "16 000.00" in bonus.text
