@@ -287,6 +287,84 @@ def _whole(form: Mapping[str, Any], name: str, en: str, zh: str) -> int | None:
     return value
 
 
+_TICKED = ("1", "on", "true", "yes")
+
+
+def _flags(form: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ticked `flag_NAME` boxes. Every ticked name is passed on, declared or not: the
+    calculator refuses a flag the chosen policy does not declare rather than ignore it."""
+    return tuple(sorted(str(key)[5:][:32] for key in form
+                        if str(key).startswith("flag_") and _field(form, key) in _TICKED))
+
+
+@dataclass(frozen=True)
+class DeclaredFlag:
+    name: str
+    title_zh: str
+    title_en: str
+    policies: tuple[str, ...]  # "id vN" of the active versions declaring it
+
+
+def declared_flags(rows: list[RewardPolicyVersion]) -> list[DeclaredFlag]:
+    """The yes/no inputs the given policy versions declare: one checkbox each on the form."""
+    found: dict[str, DeclaredFlag] = {}
+    for row in rows:
+        for flag in parsed(row).flags.values():
+            label = f"{row.policy_id} v{row.version}"
+            known = found.get(flag.name)
+            found[flag.name] = DeclaredFlag(
+                flag.name, known.title_zh if known else flag.title_zh,
+                known.title_en if known else flag.title_en,
+                (known.policies if known else ()) + (label,))
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class PeriodCapExcess:
+    period: str
+    cap_fen: int
+    approved_fen: int  # already approved in the period, as recorded or as counted now
+    amount_fen: int  # this record
+    over_fen: int  # approved + amount - cap
+
+
+def period_cap_excess(session: Session, record: RewardRecord,
+                      now: dt.datetime | None = None) -> list[PeriodCapExcess]:
+    """Per-period caps a proposed record would leave exceeded if approved now.
+
+    The approver sees it before deciding: approvals already above the cap when the record was
+    calculated (recorded in its inputs), or approved since then in the period.
+    """
+    if record.status != "proposed":
+        return []
+    row = session.get(RewardPolicyVersion, record.policy_row_id)
+    case = session.get(Case, record.case_id)
+    if row is None or case is None:
+        return []
+    calc = calculation_of(record)
+    policy = parsed(row)
+    inputs = calc.inputs
+    now_counted = _approved_in_period(session, case, policy, inputs.case_type, inputs.grade,
+                                      now or utcnow()) or 0
+    return excess_of(calc, policy, now_counted)
+
+
+def excess_of(calc: RewardCalculation, policy: Policy,
+              approved_now_fen: int) -> list[PeriodCapExcess]:
+    inputs = calc.inputs
+    approved = max(inputs.approved_in_period_fen or 0, approved_now_fen)
+    out = []
+    for rule in policy.rules_of("person_cap"):
+        if not isinstance(rule, PersonCapRule) or rule.per_period_fen is None \
+                or rule.period is None or not rule.matches(inputs.case_type, inputs.grade):
+            continue
+        total = approved + calc.amount_fen
+        if total > rule.per_period_fen:
+            out.append(PeriodCapExcess(rule.period, rule.per_period_fen, approved,
+                                       calc.amount_fen, total - rule.per_period_fen))
+    return out
+
+
 def _period_start(period: str, now: dt.datetime) -> dt.datetime:
     local = now.astimezone(CHINA)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -350,7 +428,7 @@ def inputs_from_form(session: Session, case: Case, policy: Policy, form: Mapping
         case_type=case_type, grade=grade, fine_fen=fine_fen,
         deaths=_whole(form, "deaths", "the number of concealed deaths", "瞒报死亡人数"),
         level=_whole(form, "level", "the tier level", "档次"), band_amount_fen=band_fen,
-        insider=_field(form, "insider") in ("1", "on", "true", "yes"),
+        insider=_field(form, "insider") in _TICKED, flags=_flags(form),
         first_valid=bool(case.first_valid), joint_reporters=joint if joint is not None else 1,
         approved_in_period_fen=_approved_in_period(session, case, policy, case_type, grade,
                                                    now or utcnow()))
@@ -369,6 +447,7 @@ def preview_policy(row: RewardPolicyVersion, form: Mapping[str, Any]) -> RewardC
     try:
         fine = _field(form, "fine")
         band = _field(form, "band_amount")
+        approved = _field(form, "approved_in_period")
         inputs = RewardInputs(
             case_type=_field(form, "case_type") or "hazard", grade=_field(form, "grade") or None,
             fine_fen=parse_yuan(fine, "the fine", "罚款金额") if fine else None,
@@ -376,12 +455,13 @@ def preview_policy(row: RewardPolicyVersion, form: Mapping[str, Any]) -> RewardC
             level=_whole(form, "level", "the tier level", "档次"),
             band_amount_fen=parse_yuan(band, "the amount within the band", "区间内核定金额")
             if band else None,
-            insider=_field(form, "insider") in ("1", "on"),
+            insider=_field(form, "insider") in ("1", "on"), flags=_flags(form),
             first_valid=_field(form, "not_first") not in ("1", "on"),
             joint_reporters=_whole(form, "joint_reporters", "the number of joint reporters",
                                    "联名举报人数") or 1,
-            approved_in_period_fen=_whole(form, "approved_in_period", "the amount already "
-                                          "approved in the period", "本期已批准金额"))
+            # The field is labelled in yuan: read it as yuan, like every other amount.
+            approved_in_period_fen=parse_yuan(approved, "the amount already approved in the "
+                                              "period", "本期已批准金额") if approved else None)
     except RewardInputError as exc:
         raise _refused(exc) from None
     return _calculate(policy, inputs)

@@ -51,6 +51,9 @@ def add_parser(sub: Any) -> None:
     calc.add_argument("--approved", metavar="YUAN",
                       help="already approved to this reporter in the policy's period")
     calc.add_argument("--insider", action="store_true", help="the reporter works there")
+    calc.add_argument("--flag", action="append", default=[], metavar="NAME",
+                      help="a yes/no input the policy declares under [flags] that holds "
+                      "(repeatable)")
     calc.add_argument("--not-first", action="store_true",
                       help="a duplicate that is not the first valid report")
     calc.add_argument("--joint", type=int, default=1, metavar="N",
@@ -91,6 +94,7 @@ def _calc(args: argparse.Namespace) -> int:
         band_amount_fen=parse_yuan(args.amount, "the amount", "核定金额")
         if args.amount is not None else None,
         insider=args.insider, first_valid=not args.not_first, joint_reporters=args.joint,
+        flags=tuple(args.flag),
         approved_in_period_fen=parse_yuan(args.approved, "the approved amount", "已批准金额")
         if args.approved is not None else None)
     record = calculate(policy, inputs)
@@ -113,12 +117,20 @@ def _check(path: str) -> int:
         print(str(exc), file=sys.stderr)
         if exc.line:
             # Show the line itself: the administrator fixes it without counting lines.
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
             if exc.line <= len(lines):
                 print(f"{exc.line:5d} | {lines[exc.line - 1]}", file=sys.stderr)
         return 2
+    for warning in policy.warnings:
+        # Odd but loadable: the administrator decides; the exit status stays 0.
+        print(f"warning: {path}, line {warning.line}: {warning.en}\n"
+              f"警告：{path} 第 {warning.line} 行：{warning.zh}", file=sys.stderr)
     print(f"ok: {policy.id} version {policy.version}, {len(policy.rules)} rules, "
           f"sha256 {policy.digest}")
+    if policy.flags:
+        print(f"flags (--flag NAME): {', '.join(policy.flags)}")
+    if policy.warnings:
+        print(f"{len(policy.warnings)} warning(s) / {len(policy.warnings)} 条警告")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reviewer.rewards.money import format_yuan as y
-from reviewer.rewards.policy import GRADE_EN, GRADE_ZH, PERIOD_ZH
+from reviewer.rewards.policy import GRADE_EN, GRADE_ZH, PERIOD_ZH, Flag
 
 if TYPE_CHECKING:
     from reviewer.rewards.calc import RewardCalculation
@@ -31,6 +31,40 @@ def percentage(fine: int, rate: str, raw: int, rounded: bool) -> Lines:
         zh += "（四舍五入到分）"
         en += " (rounded half up to the fen)"
     return zh, en
+
+
+def percentage_points(fine: int, rate: str, points: str, total: str, raw: int,
+                      rounded: bool) -> Lines:
+    zh = (f"罚款 {y(fine)} 元 × {total}%（{rate}% 加内部人员举报 {points} 个百分点）"
+          f"= {y(raw)} 元")
+    en = (f"{total}% ({rate}% plus {points} percentage points for an insider) of the fine "
+          f"{y(fine)} yuan = {y(raw)} yuan")
+    if rounded:
+        zh += "（四舍五入到分）"
+        en += " (rounded half up to the fen)"
+    return zh, en
+
+
+def points_in_base(points: str, base_rule: int) -> Lines:
+    return (f"内部人员举报：比例提高 {points} 个百分点，已计入第 {base_rule} 条规则",
+            f"insider: the rate rises by {points} percentage points, counted in rule "
+            f"{base_rule}")
+
+
+def within_insider_cap(cap: int, insider_cap: int) -> Lines:
+    return (f"超过最高奖励 {y(cap)} 元，但内部人员最高奖励为 {y(insider_cap)} 元：未超过",
+            f"above the cap of {y(cap)} yuan, but within the insider cap of "
+            f"{y(insider_cap)} yuan")
+
+
+def default_rule() -> Lines:
+    return ("适用默认规则（没有针对该案件的例外规则）",
+            "the default rule (no exception names this case)")
+
+
+def exception_rule(default_number: int) -> Lines:
+    return (f"适用例外规则（不适用第 {default_number} 条默认规则）",
+            f"an exception (instead of the default rule {default_number})")
 
 
 def raised_to_floor(floor: int) -> Lines:
@@ -99,6 +133,12 @@ def uplift_cap_reached(cap: int) -> Lines:
             f"the amount already reaches the cap with the uplift of {y(cap)} yuan: no uplift")
 
 
+def addition_capped(cap: int, added: int) -> Lines:
+    return (f"超过加奖后上限 {y(cap)} 元，按 {y(cap)} 元计：实际加奖 {y(added)} 元",
+            f"above the cap with the uplift of {y(cap)} yuan: the cap is paid, {y(added)} yuan "
+            "added")
+
+
 def uplift_total(total: int) -> Lines:
     return f"加奖后合计 {y(total)} 元", f"total with the uplift {y(total)} yuan"
 
@@ -116,6 +156,56 @@ def insider_without_rule() -> Lines:
             "the reporter is an insider, but this policy has no uplift for this case")
 
 
+def _flag(flag: Flag) -> tuple[str, str]:
+    return f"“{flag.title_zh}”（{flag.name}）", f"\"{flag.title_en}\" ({flag.name})"
+
+
+def flag_not_set(flag: Flag) -> Lines:
+    zh, en = _flag(flag)
+    return f"不符合{zh}：不加奖", f"not {en}: no bonus"
+
+
+def bonus_nothing(flag: Flag) -> Lines:
+    zh, en = _flag(flag)
+    return f"{zh}：金额为零，不加奖", f"{en}: the amount is zero, no bonus"
+
+
+def flag_bonus_rate(flag: Flag, before: int, rate: str, raw: int, rounded: bool) -> Lines:
+    name_zh, name_en = _flag(flag)
+    zh = f"{name_zh}加奖：{y(before)} 元 × {rate}% = {y(raw)} 元"
+    en = f"bonus for {name_en}: {rate}% of {y(before)} yuan = {y(raw)} yuan"
+    if rounded:
+        zh += "（四舍五入到分）"
+        en += " (rounded half up to the fen)"
+    return zh, en
+
+
+def flag_bonus_amount(flag: Flag, amount: int) -> Lines:
+    name_zh, name_en = _flag(flag)
+    return f"{name_zh}加奖 {y(amount)} 元", f"bonus for {name_en}: {y(amount)} yuan"
+
+
+def bonus_total(total: int) -> Lines:
+    return f"加奖后合计 {y(total)} 元", f"total with the bonus {y(total)} yuan"
+
+
+def flag_without_rule(flag: Flag) -> Lines:
+    name_zh, name_en = _flag(flag)
+    return (f"符合{name_zh}，但本政策对此类案件没有相应加奖",
+            f"{name_en} holds, but this policy has no bonus for it in this case")
+
+
+def per_share_cap(cap: int, before: tuple[int, ...], after: tuple[int, ...]) -> Lines:
+    if after == before:
+        return (f"每人每案上限 {y(cap)} 元（按每位举报人的份额）：未超过",
+                f"per-person cap of {y(cap)} yuan on each reporter's share: within it")
+    cut = sum(1 for a, b in zip(before, after, strict=True) if a != b)
+    return (f"每人每案上限 {y(cap)} 元（按每位举报人的份额）：{cut} 人的份额降至 {y(cap)} 元，"
+            f"合计 {y(sum(after))} 元",
+            f"per-person cap of {y(cap)} yuan on each reporter's share: {cut} share(s) "
+            f"lowered to {y(cap)} yuan, {y(sum(after))} yuan in all")
+
+
 def per_case_cap(cap: int, before: int, after: int) -> Lines:
     if after == before:
         return (f"每人每案上限 {y(cap)} 元：未超过", f"per-case cap of {y(cap)} yuan: within it")
@@ -123,12 +213,18 @@ def per_case_cap(cap: int, before: int, after: int) -> Lines:
             f"per-case cap of {y(cap)} yuan: {y(before)} yuan → {y(after)} yuan")
 
 
-def per_period_cap(period: str, cap: int, approved: int, before: int, after: int) -> Lines:
+def per_period_cap(period: str, cap: int, approved: int, before: int, after: int,
+                   over: bool = False) -> Lines:
     left = max(0, cap - approved)
     zh = (f"每人每{PERIOD_ZH[period]}上限 {y(cap)} 元，本{PERIOD_ZH[period]}已批准 "
           f"{y(approved)} 元，尚余 {y(left)} 元")
     en = (f"per-{period} cap of {y(cap)} yuan, {y(approved)} yuan already approved this "
           f"{period}, {y(left)} yuan left")
+    if over:
+        # Approvals already above the cap are a problem for the approver to look at, not
+        # just "0 left".
+        zh += f"（已批准金额已超过上限 {y(approved - cap)} 元）"
+        en += f" (approvals already exceed the cap by {y(approved - cap)} yuan)"
     if after == before:
         return zh + "：未超过", en + ": within it"
     return zh + f"：{y(before)} 元 → {y(after)} 元", en + f": {y(before)} yuan → {y(after)} yuan"

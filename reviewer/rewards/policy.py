@@ -32,11 +32,24 @@ PERIODS: tuple[str, ...] = ("day", "week", "month", "quarter", "year")
 PERIOD_ZH = {"day": "日", "week": "周", "month": "月", "quarter": "季度", "year": "年"}
 
 BASE_KINDS = ("percentage_of_fine", "catalogue", "tiers_by_grade", "per_death")
-KINDS = BASE_KINDS + ("insider_uplift", "person_cap", "first_valid_only", "joint_split")
+KINDS = BASE_KINDS + ("insider_uplift", "flag_bonus", "person_cap", "first_valid_only",
+                      "joint_split")
+# How a rule kind is named inside Chinese sentences (the English key stays in brackets).
+KIND_ZH = {"percentage_of_fine": "按罚款比例", "catalogue": "按目录",
+           "tiers_by_grade": "按等级分档", "per_death": "按死亡人数",
+           "insider_uplift": "内部人员加奖", "flag_bonus": "附加条件加奖",
+           "person_cap": "每人上限", "first_valid_only": "首个有效举报",
+           "joint_split": "联名举报分配"}
 
 _CASE_TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _POLICY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _PERCENT = re.compile(r"^[0-9]+(\.[0-9]{1,4})?$")
+_FLAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def kind_zh(kind: str) -> str:
+    """'tiers_by_grade' -> '按等级分档（tiers_by_grade）': Chinese first, the file's key after."""
+    return f"{KIND_ZH[kind]}（{kind}）" if kind in KIND_ZH else kind
 
 
 class PolicyError(Exception):
@@ -52,6 +65,15 @@ class PolicyError(Exception):
         super().__init__(f"{where_en}: {en}\n{where_zh}：{zh}")
 
 
+@dataclass(frozen=True)
+class PolicyWarning:
+    """Something odd that loads anyway (`reward check` prints it): line, en, zh."""
+
+    line: int
+    en: str
+    zh: str
+
+
 # --- rules -------------------------------------------------------------------------------
 
 
@@ -63,6 +85,7 @@ class Rule:
     case_types: frozenset[str] | None  # None: every case type
     grades: frozenset[str] | None  # None: any grade, including none given
     ref: str
+    default: bool  # a base rule that yields to any other base rule matching the same case
 
     def matches(self, case_type: str, grade: str | None) -> bool:
         if self.case_types is not None and case_type not in self.case_types:
@@ -77,6 +100,7 @@ class PercentageRule(Rule):
     floor_fen: int | None
     cap_fen: int | None
     at_least_floor: bool
+    insider_cap_fen: int | None  # replaces cap_fen when the reporter is an insider
 
 
 @dataclass(frozen=True)
@@ -103,15 +127,34 @@ class PerDeathRule(Rule):
     amounts: Mapping[str, int]  # grade -> fen per death
     max_deaths: Mapping[str, int]  # grade -> most concealed deaths an accident of it can have
     cap_fen: int | None
+    insider_cap_fen: int | None  # replaces cap_fen when the reporter is an insider
 
 
 @dataclass(frozen=True)
 class InsiderUpliftRule(Rule):
-    rate: Fraction
+    rate: Fraction | None  # percent of the amount so far; None with points
     rate_text: str
+    points: Fraction | None  # percentage points added to the base rule's rate instead
+    points_text: str
     minimum_fen: int | None
     max_uplift_fen: int | None
     cap_fen: int | None  # on the amount after the uplift
+
+
+@dataclass(frozen=True)
+class FlagBonusRule(Rule):
+    flag: str  # a name declared under [flags]
+    rate: Fraction | None  # percent of the amount so far, or
+    rate_text: str
+    amount_fen: int | None  # a fixed amount added
+    cap_fen: int | None  # on the amount after the bonus
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    title_zh: str
+    title_en: str
 
 
 @dataclass(frozen=True)
@@ -119,6 +162,7 @@ class PersonCapRule(Rule):
     per_case_fen: int | None
     per_period_fen: int | None
     period: str | None
+    per_share: bool  # per_case applies to each joint reporter's share, after the split
 
 
 @dataclass(frozen=True)
@@ -144,6 +188,9 @@ class Policy:
     rules: tuple[Rule, ...]
     digest: str  # SHA-256 of the file text: a record names exactly what it was computed with
     path: str
+    flags: Mapping[str, Flag]  # named yes/no inputs the policy declares, file order
+    warnings: tuple[PolicyWarning, ...]
+    format: int  # 2 if the file uses a key or kind added after the first record schema
 
     def rules_of(self, kind: str) -> tuple[Rule, ...]:
         return tuple(rule for rule in self.rules if rule.kind == kind)
@@ -170,16 +217,24 @@ class Policy:
             best = None if best is None or top is None else max(best, top)
         for rule in self.rules_of("insider_uplift"):
             assert isinstance(rule, InsiderUpliftRule)
-            if best is None:
-                continue
+            if best is None or rule.rate is None:
+                continue  # points change the base rate, which its (insider) cap bounds
             # Mirrors calc: the uplift never lowers an amount, and grows with the amount.
             lifted = best + uplift_of(best, rule)
             if rule.cap_fen is not None:
                 lifted = max(best, min(lifted, rule.cap_fen))
             best = lifted
+        for rule in self.rules_of("flag_bonus"):
+            assert isinstance(rule, FlagBonusRule)
+            if best is None:
+                continue
+            lifted = best + bonus_of(best, rule)
+            if rule.cap_fen is not None:
+                lifted = max(best, min(lifted, rule.cap_fen))
+            best = lifted
         for rule in self.rules_of("person_cap"):
             assert isinstance(rule, PersonCapRule)
-            if rule.case_types is None and rule.grades is None:
+            if rule.case_types is None and rule.grades is None and not rule.per_share:
                 for cap in (rule.per_case_fen, rule.per_period_fen):
                     if cap is not None:
                         best = cap if best is None else min(best, cap)
@@ -187,21 +242,21 @@ class Policy:
 
 
 def _base_ceiling(rule: Rule) -> int | None:
-    if isinstance(rule, PercentageRule):
-        return rule.cap_fen
+    if isinstance(rule, PercentageRule | PerDeathRule):
+        if rule.cap_fen is None:
+            return None
+        return max(rule.cap_fen, rule.insider_cap_fen or 0)
     if isinstance(rule, CatalogueRule):
         return max((i.amount_fen if i.amount_fen is not None else i.max_fen or 0)
                    for i in rule.items.values())
     if isinstance(rule, TiersRule):
         return max(max(amounts) for amounts in rule.tiers.values())
-    if isinstance(rule, PerDeathRule):
-        return rule.cap_fen
     raise AssertionError(rule.kind)
 
 
 def uplift_of(amount_fen: int, rule: InsiderUpliftRule) -> int:
     """The insider uplift on an amount: rate, then the minimum, then its own maximum."""
-    if amount_fen <= 0:
+    if amount_fen <= 0 or rule.rate is None:
         return 0  # nothing to lift: a minimum uplift must not turn "no reward" into one
     uplift = percent_of(amount_fen, rule.rate)
     if rule.minimum_fen is not None:
@@ -209,6 +264,15 @@ def uplift_of(amount_fen: int, rule: InsiderUpliftRule) -> int:
     if rule.max_uplift_fen is not None:
         uplift = min(uplift, rule.max_uplift_fen)
     return uplift
+
+
+def bonus_of(amount_fen: int, rule: FlagBonusRule) -> int:
+    """A flag's bonus on an amount: its rate of it, or its fixed amount; none on nothing."""
+    if amount_fen <= 0:
+        return 0
+    if rule.rate is not None:
+        return percent_of(amount_fen, rule.rate)
+    return rule.amount_fen or 0
 
 
 # --- locating keys in the file text --------------------------------------------------------
@@ -272,21 +336,28 @@ def locate_keys(text: str) -> dict[tuple[str | int, ...], int]:
 
 _TOP_REQUIRED = ("id", "version", "title_zh", "title_en", "source", "effective", "currency",
                  "rules")
-_TOP_OPTIONAL = ("claim_window_days",)
+_TOP_OPTIONAL = ("claim_window_days", "flags")
 _COMMON = ("kind", "ref")
 _FILTERS = ("case_types", "grades")
 _KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required keys, optional keys) besides kind and ref
-    "percentage_of_fine": (("rate",), ("floor", "cap", "at_least_floor") + _FILTERS),
-    "catalogue": (("items",), ("grades",)),
-    "tiers_by_grade": (("tiers",), ("case_types",)),
-    "per_death": (("amounts",), ("max_deaths", "cap", "case_types")),
-    "insider_uplift": (("rate",), ("minimum", "max_uplift", "cap") + _FILTERS),
-    "person_cap": ((), ("per_case", "per_period", "period") + _FILTERS),
+    "percentage_of_fine": (("rate",), ("floor", "cap", "at_least_floor", "insider_cap",
+                                       "default") + _FILTERS),
+    "catalogue": (("items",), ("grades", "default")),
+    "tiers_by_grade": (("tiers",), ("case_types", "default")),
+    "per_death": (("amounts",), ("max_deaths", "cap", "insider_cap", "case_types", "default")),
+    "insider_uplift": ((), ("rate", "points", "minimum", "max_uplift", "cap") + _FILTERS),
+    "flag_bonus": (("flag",), ("rate", "amount", "cap") + _FILTERS),
+    "person_cap": ((), ("per_case", "per_period", "period", "per_share") + _FILTERS),
     "first_valid_only": ((), ()),
     "joint_split": ((), ()),
 }
 _ITEM_KEYS = ("amount", "min", "max", "title_zh", "title_en")
+_FLAG_KEYS = ("title_zh", "title_en")
+# Keys and kinds added after the first record schema: a policy using one is format 2, and its
+# records are written as chuishao.reward-calculation/2 (see calc.py).
+FORMAT_2_KEYS = frozenset({"insider_cap", "default", "points", "per_share"})
+FORMAT_2_KINDS = frozenset({"flag_bonus"})
 
 Path_ = tuple[str | int, ...]
 
@@ -297,6 +368,17 @@ class _Reader:
     def __init__(self, source: str, text: str) -> None:
         self.source = source
         self.lines = locate_keys(text)
+        self.warnings: list[PolicyWarning] = []
+
+    def warn(self, path: Path_, en: str, zh: str) -> None:
+        self.warnings.append(PolicyWarning(self.line_of(path), en, zh))
+
+    def spaces(self, value: str, path: Path_) -> str:
+        """A value with stray spaces around it loads (stripped), with a warning."""
+        if value != value.strip():
+            self.warn(path, f"{self.name(path)}: {value!r} has spaces around it",
+                      f"{self.name(path)}：{value!r} 首尾有多余空格")
+        return value.strip()
 
     def line_of(self, path: Path_) -> int:
         for end in range(len(path), 0, -1):
@@ -338,6 +420,7 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(path, f"{self.name(path)} must be a non-empty string",
                             f"{self.name(path)} 应为非空字符串")
+        self.spaces(value, path)
         return value
 
     def boolean(self, value: Any, path: Path_) -> bool:
@@ -366,6 +449,7 @@ class _Reader:
         if isinstance(value, int):
             fen = value * 100
         else:
+            self.spaces(value, path)
             try:
                 fen = parse_amount(value)
             except AmountError as exc:
@@ -384,6 +468,8 @@ class _Reader:
         if fen > MAX_FEN:
             raise self.fail(path, f"{self.name(path)} is absurdly large",
                             f"{self.name(path)} 数额大得不合理")
+        if fen == 0:
+            self.warn(path, f"{self.name(path)} is zero", f"{self.name(path)} 为零")
         return fen
 
     def percent(self, value: Any, path: Path_) -> tuple[Fraction, str]:
@@ -392,7 +478,7 @@ class _Reader:
                             "decimal string such as \"12.5\" (never a floating-point number)",
                             f"{self.name(path)} 应为百分数，写作整数或小数字符串，如 \"12.5\""
                             "（不可用浮点数）")
-        text = str(value).strip()
+        text = self.spaces(value, path) if isinstance(value, str) else str(value)
         if isinstance(value, str) and not _PERCENT.match(text) and not text.startswith("-"):
             raise self.fail(path, f"{self.name(path)}: {value!r} is not a percentage",
                             f"{self.name(path)}：{value!r} 不是百分数")
@@ -400,9 +486,13 @@ class _Reader:
         if rate < 0 or rate > 100:
             raise self.fail(path, f"{self.name(path)} must be between 0 and 100 (percent)",
                             f"{self.name(path)} 应在 0 到 100（百分比）之间")
+        if rate == 0:
+            self.warn(path, f"{self.name(path)} is zero", f"{self.name(path)} 为零")
         return rate, _percent_text(text)
 
     def grade(self, value: Any, path: Path_) -> str:
+        if isinstance(value, str) and value.strip() in GRADES:
+            value = self.spaces(value, path)
         if value not in GRADES:
             raise self.fail(path, f"{self.name(path)}: unknown grade {value!r} "
                             f"(known: {', '.join(GRADES)})",
@@ -415,13 +505,17 @@ class _Reader:
                             f"{self.name(path)} 应为非空的名称列表")
         seen: set[str] = set()
         for index, item in enumerate(value):
-            if grades:
-                seen.add(self.grade(item, path + (index,)))
-            else:
-                seen.add(self.case_type(item, path + (index,)))
+            name = (self.grade(item, path + (index,)) if grades
+                    else self.case_type(item, path + (index,)))
+            if name in seen:
+                self.warn(path + (index,), f"{self.name(path)}: {name!r} is listed twice",
+                          f"{self.name(path)}：{name!r} 重复列出")
+            seen.add(name)
         return frozenset(seen)
 
     def case_type(self, value: Any, path: Path_) -> str:
+        if isinstance(value, str) and _CASE_TYPE.match(value.strip()):
+            value = self.spaces(value, path)
         if not isinstance(value, str) or not _CASE_TYPE.match(value):
             raise self.fail(path, f"{self.name(path)}: {value!r} is not a case type name "
                             "(lower-case letters, digits, - and _)",
@@ -439,6 +533,9 @@ def _percent_text(text: str) -> str:
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Parse and validate policy TOML text. `source` names the file in error messages."""
+    # Windows editors save UTF-8 with a byte-order mark; it is not part of the policy (and
+    # not part of its digest, so the same rules saved either way are the same version).
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -465,17 +562,42 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     if not isinstance(raw_rules, list) or not raw_rules:
         raise reader.fail(("rules",), "rules must be a non-empty list of [[rules]] tables",
                           "rules 应为非空的 [[rules]] 表列表")
-    rules = tuple(_parse_rule(reader, raw, index) for index, raw in enumerate(raw_rules))
+    flags = _parse_flags(reader, data.get("flags"))
+    rules = tuple(_parse_rule(reader, raw, index, flags)
+                  for index, raw in enumerate(raw_rules))
     _check_rule_set(reader, rules)
+    new_keys = any(isinstance(raw, dict) and (raw.get("kind") in FORMAT_2_KINDS
+                                              or FORMAT_2_KEYS & set(raw)) for raw in raw_rules)
     return Policy(
         id=policy_id, version=version, title_zh=reader.text(data["title_zh"], ("title_zh",)),
         title_en=reader.text(data["title_en"], ("title_en",)),
         source=reader.text(data["source"], ("source",)), effective=effective, currency="CNY",
         claim_window_days=claim_days, rules=rules,
-        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(), path=source)
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(), path=source, flags=flags,
+        warnings=tuple(reader.warnings), format=2 if flags or new_keys else 1)
 
 
-def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
+def _parse_flags(reader: _Reader, raw: Any) -> dict[str, Flag]:
+    """[flags.NAME] tables: the yes/no inputs (besides insider) the policy's rules may use."""
+    if raw is None:
+        return {}
+    table = reader.table(raw, ("flags",))
+    flags: dict[str, Flag] = {}
+    for name, raw_flag in table.items():
+        path: Path_ = ("flags", name)
+        if not _FLAG.match(name) or name in ("insider", "first_valid"):
+            raise reader.fail(path, f"flags.{name}: a flag name is lower-case letters, digits "
+                              "and _ (at most 32), and not insider or first_valid",
+                              f"flags.{name}：条件名称只能由小写字母、数字、_ 组成（至多 32 个），"
+                              "且不能是 insider 或 first_valid")
+        flag = reader.table(raw_flag, path)
+        reader.keys(flag, path, _FLAG_KEYS, ())
+        flags[name] = Flag(name, reader.text(flag["title_zh"], path + ("title_zh",)).strip(),
+                           reader.text(flag["title_en"], path + ("title_en",)).strip())
+    return flags
+
+
+def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]) -> Rule:
     path: Path_ = ("rules", index)
     table = reader.table(raw, path)
     if "kind" not in table:
@@ -494,6 +616,8 @@ def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
         "grades": (reader.names(table["grades"], path + ("grades",), grades=True)
                    if "grades" in table else None),
         "ref": reader.text(table["ref"], path + ("ref",)) if "ref" in table else "",
+        "default": (reader.boolean(table["default"], path + ("default",))
+                    if "default" in table else False),
     }
 
     def amount(key: str) -> int | None:
@@ -512,7 +636,8 @@ def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
         at_least = (reader.boolean(table["at_least_floor"], path + ("at_least_floor",))
                     if "at_least_floor" in table else False)
         return PercentageRule(**common, rate=rate, rate_text=rate_text, floor_fen=floor,
-                              cap_fen=cap, at_least_floor=at_least)
+                              cap_fen=cap, at_least_floor=at_least,
+                              insider_cap_fen=_insider_cap(reader, path, table, cap))
     if kind == "catalogue":
         items_path = path + ("items",)
         items = reader.table(table["items"], items_path)
@@ -520,9 +645,9 @@ def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
             raise reader.fail(items_path, "items must list at least one case type",
                               "items 至少要列出一种案件类型")
         parsed: dict[str, CatalogueItem] = {}
-        for name, raw_item in items.items():
-            item_path = items_path + (name,)
-            reader.case_type(name, item_path)
+        for key, raw_item in items.items():
+            item_path = items_path + (key,)
+            name = reader.case_type(key, item_path)
             item = reader.table(raw_item, item_path)
             reader.keys(item, item_path, (), _ITEM_KEYS)
             fixed = reader.yuan(item["amount"], item_path + ("amount",)) if "amount" in item \
@@ -557,6 +682,15 @@ def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
                                   "list of amounts", f"tiers.{grade} 应为非空的金额列表")
             tiers[grade] = tuple(reader.yuan(value, tiers_path + (grade, i))
                                  for i, value in enumerate(amounts))
+            falling = [i for i in range(1, len(tiers[grade]))
+                       if tiers[grade][i] < tiers[grade][i - 1]]
+            if falling:
+                i = falling[0]
+                reader.warn(tiers_path + (grade,),
+                            f"tiers.{grade}: tier {i + 1} pays less than tier {i} (tiers are "
+                            "usually listed from the lowest amount up)",
+                            f"tiers.{grade}：{GRADE_ZH[grade]}等级第 {i + 1} 档的金额低于第 {i} 档"
+                            "（通常按金额从低到高排列）")
         common["grades"] = frozenset(tiers)
         return TiersRule(**common, tiers=tiers)
     if kind == "per_death":
@@ -577,13 +711,42 @@ def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
                                       "amount", f"max_deaths.{grade} 没有对应的 amounts")
                 limits[grade] = reader.count(value, limits_path + (grade,))
         common["grades"] = frozenset(per_grade)
-        return PerDeathRule(**common, amounts=per_grade, max_deaths=limits, cap_fen=amount("cap"))
+        cap = amount("cap")
+        return PerDeathRule(**common, amounts=per_grade, max_deaths=limits, cap_fen=cap,
+                            insider_cap_fen=_insider_cap(reader, path, table, cap))
     if kind == "insider_uplift":
-        rate, rate_text = reader.percent(table["rate"], path + ("rate",))
+        _one_of(reader, path, table, "rate", "points")
+        up_rate: Fraction | None = None
+        points: Fraction | None = None
+        rate_text = points_text = ""
+        if "rate" in table:
+            up_rate, rate_text = reader.percent(table["rate"], path + ("rate",))
+        else:
+            points, points_text = reader.percent(table["points"], path + ("points",))
+            for key in ("minimum", "max_uplift", "cap"):
+                if key in table:
+                    raise reader.fail(path + (key,), f"{key} does not go with points: points "
+                                      "raise the base rule's rate, whose cap or insider_cap "
+                                      "limits the result", f"{key} 不能与 points 同用："
+                                      "points 提高的是基础规则的比例，结果由该规则的 cap 或 "
+                                      "insider_cap 限定")
         minimum, max_uplift = amount("minimum"), amount("max_uplift")
         _check_floor_cap(reader, path, minimum, max_uplift, "minimum", "max_uplift")
-        return InsiderUpliftRule(**common, rate=rate, rate_text=rate_text, minimum_fen=minimum,
+        return InsiderUpliftRule(**common, rate=up_rate, rate_text=rate_text, points=points,
+                                 points_text=points_text, minimum_fen=minimum,
                                  max_uplift_fen=max_uplift, cap_fen=amount("cap"))
+    if kind == "flag_bonus":
+        flag = table["flag"]
+        if not isinstance(flag, str) or flag not in flags:
+            known = ", ".join(flags) or "-"
+            raise reader.fail(path + ("flag",), f"flag {flag!r} is not declared under [flags] "
+                              f"(declared: {known})",
+                              f"条件 {flag!r} 未在 [flags] 中声明（已声明：{known}）")
+        _one_of(reader, path, table, "rate", "amount")
+        bonus_rate, bonus_text = (reader.percent(table["rate"], path + ("rate",))
+                                  if "rate" in table else (None, ""))
+        return FlagBonusRule(**common, flag=str(flag), rate=bonus_rate, rate_text=bonus_text,
+                             amount_fen=amount("amount"), cap_fen=amount("cap"))
     if kind == "person_cap":
         per_case, per_period = amount("per_case"), amount("per_period")
         if per_case is None and per_period is None:
@@ -601,11 +764,38 @@ def _parse_rule(reader: _Reader, raw: Any, index: int) -> Rule:
             raise reader.fail(path + ("period",), f"unknown period {period!r} (known: "
                               f"{', '.join(PERIODS)})", f"未知的期间 {period!r}（可用："
                               f"{', '.join(PERIODS)}）")
+        per_share = (reader.boolean(table["per_share"], path + ("per_share",))
+                     if "per_share" in table else False)
+        if per_share and (per_case is None or per_period is not None):
+            raise reader.fail(path + ("per_share",), "per_share applies per_case to each joint "
+                              "reporter's share: give per_case, and write a period cap as a "
+                              "rule of its own", "per_share 表示 per_case 按每位联名举报人的份额"
+                              "计算：请填写 per_case，期间上限另写一条规则")
         return PersonCapRule(**common, per_case_fen=per_case, per_period_fen=per_period,
-                             period=period)
+                             period=period, per_share=per_share)
     if kind == "first_valid_only":
         return FirstValidRule(**common)
     return JointSplitRule(**common)
+
+
+def _one_of(reader: _Reader, path: Path_, table: Mapping[str, Any], a: str, b: str) -> None:
+    if (a in table) == (b in table):
+        kind = table.get("kind")
+        raise reader.fail(path, f"{kind} needs either {a} or {b} (not both)",
+                          f"{kind_zh(str(kind))} 需要 {a} 或 {b} 之一（不能同时给出）")
+
+
+def _insider_cap(reader: _Reader, path: Path_, table: Mapping[str, Any],
+                 cap: int | None) -> int | None:
+    """A higher cap for insiders, applied to the base amount in place of cap."""
+    if "insider_cap" not in table:
+        return None
+    insider_cap = reader.yuan(table["insider_cap"], path + ("insider_cap",))
+    if cap is None or insider_cap < cap:
+        raise reader.fail(path + ("insider_cap",), "insider_cap is a higher cap for insiders: "
+                          "it needs cap, and must not be below it",
+                          "insider_cap 是内部人员的更高上限：需要同时设置 cap，且不能低于 cap")
+    return insider_cap
 
 
 def _check_floor_cap(reader: _Reader, path: Path_, low: int | None, high: int | None,
@@ -633,13 +823,48 @@ def _check_rule_set(reader: _Reader, rules: tuple[Rule, ...]) -> None:
         members = [rule for rule in rules if rule.kind in group]
         for i, later in enumerate(members):
             for earlier in members[:i]:
-                if _overlap(earlier, later):
-                    raise reader.fail(
-                        ("rules", later.number - 1),
-                        f"rule {later.number} ({later.kind}) overlaps rule {earlier.number} "
-                        f"({earlier.kind}): give them case_types or grades that do not meet",
-                        f"第 {later.number} 条规则（{later.kind}）与第 {earlier.number} 条"
-                        f"（{earlier.kind}）适用范围重叠：请用不相交的 case_types 或 grades 区分")
+                # A default rule yields to the others (its exceptions); two defaults, or two
+                # exceptions, that could meet would leave the case with two answers.
+                if _overlap(earlier, later) and earlier.default == later.default:
+                    _refuse_overlap(reader, earlier, later)
+    bonuses = [rule for rule in rules if isinstance(rule, FlagBonusRule)]
+    for i, later_bonus in enumerate(bonuses):
+        for earlier_bonus in bonuses[:i]:
+            if earlier_bonus.flag == later_bonus.flag and _overlap(earlier_bonus, later_bonus):
+                _refuse_overlap(reader, earlier_bonus, later_bonus)
+    for uplift in rules:
+        if not isinstance(uplift, InsiderUpliftRule) or uplift.points is None:
+            continue
+        for base in rules:
+            if base.kind not in BASE_KINDS or not _overlap(base, uplift):
+                continue
+            if not isinstance(base, PercentageRule):
+                raise reader.fail(
+                    ("rules", uplift.number - 1, "points"),
+                    f"rule {uplift.number} adds percentage points, but rule {base.number} "
+                    f"({base.kind}) has no rate: give the uplift case_types or grades that "
+                    "meet only percentage_of_fine rules",
+                    f"第 {uplift.number} 条规则增加百分点，但第 {base.number} 条规则"
+                    f"（{kind_zh(base.kind)}）没有比例：请用 case_types 或 grades 使其只适用于"
+                    "按罚款比例的规则")
+            if base.rate + uplift.points > 100:
+                raise reader.fail(
+                    ("rules", uplift.number - 1, "points"),
+                    f"rule {uplift.number} raises rule {base.number}'s rate of "
+                    f"{base.rate_text}% above 100%",
+                    f"第 {uplift.number} 条规则使第 {base.number} 条规则的比例 "
+                    f"{base.rate_text}% 超过 100%")
+
+
+def _refuse_overlap(reader: _Reader, earlier: Rule, later: Rule) -> None:
+    raise reader.fail(
+        ("rules", later.number - 1),
+        f"rule {later.number} ({later.kind}) overlaps rule {earlier.number} "
+        f"({earlier.kind}): give them case_types or grades that do not meet"
+        + (", or mark the general one default = true" if later.kind in BASE_KINDS else ""),
+        f"第 {later.number} 条规则（{kind_zh(later.kind)}）与第 {earlier.number} 条"
+        f"（{kind_zh(earlier.kind)}）适用范围重叠：请用不相交的 case_types 或 grades 区分"
+        + ("，或将通用的一条标为 default = true" if later.kind in BASE_KINDS else ""))
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -648,7 +873,7 @@ def _check_rule_set(reader: _Reader, rules: tuple[Rule, ...]) -> None:
 def load_policy_file(path: str | Path) -> Policy:
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), None, f"cannot read the file: {exc}",
                           f"无法读取文件：{exc}") from exc

@@ -57,6 +57,8 @@ DONE = {
     "activated": N_("The policy version is active."),
     "deactivated": N_("The policy version is inactive."),
 }
+PERIOD_LABELS = {"day": N_("per day"), "week": N_("per week"), "month": N_("per month"),
+                 "quarter": N_("per quarter"), "year": N_("per year")}
 GRADE_LABELS = {"general": N_("General (一般)"), "larger": N_("Larger (较大)"),
                 "major": N_("Major (重大)"), "especially_major": N_("Especially major (特别重大)")}
 
@@ -145,6 +147,8 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
         "can_decide": user.has_role("approver") and record.status == "proposed"
         and user.id != record.proposed_by,
         "own_proposal": user.id == record.proposed_by,
+        "cap_excess": rewardflow.period_cap_excess(session, record),
+        "period_labels": PERIOD_LABELS,
         "is_finance": user.has_role("finance"),
         "page_data": json.dumps(page_data).replace("</", "<\\/"),
     }
@@ -241,12 +245,13 @@ def _case(request: Request) -> Case:
 def _case_context(request: Request, case: Case) -> dict[str, Any]:
     session = get_session(request)
     records = rewardflow.case_records(session, case)
+    policies = rewardflow.policy_rows(session, active_only=True)
     return {
         **_base_context(request), "case": case, "records": records,
         "display_status": rewardflow.display_status,
         "names": rewardflow.people(session, {*(r.proposed_by for r in records),
                                              *(r.decided_by for r in records)}),
-        "policies": rewardflow.policy_rows(session, active_only=True),
+        "policies": policies, "flags": rewardflow.declared_flags(policies),
         "grades": GRADES, "rewardable": rewardflow.rewardable(case),
         "basis": workflow.first_valid_basis(session, case),
         "active": rewardflow.active_record(session, case),
@@ -393,7 +398,9 @@ async def public_key_file(request: Request) -> Response:
 
 def _policies_context(request: Request) -> dict[str, Any]:
     session = get_session(request)
-    return {**_base_context(request), "rows": rewardflow.policy_rows(session),
+    rows = rewardflow.policy_rows(session)
+    return {**_base_context(request), "rows": rows,
+            "row_flags": {row.id: list(rewardflow.parsed(row).flags.values()) for row in rows},
             "grades": GRADES, "preview": None, "preview_row": None, "form": {}}
 
 

@@ -331,11 +331,11 @@ def test_overlap_points_at_the_later_rule() -> None:
 
 
 def test_missing_rule_field_points_at_its_header() -> None:
-    text = HEAD + PERCENT + "\n[[rules]]\nkind = \"insider_uplift\"\nminimum = 10\n"
+    text = HEAD + PERCENT + "\n[[rules]]\nkind = \"flag_bonus\"\namount = 10\n"
     error = refused(text)
     headers = [i for i, line in enumerate(text.splitlines(), 1) if line == "[[rules]]"]
     assert error.line == headers[1]
-    assert "rules[2].rate" in error.en and "缺少必填的键" in error.zh
+    assert "rules[2].flag" in error.en and "缺少必填的键" in error.zh
 
 
 def test_syntax_error_keeps_tomllib_position() -> None:

@@ -658,3 +658,113 @@ def test_a_finance_officer_appointed_later_gets_the_claims_through_recovery(
     again = recover.recover_claims(session, "finance2", people.world.recovery_private)
     assert (again.granted, again.skipped) == (0, 1)
     assert "reward.claims_recover" in actions(session)
+
+
+# ---------------------------------------------------------------------------- policy shapes
+
+
+FLAG_POLICY = (
+    'id = "fix-bonus"\nversion = 1\ntitle_zh = "提出整改方案加奖"\ntitle_en = "Fix bonus"\n'
+    'source = "test"\neffective = 2024-01-01\ncurrency = "CNY"\n\n'
+    '[flags.proposed_fix]\ntitle_zh = "举报人同时提出了整改方案"\n'
+    'title_en = "The reporter also proposed the fix"\n\n'
+    '[[rules]]\nkind = "first_valid_only"\n\n'
+    '[[rules]]\nkind = "percentage_of_fine"\nrate = 15\ncap = 300000\ninsider_cap = 500000\n\n'
+    '[[rules]]\nkind = "flag_bonus"\nflag = "proposed_fix"\namount = 1000\n')
+
+
+def test_reward_form_has_a_checkbox_per_declared_flag(client: TestClient, session: Session,
+                                                      people: People,
+                                                      settings: Settings) -> None:
+    csrf = sign_in(client, session, settings, people.admin.user)
+    # Saved by a Windows editor: a UTF-8 byte-order mark first. It loads.
+    stored = client.post("/console/reward-policies", data={"csrf_token": csrf}, files={
+        "file": ("fix.toml", b"\xef\xbb\xbf" + FLAG_POLICY.encode(), "text/plain")},
+        follow_redirects=False)
+    assert stored.status_code == 303, stored.text
+    row = policy_row(session, "fix-bonus")
+    assert client.post(f"/console/reward-policies/{row.id}/activate",
+                       data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    case, _ = verified_case(client, session, people)
+    csrf = sign_in(client, session, settings, people.reviewer.user)
+    page = client.get(f"/console/cases/{case.id}/reward")
+    assert 'name="flag_proposed_fix"' in page.text and "举报人同时提出了整改方案" in page.text
+    assert "由 fix-bonus v1 声明" in page.text
+    english = client.get(f"/console/cases/{case.id}/reward", headers={"Accept-Language": "en"})
+    assert "The reporter also proposed the fix" in english.text
+    # 15 % of 100 000 yuan = 15 000, plus 1 000 for the fix: 16 000 yuan.
+    preview = client.post(f"/console/cases/{case.id}/reward", data={
+        "csrf_token": csrf, "policy": str(row.id), "fine": "100000", "flag_proposed_fix": "1",
+        "action": "preview"})
+    assert preview.status_code == 200 and "16 000.00" in preview.text
+    assert 'name="flag_proposed_fix" value="1" checked' in preview.text
+    # A ticked flag the chosen policy does not declare is refused, not ignored.
+    national = policy_row(session)
+    wrong = client.post(f"/console/cases/{case.id}/reward", data={
+        "csrf_token": csrf, "policy": str(national.id), "fine": "100000",
+        "flag_proposed_fix": "1", "action": "preview"})
+    assert wrong.status_code == 400 and "没有声明附加条件" in wrong.text
+    proposed = client.post(f"/console/cases/{case.id}/reward", data={
+        "csrf_token": csrf, "policy": str(row.id), "fine": "100000", "flag_proposed_fix": "1",
+        "action": "propose"}, follow_redirects=False)
+    assert proposed.status_code == 303
+    record = session.scalar(select(RewardRecord).where(RewardRecord.case_id == case.id))
+    assert record is not None and record.amount_fen == 1_600_000
+    calc = RewardCalculation.from_json(record.calculation)
+    assert calc.schema == "chuishao.reward-calculation/2"
+    assert calc.inputs.flags == ("proposed_fix",)
+    assert recompute(calc, rewardflow.parsed(row)) == []
+    # The approver sees no over-cap warning: the policy has no period cap.
+    sign_in(client, session, settings, people.approver.user)
+    assert 'id="cap-excess-1"' not in client.get(f"/console/rewards/{record.id}").text
+
+
+def test_approver_sees_a_proposal_over_the_period_cap(client: TestClient, session: Session,
+                                                      people: People,
+                                                      settings: Settings) -> None:
+    """The flag is drawn from the record and the policy: a proposal whose recorded
+    approvals already exceed the monthly cap shows the excess on the approver's page."""
+    case, _ = verified_case(client, session, people, grade="general")
+    row = policy_row(session, "enterprise-internal")
+    record = rewardflow.propose(session, case, people.reviewer.user, row.id, {})
+    session.commit()
+    # 50 yuan (general hazard, tier 1) against a cap of 1 000 a month, nothing approved yet.
+    assert record.amount_fen == 5_000
+    assert rewardflow.period_cap_excess(session, record) == []
+    sign_in(client, session, settings, people.approver.user)
+    page = client.get(f"/console/rewards/{record.id}")
+    assert page.status_code == 200 and 'id="cap-excess-1"' not in page.text
+    # The same case type under the policy, with 990 yuan already approved when it was
+    # calculated: 990 + 50 = 1 040, 40 yuan over.
+    calc = rewardflow.calculation_of(record)
+    over = rewardflow.excess_of(
+        calc, rewardflow.parsed(row), 99_000)
+    assert [(e.period, e.cap_fen, e.approved_fen, e.over_fen) for e in over] == [
+        ("month", 100_000, 99_000, 4_000)]
+
+
+def test_policy_preview_reads_the_period_field_in_yuan_and_offers_flags(
+        client: TestClient, session: Session, people: People, settings: Settings) -> None:
+    csrf = sign_in(client, session, settings, people.admin.user)
+    internal = policy_row(session, "enterprise-internal")
+    # A general hazard pays 50 yuan; 980 of the 1 000 yuan a month are approved already, so
+    # 20 yuan are left. Read as fen (9.80 yuan), the preview showed 50.
+    preview = client.post(f"/console/reward-policies/{internal.id}/preview", data={
+        "csrf_token": csrf, "case_type": "hazard", "grade": "general",
+        "approved_in_period": "980"})
+    assert preview.status_code == 200
+    assert "试算结果：20.00 元" in preview.text
+    bad = client.post(f"/console/reward-policies/{internal.id}/preview", data={
+        "csrf_token": csrf, "case_type": "hazard", "grade": "general",
+        "approved_in_period": "9,80"})
+    assert bad.status_code == 400 and "9,80" in bad.text
+    stored = client.post("/console/reward-policies", data={"csrf_token": csrf}, files={
+        "file": ("fix.toml", FLAG_POLICY.encode(), "text/plain")}, follow_redirects=False)
+    assert stored.status_code == 303
+    row = policy_row(session, "fix-bonus")
+    page = client.get("/console/reward-policies")
+    assert f'id="form-preview-{row.id}"' in page.text and 'name="flag_proposed_fix"' in page.text
+    bonus = client.post(f"/console/reward-policies/{row.id}/preview", data={
+        "csrf_token": csrf, "case_type": "hazard", "fine": "100000",
+        "flag_proposed_fix": "1"})
+    assert bonus.status_code == 200 and "16 000.00" in bonus.text

@@ -564,8 +564,8 @@ def test_enterprise_internal_policy() -> None:
     (RewardInputs("fire", grade="major", fine_fen=100), "no rule for case type 'fire'"),
     (RewardInputs("Fire Exit", fine_fen=100), "not a case type name"),
     (RewardInputs("hazard", grade="major", fine_fen=100, joint_reporters=0), "at least 1"),
-    (RewardInputs("hazard", grade="major", fine_fen=100, joint_reporters=1001), "absurdly"),
-    (RewardInputs("concealed_accident", grade="major", deaths=100_001), "absurdly"),
+    (RewardInputs("hazard", grade="major", fine_fen=100, joint_reporters=1001), "at most 1000"),
+    (RewardInputs("concealed_accident", grade="major", deaths=100_001), "at most 100000"),
     (RewardInputs("hazard", grade="major", fine_fen=100, insider=1),  # type: ignore[arg-type]
      "true or false"),
     (RewardInputs("hazard", grade="major", fine_fen=100, approved_in_period_fen=0),
