@@ -1,4 +1,6 @@
-"""Chuishao protocol v1: the cryptography shared by the service, the CLI and the vectors.
+"""Chuishao protocol v1 and v2: the cryptography shared by the service, the CLI and the vectors.
+
+v2 differs only in key slots: HPKE with the hybrid KEM MLKEM768-X25519 (X-Wing).
 
 Byte-exact specification: docs/PROTOCOL.md. Every failure to open anything raises OpenError.
 Functions that draw randomness take `rng` (a callable n -> n bytes) only for test vectors.
@@ -48,11 +50,29 @@ from ._signing import (
     signing_public_key,
     verify_signature,
 )
-from ._slots import SUITE, open_key, seal_key
+from ._slots import (
+    SLOT_SIZE,
+    SLOT_SIZE_V2,
+    SUITE,
+    SUITE_V2,
+    SUITES,
+    open_key,
+    open_key_v2,
+    open_slot,
+    seal_key,
+    seal_key_v2,
+    seal_slot,
+)
+from ._xwing import generate_keypair as generate_xwing_keypair
+from ._xwing import public_key as xwing_public_key
 
 __all__ = [
     "CHUNK_SIZE",
+    "SLOT_SIZE",
+    "SLOT_SIZE_V2",
     "SUITE",
+    "SUITES",
+    "SUITE_V2",
     "OpenError",
     "PasswordKeys",
     "ReceiptKeys",
@@ -69,6 +89,7 @@ __all__ = [
     "format_receipt",
     "generate_keypair",
     "generate_signing_key",
+    "generate_xwing_keypair",
     "hash_auth_secret",
     "key_id",
     "keyset_fingerprint",
@@ -81,12 +102,16 @@ __all__ = [
     "open_file",
     "open_item",
     "open_key",
+    "open_key_v2",
+    "open_slot",
     "padme",
     "public_key",
     "seal_claim_key",
     "seal_file",
     "seal_item",
     "seal_key",
+    "seal_key_v2",
+    "seal_slot",
     "sign",
     "signing_fingerprint",
     "signing_public_key",
@@ -94,4 +119,5 @@ __all__ = [
     "verify_auth_secret",
     "verify_signature",
     "wrap_private_key",
+    "xwing_public_key",
 ]
