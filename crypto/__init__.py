@@ -32,8 +32,10 @@ from ._password import (
     derive_password,
     hash_auth_secret,
     unwrap_private_key,
+    unwrap_xwing_seed,
     verify_auth_secret,
     wrap_private_key,
+    wrap_xwing_seed,
 )
 from ._receipt import (
     ReceiptKeys,
@@ -116,8 +118,10 @@ __all__ = [
     "signing_fingerprint",
     "signing_public_key",
     "unwrap_private_key",
+    "unwrap_xwing_seed",
     "verify_auth_secret",
     "verify_signature",
     "wrap_private_key",
+    "wrap_xwing_seed",
     "xwing_public_key",
 ]

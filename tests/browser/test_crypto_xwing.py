@@ -178,6 +178,9 @@ def test_project_v2_negative(run, case):
     got = run(
         """
         const a = V.args;
+        if (V.op === 'unwrap_xwing_seed') {
+          return await outcome(() => C.unwrapXWingSeed(b(a.kek), b(a.blob), b(a.key_id)));
+        }
         if (V.op === 'open_key_v2') {
           return await outcome(() => C.openKeyV2(b(a.slot), b(a.seed), b(a.case_id), a.purpose));
         }
@@ -187,6 +190,39 @@ def test_project_v2_negative(run, case):
         case,
     )
     assert got == "OpenError"
+
+
+def test_wrapped_xwing_seed_both_ways(run):
+    w = V2["wrapped_xwing"]
+    slot = V2["slots"][0]
+    assert slot["recipient_seed"] == w["seed"]
+    kek = os.urandom(32)
+    seed, public = crypto.generate_xwing_keypair()
+    kid = crypto.key_id(public)
+    py_blob = crypto.wrap_xwing_seed(kek, seed, kid)
+    got = run(
+        """
+        const w = V.w;
+        const mine = await C.wrapXWingSeed(b(w.kek), b(w.seed), b(w.key_id), {nonce: b(w.nonce)});
+        const sk = await C.unwrapXWingSeed(b(w.kek), b(w.wrapped), b(w.key_id));
+        const opened = await C.openKeyV2(b(V.slot.slot), sk, b(V.slot.case_id), V.slot.purpose);
+        const py = await C.unwrapXWingSeed(b(V.kek), b(V.py), b(V.kid));
+        const fresh = await C.generateXWing(true);
+        const freshId = await C.keyId(fresh.publicKey);
+        const blob = await C.wrapXWingSeed(b(V.kek), fresh.seed, freshId);
+        const wrongId = await outcome(() => C.wrapXWingSeed(b(V.kek), fresh.seed, b(V.kid)));
+        return {mine: u(mine), opened: u(opened), extractable: sk.extractable || py.extractable,
+                pyPublic: u(await C.xwingPublicRaw(py)), blob: u(blob), freshId: u(freshId),
+                freshSeed: u(fresh.seed), wrongId};
+        """,
+        {"w": w, "slot": slot, "kek": u(kek), "py": u(py_blob), "kid": u(kid)},
+    )
+    assert got["mine"] == w["wrapped"]
+    assert got["opened"] == slot["key"]
+    assert got["extractable"] is False
+    assert b(got["pyPublic"]) == public
+    assert crypto.unwrap_xwing_seed(kek, b(got["blob"]), b(got["freshId"])) == b(got["freshSeed"])
+    assert got["wrongId"] != "accepted"
 
 
 def test_browser_seals_python_opens_and_back(run):

@@ -164,6 +164,25 @@ def test_receipt_slot_is_sealed_to_the_receipt_xwing_key() -> None:
     assert not any(s["recipient"] == "receipt" and s["purpose"] == "internal" for s in V["slots"])
 
 
+def test_wrapped_xwing_seed() -> None:
+    w = V["wrapped_xwing"]
+    kid = d(w["key_id"])
+    assert d(w["aad"]) == b"chuishao/v2/wrapped-xwing\x00" + kid
+    blob = d(w["wrapped"])
+    assert len(blob) == 61 and blob[0] == 0x02 and blob[1:13] == d(w["nonce"])
+    assert AESGCM(d(w["kek"])).decrypt(d(w["nonce"]), blob[13:], d(w["aad"])) == d(w["seed"])
+    assert crypto.unwrap_xwing_seed(d(w["kek"]), blob, kid) == d(w["seed"])
+    nonce = d(w["nonce"])
+    assert crypto.wrap_xwing_seed(d(w["kek"]), d(w["seed"]), kid, rng=lambda n: nonce) == blob
+    with pytest.raises(ValueError):
+        crypto.wrap_xwing_seed(d(w["kek"]), d(w["seed"]), bytes(16))
+    for i in range(len(blob)):
+        bad = bytearray(blob)
+        bad[i] ^= 0x01
+        with pytest.raises(OpenError):
+            crypto.unwrap_xwing_seed(d(w["kek"]), bytes(bad), kid)
+
+
 def test_recovery_xwing_text() -> None:
     seed = d(V["keys"]["recovery"]["seed"])
     text = V["recovery_xwing_text"]
@@ -184,6 +203,8 @@ def test_negative(case: dict[str, Any]) -> None:
     with pytest.raises(OpenError):
         if case["op"] == "open_key_v2":
             crypto.open_key_v2(d(a["slot"]), d(a["seed"]), d(a["case_id"]), a["purpose"])
+        elif case["op"] == "unwrap_xwing_seed":
+            crypto.unwrap_xwing_seed(d(a["kek"]), d(a["blob"]), d(a["key_id"]))
         elif case["op"] == "open_slot":
             crypto.open_slot(a["suite"], d(a["slot"]), d(a["private"]), d(a["case_id"]),
                              a["purpose"])

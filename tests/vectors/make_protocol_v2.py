@@ -149,6 +149,11 @@ def build() -> dict[str, Any]:
         out[pos] ^= 0x01
         return b(bytes(out))
 
+    def flip_hex(data: bytes, pos: int) -> str:
+        out = bytearray(data)
+        out[pos] ^= 0x01
+        return bytes(out).hex()
+
     def open_case(name: str, slot: str, **over: Any) -> dict[str, Any]:
         args = {"slot": slot, "seed": first["recipient_seed"], "case_id": first["case_id"],
                 "purpose": "case"}
@@ -175,6 +180,25 @@ def build() -> dict[str, Any]:
          "args": {"suite": "mlkem768x25519-hkdf-sha256-aes128gcm", "slot": first["slot"],
                   "private": first["recipient_seed"], "case_id": first["case_id"],
                   "purpose": "case"}},
+    ]
+    kek = fixed("kek/reviewer-a", 32)
+    wrap_nonce = fixed("wrap-nonce/reviewer-a", 12)
+    wrapped = crypto.wrap_xwing_seed(kek, reviewer_a["seed"], reviewer_a["key_id"],
+                                     rng=lambda n: wrap_nonce[:n])
+    wrap_aad = b"chuishao/v2/wrapped-xwing\x00" + reviewer_a["key_id"]
+
+    def unwrap_case(name: str, blob: bytes, **over: Any) -> dict[str, Any]:
+        args = {"kek": b(kek), "blob": b(blob), "key_id": b(reviewer_a["key_id"])}
+        args.update(over)
+        return {"name": name, "op": "unwrap_xwing_seed", "expect": "OpenError", "args": args}
+
+    negative += [
+        unwrap_case("wrapped-version", bytes([1]) + wrapped[1:]),
+        unwrap_case("wrapped-nonce-byte", bytes.fromhex(flip_hex(wrapped, 1))),
+        unwrap_case("wrapped-tag-byte", bytes.fromhex(flip_hex(wrapped, 60))),
+        unwrap_case("wrapped-truncated", wrapped[:-1]),
+        unwrap_case("wrapped-other-key-id", wrapped, key_id=b(recovery["key_id"])),
+        unwrap_case("wrapped-other-kek", wrapped, kek=b(fixed("kek/other", 32))),
     ]
     recovery_text = crypto.encode_recovery_secret(recovery["seed"], "xwing")
     return {
@@ -209,6 +233,9 @@ def build() -> dict[str, Any]:
             "xwing_seed": b(rk.xwing_seed),
             "xwing": enc_pair(receipt_pair),
         },
+        "wrapped_xwing": {"kek": b(kek), "seed": b(reviewer_a["seed"]),
+                          "key_id": b(reviewer_a["key_id"]), "nonce": b(wrap_nonce),
+                          "aad": b(wrap_aad), "wrapped": b(wrapped)},
         "recovery_xwing_text": recovery_text,
         "slots": slots,
         "negative": negative,

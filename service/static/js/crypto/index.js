@@ -44,7 +44,13 @@ export {
   normalizeReceipt,
   deriveReceipt,
 } from "./receipt.js";
-export { derivePassword, wrapPrivateKey, unwrapPrivateKey } from "./password.js";
+export {
+  derivePassword,
+  wrapPrivateKey,
+  unwrapPrivateKey,
+  wrapXWingSeed,
+  unwrapXWingSeed,
+} from "./password.js";
 export { RecoveryError, decodeRecoverySecret, encodeRecoverySecret } from "./recovery.js";
 export { verifySignature } from "./signing.js";
 export {
