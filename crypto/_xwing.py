@@ -57,11 +57,11 @@ def expand(seed: bytes) -> Expanded:
 
 
 def private_key(seed: bytes) -> hpke.MLKEM768X25519PrivateKey:
-    """cryptography's hybrid private key for a 32-byte X-Wing seed."""
-    e = expand(seed)
+    """cryptography's hybrid private key for a 32-byte X-Wing seed (no public key computed)."""
+    raw = hashlib.shake_256(require_bytes(seed, SEED_SIZE, "X-Wing seed")).digest(96)
     return hpke.MLKEM768X25519PrivateKey(
-        mlkem.MLKEM768PrivateKey.from_seed_bytes(e.mlkem_seed),
-        x25519.X25519PrivateKey.from_private_bytes(e.x25519_private),
+        mlkem.MLKEM768PrivateKey.from_seed_bytes(raw[:64]),
+        x25519.X25519PrivateKey.from_private_bytes(raw[64:]),
     )
 
 
