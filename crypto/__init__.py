@@ -1,4 +1,6 @@
-"""Chuishao protocol v1: the cryptography shared by the service, the CLI and the vectors.
+"""Chuishao protocol v1 and v2: the cryptography shared by the service, the CLI and the vectors.
+
+v2 differs only in key slots: HPKE with the hybrid KEM MLKEM768-X25519 (X-Wing).
 
 Byte-exact specification: docs/PROTOCOL.md. Every failure to open anything raises OpenError.
 Functions that draw randomness take `rng` (a callable n -> n bytes) only for test vectors.
@@ -30,8 +32,10 @@ from ._password import (
     derive_password,
     hash_auth_secret,
     unwrap_private_key,
+    unwrap_xwing_seed,
     verify_auth_secret,
     wrap_private_key,
+    wrap_xwing_seed,
 )
 from ._receipt import (
     ReceiptKeys,
@@ -48,11 +52,29 @@ from ._signing import (
     signing_public_key,
     verify_signature,
 )
-from ._slots import SUITE, open_key, seal_key
+from ._slots import (
+    SLOT_SIZE,
+    SLOT_SIZE_V2,
+    SUITE,
+    SUITE_V2,
+    SUITES,
+    open_key,
+    open_key_v2,
+    open_slot,
+    seal_key,
+    seal_key_v2,
+    seal_slot,
+)
+from ._xwing import generate_keypair as generate_xwing_keypair
+from ._xwing import public_key as xwing_public_key
 
 __all__ = [
     "CHUNK_SIZE",
+    "SLOT_SIZE",
+    "SLOT_SIZE_V2",
     "SUITE",
+    "SUITES",
+    "SUITE_V2",
     "OpenError",
     "PasswordKeys",
     "ReceiptKeys",
@@ -69,6 +91,7 @@ __all__ = [
     "format_receipt",
     "generate_keypair",
     "generate_signing_key",
+    "generate_xwing_keypair",
     "hash_auth_secret",
     "key_id",
     "keyset_fingerprint",
@@ -81,17 +104,24 @@ __all__ = [
     "open_file",
     "open_item",
     "open_key",
+    "open_key_v2",
+    "open_slot",
     "padme",
     "public_key",
     "seal_claim_key",
     "seal_file",
     "seal_item",
     "seal_key",
+    "seal_key_v2",
+    "seal_slot",
     "sign",
     "signing_fingerprint",
     "signing_public_key",
     "unwrap_private_key",
+    "unwrap_xwing_seed",
     "verify_auth_secret",
     "verify_signature",
     "wrap_private_key",
+    "wrap_xwing_seed",
+    "xwing_public_key",
 ]

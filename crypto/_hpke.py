@@ -3,8 +3,9 @@
 Production sealing uses cryptography's hpke.Suite. This module exists so that test vectors
 can be deterministic (injected ephemeral key) and so that every intermediate value of the key
 schedule can be checked against RFC 9180 Appendix A and published in our own vectors.
-Supported: DHKEM(X25519, HKDF-SHA256), DHKEM(P-256, HKDF-SHA256), HKDF-SHA256,
-AES-128-GCM and AES-256-GCM, mode_base only.
+Supported: DHKEM(X25519, HKDF-SHA256), DHKEM(P-256, HKDF-SHA256), MLKEM768-X25519 (X-Wing,
+protocol v2), HKDF-SHA256, AES-128-GCM, AES-256-GCM and (for the published X-Wing vectors)
+ChaCha20-Poly1305, mode_base only.
 """
 
 from __future__ import annotations
@@ -15,20 +16,24 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from . import _xwing
 
 MODE_BASE = 0x00
 KEM_P256_HKDF_SHA256 = 0x0010
 KEM_X25519_HKDF_SHA256 = 0x0020
+KEM_MLKEM768_X25519 = 0x647A
 KDF_HKDF_SHA256 = 0x0001
 AEAD_AES_128_GCM = 0x0001
 AEAD_AES_256_GCM = 0x0002
+AEAD_CHACHA20_POLY1305 = 0x0003
 
 _VERSION_LABEL = b"HPKE-v1"
 _NH = 32  # SHA-256 output length
 _NN = 12  # AES-GCM nonce length
 _NT = 16  # AES-GCM tag length
-_AEAD_NK = {AEAD_AES_128_GCM: 16, AEAD_AES_256_GCM: 32}
+_AEAD_NK = {AEAD_AES_128_GCM: 16, AEAD_AES_256_GCM: 32, AEAD_CHACHA20_POLY1305: 32}
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
@@ -81,6 +86,10 @@ class DHKem:
     def n_pk(self) -> int:
         return 32 if self.kem_id == KEM_X25519_HKDF_SHA256 else 65
 
+    @property
+    def n_enc(self) -> int:
+        return self.n_pk
+
     def public_key(self, sk: bytes) -> bytes:
         """SerializePublicKey(pk(sk)): raw 32 bytes, or the uncompressed SEC1 point."""
         if self.kem_id == KEM_X25519_HKDF_SHA256:
@@ -131,6 +140,28 @@ class DHKem:
 
 
 @dataclass(frozen=True)
+class XWingKem:
+    """MLKEM768-X25519 as an HPKE KEM: its shared secret enters the key schedule as is.
+
+    Encap needs ML-KEM's derandomized encapsulation, injected (vectors only); decap is
+    deterministic and runs on cryptography's ML-KEM and X25519.
+    """
+
+    mlkem_encaps: _xwing.MlkemEncaps | None = None
+    kem_id: int = KEM_MLKEM768_X25519
+    n_enc: int = _xwing.ENC_SIZE
+
+    def encap(self, pk_r: bytes, sk_e: bytes) -> tuple[bytes, bytes]:
+        """sk_e is the 64-byte eseed m || sk_E; returns (shared_secret, enc)."""
+        if self.mlkem_encaps is None:
+            raise ValueError("deterministic X-Wing encapsulation needs mlkem_encaps")
+        return _xwing.encap_derand(pk_r, sk_e, self.mlkem_encaps)
+
+    def decap(self, enc: bytes, sk_r: bytes) -> bytes:
+        return _xwing.decap(enc, sk_r)
+
+
+@dataclass(frozen=True)
 class KeySchedule:
     """Every intermediate value of KeySchedule (RFC 9180 section 5.1), kept for vectors."""
 
@@ -145,10 +176,14 @@ class KeySchedule:
 class Context:
     """An encryption context with its sequence number (RFC 9180 section 5.2)."""
 
-    def __init__(self, schedule: KeySchedule) -> None:
+    def __init__(self, schedule: KeySchedule, aead_id: int = AEAD_AES_256_GCM) -> None:
         self.schedule = schedule
         self.seq = 0
-        self._aead = AESGCM(schedule.key)
+        self._aead: AESGCM | ChaCha20Poly1305 = (
+            ChaCha20Poly1305(schedule.key)
+            if aead_id == AEAD_CHACHA20_POLY1305
+            else AESGCM(schedule.key)
+        )
 
     def compute_nonce(self, seq: int) -> bytes:
         seq_bytes = i2osp(seq, _NN)
@@ -176,14 +211,17 @@ class Suite:
     kem_id: int
     kdf_id: int
     aead_id: int
+    mlkem_encaps: _xwing.MlkemEncaps | None = None
 
     def __post_init__(self) -> None:
         if self.kdf_id != KDF_HKDF_SHA256 or self.aead_id not in _AEAD_NK:
             raise ValueError("unsupported suite")
-        DHKem(self.kem_id)  # raises for an unsupported KEM
+        self.kem  # noqa: B018  (raises for an unsupported KEM)
 
     @property
-    def kem(self) -> DHKem:
+    def kem(self) -> DHKem | XWingKem:
+        if self.kem_id == KEM_MLKEM768_X25519:
+            return XWingKem(self.mlkem_encaps)
         return DHKem(self.kem_id)
 
     @property
@@ -207,10 +245,10 @@ class Suite:
 
     def setup_base_s(self, pk_r: bytes, info: bytes, sk_e: bytes) -> tuple[bytes, Context]:
         shared_secret, enc = self.kem.encap(pk_r, sk_e)
-        return enc, Context(self.key_schedule(shared_secret, info))
+        return enc, Context(self.key_schedule(shared_secret, info), self.aead_id)
 
     def setup_base_r(self, enc: bytes, sk_r: bytes, info: bytes) -> Context:
-        return Context(self.key_schedule(self.kem.decap(enc, sk_r), info))
+        return Context(self.key_schedule(self.kem.decap(enc, sk_r), info), self.aead_id)
 
     def seal(self, pk_r: bytes, info: bytes, aad: bytes, pt: bytes, sk_e: bytes) -> bytes:
         """Single-shot seal; returns enc || ct like cryptography's Suite.encrypt."""
@@ -218,12 +256,13 @@ class Suite:
         return enc + ctx.seal(aad, pt)
 
     def open(self, sk_r: bytes, info: bytes, aad: bytes, enc_ct: bytes) -> bytes:
-        n_enc = self.kem.n_pk
+        n_enc = self.kem.n_enc
         if len(enc_ct) < n_enc + _NT:
             raise ValueError("ciphertext too short")
         ctx = self.setup_base_r(enc_ct[:n_enc], sk_r, info)
         return ctx.open(aad, enc_ct[n_enc:])
 
 
-# The one suite Chuishao v1 uses for key slots.
+# The suites Chuishao uses for key slots: v1, and the post-quantum hybrid v2.
 X25519_SHA256_AES256GCM = Suite(KEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_256_GCM)
+XWING_SHA256_AES256GCM = Suite(KEM_MLKEM768_X25519, KDF_HKDF_SHA256, AEAD_AES_256_GCM)

@@ -1,4 +1,8 @@
-"""X25519 key pairs, key ids, key-set fingerprints and fresh random values."""
+"""X25519 key pairs, key ids, key-set fingerprints and fresh random values.
+
+Key ids and the fingerprint cover both key kinds: an X25519 public key (32 bytes, v1) and an
+X-Wing public key (1216 bytes, v2). The lengths differ, so an id names its kind unambiguously.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +28,17 @@ def public_key(private: bytes) -> bytes:
     return x25519.X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes_raw()
 
 
+_PUBLIC_SIZES = (32, 1216)
+
+
 def key_id(public: bytes) -> bytes:
-    """SHA-256(raw public key)[0:16]."""
-    return hashlib.sha256(require_bytes(public, 32, "public key")).digest()[:16]
+    """SHA-256(raw public key)[0:16]: X25519 (32 bytes) or X-Wing (1216 bytes)."""
+    if not isinstance(public, bytes | bytearray | memoryview):
+        raise TypeError("public key must be bytes")
+    raw = bytes(public)
+    if len(raw) not in _PUBLIC_SIZES:
+        raise ValueError("public key must be 32 (X25519) or 1216 (X-Wing) bytes")
+    return hashlib.sha256(raw).digest()[:16]
 
 
 def keyset_fingerprint(key_ids: Iterable[bytes]) -> bytes:

@@ -16,6 +16,7 @@ from ._encoding import Rng, b64u_decode, b64u_encode, random_bytes, require_byte
 from ._errors import OpenError
 from ._keys import key_id as _key_id
 from ._keys import public_key
+from ._xwing import public_key as _xwing_public
 
 ITERATIONS = 600_000
 VERSION = 0x01
@@ -26,6 +27,10 @@ WRAPPED_SIZE = 1 + NONCE_SIZE + len(PKCS8_X25519_PREFIX) + 32 + 16  # 77
 
 _SALT_LABEL = b"chuishao/v1/password\x00"
 _WRAP_AAD_LABEL = b"chuishao/v1/wrapped-key\x00"
+# Suite v2: the reviewer's X-Wing seed, wrapped by the same kek as the X25519 key.
+XWING_WRAP_VERSION = 0x02
+XWING_WRAPPED_SIZE = 1 + NONCE_SIZE + 32 + 16  # 61
+_XWING_WRAP_AAD_LABEL = b"chuishao/v2/wrapped-xwing\x00"
 _SCRYPT_SALT_SIZE = 16
 _SCRYPT_HASH_SIZE = 32
 # Bounds on stored parameters, so a corrupted or hostile row cannot exhaust memory.
@@ -124,3 +129,34 @@ def verify_auth_secret(secret: bytes, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def _xwing_wrap_aad(key_id: bytes) -> bytes:
+    return _XWING_WRAP_AAD_LABEL + require_bytes(key_id, 16, "key_id")
+
+
+def wrap_xwing_seed(kek: bytes, seed: bytes, key_id: bytes, *, rng: Rng | None = None) -> bytes:
+    """0x02 || nonce(12) || AES-256-GCM(kek, nonce, seed32, "chuishao/v2/wrapped-xwing" 0 id)."""
+    seed = require_bytes(seed, 32, "X-Wing seed")
+    aad = _xwing_wrap_aad(key_id)
+    if not hmac.compare_digest(_key_id(_xwing_public(seed)), key_id):
+        raise ValueError("key_id does not belong to this X-Wing seed")
+    nonce = random_bytes(NONCE_SIZE, rng)
+    ct = AESGCM(require_bytes(kek, 32, "kek")).encrypt(nonce, seed, aad)
+    return bytes([XWING_WRAP_VERSION]) + nonce + ct
+
+
+def unwrap_xwing_seed(kek: bytes, blob: bytes, key_id: bytes) -> bytes:
+    """Inverse of wrap_xwing_seed; returns the 32-byte X-Wing seed."""
+    try:
+        aad = _xwing_wrap_aad(key_id)
+        blob = bytes(blob)
+        if len(blob) != XWING_WRAPPED_SIZE or blob[0] != XWING_WRAP_VERSION:
+            raise OpenError()
+        aead = AESGCM(require_bytes(kek, 32, "kek"))
+        seed = aead.decrypt(blob[1 : 1 + NONCE_SIZE], blob[1 + NONCE_SIZE :], aad)
+        if not hmac.compare_digest(_key_id(_xwing_public(seed)), key_id):
+            raise OpenError()
+    except Exception:
+        raise OpenError() from None
+    return seed

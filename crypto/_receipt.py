@@ -7,14 +7,17 @@ import unicodedata
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from . import _xwing
 from ._encoding import Rng, random_bytes, require_bytes
 from ._keys import public_key
 
 RECEIPT_DIGITS = 20
 ITERATIONS = 600_000
 _SALT_LABEL = b"chuishao/v1/receipt\x00"
+_XWING_INFO = b"chuishao/v2/receipt-xwing"
 # Characters dropped while normalizing: whitespace and dash punctuation (after NFKC).
 _DROP_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pd"})
 _DROP_CHARS = frozenset("\t\n\v\f\r")
@@ -26,6 +29,8 @@ class ReceiptKeys:
     public: bytes  # its raw public key; the reporter's slot is sealed to it
     lookup_secret: bytes  # seed[32:64]; the browser presents it to find the case
     lookup_hash: bytes  # SHA-256(lookup_secret); all the server stores
+    xwing_seed: bytes  # HKDF(seed, "chuishao/v2/receipt-xwing", 32): the v2 private key
+    xwing_public: bytes  # its 1216-byte X-Wing public key; the reporter's v2 slot
 
 
 def new_receipt(*, rng: Rng | None = None) -> str:
@@ -72,9 +77,22 @@ def derive_receipt(
     ).derive(digits.encode("ascii"))
     private = seed[:32]
     lookup_secret = seed[32:]
+    xwing_seed = receipt_xwing_seed(seed)
     return ReceiptKeys(
         private=private,
         public=public_key(private),
         lookup_secret=lookup_secret,
         lookup_hash=hashlib.sha256(lookup_secret).digest(),
+        xwing_seed=xwing_seed,
+        xwing_public=_xwing.public_key(xwing_seed),
     )
+
+
+def receipt_xwing_seed(seed: bytes) -> bytes:
+    """HKDF-SHA256(ikm = the whole 64-byte seed, salt empty, info label, L = 32).
+
+    The whole seed, not seed[0:32]: a quantum adversary who sees the receipt's X25519 public
+    key can find seed[0:32]; the lookup secret half is never stored (only its hash).
+    """
+    ikm = require_bytes(seed, 64, "receipt seed")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_XWING_INFO).derive(ikm)

@@ -112,4 +112,4 @@ def test_unsupported_algorithms_rejected() -> None:
     with pytest.raises(ValueError):
         _hpke.Suite(0x0020, 2, 1)
     with pytest.raises(ValueError):
-        _hpke.Suite(0x0020, 1, 3)
+        _hpke.Suite(0x0020, 1, 0x0004)  # 3 (ChaCha20-Poly1305) serves the X-Wing vectors

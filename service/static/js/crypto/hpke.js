@@ -1,13 +1,19 @@
-// RFC 9180 HPKE, base mode, on WebCrypto. KEMs: DHKEM(X25519, HKDF-SHA256)
-// and DHKEM(P-256, HKDF-SHA256); KDF: HKDF-SHA256; AEADs: AES-128-GCM and
-// AES-256-GCM. Intermediate values are exposed for the test vectors.
+// RFC 9180 HPKE, base mode, on WebCrypto. KEMs: DHKEM(X25519, HKDF-SHA256),
+// DHKEM(P-256, HKDF-SHA256) and MLKEM768-X25519 (X-Wing, suite v2); KDF:
+// HKDF-SHA256; AEADs: AES-128-GCM, AES-256-GCM and (for the published X-Wing
+// vectors) ChaCha20-Poly1305. Intermediate values are exposed for the vectors.
+// WebCrypto has KEMs but no HPKE: the key schedule below is computed here for
+// every KEM alike; X-Wing's shared secret enters it as is (no ExtractAndExpand).
 import { ascii, b64uDecode, concat, i2osp, toBytes } from "./encodings.js";
 import {
   aesGcmDecrypt,
   aesGcmEncrypt,
+  chachaDecrypt,
+  chachaEncrypt,
   hkdfExpand,
   hkdfExtract,
 } from "./primitives.js";
+import { XWING_ENC_LENGTH, XWING_PUBLIC_LENGTH, xwingDecap, xwingEncap } from "./xwing.js";
 import {
   asX25519Private,
   generateP256,
@@ -23,9 +29,11 @@ import {
 
 export const KEM_X25519 = 0x0020;
 export const KEM_P256 = 0x0010;
+export const KEM_XWING = 0x647a;
 export const KDF_HKDF_SHA256 = 0x0001;
 export const AEAD_AES128GCM = 0x0001;
 export const AEAD_AES256GCM = 0x0002;
+export const AEAD_CHACHA20POLY1305 = 0x0003;
 
 const MODE_BASE = 0x00;
 const VERSION = ascii("HPKE-v1");
@@ -35,8 +43,9 @@ const P256_ORDER = BigInt(
 );
 
 const AEADS = {
-  [AEAD_AES128GCM]: { Nk: 16, Nn: 12, Nt: 16 },
-  [AEAD_AES256GCM]: { Nk: 32, Nn: 12, Nt: 16 },
+  [AEAD_AES128GCM]: { Nk: 16, Nn: 12, Nt: 16, seal: aesGcmEncrypt, open: aesGcmDecrypt },
+  [AEAD_AES256GCM]: { Nk: 32, Nn: 12, Nt: 16, seal: aesGcmEncrypt, open: aesGcmDecrypt },
+  [AEAD_CHACHA20POLY1305]: { Nk: 32, Nn: 12, Nt: 16, seal: chachaEncrypt, open: chachaDecrypt },
 };
 
 export async function labeledExtract(suiteId, salt, label, ikm) {
@@ -112,6 +121,15 @@ const KEMS = {
   },
 };
 
+// X-Wing is not a DHKEM: WebCrypto's encapsulateBits / decapsulateBits give
+// the KEM's shared secret, used as is. The encapsulation randomness cannot be
+// injected, so deterministic options are refused rather than ignored.
+KEMS[KEM_XWING] = {
+  Nsecret: 32,
+  Nenc: XWING_ENC_LENGTH,
+  Npk: XWING_PUBLIC_LENGTH,
+};
+
 function getKem(kemId) {
   const kem = KEMS[kemId];
   if (!kem) throw new TypeError("unsupported KEM");
@@ -134,6 +152,12 @@ export async function encap(kemId, pkRm, opts = {}) {
   const kem = getKem(kemId);
   const pkR = toBytes(pkRm);
   if (pkR.length !== kem.Npk) throw new TypeError("bad recipient public key");
+  if (kemId === KEM_XWING) {
+    if (opts.ikmE !== undefined || opts.ephemeral !== undefined || opts.rng !== undefined) {
+      throw new TypeError("X-Wing encapsulation cannot be made deterministic here");
+    }
+    return xwingEncap(pkR);
+  }
   let eph;
   if (opts.ikmE !== undefined) {
     eph = await kem.deriveKeyPair(toBytes(opts.ikmE), false);
@@ -155,6 +179,7 @@ export async function decap(kemId, enc, skR, pkRm) {
   const kem = getKem(kemId);
   const e = toBytes(enc);
   if (e.length !== kem.Nenc) throw new TypeError("bad enc");
+  if (kemId === KEM_XWING) return xwingDecap(skR, e);
   const sk = await kem.asPrivate(skR);
   const pkR = pkRm === undefined ? await kem.publicOf(sk) : toBytes(pkRm);
   const dh = await kem.dh(sk, e);
@@ -187,14 +212,15 @@ export function computeNonce(baseNonce, seq) {
   return out;
 }
 
-function context(ks) {
+function context(ks, aeadId) {
+  const aead = AEADS[aeadId];
   return {
     ...ks,
     nonce: (seq) => computeNonce(ks.baseNonce, seq),
     seal: (aad, pt, seq = 0) =>
-      aesGcmEncrypt(ks.key, computeNonce(ks.baseNonce, seq), toBytes(pt), toBytes(aad)),
+      aead.seal(ks.key, computeNonce(ks.baseNonce, seq), toBytes(pt), toBytes(aad)),
     open: (aad, ct, seq = 0) =>
-      aesGcmDecrypt(ks.key, computeNonce(ks.baseNonce, seq), toBytes(ct), toBytes(aad)),
+      aead.open(ks.key, computeNonce(ks.baseNonce, seq), toBytes(ct), toBytes(aad)),
   };
 }
 
@@ -202,14 +228,14 @@ export async function setupBaseS(suite, pkRm, info, opts = {}) {
   const { kemId, kdfId, aeadId } = suite;
   const { sharedSecret, enc } = await encap(kemId, pkRm, opts);
   const ks = await keyScheduleBase(kemId, kdfId, aeadId, sharedSecret, info);
-  return context({ enc, sharedSecret, ...ks });
+  return context({ enc, sharedSecret, ...ks }, aeadId);
 }
 
 export async function setupBaseR(suite, enc, skR, info, pkRm) {
   const { kemId, kdfId, aeadId } = suite;
   const sharedSecret = await decap(kemId, enc, skR, pkRm);
   const ks = await keyScheduleBase(kemId, kdfId, aeadId, sharedSecret, info);
-  return context({ enc: toBytes(enc), sharedSecret, ...ks });
+  return context({ enc: toBytes(enc), sharedSecret, ...ks }, aeadId);
 }
 
 // Single-shot seal (sequence number 0): returns enc || ct.
@@ -228,11 +254,18 @@ export async function openBase(suite, data, skR, info, aad) {
 }
 
 export async function privateRaw(kemId, key) {
+  if (kemId === KEM_XWING) throw new TypeError("X-Wing private keys are seeds");
   return getKem(kemId).privateRaw(key);
 }
 
 export const SUITE_X25519_AES256 = {
   kemId: KEM_X25519,
+  kdfId: KDF_HKDF_SHA256,
+  aeadId: AEAD_AES256GCM,
+};
+
+export const SUITE_XWING_AES256 = {
+  kemId: KEM_XWING,
   kdfId: KDF_HKDF_SHA256,
   aeadId: AEAD_AES256GCM,
 };

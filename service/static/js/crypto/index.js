@@ -1,4 +1,4 @@
-// Chuishao protocol v1, browser side. Public API (async where WebCrypto is
+// Chuishao protocol v1 and v2 (post-quantum hybrid key slots), browser side. Public API (async where WebCrypto is
 // involved); camelCase mirrors of the Python package `crypto`.
 //
 // Bytes are Uint8Array. Ids (case, item, file, key ids) are Uint8Array(16)
@@ -16,7 +16,24 @@ import {
 import { randomBytes, sha256 } from "./primitives.js";
 
 export { OpenError } from "./errors.js";
-export { SUITE, sealKey, openKey } from "./slots.js";
+export {
+  SUITE,
+  SUITE_V2,
+  SLOT_LENGTH,
+  SLOT_LENGTH_V2,
+  sealKey,
+  openKey,
+  sealKeyV2,
+  openKeyV2,
+  sealSlot,
+  openSlot,
+} from "./slots.js";
+export {
+  supportsHybrid,
+  generateXWing,
+  importXWingSeed,
+  xwingPublicRaw,
+} from "./xwing.js";
 export { sealItem, openItem } from "./items.js";
 export { padme } from "./padding.js";
 export { sealFile, openFile, CHUNK_SIZE } from "./files.js";
@@ -27,7 +44,13 @@ export {
   normalizeReceipt,
   deriveReceipt,
 } from "./receipt.js";
-export { derivePassword, wrapPrivateKey, unwrapPrivateKey } from "./password.js";
+export {
+  derivePassword,
+  wrapPrivateKey,
+  unwrapPrivateKey,
+  wrapXWingSeed,
+  unwrapXWingSeed,
+} from "./password.js";
 export { RecoveryError, decodeRecoverySecret, encodeRecoverySecret } from "./recovery.js";
 export { verifySignature } from "./signing.js";
 export {

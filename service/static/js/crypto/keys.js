@@ -71,10 +71,13 @@ export async function x25519PrivateRaw(privateKey) {
   return der.slice(16);
 }
 
-// key_id(pk) = SHA-256(raw 32-byte public key)[0:16]
+// key_id(pk) = SHA-256(raw public key)[0:16], for an X25519 (32 bytes) or an
+// X-Wing (1216 bytes) public key: the lengths keep the two kinds apart.
 export async function keyId(publicRaw) {
   const b = toBytes(publicRaw);
-  if (b.length !== 32) throw new TypeError("X25519 public key must be 32 bytes");
+  if (b.length !== 32 && b.length !== 1216) {
+    throw new TypeError("public key must be 32 (X25519) or 1216 (X-Wing) bytes");
+  }
   return (await sha256(b)).slice(0, 16);
 }
 

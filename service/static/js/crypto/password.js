@@ -10,6 +10,7 @@ import {
   x25519Pkcs8,
 } from "./keys.js";
 import { aesGcmEncrypt, pbkdf2Sha256, randomBytes } from "./primitives.js";
+import { XWING, xwingPublicRaw } from "./xwing.js";
 
 export const PASSWORD_ITERATIONS = 600000;
 export const WRAP_VERSION = 0x01;
@@ -89,3 +90,58 @@ export async function unwrapPrivateKey(kek, blob, keyId) {
   }
 }
 
+
+// Suite v2: the reviewer's 32-byte X-Wing seed wrapped by the same kek.
+// wrapped = 0x02 || nonce (12) || AES-256-GCM(kek, nonce, seed,
+//           "chuishao/v2/wrapped-xwing" || 0x00 || key_id)          = 61 bytes
+export const XWING_WRAP_VERSION = 0x02;
+export const XWING_WRAPPED_LENGTH = 1 + 12 + 32 + 16;
+
+function xwingWrapAad(keyId) {
+  return concat(ascii("chuishao/v2/wrapped-xwing"), new Uint8Array([0]), idBytes(keyId));
+}
+
+// seed: the raw 32 bytes (e.g. generateXWing(true).seed).
+export async function wrapXWingSeed(kek, seed, keyId, opts = {}) {
+  const raw = toBytes(seed);
+  if (raw.length !== 32) throw new TypeError("X-Wing seed must be 32 bytes");
+  const id = idBytes(keyId);
+  if (!equalBytes(await publicKeyId(await xwingPublicRaw(raw)), id)) {
+    throw new TypeError("key id does not belong to this X-Wing seed");
+  }
+  let nonce;
+  if (opts.nonce !== undefined) nonce = toBytes(opts.nonce);
+  else nonce = opts.rng ? toBytes(opts.rng(12)) : randomBytes(12);
+  if (nonce.length !== 12) throw new TypeError("nonce must be 12 bytes");
+  const ct = await aesGcmEncrypt(await kekKey(kek, ["encrypt"]), nonce, raw, xwingWrapAad(id));
+  return concat(new Uint8Array([XWING_WRAP_VERSION]), nonce, ct);
+}
+
+// Returns a NON-extractable MLKEM768-X25519 CryptoKey (decapsulateBits),
+// unwrapped by WebCrypto from the seed; its public key must have the key id.
+export async function unwrapXWingSeed(kek, blob, keyId) {
+  try {
+    const b = toBytes(blob);
+    if (b.length !== XWING_WRAPPED_LENGTH || b[0] !== XWING_WRAP_VERSION) throw new OpenError();
+    const id = idBytes(keyId);
+    const params = {
+      name: "AES-GCM",
+      iv: b.subarray(1, 13),
+      additionalData: xwingWrapAad(id),
+      tagLength: 128,
+    };
+    const key = await subtle.unwrapKey(
+      "raw-seed",
+      b.subarray(13),
+      await kekKey(kek, ["unwrapKey"]),
+      params,
+      XWING,
+      false,
+      ["decapsulateBits"],
+    );
+    if (!equalBytes(await publicKeyId(await xwingPublicRaw(key)), id)) throw new OpenError();
+    return key;
+  } catch {
+    throw new OpenError();
+  }
+}

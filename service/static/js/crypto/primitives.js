@@ -65,6 +65,26 @@ export async function aesGcmDecrypt(key, nonce, ciphertext, aad) {
   return new Uint8Array(await subtle.decrypt(params, ck, toBytes(ciphertext)));
 }
 
+// ChaCha20-Poly1305 (WebCrypto modern algorithms); only the published X-Wing
+// HPKE vectors use it.
+async function chachaKey(key, usages) {
+  const k = toBytes(key);
+  if (k.length !== 32) throw new TypeError("bad ChaCha20-Poly1305 key length");
+  return subtle.importKey("raw-secret", k, { name: "ChaCha20-Poly1305" }, false, usages);
+}
+
+export async function chachaEncrypt(key, nonce, plaintext, aad) {
+  const ck = await chachaKey(key, ["encrypt"]);
+  const params = { name: "ChaCha20-Poly1305", iv: nonce, additionalData: aad };
+  return new Uint8Array(await subtle.encrypt(params, ck, toBytes(plaintext)));
+}
+
+export async function chachaDecrypt(key, nonce, ciphertext, aad) {
+  const ck = await chachaKey(key, ["decrypt"]);
+  const params = { name: "ChaCha20-Poly1305", iv: nonce, additionalData: aad };
+  return new Uint8Array(await subtle.decrypt(params, ck, toBytes(ciphertext)));
+}
+
 export async function pbkdf2Sha256(password, salt, iterations, length) {
   if (!Number.isSafeInteger(iterations) || iterations < 1) {
     throw new RangeError("iterations must be a positive integer");

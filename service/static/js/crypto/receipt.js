@@ -1,8 +1,10 @@
 // Reporter receipts: 20 uniform decimal digits, shown as 5 groups of 4.
-// The receipt derives the reporter's X25519 key and a server lookup secret.
+// The receipt derives the reporter's X25519 key, X-Wing key (suite v2) and a
+// server lookup secret.
 import { ascii, concat, toBytes } from "./encodings.js";
 import { importX25519Private, x25519PublicRaw } from "./keys.js";
-import { pbkdf2Sha256, randomBytes, sha256 } from "./primitives.js";
+import { hkdf, pbkdf2Sha256, randomBytes, sha256 } from "./primitives.js";
+import { importXWingSeed, xwingPublicRaw } from "./xwing.js";
 
 export const RECEIPT_DIGITS = 20;
 export const RECEIPT_ITERATIONS = 600000;
@@ -50,7 +52,12 @@ export function normalizeReceipt(text) {
   return d;
 }
 
-export async function deriveReceipt(receipt, installationSalt, iterations = RECEIPT_ITERATIONS) {
+export async function deriveReceipt(
+  receipt,
+  installationSalt,
+  iterations = RECEIPT_ITERATIONS,
+  opts = {},
+) {
   const digits = normalizeReceipt(receipt);
   const salt = toBytes(installationSalt);
   if (salt.length !== 32) throw new TypeError("installation salt must be 32 bytes");
@@ -62,8 +69,29 @@ export async function deriveReceipt(receipt, installationSalt, iterations = RECE
   );
   const privateKey = await importX25519Private(seed.subarray(0, 32), false);
   const publicKey = await x25519PublicRaw(privateKey);
+  const xw = await receiptXWing(seed, opts);
   seed.fill(0, 0, 32);
   const lookupSecret = seed.slice(32, 64);
   const lookupHash = await sha256(lookupSecret);
-  return { privateKey, publicKey, lookupSecret, lookupHash };
+  return { privateKey, publicKey, lookupSecret, lookupHash, ...xw };
+}
+
+// xwing_seed = HKDF(ikm = the whole 64-byte seed, salt empty,
+// "chuishao/v2/receipt-xwing", 32). Without the hybrid in this browser the
+// X-Wing fields are null; opts.exposeXWingSeed returns the seed (vectors only).
+async function receiptXWing(seed, opts) {
+  const xs = await hkdf(seed, new Uint8Array(0), ascii("chuishao/v2/receipt-xwing"), 32);
+  const out = { xwingPrivateKey: null, xwingPublic: null };
+  if (opts.exposeXWingSeed) out.xwingSeed = xs.slice();
+  if (opts.hybrid !== false) {
+    try {
+      out.xwingPrivateKey = await importXWingSeed(xs, false);
+      out.xwingPublic = await xwingPublicRaw(out.xwingPrivateKey);
+    } catch {
+      out.xwingPrivateKey = null;
+      out.xwingPublic = null;
+    }
+  }
+  xs.fill(0);
+  return out;
 }

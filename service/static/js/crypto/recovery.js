@@ -1,7 +1,9 @@
 // Text form of the installation recovery private key (paper backup):
 // base32 (RFC 4648, no padding) of raw32 || SHA-256(raw32)[0:2], in groups
 // of 5 separated by '-'. Parsing accepts lower case, ignores spaces/dashes.
-import { concat, equalBytes, toBytes } from "./encodings.js";
+// kind "xwing" (the suite v2 part) checksums
+// SHA-256("chuishao/v2/recovery-xwing" || 0x00 || raw32)[0:2] instead.
+import { ascii, concat, equalBytes, toBytes } from "./encodings.js";
 import { sha256 } from "./primitives.js";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -50,14 +52,21 @@ function base32Decode(text) {
   return new Uint8Array(out);
 }
 
-export async function encodeRecoverySecret(raw32) {
+const KINDS = { x25519: "", xwing: "chuishao/v2/recovery-xwing\u0000" };
+
+async function checksum(raw, kind) {
+  if (!Object.hasOwn(KINDS, kind)) throw new TypeError("unknown recovery key kind");
+  return (await sha256(concat(ascii(KINDS[kind]), raw))).subarray(0, 2);
+}
+
+export async function encodeRecoverySecret(raw32, kind = "x25519") {
   const raw = toBytes(raw32);
   if (raw.length !== 32) throw new TypeError("recovery key must be 32 bytes");
-  const text = base32Encode(concat(raw, (await sha256(raw)).subarray(0, 2)));
+  const text = base32Encode(concat(raw, await checksum(raw, kind)));
   return text.match(/.{1,5}/g).join("-");
 }
 
-export async function decodeRecoverySecret(text) {
+export async function decodeRecoverySecret(text, kind = "x25519") {
   if (typeof text !== "string") throw new RecoveryError();
   const spaced = text.replace(/[ \-\t\r\n]/g, "");
   // ASCII before upper-casing: e.g. "ß".toUpperCase() is "SS" (a second spelling).
@@ -66,7 +75,7 @@ export async function decodeRecoverySecret(text) {
   if (compact.length !== TEXT_LENGTH || !/^[A-Z2-7]+$/.test(compact)) throw new RecoveryError();
   const data = base32Decode(compact);
   const raw = data.slice(0, 32);
-  if (!equalBytes((await sha256(raw)).subarray(0, 2), data.subarray(32))) {
+  if (!equalBytes(await checksum(raw, kind), data.subarray(32))) {
     throw new RecoveryError();
   }
   return raw;
