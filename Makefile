@@ -24,6 +24,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	@scripts/ensure-fonts.sh >/dev/null || exit 1
+	@scripts/ensure-test-tools.sh >/dev/null || exit 1
 	@browser=$$(scripts/ensure-chromium.sh) || exit 1; \
 	if [ "$$browser" != ok ]; then export CHUISHAO_SKIP_BROWSER=1; fi; \
 	$(MAKE) --no-print-directory lint typecheck migrations-check pytest pytest-postgres
