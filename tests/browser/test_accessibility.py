@@ -93,6 +93,15 @@ def _axe(page: Any) -> list[dict[str, Any]]:
              "targets": [n["target"] for n in v["nodes"]][:5]} for v in result["violations"]]
 
 
+# The innermost elements that reach past the right edge, to say what to fix.
+_WIDEST = """() => [...document.querySelectorAll('body *')]
+  .filter((e) => e.getBoundingClientRect().right > 321 && ![...e.children].some(
+     (c) => c.getBoundingClientRect().right > 321))
+  .slice(0, 4).map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+     + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ')[0] : ''))
+  .join(', ')"""
+
+
 def _sideways(page: Any) -> int:
     page.set_viewport_size({"width": 320, "height": 700})
     page.wait_for_timeout(50)
@@ -114,8 +123,9 @@ def _check(page: Any, base: str, path: str, label: str, problems: list[str],
                                 f"{json.dumps(violation['targets'], ensure_ascii=False)}")
         wide = _sideways(page)
         if wide > 320:
+            culprits = page.evaluate(_WIDEST)
             problems.append(f"{label} {path} [{lang}]: scrolls sideways at 320 px "
-                            f"(scrollWidth {wide})")
+                            f"(scrollWidth {wide}; widest: {culprits})")
         html_pages[f"{label}{path}-{lang}"] = page.request.get(base + path).text()
 
 

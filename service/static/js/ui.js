@@ -11,7 +11,7 @@ let table = null;
 
 function messages() {
   if (table === null) {
-    const island = document.getElementById("messages");
+    const island = document.getElementById("ui-messages");
     try {
       table = island ? JSON.parse(island.textContent) : {};
     } catch {

@@ -333,7 +333,8 @@ function fillColleagues() {
   const form = document.getElementById("grant-form");
   const none = document.getElementById("no-colleagues");
   if (!select || !form) return;
-  select.replaceChildren(...data.colleagues.map((c) =>
+  // The first, empty option stays: `required` then means a colleague was really chosen.
+  select.replaceChildren(select.options[0], ...data.colleagues.map((c) =>
     el("option", { text: c.name, attrs: { value: String(c.user_id) } })));
   form.hidden = data.colleagues.length === 0;
   if (none) none.hidden = data.colleagues.length !== 0;
