@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import degraded, housekeeping, storage
+from service import degraded, housekeeping, logs, sharedlimit, storage
 from service.bodylimit import BodyLimit, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -31,7 +32,6 @@ from service.middleware import (
     NoClientAddressMiddleware,
     SecurityHeadersMiddleware,
 )
-from service.ratelimit import TokenBucket
 from service.settings import Settings
 from service.templating import make_environment
 from service.views import api, board, public
@@ -156,12 +156,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.secret_key = secret_key
     app.state.catalogs = catalogs
     app.state.templates = templates
-    app.state.nojs_submissions = TokenBucket(settings.nojs_submissions_per_hour)
-    app.state.nojs_followups = TokenBucket(settings.nojs_followups_per_hour)
+    # Shared by every instance on PostgreSQL (service/sharedlimit.py).
+    dialect = database.dialect if database is not None else \
+        make_url(settings.database).get_backend_name()
+    app.state.nojs_submissions, app.state.nojs_followups = sharedlimit.nojs_limits(
+        settings, dialect, lambda: app.state.database)
     app.state.storage = console.state.storage = storage.Watch(settings)
-    app.state.held_stamps = degraded.HeldStamps()
+    app.state.held_stamps = console.state.held_stamps = degraded.HeldStamps()
     app.state.storage.on_writable.append(app.state.held_stamps.flush)
     if database is not None:
         app.state.database = database
         console.state.database = database
     return app
+
+
+def create_worker_app() -> Starlette:
+    """One process of ``chuishao serve --workers N``: settings from the same environment."""
+    settings = Settings.from_environ()
+    logs.configure(settings.log_level)
+    return create_app(settings)

@@ -137,4 +137,6 @@ class AccessLogMiddleware:
             access_log.info(
                 "%s %s %d %.1fms", scope["method"], _SECRETISH.sub("…", scope["path"]),
                 status, (time.perf_counter() - started) * 1000,
+                # Only the console's lines keep their time (service/logs.py).
+                extra={"timeless": not scope["path"].startswith("/console")},
             )
