@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cost per case at {args.cases} cases (seeded in {seeded.seconds:.1f} s): "
                   f"database {per_case:,.0f} bytes", flush=True)
             grown = sorted(((after[t] - before.get(t, 0), t) for t in after), reverse=True)
-            for delta, table in grown[:4]:
+            for delta, table in [g for g in grown if g[0] > 0][:4]:
                 print(f"    {table:<16} {delta / args.cases:8,.0f} bytes per case")
             lists: list[ListFigure] = []
             for workers in counts:
