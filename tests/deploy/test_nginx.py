@@ -484,6 +484,37 @@ def test_the_nojs_ceiling_holds_in_total(cluster: Cluster) -> None:
         assert len(session.scalars(select(Case.id)).all()) == before + NOJS_PER_HOUR
 
 
+def test_stamps_and_sign_in_prices_are_shared(cluster: Cluster) -> None:
+    # One stamp, sent three times: nginx hands each try to the next instance.
+    client = Client(cluster.browser().transport(), language="en")
+    stamp = client.stamp()
+    answers = []
+    for _ in range(3):
+        status, _, body = cluster.browser().request(
+            "POST", "/api/v1/followup/session",
+            json.dumps({"lookup_secret": crypto.b64u_encode(os.urandom(32)),
+                        "pow": stamp}).encode(),
+            {"Content-Type": "application/json", "Accept": "application/json"})
+        answers.append((status, json.loads(body)["error"]["code"]))
+    assert answers[0][1] != "pow_invalid", answers
+    assert [code for _, code in answers[1:]] == ["pow_invalid", "pow_invalid"], answers
+
+    # Failed sign-ins for one name, each on another instance: every one counts, and the
+    # next stamp's price rises by one bit per failure beyond the three free ones.
+    browser = cluster.browser()
+    status, page = browser.get("/console/login")
+    csrf = CSRF_META.search(page).group(1)  # type: ignore[union-attr]
+    for _ in range(5):
+        status, pre = browser.post_json("/console/api/prelogin", {"username": "ops"}, csrf)
+        status, answer = browser.post_json("/console/login", {
+            "username": "ops", "auth_secret": crypto.b64u_encode(os.urandom(32)),
+            "totp": "000000", "pow": solve_pow(pre["pow"]["challenge"],
+                                               pre["pow"]["difficulty"])}, csrf)
+        assert status in (400, 401, 403), answer
+    status, pre = browser.post_json("/console/api/prelogin", {"username": "ops"}, csrf)
+    assert pre["pow"]["difficulty"] == 2 + (5 - 3)
+
+
 def test_bodies_too_large_or_too_slow_never_reach_an_instance(cluster: Cluster) -> None:
     before = cluster.app_log()
     browser = cluster.browser()
