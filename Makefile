@@ -27,6 +27,8 @@ test: $(STAMP)
 	@scripts/ensure-test-tools.sh >/dev/null || exit 1
 	@browser=$$(scripts/ensure-chromium.sh) || exit 1; \
 	if [ "$$browser" != ok ]; then export CHUISHAO_SKIP_BROWSER=1; fi; \
+	proxy=$$(scripts/ensure-nginx.sh) || exit 1; \
+	if [ "$$proxy" != ok ]; then export CHUISHAO_SKIP_NGINX=1; fi; \
 	$(MAKE) --no-print-directory lint typecheck migrations-check pytest pytest-postgres
 	@if [ -n "$(CHUISHAO_BENCH)" ]; then $(MAKE) --no-print-directory bench; fi
 

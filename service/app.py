@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import degraded, housekeeping, logs, storage
+from service import degraded, housekeeping, logs, sharedlimit, storage
 from service.bodylimit import RequestBody, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -165,7 +166,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.secret_key = secret_key
     app.state.catalogs = catalogs
     app.state.templates = templates
-    app.state.nojs_submissions = TokenBucket(settings.nojs_submissions_per_hour)
+    # Shared by every instance on PostgreSQL (service/sharedlimit.py).
+    dialect = database.dialect if database is not None else \
+        make_url(settings.database).get_backend_name()
+    app.state.nojs_submissions = sharedlimit.nojs_limit(settings, dialect,
+                                                        lambda: app.state.database)
     # Sessions opened on a stamp held in memory while storage refuses writes (degraded.py):
     # a global budget, since such a stamp cannot be recorded as spent yet.
     app.state.held_sessions = TokenBucket(degraded.HELD_SESSIONS_PER_HOUR)
@@ -177,3 +182,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.database = database
         console.state.database = database
     return app
+
+
+def create_worker_app() -> Starlette:
+    """One process of ``chuishao serve --workers N``: settings from the same environment."""
+    settings = Settings.from_environ()
+    logs.configure(settings.log_level)
+    return create_app(settings)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import crypto
@@ -216,25 +217,55 @@ def _has_admin(settings: Settings) -> bool:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from service import logs
     from service.app import create_app
 
     logs.configure(settings.log_level, granularity_seconds=settings.time_granularity_seconds)
+    refused = refuse_workers(settings, args.workers)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
     if args.first_admin_link and not _has_admin(settings):
         link = _invite(settings, ["admin"], None, settings.invitation_hours)
         print()
         print("No administrator yet. Open this one-time link to create the first account:")
         print(f"    {link}")
         print()
+    options = {
+        "host": settings.host, "port": settings.port,
+        "access_log": False,  # its lines carry client addresses; ours do not
+        "proxy_headers": False, "server_header": False,
+        "log_config": logs.UVICORN_LOG_CONFIG, "log_level": settings.log_level.lower(),
+    }
+    if args.workers > 1:
+        # Each worker builds its own app from the same environment (create_worker_app).
+        config = uvicorn.Config("service.app:create_worker_app", factory=True,
+                                workers=args.workers, **options)  # type: ignore[arg-type]
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.host, port=settings.port,
-        access_log=False,  # its lines carry client addresses; ours do not
-        proxy_headers=False, server_header=False,
-        log_config=logs.UVICORN_LOG_CONFIG, log_level=settings.log_level.lower(),
-    ))
+    server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
     return _serve_until_signalled(server)
+
+
+def refuse_workers(settings: Settings, workers: int) -> str | None:
+    """Why ``workers`` processes cannot serve this installation, or None."""
+    if workers < 1:
+        return "refused: --workers must be at least 1"
+    if workers == 1:
+        return None
+    if make_url(settings.database).get_backend_name() != "postgresql":
+        return ("refused: SQLite serves one process only; --workers N needs PostgreSQL "
+                "(set CHUISHAO_DATABASE_URL=postgresql://...; see docs/OPERATIONS.md)")
+    if not str(settings.secret_key) and not settings.secret_key_path.exists():
+        # Each worker would generate a key of its own: sessions, CSRF tokens and follow-up
+        # capabilities signed by one would be refused by the others.
+        return ("refused: several workers need one secret key; set CHUISHAO_SECRET_KEY "
+                "(the same on every machine) or start once with one worker so "
+                f"{settings.secret_key_path} exists")
+    return None
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -613,6 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",
                        help="print a one-time link when no administrator exists")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N processes on one port (PostgreSQL only; docs/OPERATIONS.md)")
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="walk the hash chain; say where it breaks "

@@ -9,20 +9,27 @@ draft of 256 MiB that was discarded or abandoned kept its 256 MiB on disk. Datab
 therefore kept in ``auto_vacuum=INCREMENTAL`` mode (new files from the first connection,
 existing files converted once by ``chuishao migrate``), and every purge round ends with an
 incremental vacuum and a WAL checkpoint that truncates the log.
+
+Several instances on one PostgreSQL database each run these rounds; a PostgreSQL advisory
+lock per job lets exactly one of them do a round at a time, and the others skip it (the
+next round comes soon enough). SQLite has one instance: nothing to take.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from reviewer import audit, exports
-from service import intake, pow, quota
+from service import intake, pow, quota, sharedlimit
 from service.db import Database
 from service.models import utcnow
 from service.settings import Settings
@@ -30,13 +37,47 @@ from service.settings import Settings
 log = logging.getLogger("chuishao.housekeeping")
 
 
+def job_key(job: str) -> int:
+    """The advisory lock's number for ``job``: the same in every instance, signed 64-bit."""
+    digest = hashlib.sha256(b"chuishao.housekeeping\x00" + job.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextmanager
+def only_one(database: Database, job: str) -> Iterator[bool]:
+    """Yield whether this instance runs ``job`` now: False while another instance holds it.
+
+    A session-level advisory lock on a connection of its own, held for the whole round
+    (which commits several transactions) and given back at the end, or by PostgreSQL if
+    this process dies."""
+    if database.dialect != "postgresql" or not isinstance(database.bind, Engine):
+        yield True
+        return
+    key = job_key(job)
+    with database.bind.connect() as conn:
+        mine = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+        conn.commit()
+        try:
+            yield mine
+        finally:
+            if mine:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+
+
 def purge_once(database: Database, settings: Settings | None = None,
                now: dt.datetime | None = None) -> tuple[int, int]:
     now = now or utcnow()
-    with database.session() as session:
-        drafts = intake.purge_expired(session, now)
-        stamps = pow.purge_spent(session, now)
-        quota.purge_sessions(session, now)
+    with only_one(database, "purge") as mine:
+        if not mine:
+            log.debug("another instance is purging")
+            return 0, 0
+        with database.session() as session:
+            drafts = intake.purge_expired(session, now)
+            stamps = pow.purge_spent(session, now)
+            quota.purge_sessions(session, now)
+            if settings is not None:
+                sharedlimit.purge_windows(session, settings.time_granularity_seconds, now)
     reclaim_space(database)
     if settings is not None:
         settle_once(database, settings)
@@ -46,10 +87,14 @@ def purge_once(database: Database, settings: Settings | None = None,
 
 def settle_once(database: Database, settings: Settings) -> tuple[int, int]:
     """(reporters' audit entries entered, abandoned exports marked failed)."""
-    with database.session() as session:
-        released = audit.release_deferred(session)
-    with database.session() as session:
-        failed = exports.fail_abandoned(session, settings)
+    with only_one(database, "settle") as mine:
+        if not mine:
+            log.debug("another instance is settling")
+            return 0, 0
+        with database.session() as session:
+            released = audit.release_deferred(session)
+        with database.session() as session:
+            failed = exports.fail_abandoned(session, settings)
     if released or failed:
         log.info("entered %d held audit entries, marked %d abandoned exports failed",
                  released, failed)

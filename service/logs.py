@@ -176,12 +176,22 @@ async def release_periodically(step: int) -> None:
         release_held(everything=True)
 
 
+class Formatter(logging.Formatter):
+    """Records marked ``timeless`` (the access lines of reporters' routes) carry no time: the
+    moment of a request would link a report to a visit more finely than stored times do."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        if getattr(record, "timeless", False):
+            return "-"
+        return super().formatTime(record, datefmt)
+
+
 def configure(level: str = "INFO", stream: Any = None, *, granularity_seconds: int = 3600
               ) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     # The filter scrubs message, traceback and stack; the time stamp (which looks like an IPv6
     # fragment, 12:34:56) is ours and stays readable.
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(AddressScrubFilter())
     # After the scrub, so what is held is scrubbed already.
     hold = PublicRecordHold(handler, granularity_seconds)

@@ -375,6 +375,18 @@ class SignInFailure(Base):
     last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
+class RateWindow(Base):
+    """How much of a global no-JavaScript ceiling one window has used, shared by every
+    instance on the database. A window is the installation's time granularity, so the
+    table says no more than the coarsened times of the cases already do."""
+
+    __tablename__ = "rate_windows"
+
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class FollowupQuota(Base):
     """What one follow-up session has added (items, bytes), under a hash of its session
     id; no case, and an expiry coarsened to the installation's granularity."""
