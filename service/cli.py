@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
+from service import localtime
 from service.db import Database
 from service.settings import Settings
 
@@ -681,6 +682,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     # The database and key files hold sealed reports and secrets: readable by us only.
     os.umask(0o077)
     settings = settings or Settings.from_environ()
+    localtime.install(settings.time_zone)
     return COMMANDS[args.command](settings, args)
 
 
