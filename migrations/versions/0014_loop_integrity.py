@@ -30,13 +30,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('rectifications', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('on_the_spot', sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.add_column(sa.Column('fixed_on', sa.Date(), nullable=True))
-    with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('rectification_due_at',
-                                      service.models.UTCDateTime(timezone=True), nullable=True))
+    # Plain ADD COLUMNs: recreating these tables on SQLite (batch mode) trips the foreign
+    # keys that point at them.
+    op.add_column('rectifications', sa.Column('on_the_spot', sa.Boolean(), nullable=False,
+                                              server_default=sa.false()))
+    op.add_column('rectifications', sa.Column('fixed_on', sa.Date(), nullable=True))
+    op.add_column('cases', sa.Column('rectification_due_at',
+                                     service.models.UTCDateTime(timezone=True), nullable=True))
     _backfill()
 
 
