@@ -44,6 +44,9 @@ EVENTS = {
     "message": N_("The reviewers sent you a message."),
 }
 
+# A refusal carries the reviewers' own words besides the listed reason (data "note").
+NOTE = N_("{text}. The reviewers wrote: {note}")
+
 
 def status_text(status: str, translate: Callable[..., str]) -> str:
     return translate(STATUS.get(status, STATUS["new"]))
@@ -68,5 +71,4 @@ def event_text(kind: str, data: dict[str, Any], translate: Callable[..., str]) -
         return translate(template.split(":")[0])
     # A refusal carries the reviewers' own words besides the listed reason.
     note = str(data.get("note") or "") if kind == "not_accepted" else ""
-    return translate(N_("{text} The reviewers wrote: {note}"), text=text, note=note) \
-        if note else text
+    return translate(NOTE, text=text, note=note) if note else text
