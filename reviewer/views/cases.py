@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import audit, auth, cases, workflow
 from reviewer.auth import current_user, require_roles
-from service import feed, reportform
+from service import feed, localtime, reportform
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
 from service.i18n import N_
@@ -172,6 +172,10 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
                        for u in reviewers if u.id not in holders],
         "items": [{"id": i.id, "kind": i.kind, "author": i.author,
                    "name": authors.get(i.user_id or 0, ""), "created": i.created_at.isoformat(),
+                   # Shown as the page shows every time: the installation's zone, labelled;
+                   # a reporter's item as the span its coarse time stands for.
+                   "shown": localtime.show(i.created_at, granularity=(
+                       settings.time_granularity_seconds if i.author == "reporter" else None)),
                    "blob": _b64(i.blob)}
                   for i in items if i.kind != "file-meta" or i.id in complete_meta],
         "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "chunk_count": f.chunk_count,
@@ -316,8 +320,8 @@ async def post_message(request: Request) -> Response:
     case = _case(request)
     item = cases.add_message(get_session(request), case, current_user(request),
                              await _json(request))
-    return JSONResponse({"id": item.id, "created": item.created_at.isoformat()},
-                        status_code=201)
+    return JSONResponse({"id": item.id, "created": item.created_at.isoformat(),
+                         "shown": localtime.show(item.created_at)}, status_code=201)
 
 
 @require_roles("reviewer")
@@ -325,8 +329,8 @@ async def post_note(request: Request) -> Response:
     case = _case(request)
     item = cases.add_note(get_session(request), case, current_user(request),
                           await _json(request))
-    return JSONResponse({"id": item.id, "created": item.created_at.isoformat()},
-                        status_code=201)
+    return JSONResponse({"id": item.id, "created": item.created_at.isoformat(),
+                         "shown": localtime.show(item.created_at)}, status_code=201)
 
 
 @require_roles("reviewer")
