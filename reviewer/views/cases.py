@@ -11,8 +11,13 @@ or holder of one of its key slots; reviewer/cases.py):
 | GET  /cases (list)                      | yes      | read     | read    | empty list |
 | GET  /cases/{id} (page), file chunks    | yes      | read     | read    | 403        |
 | POST /cases/{id}/identity (key holders) | yes      | no       | no      | 403        |
-| POST /cases/{id}/actions/{action}       | yes (all but close) | close only | no | no |
+| POST /cases/{id}/actions/{action}       | yes (1)  | (2)      | no      | no         |
 | POST /cases/{id}/messages, notes, grants| yes      | no       | no      | no         |
+
+(1) every triage action but close and reopen_refusal; (2) close and reopen_refusal (by an
+approver other than the one who refused, within ``reopen_days``). The rectification moves
+are not case actions: rectification records make them (reviewer/rectification.py). A refused
+action redirects to the case page, which shows why (post/redirect/get).
 
 A case outside the user's channels answers 404, as an unknown id does, and is audited.
 Approvers and auditors read the plaintext facts and timeline from their scope; they never
@@ -58,8 +63,6 @@ DONE = {
     "start_verification": N_("Verification started."),
     "extend": N_("Verification was extended."),
     "verify": N_("The verification result was recorded."),
-    "open_rectification": N_("A rectification was opened."),
-    "accept_rectification": N_("The rectification was accepted."),
     "close": N_("The case was closed."),
     "assign": N_("The assignment was saved."),
     "grade": N_("The grade was saved."),
