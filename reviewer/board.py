@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reviewer import audit, ledger, rectification
-from reviewer.rectification import LOCAL
+from service import localtime
 from service.channels import SLUG
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
@@ -93,8 +93,8 @@ def rewards_paid(session: Session, channel: Channel, weeks: Weeks) -> int:
     """Rewards paid for the channel's cases in these weeks (local days), in fen."""
     from service.models_rewards import RewardRecord
 
-    start = dt.datetime.combine(weeks.first, dt.time(), LOCAL)
-    end = dt.datetime.combine(weeks.last + dt.timedelta(days=1), dt.time(), LOCAL)
+    start = localtime.midnight(weeks.first)
+    end = localtime.midnight(weeks.last + dt.timedelta(days=1))
     total = session.scalar(
         select(func.coalesce(func.sum(RewardRecord.amount_fen), 0))
         .join(Case, Case.id == RewardRecord.case_id)

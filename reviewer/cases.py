@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, null, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -158,6 +158,7 @@ def overdue_clause(settings: Settings, now: dt.datetime) -> ColumnElement[bool]:
                  and_(Case.accept_due_at.is_(None), Case.created_at < accept_cutoff))),
         and_(Case.status.in_(("accepted", "verifying")), Case.verify_due_at < now),
         and_(Case.status == "verified", Case.feedback_due_at < now),
+        and_(Case.status == "rectifying", Case.rectification_due_at < now),
     )
 
 
@@ -194,13 +195,21 @@ def list_query(session: Session, settings: Settings, user: User, filters: Filter
         query = query.where(Case.sealed_on_server.is_(filters.sealed_on_server))
     if filters.mine:
         query = query.where(Case.assigned_to == user.id)
-    cursor = decode_cursor(filters.after)
     if filters.sort == "due":
-        # Most urgent first: the deadline the case runs against now, open cases only.
-        # An expression cannot use an index; this view is for the (small) set of open cases.
+        # Most urgent first: the deadline each case runs against now; cases with none
+        # (refused, closed, accepted rectification, a record without a deadline yet) follow,
+        # by id. Keyset pages on (no deadline, deadline, id) so every case is reached.
         due = workflow_due_expression(settings)
-        query = query.where(Case.status.in_(("new", "accepted", "verifying", "verified")))
-        return query.order_by(due.asc(), Case.id.asc()).limit(limit)
+        after = decode_due_cursor(filters.after)
+        if after is not None:
+            when, case_id = after
+            if when is None:
+                query = query.where(due.is_(None), Case.id > case_id)
+            else:
+                query = query.where(or_(due > when, and_(due == when, Case.id > case_id),
+                                        due.is_(None)))
+        return query.order_by(due.is_(None).asc(), due.asc(), Case.id.asc()).limit(limit)
+    cursor = decode_cursor(filters.after)
     if filters.sort == "oldest":
         if cursor:
             when, case_id = cursor
@@ -223,8 +232,36 @@ def workflow_due_expression(settings: Settings) -> ColumnElement[Any]:
     return sql_case(
         (Case.status == "new", func.coalesce(Case.accept_due_at, Case.created_at)),
         (Case.status == "verified", Case.feedback_due_at),
-        else_=Case.verify_due_at,
+        (Case.status.in_(("accepted", "verifying")), Case.verify_due_at),
+        (Case.status == "rectifying", Case.rectification_due_at),
+        else_=null(),
     )
+
+
+def encode_due_cursor(case: Case, settings: Settings) -> str:
+    # The sort key itself, as the database compares it (new cases without an accept
+    # deadline sort by their creation time).
+    key: dt.datetime | None
+    if case.status == "new":
+        key = case.accept_due_at or case.created_at
+    else:
+        key = workflow.due_at(case, settings)
+    raw = f"{key.astimezone(dt.UTC).isoformat() if key else '-'}|{case.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_due_cursor(cursor: str | None) -> tuple[dt.datetime | None, str] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, case_id = raw.split("|", 1)
+        when = None if stamp == "-" else dt.datetime.fromisoformat(stamp)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if when is not None and when.tzinfo is None:
+        return None
+    return (when, case_id) if ID.match(case_id) else None
 
 
 def list_cases(session: Session, settings: Settings, user: User, filters: Filters,
@@ -233,7 +270,12 @@ def list_cases(session: Session, settings: Settings, user: User, filters: Filter
     rows = list(session.scalars(list_query(session, settings, user, filters, now, limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = encode_cursor(rows[-1]) if more and rows and filters.sort != "due" else None
+    if not (more and rows):
+        cursor = None
+    elif filters.sort == "due":
+        cursor = encode_due_cursor(rows[-1], settings)
+    else:
+        cursor = encode_cursor(rows[-1])
     return Page(rows, cursor)
 
 

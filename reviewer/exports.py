@@ -42,7 +42,8 @@ from sqlalchemy.orm import Session, aliased
 
 import crypto
 from reviewer import audit
-from reviewer.rewardflow import CHINA, LedgerFilters, display_status, ledger_clause
+from reviewer.rewardflow import LedgerFilters, display_status, ledger_clause
+from service import localtime
 from service.db import IMMEDIATE, Database
 from service.errors import InvalidInput, NotFound
 from service.i18n import N_
@@ -97,7 +98,7 @@ class ExportInvalid(InvalidInput):
 
 
 def _time(value: dt.datetime | None) -> str:
-    return value.astimezone(CHINA).isoformat(timespec="seconds") if value else ""
+    return localtime.iso(value)
 
 
 def _text(value: str | None) -> str:
@@ -227,7 +228,7 @@ def file_chunks(fmt: str, rows: Iterator[tuple[Any, ...]], tally: Tally) -> Iter
 
 
 def file_name(export: RewardExport) -> str:
-    day = export.created_at.astimezone(CHINA).strftime("%Y%m%d")
+    day = localtime.local(export.created_at).strftime("%Y%m%d")
     return f"rewards-{day}-{export.id[:8]}.{export.format}"
 
 

@@ -133,7 +133,8 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
             links.setdefault(link.rectification_id, []).append(link.case_id[:8])
         for entry in session.scalars(select(RectificationEntry).where(
                 RectificationEntry.rectification_id.in_(ids),
-                RectificationEntry.kind.in_(("progress", "extension", "explanation")))
+                RectificationEntry.kind.in_(("on_the_spot", "progress", "extension",
+                                              "explanation")))
                 .order_by(RectificationEntry.id)):
             day = rectification.local_date(entry.created_at).isoformat()
             label = translate(rectification.ENTRY_LABELS[entry.kind])
@@ -250,8 +251,10 @@ def cohort_counts(session: Session, channel_id: int, start: dt.date, end: dt.dat
     found = records_found(session, channel_id, start, end)
     general = sum(1 for _, case in found if case.grade == "general")
     major = sum(1 for _, case in found if case.grade == "major")
+    # A hazard removed on the spot and accepted has no deadline to miss: on time.
     on_time = sum(1 for record, _ in found if record.accepted_on is not None
-                  and record.deadline is not None and record.accepted_on <= record.deadline)
+                  and (record.on_the_spot or (record.deadline is not None
+                                              and record.accepted_on <= record.deadline)))
     overdue = sum(1 for record, _ in found if _late(record, on))
     still_open = sum(1 for record, _ in found if record.state in rectification.OPEN_STATES)
     return Counts(len(found), general, major, len(found) - general - major, on_time, overdue,

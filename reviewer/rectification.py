@@ -1,6 +1,7 @@
 """Rectification records (隐患整改): the record's own state machine, in one table.
 
     opened ─decide→ in_progress ─request_acceptance→ awaiting_acceptance ─accept (pass)→ accepted
+    opened ─fixed_on_spot→ awaiting_acceptance (当场整改: who fixed it, how, when, evidence)
                        ▲                                     │                            │
                        └────────────── accept (fail) ────────┘                      write_off
                                                                                           ▼
@@ -35,7 +36,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from reviewer import audit, cases, workflow
 from reviewer.rewards.money import AmountError, parse_amount
-from service import intake
+from service import intake, localtime
 from service.db import Database
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from service.i18n import N_
@@ -47,9 +48,6 @@ from service.models_rectification import (
     RectificationFile,
 )
 from service.settings import Settings
-
-# Deadlines, acceptance and write-off are calendar dates where the regulations apply.
-LOCAL = dt.timezone(dt.timedelta(hours=8), "CST")
 
 STATES = ("opened", "in_progress", "awaiting_acceptance", "accepted", "closed")
 OPEN_STATES = ("opened", "in_progress", "awaiting_acceptance")
@@ -75,6 +73,7 @@ ENTRY_LABELS = {
     "published": N_("Published on the public board"),
     "unpublished": N_("Taken off the public board"),
     "linked": N_("Case linked"),
+    "on_the_spot": N_("Removed on the spot"),
 }
 # Internal (reviewer-only) case timeline entries this module adds.
 INTERNAL_EVENTS = {
@@ -103,18 +102,19 @@ class NotAllowedNow(workflow.NotAllowedNow):
 class SamePerson(Forbidden):
     code = "same_person"
     message = N_("The acceptance check must be done by someone other than the person who "
-                 "opened or handles this record.")
+                 "opened or handles this record or recorded the fix.")
 
 
 # ---------------------------------------------------------------------------- dates and money
 
 
+# Deadlines, acceptance and write-off are calendar dates in the installation's time zone.
 def today(now: dt.datetime | None = None) -> dt.date:
-    return (now or utcnow()).astimezone(LOCAL).date()
+    return localtime.today(now or utcnow())
 
 
 def local_date(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(LOCAL).date()
+    return localtime.local(moment).date()
 
 
 def week_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
@@ -284,7 +284,8 @@ def sync_case(session: Session, settings: Settings, case: Case, actor: User,
     unfinished = states - {"accepted", "closed"}
 
     def move(action: str) -> None:
-        workflow.perform(session, settings, case, actor, action, version=case.version, now=now)
+        workflow.perform(session, settings, case, actor, action, version=case.version,
+                         now=now, by_record=True)
 
     if unfinished and case.status == "verified":
         move("open_rectification")
@@ -294,6 +295,23 @@ def sync_case(session: Session, settings: Settings, case: Case, actor: User,
         move("accept_rectification")
     if states == {"closed"} and case.status == "rectified" and actor.has_role("approver"):
         move("close")
+    case.rectification_due_at = rectification_due(session, case)
+
+
+def rectification_due(session: Session, case: Case) -> dt.datetime | None:
+    """The end (in the installation's zone) of the earliest deadline day among the case's
+    unfinished records: after it the case is overdue, as the record is."""
+    if case.status != "rectifying":
+        return None
+    earliest = session.scalar(
+        select(func.min(Rectification.deadline)).join(
+            RectificationCase, RectificationCase.rectification_id == Rectification.id)
+        .where(RectificationCase.case_id == case.id,
+               Rectification.state.in_(OPEN_STATES)))
+    if earliest is None:
+        return None
+    end = localtime.midnight(earliest + dt.timedelta(days=1)) - dt.timedelta(microseconds=1)
+    return end.astimezone(dt.UTC)
 
 
 def _case_events(move: Move) -> None:
@@ -408,6 +426,50 @@ def _evidence(move: Move) -> list[tuple[StoredFile, str]]:
     return chosen
 
 
+def _check_on_spot(move: Move) -> None:
+    params = move.params
+    who = _text(params, "responsible_person", required=True,
+                message=N_("Name who removed the hazard."))
+    unit = _text(params, "responsible_unit")
+    how = _text(params, "measures", required=True,
+                message=N_("Describe how the hazard was removed."))
+    on = parse_date(params.get("date"))
+    if on is None or on > move.today or on < move.record.found_on:
+        raise InvalidInput(N_("The day the hazard was removed lies between the report and "
+                              "today."), code="fixed_on")
+    files = _evidence(move)
+    held = move.session.scalar(select(func.count()).select_from(RectificationFile).where(
+        RectificationFile.rectification_id == move.record.id)) or 0
+    if not files and not held:
+        raise InvalidInput(N_("Attach evidence (a photo or document) of the removed hazard."),
+                           code="evidence_required")
+    move.values.update(who=who, unit=unit, how=how, on=on, files=files,
+                       text=_text(params, "text"))
+
+
+def _on_spot(move: Move) -> None:
+    record = move.record
+    record.on_the_spot = True
+    record.fixed_on = move.values["on"]
+    record.responsible_person = move.values["who"]
+    if move.values["unit"]:
+        record.responsible_unit = move.values["unit"]
+    record.measures = move.values["how"]
+    # Nothing is left to schedule: no deadline, no funds plan; the check follows.
+    record.deadline = None
+    record.decided_at = move.now
+    record.state = "awaiting_acceptance"
+    entry = _entry(move, "on_the_spot", on_date=move.values["on"],
+                   text=move.values["text"] or move.values["how"])
+    for stored, phase in move.values["files"]:
+        move.session.add(RectificationFile(file_id=stored.id, rectification_id=record.id,
+                                           entry_id=entry.id, phase=phase,
+                                           created_at=move.now))
+    move.details.update(date=move.values["on"].isoformat(),
+                        files=[stored.id for stored, _ in move.values["files"]])
+    move.events.append(("rectification_on_spot", True, _ref(move)))
+
+
 def _check_progress(move: Move) -> None:
     files = _evidence(move)
     text = _text(move.params, "text")
@@ -478,7 +540,10 @@ def _request(move: Move) -> None:
 
 def _check_accept(move: Move) -> None:
     record, actor = move.record, move.actor
-    if actor.id in (record.opened_by, record.owner_id):
+    recorders = set(move.session.scalars(select(RectificationEntry.user_id).where(
+        RectificationEntry.rectification_id == record.id,
+        RectificationEntry.kind == "on_the_spot")))
+    if actor.id in {record.opened_by, record.owner_id} | recorders:
         raise SamePerson()
     result = str(move.params.get("result") or "")
     if result not in RESULTS:
@@ -583,6 +648,9 @@ def _states(*names: str) -> frozenset[str]:
 
 
 RULES: dict[str, Rule] = {
+    "fixed_on_spot": Rule(_states("opened"),
+                          N_("A fix on the spot is recorded instead of deciding measures, right "
+                             "after the record was opened."), _check_on_spot, _on_spot),
     "edit": Rule(_states("opened", "in_progress"),
                  N_("The record's facts can be changed only until the work is finished."),
                  _check_edit, _edit),
@@ -621,7 +689,7 @@ RULES: dict[str, Rule] = {
 ACTIONS = tuple(RULES)
 # Reporter-visible event kinds this module writes (all in service/feed.py).
 VISIBLE_EVENTS = ("measures_decided", "rectification_progress", "rectification_deadline",
-                  "rectification_failed")
+                  "rectification_failed", "rectification_on_spot")
 
 
 def allowed_actions(record: Rectification, user: User) -> list[str]:

@@ -45,7 +45,7 @@ from reviewer.rewards import (
     shipped_policies,
 )
 from reviewer.rewards.policy import PersonCapRule
-from service import intake, offload
+from service import intake, localtime, offload
 from service.errors import ChuishaoError, Conflict, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
 from service.installation import get_installation
@@ -78,8 +78,7 @@ CASE_TYPES = {
     "falsely_reported_accident": N_("Falsely reported accident"),
 }
 CLAIM_FIELDS = {"account": 100, "name": 100, "contact": 100, "note": 500}
-# Periods of per-person caps are calendar periods in China's time zone.
-CHINA = dt.timezone(dt.timedelta(hours=8), "CST")
+# Periods of per-person caps are calendar periods in the installation's time zone.
 PAGE_SIZE = 100
 MAX_POLICY_BYTES = 64 * 1024
 
@@ -366,7 +365,7 @@ def excess_of(calc: RewardCalculation, policy: Policy,
 
 
 def _period_start(period: str, now: dt.datetime) -> dt.datetime:
-    local = now.astimezone(CHINA)
+    local = localtime.local(now)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
         return day
@@ -692,7 +691,7 @@ def reporter_rewards(session: Session, case: Case, now: dt.datetime | None = Non
         out.append({
             "id": record.id, "amount_fen": record.amount_fen,
             "amount": format_yuan(record.amount_fen), "status": status,
-            "claim_due": record.claim_due_at.astimezone(CHINA).date().isoformat()
+            "claim_due": localtime.local(record.claim_due_at).date().isoformat()
             if record.claim_due_at else None,
             "identity_required": bool(row.identity_required) if row else False,
             "claimable": status == "approved",
@@ -714,7 +713,7 @@ def _check_claimable(record: RewardRecord, now: dt.datetime) -> None:
     if record.status != "approved":
         raise AlreadyClaimed()
     if record.claim_due_at is not None and record.claim_due_at < now:
-        raise ClaimWindowClosed(date=record.claim_due_at.astimezone(CHINA).date().isoformat())
+        raise ClaimWindowClosed(date=localtime.local(record.claim_due_at).date().isoformat())
 
 
 def _parse_claim_slots(raw: Any, wanted: list[FinanceRecipient]) -> list[tuple[str, bytes]]:
@@ -893,7 +892,7 @@ def check_code(record: RewardRecord, code: Any) -> None:
     if not hmac.compare_digest(presented.encode(), record.claim_hash.encode()):
         raise CodeMismatch()
     if record.status == "paid":
-        raise CodeUsed(date=record.paid_at.astimezone(CHINA).date().isoformat()
+        raise CodeUsed(date=localtime.local(record.paid_at).date().isoformat()
                        if record.paid_at else "", reference=record.payment_reference)
 
 
@@ -973,7 +972,7 @@ class LedgerFilters:
 
 
 def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), CHINA)
+    return localtime.midnight(day)
 
 
 def ledger_clause(session: Session, user: User | None, filters: LedgerFilters,

@@ -5,6 +5,11 @@
     verified (true/partly) ─open_rectification→ rectifying ─accept_rectification→ rectified
     rectified ─reopen_rectification→ rectifying (a further record for the same hazard)
     rectified | not_accepted | verified (false) ─close→ closed
+    not_accepted ─reopen_refusal→ new (an approver, within settings.reopen_days)
+
+The three rectification moves are ``by_record``: only reviewer/rectification.py makes them,
+from the case's rectification records (five guarantees, or a fix recorded on the spot, and an
+acceptance check by a second person). Nobody reaches "rectification accepted" by a button.
 
 Rectification records (reviewer/rectification.py) drive the last moves: the first record opens
 the rectification, the last accepted one accepts it, the last write-off closes the case. Guards
@@ -118,6 +123,20 @@ class Rule:
     event: str  # CaseEvent kind
     visible: bool  # shown in the reporter's feed
     roles: tuple[str, ...] = ("reviewer",)
+    # Made only by the rectification records (reviewer/rectification.py), never directly.
+    by_record: bool = False
+
+
+class ThroughRecords(NotAllowedNow):
+    code = "through_records"
+    message = N_("Rectification goes through its rectification record: open a record (with "
+                 "the five guarantees, or for a hazard removed on the spot) and have a second "
+                 "person check it.")
+
+
+class SamePersonReopen(Forbidden):
+    code = "same_person"
+    message = N_("A refusal is reopened by an approver other than the person who refused.")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -180,6 +199,15 @@ def ensure_deadlines(case: Case, settings: Settings) -> None:
         case.accept_due_at = case.created_at + dt.timedelta(days=settings.accept_days)
 
 
+DUE_KINDS = {
+    "new": N_("acceptance"),
+    "accepted": N_("verification"),
+    "verifying": N_("verification"),
+    "verified": N_("feedback to the reporter"),
+    "rectifying": N_("rectification"),
+}
+
+
 def due_at(case: Case, settings: Settings) -> dt.datetime | None:
     """The deadline the case is currently running against, if any."""
     if case.status == "new":
@@ -188,7 +216,14 @@ def due_at(case: Case, settings: Settings) -> dt.datetime | None:
         return case.verify_due_at
     if case.status == "verified":
         return case.feedback_due_at
+    if case.status == "rectifying":
+        return case.rectification_due_at
     return None
+
+
+def due_kind(case: Case) -> str | None:
+    """Which deadline ``due_at`` is (translatable), for the list and the case page."""
+    return DUE_KINDS.get(case.status)
 
 
 def is_overdue(case: Case, settings: Settings, now: dt.datetime | None = None) -> bool:
@@ -328,6 +363,10 @@ def _accept(move: Move) -> None:
 
 def _check_not_accept(move: Move) -> None:
     reason = _choice(move, "reason", NOT_ACCEPTED_REASONS, N_("Choose a reason."))
+    if str(move.params.get("confirm") or "") != "1":
+        raise InvalidInput(N_("A refusal is final for the reporter: tick the box to confirm "
+                              "it."), code="confirm_required")
+    move.values["note"] = _text(move, "note", required=True)
     move.values["reason"] = reason
     if reason == "duplicate":
         move.values["other"] = _duplicate_target(move)
@@ -337,12 +376,47 @@ def _not_accept(move: Move) -> None:
     reason = move.values["reason"]
     move.case.not_accepted_reason = reason
     move.event.update(reason=reporter_text(move.settings, REASONS_FOR_REPORTER[reason]),
-                      reason_code=reason)
+                      reason_code=reason, note=move.values["note"])
     if reason == "duplicate":
         _link(move, move.values["other"])
     else:
         move.session.flush()
         refresh_first_valid(move.session, move.case, move.actor, move.now)
+
+
+def refused_event(session: Session, case: Case) -> CaseEvent | None:
+    """The refusal a not-accepted case is in (its latest not_accepted event)."""
+    return session.scalar(select(CaseEvent).where(CaseEvent.case_id == case.id,
+                                                  CaseEvent.kind == "not_accepted")
+                          .order_by(CaseEvent.created_at.desc(), CaseEvent.id.desc()).limit(1))
+
+
+def reopen_until(session: Session, settings: Settings, case: Case) -> dt.datetime | None:
+    """Until when an approver may reopen the refusal (None: not refused, or no record)."""
+    event = refused_event(session, case) if case.status == "not_accepted" else None
+    return event.created_at + dt.timedelta(days=settings.reopen_days) if event else None
+
+
+def _check_reopen_refusal(move: Move) -> None:
+    event = refused_event(move.session, move.case)
+    until = reopen_until(move.session, move.settings, move.case)
+    if event is None or until is None or move.now > until:
+        raise NotAllowedNow(N_("A refusal can be reopened only within {days} days."),
+                            code="reopen_window", days=move.settings.reopen_days)
+    if event.user_id == move.actor.id:
+        raise SamePersonReopen()
+    move.values["reason"] = _text(move, "reason", required=True)
+
+
+def _reopen_refusal(move: Move) -> None:
+    case = move.case
+    previous = case.not_accepted_reason
+    case.not_accepted_reason = None
+    # The reviewers get a fresh acceptance period from now.
+    case.accept_due_at = move.now + dt.timedelta(days=move.settings.accept_days)
+    move.event.update(reason=move.values["reason"], refused_as=previous)
+    move.session.flush()
+    refresh_first_valid(move.session, case, move.actor, move.now)
 
 
 def _check_extend(move: Move) -> None:
@@ -404,7 +478,15 @@ def _record_states(move: Move) -> set[str]:
         .where(RectificationCase.case_id == move.case.id)))
 
 
+def _check_open_rectification(move: Move) -> None:
+    _check_rectification(move)
+    if not _record_states(move) - {"accepted", "closed"}:
+        raise ThroughRecords()
+
+
 def _check_accept_rectification(move: Move) -> None:
+    if not _record_states(move):
+        raise ThroughRecords()
     if _record_states(move) - {"accepted", "closed"}:
         raise NotAllowedNow(N_("Every rectification record of this case must pass its "
                                "acceptance check first."), code="records_open")
@@ -545,14 +627,22 @@ RULES: dict[str, Rule] = {
                    _check_verify, _verify, "verified", True),
     "open_rectification": Rule(_states("verified"), "rectifying",
                                N_("A rectification is opened after verification."),
-                               _check_rectification, _nothing, "rectification_opened", True),
+                               _check_open_rectification, _nothing, "rectification_opened",
+                               True, by_record=True),
     "accept_rectification": Rule(_states("rectifying"), "rectified",
                                  N_("Only a rectification under way can be accepted."),
                                  _check_accept_rectification, _nothing,
-                                 "rectification_accepted", True),
+                                 "rectification_accepted", True, by_record=True),
     "reopen_rectification": Rule(_states("rectified"), "rectifying",
                                  N_("Only an accepted rectification can be reopened."),
-                                 _check_reopen, _nothing, "rectification_reopened", True),
+                                 _check_reopen, _nothing, "rectification_reopened", True,
+                                 by_record=True),
+    # A refusal is the reviewers' word; an approver may take it back, audited and within
+    # a window, and the reporter is told.
+    "reopen_refusal": Rule(_states("not_accepted"), "new",
+                           N_("Only a report that was not accepted can be reopened."),
+                           _check_reopen_refusal, _reopen_refusal, "refusal_reopened", True,
+                           roles=("approver",)),
     # Closing is the approver's second look (DESIGN.md: approvers approve closure).
     "close": Rule(_states("not_accepted", "verified", "rectified"), "closed",
                   N_("This case cannot be closed yet."), _check_close, _nothing, "closed",
@@ -575,7 +665,8 @@ ACTIONS = tuple(RULES)
 def allowed_actions(case: Case, user: User) -> list[str]:
     """Actions whose state and role fit (guards may still refuse the parameters)."""
     return [name for name, rule in RULES.items()
-            if case.status in rule.sources and user.has_role(*rule.roles)]
+            if case.status in rule.sources and user.has_role(*rule.roles)
+            and not rule.by_record]
 
 
 def _bump_version(session: Session, case: Case, expected: int) -> None:
@@ -591,11 +682,15 @@ def _bump_version(session: Session, case: Case, expected: int) -> None:
 
 def perform(session: Session, settings: Settings, case: Case, actor: User, action: str, *,
             version: Any, params: Mapping[str, Any] | None = None,
-            now: dt.datetime | None = None) -> CaseEvent:
-    """Apply ``action`` to ``case`` as ``actor``; refuses without changing anything."""
+            now: dt.datetime | None = None, by_record: bool = False) -> CaseEvent:
+    """Apply ``action`` to ``case`` as ``actor``; refuses without changing anything.
+
+    ``by_record`` is for reviewer/rectification.py only: the moves its records make."""
     rule = RULES.get(action)
     if rule is None:
         raise InvalidInput(N_("Unknown action."), code="unknown_action")
+    if rule.by_record and not by_record:
+        raise ThroughRecords()
     expected = _int(version)
     if expected is None or expected != case.version:
         raise Conflict()
@@ -621,6 +716,6 @@ def perform(session: Session, settings: Settings, case: Case, actor: User, actio
     audit.append(session, f"case.{action}", actor=actor, target=case.id, now=now,
                  details={"from": before, "to": case.status, "version": case.version,
                           **{k: v for k, v in move.event.items() if k != "reason"
-                             or action == "extend"}})
+                             or action in ("extend", "reopen_refusal")}})
     session.flush()
     return event

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import degraded, housekeeping, logs, sharedlimit, storage
+from service import degraded, housekeeping, localtime, logs, sharedlimit, storage
 from service.bodylimit import RequestBody, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -58,6 +58,7 @@ def resolve_secret_key(settings: Settings) -> str:
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Starlette:
     """Build the ASGI app. ``database`` lets tests run every request inside one transaction."""
     settings = settings or Settings.from_environ()
+    localtime.install(settings.time_zone)
     secret_key = resolve_secret_key(settings)
     catalogs = Catalogs.load()
     templates = make_environment()

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import crypto
+from service import localtime
 from service.db import Database
 from service.settings import Settings
 
@@ -714,6 +715,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     # The database and key files hold sealed reports and secrets: readable by us only.
     os.umask(0o077)
     settings = settings or Settings.from_environ()
+    localtime.install(settings.time_zone)
     return COMMANDS[args.command](settings, args)
 
 

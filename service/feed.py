@@ -22,6 +22,8 @@ EVENTS = {
     "received": N_("Your report was received and sealed."),
     "accepted": N_("Your report was accepted."),
     "not_accepted": N_("Your report was not accepted. Reason: {reason}"),
+    "refusal_reopened": N_("Your report was taken up again after it had been refused; it is "
+                           "waiting to be accepted. Why: {reason}"),
     "verifying": N_("The reviewers are verifying what you reported."),
     "verification_extended": N_("Verification takes longer. Reason: {reason}"),
     "verified": N_("Verification is finished: {result}"),
@@ -29,6 +31,8 @@ EVENTS = {
     "measures_decided": N_("Measures to remove the hazard were decided; deadline {deadline}."),
     "rectification_progress": N_("Rectification progress was recorded."),
     "rectification_deadline": N_("The deadline for removing the hazard is now {deadline}."),
+    "rectification_on_spot": N_("The hazard was removed on the spot; a second person checks "
+                                "the work."),
     "rectification_failed": N_("The acceptance check found the rectification not finished; "
                                "work continues."),
     "rectification_accepted": N_("The rectification passed its acceptance check."),
@@ -39,6 +43,9 @@ EVENTS = {
     "reward_paid": N_("The reward was paid."),
     "message": N_("The reviewers sent you a message."),
 }
+
+# A refusal carries the reviewers' own words besides the listed reason (data "note").
+NOTE = N_("{text}. The reviewers wrote: {note}")
 
 
 def status_text(status: str, translate: Callable[..., str]) -> str:
@@ -59,6 +66,9 @@ def event_text(kind: str, data: dict[str, Any], translate: Callable[..., str]) -
     if data.get("result_code") in RESULTS_FOR_REPORTER:
         params["result"] = translate(RESULTS_FOR_REPORTER[data["result_code"]])
     try:
-        return translate(template, **params)
+        text = translate(template, **params)
     except (KeyError, IndexError):
         return translate(template.split(":")[0])
+    # A refusal carries the reviewers' own words besides the listed reason.
+    note = str(data.get("note") or "") if kind == "not_accepted" else ""
+    return translate(NOTE, text=text, note=note) if note else text

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from service import intake, quota
+from service import intake, localtime, quota
 from service.errors import ChuishaoError, InvalidInput, TooLarge
 from service.i18n import N_
 from service.models import (
@@ -157,17 +157,19 @@ def feed_json(session: Session, settings: Settings, case: Case) -> dict[str, Any
     return {
         "case_id": case.id,
         "status": case.status,
-        "created": case.created_at.date().isoformat(),
+        # Dates and times in the installation's zone (ISO 8601 with its offset).
+        "created": localtime.local(case.created_at).date().isoformat(),
         "sealed_on_server": case.sealed_on_server,
         "slot": crypto.b64u_encode(slot.slot) if slot else None,
         "items": [{"id": item.id, "kind": item.kind, "author": item.author,
-                   # Rounded like every stored time of the reporter's (API.md §7).
-                   "created": intake.coarse_time(settings, item.created_at).isoformat(),
+                   # Rounded like every stored time of the reporter's (API.md §7), in the
+                   # installation's zone.
+                   "created": localtime.iso(intake.coarse_time(settings, item.created_at)),
                    "blob": crypto.b64u_encode(item.blob)}
                   for item in visible_items(session, case, settings)],
         "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "stored_size": f.stored_size,
                    "chunk_count": f.chunk_count, "author": f.author} for f in files],
-        "events": [{"kind": e.kind, "created": e.created_at.date().isoformat(),
+        "events": [{"kind": e.kind, "created": localtime.local(e.created_at).date().isoformat(),
                     "data": e.data} for e in visible_events(session, settings, case)],
     }
 

@@ -110,6 +110,7 @@ def as_json(translate: Callable[..., str]) -> str:
     data = {key: translate(text) for key, text in MESSAGES.items()}
     data.update({f"status.{key}": translate(text) for key, text in feed.STATUS.items()})
     data.update({f"event.{key}": translate(text) for key, text in feed.EVENTS.items()})
+    data["event_note"] = translate(feed.NOTE)
     data.update({f"category.{key}": translate(text) for key, text in reportform.CATEGORIES})
     data.update({f"meta.{label}": translate(label) for label in metadata.LABELS})
     data.update({f"name.{family}": translate(text)

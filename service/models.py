@@ -253,6 +253,10 @@ class Case(Base):
     verify_extended: Mapped[bool] = mapped_column(Boolean, default=False)
     verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     feedback_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # While rectifying: the end of the earliest deadline day among its unfinished
+    # rectification records (kept by reviewer/rectification.py), so lists sort and flag it.
+    rectification_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(),
+                                                                     nullable=True)
     # A submission is invisible until all its files have arrived: never a half case.
     ready: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     upload_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

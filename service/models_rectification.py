@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models import Base, UTCDateTime
@@ -47,6 +47,11 @@ class Rectification(Base):
     work_stopped: Mapped[bool] = mapped_column(Boolean, default=False)
     listed_supervision: Mapped[bool] = mapped_column(Boolean, default=False)
     supervision_by: Mapped[str] = mapped_column(String(200), default="")
+    # Removed on the spot (当场整改): who fixed it and how are the responsible person and the
+    # measures, the day it was fixed is fixed_on; the acceptance check is still a second
+    # person's.
+    on_the_spot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    fixed_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     # Console users: who opened it and who handles it; neither may accept it.
     opened_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -106,6 +107,11 @@ class Settings:
     verify_days: int = 60
     extension_days: int = 30
     feedback_days: int = 10
+    # An approver may reopen a refused report (not accepted) within this many days.
+    reopen_days: int = 30
+    # The installation's time zone (tz database name): every time shown to people and every
+    # calendar date (deadlines, acceptance, periods) is in it; stored times stay UTC.
+    time_zone: str = "Asia/Shanghai"
     # Console sessions: idle and absolute lifetimes.
     session_idle_minutes: int = 30
     session_max_hours: int = 12
@@ -180,6 +186,8 @@ class Settings:
             "verify_days": int,
             "extension_days": int,
             "feedback_days": int,
+            "reopen_days": int,
+            "time_zone": str,
             "session_idle_minutes": int,
             "session_max_hours": int,
             "warn_free_mb": int,
@@ -217,6 +225,13 @@ class Settings:
                                 "positive")
         if self.max_held_body_bytes < max(self.max_nojs_bytes, self.max_form_bytes):
             raise SettingsError("max_held_body_bytes must hold at least one whole form")
+        if self.reopen_days < 0:
+            raise SettingsError("reopen_days must be 0 or more")
+        try:
+            zoneinfo.ZoneInfo(self.time_zone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+            raise SettingsError(f"time_zone: not a tz database name: {self.time_zone!r}") \
+                from exc
         if self.time_granularity_seconds < 1:
             raise SettingsError("time_granularity_seconds must be positive")
         if not 0 <= self.min_free_mb <= self.warn_free_mb:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,20 +11,37 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from service import jsmessages
+from service import jsmessages, localtime
 from service.i18n import HTML_LANG, Catalogs
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
+@jinja2.pass_context
+def _localtime(context: Any, moment: dt.datetime | None, precision: str = "minute") -> str:
+    """``{{ when | localtime }}``: in the installation's zone, labelled with its offset;
+    ``localtime("date")`` the day only; ``localtime("coarse")`` a reporter's time, stored
+    only to the installation's granularity, as the span it stands for."""
+    if precision == "coarse":
+        request = context.get("request")
+        step = request.app.state.settings.time_granularity_seconds if request is not None \
+            else 3600
+        return localtime.show(moment, "minute", granularity=step)
+    return localtime.show(moment, precision)
+
+
 def make_environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # One way to show a time everywhere (templates never call strftime on a stored time).
+    environment.filters["localtime"] = _localtime
+    environment.filters["isotime"] = localtime.iso
+    return environment
 
 
 def language(request: Request) -> str:

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import accounts, audit, auth, invitations, refusals
 from reviewer.auth import current_user, require_roles
-from service import offload, pow
+from service import localtime, offload, pow
 from service.bodylimit import prepared_first
 from service.db import get_session
 from service.errors import InvalidInput
@@ -285,8 +285,8 @@ async def login(request: Request) -> Response:
         "failed_attempts": seen.count,
         "failed_notice": translate(N_(
             "Since your last sign-in there were {count} failed sign-in attempts for your "
-            "username, the last at {when} UTC. If that was not you, tell an administrator."),
-            count=seen.count, when=seen.last_at.strftime("%Y-%m-%d %H:%M"))
+            "username, the last at {when}. If that was not you, tell an administrator."),
+            count=seen.count, when=localtime.show(seen.last_at))
         if seen.count and seen.last_at is not None else "",
         "wrapped_private_key": crypto.b64u_encode(user.wrapped_private_key),
         "key_id": user.key_id,

@@ -11,8 +11,13 @@ or holder of one of its key slots; reviewer/cases.py):
 | GET  /cases (list)                      | yes      | read     | read    | empty list |
 | GET  /cases/{id} (page), file chunks    | yes      | read     | read    | 403        |
 | POST /cases/{id}/identity (key holders) | yes      | no       | no      | 403        |
-| POST /cases/{id}/actions/{action}       | yes (all but close) | close only | no | no |
+| POST /cases/{id}/actions/{action}       | yes (1)  | (2)      | no      | no         |
 | POST /cases/{id}/messages, notes, grants| yes      | no       | no      | no         |
+
+(1) every triage action but close and reopen_refusal; (2) close and reopen_refusal (by an
+approver other than the one who refused, within ``reopen_days``). The rectification moves
+are not case actions: rectification records make them (reviewer/rectification.py). A refused
+action redirects to the case page, which shows why (post/redirect/get).
 
 A case outside the user's channels answers 404, as an unknown id does, and is audited.
 Approvers and auditors read the plaintext facts and timeline from their scope; they never
@@ -22,6 +27,8 @@ on the page: POST /cases/{id}/identity hands it to a key holder and records the 
 
 from __future__ import annotations
 
+import hmac
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -30,9 +37,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import audit, cases, workflow
+from reviewer import audit, auth, cases, workflow
 from reviewer.auth import current_user, require_roles
-from service import feed, followup, reportform
+from service import feed, followup, localtime, reportform
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
 from service.i18n import N_
@@ -56,14 +63,13 @@ DONE = {
     "start_verification": N_("Verification started."),
     "extend": N_("Verification was extended."),
     "verify": N_("The verification result was recorded."),
-    "open_rectification": N_("A rectification was opened."),
-    "accept_rectification": N_("The rectification was accepted."),
     "close": N_("The case was closed."),
     "assign": N_("The assignment was saved."),
     "grade": N_("The grade was saved."),
     "facts": N_("Category, unit and location were saved."),
     "link_duplicate": N_("The duplicate link was saved."),
     "decide_first_valid": N_("The decision on the first valid report was recorded."),
+    "reopen_refusal": N_("The refusal was reopened; the case waits for acceptance again."),
 }
 
 
@@ -100,6 +106,7 @@ async def case_list(request: Request) -> Response:
         "case": case,
         "channel": channels.get(case.channel_id),
         "due": workflow.due_at(case, settings),
+        "due_kind": workflow.due_kind(case),
         "overdue": workflow.is_overdue(case, settings, now),
         "slot": _b64(slots[case.id].slot) if case.id in slots else "",
         "report": reports.get(case.id),
@@ -132,7 +139,9 @@ def _timeline(request: Request, case: Case) -> list[dict[str, Any]]:
             text = feed.event_text(event.kind, event.data, translate) or event.kind
         else:
             text = translate(INTERNAL_EVENTS.get(event.kind, event.kind))
+        # Events without a staff author are the reporter's (or intake's): coarse times.
         timeline.append({"when": event.created_at, "text": text,
+                         "coarse": event.user_id is None,
                          "who": names.get(event.user_id or 0, ""),
                          "visible": event.visible_to_reporter})
     return timeline
@@ -167,6 +176,10 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
                        for u in reviewers if u.id not in holders],
         "items": [{"id": i.id, "kind": i.kind, "author": i.author,
                    "name": authors.get(i.user_id or 0, ""), "created": i.created_at.isoformat(),
+                   # Shown as the page shows every time: the installation's zone, labelled;
+                   # a reporter's item as the span its coarse time stands for.
+                   "shown": localtime.show(i.created_at, granularity=(
+                       settings.time_granularity_seconds if i.author == "reporter" else None)),
                    "blob": _b64(i.blob)}
                   for i in items if i.kind != "file-meta" or i.id in complete_meta],
         "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "chunk_count": f.chunk_count,
@@ -184,8 +197,12 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
         "channel": session.get(Channel, case.channel_id),
         "status_label": workflow.STATUS_LABELS[case.status],
         "due": workflow.due_at(case, settings),
+        "due_kind": workflow.due_kind(case),
         "overdue": workflow.is_overdue(case, settings),
         "actions": workflow.allowed_actions(case, user),
+        "reopen_until": workflow.reopen_until(session, settings, case),
+        "reopen_days": settings.reopen_days,
+        "now": utcnow(),
         "reviewers": reviewers,
         "assignee": session.get(User, case.assigned_to) if case.assigned_to else None,
         "criteria": list(session.scalars(select(HazardCriterion)
@@ -204,8 +221,43 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
         "can_write": data["can_write"],
         "extension_days": settings.extension_days,
         "done": DONE.get(str(request.query_params.get("done", ""))),
-        "error": None,
+        "error": _failure(request, case),
     }
+
+
+# A refused action redirects to the case page (post/redirect/get: a reload never re-posts);
+# the reason travels in the address, signed for this user and case so nobody can put words
+# of their own on someone else's console.
+
+
+def _failure_sig(request: Request, case: Case, payload: str) -> str:
+    return auth.csrf_token_for(request.app.state.secret_key,
+                               f"case-failure:{current_user(request).id}:{case.id}:{payload}")
+
+
+def _failure_url(request: Request, case: Case, exc: ChuishaoError) -> str:
+    raw = json.dumps({"m": exc.message, "p": {k: str(v)[:200] for k, v in exc.params.items()}},
+                     ensure_ascii=False, separators=(",", ":"))
+    payload = crypto.b64u_encode(raw.encode())
+    return (f"/console/cases/{case.id}?failed={payload}"
+            f"&sig={_failure_sig(request, case, payload)}#triage")
+
+
+def _failure(request: Request, case: Case) -> str | None:
+    payload = str(request.query_params.get("failed", ""))[:4000]
+    given = str(request.query_params.get("sig", ""))
+    if not payload or not hmac.compare_digest(given.encode(),
+                                              _failure_sig(request, case, payload).encode()):
+        return None
+    try:
+        data = json.loads(crypto.b64u_decode(payload))
+        message, params = str(data["m"]), dict(data["p"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    try:
+        return translator(request)(message, **params)
+    except (KeyError, IndexError):
+        return None
 
 
 @require_roles(*CASE_ROLES)
@@ -231,11 +283,7 @@ async def case_action(request: Request) -> Response:
         session.rollback()
         audit.record_refusal(_database(request), f"case.{action}"[:64], actor_id=user.id,
                              target=case.id, details={"code": exc.code})
-        case = _case(request)
-        context = case_context(request, case)
-        context["error"] = translator(request)(exc.message, **exc.params)
-        context["done"] = None
-        return render(request, "reviewer/case.html", context, status=exc.status)
+        return RedirectResponse(_failure_url(request, case, exc), status_code=303)
     return RedirectResponse(f"/console/cases/{case.id}?done={action}#triage", status_code=303)
 
 
@@ -276,8 +324,8 @@ async def post_message(request: Request) -> Response:
     case = _case(request)
     item = cases.add_message(get_session(request), case, current_user(request),
                              await _json(request))
-    return JSONResponse({"id": item.id, "created": item.created_at.isoformat()},
-                        status_code=201)
+    return JSONResponse({"id": item.id, "created": item.created_at.isoformat(),
+                         "shown": localtime.show(item.created_at)}, status_code=201)
 
 
 @require_roles("reviewer")
@@ -285,8 +333,8 @@ async def post_note(request: Request) -> Response:
     case = _case(request)
     item = cases.add_note(get_session(request), case, current_user(request),
                           await _json(request))
-    return JSONResponse({"id": item.id, "created": item.created_at.isoformat()},
-                        status_code=201)
+    return JSONResponse({"id": item.id, "created": item.created_at.isoformat(),
+                         "shown": localtime.show(item.created_at)}, status_code=201)
 
 
 @require_roles("reviewer")

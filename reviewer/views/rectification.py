@@ -61,6 +61,8 @@ DONE = {
     "publish": N_("The text was published on the public board."),
     "unpublish": N_("The record was taken off the public board."),
     "link_case": N_("The case was linked."),
+    "fixed_on_spot": N_("The fix on the spot was recorded; a second person does the "
+                        "acceptance check."),
 }
 FORM_LIMITS = {"max_files": 40, "max_fields": 80}
 
@@ -222,7 +224,8 @@ def record_context(request: Request, record: Rectification) -> dict[str, Any]:
         "overdue": rectification.is_overdue(record, on),
         "unexplained": rectification.needs_explanation(record, on),
         "actions": rectification.allowed_actions(record, user),
-        "may_accept": user.id not in (record.opened_by, record.owner_id),
+        "may_accept": user.id not in {record.opened_by, record.owner_id} | {
+            e.user_id for e in entries if e.kind == "on_the_spot"},
         "reviewers": cases.channel_reviewers(session, record.channel_id),
         "candidates": candidates, "values": _values(record), "form_action": None,
         "funds": format_yuan(record.funds_fen),

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from reviewer import audit
-from service import housekeeping, intake
+from service import housekeeping, intake, localtime
 from service.db import Database
 from service.models import AuditEntry, DeferredAuditEntry, utcnow
 from service.settings import Settings
@@ -93,7 +93,8 @@ def test_a_claim_between_two_staff_actions_cannot_be_placed_between_them(
     claimed_row = next(i for i, row in enumerate(rows) if "reward.claimed" in row)
     b_row = next(i for i, row in enumerate(rows) if f"<td>{second.id}</td>" in row)
     assert claimed_row < b_row  # newest first: shown after B, not between A and B
-    assert bucket.strftime("%Y-%m-%d %H:%M:%S") in rows[claimed_row]
+    # Shown in the installation's zone, with its offset.
+    assert localtime.show(bucket, "second") in rows[claimed_row]
 
 
 def test_housekeeping_enters_held_entries_once_their_bucket_has_ended(

@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from reviewer import board, ledger, rectification
+from service import localtime
 from service.errors import InvalidInput
 from service.models import Case, utcnow
 from service.models_rectification import (
@@ -255,7 +256,7 @@ def test_board_counts_rewards_paid_in_the_period(session, settings) -> None:  # 
             amount_fen=300_000 + n, calculation="{}", status=status, version=1,
             proposed_by=reviewer.id, proposed_at=now, paid_at=paid_at))
     session.flush()
-    today = now.astimezone(board.LOCAL).date()
+    today = localtime.local(now).date()
     monday = today - dt.timedelta(days=today.weekday())
     this_week = board.Weeks("w", monday, monday + dt.timedelta(days=6))
     assert board.rewards_paid(session, world.channel, this_week) == 300_000

@@ -149,6 +149,16 @@ def test_every_state_and_action(session, world, state: str, action: str) -> None
     params = params_for(action, session, world, record)
     allowed = EXPECTED[state]
     before = snapshot(session, record)
+    if action == "fixed_on_spot" and state == "opened":
+        # Possible here, but never without evidence (the whole path, with sealed evidence
+        # and the second person's check: tests/reviewer/test_loop_integrity.py).
+        with pytest.raises(InvalidInput) as refused:
+            rectification.perform(session, world.settings, record, world.boss, action,
+                                  version=1, params={"responsible_person": "李明",
+                                                     "measures": "当场清理", "date": TODAY})
+        assert refused.value.code == "evidence_required"
+        assert snapshot(session, record) == before
+        return
     if action not in allowed:
         with pytest.raises(rectification.NotAllowedNow) as refused:
             rectification.perform(session, world.settings, record, world.boss, action,

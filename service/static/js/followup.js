@@ -133,6 +133,10 @@ function eventText(event) {
   const text = t(key, params);
   // A placeholder without data: keep the sentence before it, as the server's page does.
   if (/\{[a-z_]+\}/.test(text)) return t(key).split(/[:：]/)[0];
+  // A refusal carries the reviewers' own words besides the listed reason.
+  if (event.kind === "not_accepted" && typeof data.note === "string" && data.note) {
+    return t("event_note", { text, note: data.note });
+  }
   return text;
 }
 

@@ -223,7 +223,9 @@ function day(iso) {
 
 function bubble(item) {
   const who = item.author === "reporter" ? t("reporter") : item.name || t("reviewer");
-  const head = el("p", { cls: "who" }, [who, " · ", el("time", { text: day(item.created) })]);
+  // The server formats times (installation's zone, labelled, coarse ones as spans).
+  const head = el("p", { cls: "who" }, [who, " · ",
+    el("time", { text: item.shown || day(item.created) })]);
   if (item.content && item.content.question) head.append(" · ", el("strong", { text: t("question") }));
   const text = item.content ? String(item.content.text || "") : t("decrypt_failed");
   return el("li", { cls: `msg msg-${item.author}`, attrs: { "data-item-id": item.id } },
@@ -279,7 +281,7 @@ async function sendMessage(event) {
     const body = await sealed(caseKey, "message", content);
     const done = await request("POST", `${base}/messages`, body);
     appendItem({ id: body.id, kind: "message", author: "reviewer", name: "",
-      created: done.created, content });
+      created: done.created, shown: done.shown, content });
     text.value = "";
     if (question) question.checked = false;
     showText(status, t("sent"));
@@ -318,7 +320,7 @@ async function sendNote(event) {
     internalKey = key;
     data.internal_exists = true;
     appendItem({ id: body.id, kind: "note", author: "reviewer", name: "", created: done.created,
-      content });
+      shown: done.shown, content });
     text.value = "";
     showText(status, t("sent"));
   } catch (error) {

@@ -84,7 +84,8 @@ async function openKeys() {
   ready = true;
   showText(errorBox, "");
   await renderEvidence();
-  enableUpload();
+  enableUpload("form-progress", "evidence");
+  enableUpload("form-fixed_on_spot", "spot-evidence");
 }
 
 // ------------------------------------------------------------------------------ evidence
@@ -190,11 +191,13 @@ async function sealAndUpload(original, phase, caseId, progress) {
   return fileHex;
 }
 
-function enableUpload() {
-  const picker = document.getElementById("evidence-picker");
-  const form = document.getElementById("form-progress");
+// Two forms carry evidence: progress, and a hazard removed on the spot. Each names its
+// picker's elements with its own prefix.
+function enableUpload(formId, prefix) {
+  const picker = document.getElementById(`${prefix}-picker`);
+  const form = document.getElementById(formId);
   if (!picker || !form || !data.can_upload) return;
-  const note = document.getElementById("evidence-nojs");
+  const note = document.getElementById(`${prefix}-nojs`);
   const caseId = uploadCase();
   if (!caseId) {
     showText(note, t("no_slot"));
@@ -202,9 +205,9 @@ function enableUpload() {
   }
   if (note) note.hidden = true;
   picker.hidden = false;
-  const input = document.getElementById("evidence-files");
-  const phase = document.getElementById("evidence-phase");
-  const status = document.getElementById("evidence-status");
+  const input = document.getElementById(`${prefix}-files`);
+  const phase = document.getElementById(`${prefix}-phase`);
+  const status = document.getElementById(`${prefix}-status`);
   const button = form.querySelector("button[type=submit]");
   form.addEventListener("submit", async (event) => {
     const chosen = [...input.files];
