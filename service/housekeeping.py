@@ -19,12 +19,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_, select
 
-from reviewer import audit, exports
-from service import intake, pow, quota
+from reviewer import audit, exports, workflow
+from service import intake, notify, pow, quota
 from service.db import Database
-from service.models import utcnow
+from service.models import Case, ChannelRecipient, User, utcnow
+from service.models_notify import NotifyDeadline
 from service.settings import Settings
 
 log = logging.getLogger("chuishao.housekeeping")
@@ -40,6 +41,7 @@ def purge_once(database: Database, settings: Settings | None = None,
     reclaim_space(database)
     if settings is not None:
         settle_once(database, settings)
+        announce_deadlines(database, settings, now)
     refresh_statistics(database)
     return drafts, stamps
 
@@ -54,6 +56,39 @@ def settle_once(database: Database, settings: Settings) -> tuple[int, int]:
         log.info("entered %d held audit entries, marked %d abandoned exports failed",
                  released, failed)
     return released, failed
+
+
+OPEN_STATES = ("new", "accepted", "verifying", "verified")
+
+
+def announce_deadlines(database: Database, settings: Settings,
+                       now: dt.datetime | None = None) -> int:
+    """Tell the assignee and the channel's reviewers once when a case's deadline comes
+    within notify_deadline_days, and once when it passes. Returns deadlines announced."""
+    now = now or utcnow()
+    horizon = now + dt.timedelta(days=settings.notify_deadline_days)
+    announced = 0
+    with database.session() as session:
+        near = session.scalars(select(Case).where(
+            Case.ready.is_(True), Case.status.in_(OPEN_STATES),
+            or_(Case.accept_due_at.is_(None), Case.accept_due_at <= horizon,
+                Case.verify_due_at <= horizon, Case.feedback_due_at <= horizon)))
+        for case in near:
+            due = workflow.due_at(case, settings)
+            if due is None or due > horizon or (due > now and not settings.notify_deadline_days):
+                continue
+            which = "passed" if due <= now else "soon"
+            if session.get(NotifyDeadline, (case.id, which, due)) is not None:
+                continue
+            session.add(NotifyDeadline(case_id=case.id, which=which, due_at=due))
+            reviewers = [user.id for user in session.scalars(
+                select(User).join(ChannelRecipient, ChannelRecipient.user_id == User.id)
+                .where(ChannelRecipient.channel_id == case.channel_id))
+                if user.has_role("reviewer")]
+            notify.enqueue(session, "deadline_passed" if which == "passed" else "deadline_soon",
+                           [case.assigned_to, *reviewers], not_before=now)
+            announced += 1
+    return announced
 
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
