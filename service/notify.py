@@ -211,12 +211,13 @@ class Batch:
     attempt: int
 
 
-def claim(session: Session, settings: Settings, now: dt.datetime) -> list[Batch]:
+def claim(session: Session, settings: Settings, now: dt.datetime,
+          limit: int = BATCH) -> list[Batch]:
     """Take due rows (and rows whose lease ran out: their worker died), lease them."""
     rows = list(session.scalars(_for_update(session, select(NotifyOutbox).where(or_(
         (NotifyOutbox.state == "pending") & (NotifyOutbox.due_at <= now),
         (NotifyOutbox.state == "sending") & (NotifyOutbox.lease_until < now),
-    )).order_by(NotifyOutbox.user_id, NotifyOutbox.id).limit(BATCH))))
+    )).order_by(NotifyOutbox.user_id, NotifyOutbox.id).limit(limit))))
     lease = now + dt.timedelta(seconds=settings.notify_lease_seconds)
     grouped: dict[int, list[NotifyOutbox]] = {}
     for row in rows:
@@ -369,14 +370,14 @@ def _finish(database: Database, settings: Settings, batch: Batch, via: str,
                 row.due_at = now + dt.timedelta(seconds=min(wait, 86400))
 
 
-def deliver_once(database: Database, settings: Settings,
-                 now: dt.datetime | None = None) -> tuple[int, int]:
+def deliver_once(database: Database, settings: Settings, now: dt.datetime | None = None,
+                 limit: int = BATCH) -> tuple[int, int]:
     """One round: (messages sent, messages failed). Blocking: run it in a thread."""
     now = now or utcnow()
     with database.session() as session:
         session.connection(execution_options={IMMEDIATE: True})
         schedule(session, settings, now)
-        batches = claim(session, settings, now)
+        batches = claim(session, settings, now, limit)
         targets = {}
         for batch in batches:
             user = session.get(User, batch.user_id)

@@ -4,6 +4,7 @@ none of them carrying anything a report or a case says."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import email
@@ -83,12 +84,13 @@ class Mailbox:
     logins: list[str] = field(default_factory=list)
     hold: threading.Event | None = None  # set: DATA waits for it (a send in flight)
     in_data: threading.Event = field(default_factory=threading.Event)
+    delay: float = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.in_data.set()
+        await asyncio.sleep(self.delay)
         if self.hold is not None:
             while not self.hold.is_set():
-                import asyncio
                 await asyncio.sleep(0.05)
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
