@@ -85,6 +85,6 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/notifications", admin_page, name="admin_notifications"),
     Route("/admin/notifications/defaults", save_defaults, methods=["POST"]),
     Route("/admin/notifications/webhooks", add_webhook, methods=["POST"]),
-    Route("/admin/notifications/webhooks/{hook_id}/remove", remove_webhook, methods=["POST"]),
-    Route("/admin/notifications/{row_id}/retry", retry, methods=["POST"]),
+    Route("/admin/notifications/webhooks/{hook_id:int}/remove", remove_webhook, methods=["POST"]),
+    Route("/admin/notifications/{row_id:int}/retry", retry, methods=["POST"]),
 ]
