@@ -19,9 +19,9 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, and_, exists, or_, select
 
-from reviewer import audit, exports, workflow
+from reviewer import audit, cases, exports, workflow
 from service import intake, notify, pow, quota
 from service.db import Database
 from service.models import Case, ChannelRecipient, User, utcnow
@@ -58,9 +58,6 @@ def settle_once(database: Database, settings: Settings) -> tuple[int, int]:
     return released, failed
 
 
-OPEN_STATES = ("new", "accepted", "verifying", "verified")
-
-
 def announce_deadlines(database: Database, settings: Settings,
                        now: dt.datetime | None = None) -> int:
     """Tell the assignee and the channel's reviewers once when a case's deadline comes
@@ -69,10 +66,17 @@ def announce_deadlines(database: Database, settings: Settings,
     horizon = now + dt.timedelta(days=settings.notify_deadline_days)
     announced = 0
     with database.session() as session:
+        # A case whose current deadline was announced as passed is not read again (overdue
+        # cases would otherwise be read on every round).
+        done = exists().where(NotifyDeadline.case_id == Case.id, NotifyDeadline.which == "passed",
+                              or_(and_(Case.status == "new",
+                                       NotifyDeadline.due_at == Case.accept_due_at),
+                                  and_(Case.status.in_(("accepted", "verifying")),
+                                       NotifyDeadline.due_at == Case.verify_due_at),
+                                  and_(Case.status == "verified",
+                                       NotifyDeadline.due_at == Case.feedback_due_at)))
         near = session.scalars(select(Case).where(
-            Case.ready.is_(True), Case.status.in_(OPEN_STATES),
-            or_(Case.accept_due_at.is_(None), Case.accept_due_at <= horizon,
-                Case.verify_due_at <= horizon, Case.feedback_due_at <= horizon)))
+            Case.ready.is_(True), cases.overdue_clause(settings, horizon), ~done))
         for case in near:
             due = workflow.due_at(case, settings)
             if due is None or due > horizon or (due > now and not settings.notify_deadline_days):

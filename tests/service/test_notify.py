@@ -13,6 +13,7 @@ import hmac
 import http.server
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import threading
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
-from reviewer import rewardflow
+from reviewer import rewardflow, workflow
 from service import housekeeping, notify
 from service.db import Database
 from service.models import Case, User, utcnow
@@ -50,6 +51,7 @@ from tests.reviewer.test_rewardflow import (
     policy_row,
     verified_case,
 )
+from tests.service.test_followup import _form, _png, _receipt_from
 
 LATER = dt.timedelta(hours=3)  # past the end of every reporter-caused time bucket
 
@@ -402,6 +404,16 @@ def test_deadlines_approaching_and_passed_once_each(
     assert housekeeping.announce_deadlines(database, settings, passed) == 0
     notify.deliver_once(database, settings, now=passed + dt.timedelta(minutes=1))
     assert len(box.messages) == 2 and "Deadlines passed: 1" in box.bodies()[1]
+    # Accepted: the verification deadline is a new one, announced once in its turn; an
+    # overdue case already announced is not announced again on later rounds.
+    assert housekeeping.announce_deadlines(database, settings, passed + dt.timedelta(days=1)) == 0
+    workflow.perform(session, settings, case, people.reviewer.user, "accept",
+                     version=case.version, params={})
+    session.commit()
+    verify_due = case.verify_due_at
+    assert verify_due is not None
+    assert housekeeping.announce_deadlines(database, settings, verify_due - dt.timedelta(days=1)) == 1
+    assert housekeeping.announce_deadlines(database, settings, verify_due - dt.timedelta(hours=1)) == 0
     assert_says_nothing(box.bodies(), [case])
 
 
@@ -503,3 +515,48 @@ def test_group_robots_signed_and_content_free(receiver: Receiver, settings: Sett
     assert feishu["msg_type"] == "text"
     assert_says_nothing([b.decode() for _, b in receiver.requests] + list(by_path),
                         list(session.scalars(select(Case))))
+
+
+# ---------------------------------------------------------------------------- without JavaScript
+
+
+def test_nojs_report_and_evidence_alone_tell_the_reviewers(
+        smtp, certificate, settings: Settings, session: Session, database: Database,
+        client: TestClient) -> None:
+    """The server-sealed path: a report, then a photo sent without any text (before, a file
+    alone sent from the no-JavaScript page told nobody)."""
+    box, port = smtp
+    settings = mail_settings(settings, port, certificate)
+    people = make_people(session, settings)
+    choose(client, session, settings, people.reviewer.user, language="en")
+    receipt = _receipt_from(client.post("/report", data=_form()).text)
+    assert deliver(database, settings) == (1, 0) and "New reports: 1" in box.bodies()[0]
+    page = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"})
+    case = session.scalar(select(Case))
+    capability = re.search(r'name="capability" value="([^"]+)"', page.text).group(1)
+    reply = client.post("/followup/reply", data={"case": case.id, "capability": capability,
+                                                  "text": "", "sealing": "noscript"},
+                        files=[("files", ("a.png", _png(), "image/png"))])
+    assert reply.status_code == 200, reply.text
+    assert deliver(database, settings) == (1, 0)
+    assert "Reporters' replies or new evidence: 1" in box.bodies()[1]
+    form = _form()
+    assert_says_nothing(box.bodies(), [case])
+    for field_name in ("unit", "location", "seen_at"):
+        assert all(form[field_name] not in body for body in box.bodies())
+
+
+def test_deactivated_account_is_not_told(smtp, certificate, settings: Settings,
+                                         session: Session, database: Database,
+                                         client: TestClient) -> None:
+    box, port = smtp
+    settings = mail_settings(settings, port, certificate)
+    people = make_people(session, settings)
+    choose(client, session, settings, people.reviewer.user)
+    api_client(client).submit("acme", REPORT)
+    csrf = sign_in(client, session, settings, people.admin.user)
+    done = client.post(f"/console/admin/users/{people.reviewer.user.id}/deactivate",
+                       data={"csrf_token": csrf}, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    assert deliver(database, settings) == (0, 0) and not box.messages
+    assert session.scalar(select(NotifyOutbox.state)) == "dropped"
