@@ -560,3 +560,57 @@ def test_deactivated_account_is_not_told(smtp, certificate, settings: Settings,
     assert done.status_code == 303, done.text
     assert deliver(database, settings) == (0, 0) and not box.messages
     assert session.scalar(select(NotifyOutbox.state)) == "dropped"
+
+
+def test_random_delay_holds_messages_back(smtp, certificate, settings: Settings,
+                                          session: Session, database: Database,
+                                          client: TestClient) -> None:
+    box, port = smtp
+    settings = mail_settings(settings, port, certificate, notify_max_delay_seconds=1800)
+    people = make_people(session, settings)
+    choose(client, session, settings, people.reviewer.user)
+    for _ in range(4):
+        api_client(client).submit("acme", REPORT)
+    start = utcnow() + LATER
+    notify.deliver_once(database, settings, now=start, limit=0)  # schedules, sends nothing
+    for row in session.scalars(select(NotifyOutbox)):
+        session.refresh(row)
+    dues = [row.due_at for row in session.scalars(select(NotifyOutbox))]
+    assert all(start <= due <= start + dt.timedelta(seconds=1800) for due in dues), dues
+    assert len(set(dues)) == 4  # each its own delay
+    notify.deliver_once(database, settings, now=start + dt.timedelta(seconds=1801))
+    assert sum(int(n) for n in re.findall(r"新举报：(\d+)", "".join(box.bodies()))) == 4
+
+
+def test_a_robot_that_refuses_is_a_failure(settings: Settings, session: Session,
+                                           database: Database, client: TestClient) -> None:
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            answer = b'{"errcode":310000,"errmsg":"sign not match"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        people = make_people(session, settings)
+        hook = notify.add_webhook(session, "钉钉群", "dingtalk",
+                                  f"http://127.0.0.1:{server.server_address[1]}/robot/send"
+                                  "?access_token=t", "SECwrong")
+        session.commit()
+        choose(client, session, settings, people.reviewer.user, via="webhook",
+               webhook_id=str(hook.id), email="")
+        api_client(client).submit("acme", REPORT)
+        assert deliver(database, settings) == (0, 1)
+        row = session.scalar(select(NotifyOutbox))
+        session.refresh(row)
+        assert row.state == "pending" and "sign not match" in row.last_error
+    finally:
+        server.shutdown()
+        server.server_close()
