@@ -38,7 +38,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db import IMMEDIATE, Database
@@ -104,13 +104,17 @@ def preference(session: Session, user: User) -> NotifyPreference:
         language="")
 
 
-def wanted_kinds(session: Session, pref: NotifyPreference) -> set[str]:
-    chosen = pref.kinds if pref.kinds is not None else defaults(session).kinds
+def wanted_kinds(session: Session, pref: NotifyPreference,
+                 base: NotifyDefaults | None = None) -> set[str]:
+    chosen = pref.kinds if pref.kinds is not None else (base or defaults(session)).kinds
     return set(chosen.split()) & set(KINDS)
 
 
-def wants_digest(session: Session, pref: NotifyPreference) -> bool:
-    return bool(defaults(session).digest if pref.digest is None else pref.digest)
+def wants_digest(session: Session, pref: NotifyPreference,
+                 base: NotifyDefaults | None = None) -> bool:
+    if pref.digest is not None:
+        return bool(pref.digest)
+    return bool((base or defaults(session)).digest)
 
 
 def reachable(pref: NotifyPreference) -> bool:
@@ -130,14 +134,16 @@ def enqueue(session: Session, kind: str, user_ids: Iterable[int | None], *,
     ids = sorted({i for i in user_ids if i})
     if not ids:
         return 0
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
-    prefs = {p.user_id: p for p in session.scalars(
-        select(NotifyPreference).where(NotifyPreference.user_id.in_(ids)))}
+    # One query for the people and their choices (this runs inside intake's transaction).
+    prefs = session.scalars(select(NotifyPreference).join(
+        User, User.id == NotifyPreference.user_id).where(
+        NotifyPreference.user_id.in_(ids), User.active.is_(True))
+        .order_by(NotifyPreference.user_id)).all()
+    base = defaults(session)  # held here: the session's identity map keeps it only weakly
     written = 0
-    for user_id in ids:
-        user, pref = users.get(user_id), prefs.get(user_id)
-        if user is None or not user.active or pref is None or not reachable(pref) \
-                or kind not in wanted_kinds(session, pref):
+    for pref in prefs:
+        user_id = pref.user_id
+        if not reachable(pref) or kind not in wanted_kinds(session, pref, base):
             continue
         session.add(NotifyOutbox(user_id=user_id, kind=kind, state="new",
                                  created_at=created_at or not_before, due_at=not_before,
@@ -185,21 +191,26 @@ def _for_update(session: Session, statement):  # type: ignore[no-untyped-def]
 
 def schedule(session: Session, settings: Settings, now: dt.datetime) -> int:
     """Give new rows their time: the person's next digest, or now plus the random delay."""
-    rows = list(session.scalars(_for_update(session, select(NotifyOutbox).where(
-        NotifyOutbox.state == "new").order_by(NotifyOutbox.id).limit(BATCH * 5))))
-    prefs: dict[int, NotifyPreference | None] = {}
-    for row in rows:
-        if row.user_id not in prefs:
-            prefs[row.user_id] = session.get(NotifyPreference, row.user_id)
-        pref = prefs[row.user_id]
-        base = max(row.due_at, now)
-        if pref is not None and wants_digest(session, pref):
-            row.due_at = next_digest(settings, base)
+    rows = session.execute(_for_update(session, select(
+        NotifyOutbox.id, NotifyOutbox.user_id, NotifyOutbox.due_at).where(
+        NotifyOutbox.state == "new").order_by(NotifyOutbox.id).limit(BATCH * 5))).all()
+    digest: dict[int, bool] = {}
+    standard = defaults(session) if rows else None
+    changes = []
+    for row_id, user_id, due_at in rows:
+        if user_id not in digest:
+            pref = session.get(NotifyPreference, user_id)
+            digest[user_id] = pref is not None and wants_digest(session, pref, standard)
+        base = max(due_at, now)
+        if digest[user_id]:
+            due = next_digest(settings, base)
         else:
             delay = random.SystemRandom().uniform(0, settings.notify_max_delay_seconds)
-            row.due_at = base + dt.timedelta(seconds=delay)
-        row.state = "pending"
-    session.flush()
+            due = base + dt.timedelta(seconds=delay)
+        changes.append({"id": row_id, "state": "pending", "due_at": due})
+    if changes:
+        # One executemany, not one statement per row.
+        session.execute(update(NotifyOutbox), changes)
     return len(rows)
 
 
@@ -214,19 +225,23 @@ class Batch:
 def claim(session: Session, settings: Settings, now: dt.datetime,
           limit: int = BATCH) -> list[Batch]:
     """Take due rows (and rows whose lease ran out: their worker died), lease them."""
-    rows = list(session.scalars(_for_update(session, select(NotifyOutbox).where(or_(
-        (NotifyOutbox.state == "pending") & (NotifyOutbox.due_at <= now),
-        (NotifyOutbox.state == "sending") & (NotifyOutbox.lease_until < now),
-    )).order_by(NotifyOutbox.user_id, NotifyOutbox.id).limit(limit))))
+    rows = session.execute(_for_update(session, select(
+        NotifyOutbox.id, NotifyOutbox.user_id, NotifyOutbox.kind, NotifyOutbox.attempts).where(
+        or_((NotifyOutbox.state == "pending") & (NotifyOutbox.due_at <= now),
+            (NotifyOutbox.state == "sending") & (NotifyOutbox.lease_until < now)))
+        .order_by(NotifyOutbox.user_id, NotifyOutbox.id).limit(limit))).all()
+    if not rows:
+        return []
     lease = now + dt.timedelta(seconds=settings.notify_lease_seconds)
-    grouped: dict[int, list[NotifyOutbox]] = {}
+    session.execute(update(NotifyOutbox).where(NotifyOutbox.id.in_([r.id for r in rows]))
+                    .values(state="sending", lease_until=lease,
+                            attempts=NotifyOutbox.attempts + 1)
+                    .execution_options(synchronize_session=False))
+    grouped: dict[int, list[Any]] = {}
     for row in rows:
-        row.state, row.lease_until = "sending", lease
-        row.attempts += 1
         grouped.setdefault(row.user_id, []).append(row)
-    session.flush()
     return [Batch(user_id, tuple(r.id for r in group), dict(Counter(r.kind for r in group)),
-                  max(r.attempts for r in group))
+                  max(r.attempts for r in group) + 1)
             for user_id, group in grouped.items()]
 
 
@@ -355,12 +370,16 @@ def _finish(database: Database, settings: Settings, batch: Batch, via: str,
             error: str | None, now: dt.datetime) -> None:
     with database.session() as session:
         session.connection(execution_options={IMMEDIATE: True})
+        if error is None:
+            session.execute(update(NotifyOutbox).where(
+                NotifyOutbox.id.in_(batch.row_ids), NotifyOutbox.state == "sending")
+                .values(state="sent", sent_at=now, lease_until=None, via=via, last_error="")
+                .execution_options(synchronize_session=False))
+            return
         for row in session.scalars(select(NotifyOutbox).where(
                 NotifyOutbox.id.in_(batch.row_ids), NotifyOutbox.state == "sending")):
             row.lease_until, row.via = None, via
-            if error is None:
-                row.state, row.sent_at, row.last_error = "sent", now, ""
-            elif error == "dropped":
+            if error == "dropped":
                 row.state, row.last_error = "dropped", "account inactive"
             elif row.attempts >= settings.notify_max_attempts:
                 row.state, row.last_error = "failed", error[:ERROR_CHARS]
