@@ -332,9 +332,18 @@ def test_each_trigger_tells_exactly_the_right_people_once(
     other = channels.add_channel(session, slug="other", kind="enterprise", name_zh="别的工厂")
     elsewhere = make_reviewer(session, "elsewhere", other)
     far_approver = make_reviewer(session, "approver2", other, roles="approver")
+    scoped_approver = make_reviewer(session, "approver3", None, roles="approver")
     session.commit()
+    # Scope given as an administrator gives it: the records of acme, no keys.
+    csrf = sign_in(client, session, settings, people.admin.user)
+    scoped = client.post(f"/console/admin/users/{scoped_approver.user.id}/scope",
+                         data={"csrf_token": csrf, "channel_id": str(people.world.channel.id)},
+                         follow_redirects=False)
+    assert scoped.status_code == 303, scoped.text
+    client.cookies.clear()
     everyone: list[Reviewer] = [people.reviewer, second, people.approver, people.finance,
-                                people.auditor, people.admin, elsewhere, far_approver]
+                                people.auditor, people.admin, elsewhere, far_approver,
+                                scoped_approver]
     for person in everyone:
         choose(client, session, settings, person.user, language="en")
 
@@ -361,7 +370,7 @@ def test_each_trigger_tells_exactly_the_right_people_once(
         "csrf_token": csrf, "policy": str(policy_row(session).id), "fine": "200000",
         "action": "propose"}, follow_redirects=False)
     assert proposed.status_code == 303
-    assert round_() == ["approver1"]
+    assert round_() == ["approver1", "approver3"]
     # Approved, then claimed by the reporter: finance.
     record = rewardflow.active_record(session, case)
     rewardflow.approve(session, record, people.approver.user, record.version)
@@ -513,6 +522,14 @@ def test_group_robots_signed_and_content_free(receiver: Receiver, settings: Sett
     _, feishu = by_path["/open-apis/bot/v2/hook/x"]
     _verify_feishu(feishu, "fs")
     assert feishu["msg_type"] == "text"
+    # Removing a robot leaves its people without a way to be told, and the page says so.
+    csrf = sign_in(client, session, settings, people.admin.user)
+    removed = client.post(f"/console/admin/notifications/webhooks/{hooks['feishu']}/remove",
+                          data={"csrf_token": csrf}, follow_redirects=False)
+    assert removed.status_code == 303
+    page = client.get("/console/admin/notifications")
+    assert "飞书群" not in page.text and 'id="notify-unreachable"' in page.text
+    assert "reviewer2" in page.text.split('id="notify-unreachable"')[1].split("</p>")[0]
     assert_says_nothing([b.decode() for _, b in receiver.requests] + list(by_path),
                         list(session.scalars(select(Case))))
 
