@@ -89,12 +89,10 @@ def _catalogs() -> Catalogs:
 
 
 def defaults(session: Session) -> NotifyDefaults:
-    row = session.get(NotifyDefaults, 1)
-    if row is None:
-        row = NotifyDefaults(id=1, kinds=" ".join(KINDS), digest=False)
-        session.add(row)
-        session.flush()
-    return row
+    """The installation's defaults; every kind, no digest, until an administrator saves them
+    (not stored by reading: pages that only show them write nothing)."""
+    return session.get(NotifyDefaults, 1) or NotifyDefaults(id=1, kinds=" ".join(KINDS),
+                                                            digest=False)
 
 
 def preference(session: Session, user: User) -> NotifyPreference:
@@ -487,6 +485,8 @@ def save_preference(session: Session, user: User, form: Mapping[str, Any],
 
 def save_defaults(session: Session, chosen_kinds: list[str], digest: bool) -> NotifyDefaults:
     row = defaults(session)
+    if row not in session:
+        session.add(row)
     row.kinds = " ".join(kind for kind in KINDS if kind in chosen_kinds)
     row.digest = digest
     session.flush()
