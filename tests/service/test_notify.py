@@ -41,6 +41,7 @@ from service.db import Database
 from service.models import Case, User, utcnow
 from service.models_notify import NotifyOutbox
 from service.settings import Settings
+from tests.browser.test_accessibility import VNU, _vnu
 from tests.console import sign_in
 from tests.factories import Reviewer, api_client, make_reviewer
 from tests.reviewer.test_rewardflow import (
@@ -631,3 +632,18 @@ def test_a_robot_that_refuses_is_a_failure(settings: Settings, session: Session,
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_notification_pages_are_valid_html(settings: Settings, session: Session,
+                                           client: TestClient, tmp_path: Path) -> None:
+    if not VNU.exists():
+        pytest.skip("vnu-jar missing (scripts/ensure-test-tools.sh)")
+    people = make_people(session, settings)
+    notify.add_webhook(session, "安全组", "wecom", "https://qyapi.weixin.qq.com/x?key=k", "")
+    session.commit()
+    pages = {}
+    sign_in(client, session, settings, people.reviewer.user)
+    pages["account"] = client.get("/console/account").text
+    sign_in(client, session, settings, people.admin.user)
+    pages["admin"] = client.get("/console/admin/notifications").text
+    assert _vnu(pages, tmp_path / "html") == []
