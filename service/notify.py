@@ -270,6 +270,9 @@ class DeliveryError(Exception):
 def send_email(settings: Settings, to: str, message: Message, message_id: str) -> None:
     if not settings.smtp_host:
         raise DeliveryError("e-mail is not configured (CHUISHAO_SMTP_HOST)")
+    if settings.smtp_username and settings.smtp_security == "none":
+        raise DeliveryError("refusing to send the SMTP password without TLS "
+                            "(CHUISHAO_SMTP_SECURITY=none)")
     mail = EmailMessage()
     mail["From"] = settings.smtp_from or formataddr(("Chuishao", "chuishao@localhost"))
     mail["To"] = to

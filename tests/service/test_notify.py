@@ -305,6 +305,26 @@ def test_wrong_password_is_retried_with_backoff_and_shown_to_admins(
     assert len(box.messages) == 1
 
 
+def test_no_password_without_tls(settings: Settings, session: Session, database: Database,
+                                 client: TestClient) -> None:
+    box = Mailbox()
+    controller, port = start({"auth_require_tls": False, "authenticator": Authenticator(box)},
+                             box)
+    try:
+        plain = settings.with_(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
+                               smtp_username=USER, smtp_password=Secret(PASSWORD))
+        people = make_people(session, plain)
+        choose(client, session, plain, people.reviewer.user)
+        api_client(client).submit("acme", REPORT)
+        assert deliver(database, plain) == (0, 1)
+        assert box.logins == [] and box.messages == []
+        row = session.scalar(select(NotifyOutbox))
+        session.refresh(row)
+        assert "without TLS" in row.last_error
+    finally:
+        controller.stop()
+
+
 def test_bad_address_refused_and_changes_nothing(settings: Settings, session: Session,
                                                  client: TestClient) -> None:
     people = make_people(session, settings)
