@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from reviewer.auth import ConsoleAuthMiddleware, NotSignedIn
-from reviewer.views import accounts, admin, cases, posters, rectification, rewards
+from reviewer.views import accounts, admin, cases, notifications, posters, rectification, rewards
 from service.bodylimit import BodyLimit
 from service.errors import (
     ChuishaoError,
@@ -44,6 +44,7 @@ def create_console_app(settings: Settings, *, secret_key: str, catalogs: Catalog
         *accounts.ROUTES,
         *cases.ROUTES,
         *admin.ROUTES,
+        *notifications.ROUTES,
         *posters.ROUTES,
         *rewards.ROUTES,
         *rectification.ROUTES,

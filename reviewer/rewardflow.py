@@ -45,7 +45,7 @@ from reviewer.rewards import (
     shipped_policies,
 )
 from reviewer.rewards.policy import PersonCapRule
-from service import intake, localtime, offload
+from service import intake, localtime, notify, offload
 from service.errors import ChuishaoError, Conflict, Forbidden, InvalidInput, NotFound
 from service.i18n import N_
 from service.installation import get_installation
@@ -547,11 +547,21 @@ def propose(session: Session, case: Case, actor: User, policy_row_id: Any,
                           visible_to_reporter=False, created_at=now,
                           data={"reward_id": record.id, "amount_fen": calc.amount_fen}))
     session.flush()
+    notify.enqueue(session, "reward_approval", approvers_of(session, case, actor),
+                   not_before=now)
     audit.append(session, "reward.propose", actor=actor, target=record.id, now=now,
                  details={"case": case.id, "amount_fen": calc.amount_fen,
                           "policy": calc.policy_id, "version": calc.policy_version,
                           "digest": calc.policy_digest})
     return record
+
+
+def approvers_of(session: Session, case: Case, proposer: User) -> list[int]:
+    """Active approvers who see the case (their channels or scope), not its proposer, who
+    may not approve their own proposal."""
+    people = session.scalars(select(User).where(User.active.is_(True), User.id != proposer.id))
+    return [user.id for user in people if user.has_role("approver") and session.scalar(
+        select(Case.id).where(Case.id == case.id, cases.visible_clause(session, user)))]
 
 
 def calculation_of(record: RewardRecord) -> RewardCalculation:
@@ -770,6 +780,10 @@ def register_claim(session: Session, settings: Settings, case: Case, reward_id: 
         created_at=stamp) for key_id, slot in slots])
     session.add(CaseEvent(case_id=case.id, kind="reward_claimed", visible_to_reporter=True,
                           created_at=stamp, data={"reward_id": record.id}))
+    notify.enqueue(session, "claim_to_pay",
+                   [r.user_id for r in recipients if r.user_id is not None],
+                   not_before=stamp + dt.timedelta(seconds=settings.time_granularity_seconds),
+                   created_at=stamp)
     # Its place in the chain would date the claim to the second: entered after its hour.
     audit.defer(session, "reward.claimed", target=record.id, bucket_start=stamp,
                 granularity=settings.time_granularity_seconds,

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import degraded, housekeeping, localtime, logs, sharedlimit, storage
+from service import degraded, housekeeping, localtime, logs, notify, sharedlimit, storage
 from service.bodylimit import RequestBody, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             if owned and settings.purge_minutes > 0:
                 tasks.start_soon(housekeeping.run_forever, app.state.database,
                                  settings.purge_minutes * 60, settings)
+            if owned and settings.notify_seconds > 0:
+                tasks.start_soon(notify.run_forever, app.state.database, settings)
             if owned:
                 tasks.start_soon(storage.watch_forever, app.state.storage, app.state.database,
                                  storage.WATCH_SECONDS)

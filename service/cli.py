@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import crypto
-from service import localtime
+from service import localtime, notify
 from service.db import Database
 from service.settings import Settings
 
@@ -343,6 +343,16 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
+    database = _database(settings)
+    try:
+        sent, failed = notify.deliver_once(database, settings)
+    finally:
+        database.dispose()
+    print(f"sent {sent} notifications, {failed} failed (retried later)")
+    return 0 if not failed else 1
+
+
 def cmd_reward(settings: Settings, args: argparse.Namespace) -> int:
     from reviewer.rewards import command
 
@@ -635,6 +645,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("purge", help="discard unfinished uploads and expired anti-abuse stamps")
 
+    notify_parser = sub.add_parser("notify", help="staff notifications")
+    notify_sub = notify_parser.add_subparsers(dest="action", required=True)
+    notify_sub.add_parser("run-once", help="deliver what the outbox holds that is due")
+
     recover = sub.add_parser("recover", help="re-grant a channel's cases to a reviewer with "
                              "the recovery secret (read from stdin)")
     recover.add_argument("--channel", help="channel slug: its cases go to a reviewer")
@@ -703,6 +717,7 @@ COMMANDS = {
     "submit": cmd_submit,
     "purge": cmd_purge,
     "reward": cmd_reward,
+    "notify": cmd_notify,
     "recover": cmd_recover,
     "audit": cmd_audit,
     "export": cmd_export,

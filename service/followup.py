@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from service import intake, localtime, quota
+from service import intake, localtime, notify, quota
 from service.errors import ChuishaoError, InvalidInput, TooLarge
 from service.i18n import N_
 from service.models import (
@@ -184,6 +184,7 @@ def note_reporter_activity(session: Session, settings: Settings, case: Case) -> 
     session.add(CaseEvent(case_id=case.id, kind="reporter_activity", visible_to_reporter=False,
                           data={}, created_at=stamp))
     session.flush()
+    notify.reporter_activity(session, settings, case, case.updated_at)
 
 
 def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> SealedItem:

@@ -26,12 +26,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, and_, exists, or_, select, text
 
-from reviewer import audit, exports
-from service import intake, pow, quota, sharedlimit
+from reviewer import audit, cases, exports, workflow
+from service import intake, notify, pow, quota, sharedlimit
 from service.db import Database
-from service.models import utcnow
+from service.models import Case, ChannelRecipient, User, utcnow
+from service.models_notify import NotifyDeadline
 from service.settings import Settings
 
 log = logging.getLogger("chuishao.housekeeping")
@@ -81,6 +82,7 @@ def purge_once(database: Database, settings: Settings | None = None,
     reclaim_space(database)
     if settings is not None:
         settle_once(database, settings)
+        announce_deadlines(database, settings, now)
     refresh_statistics(database)
     return drafts, stamps
 
@@ -99,6 +101,43 @@ def settle_once(database: Database, settings: Settings) -> tuple[int, int]:
         log.info("entered %d held audit entries, marked %d abandoned exports failed",
                  released, failed)
     return released, failed
+
+
+def announce_deadlines(database: Database, settings: Settings,
+                       now: dt.datetime | None = None) -> int:
+    """Tell the assignee and the channel's reviewers once when a case's deadline comes
+    within notify_deadline_days, and once when it passes. Returns deadlines announced."""
+    now = now or utcnow()
+    horizon = now + dt.timedelta(days=settings.notify_deadline_days)
+    announced = 0
+    with database.session() as session:
+        # A case whose current deadline was announced as passed is not read again (overdue
+        # cases would otherwise be read on every round).
+        done = exists().where(NotifyDeadline.case_id == Case.id, NotifyDeadline.which == "passed",
+                              or_(and_(Case.status == "new",
+                                       NotifyDeadline.due_at == Case.accept_due_at),
+                                  and_(Case.status.in_(("accepted", "verifying")),
+                                       NotifyDeadline.due_at == Case.verify_due_at),
+                                  and_(Case.status == "verified",
+                                       NotifyDeadline.due_at == Case.feedback_due_at)))
+        near = session.scalars(select(Case).where(
+            Case.ready.is_(True), cases.overdue_clause(settings, horizon), ~done))
+        for case in near:
+            due = workflow.due_at(case, settings)
+            if due is None or due > horizon or (due > now and not settings.notify_deadline_days):
+                continue
+            which = "passed" if due <= now else "soon"
+            if session.get(NotifyDeadline, (case.id, which, due)) is not None:
+                continue
+            session.add(NotifyDeadline(case_id=case.id, which=which, due_at=due))
+            reviewers = [user.id for user in session.scalars(
+                select(User).join(ChannelRecipient, ChannelRecipient.user_id == User.id)
+                .where(ChannelRecipient.channel_id == case.channel_id))
+                if user.has_role("reviewer")]
+            notify.enqueue(session, "deadline_passed" if which == "passed" else "deadline_soon",
+                           [case.assigned_to, *reviewers], not_before=now)
+            announced += 1
+    return announced
 
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental

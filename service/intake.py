@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
 import crypto
-from service import quota
+from service import notify, quota
 from service.channels import SLUG
 from service.errors import ChuishaoError, Conflict, InvalidInput, NotFound, TooLarge
 from service.i18n import N_
@@ -421,6 +421,7 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
         session.execute(insert(CaseEvent), [{
             "case_id": case.id, "kind": "received", "visible_to_reporter": True, "data": {},
             "created_at": stamp}])
+        notify.new_case(session, settings, case, stamp)
     return case, token
 
 
@@ -493,6 +494,7 @@ def _make_ready(session: Session, case: Case, settings: Settings) -> None:
     session.add(CaseEvent(case_id=case.id, kind="received", visible_to_reporter=True, data={},
                           created_at=case.created_at))
     session.flush()
+    notify.new_case(session, settings, case, coarse_time(settings))
 
 
 def discard_case_data(session: Session, case_id: str) -> None:

@@ -502,4 +502,4 @@ def _next_position(_mapper: Any, connection: Any, item: SealedItem) -> None:
 
 # Further tables live in their own modules; importing them here puts them on Base.metadata
 # for Alembic and for every caller of this module.
-from service import models_rectification, models_rewards  # noqa: E402, F401
+from service import models_notify, models_rectification, models_rewards  # noqa: E402, F401

@@ -265,6 +265,8 @@ def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase,
     for index, chunk in enumerate(chunks):
         intake.store_chunk(session, file, index, chunk)
     intake.complete_file(session, file)
+    # As the JavaScript path's finish does: the case's reviewers hear of new evidence.
+    followup.note_reporter_activity(session, settings, opened.case)
     return file
 
 

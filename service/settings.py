@@ -119,6 +119,24 @@ class Settings:
     # warned (log, console); below min_free_mb /readyz answers "not ready".
     warn_free_mb: int = 2048
     min_free_mb: int = 200
+    # Staff notifications (service/notify.py, docs/OPERATIONS.md "Notifications"). The
+    # worker looks at the outbox every notify_seconds (0: never; run `chuishao notify
+    # run-once` from cron instead). No smtp_host: e-mail is off.
+    notify_seconds: int = 30
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | tls | none (none only for a relay on loopback)
+    smtp_username: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_from: str = ""
+    smtp_ca_file: str = ""
+    smtp_timeout_seconds: int = 30
+    notify_max_delay_seconds: int = 0
+    notify_deadline_days: int = 3
+    notify_digest_hour: int = 8
+    notify_max_attempts: int = 10
+    notify_backoff_seconds: int = 60
+    notify_lease_seconds: int = 300
 
     @property
     def database(self) -> str:
@@ -192,6 +210,21 @@ class Settings:
             "session_max_hours": int,
             "warn_free_mb": int,
             "min_free_mb": int,
+            "notify_seconds": int,
+            "smtp_host": str,
+            "smtp_port": int,
+            "smtp_security": str,
+            "smtp_username": str,
+            "smtp_password": Secret,
+            "smtp_from": str,
+            "smtp_ca_file": str,
+            "smtp_timeout_seconds": int,
+            "notify_max_delay_seconds": int,
+            "notify_deadline_days": int,
+            "notify_digest_hour": int,
+            "notify_max_attempts": int,
+            "notify_backoff_seconds": int,
+            "notify_lease_seconds": int,
         }
         for name, cast in casts.items():
             raw = env.get(PREFIX + name.upper())
@@ -238,3 +271,13 @@ class Settings:
             raise SettingsError("min_free_mb must be between 0 and warn_free_mb")
         if self.onion_url and not re.fullmatch(r"https?://[a-z2-7]{56}\.onion/?", self.onion_url):
             raise SettingsError("onion_url must be http://<56 letters and digits>.onion")
+        if self.smtp_security not in {"starttls", "tls", "none"}:
+            raise SettingsError("smtp_security must be starttls, tls or none")
+        if not 0 <= self.notify_digest_hour <= 23:
+            raise SettingsError("notify_digest_hour must be between 0 and 23 (UTC)")
+        if min(self.notify_max_attempts, self.notify_backoff_seconds,
+               self.notify_lease_seconds, self.smtp_timeout_seconds) < 1 \
+                or min(self.notify_seconds, self.notify_max_delay_seconds,
+                       self.notify_deadline_days) < 0:
+            raise SettingsError("notification attempts, backoff, lease and timeout must be "
+                                "positive; interval, delay and deadline days not negative")

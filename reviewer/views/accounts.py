@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import accounts, audit, auth, invitations, refusals
 from reviewer.auth import current_user, require_roles
-from service import localtime, offload, pow
+from service import localtime, notify, offload, pow
 from service.bodylimit import prepared_first
 from service.db import get_session
 from service.errors import InvalidInput
@@ -322,6 +322,7 @@ async def account_page(request: Request) -> Response:
         "account": user, "sessions": rows, "current_session": current.id,
         "iterations": settings.password_iterations, "min_password": MIN_PASSWORD,
         "changed": request.query_params.get("changed") == "1",
+        **notify.account_view(get_session(request), user),
     })
 
 

@@ -172,6 +172,7 @@ def _staff_pages(found: inst.Installation) -> dict[str, list[str]]:
         "zhao.min": ["/console/rewards", f"/console/rewards/{rewards['C07']}"],
         "sun.li": ["/console/audit", "/console/rewards"],
         "admin.chen": ["/console/admin", "/console/admin/invitations", "/console/admin/channels",
+                       "/console/admin/notifications",
                        "/console/reward-policies", "/console/admin/board"],
     }
 

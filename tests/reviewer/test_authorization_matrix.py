@@ -41,6 +41,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/account/sessions/{session_id}/revoke"): SIGNED_IN,
     ("GET", "/api/me/key"): SIGNED_IN,
     ("POST", "/api/account/password"): SIGNED_IN,
+    ("POST", "/account/notifications"): SIGNED_IN,
     ("GET", "/cases"): SIGNED_IN,
     ("GET", "/cases/{case_id}"): CASE_READERS,
     ("POST", "/cases/{case_id}/actions/{action}"): {"reviewer", "approver"},
@@ -57,6 +58,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/admin/users/{user_id:int}/scope/{channel_id:int}/remove"): {"admin"},
     ("GET", "/admin/invitations"): {"admin"},
     ("POST", "/admin/invitations"): {"admin"},
+    ("GET", "/admin/notifications"): {"admin"},
+    ("POST", "/admin/notifications/defaults"): {"admin"},
+    ("POST", "/admin/notifications/webhooks"): {"admin"},
+    ("POST", "/admin/notifications/webhooks/{hook_id:int}/remove"): {"admin"},
+    ("POST", "/admin/notifications/{row_id:int}/retry"): {"admin"},
     ("GET", "/admin/channels"): {"admin"},
     ("POST", "/admin/channels"): {"admin"},
     ("POST", "/admin/channels/{channel_id:int}/deactivate"): {"admin"},
@@ -140,7 +146,7 @@ def people(session, settings, client):  # type: ignore[no-untyped-def]
               "action": "accept", "file_id": "0" * 32, "index": "0",
               "user_id": str(reviewer.id), "channel_id": str(world.channel.id),
               "record_id": "999999", "reward_id": "999999", "export_id": "999999",
-              "row_id": "999999"}
+              "row_id": "999999", "hook_id": "999999"}
     return users, values
 
 
