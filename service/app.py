@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.nojs_submissions = TokenBucket(settings.nojs_submissions_per_hour)
     app.state.nojs_followups = TokenBucket(settings.nojs_followups_per_hour)
     app.state.storage = console.state.storage = storage.Watch(settings)
-    app.state.held_stamps = degraded.HeldStamps()
+    app.state.held_stamps = console.state.held_stamps = degraded.HeldStamps()
     app.state.storage.on_writable.append(app.state.held_stamps.flush)
     if database is not None:
         app.state.database = database

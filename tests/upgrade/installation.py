@@ -28,7 +28,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 import crypto
-from service.client import Client
+from service.client import Client, solve_pow
 from tests.factories import testclient_transport
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "v0.1"
@@ -212,13 +212,15 @@ def sign_in(client: TestClient, username: str, password: str, totp_secret: str) 
     code, step = totp(totp_secret)
     answer = client.post("/console/login", json={
         "username": username, "auth_secret": crypto.b64u_encode(keys.auth_secret),
-        "totp": code}, headers=headers)
+        "totp": code, "pow": solve_pow(pre.json()["pow"]["challenge"],
+                                       pre.json()["pow"]["difficulty"])}, headers=headers)
     if answer.status_code != 200 and totp(totp_secret)[1] != step:
         # The code went stale between computing and sending it: the next step's code.
         code, _ = totp(totp_secret)
         answer = client.post("/console/login", json={
             "username": username, "auth_secret": crypto.b64u_encode(keys.auth_secret),
-            "totp": code}, headers=headers)
+            "totp": code, "pow": solve_pow(pre.json()["pow"]["challenge"],
+                                       pre.json()["pow"]["difficulty"])}, headers=headers)
     assert answer.status_code == 200, f"{username} cannot sign in: {answer.text}"
     data = answer.json()
     private = crypto.unwrap_private_key(keys.kek, crypto.b64u_decode(data["wrapped_private_key"]),
