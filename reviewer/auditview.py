@@ -8,20 +8,16 @@ the console writes, so a new one without a sentence fails there first).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from reviewer import rectification, rewardflow, workflow
+from reviewer import rectification, rewardflow, sheets, workflow
 from reviewer.labels import LIST_SEPARATOR, role_names
 from reviewer.rewards import format_yuan
 from service.errors import InvalidInput
@@ -340,30 +336,23 @@ def export_rows(session: Session, filters: AuditFilters,
         last = entries[-1].id
 
 
+def _columns(translate: Translate) -> list[sheets.Column]:
+    kinds = ("int", "datetime") + ("text",) * 7
+    return [sheets.Column(translate(header), width, kind, wrap=index == 7)
+            for index, (header, width, kind) in enumerate(zip(HEADERS, _WIDTHS, kinds,
+                                                              strict=True))]
+
+
 def as_csv(session: Session, filters: AuditFilters, translate: Translate) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(_headers(translate))
-    for values in export_rows(session, filters, translate):
-        values[1] = values[1].isoformat(sep=" ")
-        writer.writerow(values)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM: Excel then reads UTF-8
+    columns = _columns(translate)
+    return b"".join(sheets.csv_chunks([c.header for c in columns],
+                                      export_rows(session, filters, translate)))
 
 
 def as_xlsx(session: Session, filters: AuditFilters, translate: Translate) -> bytes:
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(translate(N_("Audit trail")))
-    sheet.freeze_panes = "A2"
-    for index, width in enumerate(_WIDTHS, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    headers = _headers(translate)
-    sheet.append(headers)
-    count = 0
-    for values in export_rows(session, filters, translate):
-        sheet.append(values)
-        count += 1
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{count + 1}"
+    columns = _columns(translate)
     with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
-        book.save(spool)
+        sheets.write_xlsx(spool, translate(N_("Audit trail")), columns,
+                          [c.header for c in columns], export_rows(session, filters, translate))
         spool.seek(0)
         return spool.read()

@@ -117,7 +117,7 @@ def test_filters_and_exports_carry_the_same_rows(client, app, session, settings)
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert values[0] == table[0]
     # The same values: a time is a real date-time cell, an empty text an empty cell.
-    assert [["" if v is None else str(v.isoformat(sep=" ") if hasattr(v, "isoformat") else v)
+    assert [["" if v is None else str(v.isoformat() if hasattr(v, "isoformat") else v)
              for v in row] for row in values[1:]] == table[1:]
     assert sheet.cell(2, 2).is_date
     assert {"audit.viewed", "audit.exported"} <= set(session.scalars(
