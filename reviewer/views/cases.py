@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import audit, cases, workflow
+from reviewer import audit, cases, labels, workflow
 from reviewer.auth import current_user, require_roles
 from service import feed, reportform
 from service.db import get_session
@@ -128,9 +128,10 @@ def _timeline(request: Request, case: Case) -> list[dict[str, Any]]:
         select(User).where(User.id.in_({e.user_id for e in events if e.user_id})))}
     timeline = []
     for event in events:
-        if event.visible_to_reporter:
-            text = feed.event_text(event.kind, event.data, translate) or event.kind
-        else:
+        text = labels.staff_event_text(event.kind, event.data, translate)
+        if text is None and event.visible_to_reporter:
+            text = feed.event_text(event.kind, event.data, translate)
+        if text is None:
             text = translate(INTERNAL_EVENTS.get(event.kind, event.kind))
         timeline.append({"when": event.created_at, "text": text,
                          "who": names.get(event.user_id or 0, ""),
