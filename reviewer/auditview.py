@@ -140,7 +140,8 @@ FIELD_LABELS = {
     "public_board": N_("Public board"), "identity_required": N_("Identity required"),
     "purposes": N_("Purposes"), "stored_size": N_("Stored size"), "added": N_("Added"),
     "needs": N_("Needs"), "claims": N_("Claims"), "before": N_("Before"), "after": N_("After"),
-    "failed_before": N_("Failed before"), "receives": N_("Receives new reports"),
+    "grade": N_("Hazard grade"), "failed_before": N_("Failed before"),
+    "receives": N_("Receives new reports"),
     "hours": N_("Valid for (hours)"), "note": N_("Note"), "via": N_("Made through"),
     "internal_key_created": N_("Internal key created"),
 }
@@ -225,6 +226,8 @@ def _value(key: str, value: Any, translate: Translate) -> str:
         return translate(YUAN, amount=format_yuan(value))
     if key == "roles":
         return role_names(value if isinstance(value, str | list) else str(value), translate)
+    if key == "grade" and isinstance(value, str) and value in workflow.GRADES:
+        return translate(workflow.GRADES[value])
     if isinstance(value, str) and value in _STATE_WORDS and key in ("from", "to"):
         return translate(_STATE_WORDS[value])
     if isinstance(value, dict):

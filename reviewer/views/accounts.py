@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import accounts, audit, auth, invitations, refusals
+from reviewer import accounts, audit, auth, invitations, labels, refusals
 from reviewer.auth import current_user, require_roles
 from service import pow
 from service.db import get_session
@@ -289,6 +289,7 @@ async def account_page(request: Request) -> Response:
         "account": user, "sessions": rows, "current_session": current.id,
         "iterations": settings.password_iterations, "min_password": MIN_PASSWORD,
         "changed": request.query_params.get("changed") == "1",
+        "role_names": labels.role_names,
     })
 
 
