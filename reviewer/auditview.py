@@ -141,6 +141,10 @@ FIELD_LABELS = {
     "purposes": N_("Purposes"), "stored_size": N_("Stored size"), "added": N_("Added"),
     "needs": N_("Needs"), "claims": N_("Claims"), "before": N_("Before"), "after": N_("After"),
     "grade": N_("Hazard grade"), "failed_before": N_("Failed before"),
+    "scope": N_("May see the records of"), "result": N_("Told the reporter"),
+    "result_code": N_("Verification result"), "reason_code": N_("Reason chosen"),
+    "days": N_("Days"), "file_sha256": N_("SHA-256"), "records": N_("Records"),
+    "bytes": N_("Bytes"),
     "receives": N_("Receives new reports"),
     "hours": N_("Valid for (hours)"), "note": N_("Note"), "via": N_("Made through"),
     "internal_key_created": N_("Internal key created"),
@@ -226,8 +230,17 @@ def _value(key: str, value: Any, translate: Translate) -> str:
         return translate(YUAN, amount=format_yuan(value))
     if key == "roles":
         return role_names(value if isinstance(value, str | list) else str(value), translate)
+    if key == "action" and isinstance(value, str) and value in SENTENCES:
+        return translate(SENTENCES[value])
+    if key == "action" and isinstance(value, str) and value in GROUPS:
+        return translate(GROUPS[value])
     if key == "grade" and isinstance(value, str) and value in workflow.GRADES:
         return translate(workflow.GRADES[value])
+    if key == "result_code" and isinstance(value, str) and value in workflow.RESULTS:
+        return translate(workflow.RESULTS[value])
+    if key == "reason_code" and isinstance(value, str) \
+            and value in workflow.NOT_ACCEPTED_REASONS:
+        return translate(workflow.NOT_ACCEPTED_REASONS[value])
     if isinstance(value, str) and value in _STATE_WORDS and key in ("from", "to"):
         return translate(_STATE_WORDS[value])
     if isinstance(value, dict):
