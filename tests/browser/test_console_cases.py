@@ -27,7 +27,7 @@ from service import migrate, sealing
 from service.app import create_app
 from service.client import Client, urllib_transport
 from service.db import Database
-from service.models import AuditEntry, KeySlot, SealedItem, User
+from service.models import AuditEntry, Case, KeySlot, SealedItem, User
 from service.settings import Settings
 from tests.factories import Reviewer, make_reviewer, make_world, open_as
 
@@ -195,6 +195,15 @@ def test_list_and_case_are_decrypted_in_the_browser(console: Console, live: Live
     page.wait_for_url(f"**/console/cases/{live.case_id}")
     page.locator("#report-description").filter(has_text="两周没有修理").wait_for()
     assert "某机械厂" in page.locator("#report-fields").inner_text()
+    # One click copies the report's unit and location into the triage fields; nothing is
+    # saved until the reviewer saves.
+    page.click("#copy-from-report")
+    assert page.input_value("#enterprise") == "某机械厂"
+    assert page.input_value("#location") == "三号车间"
+    with live.database.session() as session:
+        assert session.get(Case, live.case_id).enterprise == ""
+    # The report gave no answer on "insider": the reward link carries nothing.
+    assert "#" not in (page.get_attribute("#reward-link", "href") or "")
     # The attachment is fetched as ciphertext chunks and decrypted into a download here.
     button = page.locator("#files button").filter(has_text="检测记录.bin")
     # A file that was not cleaned says so to the reviewer, who may otherwise pass it on.

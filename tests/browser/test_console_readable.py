@@ -178,3 +178,14 @@ def test_auditor_reads_the_trail_and_opens_both_spreadsheets(chromium: Any, live
     auditor.screenshot(path=str(shots / "audit-1366-en.png"), full_page=True)
     assert not auditor.outside  # type: ignore[attr-defined]
     auditor.context.close()
+
+    # The reward form takes what the case page read in the decrypted report through the URL
+    # fragment only (never sent): "insider: yes" arrives checked, with a note to check it.
+    reviewer = _signed_in(chromium, live, "reviewer0", "zh-CN")
+    reviewer.goto(f"/console/cases/{case_id}/reward#insider=yes")
+    assert reviewer.is_checked("#r-insider")
+    assert reviewer.locator("#insider-prefilled").is_visible()
+    reviewer.goto(f"/console/cases/{case_id}/reward#insider=no")
+    assert not reviewer.is_checked("#r-insider")
+    assert not reviewer.outside  # type: ignore[attr-defined]
+    reviewer.context.close()

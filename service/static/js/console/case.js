@@ -111,6 +111,35 @@ function renderReport() {
   list.append(el("dt", { text: t("label_description") }),
     el("dd", { cls: "text", text: r.description || "", attrs: { id: "report-description" } }));
   box.replaceChildren(list);
+  offerCopy(r);
+  // What the reward form can take from the report: passed in the fragment, which never
+  // leaves the browser, so the server learns it only if the reviewer proposes with it.
+  const reward = document.getElementById("reward-link");
+  if (reward && (r.insider === "yes" || r.insider === "no")) {
+    reward.href = `${reward.pathname}#insider=${r.insider}`;
+  }
+}
+
+// One click copies the report's unit and location into the triage fields (plaintext once
+// saved): the reviewer sees them filled in and saves, or edits first.
+function offerCopy(r) {
+  const button = document.getElementById("copy-from-report");
+  const unit = document.getElementById("enterprise");
+  const place = document.getElementById("location");
+  if (!button || !unit || !place || (!r.unit && !r.location)) return;
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    if (r.unit) unit.value = String(r.unit).slice(0, unit.maxLength > 0 ? unit.maxLength : 200);
+    if (r.location) {
+      place.value = String(r.location).slice(0, place.maxLength > 0 ? place.maxLength : 300);
+    }
+    const category = document.getElementById("category");
+    if (category && !category.value && r.category
+        && [...category.options].some((option) => option.value === r.category)) {
+      category.value = r.category;
+    }
+    unit.focus();
+  });
 }
 
 // The identity is not on the page: the server hands it out only on this click, and records
