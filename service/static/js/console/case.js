@@ -20,6 +20,7 @@ import {
   ApiError,
   el,
   errorText,
+  markRepliesSeen,
   privateKeyOrNull,
   request,
   showText,
@@ -83,6 +84,54 @@ async function openAll() {
   renderConversation();
   renderNotes();
   enableForms();
+  markRepliesSeen(caseId, opened.filter(isReply).length);
+  pollReplies();
+}
+
+// ------------------------------------------------------------------------------ new replies
+
+const POLL_MS = 20_000;
+let polling = false;
+
+function isReply(item) {
+  return item.kind === "reply" && item.author === "reporter";
+}
+
+// A reporter's reply that arrives while the page is open is fetched (sealed), opened with
+// the case key held in memory, and added to the conversation; no reload.
+async function checkReplies() {
+  if (!caseKey || document.hidden) return;
+  let answer;
+  try {
+    answer = await request("GET", `${base}/replies`);
+  } catch {
+    return; // the next round tries again
+  }
+  const known = new Set(opened.map((item) => item.id));
+  const fresh = (answer.items || []).filter((item) => !known.has(item.id));
+  for (const item of fresh) {
+    let content = null;
+    try {
+      content = await openItem(caseKey, caseId, item.id, item.kind, b64uDecode(item.blob));
+    } catch {
+      content = null;
+    }
+    opened.push({ ...item, content });
+  }
+  if (fresh.length) {
+    renderConversation();
+    showText(document.getElementById("new-reply"), t("new_reply"));
+    markRepliesSeen(caseId, opened.filter(isReply).length);
+  }
+}
+
+function pollReplies() {
+  if (polling) return;
+  polling = true;
+  setInterval(checkReplies, POLL_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) checkReplies();
+  });
 }
 
 // ------------------------------------------------------------------------------ rendering
