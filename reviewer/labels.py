@@ -35,7 +35,8 @@ def role_names(roles: str | list[str] | tuple[str, ...], translate: Callable[...
 
 
 # The case timeline as staff read it: about the reporter, never to them (their own wording,
-# addressed to "you", is in service/feed.py).
+# addressed to "you", is in service/feed.py). Internal kinds not listed here keep their labels
+# in reviewer/views/cases.py and reviewer/rectification.py.
 STAFF_EVENTS = {
     "received": N_("The report was received and sealed."),
     "accepted": N_("The report was accepted."),
@@ -48,9 +49,6 @@ STAFF_EVENTS = {
     "rectification_accepted": N_("The rectification passed its acceptance check."),
     "closed": N_("The case was closed."),
     "message": N_("A message was sent to the reporter."),
-    "reporter_activity": N_("The reporter replied or added evidence"),
-    "rectification_linked": N_("Linked to a rectification record"),
-    "rectification_record": N_("A rectification record was opened"),
     "reward_proposed": N_("A reward was proposed"),
     "reward_rejected": N_("The proposed reward was rejected"),
     "reward_offered": N_("A reward of {amount} yuan was approved for the reporter."),
