@@ -109,6 +109,7 @@ def test_auditor_reads_the_trail_and_opens_both_spreadsheets(chromium: Any, live
     admin.uncheck('input[name="roles"][value="reviewer"]')
     admin.check('input[name="roles"][value="auditor"]')
     admin.check(f'input[name="scope"][value="{channel_id}"]')
+    admin.screenshot(path=str(shots / "invitations-1366-zh.png"), full_page=True)
     admin.click('#invite-create button[type="submit"]')
     link = admin.locator("#invitation-link").inner_text()
     listed = admin.locator("#open-invitations").inner_text()
@@ -185,6 +186,11 @@ def test_auditor_reads_the_trail_and_opens_both_spreadsheets(chromium: Any, live
     reviewer.goto(f"/console/cases/{case_id}/reward#insider=yes")
     assert reviewer.is_checked("#r-insider")
     assert reviewer.locator("#insider-prefilled").is_visible()
+    # One field per line; the checkbox on the line of its label.
+    box = reviewer.locator("#r-insider").bounding_box()
+    label = reviewer.locator("label.check", has=reviewer.locator("#r-insider")).bounding_box()
+    assert box and label and abs(box["y"] - label["y"]) < 12 and box["width"] < 40
+    reviewer.screenshot(path=str(shots / "reward-form-1366-zh.png"), full_page=True)
     reviewer.goto(f"/console/cases/{case_id}/reward#insider=no")
     assert not reviewer.is_checked("#r-insider")
     assert not reviewer.outside  # type: ignore[attr-defined]
