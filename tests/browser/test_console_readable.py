@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from PIL import Image
 from sqlalchemy import select
 
+import crypto
 from reviewer import auth, workflow
 from service.app import create_app
-from service.client import Client, urllib_transport
+from service.client import Client, plain_file, urllib_transport
 from service.i18n import Catalogs
 from service.models import Case, Channel, User
 from tests.browser.live import LiveServer, running_server
@@ -33,6 +35,18 @@ pytestmark = pytest.mark.browser
 REPORT = {"v": 1, "unit": "宏达机械制造有限公司", "location": "三号车间", "category": "hazard",
           "description": "冲压机防护罩拆除后无人处理。", "seen_at": "", "insider": "",
           "language": "zh_CN"}
+
+
+STORE_KEY = """
+async ([d, x, keyIdHex]) => {
+  const keys = await import('/static/js/console/keys.js');
+  const key = await crypto.subtle.importKey(
+    'jwk', { kty: 'OKP', crv: 'X25519', d, x, ext: false }, { name: 'X25519' }, false,
+    ['deriveBits']);
+  await keys.storePrivateKey(key, keyIdHex);
+  return (await keys.getPrivateKey()).keyId === keyIdHex;
+}
+"""
 
 
 def tr(language: str, message: str, **params: object) -> str:
@@ -63,10 +77,14 @@ def _signed_in(chromium: Any, live: LiveServer, username: str, locale: str) -> A
     return page
 
 
-def _history(live: LiveServer) -> str:
-    """A report through the intake, accepted and verified by a reviewer: entries to read."""
+def _history(live: LiveServer, photo: Path) -> str:
+    """A report with a photo (its EXIF stripped on the way) through the intake, accepted and
+    verified by a reviewer: entries to read."""
+    exif = Image.Exif()
+    exif[0x010F] = "Zhang San camera"
+    Image.new("RGB", (20, 20)).save(photo, "JPEG", exif=exif)
     receipt = Client(urllib_transport(live.base_url), language="zh-CN").submit(
-        live.channel_slug, REPORT)
+        live.channel_slug, REPORT, files=[plain_file(photo)])
     assert receipt
     with live.session() as session:
         case = session.scalars(select(Case).order_by(Case.created_at.desc())).first()
@@ -99,7 +117,7 @@ def test_auditor_reads_the_trail_and_opens_both_spreadsheets(chromium: Any, live
     with live.session() as session:
         make_reviewer(session, "admin.wang", roles="admin").user.display_name = "王管理员"
         channel_id = session.scalar(select(Channel.id).where(Channel.slug == live.channel_slug))
-    case_id = _history(live)
+    case_id = _history(live, tmp_path / 'site.jpg')
 
     # The administrator invites the auditor in the browser: roles by their names.
     admin = _signed_in(chromium, live, "admin.wang", "zh-CN")
@@ -183,6 +201,16 @@ def test_auditor_reads_the_trail_and_opens_both_spreadsheets(chromium: Any, live
     # The reward form takes what the case page read in the decrypted report through the URL
     # fragment only (never sent): "insider: yes" arrives checked, with a note to check it.
     reviewer = _signed_in(chromium, live, "reviewer0", "zh-CN")
+    # The case page names what was stripped from the photo in the page's language.
+    reviewer.goto(f"/console/cases/{case_id}")
+    public = crypto.public_key(live.reviewer_keys[0])
+    assert reviewer.evaluate(STORE_KEY, [crypto.b64u_encode(live.reviewer_keys[0]),
+                                         crypto.b64u_encode(public),
+                                         crypto.key_id(public).hex()]) is True
+    reviewer.reload()
+    reviewer.locator("#files li").first.wait_for()
+    files = reviewer.locator("#files").inner_text()
+    assert tr("zh_CN", "EXIF (incl. GPS)") in files and "EXIF (incl. GPS)" not in files
     reviewer.goto(f"/console/cases/{case_id}/reward#insider=yes")
     assert reviewer.is_checked("#r-insider")
     assert reviewer.locator("#insider-prefilled").is_visible()

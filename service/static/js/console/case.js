@@ -244,7 +244,12 @@ function renderFiles() {
     status.hidden = true;
     const row = el("li", {}, [button, " ", status]);
     if (info && Array.isArray(info.removed) && info.removed.length) {
-      row.append(el("span", { cls: "hint", text: ` ${t("removed", { what: info.removed.join(", ") })}` }));
+      // The labels are stored as the stripping code wrote them (English): shown translated.
+      const what = info.removed.map((label) => {
+        const key = `stripped.${label}`;
+        return t(key) !== key ? t(key) : String(label);
+      }).join(t("list_separator"));
+      row.append(el("span", { cls: "hint", text: ` ${t("removed", { what })}` }));
     }
     // HEIC photos, videos, documents: the reporter chose to send them as they are.
     if (info && info.cleaned !== true) {
