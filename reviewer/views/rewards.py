@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import audit, auditview, cases, exports, rewardflow, workflow
 from reviewer.auth import current_user, require_roles
-from reviewer.rewards import GRADES, format_yuan, render
+from reviewer.rewards import GRADES, format_yuan
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import N_
@@ -77,6 +77,26 @@ def _message(request: Request, exc: ChuishaoError) -> str:
     if "reason_zh" in params and language(request) == "zh_CN":
         params["reason"] = params["reason_zh"]
     return translator(request)(exc.message, **params)
+
+
+def _explain(request: Request, calc: Any) -> str:
+    """The calculation's steps in the page's language only (the stored record and the
+    command line keep both)."""
+    english = language(request) == "en"
+    translate = translator(request)
+    lines = [translate(POLICY_LINE, policy=calc.policy_id, version=calc.policy_version), ""]
+    lines += [f"{i}. {step.en if english else step.zh}"
+              for i, step in enumerate(calc.steps, start=1)]
+    if len(calc.shares_fen) > 1:
+        lines.append(translate(SHARES_LINE, shares=" + ".join(
+            format_yuan(share) for share in calc.shares_fen)))
+    lines.append(translate(RESULT_LINE, amount=format_yuan(calc.amount_fen)))
+    return "\n".join(lines)
+
+
+POLICY_LINE = N_("Policy {policy}, version {version}")
+SHARES_LINE = N_("Shares: {shares} yuan")
+RESULT_LINE = N_("Reward: {amount} yuan")
 
 
 def _record(request: Request) -> RewardRecord:
@@ -135,7 +155,7 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
     page_data = {"reward_id": record.id}
     return {
         **_base_context(request), "record": record, "calc": calc,
-        "explanation": render(calc),
+        "explanation": _explain(request, calc),
         "status": rewardflow.display_status(record),
         "names": rewardflow.people(session, {record.proposed_by, record.decided_by,
                                              record.paid_by}),
@@ -285,7 +305,8 @@ async def case_reward_post(request: Request) -> Response:
         context.update(error=_message(request, exc), form=form)
         return render_page(request, "reviewer/reward_case.html", context, status=exc.status)
     context = _case_context(request, case)
-    context.update(form=form, preview={"row": row, "calc": calc, "text": render(calc)})
+    context.update(form=form, preview={"row": row, "calc": calc,
+                                       "text": _explain(request, calc)})
     return render_page(request, "reviewer/reward_case.html", context)
 
 
@@ -474,7 +495,7 @@ async def preview_policy(request: Request) -> Response:
     audit.append(session, "reward.policy_preview", actor=current_user(request),
                  target=f"policy:{row.policy_id}:{row.version}",
                  details={"amount_fen": calc.amount_fen})
-    context["preview"] = {"calc": calc, "text": render(calc)}
+    context["preview"] = {"calc": calc, "text": _explain(request, calc)}
     return render_page(request, "reviewer/reward_policies.html", context)
 
 

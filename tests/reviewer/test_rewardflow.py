@@ -658,3 +658,21 @@ def test_a_finance_officer_appointed_later_gets_the_claims_through_recovery(
     again = recover.recover_claims(session, "finance2", people.world.recovery_private)
     assert (again.granted, again.skipped) == (0, 1)
     assert "reward.claims_recover" in actions(session)
+
+
+def test_the_explanation_is_in_the_page_language_only(client: TestClient, session: Session,
+                                                      people: People,
+                                                      settings: Settings) -> None:
+    _, _, record = approved_reward(client, session, people)
+    sign_in(client, session, settings, people.auditor.user)
+    zh = client.get(f"/console/rewards/{record.id}").text
+    en = client.get(f"/console/rewards/{record.id}", headers={"Accept-Language": "en"}).text
+
+    def explanation(page: str) -> str:
+        start = page.index('id="explanation">')
+        return page[start:page.index("</pre>", start)]
+
+    assert "奖励金额" in explanation(zh) and "Reward:" not in explanation(zh)
+    assert "Reward:" in explanation(en) and "奖励金额" not in explanation(en)
+    assert not re.search(r"[\u4e00-\u9fff]", explanation(en).replace(
+        people.world.channel.name_zh, ""))
