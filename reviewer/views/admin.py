@@ -218,20 +218,31 @@ async def create_invitation(request: Request) -> Response:
 
 @require_roles("admin")
 async def channels_page(request: Request) -> Response:
+    return _channels(request, {})
+
+
+def _channels(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
     reviewers = [row.user for row in accounts.list_users(session) if row.may_receive]
     return _page(request, "reviewer/admin_channels.html", {
         "rows": accounts.channel_rows(session), "reviewers": reviewers,
-        "kinds": channels.KINDS})
+        "kinds": channels.KINDS, **extra}, status=status)
 
 
 @action("admin.channel.add")
 async def add_channel(request: Request) -> Response:
     session = get_session(request)
     form = await request.form()
-    channel = channels.add_channel(
-        session, slug=str(form.get("slug") or "").strip(), kind=str(form.get("kind") or ""),
-        name_zh=str(form.get("name_zh") or ""), name_en=str(form.get("name_en") or ""))
+    typed = {name: str(form.get(name) or "") for name in ("slug", "kind", "name_zh", "name_en")}
+    try:
+        channel = channels.add_channel(
+            session, slug=typed["slug"].strip(), kind=typed["kind"], name_zh=typed["name_zh"],
+            name_en=typed["name_en"])
+    except ChuishaoError as error:
+        # Refused in place: the form as typed, the reason above it.
+        _refused(request, "admin.channel.add", error)
+        return _channels(request, {"form": typed, "error": translator(request)(
+            error.message, **error.params)}, status=error.status)
     audit.append(session, "admin.channel.add", actor=current_user(request),
                  target=f"channel:{channel.id}", details={"slug": channel.slug})
     return RedirectResponse("/console/admin/channels", status_code=303)

@@ -208,9 +208,14 @@ def test_channels_and_recipients(admin_client, session) -> None:  # type: ignore
     assert added.status_code == 303
     channel = session.scalar(select(Channel).where(Channel.slug == "bureau-east"))
     assert channel is not None and channel.active
-    assert client.post("/console/admin/channels", data={
-        "csrf_token": csrf, "slug": "Bad Slug", "kind": "bureau", "name_zh": "x"}
-    ).status_code == 400
+    refused = client.post("/console/admin/channels", data={
+        "csrf_token": csrf, "slug": "Bad Slug", "kind": "bureau", "name_zh": "西区应急管理局"})
+    assert refused.status_code == 400
+    # Refused in place: the reason above the form, what was typed still in it; audited.
+    assert 'id="channel-error"' in refused.text and 'value="Bad Slug"' in refused.text
+    assert 'value="西区应急管理局"' in refused.text and 'value="bureau" selected' in refused.text
+    assert session.scalar(select(AuditEntry).where(AuditEntry.action == "admin.channel.add",
+                                                   AuditEntry.outcome == "refused"))
 
     base = f"/console/admin/channels/{channel.id}"
     assert client.post(f"{base}/recipients", data={"csrf_token": csrf, "user_id": str(nan.id)},
