@@ -84,6 +84,10 @@ def _int(value: Any) -> int:
 
 @require_roles("admin")
 async def users_page(request: Request) -> Response:
+    return _users(request, {})
+
+
+def _users(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
     rows = accounts.list_users(session)
     settings: Settings = request.app.state.settings
@@ -106,7 +110,8 @@ async def users_page(request: Request) -> Response:
         "failures": accounts.failures_by_user(session, settings, request.app.state.secret_key,
                                               [row.user for row in rows], now),
         "refusal_counts": refusals.recent(session, now - dt.timedelta(days=2)),
-        "failure_hours": settings.sign_in_failure_hours})
+        "failure_hours": settings.sign_in_failure_hours, "error_user": 0, **extra},
+        status=status)
 
 
 @action("admin.roles")
@@ -115,7 +120,13 @@ async def change_roles(request: Request) -> Response:
     form = await request.form()
     user = accounts.get_user(session, _int(request.path_params["user_id"]))
     roles = [str(value) for value in form.getlist("roles")]
-    accounts.set_roles(session, current_user(request), user, roles)
+    try:
+        accounts.set_roles(session, current_user(request), user, roles)
+    except ChuishaoError as error:
+        # Refused beside the row: the page again, the reason where the roles are.
+        _refused(request, "admin.roles", error)
+        return _users(request, {"error_user": user.id, "error": translator(request)(
+            error.message, **error.params)}, status=error.status)
     # Back to the same row, with a confirmation beside it.
     return RedirectResponse(f"/console/admin?done=roles&user={user.id}#user-{user.id}",
                             status_code=303)

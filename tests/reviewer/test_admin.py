@@ -163,8 +163,11 @@ def test_roles_and_deactivation(admin_client, session, settings) -> None:  # typ
     assert 'id="roles-saved"' in shown.text and "角色已保存：审批人员、受理人员。" in shown.text
     english = client.get(changed.headers["location"], headers={"Accept-Language": "en"})
     assert "Roles saved: Approver, Reviewer." in english.text
-    assert client.post(f"/console/admin/users/{mei.id}/roles",
-                       data={"csrf_token": csrf, "roles": ["boss"]}).status_code == 400
+    refused = client.post(f"/console/admin/users/{mei.id}/roles",
+                          data={"csrf_token": csrf, "roles": ["boss"]})
+    assert refused.status_code == 400
+    row = refused.text[refused.text.index(f'id="user-{mei.id}"'):]
+    assert 'id="roles-error"' in row.split("</tr>")[0]
 
     off = client.post(f"/console/admin/users/{mei.id}/deactivate", data={"csrf_token": csrf},
                       follow_redirects=False)
