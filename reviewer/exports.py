@@ -26,14 +26,12 @@ import csv
 import datetime as dt
 import fcntl
 import hashlib
-import io
 import json
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +39,8 @@ from sqlalchemy import Engine, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 import crypto
-from reviewer import audit
-from reviewer.rewardflow import LedgerFilters, display_status, ledger_clause
+from reviewer import audit, sheets
+from reviewer.rewardflow import STATUS_LABELS, LedgerFilters, display_status, ledger_clause
 from service import localtime
 from service.db import IMMEDIATE, Database
 from service.errors import InvalidInput, NotFound
@@ -57,36 +55,37 @@ FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 BATCH = 1000
 CHUNK = 64 * 1024
-# (key, Chinese header, English header): zh-CN first, English second, in one header cell.
+# (key, Chinese header, English header, kind, width): zh-CN first, English second, in one
+# header cell (a file has no page language). Kinds and widths: reviewer/sheets.py.
 COLUMNS = (
-    ("id", "记录编号", "Record id"),
-    ("case_id", "案件编号", "Case id"),
-    ("channel", "举报渠道", "Channel"),
-    ("policy_id", "奖励政策", "Policy"),
-    ("policy_version", "政策版本", "Policy version"),
-    ("policy_digest", "政策文本 SHA-256", "Policy digest"),
-    ("amount_yuan", "金额（元）", "Amount (yuan)"),
-    ("amount_fen", "金额（分）", "Amount (fen)"),
-    ("status", "状态", "Status"),
-    ("proposed_by", "提议人", "Proposed by"),
-    ("proposed_at", "提议时间", "Proposed at"),
-    ("decided_by", "审批人", "Decided by"),
-    ("decided_at", "审批时间", "Decided at"),
-    ("rejection_reason", "驳回理由", "Rejection reason"),
-    ("claim_due_at", "领取期限", "Claim due"),
-    ("claimed_at", "领取时间", "Claimed at"),
-    ("paid_by", "付款人", "Paid by"),
-    ("paid_at", "付款时间", "Paid at"),
-    ("payment_reference", "付款凭证号", "Payment reference"),
+    ("id", "记录编号", "Record id", "text", 34),
+    ("case_id", "案件编号", "Case id", "text", 34),
+    ("channel", "举报渠道", "Channel", "text", 16),
+    ("policy_id", "奖励政策", "Policy", "text", 18),
+    ("policy_version", "政策版本", "Policy version", "int", 10),
+    ("policy_digest", "政策文本 SHA-256", "Policy digest", "text", 20),
+    ("amount_yuan", "金额（元）", "Amount (yuan)", "yuan", 14),
+    ("amount_fen", "金额（分）", "Amount (fen)", "int", 14),
+    ("status", "状态", "Status", "text", 24),
+    ("proposed_by", "提议人", "Proposed by", "text", 18),
+    ("proposed_at", "提议时间（UTC+8）", "Proposed at (UTC+8)", "datetime", 20),
+    ("decided_by", "审批人", "Decided by", "text", 18),
+    ("decided_at", "审批时间（UTC+8）", "Decided at (UTC+8)", "datetime", 20),
+    ("rejection_reason", "驳回理由", "Rejection reason", "text", 24),
+    ("claim_due_at", "领取期限（UTC+8）", "Claim due (UTC+8)", "datetime", 20),
+    ("claimed_at", "领取时间（UTC+8）", "Claimed at (UTC+8)", "datetime", 20),
+    ("paid_by", "付款人", "Paid by", "text", 18),
+    ("paid_at", "付款时间（UTC+8）", "Paid at (UTC+8)", "datetime", 20),
+    ("payment_reference", "付款凭证号", "Payment reference", "text", 20),
     ("calculation", "计算记录（JSON，可用 chuishao reward verify 复核）",
-     "Calculation record (JSON, for chuishao reward verify)"),
+     "Calculation record (JSON, for chuishao reward verify)", "text", 40),
 )
-HEADER = tuple(f"{zh} / {en}" for _, zh, en in COLUMNS)
+SHEET_COLUMNS = tuple(sheets.Column(f"{zh} / {en}", width, kind)
+                      for _, zh, en, kind, width in COLUMNS)
+HEADER = tuple(column.header for column in SHEET_COLUMNS)
 # A started export with no lock file has not begun streaming yet (or was made before locks
 # existed); it counts as abandoned only after this long.
 UNLOCKED_GRACE = dt.timedelta(minutes=10)
-# A spreadsheet runs a cell that starts like a formula; text from people never should.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportInvalid(InvalidInput):
@@ -97,13 +96,25 @@ class ExportInvalid(InvalidInput):
 # ---------------------------------------------------------------------------- rows
 
 
-def _time(value: dt.datetime | None) -> str:
-    return localtime.iso(value)
+def _time(value: dt.datetime | None) -> dt.datetime | None:
+    # In the installation's zone: the CSV writes it with its offset, the XLSX as a date.
+    return localtime.local(value).replace(microsecond=0) if value else None
 
 
 def _text(value: str | None) -> str:
-    text = value or ""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return value or ""
+
+
+def _status(code: str) -> str:
+    """A status in both languages, as the headers are."""
+    label = STATUS_LABELS.get(code, code)
+    return f"{sheets.translate('zh_CN', label)} / {sheets.translate('en', label)}"
+
+
+def _person(username: str | None, shown: str | None) -> str:
+    if not username:
+        return ""
+    return f"{shown} ({username})" if shown and shown != username else username
 
 
 _INDENT = re.compile(r"\n *")
@@ -124,9 +135,10 @@ def iter_rows(session: Session, filters: LedgerFilters, user: User | None = None
     R = RewardRecord  # noqa: N806 - a short alias keeps the column list readable
     query = (
         select(R.id, R.case_id, Channel.slug, R.policy_id, R.policy_version, R.policy_digest,
-               R.amount_fen, R.status, R.claim_due_at, proposer.username, R.proposed_at,
-               decider.username, R.decided_at, R.rejection_reason, R.claimed_at,
-               payer.username, R.paid_at, R.payment_reference, R.calculation)
+               R.amount_fen, R.status, R.claim_due_at, proposer.username,
+               proposer.display_name, R.proposed_at, decider.username, decider.display_name,
+               R.decided_at, R.rejection_reason, R.claimed_at, payer.username,
+               payer.display_name, R.paid_at, R.payment_reference, R.calculation)
         .join(Channel, Channel.id == R.channel_id)
         .join(proposer, proposer.id == R.proposed_by)
         .outerjoin(decider, decider.id == R.decided_by)
@@ -145,14 +157,14 @@ def iter_rows(session: Session, filters: LedgerFilters, user: User | None = None
         if not rows:
             return
         for (rid, case_id, channel, policy_id, version, digest, fen, status, due, by,
-             proposed_at, decided_by, decided_at, reason, claimed_at, paid_by, paid_at,
-             reference, calculation) in rows:
+             by_name, proposed_at, decided_by, decided_name, decided_at, reason, claimed_at,
+             paid_by, paid_name, paid_at, reference, calculation) in rows:
             shown = display_status(_Status(status, due), now)  # type: ignore[arg-type]
             yield (rid, case_id, _text(channel), _text(policy_id), version, digest,
-                   Decimal(fen).scaleb(-2), fen, shown, _text(by), _time(proposed_at),
-                   _text(decided_by), _time(decided_at), _text(reason), _time(due),
-                   _time(claimed_at), _text(paid_by), _time(paid_at), _text(reference),
-                   _compact(calculation))
+                   sheets.yuan(fen), fen, _status(shown), _person(by, by_name),
+                   _time(proposed_at), _person(decided_by, decided_name), _time(decided_at),
+                   _text(reason), _time(due), _time(claimed_at), _person(paid_by, paid_name),
+                   _time(paid_at), _text(reference), _compact(calculation))
         last = (rows[-1].proposed_at, rows[-1].id)
         session.expunge_all()
 
@@ -167,35 +179,13 @@ class _Status:
 
 
 def csv_chunks(rows: Iterator[tuple[Any, ...]], batch: int = BATCH) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    # The BOM makes Excel read the file as UTF-8 (Chinese text otherwise comes out garbled).
-    buffer.write("\ufeff")
-    writer.writerow(HEADER)
-    pending = 0
-    for row in rows:
-        writer.writerow(["" if v is None else (f"{v:.2f}" if isinstance(v, Decimal) else v)
-                         for v in row])
-        pending += 1
-        if pending >= batch:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
-    yield buffer.getvalue().encode("utf-8")
+    return sheets.csv_chunks(HEADER, rows, batch)
 
 
 def xlsx_chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("奖励台账 Rewards")
-    sheet.append(HEADER)
-    for row in rows:
-        sheet.append(row)
     # Built on disk, not in memory; then sent in chunks.
     with tempfile.TemporaryFile() as handle:
-        workbook.save(handle)
+        sheets.write_xlsx(handle, "奖励台账 Rewards", SHEET_COLUMNS, HEADER, rows)
         handle.seek(0)
         while chunk := handle.read(CHUNK):
             yield chunk

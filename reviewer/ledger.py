@@ -15,9 +15,7 @@ after the deadline) and how many are still open.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,11 +25,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reviewer import rectification
-from reviewer.rewards.money import plain_yuan
+from reviewer import rectification, sheets
+from reviewer.labels import LIST_SEPARATOR
 from service.errors import InvalidInput
 from service.i18n import N_
-from service.models import Case, Channel
+from service.models import Case, Channel, HazardCriterion
 from service.models_rectification import (
     Rectification,
     RectificationCase,
@@ -39,17 +37,29 @@ from service.models_rectification import (
     RectificationFile,
 )
 
-BOM = "\ufeff"
-COLUMNS = (
-    N_("No."), N_("Found on"), N_("Where found"), N_("Found by (reporting line, case)"),
-    N_("Hazard grade"), N_("Hazard description"), N_("Risk assessment"), N_("Measures"),
-    N_("Funds (yuan)"), N_("Deadline"), N_("Contingency plan"), N_("Responsible unit"),
-    N_("Responsible person"), N_("Interim measures"), N_("Work stopped"),
-    N_("Listed supervision"), N_("Progress"), N_("Photos before"), N_("Photos after"),
-    N_("Acceptance inspector"), N_("Acceptance date"), N_("Closure date"), N_("State"),
-    N_("Overdue"),
+# (header, kind, width): kinds and widths as reviewer/sheets.py writes them.
+COLUMN_SPECS = (
+    (N_("No."), "text", 14), (N_("Found on"), "date", 12), (N_("Where found"), "text", 24),
+    (N_("Found by (reporting line, case)"), "text", 28), (N_("Hazard grade"), "text", 14),
+    (N_("Major-hazard criterion (2023)"), "text", 36),
+    (N_("Hazard description"), "text", 36), (N_("Risk assessment"), "text", 28),
+    (N_("Measures"), "text", 32), (N_("Funds (yuan)"), "yuan", 14),
+    (N_("Funds (fen)"), "int", 14), (N_("Deadline"), "date", 12),
+    (N_("Contingency plan"), "text", 24), (N_("Responsible unit"), "text", 20),
+    (N_("Responsible person"), "text", 14), (N_("Interim measures"), "text", 24),
+    (N_("Work stopped"), "text", 10), (N_("Listed supervision"), "text", 18),
+    (N_("Progress"), "text", 48), (N_("Photos before"), "text", 30),
+    (N_("Photos after"), "text", 30), (N_("Acceptance inspector"), "text", 16),
+    (N_("Acceptance date"), "date", 12), (N_("Closure date"), "date", 12),
+    (N_("State"), "text", 18), (N_("Overdue"), "text", 8),
 )
-GRADE_LABELS = {"general": N_("General (一般)"), "major": N_("Major (重大)")}
+COLUMNS = tuple(header for header, _, _ in COLUMN_SPECS)
+GRADE_LABELS = {"general": N_("General hazard"), "major": N_("Major accident hazard")}
+# What the photo cells say: the files are sealed, so their number and dates, and where to
+# open them.
+PHOTOS = N_("{count} files, added {dates}; sealed, open them on the record's page")
+NO_PHOTOS = N_("none")
+CRITERION = N_("Art. {article} item {item}")
 PERIOD = re.compile(r"^(\d{4})(?:-(Q[1-4]|\d{2}))?$")
 MAX_ROWS = 100_000
 
@@ -115,17 +125,21 @@ def records_found(session: Session, channel_id: int, start: dt.date,
     return [(row[0], row[1]) for row in rows]
 
 
+def sheet_columns(translate: Callable[..., str]) -> list[sheets.Column]:
+    return [sheets.Column(translate(header), width, kind, wrap=kind == "text")
+            for header, kind, width in COLUMN_SPECS]
+
+
 def ledger_rows(session: Session, channel: Channel, period: Period,
                 translate: Callable[..., str], on: dt.date | None = None,
-                language: str = "zh_CN") -> Iterator[list[str]]:
-    """One list of strings per record found in the period, header first."""
+                language: str = "zh_CN") -> Iterator[list[Any]]:
+    """One list of values per record found in the period (text, dates, yuan, fen)."""
     on = on or rectification.today()
-    yield [translate(column) for column in COLUMNS]
     found = records_found(session, channel.id, period.start, period.end)
     ids = [record.id for record, _ in found]
     links: dict[int, list[str]] = {}
     progress: dict[int, list[str]] = {}
-    photos: dict[tuple[int, str], list[str]] = {}
+    photos: dict[tuple[int, str], list[dt.date]] = {}
     if ids:
         for link in session.scalars(select(RectificationCase).where(
                 RectificationCase.rectification_id.in_(ids))
@@ -143,30 +157,46 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
         for file in session.scalars(select(RectificationFile).where(
                 RectificationFile.rectification_id.in_(ids))
                 .order_by(RectificationFile.file_id)):
-            photos.setdefault((file.rectification_id, file.phase), []).append(file.file_id[:8])
+            photos.setdefault((file.rectification_id, file.phase), []).append(
+                rectification.local_date(file.created_at))
     people = rectification.users_by_id(session, [r.accepted_by for r, _ in found])
     name = channel.name_en if language == "en" and channel.name_en else channel.name_zh
     yes, no = translate(N_("yes")), translate(N_("no"))
     case_word = translate(N_("case"))
 
+    criteria = {item.id: item for item in session.scalars(select(HazardCriterion).where(
+        HazardCriterion.id.in_({case.criterion_id for _, case in found if case.criterion_id})))}
+    separator = translate(LIST_SEPARATOR)
+
     def photo_cell(record_id: int, phase: str) -> str:
-        found_ids = photos.get((record_id, phase), [])
-        return f"{len(found_ids)} ({', '.join(found_ids)})" if found_ids else "0"
+        days = photos.get((record_id, phase), [])
+        if not days:
+            return translate(NO_PHOTOS)
+        return translate(PHOTOS, count=len(days),
+                         dates=separator.join(sorted({day.isoformat() for day in days})))
+
+    def criterion_cell(case: Case) -> str:
+        item = criteria.get(case.criterion_id or 0)
+        if item is None:
+            return ""
+        return f"{translate(CRITERION, article=item.article, item=item.item_no)} · {item.title}"
 
     for record, case in found:
         inspector = people.get(record.accepted_by or 0)
         supervision = (f"{yes} ({record.supervision_by})" if record.listed_supervision else no)
         yield [
             rectification.number(record),
-            record.found_on.isoformat(),
+            record.found_on,
             record.location,
             f"{name} · {case_word} {', '.join(links.get(record.id, []))}",
             translate(GRADE_LABELS[case.grade]) if case.grade in GRADE_LABELS else "",
+            criterion_cell(case),
             record.description,
             record.risk_assessment,
             record.measures,
-            plain_yuan(record.funds_fen),
-            record.deadline.isoformat() if record.deadline else "",
+            sheets.yuan(record.funds_fen),
+            record.funds_fen,
+            record.deadline,
             record.contingency_plan,
             record.responsible_unit,
             record.responsible_person,
@@ -177,8 +207,8 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
             photo_cell(record.id, "before"),
             photo_cell(record.id, "after"),
             (inspector.display_name or inspector.username) if inspector else "",
-            record.accepted_on.isoformat() if record.accepted_on else "",
-            rectification.local_date(record.closed_at).isoformat() if record.closed_at else "",
+            record.accepted_on,
+            rectification.local_date(record.closed_at) if record.closed_at else None,
             translate(rectification.STATE_LABELS[record.state]),
             yes if _late(record, on) else no,
         ]
@@ -192,32 +222,14 @@ def _late(record: Rectification, on: dt.date) -> bool:
     return record.deadline < on
 
 
-# Spreadsheet programs run a cell that starts with these as a formula: quote it.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+def csv_chunks(columns: list[sheets.Column], rows: Iterator[list[Any]]) -> Iterator[bytes]:
+    return sheets.csv_chunks([column.header for column in columns], rows)
 
 
-def _safe(cell: str) -> str:
-    return "'" + cell if cell.startswith(FORMULA_START) else cell
-
-
-def csv_chunks(rows: Iterator[list[str]]) -> Iterator[bytes]:
-    yield BOM.encode("utf-8")
-    for row in rows:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\r\n").writerow([_safe(c) for c in row])
-        yield buffer.getvalue().encode("utf-8")
-
-
-def xlsx_file(rows: Iterator[list[str]], title: str) -> Any:
+def xlsx_file(columns: list[sheets.Column], rows: Iterator[list[Any]], title: str) -> Any:
     """The workbook in a spooled temporary file (rewound), written row by row."""
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=title[:31] or "ledger")
-    for row in rows:
-        sheet.append([_safe(c) for c in row])
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - streamed, closed by the caller
-    workbook.save(spool)
+    sheets.write_xlsx(spool, title or "ledger", columns, [c.header for c in columns], rows)
     spool.seek(0)
     return spool
 

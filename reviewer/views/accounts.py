@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import accounts, audit, auth, invitations, refusals
+from reviewer import accounts, audit, auth, invitations, labels, refusals
 from reviewer.auth import current_user, require_roles
 from service import localtime, notify, offload, pow
 from service.bodylimit import prepared_first
@@ -323,6 +323,7 @@ async def account_page(request: Request) -> Response:
         "iterations": settings.password_iterations, "min_password": MIN_PASSWORD,
         "changed": request.query_params.get("changed") == "1",
         **notify.account_view(get_session(request), user),
+        "role_names": labels.role_names,
     })
 
 

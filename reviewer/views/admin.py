@@ -17,22 +17,38 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from reviewer import accounts, audit, invitations, refusals
+from reviewer import accounts, audit, invitations, labels, refusals
 from reviewer.auth import ROLES, current_user, require_roles
 from reviewer.views.accounts import script_messages
 from service import channels, storage
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput
+from service.i18n import N_
 from service.models import utcnow
 from service.settings import Settings
-from service.templating import render
+from service.templating import language, render, translator
 
 View = Callable[[Request], Awaitable[Response]]
 
 
-def _page(request: Request, name: str, context: dict[str, Any]) -> Response:
+def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    lang = language(request)
+    names = {channel.id: (channel.name_en if lang == "en" and channel.name_en
+                          else channel.name_zh) or channel.slug
+             for channel in channels.list_channels(get_session(request))}
     return render(request, name, {"script_messages": script_messages(request), "roles": ROLES,
-                                  **context})
+                                  "role_labels": labels.ROLE_LABELS,
+                                  "kind_labels": labels.CHANNEL_KIND_LABELS,
+                                  "role_names": labels.role_names, "channel_names": names,
+                                  "error": None, "form": None, "done": None, **context},
+                  status=status)
+
+
+def _refused(request: Request, name: str, error: ChuishaoError) -> None:
+    """The refusal on the record (the request's transaction is rolled back first)."""
+    get_session(request).rollback()
+    audit.record_refusal(request.app.state.database, name, actor_id=current_user(request).id,
+                         target=request.url.path[:100], details={"reason": error.code})
 
 
 def action(name: str) -> Callable[[View], View]:
@@ -68,6 +84,10 @@ def _int(value: Any) -> int:
 
 @require_roles("admin")
 async def users_page(request: Request) -> Response:
+    return _users(request, {})
+
+
+def _users(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
     rows = accounts.list_users(session)
     settings: Settings = request.app.state.settings
@@ -76,7 +96,11 @@ async def users_page(request: Request) -> Response:
     # probe write from inside this request would wait for the write lock it holds).
     last = request.app.state.storage.last
     problems = [name for name, check in last.checks.items() if not check["ok"]] if last else []
+    done = request.query_params.get("done")
+    shown = str(request.query_params.get("user") or "")
     return _page(request, "reviewer/admin.html", {
+        "done": done if done in ("roles",) else None,
+        "done_user": int(shown) if shown.isdigit() and len(shown) < 10 else 0,
         "rows": rows, "me": current_user(request),
         "disk": storage.disk(settings), "storage_problems": problems,
         "remote_database": request.app.state.database.dialect != "sqlite",
@@ -86,7 +110,8 @@ async def users_page(request: Request) -> Response:
         "failures": accounts.failures_by_user(session, settings, request.app.state.secret_key,
                                               [row.user for row in rows], now),
         "refusal_counts": refusals.recent(session, now - dt.timedelta(days=2)),
-        "failure_hours": settings.sign_in_failure_hours})
+        "failure_hours": settings.sign_in_failure_hours, "error_user": 0, **extra},
+        status=status)
 
 
 @action("admin.roles")
@@ -95,8 +120,16 @@ async def change_roles(request: Request) -> Response:
     form = await request.form()
     user = accounts.get_user(session, _int(request.path_params["user_id"]))
     roles = [str(value) for value in form.getlist("roles")]
-    accounts.set_roles(session, current_user(request), user, roles)
-    return RedirectResponse("/console/admin", status_code=303)
+    try:
+        accounts.set_roles(session, current_user(request), user, roles)
+    except ChuishaoError as error:
+        # Refused beside the row: the page again, the reason where the roles are.
+        _refused(request, "admin.roles", error)
+        return _users(request, {"error_user": user.id, "error": translator(request)(
+            error.message, **error.params)}, status=error.status)
+    # Back to the same row, with a confirmation beside it.
+    return RedirectResponse(f"/console/admin?done=roles&user={user.id}#user-{user.id}",
+                            status_code=303)
 
 
 @action("admin.deactivate")
@@ -153,16 +186,31 @@ async def create_invitation(request: Request) -> Response:
     session = get_session(request)
     settings: Settings = request.app.state.settings
     form = await request.form()
-    roles = accounts.parse_roles(str(value) for value in form.getlist("roles"))
-    hours = _int(form.get("hours") or settings.invitation_hours)
-    if hours > 24 * 30:
-        raise InvalidInput()
-    channel = None
-    if form.get("channel"):
-        channel = accounts.get_channel(session, _int(form.get("channel")))
-    scope = [accounts.get_channel(session, _int(value)) for value in form.getlist("scope")]
-    invitation, token = invitations.create_invitation(session, roles=roles, hours=hours,
-                                                      channel=channel, scope=scope)
+    typed = {"roles": [str(v) for v in form.getlist("roles")],
+             "channel": str(form.get("channel") or ""),
+             "scope": [str(v) for v in form.getlist("scope")],
+             "hours": str(form.get("hours") or "")}
+    try:
+        roles = accounts.parse_roles(typed["roles"])
+        hours = _int(typed["hours"] or settings.invitation_hours)
+        if not 1 <= hours <= 24 * 30:
+            raise InvalidInput(N_("An invitation is valid for 1 to 720 hours."),
+                               code="hours")
+        channel = None
+        if typed["channel"]:
+            channel = accounts.get_channel(session, _int(typed["channel"]))
+        scope = [accounts.get_channel(session, _int(value)) for value in typed["scope"]]
+        invitation, token = invitations.create_invitation(session, roles=roles, hours=hours,
+                                                          channel=channel, scope=scope)
+    except ChuishaoError as error:
+        # The form comes back as it was typed, the reason beside it; nothing was made.
+        _refused(request, "admin.invite", error)
+        return _page(request, "reviewer/admin_invitations.html", {
+            "open": accounts.open_invitations(session),
+            "channels": channels.list_channels(session, active_only=True),
+            "default_hours": settings.invitation_hours, "link": None,
+            "error": translator(request)(error.message, **error.params), "form": typed,
+        }, status=error.status)
     audit.append(session, "admin.invite", actor=current_user(request),
                  target=f"invitation:{invitation.id}",
                  details={"roles": invitation.roles, "channel_id": invitation.channel_id,
@@ -181,20 +229,31 @@ async def create_invitation(request: Request) -> Response:
 
 @require_roles("admin")
 async def channels_page(request: Request) -> Response:
+    return _channels(request, {})
+
+
+def _channels(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
     reviewers = [row.user for row in accounts.list_users(session) if row.may_receive]
     return _page(request, "reviewer/admin_channels.html", {
         "rows": accounts.channel_rows(session), "reviewers": reviewers,
-        "kinds": channels.KINDS})
+        "kinds": channels.KINDS, **extra}, status=status)
 
 
 @action("admin.channel.add")
 async def add_channel(request: Request) -> Response:
     session = get_session(request)
     form = await request.form()
-    channel = channels.add_channel(
-        session, slug=str(form.get("slug") or "").strip(), kind=str(form.get("kind") or ""),
-        name_zh=str(form.get("name_zh") or ""), name_en=str(form.get("name_en") or ""))
+    typed = {name: str(form.get(name) or "") for name in ("slug", "kind", "name_zh", "name_en")}
+    try:
+        channel = channels.add_channel(
+            session, slug=typed["slug"].strip(), kind=typed["kind"], name_zh=typed["name_zh"],
+            name_en=typed["name_en"])
+    except ChuishaoError as error:
+        # Refused in place: the form as typed, the reason above it.
+        _refused(request, "admin.channel.add", error)
+        return _channels(request, {"form": typed, "error": translator(request)(
+            error.message, **error.params)}, status=error.status)
     audit.append(session, "admin.channel.add", actor=current_user(request),
                  target=f"channel:{channel.id}", details={"slug": channel.slug})
     return RedirectResponse("/console/admin/channels", status_code=303)

@@ -31,13 +31,13 @@ import hmac
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import audit, auth, cases, workflow
+from reviewer import audit, auth, cases, labels, workflow
 from reviewer.auth import current_user, require_roles
 from service import feed, followup, localtime, reportform
 from service.db import get_session
@@ -100,6 +100,7 @@ async def case_list(request: Request) -> Response:
     ids = [case.id for case in page.cases]
     slots = cases.slots_for_cases(session, ids, user)
     reports = cases.report_items(session, ids)
+    replies = _reply_counts(session, ids)
     channels = {c.id: c for c in cases.visible_channels(
         session, user, {case.channel_id for case in page.cases})}
     rows = [{
@@ -111,6 +112,7 @@ async def case_list(request: Request) -> Response:
         "slot": _b64(slots[case.id].slot) if case.id in slots else "",
         "report": reports.get(case.id),
         "report_blob": _b64(reports[case.id].blob) if case.id in reports else "",
+        "replies": replies.get(case.id, 0),
     } for case in page.cases]
     return render(request, "reviewer/cases.html", {
         "rows": rows, "filters": filters, "channels": list(channels.values()),
@@ -135,9 +137,10 @@ def _timeline(request: Request, case: Case) -> list[dict[str, Any]]:
         select(User).where(User.id.in_({e.user_id for e in events if e.user_id})))}
     timeline = []
     for event in events:
-        if event.visible_to_reporter:
-            text = feed.event_text(event.kind, event.data, translate) or event.kind
-        else:
+        text = labels.staff_event_text(event.kind, event.data, translate)
+        if text is None and event.visible_to_reporter:
+            text = feed.event_text(event.kind, event.data, translate)
+        if text is None:
             text = translate(INTERNAL_EVENTS.get(event.kind, event.kind))
         # Events without a staff author are the reporter's (or intake's): coarse times.
         timeline.append({"when": event.created_at, "text": text,
@@ -345,12 +348,45 @@ async def post_grant(request: Request) -> Response:
     return JSONResponse({"granted": [s.purpose for s in slots]}, status_code=201)
 
 
+# ---------------------------------------------------------------------------- replies
+
+
+def _reply_counts(session: Any, ids: list[str]) -> dict[str, int]:
+    """How many replies the reporter sent on each case: the list marks the ones this
+    browser has not shown yet (case.js keeps what it showed, per case, in this browser)."""
+    if not ids:
+        return {}
+    return {case_id: count for case_id, count in session.execute(
+        select(SealedItem.case_id, func.count()).where(
+            SealedItem.case_id.in_(ids), SealedItem.author == "reporter",
+            SealedItem.kind == "reply").group_by(SealedItem.case_id))}
+
+
+@require_roles(*CASE_ROLES)
+async def replies(request: Request) -> Response:
+    """The reporter's replies, sealed, for the open case page to add without a reload.
+
+    Polled by case.js; reading ciphertext the page already may read is not audited (the
+    case page itself is).
+    """
+    case = _case(request)
+    found = get_session(request).scalars(
+        select(SealedItem).where(SealedItem.case_id == case.id,
+                                 SealedItem.author == "reporter", SealedItem.kind == "reply")
+        .order_by(SealedItem.created_at, SealedItem.id).limit(500))
+    return JSONResponse({"items": [{"id": i.id, "kind": i.kind, "author": i.author, "name": "",
+                                    "created": i.created_at.isoformat(), "blob": _b64(i.blob)}
+                                   for i in found]},
+                        headers={"Cache-Control": "no-store"})
+
+
 ROUTES: list[BaseRoute] = [
     Route("/cases", case_list, name="cases"),
     Route("/cases/{case_id}", case_page, name="case"),
     Route("/cases/{case_id}/actions/{action}", case_action, methods=["POST"],
           name="case_action"),
     Route("/cases/{case_id}/identity", identity, methods=["POST"]),
+    Route("/cases/{case_id}/replies", replies),
     Route("/cases/{case_id}/files/{file_id}/chunks/{index:int}", file_chunk),
     Route("/cases/{case_id}/messages", post_message, methods=["POST"]),
     Route("/cases/{case_id}/notes", post_note, methods=["POST"]),

@@ -351,6 +351,7 @@ async def ledger_export(request: Request) -> Response:
     if kind not in ("csv", "xlsx"):
         raise InvalidInput(N_("Choose CSV or Excel."), code="format")
     translate = translator(request)
+    columns = ledger.sheet_columns(translate)
     rows = ledger.ledger_rows(session, channel, period, translate, language=language(request))
     audit.append(session, "ledger.export", actor=user, target=channel.slug,
                  details={"period": period.label, "format": kind})
@@ -360,10 +361,11 @@ async def ledger_export(request: Request) -> Response:
                   f"filename*=UTF-8''{quote(name)}"
     headers = {"Content-Disposition": disposition, "Cache-Control": "no-store"}
     if kind == "csv":
-        body = list(ledger.csv_chunks(rows))  # read now: the session ends with the response
+        # Read now: the session ends with the response.
+        body = list(ledger.csv_chunks(columns, rows))
         return StreamingResponse(iter(body), media_type="text/csv; charset=utf-8",
                                  headers=headers)
-    spool = ledger.xlsx_file(rows, translate(N_("Hazard ledger")))
+    spool = ledger.xlsx_file(columns, rows, translate(N_("Hazard ledger")))
     return StreamingResponse(
         ledger.iter_file(spool), headers=headers,
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

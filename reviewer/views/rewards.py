@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import audit, cases, exports, rewardflow, workflow
+from reviewer import audit, auditview, cases, exports, rewardflow, workflow
 from reviewer.auth import current_user, require_roles
-from reviewer.rewards import GRADES, format_yuan, render
+from reviewer.rewards import GRADES, format_yuan
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput, NotFound
 from service.i18n import N_
@@ -40,7 +40,7 @@ from service.installation import (
     public_key_file_text,
     signing_public_key,
 )
-from service.models import AuditEntry, Case
+from service.models import Case
 from service.models_rewards import RewardExport, RewardPolicyVersion, RewardRecord
 from service.templating import language, translator
 from service.templating import render as render_page
@@ -79,6 +79,26 @@ def _message(request: Request, exc: ChuishaoError) -> str:
     if "reason_zh" in params and language(request) == "zh_CN":
         params["reason"] = params["reason_zh"]
     return translator(request)(exc.message, **params)
+
+
+def _explain(request: Request, calc: Any) -> str:
+    """The calculation's steps in the page's language only (the stored record and the
+    command line keep both)."""
+    english = language(request) == "en"
+    translate = translator(request)
+    lines = [translate(POLICY_LINE, policy=calc.policy_id, version=calc.policy_version), ""]
+    lines += [f"{i}. {step.en if english else step.zh}"
+              for i, step in enumerate(calc.steps, start=1)]
+    if len(calc.shares_fen) > 1:
+        lines.append(translate(SHARES_LINE, shares=" + ".join(
+            format_yuan(share) for share in calc.shares_fen)))
+    lines.append(translate(RESULT_LINE, amount=format_yuan(calc.amount_fen)))
+    return "\n".join(lines)
+
+
+POLICY_LINE = N_("Policy {policy}, version {version}")
+SHARES_LINE = N_("Shares: {shares} yuan")
+RESULT_LINE = N_("Reward: {amount} yuan")
 
 
 def _record(request: Request) -> RewardRecord:
@@ -137,7 +157,7 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
     page_data = {"reward_id": record.id}
     return {
         **_base_context(request), "record": record, "calc": calc,
-        "explanation": render(calc),
+        "explanation": _explain(request, calc),
         "status": rewardflow.display_status(record),
         "names": rewardflow.people(session, {record.proposed_by, record.decided_by,
                                              record.paid_by}),
@@ -290,7 +310,8 @@ async def case_reward_post(request: Request) -> Response:
         context.update(error=_message(request, exc), form=form)
         return render_page(request, "reviewer/reward_case.html", context, status=exc.status)
     context = _case_context(request, case)
-    context.update(form=form, preview={"row": row, "calc": calc, "text": render(calc)})
+    context.update(form=form, preview={"row": row, "calc": calc,
+                                       "text": _explain(request, calc)})
     return render_page(request, "reviewer/reward_case.html", context)
 
 
@@ -338,38 +359,49 @@ async def manifest(request: Request) -> Response:
 async def audit_trail(request: Request) -> Response:
     session = get_session(request)
     user = current_user(request)
-    action = str(request.query_params.get("action", "")).strip()[:64]
-    target = str(request.query_params.get("target", "")).strip()[:100]
-    before = str(request.query_params.get("before", ""))
-    query = select(AuditEntry)
-    if action:
-        query = query.where(AuditEntry.action.startswith(action, autoescape=True))
-    if target:
-        query = query.where(AuditEntry.target == target)
-    if before.isdigit() and len(before) < 12:
-        query = query.where(AuditEntry.id < int(before))
-    entries = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(101)))
-    more = len(entries) > 100
-    entries = entries[:100]
+    translate = translator(request)
+    filters = auditview.AuditFilters.parse(request.query_params)
+    before_text = str(request.query_params.get("before", ""))
+    before = int(before_text) if before_text.isdigit() and len(before_text) < 12 else None
     report = audit.verify_chain(session) if request.query_params.get("verify") == "1" else None
+    # The head and the count are read before this view's own entry is appended, so both
+    # describe the same chain (this view's entry is the next one).
+    head = audit.head(session)
+    rows, next_before, total = auditview.page(session, filters, before, translate)
     audit.append(session, "audit.viewed", actor=user,
-                 details={"action": action, "target": target, "verify": report is not None})
-    next_url = None
-    if more and entries:
-        from urllib.parse import urlencode
-
-        next_url = "/console/audit?" + urlencode({"action": action, "target": target,
-                                                  "before": entries[-1].id})
+                 details={**filters.as_dict(), "verify": report is not None})
+    next_url = ("/console/audit?" + urlencode({**filters.as_dict(), "before": next_before})
+                if next_before is not None else None)
     # The fingerprint of the key the service signs with (its key file): the auditor compares
     # it with the signing.pub they keep. The database's copy is only compared, never shown
     # as the truth: whoever can write the database can replace it.
     public = signing_public_key(request.app.state.settings)
     installation = get_installation(session)
     return render_page(request, "reviewer/audit.html", {
-        "entries": entries, "report": report, "action": action, "target": target,
-        "next_url": next_url, "head": audit.head(session),
+        "rows": rows, "report": report, "filters": filters.as_dict(), "total": total,
+        "next_url": next_url, "head": head, "actors": auditview.actors(session),
+        "groups": auditview.GROUPS, "sentences": auditview.SENTENCES,
+        "outcomes": auditview.OUTCOMES, "query": urlencode(filters.as_dict()),
         "fingerprint": crypto.signing_fingerprint(public),
         "key_replaced": installation is not None and installation.signing_public_key != public})
+
+
+@require_roles("auditor")
+async def audit_export(request: Request) -> Response:
+    """The filtered trail as CSV or XLSX, in the page's language; the download is audited."""
+    session = get_session(request)
+    fmt = str(request.path_params["fmt"])
+    if fmt not in auditview.FORMATS:
+        raise NotFound()
+    filters = auditview.AuditFilters.parse(request.query_params)
+    translate = translator(request)
+    audit.append(session, "audit.exported", actor=current_user(request),
+                 details={**filters.as_dict(), "format": fmt})
+    body = (auditview.as_csv(session, filters, translate) if fmt == "csv"
+            else auditview.as_xlsx(session, filters, translate))
+    name = f"audit-{audit.head(session)[0]}.{fmt}"
+    return Response(body, media_type=auditview.FORMATS[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
 
 @require_roles("auditor")
@@ -470,7 +502,7 @@ async def preview_policy(request: Request) -> Response:
     audit.append(session, "reward.policy_preview", actor=current_user(request),
                  target=f"policy:{row.policy_id}:{row.version}",
                  details={"amount_fen": calc.amount_fen})
-    context["preview"] = {"calc": calc, "text": render(calc)}
+    context["preview"] = {"calc": calc, "text": _explain(request, calc)}
     return render_page(request, "reviewer/reward_policies.html", context)
 
 
@@ -488,6 +520,7 @@ ROUTES: list[BaseRoute] = [
     Route("/cases/{case_id}/reward", case_reward_post, methods=["POST"]),
     Route("/audit", audit_trail, name="audit"),
     Route("/audit/head.json", signed_head),
+    Route("/audit/export.{fmt}", audit_export),
     Route("/audit/signing.pub", public_key_file),
     Route("/reward-policies", policies, name="reward_policies"),
     Route("/reward-policies", upload_policy, methods=["POST"]),

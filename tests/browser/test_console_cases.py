@@ -9,9 +9,11 @@ real crypto. No request may leave the server's origin.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from service import migrate, sealing
 from service.app import create_app
 from service.client import Client, urllib_transport
 from service.db import Database
-from service.models import AuditEntry, KeySlot, SealedItem, User
+from service.models import AuditEntry, Case, Installation, KeySlot, SealedItem, User
 from service.settings import Settings
 from tests.factories import Reviewer, make_reviewer, make_world, open_as
 
@@ -51,6 +53,7 @@ class Live:
     reviewers: list[Reviewer]
     newcomer: Reviewer
     case_id: str
+    receipt: str = ""
 
 
 def _free_port() -> int:
@@ -87,14 +90,14 @@ def live_server(directory: Path) -> Iterator[Live]:
         time.sleep(0.02)
     try:
         base = f"http://127.0.0.1:{port}"
-        Client(urllib_transport(base), language="zh-CN").submit("acme", REPORT, files=[
+        receipt = Client(urllib_transport(base), language="zh-CN").submit("acme", REPORT, files=[
             sealing.PlainFile(name="检测记录.bin", type="application/octet-stream",
                               size=len(EVIDENCE), read=lambda: [EVIDENCE])])
         with database.session() as session:
             newcomer = make_reviewer(session, "newcomer", world.channel)
             case_id = session.scalar(select(SealedItem.case_id).where(
                 SealedItem.kind == "report"))
-        yield Live(base, settings, database, world.reviewers, newcomer, case_id)
+        yield Live(base, settings, database, world.reviewers, newcomer, case_id, receipt)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
@@ -195,6 +198,15 @@ def test_list_and_case_are_decrypted_in_the_browser(console: Console, live: Live
     page.wait_for_url(f"**/console/cases/{live.case_id}")
     page.locator("#report-description").filter(has_text="两周没有修理").wait_for()
     assert "某机械厂" in page.locator("#report-fields").inner_text()
+    # One click copies the report's unit and location into the triage fields; nothing is
+    # saved until the reviewer saves.
+    page.click("#copy-from-report")
+    assert page.input_value("#enterprise") == "某机械厂"
+    assert page.input_value("#location") == "三号车间"
+    with live.database.session() as session:
+        assert session.get(Case, live.case_id).enterprise == ""
+    # The report gave no answer on "insider": the reward link carries nothing.
+    assert "#" not in (page.get_attribute("#reward-link", "href") or "")
     # The attachment is fetched as ciphertext chunks and decrypted into a download here.
     button = page.locator("#files button").filter(has_text="检测记录.bin")
     # A file that was not cleaned says so to the reviewer, who may otherwise pass it on.
@@ -312,3 +324,50 @@ def test_identity_is_fetched_on_the_click_and_each_look_is_recorded(console: Con
         assert looks() == before + 1
         if case_id == named:
             assert "13800138000" in page.locator("#identity").inner_text()
+
+
+def _reporter_replies(live: Live, text: str) -> None:
+    """The reporter, with their receipt, replies through the follow-up API as the page does."""
+    with live.database.session() as session:
+        salt = session.scalar(select(Installation.salt))
+    keys = crypto.derive_receipt(live.receipt, salt, live.settings.receipt_iterations)
+    client = Client(urllib_transport(live.base_url), language="zh-CN")
+
+    def call(method: str, path: str, body: Any, token: str = "") -> Any:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        sent = urllib.request.Request(live.base_url + path, method=method, headers=headers,
+                                      data=json.dumps(body).encode() if body is not None
+                                      else None)
+        with urllib.request.urlopen(sent, timeout=30) as answer:  # noqa: S310 - loopback
+            return json.loads(answer.read() or b"{}")
+
+    token = call("POST", "/api/v1/followup/session", {
+        "lookup_secret": crypto.b64u_encode(keys.lookup_secret), "pow": client.stamp()})["token"]
+    feed = call("GET", "/api/v1/followup", None, token)
+    key = crypto.open_key(crypto.b64u_decode(feed["slot"]), keys.private,
+                          bytes.fromhex(live.case_id))
+    reply = sealing.seal_item_for_case(key, live.case_id, "reply", {"v": 1, "text": text})
+    call("POST", "/api/v1/followup/items", reply, token)
+
+
+def test_a_new_reply_is_marked_and_appears_without_a_reload(console: Console,
+                                                            live: Live) -> None:
+    page = console.sign_in(live.reviewers[0])
+    page.goto(f"/console/cases/{live.case_id}")
+    page.locator("#report-description").filter(has_text="两周没有修理").wait_for()
+    _reporter_replies(live, "阀门在东侧二号罐")
+    # The open page fetches the sealed reply, opens it here and shows it: no reload.
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    page.locator("#messages li").filter(has_text="阀门在东侧二号罐").wait_for()
+    assert page.locator("#new-reply").is_visible()
+    # Seen here: the list does not mark it; a further reply is marked.
+    page.goto("/console/cases")
+    row = page.locator(f'tr.case-row[data-case-id="{live.case_id}"]')
+    assert row.get_attribute("data-unread") == "0" and not row.locator(".unread").is_visible()
+    _reporter_replies(live, "还有三号罐")
+    page.reload()
+    row = page.locator(f'tr.case-row[data-case-id="{live.case_id}"]')
+    assert row.get_attribute("data-unread") == "1"
+    assert row.locator(".unread").inner_text() == "举报人有新回复"

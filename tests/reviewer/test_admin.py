@@ -116,7 +116,10 @@ def test_invitation_link_is_shown_once(admin_client, session) -> None:  # type: 
     assert token not in stored.token_hash
     # Not shown again; the link itself works.
     again = client.get("/console/admin/invitations")
-    assert token not in again.text and "approver reviewer" in again.text
+    # The roles and the channel by their names in the page's language, not as codes.
+    row = again.text[again.text.index('id="open-invitations"'):]
+    assert token not in again.text and "审批人员、受理人员" in row and "一号厂" in row
+    assert "approver reviewer" not in row
     assert client.get(f"/console/invite/{token}").status_code == 200
     entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "admin.invite"))
     assert entry.actor_id == root.id and token not in str(entry.details)
@@ -128,6 +131,17 @@ def test_invitation_link_is_shown_once(admin_client, session) -> None:  # type: 
                 {"roles": ["reviewer"], "channel": "999", "hours": "2"}):
         response = client.post("/console/admin/invitations", data={"csrf_token": csrf, **bad})
         assert response.status_code in (400, 404), bad
+        # Refused in place: the reason above the form, the form as it was typed.
+        assert 'id="invite-error"' in response.text and 'id="invite-create"' in response.text
+        for role in bad["roles"]:
+            if role in auth.ROLES:
+                assert f'value="{role}" checked' in response.text, bad
+    kept = client.post("/console/admin/invitations", data={
+        "csrf_token": csrf, "roles": ["auditor"], "channel": str(channel.id),
+        "scope": [str(channel.id)], "hours": "5"})
+    assert f'<option value="{channel.id}" selected>' in kept.text
+    assert f'name="scope" value="{channel.id}" checked' in kept.text
+    assert 'value="5"' in kept.text and 'value="reviewer" checked' not in kept.text
 
 
 def test_roles_and_deactivation(admin_client, session, settings) -> None:  # type: ignore[no-untyped-def]
@@ -144,8 +158,16 @@ def test_roles_and_deactivation(admin_client, session, settings) -> None:  # typ
     assert changed.status_code == 303
     session.expire_all()
     assert session.get(User, mei.id).roles == "approver reviewer"
-    assert client.post(f"/console/admin/users/{mei.id}/roles",
-                       data={"csrf_token": csrf, "roles": ["boss"]}).status_code == 400
+    # Saving confirms beside the row, in the page's language.
+    shown = client.get(changed.headers["location"])
+    assert 'id="roles-saved"' in shown.text and "角色已保存：审批人员、受理人员。" in shown.text
+    english = client.get(changed.headers["location"], headers={"Accept-Language": "en"})
+    assert "Roles saved: Approver, Reviewer." in english.text
+    refused = client.post(f"/console/admin/users/{mei.id}/roles",
+                          data={"csrf_token": csrf, "roles": ["boss"]})
+    assert refused.status_code == 400
+    row = refused.text[refused.text.index(f'id="user-{mei.id}"'):]
+    assert 'id="roles-error"' in row.split("</tr>")[0]
 
     off = client.post(f"/console/admin/users/{mei.id}/deactivate", data={"csrf_token": csrf},
                       follow_redirects=False)
@@ -189,9 +211,14 @@ def test_channels_and_recipients(admin_client, session) -> None:  # type: ignore
     assert added.status_code == 303
     channel = session.scalar(select(Channel).where(Channel.slug == "bureau-east"))
     assert channel is not None and channel.active
-    assert client.post("/console/admin/channels", data={
-        "csrf_token": csrf, "slug": "Bad Slug", "kind": "bureau", "name_zh": "x"}
-    ).status_code == 400
+    refused = client.post("/console/admin/channels", data={
+        "csrf_token": csrf, "slug": "Bad Slug", "kind": "bureau", "name_zh": "西区应急管理局"})
+    assert refused.status_code == 400
+    # Refused in place: the reason above the form, what was typed still in it; audited.
+    assert 'id="channel-error"' in refused.text and 'value="Bad Slug"' in refused.text
+    assert 'value="西区应急管理局"' in refused.text and 'value="bureau" selected' in refused.text
+    assert session.scalar(select(AuditEntry).where(AuditEntry.action == "admin.channel.add",
+                                                   AuditEntry.outcome == "refused"))
 
     base = f"/console/admin/channels/{channel.id}"
     assert client.post(f"{base}/recipients", data={"csrf_token": csrf, "user_id": str(nan.id)},

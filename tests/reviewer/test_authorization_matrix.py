@@ -47,6 +47,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/cases/{case_id}/actions/{action}"): {"reviewer", "approver"},
     ("POST", "/cases/{case_id}/identity"): {"reviewer"},
     ("GET", "/cases/{case_id}/files/{file_id}/chunks/{index:int}"): CASE_READERS,
+    ("GET", "/cases/{case_id}/replies"): CASE_READERS,
     ("POST", "/cases/{case_id}/messages"): {"reviewer"},
     ("POST", "/cases/{case_id}/notes"): {"reviewer"},
     ("POST", "/cases/{case_id}/grants"): {"reviewer"},
@@ -98,6 +99,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/cases/{case_id}/reward"): {"reviewer"},
     ("GET", "/audit"): {"auditor"},
     ("GET", "/audit/head.json"): {"auditor"},
+    ("GET", "/audit/export.{fmt}"): {"auditor"},
     ("GET", "/audit/signing.pub"): {"auditor"},
     ("GET", "/reward-policies"): {"admin"},
     ("POST", "/reward-policies"): {"admin"},
@@ -143,7 +145,7 @@ def people(session, settings, client):  # type: ignore[no-untyped-def]
     api_client(client).submit("acme", {"v": 1, "unit": "某厂", "description": "x"})
     case = session.scalar(select(Case))
     values = {"token": "not-a-token", "session_id": "0" * 64, "case_id": case.id,
-              "action": "accept", "file_id": "0" * 32, "index": "0",
+              "action": "accept", "file_id": "0" * 32, "index": "0", "fmt": "csv",
               "user_id": str(reviewer.id), "channel_id": str(world.channel.id),
               "record_id": "999999", "reward_id": "999999", "export_id": "999999",
               "row_id": "999999", "hook_id": "999999"}

@@ -96,7 +96,7 @@ def test_csv_export_verifies_and_a_one_cell_change_is_caught(
     by_id = {row[0]: row for row in rows[1:]}
     assert set(by_id) == set(ledger)
     paid = by_id[ledger[0]]
-    assert paid[6] == "30000.00" and paid[7] == "3000000" and paid[8] == "paid"
+    assert paid[6] == "30000.00" and paid[7] == "3000000" and paid[8] == "已付款 / Paid"
     assert paid[18].startswith("'=HYPERLINK")  # never a live formula in a spreadsheet
     assert json.loads(paid[19])["amount_fen"] == 3000000  # the record, for reward verify
     key = installation_key(session)
@@ -233,3 +233,34 @@ def test_a_cut_download_and_an_abandoned_export_are_marked_failed(
     assert session.get(RewardExport, waiting.id).state == "started"
     assert session.get(RewardExport, old.id).state == "failed"
     assert audit.verify_chain(session).ok
+
+
+def test_csv_and_xlsx_carry_the_same_values_as_an_auditor_can_use_them(
+        client: TestClient, session: Session, people: People, settings: Settings,
+        ledger: list[str], tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "x").mkdir()
+    csv_path, csv_manifest, _ = export_files(client, session, settings, people,
+                                             tmp_path / "c", "csv")
+    xlsx_path, xlsx_manifest, _ = export_files(client, session, settings, people,
+                                               tmp_path / "x", "xlsx")
+    key = installation_key(session)
+    assert failed(exports.verify(csv_path, csv_manifest.read_text(), key)) == {}
+    assert failed(exports.verify(xlsx_path, xlsx_manifest.read_text(), key)) == {}
+    table = list(csv.reader(io.StringIO(csv_path.read_bytes().decode("utf-8-sig"))))
+    sheet = load_workbook(xlsx_path).worksheets[0]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == f"A1:T{len(table)}"
+    assert sheet.column_dimensions["A"].width >= 30
+    amount, fen, status, proposed = (sheet.cell(2, 7), sheet.cell(2, 8), sheet.cell(2, 9),
+                                     sheet.cell(2, 11))
+    assert isinstance(amount.value, (int, float)) and amount.number_format == "0.00"
+    assert isinstance(fen.value, int) and fen.value == round(amount.value * 100)
+    assert proposed.is_date and " / " in status.value and status.value != "approved"
+    xlsx_rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert xlsx_rows[0] == table[0]
+    for written, cells in zip(table[1:], xlsx_rows[1:], strict=True):
+        assert written[0] == cells[0] and written[8] == cells[8] and written[7] == str(cells[7])
+        assert written[6] == f"{cells[6]:.2f}"
+        assert written[10].startswith(cells[10].isoformat()) and written[10].endswith("+08:00")
+    # A person is named as the console names them, the account in brackets.
+    assert all("approver1" in row[11] for row in table[1:])

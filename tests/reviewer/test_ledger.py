@@ -17,7 +17,7 @@ from sqlalchemy import select
 from reviewer import board, ledger, rectification
 from service import localtime
 from service.errors import InvalidInput
-from service.models import Case, utcnow
+from service.models import Case, HazardCriterion, utcnow
 from service.models_rectification import (
     Rectification,
     RectificationCase,
@@ -72,6 +72,10 @@ def populate(session, world) -> list[Rectification]:  # type: ignore[no-untyped-
     late = record(session, world, dt.date(YEAR, 3, 20), grade="major",
                   deadline=dt.date(YEAR, 4, 1), accepted=dt.date(YEAR, 4, 10),
                   state="accepted")
+    # The major hazard names its item of the 2023 criteria, as triage requires.
+    session.get(Case, late.case_id).criterion_id = session.scalars(
+        select(HazardCriterion).order_by(HazardCriterion.article, HazardCriterion.item_no)
+    ).first().id
     still_open = record(session, world, dt.date(YEAR, 5, 5), deadline=dt.date(YEAR, 5, 30))
     record(session, world, dt.date(YEAR, 11, 3), grade=None, deadline=dt.date(YEAR, 12, 31),
            state="opened")
@@ -109,22 +113,26 @@ def test_csv_starts_with_the_bom_and_keeps_chinese(client, session, world, setti
     assert response.headers["content-type"].startswith("text/csv")
     assert "filename*=UTF-8''" in response.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert rows[0][:6] == ["编号", "发现时间", "发现地点", "发现来源（举报渠道、案件）",
-                           "隐患等级", "隐患描述"]
+    assert rows[0][:7] == ["编号", "发现时间", "发现地点", "发现来源（举报渠道、案件）",
+                           "隐患等级", "重大事故隐患判定标准（2023）条款", "隐患描述"]
     assert len(rows) == 1 + 4  # four hazards found in the year, none of last year
     first = dict(zip(rows[0], rows[1], strict=True))
     assert first["发现时间"] == f"{YEAR}-02-10" and first["隐患描述"] == "二号罐区液氨阀门泄漏"
     assert first["整改资金（元）"] == "12000.50" and first["责任人"] == "王建国"
+    assert first["整改资金（分）"] == "1200050"
     assert first["整改措施"] == "更换阀门=加装报警"
     assert first["挂牌督办"] == "是 (区应急管理局)"
-    assert first["整改前照片"].startswith("2 (") and first["整改后照片"].startswith("1 (")
+    # Photo cells say how many sealed files, when they came and where to open them.
+    assert first["整改前照片"].startswith("2 个文件，上传于 ") and "整改记录页面" in first["整改前照片"]
+    assert first["整改后照片"].startswith("1 个文件")
     assert first["验收人"] == "reviewer1" and first["验收日期"] == f"{YEAR}-02-25"
     assert first["销号日期"] == f"{YEAR}-02-27" and first["逾期"] == "否"
     assert "阀门已更换" in first["整改进展"]
-    assert first["隐患等级"] == "一般 (一般)" or "一般" in first["隐患等级"]
+    assert first["隐患等级"] == "一般隐患"
     assert on_time.case_id[:8] in first["发现来源（举报渠道、案件）"]
     second = dict(zip(rows[0], rows[2], strict=True))
-    assert second["逾期"] == "是" and "重大" in second["隐患等级"]
+    assert second["逾期"] == "是" and second["隐患等级"] == "重大事故隐患"
+    assert second["重大事故隐患判定标准（2023）条款"].startswith("第")
     # Never the report text, never a reporter: the cells hold only what reviewers entered.
     assert "液氨管道泄漏无人处理" not in response.content.decode("utf-8-sig")
     # A formula-looking cell is quoted so a spreadsheet does not run it.
@@ -149,8 +157,20 @@ def test_xlsx_opens_in_openpyxl_with_rows_and_chinese(client, session, world, se
     assert book.sheetnames == ["隐患台账"]
     assert rows[0][0] == "编号" and rows[0][-1] == "逾期"
     assert len(rows) == 3
-    assert rows[1][5] == "二号罐区液氨阀门泄漏" and rows[1][8] == "12000.50"
-    assert rows[2][1] == f"{YEAR}-03-20"
+    # Numbers as numbers (yuan with two decimals, fen exact), dates as dates.
+    assert rows[1][6] == "二号罐区液氨阀门泄漏" and rows[1][9] == 12000.5
+    assert rows[1][10] == 1_200_050
+    assert rows[2][1] == dt.datetime(YEAR, 3, 20)
+    styled = load_workbook(io.BytesIO(response.content)).worksheets[0]
+    assert styled.freeze_panes == "A2" and styled.auto_filter.ref == "A1:Z3"
+    assert styled.cell(2, 10).number_format == "0.00" and styled.cell(2, 2).is_date
+    assert styled.column_dimensions["G"].width >= 30
+    # The CSV carries the same values.
+    same = client.get(f"/console/ledger/export?channel={world.channel.id}"
+                      f"&from={YEAR}-01-01&to={YEAR}-03-31&format=csv")
+    written = list(csv.reader(io.StringIO(same.content.decode("utf-8-sig"))))
+    assert written[0] == rows[0] and written[1][9] == "12000.50" and written[1][10] == "1200050"
+    assert written[2][1] == f"{YEAR}-03-20" and written[1][6] == rows[1][6]
     # English headers for an English console.
     english = client.get(f"/console/ledger/export?channel={world.channel.id}&period={YEAR}"
                          "&format=csv", headers={"Accept-Language": "en"})

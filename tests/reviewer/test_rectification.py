@@ -333,6 +333,18 @@ def test_evidence_sealed_for_the_case_key_and_size_limits(client, session, world
     assert plain == photo
     page = client.get(f"/console/rectifications/{number}")
     assert f'data-file-id="{file_id}"' in page.text
+    # What the form's hint says is what happens: the reporter's follow-up session lists no
+    # evidence file of the staff and cannot fetch one.
+    assert "The reporter cannot open them" in client.get(
+        f"/console/rectifications/{number}", headers={"Accept-Language": "en"}).text
+    lookup = crypto.derive_receipt(receipt, get_installation(session).salt, 1000).lookup_secret
+    token = client.post("/api/v1/followup/session", json={
+        "lookup_secret": crypto.b64u_encode(lookup), "pow": api_client(client).stamp()})
+    auth = {"Authorization": f"Bearer {token.json()['token']}"}
+    listed = client.get("/api/v1/followup", headers=auth).json()
+    assert file_id not in {f["id"] for f in listed["files"]}
+    assert client.get(f"/api/v1/followup/files/{file_id}/chunks/0",
+                      headers=auth).status_code == 404
     # The same file twice, a file over the limit, a case not linked, a key not held.
     assert act(client, csrf, number, "progress", 2, files=[file_id]).status_code == 400
     small = fast_settings(settings.data_dir, max_file_bytes=100_000)

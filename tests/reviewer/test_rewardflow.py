@@ -768,3 +768,21 @@ def test_policy_preview_reads_the_period_field_in_yuan_and_offers_flags(
         "csrf_token": csrf, "case_type": "hazard", "fine": "100000",
         "flag_proposed_fix": "1"})
     assert bonus.status_code == 200 and "16 000.00" in bonus.text
+
+
+def test_the_explanation_is_in_the_page_language_only(client: TestClient, session: Session,
+                                                      people: People,
+                                                      settings: Settings) -> None:
+    _, _, record = approved_reward(client, session, people)
+    sign_in(client, session, settings, people.auditor.user)
+    zh = client.get(f"/console/rewards/{record.id}").text
+    en = client.get(f"/console/rewards/{record.id}", headers={"Accept-Language": "en"}).text
+
+    def explanation(page: str) -> str:
+        start = page.index('id="explanation">')
+        return page[start:page.index("</pre>", start)]
+
+    assert "奖励金额" in explanation(zh) and "Reward:" not in explanation(zh)
+    assert "Reward:" in explanation(en) and "奖励金额" not in explanation(en)
+    assert not re.search(r"[\u4e00-\u9fff]", explanation(en).replace(
+        people.world.channel.name_zh, ""))

@@ -20,6 +20,7 @@ import {
   ApiError,
   el,
   errorText,
+  markRepliesSeen,
   privateKeyOrNull,
   request,
   showText,
@@ -83,6 +84,54 @@ async function openAll() {
   renderConversation();
   renderNotes();
   enableForms();
+  markRepliesSeen(caseId, opened.filter(isReply).length);
+  pollReplies();
+}
+
+// ------------------------------------------------------------------------------ new replies
+
+const POLL_MS = 20_000;
+let polling = false;
+
+function isReply(item) {
+  return item.kind === "reply" && item.author === "reporter";
+}
+
+// A reporter's reply that arrives while the page is open is fetched (sealed), opened with
+// the case key held in memory, and added to the conversation; no reload.
+async function checkReplies() {
+  if (!caseKey || document.hidden) return;
+  let answer;
+  try {
+    answer = await request("GET", `${base}/replies`);
+  } catch {
+    return; // the next round tries again
+  }
+  const known = new Set(opened.map((item) => item.id));
+  const fresh = (answer.items || []).filter((item) => !known.has(item.id));
+  for (const item of fresh) {
+    let content = null;
+    try {
+      content = await openItem(caseKey, caseId, item.id, item.kind, b64uDecode(item.blob));
+    } catch {
+      content = null;
+    }
+    opened.push({ ...item, content });
+  }
+  if (fresh.length) {
+    renderConversation();
+    showText(document.getElementById("new-reply"), t("new_reply"));
+    markRepliesSeen(caseId, opened.filter(isReply).length);
+  }
+}
+
+function pollReplies() {
+  if (polling) return;
+  polling = true;
+  setInterval(checkReplies, POLL_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) checkReplies();
+  });
 }
 
 // ------------------------------------------------------------------------------ rendering
@@ -111,6 +160,35 @@ function renderReport() {
   list.append(el("dt", { text: t("label_description") }),
     el("dd", { cls: "text", text: r.description || "", attrs: { id: "report-description" } }));
   box.replaceChildren(list);
+  offerCopy(r);
+  // What the reward form can take from the report: passed in the fragment, which never
+  // leaves the browser, so the server learns it only if the reviewer proposes with it.
+  const reward = document.getElementById("reward-link");
+  if (reward && (r.insider === "yes" || r.insider === "no")) {
+    reward.href = `${reward.pathname}#insider=${r.insider}`;
+  }
+}
+
+// One click copies the report's unit and location into the triage fields (plaintext once
+// saved): the reviewer sees them filled in and saves, or edits first.
+function offerCopy(r) {
+  const button = document.getElementById("copy-from-report");
+  const unit = document.getElementById("enterprise");
+  const place = document.getElementById("location");
+  if (!button || !unit || !place || (!r.unit && !r.location)) return;
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    if (r.unit) unit.value = String(r.unit).slice(0, unit.maxLength > 0 ? unit.maxLength : 200);
+    if (r.location) {
+      place.value = String(r.location).slice(0, place.maxLength > 0 ? place.maxLength : 300);
+    }
+    const category = document.getElementById("category");
+    if (category && !category.value && r.category
+        && [...category.options].some((option) => option.value === r.category)) {
+      category.value = r.category;
+    }
+    unit.focus();
+  });
 }
 
 // The identity is not on the page: the server hands it out only on this click, and records
@@ -166,7 +244,12 @@ function renderFiles() {
     status.hidden = true;
     const row = el("li", {}, [button, " ", status]);
     if (info && Array.isArray(info.removed) && info.removed.length) {
-      row.append(el("span", { cls: "hint", text: ` ${t("removed", { what: info.removed.join(", ") })}` }));
+      // The labels are stored as the stripping code wrote them (English): shown translated.
+      const what = info.removed.map((label) => {
+        const key = `stripped.${label}`;
+        return t(key) !== key ? t(key) : String(label);
+      }).join(t("list_separator"));
+      row.append(el("span", { cls: "hint", text: ` ${t("removed", { what })}` }));
     }
     // HEIC photos, videos, documents: the reporter chose to send them as they are.
     if (info && info.cleaned !== true) {

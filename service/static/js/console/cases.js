@@ -125,3 +125,39 @@ async function decryptRows() {
 if (document.getElementById("case-table")) {
   whenUnlocked(decryptRows).catch((error) => console.warn(error));
 }
+
+// ------------------------------------------------------------------------------ unread replies
+
+// How many of the reporter's replies this browser has shown for a case: kept here, in this
+// browser only, so the server learns nothing about who read what.
+const SEEN = "chuishao.replies-seen.";
+
+export function repliesSeen(caseId) {
+  try {
+    const value = window.localStorage.getItem(SEEN + caseId);
+    return value === null ? null : Number(value);
+  } catch {
+    return null;
+  }
+}
+
+export function markRepliesSeen(caseId, count) {
+  try {
+    window.localStorage.setItem(SEEN + caseId, String(count));
+  } catch {
+    // Storage refused (private mode): the marker simply does not show.
+  }
+}
+
+function markUnread() {
+  for (const row of document.querySelectorAll("tr.case-row[data-replies]")) {
+    const count = Number(row.dataset.replies || "0");
+    const seen = repliesSeen(row.dataset.caseId);
+    const marker = row.querySelector(".unread");
+    const unread = count > (seen === null ? 0 : seen);
+    if (marker) marker.hidden = !unread;
+    row.dataset.unread = unread ? "1" : "0";
+  }
+}
+
+markUnread();
