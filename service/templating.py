@@ -10,20 +10,23 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from service import jsmessages
+from service import assets, jsmessages
 from service.i18n import HTML_LANG, Catalogs
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 def make_environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Templates name static files only through asset(): a content-hashed, long-cached URL.
+    environment.globals["asset"] = assets.url
+    return environment
 
 
 def language(request: Request) -> str:

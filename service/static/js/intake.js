@@ -19,7 +19,7 @@ import {
   sealItem,
   sealKey,
   SUITE,
-} from "./crypto/index.js";
+} from "./crypto/core.js";
 import { solve } from "./pow.js";
 import {
   api,
