@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 from sqlalchemy.engine import make_url
@@ -13,10 +12,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from reviewer.app import create_console_app
-from service import degraded, housekeeping, localtime, logs, notify, sharedlimit, storage
+from service import assets, degraded, housekeeping, localtime, logs, notify, sharedlimit, storage
 from service.bodylimit import RequestBody, limited
 from service.db import Database, DatabaseSessionMiddleware
 from service.errors import (
@@ -36,8 +34,6 @@ from service.ratelimit import TokenBucket
 from service.settings import Settings
 from service.templating import make_environment
 from service.views import api, board, public
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def resolve_secret_key(settings: Settings) -> str:
@@ -136,13 +132,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         Route(
             "/api/v1/followup/files/{file_id}/finish", api.followup_finish_file, methods=["POST"]
         ),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/static/{path:path}", assets.static, methods=["GET", "HEAD"], name="static"),
+        Route("/favicon.ico", assets.favicon, methods=["GET", "HEAD"], name="favicon"),
         Mount("/console", console, name="console"),
     ]
     middleware = [
         Middleware(NoClientAddressMiddleware),
         Middleware(AccessLogMiddleware),
         Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
+        Middleware(assets.PageCompression),
         Middleware(
             LanguageMiddleware, default=settings.default_language, secure=settings.secure_cookies
         ),

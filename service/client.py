@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import crypto
-from service import filetypes, sealing
+from service import filetypes, pow, sealing
 from service.metadata import strip_metadata
 
 
@@ -51,14 +51,17 @@ def urllib_transport(base_url: str, timeout: float = 60.0) -> Transport:
 
 
 def solve_pow(challenge: str, difficulty: int) -> str:
-    """Find a counter so that SHA-256(challenge:counter) has `difficulty` leading zero bits."""
-    counter = 0
-    while True:
-        stamp = f"{challenge}:{counter}"
-        digest = hashlib.sha256(stamp.encode()).digest()
-        if len(digest) * 8 - int.from_bytes(digest, "big").bit_length() >= difficulty:
-            return stamp
-        counter += 1
+    """A stamp for the challenge (docs/API.md §3.2): one counter per small puzzle, joined by
+    ".", puzzle i solved when SHA-256(challenge:i:counter) has the puzzle's zero bits."""
+    puzzles, bits = pow.puzzle_shape(difficulty)
+    counters = []
+    for index in range(puzzles):
+        prefix = f"{challenge}:{index}:".encode()
+        counter = 0
+        while pow.leading_zero_bits(hashlib.sha256(prefix + b"%d" % counter).digest()) < bits:
+            counter += 1
+        counters.append(str(counter))
+    return f"{challenge}:{'.'.join(counters)}"
 
 
 @dataclass

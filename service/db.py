@@ -50,7 +50,7 @@ def run_after_request(database: Database, work: Work, *, only_if_refused: bool =
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths that never touch the database, so never wait for its gate: the health check must
 # answer while every connection is busy.
-NO_DATABASE = frozenset({"/healthz"})
+NO_DATABASE = frozenset({"/healthz", "/favicon.ico"})
 
 
 POOL_SIZE = 10

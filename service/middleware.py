@@ -49,21 +49,26 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope["path"].startswith("/static/")
+        static = scope["path"].startswith("/static/") or scope["path"] == "/favicon.ico"
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["Content-Security-Policy"] = csp.HEADER_VALUE
+                # A policy binds documents and workers only: an imported module or a
+                # stylesheet ignores it, so those assets are sent without it (it is a third
+                # of their headers). Document-only headers likewise go on pages only.
+                if not static or not _policy_free(scope["path"]):
+                    headers["Content-Security-Policy"] = csp.HEADER_VALUE
                 headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "no-referrer"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 headers["Cross-Origin-Resource-Policy"] = "same-origin"
-                headers["Permissions-Policy"] = (
-                    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
-                    "interest-cohort=()"
-                )
+                if not static:
+                    headers["Referrer-Policy"] = "no-referrer"
+                    headers["X-Frame-Options"] = "DENY"
+                    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+                    headers["Permissions-Policy"] = (
+                        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
+                        "interest-cohort=()"
+                    )
                 if self.hsts:
                     headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
                 if static:
@@ -75,6 +80,11 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+def _policy_free(path: str) -> bool:
+    # Worker scripts (named *worker.js) take their policy from their own response.
+    return path.endswith((".js", ".css")) and not path.endswith("worker.js")
 
 
 def cookie_name(base: str, secure: bool) -> str:

@@ -1,10 +1,17 @@
 """Proof-of-work stamps: anonymous abuse control that needs no identity and no address.
 
-The server hands out a signed challenge (a random nonce, the difficulty, the issue time); the
-browser searches for a counter such that SHA-256(challenge ":" counter) starts with enough zero
-bits (static/js/pow.js). Nothing is stored at issue time, so handing out challenges costs no
-database write; a stamp is stored only when spent, and only until its challenge would have
-expired anyway, which is all replay protection needs.
+The server hands out a signed challenge (a random nonce, the difficulty, the issue time). The
+work is split into many small puzzles (static/js/pow.js, docs/API.md §3.2): for a difficulty
+of d bits, 2^m puzzles of d - m bits each (m = min(SPLIT_BITS, d)), puzzle i solved by a
+counter such that SHA-256(challenge ":" i ":" counter) starts with d - m zero bits. The
+expected work is the same 2^d hashes as one puzzle of d bits, but a sum of 64 geometric
+draws varies little (a standard deviation of 1/8 of the mean instead of the mean itself),
+so no reporter draws a wait three times the average. The first format, one counter with
+SHA-256(challenge ":" counter) of d zero bits, is still accepted from older clients.
+
+Nothing is stored at issue time, so handing out challenges costs no database write; a stamp is
+stored only when spent, and only until its challenge would have expired anyway, which is all
+replay protection needs.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from service.i18n import N_
 from service.models import SpentStamp, ceil_time
 
 SALT = "chuishao.pow"
-# A challenge is ~90 characters; anything much longer is refused before it is parsed.
-MAX_STAMP_LENGTH = 512
+# A challenge is ~90 characters and a split stamp adds 64 counters of at most 20 digits;
+# anything longer is refused before it is parsed.
+MAX_STAMP_LENGTH = 1536
+# The work is split into 2**SPLIT_BITS puzzles (fewer for a tiny difficulty).
+SPLIT_BITS = 6
 MAX_COUNTER_DIGITS = 20
 # Several app instances may disagree slightly about the time.
 CLOCK_SKEW = dt.timedelta(seconds=60)
@@ -50,6 +60,16 @@ def leading_zero_bits(digest: bytes) -> int:
     return len(digest) * 8 - int.from_bytes(digest, "big").bit_length()
 
 
+def puzzle_shape(difficulty: int) -> tuple[int, int]:
+    """(number of puzzles, zero bits each) for a difficulty: same expected work, 2**difficulty."""
+    split = min(SPLIT_BITS, difficulty)
+    return 2**split, difficulty - split
+
+
+def _counter(text: str) -> bool:
+    return 0 < len(text) <= MAX_COUNTER_DIGITS and text.isascii() and text.isdigit()
+
+
 class ProofOfWork:
     def __init__(self, secret_key: str, difficulty: int, max_age_seconds: int = 600) -> None:
         if not 0 <= difficulty <= MAX_DIFFICULTY:
@@ -66,7 +86,9 @@ class ProofOfWork:
     def issue(self, now: dt.datetime | None = None) -> dict[str, Any]:
         issued = int(_utc(now).timestamp())
         token = self._serializer.dumps([secrets.token_urlsafe(16), self.difficulty, issued])
-        return {"challenge": token, "difficulty": self.difficulty}
+        puzzles, bits = puzzle_shape(self.difficulty)
+        return {"challenge": token, "difficulty": self.difficulty, "puzzles": puzzles,
+                "bits": bits}
 
     def verify(self, stamp: str, now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
         """Check a stamp; return (SHA-256 hex of the stamp, when it may be forgotten)."""
@@ -74,9 +96,9 @@ class ProofOfWork:
         if (not isinstance(stamp, str) or len(stamp) > MAX_STAMP_LENGTH
                 or not stamp.isascii()):
             raise PowInvalid()
-        challenge, colon, counter = stamp.rpartition(":")
-        if (not colon or not challenge or not 0 < len(counter) <= MAX_COUNTER_DIGITS
-                or not counter.isdigit()):
+        challenge, colon, answer = stamp.rpartition(":")
+        counters = answer.split(".")
+        if not colon or not challenge or not all(_counter(c) for c in counters):
             raise PowInvalid()
         try:
             payload = self._serializer.loads(challenge)
@@ -96,10 +118,24 @@ class ProofOfWork:
         # A challenge issued before the difficulty was raised no longer counts.
         if difficulty < self.difficulty or difficulty > MAX_DIFFICULTY:
             raise PowInvalid()
-        digest = hashlib.sha256(stamp.encode("utf-8")).digest()
-        if leading_zero_bits(digest) < difficulty:
+        if len(counters) == 1:
+            # The first format: one puzzle of the whole difficulty. Another counter for the
+            # same challenge costs the whole work again, so the stamp itself is what is spent.
+            digest = hashlib.sha256(stamp.encode("utf-8")).digest()
+            if leading_zero_bits(digest) < difficulty:
+                raise PowInvalid()
+            return digest.hex(), issued + self.max_age
+        puzzles, bits = puzzle_shape(difficulty)
+        if len(counters) != puzzles:
             raise PowInvalid()
-        return digest.hex(), issued + self.max_age
+        for index, counter in enumerate(counters):
+            digest = hashlib.sha256(f"{challenge}:{index}:{counter}".encode()).digest()
+            if leading_zero_bits(digest) < bits:
+                raise PowInvalid()
+        # Split stamps are spent by their challenge: a second solution of one small puzzle
+        # would otherwise make a "new" stamp for 1/64 of the work.
+        spent = hashlib.sha256(b"chuishao/pow/split\0" + challenge.encode()).digest()
+        return spent.hex(), issued + self.max_age
 
 
 def upload_difficulty(base: int, free_bytes: int, declared_bytes: int) -> int:

@@ -11,7 +11,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from service import jsmessages, localtime
+from service import assets, jsmessages, localtime
 from service.i18n import HTML_LANG, Catalogs
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -41,6 +41,8 @@ def make_environment() -> jinja2.Environment:
     # One way to show a time everywhere (templates never call strftime on a stored time).
     environment.filters["localtime"] = _localtime
     environment.filters["isotime"] = localtime.iso
+    # Templates name static files only through asset(): a content-hashed, long-cached URL.
+    environment.globals["asset"] = assets.url
     return environment
 
 

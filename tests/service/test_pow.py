@@ -96,7 +96,8 @@ def test_spent_stamp_expiry_is_rounded_up_to_the_granularity(pow8: ProofOfWork,
 
 def test_issue_shape(pow8: ProofOfWork) -> None:
     issued = pow8.issue()
-    assert set(issued) == {"challenge", "difficulty"} and issued["difficulty"] == 8
+    assert set(issued) == {"challenge", "difficulty", "puzzles", "bits"}
+    assert issued["difficulty"] == 8 and (issued["puzzles"], issued["bits"]) == (64, 2)
     assert ":" not in issued["challenge"] and issued["challenge"].isascii()
     assert pow8.issue()["challenge"] != issued["challenge"]  # a fresh nonce every time
 

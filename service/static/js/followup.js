@@ -17,7 +17,7 @@ import {
   sealItem,
 } from "./crypto/index.js";
 import { showRewards } from "./claim.js";
-import { solve } from "./pow.js";
+import { solve, StampReserve } from "./pow.js";
 import {
   api,
   ApiError,
@@ -50,6 +50,8 @@ const formProgress = document.getElementById("progress-text");
 // Everything about the opened case lives here, in memory only.
 let session = null; // { token, caseId (bytes), caseIdHex, caseKey, limits }
 let busy = false;
+// The stamp to open a case is solved while the reporter types the receipt.
+const stamps = new StampReserve(() => api("GET", "/pow"));
 
 // --------------------------------------------------------------------------- opening
 
@@ -73,8 +75,7 @@ async function openCase(receiptText) {
   const keys = await deriveReceipt(digits, b64uDecode(info.installation.salt),
     info.installation.receipt_iterations);
   formProgress.textContent = t("pow");
-  const challenge = await api("GET", "/pow");
-  const stamp = await solve(challenge.challenge, challenge.difficulty);
+  const stamp = await stamps.take();
   formProgress.textContent = t("opening");
   const started = await api("POST", "/followup/session", {
     json: { lookup_secret: b64uEncode(keys.lookupSecret), pow: stamp },
@@ -469,6 +470,7 @@ async function init() {
   showDeviceClaims();
   form.dataset.enhanced = "true";
   pageReady();
+  stamps.fill();
 }
 
 init();

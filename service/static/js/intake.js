@@ -19,8 +19,8 @@ import {
   sealItem,
   sealKey,
   SUITE,
-} from "./crypto/index.js";
-import { solve } from "./pow.js";
+} from "./crypto/core.js";
+import { solve, StampReserve } from "./pow.js";
 import {
   api,
   ApiError,
@@ -75,6 +75,11 @@ let pending = null;
 // this page only, in memory, so that it can be sent again unchanged.
 let held = null;
 let busy = false;
+// What does not depend on what the reporter types is made while they type: the receipt, its
+// derivation (600 000 PBKDF2 iterations) and a stamp. Sending then only seals and sends.
+const stamps = new StampReserve(() => api("GET", "/pow"));
+let preparing = null; // Promise of { info, receipt, keys }
+let receiptReady = false;
 
 function status(text, percent) {
   ui.progress.hidden = false;
@@ -217,14 +222,49 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
 }
 
 // The stamp is priced on the declared size of the files (docs/API.md): one more bit each time
-// the size doubles beyond the installation's free allowance.
-async function proofOfWork(declaredBytes = 0) {
+// the size doubles beyond the installation's free allowance. Within the allowance the stamp
+// prepared while the form was filled is used.
+async function proofOfWork(declaredBytes = 0, freeBytes = 0) {
+  status(t("pow"), 0);
+  const onProgress = ({ solved, puzzles }) =>
+    status(t("pow"), Math.floor((100 * solved) / puzzles));
+  if (declaredBytes <= freeBytes) return stamps.take(onProgress);
   const challenge = await api("GET", `/pow?bytes=${declaredBytes}`);
-  status(t("pow"));
-  return solve(challenge.challenge, challenge.difficulty, {
-    onProgress: ({ tries, expected }) =>
-      status(t("pow"), Math.min(99, Math.floor((100 * tries) / (2 * expected)))),
-  });
+  return solve(challenge.challenge, challenge.difficulty, { onProgress });
+}
+
+async function makeReceipt() {
+  const info = await api("GET", "/channels");
+  if (!info.installation) throw new ApiError(503, "not_initialised", t("failed", { message: "" }));
+  const receipt = newReceipt();
+  const salt = b64uDecode(info.installation.salt);
+  const keys = await deriveReceipt(receipt, salt, info.installation.receipt_iterations);
+  return { info, receipt, keys };
+}
+
+function prepare() {
+  if (preparing) return;
+  receiptReady = false;
+  const job = makeReceipt();
+  preparing = job;
+  job.then(() => { if (preparing === job) receiptReady = true; }, () => {});
+  // (a failure shows when the form is sent, which tries again)
+  stamps.fill();
+}
+
+// The prepared receipt, used once: any later attempt gets a new one.
+async function takeReceipt() {
+  const job = preparing;
+  preparing = null;
+  receiptReady = false;
+  if (job) {
+    try {
+      return await job;
+    } catch {
+      // prepared while offline, say: make it now
+    }
+  }
+  return makeReceipt();
 }
 
 // --------------------------------------------------------------------------- uploading
@@ -400,23 +440,21 @@ async function submit() {
   showText(ui.error, "");
   const { channel, report, identity } = readForm();
   status(t("preparing"));
-  let info = await api("GET", "/channels");
-  if (!info.installation) throw new ApiError(503, "not_initialised", t("failed", { message: "" }));
+  if (!receiptReady) status(t("deriving"));
+  const prepared = await takeReceipt();
+  const { receipt, keys } = prepared;
+  let { info } = prepared;
   status(t("stripping"));
   const keepNames = form.elements.namedItem("keep_names");
   const files = await prepareFiles(ui.files ? ui.files.files : [], info.limits, ui.fileReport,
     { keepNames: Boolean(keepNames && keepNames.checked) });
-  status(t("deriving"));
-  const receipt = newReceipt();
-  const salt = b64uDecode(info.installation.salt);
-  const keys = await deriveReceipt(receipt, salt, info.installation.receipt_iterations);
   let created = null;
   let sealed = null;
   for (let attempt = 0; created === null; attempt++) {
     status(t("sealing"));
     sealed = await sealEnvelope(info, channel, keys, report, identity, files);
     const declared = sealed.envelope.files.reduce((sum, f) => sum + f.stored_size, 0);
-    const stamp = await proofOfWork(declared);
+    const stamp = await proofOfWork(declared, info.pow_free_bytes || 0);
     try {
       created = await api("POST", "/submissions", { json: { ...sealed.envelope, pow: stamp } });
     } catch (error) {
@@ -514,6 +552,7 @@ async function onSubmit(event) {
   } catch (error) {
     ui.progress.hidden = true;
     fail(errorText(error));
+    prepare(); // a new receipt for the next try; the one just used is never used again
   } finally {
     setBusy(false);
   }
@@ -545,6 +584,7 @@ async function init() {
   showDeviceClaims();
   form.dataset.enhanced = "true";
   pageReady();
+  prepare();
 }
 
 init();

@@ -1,9 +1,16 @@
 // Shared helpers for the reporter's pages: translated messages, the JSON API, text cleaning,
 // photo cleaning and file sealing. Plain ES module, no dependencies beyond our own modules.
 // Data from the server or the user is only ever put into the page with textContent.
-import { MetadataError, stripMetadata } from "./strip.js";
-import { detectFile } from "./filetypes.js";
-import { b64uEncode, CHUNK_SIZE, newId, newKey, padme } from "./crypto/index.js";
+import { b64uEncode, CHUNK_SIZE, newId, newKey, padme } from "./crypto/core.js";
+
+// Type sniffing and photo cleaning are fetched when a file is first looked at, not with the
+// page: most of a report is typed before any photo is chosen, and the page loads lighter.
+let fileTools = null;
+function tools() {
+  fileTools ??= Promise.all([import("./strip.js"), import("./filetypes.js")])
+    .then(([strip, types]) => ({ ...strip, ...types }));
+  return fileTools;
+}
 
 // ------------------------------------------------------------------------------ messages
 
@@ -242,7 +249,7 @@ export async function reviewFiles(fileList, listNode) {
   delete listNode.dataset.reviewed;
   const lines = [];
   for (const [index, file] of files.entries()) {
-    const type = await detectFile(file);
+    const type = await (await tools()).detectFile(file);
     const name = fileName(file);
     if (type.cleanable) {
       lines.push(el("li", { cls: "removed", text: t("will_clean", { name }) }));
@@ -283,7 +290,7 @@ export async function prepareFiles(fileList, limits, listNode,
     }
   }
   const types = [];
-  for (const file of files) types.push(await detectFile(file));
+  for (const file of files) types.push(await (await tools()).detectFile(file));
   const undecided = types.some((type, i) => !type.cleanable && !uncleanDecision(listNode, i));
   if (undecided) {
     if (listNode && listNode.dataset.reviewed !== String(files.length)) {
@@ -307,6 +314,7 @@ export async function prepareFiles(fileList, limits, listNode,
     // Only JPEG and PNG can be cleaned; anything else passes through untouched (exactly what
     // stripMetadata returns for it) without being read into memory here.
     if (type.cleanable) {
+      const { MetadataError, stripMetadata } = await tools();
       try {
         result = await stripMetadata(file);
       } catch (error) {

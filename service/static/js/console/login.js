@@ -32,8 +32,8 @@ async function signIn() {
     for (let attempt = 0; ; attempt++) {
       showText(progress, t("pow"));
       const stamp = await solve(challenge.challenge, challenge.difficulty, {
-        onProgress: ({ tries, expected }) => showText(progress, t("pow_progress", {
-          percent: Math.min(99, Math.floor((100 * tries) / (2 * expected))),
+        onProgress: ({ solved, puzzles }) => showText(progress, t("pow_progress", {
+          percent: Math.floor((100 * solved) / puzzles),
         })),
       });
       showText(progress, t("signing_in"));
