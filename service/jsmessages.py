@@ -28,6 +28,8 @@ MESSAGES = {
                "discards it."),
     "network": N_("The server could not be reached. Check your connection and try again."),
     "removed": N_("{name}: removed {what}"),
+    "receipt_removed": N_("{name}: hidden data removed: {what}"),
+    "list_sep": N_(", "),
     "nothing_removed": N_("{name}: no hidden data found"),
     "unclean": N_("{name}: this kind of file cannot be cleaned of hidden data "
                   "(only JPEG and PNG pictures can)"),
@@ -112,6 +114,7 @@ def as_json(translate: Callable[..., str]) -> str:
     data.update({f"event.{key}": translate(text) for key, text in feed.EVENTS.items()})
     data.update({f"category.{key}": translate(text) for key, text in reportform.CATEGORIES})
     data.update({f"meta.{label}": translate(label) for label in metadata.LABELS})
+    data.update({f"plain.{label}": translate(text) for label, text in metadata.PLAIN_WORDS.items()})
     data.update({f"name.{family}": translate(text)
                  for family, text in filetypes.FAMILY_NAMES.items()})
     data.update({f"unclean_reason.{key}": translate(text)

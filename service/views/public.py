@@ -17,10 +17,20 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 import crypto
 from reviewer import rewardflow
 from reviewer.rewards import format_yuan
-from service import feed, followup, formtoken, intake, offload, reportform, sealing, serverseal
+from service import (
+    feed,
+    followup,
+    formtoken,
+    intake,
+    metadata,
+    offload,
+    reportform,
+    sealing,
+    serverseal,
+)
 from service.db import get_session
 from service.errors import ChuishaoError, InvalidInput, NotFound, wants_json
-from service.i18n import LANGUAGES, LIST_SEPARATOR, N_
+from service.i18n import LANGUAGES, N_
 from service.installation import get_installation
 from service.middleware import cookie_name
 from service.models import Case
@@ -137,7 +147,7 @@ async def submit_report(request: Request) -> Response:
     page = formtoken.seal_page(request.app.state.secret_key, {
         "receipt": receipt, "sealed_on_server": sealing_mode,
         "unclean": [f.original for f in cleaned if not f.cleaned], "left_out": left_out,
-        "removed": [(f.name, f.removed) for f in cleaned if f.removed]})
+        "removed": [(f.original, f.removed) for f in cleaned if f.removed]})
     response = RedirectResponse(formtoken.RECEIPT_PATH, status_code=303)
     _receipt_cookie(request, response, page)
     return response
@@ -184,8 +194,8 @@ async def receipt_page(request: Request) -> Response:
 
 def _removed_lines(request: Request, removed: list[list[Any]]) -> list[str]:
     translate = translator(request)
-    return [translate(N_("{name}: removed {what}"), name=name,
-                      what=translate(LIST_SEPARATOR).join(translate(label) for label in labels))
+    return [translate(N_("{name}: hidden data removed: {what}"), name=name,
+                      what=metadata.plain_removed(labels, translate))
             for name, labels in removed]
 
 

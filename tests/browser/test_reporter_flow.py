@@ -223,9 +223,13 @@ def test_submit_with_javascript_seals_in_the_browser(live: LiveServer, browser: 
     assert page.url == start_url
     assert page.evaluate("history.length") == start_history
     assert page.is_hidden("#report-form")
-    removed = fill(tr("zh_CN", "{name}: removed {what}"), name="现场照片.jpg",
-                   what=tr("zh_CN", "EXIF (incl. GPS)"))
-    assert removed in page.inner_text("#file-report")
+    # What was removed is on the receipt screen, in plain words; the list shown during the
+    # upload went with the form.
+    removed = fill(tr("zh_CN", "{name}: hidden data removed: {what}"), name="现场照片.jpg",
+                   what="拍摄地点（GPS）、相机型号、拍摄时间")
+    assert removed == "现场照片.jpg：已删除拍摄地点（GPS）、相机型号、拍摄时间"
+    assert removed in page.inner_text("#removed-summary")
+    assert page.inner_text("#file-report") == ""
     # Only ciphertext went out: no form post; a small photo travels inside the envelope,
     # so one request stores the whole case.
     assert not browser.api_calls("POST", "/report")

@@ -276,8 +276,24 @@ async function finish() {
   showReceipt();
 }
 
+// Until the reporter says they wrote the receipt down, leaving the page (reload, Back, a
+// link) asks first: the receipt exists nowhere else.
+function warnBeforeLeaving(event) {
+  event.preventDefault();
+  event.returnValue = "";
+}
+
+// The same words as the server's receipt page (service/metadata.py plain_removed).
+function plainRemoved(labels) {
+  const words = [...new Set(labels.map((label) => {
+    const word = t(`plain.${label}`);
+    return word.startsWith("plain.") ? t("plain.other metadata") : word;
+  }))];
+  return words.join(t("list_sep"));
+}
+
 function showReceipt() {
-  const { receipt, unclean } = pending;
+  const { receipt, unclean, removed } = pending;
   pending = null;
   const panel = document.getElementById("receipt-panel");
   const template = document.getElementById("receipt-template");
@@ -288,8 +304,20 @@ function showReceipt() {
     const list = el("ul", {}, unclean.map((name) => el("li", { text: t("unclean", { name }) })));
     code.after(list);
   }
+  if (removed.length) {
+    const summary = el("ul", { cls: "removed-summary" }, removed.map(([name, labels]) =>
+      el("li", { text: t("receipt_removed", { name, what: plainRemoved(labels) }) })));
+    summary.id = "removed-summary";
+    panel.querySelector(".receipt-advice").after(summary);
+  }
+  window.addEventListener("beforeunload", warnBeforeLeaving);
+  const done = panel.querySelector("#receipt-done");
+  if (done) {
+    done.addEventListener("submit", () => window.removeEventListener("beforeunload", warnBeforeLeaving));
+  }
   // The form held the plaintext: empty it before hiding it.
   form.reset();
+  if (ui.fileReport) ui.fileReport.replaceChildren();
   form.hidden = true;
   panel.hidden = false;
   panel.setAttribute("tabindex", "-1");
@@ -444,6 +472,7 @@ async function accepted(receipt, sealed, files, created) {
     uploads: sealed.uploads,
     received: new Map(),
     unclean: files.filter((f) => !f.cleaned).map((f) => f.original),
+    removed: files.filter((f) => f.removed.length).map((f) => [f.original, f.removed]),
   };
   if (created.ready) {
     showReceipt();
