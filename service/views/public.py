@@ -29,7 +29,7 @@ from service import (
     serverseal,
 )
 from service.db import get_session
-from service.errors import ChuishaoError, InvalidInput, NotFound, wants_json
+from service.errors import ChuishaoError, InvalidInput, NotFound, RateLimited, wants_json
 from service.i18n import LANGUAGES, N_
 from service.installation import get_installation
 from service.middleware import cookie_name
@@ -118,7 +118,10 @@ async def submit_report(request: Request) -> Response:
     session = get_session(request)
     if formtoken.is_spent(session, digest):
         return _already_sent(request)
-    request.app.state.nojs_submissions.take()
+    try:
+        request.app.state.nojs_submissions.take()
+    except RateLimited as refused:
+        return _refused_form(request, form, refused)
     try:
         # Spent first, in the transaction that files the case: committed with it or not at
         # all (a refusal below rolls it back, so the form can be sent again).
@@ -207,7 +210,7 @@ async def receipt_done(request: Request) -> Response:
 
 
 async def followup_form(request: Request) -> Response:
-    return render(request, "public/followup.html", {"form_error": None})
+    return render(request, "public/followup.html", {"form_error": None, "typed_receipt": ""})
 
 
 def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: str, *,
@@ -279,9 +282,20 @@ async def followup_open(request: Request) -> Response:
         sealing_mode = reportform.server_sealing(form)
     except reportform.ScriptDidNotRun as refused:
         return render(request, "public/followup.html", {
-            "form_error": translator(request)(refused.message)}, status=refused.status)
-    opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
-                                          str(form.get("receipt", ""))[:100])
+            "form_error": translator(request)(refused.message), "typed_receipt": ""},
+            status=refused.status)
+    typed = str(form.get("receipt", ""))[:100]
+    try:
+        opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
+                                              typed)
+    except (InvalidInput, followup.ReceiptUnknown) as refused:
+        if wants_json(request):
+            raise
+        # What was typed comes back (this page is never cached), so one wrong digit does
+        # not mean typing all twenty again.
+        return render(request, "public/followup.html", {
+            "form_error": _refusal_text(request, refused), "typed_receipt": typed[:40]},
+            status=refused.status)
     return _case_page(request, opened, sealing_mode)
 
 

@@ -107,3 +107,28 @@ def test_forged_receipt_cookie_shows_nothing(client: TestClient, world) -> None:
     client.cookies.set(formtoken.RECEIPT_COOKIE, "AAAA" * 20)
     page = client.get("/report/sent")
     assert page.status_code == 200 and "receipt-code" not in page.text
+
+
+def test_rate_limited_report_comes_back_filled(client: TestClient, world, session, app) -> None:  # type: ignore[no-untyped-def]
+    from service.ratelimit import TokenBucket
+
+    app.state.nojs_submissions = TokenBucket(1, burst=1)
+    assert client.post("/report", data=_form(form_token(client))).status_code == 200
+    refused = client.post("/report", data=_form(form_token(client), name="王五",
+                                                contact="139 0000 0000", location="二号仓库"))
+    assert refused.status_code == 429
+    assert zh("Too many requests right now. Please wait a few minutes and try again.") in refused.text
+    for value in ("某物流公司", "王五", "139 0000 0000", "二号仓库"):
+        assert f'value="{value}"' in refused.text
+    assert "二号仓库的消防通道被堵死。" in refused.text
+    assert _cases(session) == 1
+
+
+@pytest.mark.parametrize(("typed", "status"), [("1234 5678 9012 3456 7890", 404),
+                                               ("1234 5678 9012 3456 789", 400)])
+def test_wrong_receipt_without_javascript_keeps_what_was_typed(client: TestClient, world,  # type: ignore[no-untyped-def]
+                                                               typed, status) -> None:
+    page = client.post("/followup", data={"receipt": typed, "sealing": "noscript"})
+    assert page.status_code == status
+    assert 'id="refusal"' in page.text and f'value="{typed}"' in page.text
+    assert 'id="followup-form"' in page.text
