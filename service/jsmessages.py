@@ -28,6 +28,12 @@ MESSAGES = {
                "discards it."),
     "network": N_("The server could not be reached. Check your connection and try again."),
     "removed": N_("{name}: removed {what}"),
+    # The server's own refusals (service/reportform.py parse_report), word for word.
+    "refuse.channel": N_("Choose a reporting line."),
+    "refuse.unit": N_("Name the unit (enterprise) you are reporting."),
+    "refuse.description": N_("Describe what you saw."),
+    "refuse.category": N_("Choose what kind of problem it is."),
+    "refuse.insider": N_("Some of what you entered is not valid."),
     "receipt_removed": N_("{name}: hidden data removed: {what}"),
     "list_sep": N_(", "),
     "nothing_removed": N_("{name}: no hidden data found"),

@@ -149,3 +149,32 @@ def test_with_javascript_leaving_the_receipt_asks_first(
     assert dialogs == ["beforeunload"]
     assert page.input_value("#f-description") == ""
     assert _cases(live) == 1
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_both_paths_refuse_in_the_same_words_and_never_cut_text(
+        live: LiveServer, phone: Callable[[bool], Any], javascript: bool) -> None:
+    page = phone(javascript)
+    page.goto("/")
+    if javascript:
+        page.wait_for_selector("#report-form[data-enhanced='true']", state="attached")
+    refusal = "#form-error" if javascript else "#refusal"
+    fill_report(page)
+    page.fill("#f-unit", "   ")
+    page.click("#submit-report")
+    if not javascript:
+        # The browser itself holds back an empty required box; spaces pass it.
+        page.wait_for_selector(refusal)
+    page.wait_for_selector(f"{refusal}:not([hidden])")
+    assert page.text_content(refusal) == tr("zh_CN", "Name the unit (enterprise) you are reporting.")
+    long_text = "液氨储罐阀门泄漏。" * 2300  # 20 700 characters, over the limit of 20 000
+    page.fill("#f-unit", "某机械厂")
+    page.fill("#f-description", long_text)
+    assert page.input_value("#f-description") == long_text  # not cut while typing
+    page.click("#submit-report")
+    page.wait_for_function(
+        "([sel, text]) => document.querySelector(sel) && document.querySelector(sel).textContent === text",
+        arg=[refusal, tr("zh_CN", "A field is too long (at most {limit} characters).",
+                         limit=20000)])
+    assert page.input_value("#f-description") == long_text
+    assert _cases(live) == 0

@@ -108,11 +108,9 @@ function refuseEmpty(fieldName) {
   const field = form.elements.namedItem(fieldName);
   const node = field instanceof RadioNodeList ? field[0] : field;
   if (node && "value" in node && !(field instanceof RadioNodeList)) node.value = "";
-  const label = node && node.id ? form.querySelector(`label[for="${node.id}"]`) : null;
-  const name = label ? label.textContent.replace(/\*/g, "").trim() : fieldName;
-  form.reportValidity();
   if (node && node.focus) node.focus();
-  throw new UserError(`${name} *`);
+  // The same translated words the server uses for the same refusal.
+  throw new UserError(t(`refuse.${fieldName}`));
 }
 
 function readForm() {
@@ -124,7 +122,7 @@ function readForm() {
     const { text, tooLong } = cleanText(field ? field.value : "", limit);
     if (tooLong) {
       if (field && field.focus) field.focus();
-      throw new UserError(t("failed", { message: `${limit}` }));
+      throw new UserError(t("too_long", { limit }));
     }
     values[name] = text;
   }
