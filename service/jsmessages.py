@@ -96,8 +96,11 @@ MESSAGES = {
     "method.alipay": N_("Alipay"),
     "method.wechat": N_("WeChat Pay"),
     "method.cash": N_("Cash at the finance office"),
-    "no_crypto": N_("This browser cannot encrypt here; the form will be sent for encryption "
-                    "on the server instead."),
+    "no_crypto": N_("This browser cannot encrypt on your device: it lacks the X25519 "
+                    "encryption this page needs (some apps' built-in browsers do). Best: open "
+                    "this page in your phone's own browser. If you send from here instead, the "
+                    "server encrypts your report as soon as it arrives, so the server sees what "
+                    "you wrote for a moment: weaker than encryption on your device."),
     "device_claim": N_("What you send is encrypted on your device before it leaves it; the "
                        "server cannot read it."),
     "will_clean": N_("{name}: hidden data will be removed before sending"),

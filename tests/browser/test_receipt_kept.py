@@ -14,7 +14,14 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
-from tests.browser.test_reporter_flow import RECEIPT_RE, counts, fill_report, gps_jpeg, tr
+from tests.browser.test_reporter_flow import (
+    RECEIPT_RE,
+    counts,
+    fill_report,
+    gps_jpeg,
+    submit_from_python,
+    tr,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -178,3 +185,25 @@ def test_both_paths_refuse_in_the_same_words_and_never_cut_text(
                          limit=20000)])
     assert page.input_value("#f-description") == long_text
     assert _cases(live) == 0
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_followup_reply_form_fits_a_phone(live: LiveServer, chromium: Any, width: int) -> None:
+    receipt, _ = submit_from_python(live)
+    context = chromium.new_context(base_url=live.base_url, java_script_enabled=False,
+                                   locale="zh-CN", viewport={"width": width, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto("/followup")
+        page.fill("#f-receipt", receipt)
+        page.click("#followup-form button[type=submit]")
+        page.wait_for_selector("section.reply")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        label, box, files = (page.locator(sel).bounding_box()
+                             for sel in ("label[for=f-reply]", "#f-reply", "#f-reply-files"))
+        # Label above its box, the evidence picker below it, nothing side by side.
+        assert label["y"] + label["height"] <= box["y"] + 1
+        assert box["y"] + box["height"] <= files["y"]
+        assert box["x"] + box["width"] <= width and files["x"] + files["width"] <= width
+    finally:
+        context.close()
