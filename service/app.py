@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         Route("/", public.index, name="index"),
         Route("/report", limited(public.submit_report, nojs, prepare=public.prepare_new_receipt),
               methods=["POST"]),
+        Route("/report/sent", public.receipt_page, name="receipt"),
+        Route("/report/sent", limited(public.receipt_done, form), methods=["POST"]),
         Route("/followup", public.followup_form, name="followup"),
         Route("/followup", limited(public.followup_open, form, prepare=public.prepare_receipt),
               methods=["POST"]),

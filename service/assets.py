@@ -146,7 +146,10 @@ async def favicon(request: Request) -> Response:
 # forms, as fetched by GET with no query string. Only these are compressed (BREACH needs both
 # a secret and reflected input in one compressed response). A page added here must stay free
 # of secrets; a token it ever carries must be masked afresh in every response.
-COMPRESSIBLE_PAGES = frozenset({"/", "/followup"})
+# The intake page is not among them: it carries a fresh one-time form token in every answer
+# (service/formtoken.py), and a compressed page holding a secret next to text an attacker can
+# choose is what BREACH reads.
+COMPRESSIBLE_PAGES = frozenset({"/followup"})
 
 
 class PageCompression:

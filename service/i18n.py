@@ -23,6 +23,10 @@ def N_(message: str) -> str:  # noqa: N802 - the conventional marker name
     return message
 
 
+# Between the items of a list in a sentence: "、" in Chinese, ", " in English.
+LIST_SEPARATOR = N_(", ")
+
+
 @dataclass(frozen=True)
 class Catalogs:
     by_language: Mapping[str, Mapping[str, str]]

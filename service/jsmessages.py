@@ -28,6 +28,14 @@ MESSAGES = {
                "discards it."),
     "network": N_("The server could not be reached. Check your connection and try again."),
     "removed": N_("{name}: removed {what}"),
+    # The server's own refusals (service/reportform.py parse_report), word for word.
+    "refuse.channel": N_("Choose a reporting line."),
+    "refuse.unit": N_("Name the unit (enterprise) you are reporting."),
+    "refuse.description": N_("Describe what you saw."),
+    "refuse.category": N_("Choose what kind of problem it is."),
+    "refuse.insider": N_("Some of what you entered is not valid."),
+    "receipt_removed": N_("{name}: hidden data removed: {what}"),
+    "list_sep": N_(", "),
     "nothing_removed": N_("{name}: no hidden data found"),
     "unclean": N_("{name}: this kind of file cannot be cleaned of hidden data "
                   "(only JPEG and PNG pictures can)"),
@@ -88,8 +96,11 @@ MESSAGES = {
     "method.alipay": N_("Alipay"),
     "method.wechat": N_("WeChat Pay"),
     "method.cash": N_("Cash at the finance office"),
-    "no_crypto": N_("This browser cannot encrypt here; the form will be sent for encryption "
-                    "on the server instead."),
+    "no_crypto": N_("This browser cannot encrypt on your device: it lacks the X25519 "
+                    "encryption this page needs (some apps' built-in browsers do). Best: open "
+                    "this page in your phone's own browser. If you send from here instead, the "
+                    "server encrypts your report as soon as it arrives, so the server sees what "
+                    "you wrote for a moment: weaker than encryption on your device."),
     "device_claim": N_("What you send is encrypted on your device before it leaves it; the "
                        "server cannot read it."),
     "will_clean": N_("{name}: hidden data will be removed before sending"),
@@ -113,6 +124,7 @@ def as_json(translate: Callable[..., str]) -> str:
     data["event_note"] = translate(feed.NOTE)
     data.update({f"category.{key}": translate(text) for key, text in reportform.CATEGORIES})
     data.update({f"meta.{label}": translate(label) for label in metadata.LABELS})
+    data.update({f"plain.{label}": translate(text) for label, text in metadata.PLAIN_WORDS.items()})
     data.update({f"name.{family}": translate(text)
                  for family, text in filetypes.FAMILY_NAMES.items()})
     data.update({f"unclean_reason.{key}": translate(text)

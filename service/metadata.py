@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from service.i18n import N_
+from service.i18n import LIST_SEPARATOR, N_
 
 JPEG_SOI = b"\xff\xd8"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -47,6 +48,29 @@ LABELS = (
     LABEL_EXIF, LABEL_XMP, LABEL_IPTC, LABEL_COMMENT, LABEL_JFIF_THUMBNAIL, LABEL_MPF,
     LABEL_C2PA, LABEL_OTHER, LABEL_TRAILER, LABEL_PNG_TEXT, LABEL_PNG_EXIF, LABEL_PNG_TIME,
 )
+
+# What each label means to a reporter, for the receipt (both paths): plain words, not formats.
+PLAIN_WORDS = {
+    LABEL_EXIF: N_("where it was taken (GPS), the camera model, when it was taken"),
+    LABEL_PNG_EXIF: N_("where it was taken (GPS), the camera model, when it was taken"),
+    LABEL_XMP: N_("editing records"),
+    LABEL_IPTC: N_("author and caption notes"),
+    LABEL_COMMENT: N_("comments"),
+    LABEL_JFIF_THUMBNAIL: N_("a small preview copy"),
+    LABEL_MPF: N_("extra embedded pictures"),
+    LABEL_TRAILER: N_("data hidden after the picture"),
+    LABEL_PNG_TEXT: N_("text notes"),
+    LABEL_PNG_TIME: N_("when it was last changed"),
+    LABEL_C2PA: N_("content credentials (which device or app made it)"),
+    LABEL_OTHER: N_("other hidden data"),
+}
+
+
+def plain_removed(labels: list[str] | tuple[str, ...], translate: Callable[..., str]) -> str:
+    """What was removed from one picture, in plain words, joined the language's way."""
+    words = dict.fromkeys(translate(PLAIN_WORDS.get(label, LABEL_OTHER)) for label in labels)
+    return translate(LIST_SEPARATOR).join(words)
+
 
 _PNG_DROP = {
     b"tEXt": LABEL_PNG_TEXT,

@@ -133,7 +133,8 @@ def refill(form: FormData) -> dict[str, str]:
     values = {}
     for name, limit in LIMITS.items():
         value = form.get(name)
-        values[name] = value[:limit] if isinstance(value, str) else ""
+        # Beyond the limit too: text refused as too long must come back whole to be shortened.
+        values[name] = value[:limit * 5] if isinstance(value, str) else ""
     for name in ("channel", "category", "insider", "keep_names", "unclean"):
         value = form.get(name)
         values[name] = value[:64] if isinstance(value, str) else ""

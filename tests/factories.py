@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,3 +97,14 @@ def open_as(private_key: bytes, session: Session, case_id: str) -> tuple[bytes, 
             raise
         items.setdefault(item.kind, []).append(content)
     return case_key, items
+
+
+def form_token(client: TestClient) -> str:
+    """The one-time token the no-JavaScript report form carries, as a browser gets it."""
+    match = re.search(r'name="form_token" value="([^"]+)"', client.get("/").text)
+    assert match, "the report form carries no form token"
+    return match.group(1)
+
+
+def with_token(client: TestClient, data: dict[str, str]) -> dict[str, str]:
+    return {**data, "form_token": form_token(client)}

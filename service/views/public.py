@@ -17,9 +17,19 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 import crypto
 from reviewer import rewardflow
 from reviewer.rewards import format_yuan
-from service import feed, followup, intake, offload, reportform, sealing, serverseal
+from service import (
+    feed,
+    followup,
+    formtoken,
+    intake,
+    metadata,
+    offload,
+    reportform,
+    sealing,
+    serverseal,
+)
 from service.db import get_session
-from service.errors import ChuishaoError, InvalidInput, NotFound, wants_json
+from service.errors import ChuishaoError, InvalidInput, NotFound, RateLimited, wants_json
 from service.i18n import LANGUAGES, N_
 from service.installation import get_installation
 from service.middleware import cookie_name
@@ -43,6 +53,10 @@ def _form_context(request: Request) -> dict[str, object]:
         "limits": reportform.LIMITS,
         "settings": request.app.state.settings,
         "values": {}, "form_error": None, "form_error_code": "",
+        # A fresh one-time token with every form, also a refused one (service.formtoken).
+        "receipt_minutes": formtoken.RECEIPT_MINUTES,
+        "form_token": formtoken.issue(request.app.state.secret_key,
+                                      request.app.state.settings.time_granularity_seconds),
     }
 
 
@@ -95,7 +109,25 @@ async def submit_report(request: Request) -> Response:
         parsed = reportform.parse_report(form, language(request))
     except InvalidInput as refused:
         return _refused_form(request, form, refused)
-    request.app.state.nojs_submissions.take()
+    granularity = settings.time_granularity_seconds
+    try:
+        digest, expires = formtoken.check(request.app.state.secret_key,
+                                          form.get(formtoken.FIELD), granularity)
+    except formtoken.FormTokenInvalid as refused:
+        return _refused_form(request, form, refused)
+    session = get_session(request)
+    if formtoken.is_spent(session, digest):
+        return _already_sent(request)
+    try:
+        request.app.state.nojs_submissions.take()
+    except RateLimited as refused:
+        return _refused_form(request, form, refused)
+    try:
+        # Spent first, in the transaction that files the case: committed with it or not at
+        # all (a refusal below rolls it back, so the form can be sent again).
+        formtoken.spend(session, digest, expires, granularity_seconds=granularity)
+    except formtoken.AlreadySent:
+        return _already_sent(request)
     try:
         uploads = await _read_uploads(settings, reportform.uploaded_files(form))
         # Stripping, key derivation and sealing are CPU work: in the files lane, off the loop.
@@ -110,19 +142,75 @@ async def submit_report(request: Request) -> Response:
         return _refused_form(request, form, refused)
     files = [sealing.PlainFile(name=f.name, type=f.type, size=len(f.data), read=_reader(f.data),
                                removed=f.removed, cleaned=f.cleaned) for f in cleaned]
-    receipt = await offload.run("files", serverseal.seal_on_server, get_session(request),
+    receipt = await offload.run("files", serverseal.seal_on_server, session,
                                 settings, parsed.channel, parsed.report, parsed.identity, files,
                                 request.scope.get("chuishao.new_receipt"))
-    # The receipt is the body of this POST response: never in a URL, never in history.
-    return render(request, "public/receipt.html", {
-        "receipt": crypto.format_receipt(receipt),
+    # Post/redirect/get: the receipt page is a GET, so reload, Back and Forward never post
+    # the report again; the receipt travels sealed in a cookie, never in a URL.
+    page = formtoken.seal_page(request.app.state.secret_key, {
+        "receipt": receipt, "sealed_on_server": sealing_mode,
         "unclean": [f.original for f in cleaned if not f.cleaned], "left_out": left_out,
-        "sealed_on_server": sealing_mode,
-    }, status=201)
+        "removed": [(f.original, f.removed) for f in cleaned if f.removed]})
+    response = RedirectResponse(formtoken.RECEIPT_PATH, status_code=303)
+    _receipt_cookie(request, response, page)
+    return response
+
+
+def _receipt_cookie(request: Request, response: Response, value: str | None) -> None:
+    settings = request.app.state.settings
+    name = cookie_name(formtoken.RECEIPT_COOKIE, settings.secure_cookies)
+    if value is None:
+        response.delete_cookie(name, path="/", secure=settings.secure_cookies, httponly=True,
+                               samesite="strict")
+    else:
+        response.set_cookie(name, value, max_age=formtoken.RECEIPT_MINUTES * 60, path="/",
+                            secure=settings.secure_cookies, httponly=True, samesite="strict")
+
+
+def _already_sent(request: Request) -> Response:
+    """A repeat post of a form whose report was filed: nothing is filed again."""
+    if _receipt_page(request) is not None:
+        # The first answer's receipt is still on this phone: show it again.
+        return RedirectResponse(formtoken.RECEIPT_PATH, status_code=303)
+    return render(request, "public/already_sent.html", {"shown": False}, status=409)
+
+
+def _receipt_page(request: Request) -> dict[str, Any] | None:
+    settings = request.app.state.settings
+    return formtoken.open_page(
+        request.app.state.secret_key,
+        request.cookies.get(cookie_name(formtoken.RECEIPT_COOKIE, settings.secure_cookies)))
+
+
+async def receipt_page(request: Request) -> Response:
+    page = _receipt_page(request)
+    if page is None:
+        return render(request, "public/already_sent.html", {"shown": True})
+    return render(request, "public/receipt.html", {
+        "receipt": crypto.format_receipt(page["receipt"]),
+        "unclean": page["unclean"], "left_out": page["left_out"],
+        "removed": _removed_lines(request, page["removed"]),
+        "sealed_on_server": page["sealed_on_server"],
+        "receipt_minutes": formtoken.RECEIPT_MINUTES,
+    })
+
+
+def _removed_lines(request: Request, removed: list[list[Any]]) -> list[str]:
+    translate = translator(request)
+    return [translate(N_("{name}: hidden data removed: {what}"), name=name,
+                      what=metadata.plain_removed(labels, translate))
+            for name, labels in removed]
+
+
+async def receipt_done(request: Request) -> Response:
+    """The reporter wrote the receipt down: it leaves this phone's cookies."""
+    response = RedirectResponse("/", status_code=303)
+    _receipt_cookie(request, response, None)
+    return response
 
 
 async def followup_form(request: Request) -> Response:
-    return render(request, "public/followup.html", {"form_error": None})
+    return render(request, "public/followup.html", {"form_error": None, "typed_receipt": ""})
 
 
 def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: str, *,
@@ -194,9 +282,20 @@ async def followup_open(request: Request) -> Response:
         sealing_mode = reportform.server_sealing(form)
     except reportform.ScriptDidNotRun as refused:
         return render(request, "public/followup.html", {
-            "form_error": translator(request)(refused.message)}, status=refused.status)
-    opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
-                                          str(form.get("receipt", ""))[:100])
+            "form_error": translator(request)(refused.message), "typed_receipt": ""},
+            status=refused.status)
+    typed = str(form.get("receipt", ""))[:100]
+    try:
+        opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
+                                              typed)
+    except (InvalidInput, followup.ReceiptUnknown) as refused:
+        if wants_json(request):
+            raise
+        # What was typed comes back (this page is never cached), so one wrong digit does
+        # not mean typing all twenty again.
+        return render(request, "public/followup.html", {
+            "form_error": _refusal_text(request, refused), "typed_receipt": typed[:40]},
+            status=refused.status)
     return _case_page(request, opened, sealing_mode)
 
 

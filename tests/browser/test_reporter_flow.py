@@ -19,7 +19,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 import crypto
-from service import sealing
+from service import jsmessages, sealing
 from service.client import Client, urllib_transport
 from service.followup import ReceiptUnknown
 from service.i18n import Catalogs
@@ -223,9 +223,13 @@ def test_submit_with_javascript_seals_in_the_browser(live: LiveServer, browser: 
     assert page.url == start_url
     assert page.evaluate("history.length") == start_history
     assert page.is_hidden("#report-form")
-    removed = fill(tr("zh_CN", "{name}: removed {what}"), name="现场照片.jpg",
-                   what=tr("zh_CN", "EXIF (incl. GPS)"))
-    assert removed in page.inner_text("#file-report")
+    # What was removed is on the receipt screen, in plain words; the list shown during the
+    # upload went with the form.
+    removed = fill(tr("zh_CN", "{name}: hidden data removed: {what}"), name="现场照片.jpg",
+                   what="拍摄地点（GPS）、相机型号、拍摄时间")
+    assert removed == "现场照片.jpg：已删除拍摄地点（GPS）、相机型号、拍摄时间"
+    assert removed in page.inner_text("#removed-summary")
+    assert page.inner_text("#file-report") == ""
     # Only ciphertext went out: no form post; a small photo travels inside the envelope,
     # so one request stores the whole case.
     assert not browser.api_calls("POST", "/report")
@@ -321,8 +325,9 @@ def test_without_x25519_the_form_posts_to_the_server(live: LiveServer, browser: 
           : original(algorithm, ...rest);
     """)
     page.goto("/")
-    expected = tr("zh_CN", "This browser cannot encrypt here; the form will be sent for "
-                           "encryption on the server instead.")
+    # The true reason (not "JavaScript is off"), the weaker guarantee, the better way.
+    expected = tr("zh_CN", jsmessages.MESSAGES["no_crypto"])
+    assert "X25519" in expected and "手机自带的浏览器" in expected
     page.wait_for_function(
         "t => document.getElementById('form-error').textContent === t", arg=expected)
     fill_report(page)
@@ -336,8 +341,14 @@ def test_without_x25519_the_form_posts_to_the_server(live: LiveServer, browser: 
     assert tr("zh_CN", "Your report was encrypted by the server on arrival, as you chose, because "
                        "this browser cannot encrypt on your device; the plaintext was discarded "
                        "at once.") in page.inner_text("main")
+    assert "JavaScript" not in page.inner_text("main")
     case = stored_case(live)
     assert case.ready and case.sealed_on_server
+    # Reload of the receipt page: the same receipt, no second case.
+    receipt = page.text_content("#receipt-code")
+    page.reload()
+    assert page.text_content("#receipt-code") == receipt
+    assert counts(live)["Case"] == 1
 
 
 # ------------------------------------------------------------------------------ follow-up

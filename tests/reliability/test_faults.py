@@ -209,8 +209,8 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
                 assert answer.json()["error"]["code"] == "storage_unavailable"
             assert "cannot store reports right now" in english.json()["error"]["message"]
             assert "无法保存举报" in chinese.json()["error"]["message"]
-            page = client.post("/report", data={"channel": "acme", "unit": "某厂",
-                                                "category": "hazard", "description": "漏气"},
+            page = client.post("/report", data=factories.with_token(client, {"channel": "acme", "unit": "某厂",
+                                                "category": "hazard", "description": "漏气"}),
                                headers={"Accept-Language": "zh-CN"})
             assert page.status_code == 503
             assert "无法保存举报" in page.text and "返回" in page.text

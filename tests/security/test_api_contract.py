@@ -79,7 +79,8 @@ CONTRACT = [
       "400 malformed_json", "415 wrong_content_type"),
 ]
 # Section 9: the pages and forms that work without JavaScript.
-FORMS = [("GET", "/"), ("POST", "/report"), ("GET", "/followup"), ("POST", "/followup"),
+FORMS = [("GET", "/"), ("POST", "/report"), ("GET", "/report/sent"), ("POST", "/report/sent"),
+         ("GET", "/followup"), ("POST", "/followup"),
          ("POST", "/followup/reply"), ("POST", "/followup/file"), ("POST", "/followup/claim"),
          ("GET", "/board"), ("GET", "/language"), ("GET", "/healthz"),
          ("GET", "/readyz")]

@@ -19,7 +19,7 @@ from service.installation import get_installation
 from service.models import Case, FollowupQuota, SealedItem, StoredFile
 from service.sealing import PlainFile
 from tests.conftest import fast_settings
-from tests.factories import api_client, make_world
+from tests.factories import api_client, make_world, with_token
 from tests.service.test_followup import _form, _receipt_from
 
 MIB = 1024 * 1024
@@ -216,7 +216,7 @@ def test_upload_price_is_one_bit_per_doubling() -> None:
 def test_the_no_javascript_reply_path_keeps_the_case_quota(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                            session) -> None:
     client.app.state.settings = client.app.state.settings.with_(case_quota_items=3)  # type: ignore[attr-defined]
-    receipt = _receipt_from(client.post("/report", data=_form()).text)
+    receipt = _receipt_from(client.post("/report", data=with_token(client, _form())).text)
     page = client.post("/followup", data={"receipt": receipt})
     capability = re.search(r'name="capability" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     case = session.scalar(select(Case))

@@ -19,7 +19,7 @@ import crypto
 from service import filetypes
 from service.client import plain_file
 from service.models import Case, FileChunk, SealedItem, StoredFile
-from tests.factories import api_client, make_world, open_as
+from tests.factories import api_client, make_world, open_as, with_token
 
 CAMERA_NAME = "IMG_20261130_221503.jpg"
 
@@ -112,10 +112,10 @@ def _content(session, case_id: str, meta: dict) -> bytes:  # type: ignore[no-unt
 
 
 def test_camera_names_do_not_reach_reviewers(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/report", data=_form(), files=[
+    response = client.post("/report", data=with_token(client, _form()), files=[
         ("files", (CAMERA_NAME, gps_jpeg(), "image/jpeg")),
         ("files", ("IMG_20261130_221509.jpg", gps_jpeg(), "image/jpeg"))])
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     metas = _metas(world, session)
     assert sorted(metas) == ["照片-1.jpg", "照片-2.jpg"]
     assert all(m["type"] == "image/jpeg" and m["cleaned"] for m in metas.values())
@@ -127,15 +127,15 @@ def test_camera_names_do_not_reach_reviewers(client: TestClient, world, session)
 
 def test_an_english_page_names_in_english(client: TestClient,  # type: ignore[no-untyped-def]
                                                                      world, session) -> None:
-    client.post("/report", data=_form(), headers={"Accept-Language": "en"},
+    client.post("/report", data=with_token(client, _form()), headers={"Accept-Language": "en"},
                 files=[("files", (CAMERA_NAME, gps_jpeg(), "image/jpeg"))])
     assert list(_metas(world, session)) == ["photo-1.jpg"]
 
 
 def test_the_reporter_may_keep_the_original_name(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/report", data=_form(keep_names="1"),
+    response = client.post("/report", data=with_token(client, _form(keep_names="1")),
                            files=[("files", (CAMERA_NAME, gps_jpeg(), "image/jpeg"))])
-    assert response.status_code == 201
+    assert response.status_code == 200
     assert list(_metas(world, session)) == [CAMERA_NAME]
 
 
@@ -148,7 +148,7 @@ def test_the_reporter_may_keep_the_original_name(client: TestClient, world, sess
 def test_uncleanable_files_are_named_before_anything_is_sealed(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                                session, name, data,
                                                                reason) -> None:
-    refused = client.post("/report", data=_form(),
+    refused = client.post("/report", data=with_token(client, _form()),
                           files=[("files", (name, data, "image/jpeg"))])
     assert refused.status_code == 400
     assert name in refused.text and "以下文件无法清除隐藏信息" in refused.text
@@ -160,10 +160,10 @@ def test_uncleanable_files_are_named_before_anything_is_sealed(client: TestClien
 
 def test_uncleanable_file_left_out_at_the_reporters_choice(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                            session) -> None:
-    response = client.post("/report", data=_form(unclean="drop"), files=[
+    response = client.post("/report", data=with_token(client, _form(unclean="drop")), files=[
         ("files", ("IMG_1234.HEIC", HEIC, "image/heic")),
         ("files", (CAMERA_NAME, gps_jpeg(), "image/jpeg"))])
-    assert response.status_code == 201
+    assert response.status_code == 200
     left = re.search(r'<ul id="left-out">(.*?)</ul>', response.text, re.S)
     assert left and "IMG_1234.HEIC" in left.group(1)
     assert list(_metas(world, session)) == ["照片-1.jpg"]
@@ -171,10 +171,10 @@ def test_uncleanable_file_left_out_at_the_reporters_choice(client: TestClient, w
 
 
 def test_uncleanable_file_sent_as_it_is_is_flagged(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/report", data=_form(unclean="send"), files=[
+    response = client.post("/report", data=with_token(client, _form(unclean="send")), files=[
         ("files", ("IMG_1234.HEIC", HEIC, "image/jpeg")),
         ("files", ("holiday.jpg", EXE, "image/jpeg"))])
-    assert response.status_code == 201
+    assert response.status_code == 200
     assert "IMG_1234.HEIC" in response.text and "holiday.jpg" in response.text  # named as unclean
     metas = _metas(world, session)
     assert sorted(metas) == ["文件-2.exe", "照片-1.heic"]
@@ -188,8 +188,7 @@ def test_uncleanable_file_sent_as_it_is_is_flagged(client: TestClient, world, se
 
 def test_followup_evidence_is_numbered_after_what_the_case_holds(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                                  session) -> None:
-    receipt = re.search(r'id="receipt-code">([\d ]+)<', client.post(
-        "/report", data=_form(), files=[("files", (CAMERA_NAME, gps_jpeg(), "image/jpeg"))],
+    receipt = re.search(r'id="receipt-code">([\d ]+)<', client.post("/report", data=with_token(client, _form()), files=[("files", (CAMERA_NAME, gps_jpeg(), "image/jpeg"))],
     ).text).group(1)
     page = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"}).text
     case = session.scalar(select(Case))

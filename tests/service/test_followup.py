@@ -14,7 +14,7 @@ import crypto
 from service import sealing
 from service.installation import get_installation
 from service.models import Case, CaseEvent, SealedItem, StoredFile
-from tests.factories import api_client, make_world, open_as
+from tests.factories import api_client, make_world, open_as, with_token
 
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
           "description": "液氨管道泄漏无人处理。", "seen_at": "", "insider": "",
@@ -150,10 +150,10 @@ def _form(channel: str = "acme", **extra: str) -> dict[str, str]:
 
 def test_nojs_submit_seals_on_server_and_strips_gps(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
     jpeg = _jpeg_with_gps()
-    response = client.post("/report", data=_form(name="李四", keep_names="1", unclean="send"),
+    response = client.post("/report", data=with_token(client, _form(name="李四", keep_names="1", unclean="send")),
                            files=[("files", ("现场.jpg", jpeg, "image/jpeg")),
                                   ("files", ("notes.pdf", b"%PDF-1.4 fake", "application/pdf"))])
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     receipt = _receipt_from(response.text)
     assert "notes.pdf" in response.text  # named as not cleanable
     assert "no-store" in response.headers["cache-control"]
@@ -205,7 +205,7 @@ def _open_file_by_name(session, case, case_key, items, name):  # type: ignore[no
     (_form(unit="厂" * 201), "有一项内容过长"),
 ])
 def test_nojs_bad_forms_refused_clearly(client: TestClient, world, session, form, message) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/report", data=form, files=[("files", ("", b"", "application/octet-stream"))])
+    response = client.post("/report", data=with_token(client, form), files=[("files", ("", b"", "application/octet-stream"))])
     assert response.status_code == 400
     assert message in response.text
     assert session.scalar(select(func.count()).select_from(Case)) == 0
@@ -213,7 +213,7 @@ def test_nojs_bad_forms_refused_clearly(client: TestClient, world, session, form
 
 def test_nojs_damaged_picture_refused(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
     broken = _jpeg_with_gps()[:40]
-    response = client.post("/report", data=_form(), files=[("files", ("x.jpg", broken, "image/jpeg"))])
+    response = client.post("/report", data=with_token(client, _form()), files=[("files", ("x.jpg", broken, "image/jpeg"))])
     assert response.status_code == 400 and "已损坏" in response.text
     assert session.scalar(select(func.count()).select_from(Case)) == 0
 
@@ -222,8 +222,8 @@ def test_nojs_rate_limit_is_global_and_translated(client: TestClient, world, ses
     from service.ratelimit import TokenBucket
 
     app.state.nojs_submissions = TokenBucket(1, burst=1)
-    assert client.post("/report", data=_form()).status_code == 201
-    refused = client.post("/report", data=_form(), headers={"Accept-Language": "en"})
+    assert client.post("/report", data=with_token(client, _form())).status_code == 200
+    refused = client.post("/report", data=with_token(client, _form()), headers={"Accept-Language": "en"})
     assert refused.status_code == 429
     assert "Too many requests right now" in refused.text
     assert session.scalar(select(func.count()).select_from(Case)) == 1
@@ -231,13 +231,13 @@ def test_nojs_rate_limit_is_global_and_translated(client: TestClient, world, ses
 
 def test_nojs_oversize_refused(client: TestClient, world, settings, session) -> None:  # type: ignore[no-untyped-def]
     big = b"\x00" * (settings.max_nojs_bytes + 1)
-    response = client.post("/report", data=_form(), files=[("files", ("big.bin", big, "application/octet-stream"))])
+    response = client.post("/report", data=with_token(client, _form()), files=[("files", ("big.bin", big, "application/octet-stream"))])
     assert response.status_code == 413 and "您提交的内容过大" in response.text
     assert session.scalar(select(func.count()).select_from(Case)) == 0
 
 
 def test_nojs_followup_read_reply_and_download(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
-    receipt = _receipt_from(client.post("/report", data=_form()).text)
+    receipt = _receipt_from(client.post("/report", data=with_token(client, _form())).text)
     case = session.scalar(select(Case))
     case_key, _ = open_as(world.reviewers[0].private_key, session, case.id)
     _message(session, case_key, case, "请补充照片。")
@@ -272,7 +272,7 @@ def _png() -> bytes:
 
 
 def test_nojs_wrong_receipt_same_as_unknown(client: TestClient, world) -> None:  # type: ignore[no-untyped-def]
-    client.post("/report", data=_form())
+    client.post("/report", data=with_token(client, _form()))
     wrong = client.post("/followup", data={"receipt": "1234 5678 9012 3456 7890", "sealing": "noscript"})
     assert wrong.status_code == 404 and "没有与此回执码对应的举报" in wrong.text
     malformed = client.post("/followup", data={"receipt": "12345", "sealing": "noscript"})
@@ -282,7 +282,7 @@ def test_nojs_wrong_receipt_same_as_unknown(client: TestClient, world) -> None: 
 
 
 def test_received_event_shares_the_submission_time(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
-    client.post("/report", data=_form())
+    client.post("/report", data=with_token(client, _form()))
     case = session.scalar(select(Case))
     event = session.scalar(select(CaseEvent))
     assert event.kind == "received" and event.created_at == case.created_at

@@ -16,7 +16,7 @@ from service.i18n import Catalogs
 from service.models import Case, CaseEvent, FileChunk, SealedItem, StoredFile
 from service.ratelimit import TokenBucket
 from service.reportform import ScriptDidNotRun
-from tests.factories import api_client, make_world, open_as
+from tests.factories import api_client, make_world, open_as, with_token
 
 CATALOGS = Catalogs.load()
 DESCRIPTION = "二号仓库的消防通道被货物堵死，夜班有人在里面抽烟。"
@@ -60,7 +60,7 @@ def test_report_from_a_page_whose_script_failed_is_refused(client: TestClient, w
                                                            language) -> None:
     data = _form() if marker is None else _form(sealing=marker)
     app.state.nojs_submissions = TokenBucket(1, burst=1)
-    response = client.post("/report", data=data, headers={"Accept-Language": accept},
+    response = client.post("/report", data=with_token(client, data), headers={"Accept-Language": accept},
                            files=[("files", ("IMG_20261130_221503.jpg", _gps_jpeg(),
                                              "image/jpeg"))])
     assert response.status_code == 400
@@ -73,12 +73,12 @@ def test_report_from_a_page_whose_script_failed_is_refused(client: TestClient, w
     # Nothing of the plaintext went to the log either.
     assert DESCRIPTION not in caplog.text and "王五" not in caplog.text
     # A refused post does not use up the no-JavaScript budget.
-    assert client.post("/report", data=_form(sealing="noscript")).status_code == 201
+    assert client.post("/report", data=with_token(client, _form(sealing="noscript"))).status_code == 200
 
 
 def test_report_without_javascript_is_accepted(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/report", data=_form(sealing="noscript"))
-    assert response.status_code == 201
+    response = client.post("/report", data=with_token(client, _form(sealing="noscript")))
+    assert response.status_code == 200
     assert CATALOGS.gettext("zh_CN")(
         "Your report was encrypted by the server on arrival because JavaScript was off; the "
         "plaintext was discarded at once.") in response.text
@@ -88,9 +88,9 @@ def test_report_without_javascript_is_accepted(client: TestClient, world, sessio
 
 def test_report_the_reporter_chose_to_send_to_the_server(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                          session) -> None:
-    response = client.post("/report", data=_form(sealing="chosen"),
+    response = client.post("/report", data=with_token(client, _form(sealing="chosen")),
                            headers={"Accept-Language": "en"})
-    assert response.status_code == 201
+    assert response.status_code == 200
     assert "as you chose, because this browser cannot encrypt on your device" in response.text
     assert "because JavaScript was off" not in response.text
     assert session.scalar(select(Case)).sealed_on_server
@@ -168,7 +168,7 @@ def _visible(html: str) -> str:
 def test_no_javascript_pages_never_claim_encryption_on_the_device(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                                   accept, language) -> None:
     headers = {"Accept-Language": accept}
-    receipt_page = client.post("/report", data=_form(sealing="noscript"), headers=headers)
+    receipt_page = client.post("/report", data=with_token(client, _form(sealing="noscript")), headers=headers)
     receipt = re.search(r'id="receipt-code">([\d ]+)<', receipt_page.text).group(1)
     pages = {
         "index": client.get("/", headers=headers).text,
@@ -176,7 +176,7 @@ def test_no_javascript_pages_never_claim_encryption_on_the_device(client: TestCl
         "receipt": receipt_page.text,
         "case": client.post("/followup", data={"receipt": receipt, "sealing": "noscript"},
                             headers=headers).text,
-        "refused": client.post("/report", data=_form(), headers=headers).text,
+        "refused": client.post("/report", data=with_token(client, _form()), headers=headers).text,
     }
     for name, html in pages.items():
         shown = _visible(html)
@@ -188,7 +188,7 @@ def test_no_javascript_pages_never_claim_encryption_on_the_device(client: TestCl
 
 def test_a_refused_no_javascript_report_loses_nothing_typed(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                             session) -> None:
-    response = client.post("/report", data=_form(sealing="noscript", unit=""))
+    response = client.post("/report", data=with_token(client, _form(sealing="noscript", unit="")))
     assert response.status_code == 400
     assert "请填写被举报单位" in response.text
     assert DESCRIPTION in response.text and 'value="王五"' in response.text
@@ -199,7 +199,7 @@ def test_a_refused_no_javascript_report_loses_nothing_typed(client: TestClient, 
 
 
 def test_the_refusal_in_json_for_a_client_that_asks(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
-    refused = client.post("/report", data=_form(), headers={"Accept": "application/json",
+    refused = client.post("/report", data=with_token(client, _form()), headers={"Accept": "application/json",
                                                             "Accept-Language": "en"})
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "script_failed"

@@ -113,11 +113,9 @@ function refuseEmpty(fieldName) {
   const field = form.elements.namedItem(fieldName);
   const node = field instanceof RadioNodeList ? field[0] : field;
   if (node && "value" in node && !(field instanceof RadioNodeList)) node.value = "";
-  const label = node && node.id ? form.querySelector(`label[for="${node.id}"]`) : null;
-  const name = label ? label.textContent.replace(/\*/g, "").trim() : fieldName;
-  form.reportValidity();
   if (node && node.focus) node.focus();
-  throw new UserError(`${name} *`);
+  // The same translated words the server uses for the same refusal.
+  throw new UserError(t(`refuse.${fieldName}`));
 }
 
 function readForm() {
@@ -129,7 +127,7 @@ function readForm() {
     const { text, tooLong } = cleanText(field ? field.value : "", limit);
     if (tooLong) {
       if (field && field.focus) field.focus();
-      throw new UserError(t("failed", { message: `${limit}` }));
+      throw new UserError(t("too_long", { limit }));
     }
     values[name] = text;
   }
@@ -316,8 +314,24 @@ async function finish() {
   showReceipt();
 }
 
+// Until the reporter says they wrote the receipt down, leaving the page (reload, Back, a
+// link) asks first: the receipt exists nowhere else.
+function warnBeforeLeaving(event) {
+  event.preventDefault();
+  event.returnValue = "";
+}
+
+// The same words as the server's receipt page (service/metadata.py plain_removed).
+function plainRemoved(labels) {
+  const words = [...new Set(labels.map((label) => {
+    const word = t(`plain.${label}`);
+    return word.startsWith("plain.") ? t("plain.other metadata") : word;
+  }))];
+  return words.join(t("list_sep"));
+}
+
 function showReceipt() {
-  const { receipt, unclean } = pending;
+  const { receipt, unclean, removed } = pending;
   pending = null;
   const panel = document.getElementById("receipt-panel");
   const template = document.getElementById("receipt-template");
@@ -328,8 +342,20 @@ function showReceipt() {
     const list = el("ul", {}, unclean.map((name) => el("li", { text: t("unclean", { name }) })));
     code.after(list);
   }
+  if (removed.length) {
+    const summary = el("ul", { cls: "removed-summary" }, removed.map(([name, labels]) =>
+      el("li", { text: t("receipt_removed", { name, what: plainRemoved(labels) }) })));
+    summary.id = "removed-summary";
+    panel.querySelector(".receipt-advice").after(summary);
+  }
+  window.addEventListener("beforeunload", warnBeforeLeaving);
+  const done = panel.querySelector("#receipt-done");
+  if (done) {
+    done.addEventListener("submit", () => window.removeEventListener("beforeunload", warnBeforeLeaving));
+  }
   // The form held the plaintext: empty it before hiding it.
   form.reset();
+  if (ui.fileReport) ui.fileReport.replaceChildren();
   form.hidden = true;
   panel.hidden = false;
   panel.setAttribute("tabindex", "-1");
@@ -482,6 +508,7 @@ async function accepted(receipt, sealed, files, created) {
     uploads: sealed.uploads,
     received: new Map(),
     unclean: files.filter((f) => !f.cleaned).map((f) => f.original),
+    removed: files.filter((f) => f.removed.length).map((f) => [f.original, f.removed]),
   };
   if (created.ready) {
     showReceipt();

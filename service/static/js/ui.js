@@ -331,7 +331,7 @@ export async function prepareFiles(fileList, limits, listNode,
     if (result.kind === "other") {
       lines.push(el("li", { cls: "unclean" }, uncleanNodes(name, type)));
     } else if (result.removed.length) {
-      const what = result.removed.map((label) => t(`meta.${label}`)).join(", ");
+      const what = result.removed.map((label) => t(`meta.${label}`)).join(t("list_sep"));
       lines.push(el("li", { cls: "removed", text: t("removed", { name, what }) }));
     } else {
       lines.push(el("li", { cls: "removed", text: t("nothing_removed", { name }) }));
