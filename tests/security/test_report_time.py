@@ -303,9 +303,11 @@ def test_no_reporter_action_is_placed_between_two_reviewer_actions(
         if item["author"] == "reporter":
             assert _aligned(dt.datetime.fromisoformat(item["created"])), item
     # The timeline: entries of the reporter's activity, shown at the period's start.
-    shown = re.findall(r"<li><time>([^<]+)</time> ([^<·]+)", page.text)
+    # (The machine-readable value: the text shows the hour it stands for, in the zone.)
+    shown = re.findall(r'<li><time datetime="([^"]+)">[^<]+</time> ([^<·]+)', page.text)
     activity = [when for when, what in shown if "reporter replied" in what]
-    assert activity and all(when.endswith(":00") for when in activity), shown
+    assert activity and all(_aligned(dt.datetime.fromisoformat(when)) for when in activity), \
+        shown
     reward = client.get(f"/console/rewards/{rich.reward_id}")
     assert reward.status_code == 200
     for stamp in re.findall(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?", reward.text):
