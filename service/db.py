@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -176,6 +177,33 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session outside a request that reads then writes (background work, command
+        line). On SQLite it takes the write lock up front, as a request does: a deferred
+        transaction that reads and then writes fails at once ("database is locked", whatever
+        busy_timeout says) when another writer committed in between."""
+        with self.session() as session:
+            if isinstance(self.bind, Engine) and self.dialect == "sqlite":
+                session.connection(execution_options={IMMEDIATE: True})
+            yield session
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """From a worker thread of the app's event loop: wait for the SQLite writers' gate
+        before taking the write lock, and give it back after, so background writes queue
+        with requests instead of holding the lock a request's thread is waiting for.
+        Nothing to wait for on PostgreSQL (row locks) or outside an engine."""
+        gate = self.gate() if self.dialect == "sqlite" else None
+        if gate is None:
+            yield
+            return
+        anyio.from_thread.run(gate.acquire)
+        try:
+            yield
+        finally:
+            anyio.from_thread.run_sync(gate.release)
 
     def dispose(self) -> None:
         if self.owns_engine and isinstance(self.bind, Engine):

@@ -10,6 +10,12 @@ therefore kept in ``auto_vacuum=INCREMENTAL`` mode (new files from the first con
 existing files converted once by ``chuishao migrate``), and every purge round ends with an
 incremental vacuum and a WAL checkpoint that truncates the log.
 
+On SQLite every round's write waits its turn at the app's writers' gate and takes the write
+lock up front (``Database.turn``, ``Database.write_session``), as requests do: without that
+a round that read and then wrote failed with "database is locked" while reports arrived.
+A round that still finds the lock busy (another process: a command-line purge, a restore)
+is skipped and the next one tries again.
+
 Several instances on one PostgreSQL database each run these rounds; a PostgreSQL advisory
 lock per job lets exactly one of them do a round at a time, and the others skip it (the
 next round comes soon enough). SQLite has one instance: nothing to take.
@@ -20,22 +26,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from sqlalchemy import Engine, and_, exists, or_, select, text
+from sqlalchemy.exc import OperationalError
 
 from reviewer import audit, cases, exports, workflow
 from service import intake, notify, pow, quota, sharedlimit
-from service.db import Database
+from service.db import IMMEDIATE, Database
 from service.models import Case, ChannelRecipient, User, utcnow
 from service.models_notify import NotifyDeadline
 from service.settings import Settings
 
 log = logging.getLogger("chuishao.housekeeping")
+
+# How a round waits for its turn to write: nothing on the command line; in the server the
+# writers' gate (Database.turn), taken from the round's worker thread.
+Turn = Callable[[], AbstractContextManager[object]]
 
 
 def job_key(job: str) -> int:
@@ -67,35 +79,36 @@ def only_one(database: Database, job: str) -> Iterator[bool]:
 
 
 def purge_once(database: Database, settings: Settings | None = None,
-               now: dt.datetime | None = None) -> tuple[int, int]:
+               now: dt.datetime | None = None, turn: Turn = nullcontext) -> tuple[int, int]:
     now = now or utcnow()
     with only_one(database, "purge") as mine:
         if not mine:
             log.debug("another instance is purging")
             return 0, 0
-        with database.session() as session:
+        with turn(), database.write_session() as session:
             drafts = intake.purge_expired(session, now)
             stamps = pow.purge_spent(session, now)
             quota.purge_sessions(session, now)
             if settings is not None:
                 sharedlimit.purge_windows(session, settings.time_granularity_seconds, now)
-    reclaim_space(database)
+    reclaim_space(database, turn)
     if settings is not None:
-        settle_once(database, settings)
-        announce_deadlines(database, settings, now)
-    refresh_statistics(database)
+        settle_once(database, settings, turn)
+        announce_deadlines(database, settings, now, turn)
+    refresh_statistics(database, turn)
     return drafts, stamps
 
 
-def settle_once(database: Database, settings: Settings) -> tuple[int, int]:
+def settle_once(database: Database, settings: Settings,
+                turn: Turn = nullcontext) -> tuple[int, int]:
     """(reporters' audit entries entered, abandoned exports marked failed)."""
     with only_one(database, "settle") as mine:
         if not mine:
             log.debug("another instance is settling")
             return 0, 0
-        with database.session() as session:
+        with turn(), database.write_session() as session:
             released = audit.release_deferred(session)
-        with database.session() as session:
+        with turn(), database.write_session() as session:
             failed = exports.fail_abandoned(session, settings)
     if released or failed:
         log.info("entered %d held audit entries, marked %d abandoned exports failed",
@@ -104,13 +117,13 @@ def settle_once(database: Database, settings: Settings) -> tuple[int, int]:
 
 
 def announce_deadlines(database: Database, settings: Settings,
-                       now: dt.datetime | None = None) -> int:
+                       now: dt.datetime | None = None, turn: Turn = nullcontext) -> int:
     """Tell the assignee and the channel's reviewers once when a case's deadline comes
     within notify_deadline_days, and once when it passes. Returns deadlines announced."""
     now = now or utcnow()
     horizon = now + dt.timedelta(days=settings.notify_deadline_days)
     announced = 0
-    with database.session() as session:
+    with turn(), database.write_session() as session:
         # A case whose current deadline was announced as passed is not read again (overdue
         # cases would otherwise be read on every round).
         done = exists().where(NotifyDeadline.case_id == Case.id, NotifyDeadline.which == "passed",
@@ -179,7 +192,7 @@ def enable_incremental_vacuum(database: Database) -> bool:
     return auto_vacuum_mode(database) == INCREMENTAL
 
 
-def reclaim_space(database: Database) -> int:
+def reclaim_space(database: Database, turn: Turn = nullcontext) -> int:
     """Give SQLite's free pages back to the file system; returns how many there were."""
     engine = _sqlite_engine(database)
     if engine is None:
@@ -194,41 +207,62 @@ def reclaim_space(database: Database) -> int:
         while left and mode == INCREMENTAL:
             # A batch at a time, so requests waiting for the write lock get it in between;
             # executescript steps the pragma to the end (a plain execute frees one page).
-            driver.executescript(f"PRAGMA incremental_vacuum({VACUUM_BATCH_PAGES});")
+            with turn():
+                driver.executescript(f"PRAGMA incremental_vacuum({VACUUM_BATCH_PAGES});")
             now_left = int(cursor.execute("PRAGMA freelist_count").fetchone()[0])
             if now_left >= left:
                 break
             left = now_left
         # In WAL mode the file is truncated when the log is written back: do it now, and
         # truncate the log too, or the freed bytes merely move into it.
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        with turn():
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         cursor.close()
     finally:
         raw.close()
     return free
 
 
-def refresh_statistics(database: Database) -> None:
+def refresh_statistics(database: Database, turn: Turn = nullcontext) -> None:
     """Keep SQLite's query planner informed. Without statistics it picks poor indexes for the
     case list (seconds instead of milliseconds at 100 000 cases). PostgreSQL's autovacuum
     does this on its own."""
     if database.dialect != "sqlite" or not isinstance(database.bind, Engine):
         return
-    with database.bind.connect() as conn:
+    with turn(), database.bind.connect() as conn:
+        # ANALYZE writes its tables: take the write lock before the first read.
+        conn = conn.execution_options(**{IMMEDIATE: True})
         analysed = conn.exec_driver_sql(
             "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").scalar()
         conn.exec_driver_sql("ANALYZE" if not analysed else "PRAGMA optimize")
         conn.commit()
 
 
+def lock_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked": another process kept the write lock
+    beyond the busy timeout. The round is simply tried again later."""
+    original = exc.orig if isinstance(exc, OperationalError) else exc
+    return (isinstance(original, sqlite3.OperationalError)
+            and (getattr(original, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY)
+
+
 async def run_forever(database: Database, interval_seconds: float,
                       settings: Settings | None = None) -> None:
+    told_busy = False
+    database.gate()  # made here, on the event loop, before a worker thread waits for it
     while True:
         try:
-            drafts, stamps = await anyio.to_thread.run_sync(purge_once, database, settings)
+            drafts, stamps = await anyio.to_thread.run_sync(
+                purge_once, database, settings, None, database.turn)
             if drafts or stamps:
                 log.info("discarded %d unfinished uploads, forgot %d stamps", drafts, stamps)
-        except Exception:
-            # A failed round is retried next time; the service keeps serving.
-            log.exception("housekeeping failed")
+        except Exception as exc:
+            if lock_busy(exc):
+                # Said once: a long command-line job can keep the lock for many rounds.
+                (log.debug if told_busy else log.info)(
+                    "housekeeping skipped a round: the database is locked by another process")
+                told_busy = True
+            else:
+                # A failed round is retried next time; the service keeps serving.
+                log.exception("housekeeping failed")
         await anyio.sleep(interval_seconds)

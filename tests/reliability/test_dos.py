@@ -9,6 +9,7 @@ keeps answering, memory stays bounded, honest requests stay fast. Every figure i
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import secrets
 import socket
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from service.client import solve_pow
 from tests.reliability.live import Deployment, LiveServer, deploy, make_report, running
 
 MiB = 1024 * 1024
@@ -146,7 +148,7 @@ def honest_case(deployment: Deployment, base: str) -> str:
 
 def nojs_lookup(base: str, receipt: str, timeout: float = 60.0) -> tuple[int, bytes, float]:
     started = time.monotonic()
-    status, body = post(base, "/followup", urllib.parse.urlencode({"receipt": receipt}).encode(),
+    status, body = post(base, "/followup", urllib.parse.urlencode({"receipt": receipt, "sealing": "noscript"}).encode(),
                         "application/x-www-form-urlencoded", timeout=timeout)
     return status, body, time.monotonic() - started
 
@@ -254,7 +256,9 @@ def test_pathological_jpeg_on_nojs_reply(deployment: Deployment, server: LiveSer
     case_id = re.search(rb'name="case" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
     capability = re.search(rb'name="capability" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     boundary = "chuishao-test-boundary"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="case"\r\n\r\n'.encode()
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="sealing"\r\n\r\n'
+             'noscript\r\n'.encode(),
+             f'--{boundary}\r\nContent-Disposition: form-data; name="case"\r\n\r\n'.encode()
              + case_id + b"\r\n",
              f'--{boundary}\r\nContent-Disposition: form-data; name="capability"\r\n\r\n'
              .encode() + capability + b"\r\n",
@@ -322,8 +326,9 @@ def _console_login_headers(base: str) -> dict[str, str]:
 
 def test_signin_flood_does_not_slow_submissions(deployment: Deployment,
                                                 server: LiveServer) -> None:
-    """32 connections of sign-ins with made-up names (no stamp needed). Before: each held
-    SQLite's write lock through its scrypt, and an honest submission took seconds."""
+    """32 connections of sign-ins with made-up names, each paying the stamp login.js pays
+    (from /console/api/prelogin). Before: each held SQLite's write lock through its scrypt,
+    and an honest submission took seconds."""
     headers = _console_login_headers(server.base)
     client = deployment.client(server.base)
     quiet = []
@@ -336,8 +341,18 @@ def test_signin_flood_does_not_slow_submissions(deployment: Deployment,
 
     def flood() -> None:
         while not stop.is_set():
-            body = (b'{"username": "u' + secrets.token_hex(6).encode()
-                    + b'", "auth_secret": "' + b"A" * 43 + b'", "totp": "123456"}')
+            username = "u" + secrets.token_hex(6)
+            status, pre = post(server.base, "/console/api/prelogin",
+                               json.dumps({"username": username}).encode(),
+                               "application/json", headers, timeout=60)
+            if status != 200:
+                statuses.append(status)
+                continue
+            challenge = json.loads(pre)["pow"]
+            body = json.dumps({"username": username, "auth_secret": "A" * 43,
+                               "totp": "123456",
+                               "pow": solve_pow(challenge["challenge"],
+                                                challenge["difficulty"])}).encode()
             status, _ = post(server.base, "/console/login", body, "application/json",
                              headers, timeout=60)
             statuses.append(status)

@@ -209,8 +209,9 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
                 assert answer.json()["error"]["code"] == "storage_unavailable"
             assert "cannot store reports right now" in english.json()["error"]["message"]
             assert "无法保存举报" in chinese.json()["error"]["message"]
-            page = client.post("/report", data=factories.with_token(client, {"channel": "acme", "unit": "某厂",
-                                                "category": "hazard", "description": "漏气"}),
+            page = client.post("/report", data=factories.with_token(client, {
+                "channel": "acme", "unit": "某厂", "category": "hazard", "description": "漏气",
+                "sealing": "noscript"}),
                                headers={"Accept-Language": "zh-CN"})
             assert page.status_code == 503
             assert "无法保存举报" in page.text and "返回" in page.text
@@ -224,7 +225,7 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
                               headers={"Authorization": f"Bearer {opened.json()['token']}"})
             assert feed.status_code == 200 and feed.json()["status"] == "new"
             # Without JavaScript too (that path spends no stamp).
-            nojs = client.post("/followup", data={"receipt": receipt})
+            nojs = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"})
             assert nojs.status_code == 200, nojs.text
             assert 'id="messages"' in nojs.text
             # ... but the stamp it spent, held in memory, buys nothing a second time.
