@@ -43,7 +43,7 @@ from service.models_notify import NotifyOutbox
 from service.settings import Settings
 from tests.browser.test_accessibility import VNU, _vnu
 from tests.console import sign_in
-from tests.factories import Reviewer, api_client, make_reviewer
+from tests.factories import Reviewer, api_client, make_reviewer, with_token
 from tests.reviewer.test_rewardflow import (
     REPORT,
     browser_claim,
@@ -567,7 +567,7 @@ def test_nojs_report_and_evidence_alone_tell_the_reviewers(
     settings = mail_settings(settings, port, certificate)
     people = make_people(session, settings)
     choose(client, session, settings, people.reviewer.user, language="en")
-    receipt = _receipt_from(client.post("/report", data=_form()).text)
+    receipt = _receipt_from(client.post("/report", data=with_token(client, _form())).text)
     assert deliver(database, settings) == (1, 0) and "New reports: 1" in box.bodies()[0]
     page = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"})
     case = session.scalar(select(Case))
