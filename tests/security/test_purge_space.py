@@ -98,9 +98,12 @@ def _measure(tmp_path: Path, *, legacy: bool, convert: bool,
                 api_client(client)._call("DELETE", f"/api/v1/submissions/{case_id}", token=token)
                 housekeeping.purge_once(database)
             else:
-                # The reporter walks away: the draft expires and the purge discards it.
-                later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=settings.draft_hours,  # type: ignore[attr-defined]
-                                                               minutes=1)
+                # The reporter walks away: the draft expires and the purge discards it. The
+                # expiry is rounded up to the time granularity (it must not date the draft),
+                # so it may fall up to one granule after draft_hours.
+                later = dt.datetime.now(dt.UTC) + dt.timedelta(
+                    hours=settings.draft_hours,  # type: ignore[attr-defined]
+                    seconds=settings.time_granularity_seconds + 60)  # type: ignore[attr-defined]
                 assert housekeeping.purge_once(database, now=later)[0] >= 1
             with database.session() as session:
                 assert session.scalar(select(func.count()).select_from(FileChunk)) == 0

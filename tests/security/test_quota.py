@@ -119,6 +119,10 @@ def _reply(key: bytes, case_id: str) -> dict[str, str]:
 def test_one_session_cannot_flood_the_case_with_replies(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                         session) -> None:
     case, open_session = _session(client, world, session)
+    # What the submission itself stored counts too: the report and the identity item (a
+    # stand-in when none was given, so every case has one).
+    submitted = _reporter_items(session, case.id)
+    assert submitted == 2
     auth, key = open_session()
     statuses = []
     for _ in range(30):
@@ -145,12 +149,16 @@ def test_one_session_cannot_flood_the_case_with_replies(client: TestClient, worl
     auth3, key3 = open_session()
     last = [client.post("/api/v1/followup/items", json=_reply(key3, case.id),
                         headers=auth3) for _ in range(6)]
-    assert [r.status_code for r in last] == [201] * 4 + [413] * 2
-    assert "45" in last[4].json()["error"]["message"]
-    total = session.scalar(select(func.count()).select_from(SealedItem)
-                           .where(SealedItem.case_id == case.id,
-                                  SealedItem.author == "reporter"))
-    assert total == 45
+    room = 45 - submitted - 40
+    assert [r.status_code for r in last] == [201] * room + [413] * (6 - room)
+    assert "45" in last[room].json()["error"]["message"]
+    assert _reporter_items(session, case.id) == 45
+
+
+def _reporter_items(session, case_id: str) -> int:  # type: ignore[no-untyped-def]
+    return int(session.scalar(select(func.count()).select_from(SealedItem)
+                              .where(SealedItem.case_id == case_id,
+                                     SealedItem.author == "reporter")))
 
 
 def test_case_message_bytes_are_bounded(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
@@ -215,15 +223,19 @@ def test_upload_price_is_one_bit_per_doubling() -> None:
 
 def test_the_no_javascript_reply_path_keeps_the_case_quota(client: TestClient, world,  # type: ignore[no-untyped-def]
                                                            session) -> None:
-    client.app.state.settings = client.app.state.settings.with_(case_quota_items=3)  # type: ignore[attr-defined]
     receipt = _receipt_from(client.post("/report", data=with_token(client, _form())).text)
-    page = client.post("/followup", data={"receipt": receipt})
+    # Every no-JavaScript post carries the marker its form holds inside <noscript>.
+    page = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"})
     capability = re.search(r'name="capability" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     case = session.scalar(select(Case))
+    # Room for two replies beside what the submission stored (report and identity item).
+    limit = _reporter_items(session, case.id) + 2
+    client.app.state.settings = client.app.state.settings.with_(case_quota_items=limit)  # type: ignore[attr-defined]
     answers = [client.post("/followup/reply", data={"case": case.id, "capability": capability,
-                                                    "text": f"补充 {n}"}) for n in range(3)]
+                                                    "text": f"补充 {n}", "sealing": "noscript"})
+               for n in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 413]
-    assert "已达上限（3 项）" in answers[2].text and "<html" in answers[2].text
+    assert f"已达上限（{limit} 项）" in answers[2].text and "<html" in answers[2].text
     replies = session.scalar(select(func.count()).select_from(SealedItem)
                              .where(SealedItem.kind == "reply"))
     assert replies == 2

@@ -102,12 +102,22 @@ def _check_upgraded(url: str, manifest: dict[str, Any], before_identity: list[An
                 if identity[c].id in {i for i, _ in before_identity}]
             total = len(session.scalars(select(SealedItem)).all())
             assert total == before_items + len(cases) - len(before_identity)
+            # The timing upgrade, which runs after, counts positions per author: each
+            # author's items are numbered 1..n, the identity second of the reporter's (right
+            # after the report, where intake puts it).
             for case in cases:
-                positions = [i.position for i in session.scalars(
-                    select(SealedItem).where(SealedItem.case_id == case.id)
-                    .order_by(SealedItem.position))]
-                assert len(set(positions)) == len(positions)
+                positions: dict[str, list[int]] = {}
+                for i in session.scalars(select(SealedItem).where(
+                        SealedItem.case_id == case.id).order_by(SealedItem.position)):
+                    positions.setdefault(i.author, []).append(i.position)
+                for author, numbers in positions.items():
+                    assert numbers == list(range(1, len(numbers) + 1)), (case.id, author)
+                assert identity[case.id].author == "reporter"
                 assert identity[case.id].position == 2
+                first = session.scalar(select(SealedItem).where(
+                    SealedItem.case_id == case.id, SealedItem.author == "reporter",
+                    SealedItem.position == 1))
+                assert first is not None and first.kind == "report", case.id
 
             # Cases still open: C06 with its identity, C01 without one.
             iterations = manifest["settings"].get("password_iterations", 600000)
