@@ -56,14 +56,15 @@ class SecurityHeadersMiddleware:
                 headers = MutableHeaders(scope=message)
                 # A policy binds documents and workers only: an imported module or a
                 # stylesheet ignores it, so those assets are sent without it (it is a third
-                # of their headers). Document-only headers likewise go on pages only.
+                # of their headers). The few bytes of the rest go on every answer: a promise
+                # kept everywhere needs no list of exceptions.
                 if not static or not _policy_free(scope["path"]):
                     headers["Content-Security-Policy"] = csp.HEADER_VALUE
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Cross-Origin-Resource-Policy"] = "same-origin"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
                 if not static:
-                    headers["Referrer-Policy"] = "no-referrer"
-                    headers["X-Frame-Options"] = "DENY"
                     headers["Cross-Origin-Opener-Policy"] = "same-origin"
                     headers["Permissions-Policy"] = (
                         "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
