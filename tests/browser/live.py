@@ -38,8 +38,10 @@ class LiveServer:
     recovery_private: bytes
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
-        """A committed session on the server's database (for checks and test data)."""
-        return self.database.session()
+        """A committed session on the server's database (for checks and test data). It takes
+        SQLite's write lock up front, as the server's own writers do: a read-then-write
+        transaction beside a running server is otherwise refused at once."""
+        return self.database.write_session()
 
 
 def _free_port() -> int:
