@@ -88,6 +88,12 @@ class PublicRecordHold(logging.Filter):
             return True
         period = int(record.created) // self.step * self.step
         line = record.getMessage()
+        # A console request's own access line stays live and exact even if the marker leaked
+        # into its context (a kept-alive connection from a proxy carries several requests).
+        if record.name == ACCESS_LOGGER and line.split(" ", 2)[1:2] and (
+                line.split(" ", 2)[1] == "/console"
+                or line.split(" ", 2)[1].startswith("/console/")):
+            return True
         with self._lock:
             if record.name == ACCESS_LOGGER and " " in line:
                 route, _, took = line.rpartition(" ")

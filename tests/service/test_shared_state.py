@@ -93,7 +93,7 @@ def test_sqlite_keeps_the_process_bucket(tmp_path: Path) -> None:
 
 def _spend_expired(database: Database) -> None:
     with database.session() as session:
-        pow.spend(session, "ab" * 32, utcnow() - dt.timedelta(hours=1))
+        pow.spend(session, "ab" * 32, utcnow() - dt.timedelta(hours=2), granularity_seconds=3600)
 
 
 def _stamps(database: Database) -> int:
