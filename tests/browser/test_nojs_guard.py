@@ -58,11 +58,11 @@ def block(page: Any, module: str) -> list[str]:
         blocked.append(route.request.url)
         route.abort()
 
-    page.route(f"**/static/js/{module}", abort)
+    page.route(f"**/js/{module}", abort)
     return blocked
 
 
-@pytest.mark.parametrize("module", ["intake.js", "crypto/index.js"])
+@pytest.mark.parametrize("module", ["intake.js", "crypto/core.js"])
 def test_blocked_module_means_nothing_is_sent_in_plaintext(live: LiveServer, browser: Browser,
                                                            tmp_path: Path, module: str) -> None:
     photo = tmp_path / "IMG_20261130_221503.jpg"
@@ -88,7 +88,7 @@ def test_blocked_module_means_nothing_is_sent_in_plaintext(live: LiveServer, bro
     # The receipt of a no-JavaScript report is never shown.
     assert not page.query_selector("#receipt-code:not(:empty)")
     # Once the module loads, the same form is sealed in the browser.
-    page.unroute(f"**/static/js/{module}")
+    page.unroute(f"**/js/{module}")
     page.reload()
     page.wait_for_selector("#report-form[data-enhanced='true']", state="attached")
     assert page.is_hidden("#script-missing") or not page.query_selector("#script-missing")
@@ -204,7 +204,7 @@ def test_a_script_that_stops_half_way_leaves_the_notice_and_sends_nothing(
         assert "stopped half-way" in body
         route.fulfill(response=response, body=body)
 
-    page.route("**/static/js/intake.js", broken)
+    page.route("**/js/intake.js", broken)
     page.goto("/")
     page.wait_for_selector("#script-missing", state="visible", timeout=10_000)
     fill_report(page)
