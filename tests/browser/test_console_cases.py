@@ -144,7 +144,7 @@ class Console:
         self.context.on("request", lambda r: self.requests.append(r.url))
 
     def sign_in(self, reviewer: Reviewer) -> Any:
-        with self.live.database.session() as session:
+        with self.live.database.write_session() as session:
             user = session.get(User, reviewer.user.id)
             token = auth.start_session(session, self.live.settings, user)
         self.context.add_cookies([{"name": auth.session_cookie(self.live.settings),
@@ -203,7 +203,7 @@ def test_list_and_case_are_decrypted_in_the_browser(console: Console, live: Live
     page.click("#copy-from-report")
     assert page.input_value("#enterprise") == "某机械厂"
     assert page.input_value("#location") == "三号车间"
-    with live.database.session() as session:
+    with live.database.write_session() as session:
         assert session.get(Case, live.case_id).enterprise == ""
     # The report gave no answer on "insider": the reward link carries nothing.
     assert "#" not in (page.get_attribute("#reward-link", "href") or "")
@@ -227,14 +227,14 @@ def test_message_note_and_grant_sealed_in_the_page(console: Console, live: Live)
     page.check("#message-question")
     page.click("#message-form button[type=submit]")
     page.locator("#message-status").filter(has_text="已加密并发送").wait_for()
-    with live.database.session() as session:
+    with live.database.write_session() as session:
         _, items = open_as(colleague.private_key, session, live.case_id)
     assert items["message"] == [{"v": 1, "text": "请说明储罐编号。", "question": True}]
     # The first internal note creates the internal key for every reviewer and the recovery key.
     page.fill("#note-text", "疑似与上月事故有关。")
     page.click("#note-form button[type=submit]")
     page.locator("#notes").filter(has_text="疑似与上月事故有关").wait_for()
-    with live.database.session() as session:
+    with live.database.write_session() as session:
         holders = set(session.scalars(select(KeySlot.holder).where(
             KeySlot.case_id == live.case_id, KeySlot.purpose == "internal")))
         count = session.scalar(select(func.count()).select_from(KeySlot).where(
@@ -255,7 +255,7 @@ def test_message_note_and_grant_sealed_in_the_page(console: Console, live: Live)
     page.select_option("#grant-user", str(live.newcomer.user.id))
     page.click("#grant-form button[type=submit]")
     page.locator("#grant-status").filter(has_text="newcomer").wait_for()
-    with live.database.session() as session:
+    with live.database.write_session() as session:
         # (open_as would try the notes with the case key: they need the internal key.)
         slot = session.scalar(select(KeySlot).where(
             KeySlot.case_id == live.case_id, KeySlot.purpose == "case",
@@ -280,7 +280,7 @@ def test_a_locked_key_store_is_said_plainly(chromium: Any, live: Live) -> None:
     _wait_for_keys_js()
     watcher = Console(chromium, live)
     try:
-        with live.database.session() as session:
+        with live.database.write_session() as session:
             user = session.get(User, live.reviewers[0].user.id)
             token = auth.start_session(session, live.settings, user)
         watcher.context.add_cookies([{"name": auth.session_cookie(live.settings),
@@ -299,7 +299,7 @@ def test_identity_is_fetched_on_the_click_and_each_look_is_recorded(console: Con
     identity = {"v": 1, "name": "王建国", "contact": "13800138000"}
     Client(urllib_transport(live.base_url), language="zh-CN").submit(
         "acme", REPORT, identity=identity)
-    with live.database.session() as session:
+    with live.database.write_session() as session:
         named = session.scalar(select(SealedItem.case_id).where(
             SealedItem.kind == "report", SealedItem.case_id != live.case_id))
         blob = session.scalar(select(SealedItem.blob).where(
@@ -307,7 +307,7 @@ def test_identity_is_fetched_on_the_click_and_each_look_is_recorded(console: Con
     page = console.sign_in(live.reviewers[0])
 
     def looks() -> int:
-        with live.database.session() as session:
+        with live.database.write_session() as session:
             return int(session.scalar(select(func.count(AuditEntry.id)).where(
                 AuditEntry.action == "case.identity_viewed")) or 0)
 
@@ -328,7 +328,7 @@ def test_identity_is_fetched_on_the_click_and_each_look_is_recorded(console: Con
 
 def _reporter_replies(live: Live, text: str) -> None:
     """The reporter, with their receipt, replies through the follow-up API as the page does."""
-    with live.database.session() as session:
+    with live.database.write_session() as session:
         salt = session.scalar(select(Installation.salt))
     keys = crypto.derive_receipt(live.receipt, salt, live.settings.receipt_iterations)
     client = Client(urllib_transport(live.base_url), language="zh-CN")
