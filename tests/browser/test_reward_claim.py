@@ -199,7 +199,7 @@ def test_reporter_claims_in_the_page_and_only_finance_opens_it(chromium: Any,
     # The code never went to the server: only its hash did.
     code = crypto.normalize_claim_code(shown)
     assert not any(code in body or shown in body for body in reporter.bodies)
-    with live.database.write_session() as session:
+    with live.database.session() as session:
         record = session.get(RewardRecord, live.reward_id)
         keys = crypto.derive_receipt(live.receipt, get_installation(session).salt, 1000)
         assert code == crypto.derive_claim_code(keys.lookup_secret, bytes.fromhex(record.id))
@@ -224,7 +224,7 @@ def test_reporter_claims_in_the_page_and_only_finance_opens_it(chromium: Any,
     # The finance officer's browser opens the claim with the key from the key store.
     officer = Watched(chromium, live)
     try:
-        with live.database.write_session() as session:
+        with live.database.session() as session:
             token = auth.start_session(session, live.settings,
                                        session.get(User, live.finance.user.id))
         officer.context.add_cookies([{"name": auth.session_cookie(live.settings),
@@ -241,14 +241,14 @@ def test_reporter_claims_in_the_page_and_only_finance_opens_it(chromium: Any,
         html = page.request.get(f"/console/rewards/{live.reward_id}").text()
         assert "6222 0200" not in html
         # Not even sealed: the claim and the officer's slot come only from POST .../claim.
-        with live.database.write_session() as session:
+        with live.database.session() as session:
             record = session.get(RewardRecord, live.reward_id)
             assert crypto.b64u_encode(record.claim_blob) not in html
             assert all(crypto.b64u_encode(s.slot) not in html for s in session.scalars(
                 select(RewardClaimSlot).where(RewardClaimSlot.reward_id == record.id)))
     finally:
         officer.close()
-    with live.database.write_session() as session:
+    with live.database.session() as session:
         looks = session.scalars(select(AuditEntry).where(
             AuditEntry.action == "reward.claim_viewed")).all()
         assert len(looks) == 1 and looks[0].actor_id == live.finance.user.id
