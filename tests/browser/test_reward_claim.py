@@ -94,7 +94,7 @@ def live_server(directory: Path) -> Iterator[Live]:
     try:
         base = f"http://127.0.0.1:{port}"
         receipt = Client(urllib_transport(base), language="zh-CN").submit("acme", REPORT)
-        with database.session() as session:
+        with database.write_session() as session:
             keys = crypto.derive_receipt(receipt, get_installation(session).salt, 1000)
             case = session.scalar(select(Case).where(Case.lookup_hash == keys.lookup_hash.hex()))
             reviewer = session.get(User, world.reviewers[0].user.id)
