@@ -83,7 +83,7 @@ FORMS = [("GET", "/"), ("POST", "/report"), ("GET", "/report/sent"), ("POST", "/
          ("GET", "/followup"), ("POST", "/followup"),
          ("POST", "/followup/reply"), ("POST", "/followup/file"), ("POST", "/followup/claim"),
          ("GET", "/board"), ("GET", "/language"), ("GET", "/healthz"),
-         ("GET", "/readyz")]
+         ("GET", "/readyz"), ("GET", "/favicon.ico"), ("GET", "/static/{path}")]
 
 
 # ---------------------------------------------------------------------------- the document
