@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -109,7 +110,8 @@ def _accepts_gzip(request: Request) -> bool:
 def respond(request: Request, assets: Assets, path: str, cache: str) -> Response:
     asset = assets.files.get(path)
     if asset is None:
-        return Response("Not Found", status_code=404, media_type="text/plain")
+        # The site's own translated 404 page (the one error handler), not a bare text.
+        raise HTTPException(status_code=404)
     headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
     if cache != IMMUTABLE:  # an immutable file is never revalidated
         headers["ETag"] = asset.etag
