@@ -171,8 +171,10 @@ class Watcher:
 
 
 def _public_pages(world: World) -> list[str]:
+    # Pages only: the favicon and the static files are what pages load, not pages.
     return [fill(r.path, world.values, r.params) for r in routes_of_app(world)
-            if not r.console and "GET" in r.methods and not r.path.startswith("/api/")]
+            if not r.console and "GET" in r.methods and not r.path.startswith("/api/")
+            and r.path not in ("/favicon.ico", "/static/{path}")]
 
 
 def routes_of_app(world: World) -> list[Any]:
