@@ -2,22 +2,9 @@
 // signed manifest appears in "Your recent exports" as soon as the server has signed it, with
 // no reload. Without JavaScript the forms post as before (the download, then a reload shows
 // the manifest). Text reaches the page through textContent only.
+import { islandText } from "./keys.js";
 
-let table = null;
-
-function t(key, params = {}) {
-  if (table === null) {
-    const island = document.getElementById("export-messages");
-    try {
-      table = island ? JSON.parse(island.textContent) || {} : {};
-    } catch {
-      table = {};
-    }
-  }
-  const template = Object.hasOwn(table, key) ? table[key] : key;
-  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
-    Object.hasOwn(params, name) ? String(params[name]) : whole);
-}
+const t = islandText("export-messages");
 
 function fileName(response, fallback) {
   const header = response.headers.get("Content-Disposition") || "";

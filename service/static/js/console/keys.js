@@ -71,6 +71,25 @@ function messages() {
   return table;
 }
 
+// A t() over a page's own JSON message island (`id`), for page scripts with texts of their
+// own; a key without a text is shown as it is, and {placeholders} are filled from params.
+export function islandText(id) {
+  let own = null;
+  return (key, params = {}) => {
+    if (own === null) {
+      const island = document.getElementById(id);
+      try {
+        own = island ? JSON.parse(island.textContent) || {} : {};
+      } catch {
+        own = {};
+      }
+    }
+    const template = Object.hasOwn(own, key) ? own[key] : key;
+    return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
+      Object.hasOwn(params, name) ? String(params[name]) : whole);
+  };
+}
+
 export function t(key, params = {}) {
   const lang = (document.documentElement.lang || "zh-CN").toLowerCase().startsWith("en")
     ? "en"

@@ -3,25 +3,11 @@
 // with the officer's own key from the key store; the server only ever holds it sealed.
 // Shown through textContent only.
 import { b64uDecode, openClaimKey, openItem } from "../crypto/index.js";
-import { consoleFetch, getPrivateKey, LockedError } from "./keys.js";
+import { consoleFetch, getPrivateKey, islandText, LockedError } from "./keys.js";
 
 const dataNode = document.getElementById("reward-data");
 const data = dataNode ? JSON.parse(dataNode.textContent) : null;
-let table = null;
-
-function t(key, params = {}) {
-  if (table === null) {
-    const island = document.getElementById("reward-messages");
-    try {
-      table = island ? JSON.parse(island.textContent) || {} : {};
-    } catch {
-      table = {};
-    }
-  }
-  const template = Object.hasOwn(table, key) ? table[key] : key;
-  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
-    Object.hasOwn(params, name) ? String(params[name]) : whole);
-}
+const t = islandText("reward-messages");
 
 function show(node, text) {
   node.textContent = text || "";
