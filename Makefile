@@ -69,7 +69,7 @@ i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -o service/locale/messages.pot --no-location \
 	  --project=chuishao --copyright-holder=Chuishao -w 100 .
 	$(BIN)/pybabel update -i service/locale/messages.pot -d service/locale -w 100 --no-fuzzy-matching
-	$(BIN)/python -m service.i18n
+	$(BIN)/python -m service.platform.i18n
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,10 +22,11 @@ from sqlalchemy import text  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import crypto  # noqa: E402
-from service import housekeeping, migrate, sealing  # noqa: E402
 from service.app import create_app  # noqa: E402
-from service.db import Database  # noqa: E402
-from service.installation import get_installation  # noqa: E402
+from service.domain import housekeeping, sealing  # noqa: E402
+from service.domain.installation import get_installation  # noqa: E402
+from service.platform import migrate  # noqa: E402
+from service.platform.db import Database  # noqa: E402
 from tests.conftest import BASE_URL, fast_settings  # noqa: E402
 from tests.factories import api_client, make_world  # noqa: E402
 from tests.reviewer import test_accounts as ta  # noqa: E402
@@ -150,10 +151,10 @@ class Clock:
 
 
 clock = Clock()
-import reviewer.accounts  # noqa: E402
 import reviewer.views.accounts  # noqa: E402
+import service.domain.accounts  # noqa: E402
 
-reviewer.accounts.utcnow = clock
+service.domain.accounts.utcnow = clock
 reviewer.views.accounts.utcnow = clock
 with database.session() as s:
     owner = ta.make_account(s, settings, "owner")

@@ -9,7 +9,7 @@ IndexedDB), repeated --unlocks times. Then cases.js decrypts every row's summary
 the reviewer's key slot, then the report item): timed from the unlock event to the last row,
 and on --reloads reloads of the page with the key already stored, from navigation start to the
 last row. The list is made to show all N cases on one page (bench only: the server process
-sets reviewer.cases.PAGE_SIZE = N; production shows 50). Floor: the same N openKey + openItem
+sets service.domain.cases.PAGE_SIZE = N; production shows 50). Floor: the same N openKey + openItem
 calls on the same bytes through crypto/index.js in the same page, sequential as cases.js does
 them, no DOM; the same calls concurrently are printed for comparison. Unlock's own floor is
 derivePassword() alone (PBKDF2 at the same count).
@@ -69,10 +69,10 @@ def serve(page_size: int) -> None:
     """The app as `chuishao serve` runs it, with the case list's page size set (bench only)."""
     import uvicorn
 
-    from reviewer import cases
-    from service import logs
     from service.app import create_app
-    from service.settings import Settings
+    from service.domain import cases
+    from service.platform import logs
+    from service.platform.settings import Settings
 
     cases.PAGE_SIZE = page_size
     settings = Settings.from_environ()
@@ -88,8 +88,8 @@ def add_unlocking_reviewer(database_url: str, iterations: int) -> int:
     from sqlalchemy import select
 
     import crypto
-    from service.db import Database
-    from service.models import Channel, ChannelRecipient, User, utcnow
+    from service.domain.models import Channel, ChannelRecipient, User, utcnow
+    from service.platform.db import Database
 
     private, public = crypto.generate_keypair()
     key_id = crypto.key_id(public)
@@ -118,9 +118,9 @@ def add_unlocking_reviewer(database_url: str, iterations: int) -> int:
 
 def session_cookie(env: dict[str, str], database_url: str, user_id: int) -> tuple[str, str]:
     from reviewer import auth
-    from service.db import Database
-    from service.models import User
-    from service.settings import Settings
+    from service.domain.models import User
+    from service.platform.db import Database
+    from service.platform.settings import Settings
 
     settings = Settings.from_environ(env)
     database = Database.from_url(database_url)
@@ -399,8 +399,8 @@ def bench_upload(chromium: Any, base: str, path: Path, args: argparse.Namespace,
 def stored_file(database_url: str) -> str:
     from sqlalchemy import func, select
 
-    from service.db import Database
-    from service.models import Case, FileChunk, StoredFile
+    from service.domain.models import Case, FileChunk, StoredFile
+    from service.platform.db import Database
 
     database = Database.from_url(database_url)
     try:

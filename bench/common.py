@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import crypto  # noqa: E402
-from service.db import Database  # noqa: E402
-from service.models import Channel, ChannelRecipient, User, utcnow  # noqa: E402
+from service.domain.models import Channel, ChannelRecipient, User, utcnow  # noqa: E402
+from service.platform.db import Database  # noqa: E402
 
 
 def free_port() -> int:
@@ -131,7 +131,7 @@ def prepare_installation(env: dict[str, str], reviewers: int = 2,
     """migrate, init and add a channel with the real command line; reviewers go in directly."""
     from sqlalchemy import select
 
-    from service.settings import Settings
+    from service.platform.settings import Settings
 
     run_cli(env, "migrate")
     run_cli(env, "init")

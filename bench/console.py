@@ -15,8 +15,8 @@ channel, assigned to me, and the channel the reviewer only sees through grants) 
 R times (default 50), sequentially, over one keep-alive HTTP/1.1 connection on 127.0.0.1:
 time from sending the request to the last byte of the page.
 
-Floor: the SELECT the list runs (reviewer.cases.list_query, with its LIMIT), executed with
-SQLAlchemy Core in this process on a connection of the same kind (service.db.make_engine)
+Floor: the SELECT the list runs (service.domain.cases.list_query, with its LIMIT), executed with
+SQLAlchemy Core in this process on a connection of the same kind (service.platform.db.make_engine)
 against the same database, all rows fetched, the same R times. Ours and the floor alternate
 request by request so the machine's noise falls on both.
 
@@ -100,10 +100,18 @@ def seed(database_url: str, count: int, settings: Any, rng: random.Random) -> Se
     """Bulk-insert ``count`` ready cases, three key slots and a report item each."""
     from sqlalchemy import insert, select
 
-    from service import channels as channel_admin
-    from service.db import Database
-    from service.installation import get_installation
-    from service.models import Case, Channel, ChannelRecipient, KeySlot, SealedItem, User, utcnow
+    from service.domain import channels as channel_admin
+    from service.domain.installation import get_installation
+    from service.domain.models import (
+        Case,
+        Channel,
+        ChannelRecipient,
+        KeySlot,
+        SealedItem,
+        User,
+        utcnow,
+    )
+    from service.platform.db import Database
 
     started = time.perf_counter()
     database = Database.from_url(database_url)
@@ -204,8 +212,8 @@ def seed(database_url: str, count: int, settings: Any, rng: random.Random) -> Se
 
 def sign_in(database_url: str, settings: Any, user_id: int) -> str:
     from reviewer import auth
-    from service.db import Database
-    from service.models import User
+    from service.domain.models import User
+    from service.platform.db import Database
 
     database = Database.from_url(database_url)
     try:
@@ -249,8 +257,8 @@ def deep_cursor(conn: Any, position: int) -> str:
     case is visible to the reviewer, so the visible order is the order of all ready cases)."""
     from sqlalchemy import select
 
-    from reviewer import cases
-    from service.models import Case
+    from service.domain import cases
+    from service.domain.models import Case
 
     row = conn.execute(select(Case.id, Case.created_at).where(Case.ready.is_(True))
                        .order_by(Case.created_at.desc(), Case.id.desc())
@@ -292,10 +300,11 @@ def measure(database_url: str, env: dict[str, str], work: Path, requests: int,
     from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm import Session
 
-    from reviewer import auth, cases
-    from service.db import make_engine
-    from service.models import User
-    from service.settings import Settings
+    from reviewer import auth
+    from service.domain import cases
+    from service.domain.models import User
+    from service.platform.db import make_engine
+    from service.platform.settings import Settings
 
     settings = Settings.from_environ(env)
     token = sign_in(database_url, settings, seeded.reviewer_id)
@@ -372,7 +381,7 @@ def measure(database_url: str, env: dict[str, str], work: Path, requests: int,
 
 
 def analyze(database_url: str) -> float:
-    from service.db import make_engine
+    from service.platform.db import make_engine
 
     engine = make_engine(database_url)
     start = time.perf_counter()
@@ -429,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"console bench: GET /console/cases over {args.cases} cases, {args.requests} "
           f"requests per filter (+{WARMUP} warm-up), {backend}; floor: the list's SELECT "
           f"with SQLAlchemy Core in this process")
-    from service.settings import Settings
+    from service.platform.settings import Settings
 
     rng = random.Random(20261128)
     with contextlib.ExitStack() as stack:

@@ -4,7 +4,7 @@
 Seeds N reward records (and their cases) in a temporary SQLite database, then runs every
 measurement in a fresh subprocess so that ru_maxrss belongs to that measurement alone:
 
-- ours:   reviewer/exports.py as the console runs it (export row and audit entry, rows read in
+- ours:   service/domain/exports.py as the console runs it (export row and audit entry, rows read in
           keyset batches, CSV written batch by batch / XLSX by openpyxl write-only into a
           temporary file, every byte hashed, the manifest signed at the end);
 - floor:  the same rows already in a Python list, written with csv.writer / openpyxl
@@ -44,13 +44,13 @@ from sqlalchemy import insert  # noqa: E402
 from starlette.datastructures import Secret  # noqa: E402
 
 import crypto  # noqa: E402
-from reviewer import exports, rewardflow  # noqa: E402
-from reviewer.rewards import RewardInputs, calculate, load_policy  # noqa: E402
-from service import channels, installation, migrate  # noqa: E402
-from service.db import Database  # noqa: E402
-from service.models import Case, User, utcnow  # noqa: E402
-from service.models_rewards import RewardRecord  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.domain import channels, exports, installation, rewardflow  # noqa: E402
+from service.domain.models import Case, User, utcnow  # noqa: E402
+from service.domain.models.rewards import RewardRecord  # noqa: E402
+from service.domain.rewards import RewardInputs, calculate, load_policy  # noqa: E402
+from service.platform import migrate  # noqa: E402
+from service.platform.db import Database  # noqa: E402
+from service.platform.settings import Settings  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -123,7 +123,7 @@ def _ours(directory: Path, fmt: str) -> dict[str, Any]:
         digest.update(chunk)
         size += len(chunk)
     with database.session() as session:
-        from service.models_rewards import RewardExport
+        from service.domain.models.rewards import RewardExport
 
         count = session.get(RewardExport, export_id).record_count  # type: ignore[union-attr]
     database.dispose()

@@ -3,7 +3,7 @@
 Ours: `chuishao serve` (uvicorn, the full app with every middleware) on a fresh SQLite
 database (or a fresh PostgreSQL database with --postgres), initialised, with one channel of two
 reviewers. Each submission is a report and one small attachment, sealed ahead of time with
-service.sealing.seal_submission (the client's CPU does not count), sent as the browser does:
+service.domain.sealing.seal_submission (the client's CPU does not count), sent as the browser does:
 POST /api/v1/submissions, PUT of the file's chunk, POST .../finish. Proof of work is at
 difficulty 0 and its stamps are fetched before the clock starts; spending them is timed.
 
@@ -61,7 +61,7 @@ def floor_app(database_url: str):  # type: ignore[no-untyped-def]
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
-    from service.db import make_engine
+    from service.platform.db import make_engine
 
     engine = make_engine(database_url)
     metadata = MetaData()
@@ -129,7 +129,7 @@ class Result:
 def prepare(base: str, count: int) -> list[Prepared]:
     """Seal ``count`` submissions to the channel the server lists (not timed)."""
     import crypto
-    from service import sealing
+    from service.domain import sealing
 
     http = Http(base)
     status, data = http.request("GET", "/api/v1/channels")
@@ -268,8 +268,8 @@ def drive(name: str, base: str, items: list[Prepared], concurrency: int,
 def count_ready(database_url: str) -> int:
     from sqlalchemy import func, select
 
-    from service.db import Database
-    from service.models import Case
+    from service.domain.models import Case
+    from service.platform.db import Database
 
     database = Database.from_url(database_url)
     try:

@@ -118,7 +118,7 @@ class ListFigure:
 def console_list(url: str, env: dict[str, str], work: Path, workers: int, reviewer_id: int,
                  concurrency: int, requests: int, budget: float) -> ListFigure:
     from reviewer import auth
-    from service.settings import Settings
+    from service.platform.settings import Settings
 
     settings = Settings.from_environ(env)
     token = sign_in(url, settings, reviewer_id)
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             port = free_port()
             env = server_env(work / "console", port, url, **CHEAP)
             prepare_installation(env)
-            from service.settings import Settings
+            from service.platform.settings import Settings
 
             vacuum_analyze(url)
             before_total, before = sizes(url)

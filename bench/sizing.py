@@ -25,8 +25,8 @@ from common import (
     temporary_pg_database,
 )
 
-from service import sealing
 from service.client import Client, urllib_transport
+from service.domain import sealing
 
 REPORT = {"v": 1, "unit": "某机械有限公司", "location": "三号车间 液氨储罐区东侧",
           "category": "hazard", "seen_at": "上周三夜班", "insider": "yes", "language": "zh_CN",

@@ -27,7 +27,7 @@ from common import ROOT, Http, free_port, prepare_installation, server_env  # no
 
 import crypto  # noqa: E402
 from service.client import Client  # noqa: E402
-from service.sealing import PlainFile  # noqa: E402
+from service.domain.sealing import PlainFile  # noqa: E402
 
 PIECE = 1 << 20
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from service.db import make_engine
-from service.models import Base
-from service.settings import Settings
+from service.domain.models import Base
+from service.platform.db import make_engine
+from service.platform.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -12,16 +12,16 @@ from starlette.routing import Route
 
 from reviewer.auth import ConsoleAuthMiddleware, NotSignedIn
 from reviewer.views import accounts, admin, cases, notifications, posters, rectification, rewards
-from service.bodylimit import BodyLimit
-from service.errors import (
+from service.platform.bodylimit import BodyLimit
+from service.platform.errors import (
     ChuishaoError,
     handle_domain_error,
     handle_http_exception,
     handle_server_error,
     wants_json,
 )
-from service.i18n import Catalogs
-from service.settings import Settings
+from service.platform.i18n import Catalogs
+from service.platform.settings import Settings
 
 
 async def home(request: Request) -> Response:

@@ -1,8 +1,8 @@
 """The audit trail as an auditor reads it: each action as a sentence in the page's language,
 details as labelled fields, filters, and the same rows as CSV or XLSX.
 
-Read side only: how entries are written and chained is reviewer/audit.py. A code without a
-sentence here is shown as the code itself (tests/reviewer/test_auditview.py lists every code
+Read side only: how entries are written and chained is service/domain/audit.py. A code without a
+sentence here is shown as the code itself (tests/console/test_auditview.py lists every code
 the console writes, so a new one without a sentence fails there first).
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from reviewer import rectification, rewardflow, sheets, workflow
-from reviewer.labels import LIST_SEPARATOR, role_names
-from reviewer.rewards import format_yuan
-from service.errors import InvalidInput
-from service.i18n import N_
-from service.models import AuditEntry, User
+from service.domain import rectification, rewardflow, sheets, workflow
+from service.domain.labels import LIST_SEPARATOR, role_names
+from service.domain.models import AuditEntry, User
+from service.domain.rewards import format_yuan
+from service.platform.errors import InvalidInput
+from service.platform.i18n import N_
 
 Translate = Callable[..., str]
 

@@ -29,15 +29,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reviewer import audit, refusals
-from service.errors import ChuishaoError, Forbidden
-from service.i18n import N_
-from service.middleware import cookie_name
-from service.models import ConsoleSession, User, utcnow
-from service.settings import Settings
+from service.domain import audit, refusals
+from service.domain.models import ConsoleSession, User, utcnow
+from service.platform.errors import ChuishaoError, Forbidden, render_error
+from service.platform.i18n import N_
+from service.platform.middleware import cookie_name
+from service.platform.settings import Settings
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-ROLES = ("reviewer", "approver", "auditor", "finance", "admin")
 
 
 class NotSignedIn(ChuishaoError):
@@ -234,7 +233,6 @@ class ConsoleAuthMiddleware:
         return replay
 
     async def _refuse(self, scope: Scope, send: Send, loaded: Any) -> None:
-        from service.errors import render_error
 
         request = Request(scope)
         user = loaded[1] if loaded else None

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the Debian fonts the posters embed are installed (service/poster.py):
+# Makes sure the Debian fonts the posters embed are installed (service/domain/poster.py):
 # fonts-noto-cjk (Chinese text) and fonts-dejavu-core (addresses, fingerprints).
 # Prints "ok" or "missing"; exits 1 when they are missing and could not be installed.
 set -u

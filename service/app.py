@@ -14,26 +14,27 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from reviewer.app import create_console_app
-from service import assets, degraded, housekeeping, localtime, logs, notify, sharedlimit, storage
-from service.bodylimit import RequestBody, limited
-from service.db import Database, DatabaseSessionMiddleware
-from service.errors import (
+from service.domain import degraded, housekeeping, notify, sharedlimit, storage
+from service.domain.ratelimit import TokenBucket
+from service.platform import assets, localtime, logs
+from service.platform.bodylimit import RequestBody, limited
+from service.platform.db import Database, DatabaseSessionMiddleware
+from service.platform.errors import (
     ChuishaoError,
     ServerErrorPageMiddleware,
     handle_domain_error,
     handle_http_exception,
 )
-from service.i18n import Catalogs
-from service.middleware import (
+from service.platform.i18n import Catalogs
+from service.platform.middleware import (
     AccessLogMiddleware,
     LanguageMiddleware,
     NoClientAddressMiddleware,
     SecurityHeadersMiddleware,
 )
-from service.ratelimit import TokenBucket
-from service.settings import Settings
-from service.templating import make_environment
-from service.views import api, board, public
+from service.platform.settings import Settings
+from service.platform.templating import make_environment
+from service.web import api, board, jsmessages, public
 
 
 def resolve_secret_key(settings: Settings) -> str:
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     localtime.install(settings.time_zone)
     secret_key = resolve_secret_key(settings)
     catalogs = Catalogs.load()
-    templates = make_environment()
+    templates = make_environment(jsmessages.as_json)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -169,7 +170,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.secret_key = secret_key
     app.state.catalogs = catalogs
     app.state.templates = templates
-    # Shared by every instance on PostgreSQL (service/sharedlimit.py).
+    # Shared by every instance on PostgreSQL (service/domain/sharedlimit.py).
     dialect = database.dialect if database is not None else \
         make_url(settings.database).get_backend_name()
     app.state.nojs_submissions = sharedlimit.nojs_limit(settings, dialect,

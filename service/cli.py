@@ -1,4 +1,13 @@
-"""The operator's command line: ``chuishao init | migrate | channel | invite | scope | serve``."""
+"""The operator's command line: ``chuishao init | migrate | channel | invite | scope | submit |
+purge | notify | recover | serve | audit | export | poster | reward`` (``chuishao --help``).
+
+Each command imports what it needs inside its own function, the one place in the tree that
+does: ``chuishao submit`` and ``chuishao audit verify`` must start fast and must not load the
+web application, and ``migrate`` must run before any module touches the schema.
+
+Longer than 500 lines because it is one parser: each command is a short function over
+the domain.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import crypto
-from service import localtime, notify
-from service.db import Database
-from service.settings import Settings
+from service.domain import notify
+from service.platform import localtime
+from service.platform.db import Database
+from service.platform.settings import Settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -29,7 +39,8 @@ def _database(settings: Settings) -> Database:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from service import housekeeping, migrate
+    from service.domain import housekeeping
+    from service.platform import migrate
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -53,7 +64,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
-    from service import installation
+    from service.domain import installation
 
     database = _database(settings)
     try:
@@ -87,8 +98,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_channel(settings: Settings, args: argparse.Namespace) -> int:
-    from service import channels
-    from service.errors import ChuishaoError
+    from service.domain import channels
+    from service.platform.errors import ChuishaoError
 
     database = _database(settings)
     try:
@@ -114,8 +125,8 @@ def cmd_channel(settings: Settings, args: argparse.Namespace) -> int:
 
 def _invite(settings: Settings, session_roles: list[str], channel_slug: str | None,
             hours: int, scope_slugs: Sequence[str] = ()) -> str:
-    from reviewer import invitations
-    from service.models import Channel
+    from service.domain import invitations
+    from service.domain.models import Channel
 
     def find(session: Session, slug: str) -> Channel:
         channel = session.scalar(select(Channel).where(Channel.slug == slug))
@@ -136,7 +147,7 @@ def _invite(settings: Settings, session_roles: list[str], channel_slug: str | No
 
 
 def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
-    from service.errors import ChuishaoError
+    from service.platform.errors import ChuishaoError
 
     hours = args.hours or settings.invitation_hours
     try:
@@ -151,7 +162,7 @@ def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
 
 def _text(settings: Settings, error: Exception) -> str:
     """A refusal in the installation's default language (CHUISHAO_DEFAULT_LANGUAGE)."""
-    from service import i18n
+    from service.platform import i18n
 
     message = getattr(error, "message", str(error))
     params = getattr(error, "params", {}) or {}
@@ -160,10 +171,10 @@ def _text(settings: Settings, error: Exception) -> str:
 
 def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
     """Show or change the channels whose records an account may see (any role; no keys)."""
-    from reviewer import accounts, audit
-    from service.errors import ChuishaoError, NotFound
-    from service.i18n import N_
-    from service.models import Channel, User
+    from service.domain import accounts, audit
+    from service.domain.models import Channel, User
+    from service.platform.errors import ChuishaoError, NotFound
+    from service.platform.i18n import N_
 
     database = _database(settings)
     try:
@@ -205,7 +216,7 @@ def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _has_admin(settings: Settings) -> bool:
-    from service.models import User
+    from service.domain.models import User
 
     database = _database(settings)
     try:
@@ -220,8 +231,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from service import logs
     from service.app import create_app
+    from service.platform import logs
 
     logs.configure(settings.log_level, granularity_seconds=settings.time_granularity_seconds)
     refused = refuse_workers(settings, args.workers)
@@ -294,7 +305,7 @@ def _serve_until_signalled(server: uvicorn.Server) -> int:
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     """Seal a report on this machine and send it: a real client of the public API."""
     from service import client as api
-    from service.metadata import MetadataError
+    from service.domain.metadata import MetadataError
 
     text = Path(args.file).read_text(encoding="utf-8") if args.file else sys.stdin.read()
     if not text.strip():
@@ -332,7 +343,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from service import housekeeping
+    from service.domain import housekeeping
 
     database = _database(settings)
     try:
@@ -354,13 +365,13 @@ def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_reward(settings: Settings, args: argparse.Namespace) -> int:
-    from reviewer.rewards import command
+    from service.domain.rewards import command
 
     return command.run(args)
 
 
 def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
-    from reviewer.recover import run_command
+    from service.domain.recover import run_command
 
     # The secret comes from stdin only: an argument would sit in shell history and `ps`.
     if sys.stdin.isatty():
@@ -391,7 +402,7 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _database_key(settings: Settings) -> bytes | None:
-    from service.installation import get_installation
+    from service.domain.installation import get_installation
 
     try:
         database = _database(settings)
@@ -407,7 +418,7 @@ def _database_key(settings: Settings) -> bytes | None:
 
 def _pinned_key(settings: Settings, args: argparse.Namespace) -> bytes | None:
     """The key to check signatures against, or None after saying why there is none."""
-    from service import installation
+    from service.domain import installation
 
     given = [args.key_file, args.public_key, args.trust_database_key]
     if sum(1 for value in given if value) > 1:
@@ -441,8 +452,7 @@ def _pinned_key(settings: Settings, args: argparse.Namespace) -> bytes | None:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
-    from reviewer import audit
-    from service import installation
+    from service.domain import audit, installation
 
     if args.action == "key":
         path, public = installation.write_public_key_file(
@@ -505,7 +515,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
-    from reviewer import exports
+    from service.domain import exports
 
     if args.action == "verify":
         path, manifest = Path(args.file), Path(args.manifest)
@@ -523,8 +533,8 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         print("export NOT verified", file=sys.stderr)
         return 1
-    from reviewer.rewardflow import LedgerFilters
-    from service.errors import ChuishaoError
+    from service.domain.rewardflow import LedgerFilters
+    from service.platform.errors import ChuishaoError
 
     database = _database(settings)
     try:
@@ -566,10 +576,10 @@ def _terminate(signum: int, _frame: object) -> None:
 def cmd_poster(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from service import poster
-    from service.errors import ChuishaoError, NotFound
-    from service.i18n import N_, Catalogs
-    from service.models import Channel
+    from service.domain import poster
+    from service.domain.models import Channel
+    from service.platform.errors import ChuishaoError, NotFound
+    from service.platform.i18n import N_, Catalogs
 
     translate = Catalogs.load().gettext(args.lang)
     database = _database(settings)
@@ -701,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     poster.add_argument("--output", help="file to write (default: poster-SLUG-SIZE-LANG.FORMAT)")
     poster.add_argument("--policy", help="id of the active reward policy the poster names")
 
-    from reviewer.rewards import command as reward_command
+    from service.domain.rewards import command as reward_command
 
     reward_command.add_parser(sub)
     return parser

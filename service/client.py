@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import crypto
-from service import filetypes, pow, sealing
-from service.metadata import strip_metadata
+from service.domain import filetypes, pow, sealing
+from service.domain.metadata import strip_metadata
 
 
 class ApiError(Exception):

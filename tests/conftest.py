@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
-from service import migrate
 from service.app import create_app
-from service.db import Database, make_engine
-from service.settings import Settings
+from service.platform import migrate
+from service.platform.db import Database, make_engine
+from service.platform.settings import Settings
 from tests.pgutil import temporary_database
 
 BASE_URL = "https://testserver"
@@ -93,7 +93,7 @@ SEED_TABLES = {"hazard_criteria", "alembic_version"}
 def committed_database(engine: Engine) -> Iterator[Database]:
     """A database whose transactions really commit (for tests that need two transactions,
     such as a refusal recorded while the request rolls back, or races). Emptied afterwards."""
-    from service.models import Base
+    from service.domain.models import Base
 
     database = Database(engine, owns_engine=False)
     try:

@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 
 import crypto
 from reviewer import auth
-from service.models import User
-from service.settings import Settings
+from service.domain.models import User
+from service.platform.settings import Settings
 
 
 def sign_in(client: TestClient, session: Session, settings: Settings, user: User) -> str:

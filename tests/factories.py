@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 import crypto
-from service import channels, installation
 from service.client import Client
-from service.models import Channel, ChannelRecipient, User, utcnow
-from service.settings import Settings
+from service.domain import channels, installation
+from service.domain.models import Channel, ChannelRecipient, User, utcnow
+from service.platform.settings import Settings
 
 
 @dataclass
@@ -73,7 +73,7 @@ def open_as(private_key: bytes, session: Session, case_id: str) -> tuple[bytes, 
     """Open a case as a reviewer would: find our slot, open the case key, open the items."""
     from sqlalchemy import select
 
-    from service.models import KeySlot, SealedItem
+    from service.domain.models import KeySlot, SealedItem
 
     key_id = crypto.key_id(crypto.public_key(private_key)).hex()
     slot = session.scalar(select(KeySlot).where(KeySlot.case_id == case_id,
@@ -93,7 +93,7 @@ def open_as(private_key: bytes, session: Session, case_id: str) -> tuple[bytes, 
                                        bytes.fromhex(item.id), item.kind, item.blob)
         except crypto.OpenError:
             if item.kind == "identity":
-                continue  # the stand-in of a reporter who gave none (service/intake.py)
+                continue  # the stand-in of a reporter who gave none (service/domain/intake.py)
             raise
         items.setdefault(item.kind, []).append(content)
     return case_key, items

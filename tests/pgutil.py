@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "check":
         print("usage: python -m tests.pgutil check POSTGRES_URL", file=sys.stderr)
         return 2
-    from service import migrate
+    from service.platform import migrate
 
     with temporary_database(argv[1]) as url:
         migrate.upgrade(url)

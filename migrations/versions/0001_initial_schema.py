@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = '0001'
 down_revision = None
@@ -29,7 +29,7 @@ def upgrade() -> None:
     sa.Column('description_en', sa.Text(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('public_board', sa.Boolean(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_channels')),
     sa.UniqueConstraint('slug', name=op.f('uq_channels_slug'))
     )
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('signing_public_key', sa.LargeBinary(length=32), nullable=False),
     sa.Column('recovery_public_key', sa.LargeBinary(length=32), nullable=False),
     sa.Column('recovery_key_id', sa.String(length=32), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_installation'))
     )
     op.create_table('users',
@@ -56,7 +56,7 @@ def upgrade() -> None:
     sa.Column('wrapped_private_key', sa.LargeBinary(length=128), nullable=False),
     sa.Column('totp_secret', sa.LargeBinary(length=64), nullable=True),
     sa.Column('totp_last_step', sa.Integer(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('key_id', name=op.f('uq_users_key_id')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
@@ -64,8 +64,8 @@ def upgrade() -> None:
     op.create_table('cases',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('sealed_on_server', sa.Boolean(), nullable=False),
     sa.Column('lookup_hash', sa.String(length=64), nullable=False),
@@ -81,7 +81,7 @@ def upgrade() -> None:
     op.create_table('channel_recipients',
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_channel_recipients_channel_id_channels')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_channel_recipients_user_id_users')),
     sa.PrimaryKeyConstraint('channel_id', 'user_id', name=op.f('pk_channel_recipients'))
@@ -91,9 +91,9 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('roles', sa.String(length=100), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('used_by', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_invitations_channel_id_channels')),
     sa.ForeignKeyConstraint(['used_by'], ['users.id'], name=op.f('fk_invitations_used_by_users')),
@@ -107,7 +107,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('visible_to_reporter', sa.Boolean(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_events_case_id_cases')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_case_events_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_events'))
@@ -124,7 +124,7 @@ def upgrade() -> None:
     sa.Column('suite', sa.String(length=64), nullable=False),
     sa.Column('key_id', sa.String(length=32), nullable=False),
     sa.Column('slot', sa.LargeBinary(length=256), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_key_slots_case_id_cases')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_key_slots_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_key_slots')),
@@ -140,7 +140,7 @@ def upgrade() -> None:
     sa.Column('author', sa.String(length=16), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('blob', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_sealed_items_case_id_cases')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_sealed_items_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sealed_items'))
@@ -155,7 +155,7 @@ def upgrade() -> None:
     sa.Column('stored_size', sa.Integer(), nullable=False),
     sa.Column('chunk_count', sa.Integer(), nullable=False),
     sa.Column('complete', sa.Boolean(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_files_case_id_cases')),
     sa.ForeignKeyConstraint(['meta_item_id'], ['sealed_items.id'], name=op.f('fk_files_meta_item_id_sealed_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_files'))

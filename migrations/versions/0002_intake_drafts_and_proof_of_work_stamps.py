@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = '0002'
 down_revision = '0001'
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('spent_stamps',
     sa.Column('digest', sa.String(length=64), nullable=False),
-    sa.Column('expires_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('digest', name=op.f('pk_spent_stamps'))
     )
     with op.batch_alter_table('spent_stamps', schema=None) as batch_op:
@@ -30,12 +30,12 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('ready', sa.Boolean(), nullable=False))
         batch_op.add_column(sa.Column('upload_token_hash', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('draft_expires_at', service.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('draft_expires_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_cases_ready'), ['ready'], unique=False)
 
     with op.batch_alter_table('files', schema=None) as batch_op:
         batch_op.add_column(sa.Column('author', sa.String(length=16), nullable=False))
-        batch_op.add_column(sa.Column('upload_expires_at', service.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('upload_expires_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
 
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = '0003'
 down_revision = '0002'
@@ -51,7 +51,7 @@ def upgrade() -> None:
     )
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('actor', sa.String(length=64), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
@@ -68,10 +68,10 @@ def upgrade() -> None:
     op.create_table('console_sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_console_sessions_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_console_sessions'))
     )
@@ -89,12 +89,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('verification_result', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('duplicate_of', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('first_valid', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column('accept_due_at', service.models.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('accepted_at', service.models.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('verify_due_at', service.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('accept_due_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('accepted_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('verify_due_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('verify_extended', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column('verified_at', service.models.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('feedback_due_at', service.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('verified_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('feedback_due_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_cases_verify_due_at'), ['verify_due_at'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_cases_assigned_to_users'), 'users', ['assigned_to'], ['id'])
         batch_op.create_foreign_key(batch_op.f('fk_cases_duplicate_of_cases'), 'cases', ['duplicate_of'], ['id'])
@@ -103,8 +103,8 @@ def upgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('totp_confirmed', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('failed_logins', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('throttled_until', service.models.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('password_changed_at', service.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('throttled_until', service.domain.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('password_changed_at', service.domain.models.UTCDateTime(timezone=True), nullable=True))
 
 
     _seed_criteria()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = '0006'
 down_revision = '0005'
@@ -41,18 +41,18 @@ def upgrade() -> None:
     sa.Column('supervision_by', sa.String(length=200), nullable=False),
     sa.Column('opened_by', sa.Integer(), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('decided_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('first_deadline', sa.Date(), nullable=True),
     sa.Column('explained_deadline', sa.Date(), nullable=True),
     sa.Column('accepted_by', sa.Integer(), nullable=True),
     sa.Column('accepted_on', sa.Date(), nullable=True),
     sa.Column('closed_by', sa.Integer(), nullable=True),
-    sa.Column('closed_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('public_text', sa.Text(), nullable=True),
     sa.Column('published_by', sa.Integer(), nullable=True),
-    sa.Column('published_at', service.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['accepted_by'], ['users.id'], name=op.f('fk_rectifications_accepted_by_users')),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_rectifications_case_id_cases')),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_rectifications_channel_id_channels')),
@@ -71,7 +71,7 @@ def upgrade() -> None:
     sa.Column('rectification_id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.String(length=32), nullable=False),
     sa.Column('linked_by', sa.Integer(), nullable=False),
-    sa.Column('linked_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('linked_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_rectification_cases_case_id_cases')),
     sa.ForeignKeyConstraint(['linked_by'], ['users.id'], name=op.f('fk_rectification_cases_linked_by_users')),
     sa.ForeignKeyConstraint(['rectification_id'], ['rectifications.id'], name=op.f('fk_rectification_cases_rectification_id_rectifications')),
@@ -89,7 +89,7 @@ def upgrade() -> None:
     sa.Column('result', sa.String(length=8), nullable=True),
     sa.Column('on_date', sa.Date(), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['rectification_id'], ['rectifications.id'], name=op.f('fk_rectification_entries_rectification_id_rectifications')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_rectification_entries_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rectification_entries'))
@@ -101,7 +101,7 @@ def upgrade() -> None:
     sa.Column('rectification_id', sa.Integer(), nullable=False),
     sa.Column('entry_id', sa.Integer(), nullable=False),
     sa.Column('phase', sa.String(length=8), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['entry_id'], ['rectification_entries.id'], name=op.f('fk_rectification_files_entry_id_rectification_entries')),
     sa.ForeignKeyConstraint(['file_id'], ['files.id'], name=op.f('fk_rectification_files_file_id_files')),
     sa.ForeignKeyConstraint(['rectification_id'], ['rectifications.id'], name=op.f('fk_rectification_files_rectification_id_rectifications')),

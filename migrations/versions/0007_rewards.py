@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = '0007'
 down_revision = '0006'
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('reward_exports',
     sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('format', sa.String(length=8), nullable=False),
     sa.Column('filters', sa.JSON(), nullable=False),
@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.Column('shipped', sa.Boolean(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=True),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_reward_policies_created_by_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reward_policies')),
     sa.UniqueConstraint('policy_id', 'version', name='uq_reward_policies_version')
@@ -68,18 +68,18 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('proposed_by', sa.Integer(), nullable=False),
-    sa.Column('proposed_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('proposed_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('decided_by', sa.Integer(), nullable=True),
-    sa.Column('decided_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('rejection_reason', sa.String(length=500), nullable=False),
-    sa.Column('claim_due_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claim_due_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('claim_hash', sa.String(length=64), nullable=True),
-    sa.Column('claimed_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('claim_item_id', sa.String(length=32), nullable=True),
     sa.Column('claim_blob', sa.LargeBinary(), nullable=True),
     sa.Column('claim_sealed_on_server', sa.Boolean(), nullable=False),
     sa.Column('paid_by', sa.Integer(), nullable=True),
-    sa.Column('paid_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('paid_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('payment_reference', sa.String(length=100), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_reward_records_case_id_cases')),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_reward_records_channel_id_channels')),
@@ -104,7 +104,7 @@ def upgrade() -> None:
     sa.Column('suite', sa.String(length=64), nullable=False),
     sa.Column('key_id', sa.String(length=32), nullable=False),
     sa.Column('slot', sa.LargeBinary(length=256), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['reward_id'], ['reward_records.id'], name=op.f('fk_reward_claim_slots_reward_id_reward_records')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_reward_claim_slots_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reward_claim_slots')),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = 'audit_anchor'
 down_revision = '0008'
@@ -21,8 +21,8 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('audit_deferred',
     sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('release_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('release_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
     sa.Column('target', sa.String(length=100), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),

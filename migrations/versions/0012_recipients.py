@@ -21,7 +21,7 @@ import os
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = 'recipients'
 down_revision = 'storage_probe'
@@ -36,7 +36,7 @@ def upgrade() -> None:
     op.create_table('channel_scopes',
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_channel_scopes_channel_id_channels')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_channel_scopes_user_id_users')),
     sa.PrimaryKeyConstraint('channel_id', 'user_id', name=op.f('pk_channel_scopes'))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = 'dos_quota'
 down_revision = 'recipients'
@@ -25,7 +25,7 @@ def upgrade() -> None:
     op.create_table('sign_in_failures',
     sa.Column('name_hash', sa.String(length=64), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.Column('last_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name_hash', name=op.f('pk_sign_in_failures'))
     )
     with op.batch_alter_table('sign_in_failures', schema=None) as batch_op:
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('session_hash', sa.String(length=64), nullable=False),
     sa.Column('items', sa.Integer(), nullable=False),
     sa.Column('bytes', sa.Integer(), nullable=False),
-    sa.Column('expires_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('session_hash', name=op.f('pk_followup_quotas'))
     )
     with op.batch_alter_table('followup_quotas', schema=None) as batch_op:
@@ -44,7 +44,7 @@ def upgrade() -> None:
                               unique=False)
 
     op.create_table('refusal_counts',
-    sa.Column('bucket', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('bucket', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('bucket', 'kind', name=op.f('pk_refusal_counts'))

@@ -17,8 +17,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-from service.models import UTCDateTime, ceil_time
-from service.settings import Settings
+from service.domain.models import UTCDateTime, ceil_time
+from service.platform.settings import Settings
 
 revision = 'timing'
 down_revision = 'dos_quota'

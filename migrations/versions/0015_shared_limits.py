@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = 'shared_limits'
 down_revision = 'timing'
@@ -23,7 +23,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('rate_windows',
     sa.Column('purpose', sa.String(length=32), nullable=False),
-    sa.Column('window_start', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_start', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('used', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('purpose', 'window_start', name=op.f('pk_rate_windows'))
     )

@@ -20,8 +20,8 @@ import datetime as dt
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
-from service import localtime
+import service.domain.models
+from service.platform import localtime
 
 revision = 'loop_integrity'
 down_revision = 'shared_limits'
@@ -36,7 +36,7 @@ def upgrade() -> None:
                                               server_default=sa.false()))
     op.add_column('rectifications', sa.Column('fixed_on', sa.Date(), nullable=True))
     op.add_column('cases', sa.Column('rectification_due_at',
-                                     service.models.UTCDateTime(timezone=True), nullable=True))
+                                     service.domain.models.UTCDateTime(timezone=True), nullable=True))
     _backfill()
 
 
@@ -51,7 +51,7 @@ def _backfill() -> None:
         "AND r.state IN ('opened', 'in_progress', 'awaiting_acceptance') "
         "GROUP BY rc.case_id")).all()
     cases = sa.table('cases', sa.column('id', sa.String),
-                     sa.column('rectification_due_at', service.models.UTCDateTime()))
+                     sa.column('rectification_due_at', service.domain.models.UTCDateTime()))
     for case_id, deadline in rows:
         day = deadline if isinstance(deadline, dt.date) else dt.date.fromisoformat(str(deadline))
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone) \

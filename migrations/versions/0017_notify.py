@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.models
+import service.domain.models
 
 revision = 'notify'
 down_revision = 'loop_integrity'
@@ -30,19 +30,19 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('url', sa.String(length=500), nullable=False),
     sa.Column('secret', sa.String(length=200), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notify_webhooks'))
     )
     op.create_table('notify_outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('created_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('due_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('lease_until', service.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('sent_at', service.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', service.domain.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', service.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('via', sa.String(length=16), nullable=False),
     sa.Column('last_error', sa.String(length=300), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notify_outbox_user_id_users')),
@@ -72,7 +72,7 @@ def upgrade() -> None:
     op.create_table('notify_deadlines',
     sa.Column('case_id', sa.String(length=32), nullable=False),
     sa.Column('which', sa.String(length=16), nullable=False),
-    sa.Column('due_at', service.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', service.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('case_id', 'which', 'due_at', name=op.f('pk_notify_deadlines'))
     )
     op.bulk_insert(sa.table('notify_defaults', sa.column('id', sa.Integer()),

@@ -14,18 +14,18 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import accounts, audit, auth, invitations, labels, refusals
+from reviewer import auth
 from reviewer.auth import current_user, require_roles
-from service import localtime, notify, offload, pow
-from service.bodylimit import prepared_first
-from service.db import get_session
-from service.errors import InvalidInput
-from service.i18n import N_
-from service.middleware import cookie_name
-from service.models import Channel, User, utcnow
-from service.settings import Settings
-from service.templating import render, translator
-from service.views.api import spend_stamp
+from service.domain import accounts, audit, degraded, invitations, labels, notify, pow, refusals
+from service.domain.models import Channel, User, utcnow
+from service.platform import localtime, offload
+from service.platform.bodylimit import prepared_first
+from service.platform.db import get_session
+from service.platform.errors import InvalidInput
+from service.platform.i18n import N_
+from service.platform.middleware import cookie_name
+from service.platform.settings import Settings
+from service.platform.templating import render, translator
 
 MIN_PASSWORD = 10
 ENROL_MINUTES = 60
@@ -119,7 +119,7 @@ async def create_account(request: Request) -> Response:
     session = get_session(request)
     try:
         account = accounts.NewAccount.from_json(await _json(request))
-        # Its scrypt runs in the password lane, off the event loop (service.offload).
+        # Its scrypt runs in the password lane, off the event loop (service.platform.offload).
         user = await offload.run("password", accounts.create_account, session,
                                  _settings(request), invitation, account)
     except InvalidInput as error:
@@ -254,8 +254,12 @@ async def login(request: Request) -> Response:
     # attacker work before it costs the server a scrypt.
     failures = accounts.recent_failures(session, settings, _secret_key(request), claimed, now)
     try:
-        spend_stamp(request, data.get("pow"), accounts.login_difficulty(settings,
-                                                                        failures.count))
+        degraded.spend_stamp(
+            request.app.state.database, session,
+            pow.ProofOfWork(_secret_key(request),
+                            accounts.login_difficulty(settings, failures.count)),
+            request.app.state.held_stamps, data.get("pow"),
+            granularity_seconds=settings.time_granularity_seconds)
     except pow.PowInvalid:
         refusals.record(request.app.state.database, "login.pow")
         raise

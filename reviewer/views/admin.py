@@ -17,16 +17,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from reviewer import accounts, audit, invitations, labels, refusals
-from reviewer.auth import ROLES, current_user, require_roles
+from reviewer.auth import current_user, require_roles
 from reviewer.views.accounts import script_messages
-from service import channels, storage
-from service.db import get_session
-from service.errors import ChuishaoError, InvalidInput
-from service.i18n import N_
-from service.models import utcnow
-from service.settings import Settings
-from service.templating import language, render, translator
+from service.domain import accounts, audit, channels, invitations, labels, refusals, storage
+from service.domain.models import ROLES, utcnow
+from service.platform.db import get_session
+from service.platform.errors import ChuishaoError, InvalidInput
+from service.platform.i18n import N_
+from service.platform.settings import Settings
+from service.platform.templating import language, render, translator
 
 View = Callable[[Request], Awaitable[Response]]
 

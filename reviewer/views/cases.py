@@ -1,10 +1,11 @@
 """Console views: the case list, one case, triage forms and the sealed JSON calls.
 
-Thin: every decision is in reviewer/cases.py and reviewer/workflow.py. The server renders
+Thin: every decision is in service/domain/cases.py and service/domain/workflow.py. The server
+renders
 plaintext facts and hands the browser ciphertext; case.js and cases.js decrypt it there.
 
 Who may do what (besides seeing the case at all: its channel in the user's scope or received,
-or holder of one of its key slots; reviewer/cases.py):
+or holder of one of its key slots; service/domain/cases.py):
 
 | route                                   | reviewer | approver | auditor | admin only |
 |-----------------------------------------|----------|----------|---------|------------|
@@ -16,7 +17,7 @@ or holder of one of its key slots; reviewer/cases.py):
 
 (1) every triage action but close and reopen_refusal; (2) close and reopen_refusal (by an
 approver other than the one who refused, within ``reopen_days``). The rectification moves
-are not case actions: rectification records make them (reviewer/rectification.py). A refused
+are not case actions: rectification records make them (service/domain/rectification.py). A refused
 action redirects to the case page, which shows why (post/redirect/get).
 
 A case outside the user's channels answers 404, as an unknown id does, and is audited.
@@ -37,17 +38,26 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import audit, auth, cases, labels, workflow
+from reviewer import auth
 from reviewer.auth import current_user, require_roles
-from service import feed, followup, localtime, reportform
-from service.db import get_session
-from service.errors import ChuishaoError, InvalidInput
-from service.i18n import N_
-from service.models import Case, CaseEvent, Channel, HazardCriterion, SealedItem, User, utcnow
-from service.templating import render, translator
+from service.domain import audit, cases, feed, followup, labels, reportform, workflow
+from service.domain.models import (
+    Case,
+    CaseEvent,
+    Channel,
+    HazardCriterion,
+    SealedItem,
+    User,
+    utcnow,
+)
+from service.platform import localtime
+from service.platform.db import get_session
+from service.platform.errors import ChuishaoError, InvalidInput
+from service.platform.i18n import N_
+from service.platform.templating import render, translator
 
 CASE_ROLES = cases.CASE_ROLES
-# Internal (reviewer-only) timeline entries; reporter-visible ones use service/feed.py texts.
+# Internal (reviewer-only) timeline entries; reporter-visible ones use service/domain/feed.py texts.
 INTERNAL_EVENTS = {
     "assigned": N_("Assignment changed"),
     "graded": N_("Grade set"),

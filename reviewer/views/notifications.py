@@ -8,12 +8,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from reviewer import audit
 from reviewer.auth import current_user, require_roles
 from reviewer.views.admin import _int, _page, action
-from service import notify
-from service.db import get_session
-from service.models import User
+from service.domain import audit, notify
+from service.domain.models import User
+from service.platform.db import get_session
 
 
 @require_roles()

@@ -11,13 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from reviewer import accounts, rewardflow
 from reviewer.auth import require_roles
-from service import poster
-from service.db import get_session
-from service.i18n import LANGUAGES
-from service.models import Channel
-from service.templating import language, render
+from service.domain import accounts, poster, rewardflow
+from service.domain.models import Channel
+from service.platform.db import get_session
+from service.platform.i18n import LANGUAGES
+from service.platform.templating import language, render
 
 
 def _channel(request: Request) -> Channel:

@@ -1,6 +1,7 @@
 """Console views: rectification records, the ledger, statistics and the public board switch.
 
-Thin: every decision is in reviewer/rectification.py, reviewer/ledger.py and reviewer/board.py.
+Thin: every decision is in service/domain/rectification.py, service/domain/hazard_ledger.py and
+service/domain/board.py.
 
 Who may do what (besides holding a case role and having the record's channel in scope, or
 receiving it as a reviewer; a record of another channel answers 404, as an unknown one does,
@@ -33,17 +34,26 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import BaseRoute, Route
 
 import crypto
-from reviewer import audit, board, cases, ledger, rectification, workflow
 from reviewer.auth import current_user, require_roles
-from reviewer.rewards.money import format_yuan, plain_yuan
 from reviewer.views import cases as case_views
-from service import channels as channel_service
-from service.db import get_session
-from service.errors import ChuishaoError, InvalidInput, NotFound
-from service.i18n import N_
-from service.models import Case, Channel, SealedItem, User
-from service.models_rectification import Rectification
-from service.templating import language, render, translator
+from service.domain import (
+    audit,
+    board,
+    cases,
+    rectification,
+    workflow,
+)
+from service.domain import channels as channel_service
+from service.domain import (
+    hazard_ledger as ledger,
+)
+from service.domain.models import Case, Channel, SealedItem, User
+from service.domain.models.rectification import Rectification
+from service.domain.rewards.money import format_yuan, plain_yuan
+from service.platform.db import get_session
+from service.platform.errors import ChuishaoError, InvalidInput, NotFound
+from service.platform.i18n import N_
+from service.platform.templating import language, render, translator
 
 CASE_ROLES = cases.CASE_ROLES
 # The case page's timeline names internal events from this table; ours join it here.

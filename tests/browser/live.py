@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from starlette.datastructures import Secret
 
-from service import migrate
 from service.app import create_app
-from service.db import Database
-from service.settings import Settings
+from service.platform import migrate
+from service.platform.db import Database
+from service.platform.settings import Settings
 from tests.factories import make_world
 
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from sqlalchemy import select
 
 import crypto
-from reviewer import invitations
-from service.models import Channel, ChannelRecipient, User, utcnow
+from service.domain import invitations
+from service.domain.models import Channel, ChannelRecipient, User, utcnow
 from tests.browser.live import LiveServer, running_server
 
 pytestmark = pytest.mark.browser

@@ -25,12 +25,13 @@ from starlette.datastructures import Secret
 
 import crypto
 from reviewer import auth
-from service import migrate, sealing
 from service.app import create_app
 from service.client import Client, urllib_transport
-from service.db import Database
-from service.models import AuditEntry, Case, Installation, KeySlot, SealedItem, User
-from service.settings import Settings
+from service.domain import sealing
+from service.domain.models import AuditEntry, Case, Installation, KeySlot, SealedItem, User
+from service.platform import migrate
+from service.platform.db import Database
+from service.platform.settings import Settings
 from tests.factories import Reviewer, make_reviewer, make_world, open_as
 
 pytestmark = pytest.mark.browser

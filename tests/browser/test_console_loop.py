@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, select
 
 import crypto
-from reviewer import accounts
 from service.client import Client, urllib_transport
-from service.i18n import Catalogs
-from service.models import AuditEntry, Case, Channel
-from service.models_rectification import Rectification
+from service.domain import accounts
+from service.domain.models import AuditEntry, Case, Channel
+from service.domain.models.rectification import Rectification
+from service.platform.i18n import Catalogs
 from tests.browser.live import LiveServer
 from tests.browser.test_console_rectification import (  # noqa: F401  (fixtures)
     REPORT,

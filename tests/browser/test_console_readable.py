@@ -21,11 +21,12 @@ from PIL import Image
 from sqlalchemy import select
 
 import crypto
-from reviewer import auth, workflow
+from reviewer import auth
 from service.app import create_app
 from service.client import Client, plain_file, urllib_transport
-from service.i18n import Catalogs
-from service.models import Case, Channel, User
+from service.domain import workflow
+from service.domain.models import Case, Channel, User
+from service.platform.i18n import Catalogs
 from tests.browser.live import LiveServer, running_server
 from tests.console import enrol
 from tests.factories import make_reviewer

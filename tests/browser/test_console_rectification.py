@@ -17,11 +17,12 @@ import pytest
 from sqlalchemy import select
 
 import crypto
-from reviewer import auth, rectification, workflow
+from reviewer import auth
 from service.client import Client, urllib_transport
-from service.i18n import Catalogs
-from service.models import Case, StoredFile, User
-from service.models_rectification import Rectification, RectificationFile
+from service.domain import rectification, workflow
+from service.domain.models import Case, StoredFile, User
+from service.domain.models.rectification import Rectification, RectificationFile
+from service.platform.i18n import Catalogs
 from tests.browser.live import LiveServer, running_server
 from tests.factories import make_reviewer, open_as
 
@@ -127,14 +128,14 @@ def _verified_case(live: LiveServer) -> tuple[str, str]:
                              params=params)
         channel_id = case.channel_id
         case_id = case.id
-        from service.models import Channel
+        from service.domain.models import Channel
 
         make_reviewer(session, "chief", session.get(Channel, channel_id), roles="approver")
     return receipt, case_id
 
 
 def _salt(session: Any) -> bytes:
-    from service.installation import get_installation
+    from service.domain.installation import get_installation
 
     installation = get_installation(session)
     assert installation is not None
@@ -181,7 +182,7 @@ def test_rectification_from_case_to_write_off_followed_by_the_reporter(
         case_key, items = open_as(live.reviewer_keys[1], session, case_id)
         meta = next(m for m in items["file-meta"] if m.get("phase") == "after")
         assert meta["name"] == "整改后.jpg"
-        from service.intake import read_chunk
+        from service.domain.intake import read_chunk
 
         chunks = [read_chunk(session, stored, i) for i in range(stored.chunk_count)]
         plain = b"".join(crypto.open_file(crypto.b64u_decode(meta["key"]),

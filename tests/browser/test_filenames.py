@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service import filetypes, sealing
-from service.models import Case, StoredFile
+from service.domain import filetypes, sealing
+from service.domain.models import Case, StoredFile
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
+from tests.browser.test_filenames import EXE, HEIC, MOV, MP4, iso_file
 from tests.browser.test_reporter_flow import (
     Browser,
     counts,
@@ -29,7 +30,6 @@ from tests.browser.test_reporter_flow import (
     tr,
 )
 from tests.factories import open_as
-from tests.service.test_filenames import EXE, HEIC, MOV, MP4, iso_file
 
 pytestmark = pytest.mark.browser
 

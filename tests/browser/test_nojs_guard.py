@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service.reportform import ScriptDidNotRun
+from service.domain.reportform import ScriptDidNotRun
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
 from tests.browser.test_reporter_flow import (
     DESCRIPTION,

@@ -10,8 +10,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from service import poster
-from service.i18n import Catalogs
+from service.domain import poster
+from service.platform.i18n import Catalogs
 from tests.conftest import BASE_URL
 from tests.factories import make_world
 

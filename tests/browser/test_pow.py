@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.pow import PowInvalid, ProofOfWork, leading_zero_bits
+from service.domain.pow import PowInvalid, ProofOfWork, leading_zero_bits
 
 pytestmark = pytest.mark.browser
 

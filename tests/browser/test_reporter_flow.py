@@ -19,13 +19,14 @@ from PIL import Image
 from sqlalchemy import func, select
 
 import crypto
-from service import jsmessages, sealing
 from service.client import Client, urllib_transport
-from service.followup import ReceiptUnknown
-from service.i18n import Catalogs
-from service.installation import get_installation
-from service.intake import coarse_time
-from service.models import Case, CaseEvent, FileChunk, SealedItem, StoredFile
+from service.domain import sealing
+from service.domain.followup import ReceiptUnknown
+from service.domain.installation import get_installation
+from service.domain.intake import coarse_time
+from service.domain.models import Case, CaseEvent, FileChunk, SealedItem, StoredFile
+from service.platform.i18n import Catalogs
+from service.web import jsmessages
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
 from tests.factories import open_as
 

@@ -27,15 +27,16 @@ from sqlalchemy import select
 from starlette.datastructures import Secret
 
 import crypto
-from reviewer import auth, rewardflow, workflow
-from service import migrate
+from reviewer import auth
 from service.app import create_app
 from service.client import Client, urllib_transport
-from service.db import Database
-from service.installation import get_installation
-from service.models import AuditEntry, Case, HazardCriterion, User
-from service.models_rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
-from service.settings import Settings
+from service.domain import rewardflow, workflow
+from service.domain.installation import get_installation
+from service.domain.models import AuditEntry, Case, HazardCriterion, User
+from service.domain.models.rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
+from service.platform import migrate
+from service.platform.db import Database
+from service.platform.settings import Settings
 from tests.factories import Reviewer, make_reviewer, make_world
 
 pytestmark = pytest.mark.browser

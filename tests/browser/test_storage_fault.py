@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from service.errors import StorageUnavailable
-from service.jsmessages import MESSAGES
+from service.platform.errors import StorageUnavailable
+from service.web.jsmessages import MESSAGES
 from tests.browser.live import running_server
 from tests.browser.test_reporter_flow import (
     Browser,

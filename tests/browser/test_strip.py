@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from service.metadata import MetadataError, StripResult, strip_metadata
-from tests.service.test_metadata import (
+from service.domain.metadata import MetadataError, StripResult, strip_metadata
+from tests.domain.test_metadata import (
     all_samples,
     assert_clean_jpeg,
     jpeg_with_metadata,

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select
 
-from service import pow
-from service.models import StoredFile
+from service.domain import pow
+from service.domain.models import StoredFile
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
 from tests.browser.test_reporter_flow import (
     Browser,

@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 import crypto
 from service.client import Client, Transport, solve_pow
-from service.models import Case
+from service.domain.models import Case
 from tests.pgutil import temporary_database
 from tests.reliability.live import (
     Deployment,

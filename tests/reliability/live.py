@@ -2,7 +2,7 @@
 and restarted on the same data, reporters that seal and upload over HTTP, and database checks.
 
 Everything is real: the command line sets the installation up, reviewers have real X25519 key
-pairs, reporters seal with service.sealing, and the checks open what was stored with a
+pairs, reporters seal with service.domain.sealing, and the checks open what was stored with a
 reviewer's private key.
 """
 
@@ -26,10 +26,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import crypto
-from service import sealing
 from service.client import ApiError, Client, urllib_transport
-from service.db import Database
-from service.models import Case, Channel, FileChunk, KeySlot, SealedItem, StoredFile
+from service.domain import sealing
+from service.domain.models import Case, Channel, FileChunk, KeySlot, SealedItem, StoredFile
+from service.platform.db import Database
 from tests.factories import make_reviewer
 from tests.serverproc import ROOT, cli_env, free_port, run_cli
 
@@ -305,7 +305,7 @@ def assert_case_complete(session: Session, deployment: Deployment, sent: Sent) -
 
 def assert_no_half_case(session: Session) -> None:
     """Every ready case has every file complete with all its chunks at the right lengths."""
-    from service.intake import expected_chunk_length
+    from service.domain.intake import expected_chunk_length
 
     ready = session.scalars(select(Case).where(Case.ready.is_(True))).all()
     for case in ready:

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 import crypto
-from service.installation import get_installation
+from service.domain.installation import get_installation
 from tests.pgutil import temporary_database
 from tests.reliability.live import (
     Deployment,

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from service import intake, sealing
 from service.client import ApiError, Client
-from service.models import Case, FileChunk, StoredFile, utcnow
+from service.domain import intake, sealing
+from service.domain.models import Case, FileChunk, StoredFile, utcnow
 from tests.reliability.live import (
     RECEIPT_ITERATIONS,
     Deployment,

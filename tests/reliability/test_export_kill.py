@@ -21,12 +21,13 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from reviewer import auth, exports, rewardflow
-from reviewer.rewards import RewardInputs, calculate, load_policy
-from service.db import Database
-from service.models import AuditEntry, Case, Channel, User
-from service.models_rewards import RewardExport, RewardRecord
-from service.settings import Settings
+from reviewer import auth
+from service.domain import exports, rewardflow
+from service.domain.models import AuditEntry, Case, Channel, User
+from service.domain.models.rewards import RewardExport, RewardRecord
+from service.domain.rewards import RewardInputs, calculate, load_policy
+from service.platform.db import Database
+from service.platform.settings import Settings
 from tests.factories import make_reviewer
 from tests.reliability.live import Deployment, deploy, running, wait_for
 from tests.serverproc import ROOT, run_cli

@@ -23,11 +23,12 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 import crypto
-from service import migrate, sealing
 from service.app import create_app
 from service.client import Client, solve_pow
-from service.db import Database
-from service.settings import Settings
+from service.domain import sealing
+from service.platform import migrate
+from service.platform.db import Database
+from service.platform.settings import Settings
 from tests import factories, serverproc
 from tests.conftest import BASE_URL, fast_settings
 from tests.console import sign_in

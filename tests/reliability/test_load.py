@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from service import sealing
 from service.client import urllib_transport
+from service.domain import sealing
 from tests.reliability.live import (
     RECEIPT_ITERATIONS,
     Errors,
@@ -137,7 +137,7 @@ def test_concurrent_reporters_and_followup_readers(
 SIMULTANEOUS = 60
 # Once a stall: SQLite writers waited for the lock inside the thread pool the lock holder
 # needed to commit, and PostgreSQL requests checked connections out on the event loop. Both
-# now wait at an async gate in front of the database (service/db.py, Database.gate).
+# now wait at an async gate in front of the database (service/platform/db.py, Database.gate).
 
 
 def test_sixty_simultaneous_submissions(tmp_path: Path, server_database: str | None) -> None:

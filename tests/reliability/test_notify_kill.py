@@ -21,15 +21,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from service import notify
-from service.db import Database
-from service.models import User, utcnow
-from service.models_notify import NotifyOutbox
-from service.settings import Settings
+from service.domain import notify
+from service.domain.models import User, utcnow
+from service.domain.models.notify import NotifyOutbox
+from service.platform.db import Database
+from service.platform.settings import Settings
+from tests.domain.test_notify import Mailbox, start
 from tests.factories import make_reviewer
 from tests.reliability.live import deploy, make_report
 from tests.serverproc import run_cli
-from tests.service.test_notify import Mailbox, start
 
 
 def _wait(condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +116,7 @@ def test_two_workers_deliver_each_row_once(db_backend: str, tmp_path: Path,
         try:
             names = [f"reviewer{i}" for i in range(2)]
             with database.session() as session:
-                from service.models import Channel
+                from service.domain.models import Channel
                 channel = session.scalar(select(Channel).where(Channel.slug == "acme"))
                 names += [make_reviewer(session, f"extra{i}", channel).user.username
                           for i in range(10)]

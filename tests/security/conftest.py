@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from service.settings import Settings
+from service.platform.settings import Settings
 from tests.conftest import BASE_URL
 from tests.security.support import Rich, build_rich
 

@@ -22,10 +22,10 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 import crypto
-from reviewer import invitations, rectification, rewardflow, workflow
-from service.installation import get_installation
-from service.models import Base, Case, HazardCriterion, StoredFile
-from service.settings import Settings
+from service.domain import invitations, rectification, rewardflow, workflow
+from service.domain.installation import get_installation
+from service.domain.models import Base, Case, HazardCriterion, StoredFile
+from service.platform.settings import Settings
 from tests.console import sign_in
 from tests.factories import Reviewer, World, api_client, make_reviewer, make_world
 
@@ -175,7 +175,7 @@ def build_rich(client: TestClient, session: Session, settings: Settings) -> Rich
                                     roles=role)
     allrounder = make_reviewer(session, "allrounder", world.channel, roles=" ".join(ROLES))
     session.commit()
-    from service.sealing import PlainFile
+    from service.domain.sealing import PlainFile
 
     evidence = bytes(range(251)) * 40
     receipt = api_client(client).submit("acme", REPORT, files=[PlainFile(
@@ -193,7 +193,7 @@ def build_rich(client: TestClient, session: Session, settings: Settings) -> Rich
         workflow.perform(session, settings, case, reviewer, action, version=case.version,
                          params=params)
     rewardflow.ensure_shipped(session)
-    from service.models_rewards import RewardPolicyVersion
+    from service.domain.models.rewards import RewardPolicyVersion
 
     policy = session.scalar(select(RewardPolicyVersion).where(
         RewardPolicyVersion.policy_id == "national-2018"))

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from reviewer import auth
-from service.models import AuditEntry
+from service.domain.models import AuditEntry
 from tests.console import sign_in
 from tests.security.support import JSON_ACCEPT, Rich, console_routes, fill, snapshot
 

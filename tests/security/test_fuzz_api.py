@@ -32,8 +32,8 @@ from starlette.testclient import TestClient
 import crypto
 from service.app import create_app
 from service.client import solve_pow
-from service.sealing import PlainFile, seal_submission
-from service.settings import Settings
+from service.domain.sealing import PlainFile, seal_submission
+from service.platform.settings import Settings
 from tests.conftest import fast_settings
 from tests.factories import api_client
 from tests.security.fuzzing import (
@@ -163,7 +163,7 @@ def target(web: TestClient, rich: Rich, session: Session, settings: Settings) ->
 def _case_key(rich: Rich) -> tuple[bytes, str]:
     from sqlalchemy import select
 
-    from service.models import KeySlot
+    from service.domain.models import KeySlot
 
     private = rich.users["reviewer"].private_key
     kid = crypto.key_id(crypto.public_key(private)).hex()
@@ -215,14 +215,14 @@ class State:
     def _audit_head(self) -> int:
         from sqlalchemy import func, select
 
-        from service.models import AuditEntry
+        from service.domain.models import AuditEntry
 
         return int(self.session.scalar(select(func.max(AuditEntry.id))) or 0)
 
     def refused(self, where: str) -> None:
         from sqlalchemy import select
 
-        from service.models import AuditEntry
+        from service.domain.models import AuditEntry
 
         after = snapshot(self.session, self.EXCLUDE)
         changed = [name for name in self.snap if self.snap[name] != after[name]]

@@ -1,6 +1,6 @@
 """The parsers behind the endpoints, fuzzed directly: each either returns a well-formed value
 or refuses with its one documented error, whatever it is given. (Photo metadata stripping is
-fuzzed in tests/service/test_metadata.py.)"""
+fuzzed in tests/domain/test_metadata.py.)"""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 from itsdangerous import URLSafeSerializer
 
 import crypto
-from reviewer.rewards import PolicyError, parse_policy
-from service import intake, pow, reportform
-from service.errors import ChuishaoError
-from service.sealing import seal_submission
+from service.domain import intake, pow, reportform
+from service.domain.rewards import PolicyError, parse_policy
+from service.domain.sealing import seal_submission
+from service.platform.errors import ChuishaoError
 from tests.conftest import fast_settings
 from tests.security.fuzzing import ALL_CHARACTERS, FUZZ, edge_text, json_values
 
 SETTINGS = fast_settings(Path("/nonexistent-chuishao-parsers"))
-POLICIES = Path(__file__).resolve().parents[2] / "reviewer" / "rewards" / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "service" / "domain" / "rewards" / "policies"
 
 
 def _channel() -> dict[str, Any]:

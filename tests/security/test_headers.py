@@ -23,10 +23,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import crypto
-from reviewer import auth, invitations
+from reviewer import auth
 from service.app import create_app
-from service.assets import STATIC_DIR
-from service.db import Database
+from service.domain import invitations
+from service.platform.assets import STATIC_DIR
+from service.platform.db import Database
 from tests.conftest import BASE_URL, fast_settings
 from tests.console import sign_in
 from tests.security.support import (
@@ -69,7 +70,7 @@ def csp_problems(value: str | None) -> list[str]:
 def header_problems(response: object, path: str) -> list[str]:
     headers = response.headers  # type: ignore[attr-defined]
     # A policy binds documents and workers only; an imported module or a stylesheet ignores
-    # it, so those are sent without one (service/middleware.py).
+    # it, so those are sent without one (service/platform/middleware.py).
     binds = not (path.startswith("/static/") and path.endswith((".js", ".css"))
                  and not path.endswith("worker.js"))
     problems = csp_problems(headers.get("content-security-policy")) if binds else []
@@ -259,7 +260,7 @@ def test_a_console_server_error_is_the_translated_page(exploding: TestClient) ->
 def _walk_cookie_flows(client: TestClient, session, settings) -> None:  # type: ignore[no-untyped-def]
     """Every flow that sets or clears a cookie: language, pre-session, enrolment (set and
     cleared), sign-in, revocation of the own session, sign-out."""
-    from tests.reviewer.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
+    from tests.console.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
 
     clock = Clock()
     client.get("/language?lang=en&next=/")
@@ -282,7 +283,7 @@ def _walk_cookie_flows(client: TestClient, session, settings) -> None:  # type: 
         "wrapped_private_key": crypto.b64u_encode(crypto.wrap_private_key(keys.kek, private,
                                                                           kid))})
     assert created.status_code == 200, created.text
-    from service.models import User
+    from service.domain.models import User
 
     session.expire_all()
     from sqlalchemy import select
@@ -293,7 +294,7 @@ def _walk_cookie_flows(client: TestClient, session, settings) -> None:  # type: 
 
     original = account_views.utcnow
     account_views.utcnow = clock  # type: ignore[assignment]
-    import reviewer.accounts as account_domain
+    import service.domain.accounts as account_domain
 
     original_domain = account_domain.utcnow
     account_domain.utcnow = clock  # type: ignore[assignment]

@@ -7,7 +7,7 @@ look-up, console sign-in attempts (failed and successful), and errors (404, 405,
 a malformed request). Then the server log and every text and JSON value of every table are
 searched for IPv4/IPv6 addresses, 127.0.0.1 and the forwarded values.
 
-tests/service/test_logging.py does the same for a handful of GET requests; this run covers
+tests/platform/test_logging.py does the same for a handful of GET requests; this run covers
 the paths that write to the database and the audit trail.
 """
 
@@ -34,14 +34,14 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 import crypto
-from service import logs
 from service.client import Client, solve_pow, urllib_transport
-from service.db import Database
-from service.sealing import PlainFile
-from service.settings import Settings
+from service.domain.sealing import PlainFile
+from service.platform import logs
+from service.platform.db import Database
+from service.platform.settings import Settings
 from tests.conftest import BASE_URL
+from tests.console.test_accounts import PASSWORD, make_account
 from tests.factories import api_client, make_world, with_token
-from tests.reviewer.test_accounts import PASSWORD, make_account
 from tests.security.support import REPORT, addresses_in, text_columns
 from tests.serverproc import cli_env, free_port, run_cli, serving
 

@@ -17,12 +17,13 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 import crypto
-from service import housekeeping, migrate
 from service.app import create_app
 from service.client import ApiError
-from service.db import Database
-from service.models import Case, FileChunk
-from service.sealing import PlainFile, seal_submission
+from service.domain import housekeeping
+from service.domain.models import Case, FileChunk
+from service.domain.sealing import PlainFile, seal_submission
+from service.platform import migrate
+from service.platform.db import Database
 from tests.conftest import BASE_URL, fast_settings
 from tests.factories import api_client, make_world
 

@@ -13,14 +13,14 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 import crypto
-from service import pow, sealing
 from service.client import solve_pow
-from service.installation import get_installation
-from service.models import Case, FollowupQuota, SealedItem, StoredFile
-from service.sealing import PlainFile
+from service.domain import pow, sealing
+from service.domain.installation import get_installation
+from service.domain.models import Case, FollowupQuota, SealedItem, StoredFile
+from service.domain.sealing import PlainFile
 from tests.conftest import fast_settings
+from tests.domain.test_followup import _form, _receipt_from
 from tests.factories import api_client, make_world, with_token
-from tests.service.test_followup import _form, _receipt_from
 
 MIB = 1024 * 1024
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from service.models import AuditEntry, RefusalCount
+from service.domain.models import AuditEntry, RefusalCount
 from tests.console import sign_in
 from tests.factories import make_reviewer
 from tests.reviewer import test_accounts

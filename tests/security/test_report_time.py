@@ -30,15 +30,16 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 import crypto
-from service import intake, logs, sealing
-from service.installation import get_installation
-from service.models import StoredFile
-from service.sealing import PlainFile
-from service.settings import Settings
+from service.domain import intake, sealing
+from service.domain.installation import get_installation
+from service.domain.models import StoredFile
+from service.domain.sealing import PlainFile
+from service.platform import logs
+from service.platform.settings import Settings
 from tests.console import sign_in
+from tests.domain.test_followup import _png
 from tests.factories import api_client, make_world, open_as
 from tests.security.support import REPORT, Rich, build_rich, followup_token, model_tables
-from tests.service.test_followup import _png
 
 GRAIN = 3600  # the default granularity, which the test settings keep
 # A gap this small between two values that bracket the reporter's row is a counter, not chance:
@@ -125,7 +126,7 @@ def bracketed(window: Window) -> list[str]:
     found = []
     numeric, times = _numeric_columns(), _time_columns()
     # Nothing is excused: the reporter's audit entries wait in audit_deferred, stamped with
-    # their hour, until the hour is over (reviewer/audit.py).
+    # their hour, until the hour is over (service/domain/audit.py).
     r_rows = list(window.r)
     for change in r_rows:
         for column in times[change.table]:

@@ -1,4 +1,4 @@
-"""Console sessions: what tests/reviewer/test_accounts.py does not already show.
+"""Console sessions: what tests/console/test_accounts.py does not already show.
 
 test_accounts.py covers fixation with an invented token, logout/revocation/expiry on one
 route, TOTP replay and throttling. Here, on *every* console route found at run time:
@@ -22,9 +22,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from reviewer import auth
-from service.models import ConsoleSession, User, utcnow
+from service.domain.models import ConsoleSession, User, utcnow
 from tests.console import sign_in
-from tests.reviewer.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
+from tests.console.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
 from tests.security.support import JSON_ACCEPT, Rich, console_routes, fill
 
 
@@ -32,7 +32,7 @@ from tests.security.support import JSON_ACCEPT, Rich, console_routes, fill
 def clock(monkeypatch) -> Clock:  # type: ignore[no-untyped-def]
     frozen = Clock()
     monkeypatch.setattr("reviewer.views.accounts.utcnow", frozen)
-    monkeypatch.setattr("reviewer.accounts.utcnow", frozen)
+    monkeypatch.setattr("service.domain.accounts.utcnow", frozen)
     return frozen
 
 

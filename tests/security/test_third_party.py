@@ -20,12 +20,13 @@ import pytest
 from sqlalchemy import select
 
 import crypto
-from reviewer import auth, invitations, rectification, rewardflow, workflow
+from reviewer import auth
 from service.client import Client, urllib_transport
-from service.installation import get_installation
-from service.models import Case, HazardCriterion, StoredFile, User
-from service.models_rewards import RewardPolicyVersion
-from service.sealing import PlainFile
+from service.domain import invitations, rectification, rewardflow, workflow
+from service.domain.installation import get_installation
+from service.domain.models import Case, HazardCriterion, StoredFile, User
+from service.domain.models.rewards import RewardPolicyVersion
+from service.domain.sealing import PlainFile
 from tests.browser.live import LiveServer, running_server
 from tests.browser.test_console_cases import STORE_KEY
 from tests.factories import Reviewer, make_reviewer
@@ -68,7 +69,7 @@ class World:
     def __init__(self, live: LiveServer) -> None:
         self.live = live
         with live.session() as session:
-            from service.models import Channel
+            from service.domain.models import Channel
 
             channel = session.scalar(select(Channel))
             self.allrounder: Reviewer = make_reviewer(session, "allrounder", channel,

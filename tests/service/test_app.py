@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from service import channels
+from service.domain import channels
 
 
 def test_index_is_chinese_by_default(client: TestClient) -> None:

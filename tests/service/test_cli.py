@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import select
 
 import crypto
-from service import cli, migrate
-from service.db import Database
-from service.models import Installation, Invitation
+from service import cli
+from service.domain.models import Installation, Invitation
+from service.platform import migrate
+from service.platform.db import Database
 from tests.conftest import fast_settings
 
 

@@ -9,8 +9,8 @@ from PIL import Image
 from sqlalchemy import select
 
 import crypto
-from service.db import Database
-from service.models import Case, SealedItem
+from service.domain.models import Case, SealedItem
+from service.platform.db import Database
 from tests.serverproc import cli_env, free_port, run_cli, serving
 
 

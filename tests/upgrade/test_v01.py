@@ -31,9 +31,9 @@ from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
 import crypto
-from service import migrate
 from service.app import create_app
-from service.settings import Settings
+from service.platform import migrate
+from service.platform.settings import Settings
 from tests.upgrade import installation as inst
 from tests.upgrade.installation import Installation, Staff
 

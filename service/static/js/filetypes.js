@@ -1,5 +1,5 @@
 // What a file really is, judged by its first bytes, and the neutral name it is sent under.
-// Same rules and same answers as service/filetypes.py (see the docstring there for why): the
+// Same rules and same answers as service/domain/filetypes.py (see the docstring there for why): the
 // name and the type the browser derives from it are never trusted.
 
 export const HEAD_BYTES = 65536;

@@ -1,5 +1,5 @@
 // The report form, encrypted on the reporter's device (progressive enhancement of
-// form#report-form). Follows the same steps as service/client.py and service/sealing.py:
+// form#report-form). Follows the same steps as service/client.py and service/domain/sealing.py:
 // fetch the channel's keys, make the receipt, seal the report, identity and file descriptions
 // under a fresh case key slotted to every recipient and to the receipt key, solve the
 // proof-of-work, send the envelope, upload the sealed file chunks one by one, finish.
@@ -43,7 +43,7 @@ import {
   UserError,
 } from "./ui.js";
 
-// Field limits of service/reportform.py (LIMITS).
+// Field limits of service/domain/reportform.py (LIMITS).
 const LIMITS = {
   unit: 200,
   location: 300,
@@ -321,7 +321,7 @@ function warnBeforeLeaving(event) {
   event.returnValue = "";
 }
 
-// The same words as the server's receipt page (service/metadata.py plain_removed).
+// The same words as the server's receipt page (service/domain/metadata.py plain_removed).
 function plainRemoved(labels) {
   const words = [...new Set(labels.map((label) => {
     const word = t(`plain.${label}`);

@@ -1,4 +1,4 @@
-// Proof-of-work for the anonymous forms (see service/pow.py, docs/API.md §3.2). The work of
+// Proof-of-work for the anonymous forms (see service/domain/pow.py, docs/API.md §3.2). The work of
 // `difficulty` bits is split into `puzzles` small puzzles of `bits` zero bits each (the same
 // expected number of hashes, far less spread): puzzle i is solved by a counter such that
 // SHA-256(challenge ":" i ":" counter) starts with `bits` zero bits; the stamp is

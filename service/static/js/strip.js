@@ -1,5 +1,5 @@
 // Remove identifying metadata from photos before they are sealed, in the reporter's browser.
-// Same rules and same output bytes as service/metadata.py (the no-JavaScript path); see the
+// Same rules and same output bytes as service/domain/metadata.py (the no-JavaScript path); see the
 // docstring there for why each segment or chunk is kept or dropped. No dependencies.
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];

@@ -186,7 +186,7 @@ export function errorText(error) {
 
 // ------------------------------------------------------------------------------ text
 
-// Exactly the server's clean_text (service/reportform.py): NFC, drop control, format and lone
+// Exactly the server's clean_text (service/domain/reportform.py): NFC, drop control, format and lone
 // surrogate characters except newline, tab and the zero-width joiner, then trim.
 const UNWANTED = /(?![\n\t\u200d])[\p{Cc}\p{Cs}\p{Cf}]/gu;
 
@@ -211,7 +211,7 @@ export async function hasX25519() {
 // ------------------------------------------------------------------------------ files
 
 // Stored layout of a file under protocol v1: padme(size + 1) bytes in 64 KiB chunks, each
-// with a 16-byte tag. Same as service/sealing.py stored_layout.
+// with a 16-byte tag. Same as service/domain/sealing.py stored_layout.
 export function storedLayout(size) {
   const padded = padme(size + 1);
   const count = Math.ceil(padded / CHUNK_SIZE);

@@ -1,0 +1,588 @@
+"""Anonymous intake: sealed submissions, chunked uploads, and the all-or-nothing finish.
+
+Both intake paths end here. A JavaScript client seals in the browser and sends an envelope;
+the no-JavaScript form is sealed by ``service.domain.serverseal`` with the same crypto and then goes
+through the very same functions, so the stored shape cannot differ.
+
+What the server checks without being able to read anything: the envelope's form, that the
+case key is slotted to exactly the channel's current recipients plus the recovery key plus
+one reporter key, that sealed sizes are padded as the protocol demands, and that file chunks
+have exactly the lengths their declared layout implies.
+
+Longer than 500 lines because the checks and the all-or-nothing finish are one
+transaction's story; split, the order of the checks would be invisible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, union_all
+from sqlalchemy.orm import Session
+
+import crypto
+from service.domain import notify, quota
+from service.domain.channels import SLUG
+from service.domain.installation import get_installation
+from service.domain.models import (
+    Case,
+    CaseEvent,
+    Channel,
+    ChannelRecipient,
+    FileChunk,
+    KeySlot,
+    SealedItem,
+    StoredFile,
+    User,
+    ceil_time,
+    floor_time,
+    utcnow,
+)
+from service.platform.errors import ChuishaoError, Conflict, InvalidInput, NotFound, TooLarge
+from service.platform.i18n import N_
+from service.platform.settings import Settings
+
+ID = re.compile(r"^[0-9a-f]{32}$")
+HASH = re.compile(r"^[0-9a-f]{64}$")
+# Item wire format: version (1) + nonce (12) + padded plaintext + tag (16).
+ITEM_OVERHEAD = 1 + 12 + 16
+MIN_PADDED = 256
+MAX_ITEM_PADDED = 256 * 1024
+SLOT_BYTES = 80
+STORED_CHUNK = crypto.CHUNK_SIZE + 16
+# Kinds a reporter may send at intake, with how many of each.
+INTAKE_KINDS = {"report": (1, 1), "identity": (0, 1), "file-meta": (0, 10_000)}
+# Every stored case has an identity item, so the plaintext kind column does not tell which
+# reporters gave one: when none comes, the server stores random bytes of a small identity
+# item's size in its place, which no key opens (docs/PROTOCOL.md section 6.1).
+IDENTITY_STAND_IN_BYTES = ITEM_OVERHEAD + MIN_PADDED
+
+
+class SubmissionNotFound(ChuishaoError):
+    # One answer for unknown, finished, expired and wrong-token: it tells an outsider nothing.
+    status = 404
+    code = "submission_not_found"
+    message = N_("This upload is no longer open. If your report was not confirmed with a "
+                 "receipt, please submit it again.")
+
+
+class KeysChanged(ChuishaoError):
+    status = 409
+    code = "keys_changed"
+    message = N_("The reviewers of this reporting line changed while you were writing. "
+                 "Nothing was sent; please submit again.")
+
+
+class UploadIncomplete(ChuishaoError):
+    status = 409
+    code = "upload_incomplete"
+    message = N_("Some parts of your files have not arrived yet. Resume the upload or discard it.")
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    purpose: str
+    key_id: str
+    suite: str
+    slot: bytes
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    id: str
+    kind: str
+    blob: bytes
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    id: str
+    meta_item_id: str
+    stored_size: int
+    chunk_count: int
+    # Every stored chunk, when the file travels inside the submission (small files).
+    chunks: tuple[bytes, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    channel: str
+    case_id: str
+    lookup_hash: str
+    slots: tuple[SlotSpec, ...]
+    items: tuple[ItemSpec, ...]
+    files: tuple[FileSpec, ...]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    key_id: str
+    public_key: bytes
+    user_id: int | None  # None for the installation recovery key
+    holder: str
+
+
+@dataclass(frozen=True)
+class ChannelKeys:
+    channel: Channel
+    recipients: tuple[Recipient, ...]
+    fingerprint: bytes
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def with_identity(items: tuple[ItemSpec, ...]) -> list[ItemSpec]:
+    """The items as stored: a stand-in identity right after the report when none was sent
+    (where clients put a real one)."""
+    if any(item.kind == "identity" for item in items):
+        return list(items)
+    stand_in = ItemSpec(crypto.new_id().hex(), "identity",
+                        b"\x01" + secrets.token_bytes(IDENTITY_STAND_IN_BYTES - 1))
+    at = next((i + 1 for i, item in enumerate(items) if item.kind == "report"), len(items))
+    return [*items[:at], stand_in, *items[at:]]
+
+
+def coarse_time(settings: Settings, now: dt.datetime | None = None) -> dt.datetime:
+    """Stored times are rounded down so they cannot link a report to a moment of activity."""
+    return floor_time(now or utcnow(), settings.time_granularity_seconds)
+
+
+def coarse_deadline(settings: Settings, moment: dt.datetime) -> dt.datetime:
+    """An expiry a reporter's action sets, rounded up: issue time plus a fixed delay, to the
+    second, would date the action (it is kept while the draft or upload is open)."""
+    return ceil_time(moment, settings.time_granularity_seconds)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def parse_b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str) or len(value) > 2 * MAX_ITEM_PADDED:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what)
+    try:
+        return crypto.b64u_decode(value)
+    except ValueError:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what) from None
+
+
+def parse_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not ID.match(value):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what)
+    return value
+
+
+def parse_int(value: Any, what: str, maximum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what)
+    return value
+
+
+def check_item_blob(blob: bytes) -> None:
+    """A sealed item must carry a PADMÉ-padded plaintext of at least 256 bytes."""
+    padded = len(blob) - ITEM_OVERHEAD
+    if (not blob or blob[0] != 0x01 or padded < MIN_PADDED or padded > MAX_ITEM_PADDED
+            or crypto.padme(padded) != padded):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="item")
+
+
+def file_layout_ok(stored_size: int, chunk_count: int, max_file_bytes: int) -> bool:
+    """Stored size and chunk count must be those of a padded STREAM of some real size."""
+    if chunk_count < 1:
+        return False
+    padded = stored_size - 16 * chunk_count
+    if padded < 1 or crypto.padme(padded) != padded:
+        return False
+    if padded > crypto.padme(max_file_bytes + 1):
+        return False
+    return chunk_count == math.ceil(padded / crypto.CHUNK_SIZE)
+
+
+def expected_chunk_length(stored_size: int, chunk_count: int, index: int) -> int:
+    if index < chunk_count - 1:
+        return STORED_CHUNK
+    return stored_size - STORED_CHUNK * (chunk_count - 1)
+
+
+# ---------------------------------------------------------------------------- envelope
+
+
+def parse_envelope(data: Any, settings: Settings) -> Envelope:
+    if not isinstance(data, dict):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="envelope")
+    channel = data.get("channel")
+    if not isinstance(channel, str) or not 0 < len(channel) <= 64:
+        raise InvalidInput(N_("Choose a reporting line."))
+    case_id = parse_id(data.get("case_id"), "case_id")
+    lookup = data.get("lookup_hash")
+    if not isinstance(lookup, str) or not HASH.match(lookup):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="lookup_hash")
+    raw_slots, raw_items, raw_files = data.get("slots"), data.get("items"), data.get("files", [])
+    if not isinstance(raw_slots, list) or not 0 < len(raw_slots) <= 200:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+    if not isinstance(raw_items, list) or not 0 < len(raw_items) <= settings.max_files + 2:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="items")
+    if not isinstance(raw_files, list):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="files")
+    if len(raw_files) > settings.max_files:
+        raise TooLarge(N_("At most {count} files can be attached."), count=settings.max_files)
+    slots = []
+    for raw in raw_slots:
+        if (not isinstance(raw, dict) or raw.get("purpose") != "case"
+                or raw.get("suite") != crypto.SUITE):
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+        blob = parse_b64(raw.get("slot"), "slot")
+        if len(blob) != SLOT_BYTES:
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+        slots.append(SlotSpec("case", parse_id(raw.get("key_id"), "key_id"), crypto.SUITE, blob))
+    items = []
+    for raw in raw_items:
+        if not isinstance(raw, dict) or raw.get("kind") not in INTAKE_KINDS:
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="item kind")
+        blob = parse_b64(raw.get("blob"), "item")
+        check_item_blob(blob)
+        items.append(ItemSpec(parse_id(raw.get("id"), "item id"), raw["kind"], blob))
+    files = []
+    inline_total = 0
+    for raw in raw_files:
+        if not isinstance(raw, dict):
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
+        spec = FileSpec(
+            parse_id(raw.get("id"), "file id"), parse_id(raw.get("meta_item_id"), "file meta"),
+            parse_int(raw.get("stored_size"), "file size", 2**40), parse_int(raw.get("chunk_count"),
+                                                                   "chunks", 2**32),
+        )
+        if raw.get("chunks") is not None:
+            inline_total += spec.stored_size
+            if inline_total > settings.max_inline_bytes:
+                raise TooLarge()
+            spec = FileSpec(spec.id, spec.meta_item_id, spec.stored_size, spec.chunk_count,
+                            _inline_chunks(raw["chunks"], spec))
+        if spec.stored_size - 16 * spec.chunk_count > crypto.padme(settings.max_file_bytes + 1):
+            raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
+                           mb=settings.max_file_bytes // (1024 * 1024))
+        if not file_layout_ok(spec.stored_size, spec.chunk_count, settings.max_file_bytes):
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
+        files.append(spec)
+    envelope = Envelope(channel, case_id, lookup, tuple(slots), tuple(items), tuple(files))
+    _check_structure(envelope)
+    quota.check_intake(settings, items=len(items),
+                       message_bytes=sum(len(item.blob) for item in items),
+                       file_bytes=declared_bytes(envelope))
+    return envelope
+
+
+def declared_bytes(envelope: Envelope) -> int:
+    """What the submission's files will occupy once uploaded: their stamp is priced on it."""
+    return sum(spec.stored_size for spec in envelope.files)
+
+
+def _inline_chunks(raw: Any, spec: FileSpec) -> tuple[bytes, ...]:
+    if not isinstance(raw, list) or len(raw) != spec.chunk_count:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunks")
+    chunks = tuple(parse_b64(value, "chunk") for value in raw)
+    for index, chunk in enumerate(chunks):
+        if len(chunk) != expected_chunk_length(spec.stored_size, spec.chunk_count, index):
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."),
+                               what="chunk length")
+    return chunks
+
+
+def _check_structure(envelope: Envelope) -> None:
+    ids = [item.id for item in envelope.items] + [f.id for f in envelope.files]
+    if len(set(ids)) != len(ids) or envelope.case_id in ids:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="duplicate id")
+    for kind, (low, high) in INTAKE_KINDS.items():
+        count = sum(1 for item in envelope.items if item.kind == kind)
+        if not low <= count <= high:
+            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=kind)
+    metas = {item.id for item in envelope.items if item.kind == "file-meta"}
+    referenced = [f.meta_item_id for f in envelope.files]
+    if sorted(referenced) != sorted(metas) or len(set(referenced)) != len(referenced):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
+    key_ids = [slot.key_id for slot in envelope.slots]
+    if len(set(key_ids)) != len(key_ids):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+
+
+# ---------------------------------------------------------------------------- channel keys
+
+
+def sealed_to(user: User) -> bool:
+    """Whether a recipient row of ``user`` gets new cases' keys: an active reviewer only,
+    whatever rows exist, so a role taken away never keeps keys coming (service/domain/accounts.py
+    also removes the rows)."""
+    return bool(user.active) and user.has_role("reviewer")
+
+
+def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
+    installation = get_installation(session)
+    if installation is None:
+        raise ChuishaoError(N_("This service is not set up yet."), code="not_initialised",
+                            status=503)
+    rows = session.execute(
+        select(User).join(ChannelRecipient, ChannelRecipient.user_id == User.id)
+        .where(ChannelRecipient.channel_id == channel.id, User.active.is_(True))
+        .order_by(User.id)
+    ).scalars()
+    recipients = [Recipient(user.key_id, user.public_key, user.id, "reviewer") for user in rows
+                  if sealed_to(user)]
+    recipients.append(Recipient(installation.recovery_key_id, installation.recovery_public_key,
+                                None, "recovery"))
+    fingerprint = crypto.keyset_fingerprint(bytes.fromhex(r.key_id) for r in recipients)
+    return ChannelKeys(channel, tuple(recipients), fingerprint)
+
+
+def fingerprint_words(session: Session, channel: Channel) -> str:
+    """The key-set fingerprint as a reporter compares it: the intake page and posters."""
+    return crypto.format_fingerprint(channel_keys(session, channel).fingerprint)
+
+
+def find_channel(session: Session, slug: str) -> Channel:
+    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
+    channel = None
+    if isinstance(slug, str) and SLUG.match(slug):
+        channel = session.scalar(select(Channel).where(Channel.slug == slug,
+                                                       Channel.active.is_(True)))
+    if channel is None:
+        raise InvalidInput(N_("This reporting line does not exist or is closed."),
+                           code="unknown_channel")
+    return channel
+
+
+# ---------------------------------------------------------------------------- submission
+
+
+def create_submission(session: Session, settings: Settings, envelope: Envelope, *,
+                      sealed_on_server: bool = False,
+                      now: dt.datetime | None = None) -> tuple[Case, str]:
+    """Store a sealed case as a draft; returns it and the upload token (shown once)."""
+    now = now or utcnow()
+    channel = find_channel(session, envelope.channel)
+    keys = channel_keys(session, channel)
+    expected = {r.key_id: r for r in keys.recipients}
+    given = {slot.key_id for slot in envelope.slots}
+    reporter = given - set(expected)
+    if not set(expected) <= given or len(reporter) != 1:
+        raise KeysChanged()
+    # One query for every id the envelope brings (intake is the hot path).
+    taken = union_all(
+        select(Case.id).where((Case.id == envelope.case_id)
+                              | (Case.lookup_hash == envelope.lookup_hash)),
+        select(SealedItem.id).where(SealedItem.id.in_([item.id for item in envelope.items])),
+        select(StoredFile.id).where(StoredFile.id.in_([f.id for f in envelope.files])),
+    ).limit(1)
+    if session.execute(taken).first() is not None:
+        # Random 128-bit ids do not collide by chance: this is a replayed envelope.
+        raise InvalidInput(N_("This report was already submitted."), code="duplicate_submission")
+    stamp = coarse_time(settings, now)  # one timestamp for every object of the submission
+    token = secrets.token_urlsafe(32)
+    # Complete on arrival (no files, or all inline): stored ready, no draft, no second write.
+    complete = all(spec.chunks is not None for spec in envelope.files)
+    case = Case(
+        id=envelope.case_id, channel_id=channel.id, created_at=stamp, updated_at=stamp,
+        status="new", sealed_on_server=sealed_on_server, lookup_hash=envelope.lookup_hash,
+        version=1, ready=complete, upload_token_hash=None if complete else token_hash(token),
+        draft_expires_at=None if complete else coarse_deadline(
+            settings, now + dt.timedelta(hours=settings.draft_hours)),
+        accept_due_at=stamp + dt.timedelta(days=settings.accept_days) if complete else None,
+    )
+    session.add(case)
+    session.flush()
+    # Bulk inserts (one statement per table): intake is the hot path.
+    session.execute(insert(KeySlot), [
+        {"case_id": case.id, "purpose": "case", "key_id": slot.key_id, "suite": slot.suite,
+         "slot": slot.slot, "created_at": stamp,
+         "holder": expected[slot.key_id].holder if slot.key_id in expected else "reporter",
+         "user_id": expected[slot.key_id].user_id if slot.key_id in expected else None}
+        for slot in envelope.slots])
+    session.execute(insert(SealedItem), [
+        {"id": item.id, "case_id": case.id, "kind": item.kind, "author": "reporter",
+         "blob": item.blob, "created_at": stamp, "position": position}
+        for position, item in enumerate(with_identity(envelope.items), start=1)])
+    if envelope.files:
+        expires = coarse_deadline(settings, now + dt.timedelta(hours=settings.draft_hours))
+        session.execute(insert(StoredFile), [
+            {"id": spec.id, "case_id": case.id, "meta_item_id": spec.meta_item_id,
+             "stored_size": spec.stored_size, "chunk_count": spec.chunk_count,
+             "complete": spec.chunks is not None, "author": "reporter", "created_at": stamp,
+             "upload_expires_at": None if spec.chunks is not None else expires}
+            for spec in envelope.files])
+        chunks = [{"file_id": spec.id, "index": index, "data": chunk}
+                  for spec in envelope.files for index, chunk in enumerate(spec.chunks or ())]
+        if chunks:
+            session.execute(insert(FileChunk), chunks)
+    if complete:
+        session.execute(insert(CaseEvent), [{
+            "case_id": case.id, "kind": "received", "visible_to_reporter": True, "data": {},
+            "created_at": stamp}])
+        notify.new_case(session, settings, case, stamp)
+    return case, token
+
+
+def open_submission(session: Session, case_id: str, token: str | None,
+                    now: dt.datetime | None = None) -> Case:
+    """The draft named by case id and upload token, or SubmissionNotFound."""
+    now = now or utcnow()
+    if not token or not isinstance(case_id, str) or not ID.match(case_id):
+        raise SubmissionNotFound()
+    case = session.get(Case, case_id)
+    if (case is None or case.ready or case.upload_token_hash is None
+            or not hmac.compare_digest(case.upload_token_hash, token_hash(token))
+            or case.draft_expires_at is None or case.draft_expires_at <= now):
+        raise SubmissionNotFound()
+    return case
+
+
+def store_chunk(session: Session, file: StoredFile, index: int, data: bytes) -> None:
+    """Store one encrypted chunk; sending the same index again replaces it (resume)."""
+    if file.complete:
+        raise Conflict(N_("This file is complete already."), code="file_complete")
+    if not 0 <= index < file.chunk_count:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunk index")
+    if len(data) != expected_chunk_length(file.stored_size, file.chunk_count, index):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunk length")
+    existing = session.get(FileChunk, (file.id, index))
+    if existing is None:
+        session.add(FileChunk(file_id=file.id, index=index, data=data))
+    else:
+        existing.data = data
+    session.flush()
+
+
+def find_file(session: Session, case: Case, file_id: str) -> StoredFile:
+    if not isinstance(file_id, str) or not ID.match(file_id):
+        raise NotFound()
+    file = session.get(StoredFile, file_id)
+    if file is None or file.case_id != case.id:
+        raise NotFound()
+    return file
+
+
+def received_chunks(session: Session, file: StoredFile) -> list[int]:
+    return list(session.scalars(
+        select(FileChunk.index).where(FileChunk.file_id == file.id).order_by(FileChunk.index)))
+
+
+def complete_file(session: Session, file: StoredFile) -> None:
+    have = session.scalar(select(func.count()).select_from(FileChunk)
+                          .where(FileChunk.file_id == file.id))
+    if have != file.chunk_count:
+        raise UploadIncomplete()
+    file.complete = True
+    file.upload_expires_at = None
+
+
+def finish_submission(session: Session, settings: Settings, case: Case) -> None:
+    """All files present: the case becomes visible, atomically, and the token dies."""
+    for file in session.scalars(select(StoredFile).where(StoredFile.case_id == case.id,
+                                                         StoredFile.complete.is_(False))):
+        complete_file(session, file)
+    _make_ready(session, case, settings)
+
+
+def _make_ready(session: Session, case: Case, settings: Settings) -> None:
+    case.ready = True
+    case.accept_due_at = case.created_at + dt.timedelta(days=settings.accept_days)
+    case.upload_token_hash = None
+    case.draft_expires_at = None
+    session.add(CaseEvent(case_id=case.id, kind="received", visible_to_reporter=True, data={},
+                          created_at=case.created_at))
+    session.flush()
+    notify.new_case(session, settings, case, coarse_time(settings))
+
+
+def discard_case_data(session: Session, case_id: str) -> None:
+    file_ids = select(StoredFile.id).where(StoredFile.case_id == case_id)
+    session.execute(delete(FileChunk).where(FileChunk.file_id.in_(file_ids)))
+    session.execute(delete(StoredFile).where(StoredFile.case_id == case_id))
+    session.execute(delete(SealedItem).where(SealedItem.case_id == case_id))
+    session.execute(delete(KeySlot).where(KeySlot.case_id == case_id))
+    session.execute(delete(CaseEvent).where(CaseEvent.case_id == case_id))
+    session.execute(delete(Case).where(Case.id == case_id))
+
+
+def discard_file(session: Session, file: StoredFile) -> None:
+    session.execute(delete(FileChunk).where(FileChunk.file_id == file.id))
+    session.execute(delete(SealedItem).where(SealedItem.id == file.meta_item_id))
+    session.delete(file)
+    session.flush()
+
+
+def purge_expired(session: Session, now: dt.datetime | None = None) -> int:
+    """Drop drafts and follow-up uploads that were never finished: discarded whole."""
+    now = now or utcnow()
+    count = 0
+    for case_id in list(session.scalars(select(Case.id).where(
+            Case.ready.is_(False), Case.draft_expires_at <= now))):
+        discard_case_data(session, case_id)
+        count += 1
+    for file in list(session.scalars(select(StoredFile).where(
+            StoredFile.complete.is_(False), StoredFile.upload_expires_at <= now))):
+        discard_file(session, file)
+        count += 1
+    return count
+
+
+def list_open_channels(session: Session) -> list[Channel]:
+    return list(session.scalars(select(Channel).where(Channel.active.is_(True))
+                                .order_by(Channel.kind, Channel.id)))
+
+
+def files_of(session: Session, case: Case) -> list[StoredFile]:
+    return list(session.scalars(select(StoredFile).where(StoredFile.case_id == case.id)
+                                .order_by(StoredFile.id)))
+
+
+def read_chunk(session: Session, file: StoredFile, index: int) -> bytes:
+    chunk = session.get(FileChunk, (file.id, index))
+    if chunk is None:
+        raise NotFound()
+    return chunk.data
+
+
+def register_file(session: Session, settings: Settings, case: Case, data: Any, *,
+                  author: str, created_at: dt.datetime, user_id: int | None = None,
+                  now: dt.datetime | None = None) -> StoredFile:
+    """A file added to an existing case (reporter's follow-up, reviewer's evidence): its sealed
+    description and its size, checked like intake's; chunks follow, it stays hidden until
+    complete, and is dropped whole if never finished."""
+    if not isinstance(data, dict) or not isinstance(data.get("file"), dict) \
+            or not isinstance(data.get("meta"), dict):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
+    raw_file, raw_meta = data["file"], data["meta"]
+    meta_id = parse_id(raw_meta.get("id"), "file meta")
+    blob = parse_b64(raw_meta.get("blob"), "item")
+    check_item_blob(blob)
+    file_id = parse_id(raw_file.get("id"), "file id")
+    if raw_file.get("meta_item_id") != meta_id or file_id == meta_id:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
+    stored = parse_int(raw_file.get("stored_size"), "file size", 2**40)
+    count = parse_int(raw_file.get("chunk_count"), "chunks", 2**32)
+    if stored - 16 * count > crypto.padme(settings.max_file_bytes + 1):
+        raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
+                       mb=settings.max_file_bytes // (1024 * 1024))
+    if not file_layout_ok(stored, count, settings.max_file_bytes):
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
+    if session.get(SealedItem, meta_id) is not None or session.get(StoredFile, file_id) \
+            is not None:
+        raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
+    now = now or utcnow()
+    session.add(SealedItem(id=meta_id, case_id=case.id, kind="file-meta", author=author,
+                           user_id=user_id, blob=blob, created_at=created_at))
+    session.flush()
+    file = StoredFile(id=file_id, case_id=case.id, meta_item_id=meta_id, stored_size=stored,
+                      chunk_count=count, complete=False, author=author, created_at=created_at,
+                      upload_expires_at=coarse_deadline(
+                          settings, now + dt.timedelta(hours=settings.draft_hours)))
+    session.add(file)
+    session.flush()
+    return file

@@ -1,0 +1,283 @@
+"""The public JSON API behind the reporter's pages (documented in docs/API.md).
+
+Views stay thin: parse, call a service, answer. Every refusal is a ChuishaoError rendered as
+``{"error": {"code", "message"}}`` in the caller's language.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+import crypto
+from service.domain import degraded, followup, intake, pow, quota, rewardflow
+from service.domain.installation import get_installation
+from service.platform.db import get_session
+from service.platform.errors import InvalidInput, NotFound
+from service.platform.i18n import N_
+
+API_VERSION = "v1"
+
+
+async def read_json(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise InvalidInput(N_("Send JSON (Content-Type: application/json)."),
+                           code="wrong_content_type", status=415)
+    body = await request.body()
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise InvalidInput(N_("The request is not valid JSON."), code="malformed_json") from None
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _proof(request: Request, difficulty: int | None = None) -> pow.ProofOfWork:
+    settings = request.app.state.settings
+    return pow.ProofOfWork(request.app.state.secret_key,
+                           settings.pow_difficulty if difficulty is None else difficulty)
+
+
+def upload_difficulty(request: Request, declared_bytes: int) -> int:
+    settings = request.app.state.settings
+    return pow.upload_difficulty(settings.pow_difficulty, settings.pow_free_bytes,
+                                 declared_bytes)
+
+
+def spend_stamp(request: Request, stamp: Any, difficulty: int | None = None) -> None:
+    state = request.app.state
+    degraded.spend_stamp(state.database, get_session(request), _proof(request, difficulty),
+                         state.held_stamps, stamp,
+                         granularity_seconds=state.settings.time_granularity_seconds)
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+async def channels(request: Request) -> Response:
+    session = get_session(request)
+    settings = request.app.state.settings
+    installation = get_installation(session)
+    if installation is None:
+        return JSONResponse({"installation": None, "channels": []})
+    listed = []
+    for channel in intake.list_open_channels(session):
+        keys = intake.channel_keys(session, channel)
+        listed.append({
+            "id": channel.slug, "kind": channel.kind,
+            "name_zh": channel.name_zh, "name_en": channel.name_en,
+            "recipients": [{"key_id": r.key_id, "public_key": crypto.b64u_encode(r.public_key),
+                            "holder": r.holder} for r in keys.recipients],
+            "fingerprint": keys.fingerprint.hex(),
+        })
+    return JSONResponse({
+        "protocol": API_VERSION,
+        "suite": crypto.SUITE,
+        "installation": {
+            "salt": crypto.b64u_encode(installation.salt),
+            "receipt_iterations": settings.receipt_iterations,
+        },
+        "limits": {"max_file_bytes": settings.max_file_bytes, "max_files": settings.max_files,
+                   "chunk_size": crypto.CHUNK_SIZE, "inline_bytes": settings.max_inline_bytes},
+        "pow_difficulty": settings.pow_difficulty,
+        "pow_free_bytes": settings.pow_free_bytes,
+        "quotas": {"case_bytes": settings.case_quota_bytes,
+                   "case_message_bytes": settings.case_quota_message_bytes,
+                   "case_items": settings.case_quota_items,
+                   "followup_items": settings.followup_quota_items,
+                   "followup_bytes": settings.followup_quota_bytes},
+        "channels": listed,
+    })
+
+
+async def pow_challenge(request: Request) -> Response:
+    # ?bytes=N: a challenge priced for an upload of N stored bytes (see upload_difficulty).
+    raw = request.query_params.get("bytes", "0")
+    if not raw.isdigit() or len(raw) > 13:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="bytes")
+    return JSONResponse(_proof(request, upload_difficulty(request, int(raw))).issue())
+
+
+# ---------------------------------------------------------------------------- submissions
+
+
+async def create_submission(request: Request) -> Response:
+    data = await read_json(request)
+    settings = request.app.state.settings
+    envelope = intake.parse_envelope(data, settings)
+    spend_stamp(request, data.get("pow"),
+                upload_difficulty(request, intake.declared_bytes(envelope)))
+    case, token = intake.create_submission(get_session(request), settings, envelope)
+    return JSONResponse({"case_id": case.id, "upload_token": token, "ready": case.ready},
+                        status_code=201)
+
+
+def _submission(request: Request) -> Any:
+    return intake.open_submission(get_session(request), request.path_params["case_id"],
+                                  bearer(request))
+
+
+async def submission_status(request: Request) -> Response:
+    session = get_session(request)
+    case = _submission(request)
+    files = []
+    for file in intake.files_of(session, case):
+        files.append({"id": file.id, "chunk_count": file.chunk_count,
+                      "received": intake.received_chunks(session, file)})
+    return JSONResponse({"case_id": case.id, "ready": case.ready, "files": files})
+
+
+async def put_submission_chunk(request: Request) -> Response:
+    session = get_session(request)
+    case = _submission(request)
+    file = intake.find_file(session, case, request.path_params["file_id"])
+    intake.store_chunk(session, file, _index(request), await request.body())
+    return Response(status_code=204)
+
+
+async def finish_submission(request: Request) -> Response:
+    case = _submission(request)
+    intake.finish_submission(get_session(request), request.app.state.settings, case)
+    return JSONResponse({"case_id": case.id, "ready": True})
+
+
+async def discard_submission(request: Request) -> Response:
+    case = _submission(request)
+    intake.discard_case_data(get_session(request), case.id)
+    return Response(status_code=204)
+
+
+def _index(request: Request) -> int:
+    raw = request.path_params["index"]
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunk index")
+    return int(raw)
+
+
+# ---------------------------------------------------------------------------- follow-up
+
+
+async def followup_session(request: Request) -> Response:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise InvalidInput(N_("The request is not valid JSON."), code="malformed_json")
+    _spend_stamp_for_reading(request, data.get("pow"))
+    secret = data.get("lookup_secret")
+    if not isinstance(secret, str) or len(secret) > 64:
+        raise followup.ReceiptUnknown()
+    try:
+        raw = crypto.b64u_decode(secret)
+    except ValueError:
+        raise followup.ReceiptUnknown() from None
+    case = followup.find_case_by_secret(get_session(request), raw)
+    token = followup.issue_token(request.app.state.secret_key, case.id)
+    return JSONResponse({"token": token,
+                         "expires_in": request.app.state.settings.followup_minutes * 60})
+
+
+def _spend_stamp_for_reading(request: Request, stamp: Any) -> None:
+    """Opening a session only reads: its stamp must not make it fail on a full disk."""
+    if not isinstance(stamp, str):
+        raise pow.PowInvalid()
+    digest, expires_at = _proof(request).verify(stamp)
+    state = request.app.state
+    degraded.spend_for_reading(get_session(request), state.held_stamps, state.held_sessions,
+                               state.storage, digest, expires_at)
+
+
+def _followup_case(request: Request) -> Any:
+    settings = request.app.state.settings
+    return followup.case_from_token(get_session(request), request.app.state.secret_key,
+                                    bearer(request), settings.followup_minutes * 60)
+
+
+async def followup_feed(request: Request) -> Response:
+    case = _followup_case(request)
+    return JSONResponse(followup.feed_json(get_session(request), request.app.state.settings,
+                                           case))
+
+
+async def followup_reply(request: Request) -> Response:
+    case = _followup_case(request)
+    data = await read_json(request)
+    settings = request.app.state.settings
+    item = followup.add_reply(get_session(request), settings, case, data)
+    quota.charge_session(get_session(request), settings, bearer(request) or "", items=1,
+                         nbytes=len(item.blob))
+    return JSONResponse({"id": item.id}, status_code=201)
+
+
+def _declared_file_bytes(data: Any) -> int:
+    raw = data.get("file") if isinstance(data, dict) else None
+    size = raw.get("stored_size") if isinstance(raw, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
+
+
+async def followup_new_file(request: Request) -> Response:
+    case = _followup_case(request)
+    data = await read_json(request)
+    settings = request.app.state.settings
+    declared = _declared_file_bytes(data)
+    if declared > settings.pow_free_bytes:
+        # Within the free allowance the session's quota is enough; a bigger file pays.
+        spend_stamp(request, data.get("pow"), upload_difficulty(request, declared))
+    file = followup.add_file(get_session(request), settings, case, data)
+    quota.charge_session(get_session(request), settings, bearer(request) or "", items=1,
+                         nbytes=file.stored_size)
+    return JSONResponse({"id": file.id}, status_code=201)
+
+
+async def followup_put_chunk(request: Request) -> Response:
+    session = get_session(request)
+    case = _followup_case(request)
+    file = intake.find_file(session, case, request.path_params["file_id"])
+    if file.author != "reporter":
+        raise NotFound()
+    intake.store_chunk(session, file, _index(request), await request.body())
+    return Response(status_code=204)
+
+
+async def followup_finish_file(request: Request) -> Response:
+    session = get_session(request)
+    case = _followup_case(request)
+    file = intake.find_file(session, case, request.path_params["file_id"])
+    if file.author != "reporter" or file.complete:
+        raise NotFound()
+    intake.complete_file(session, file)
+    followup.note_reporter_activity(session, request.app.state.settings, case)
+    return JSONResponse({"id": file.id, "complete": True})
+
+
+async def followup_rewards(request: Request) -> Response:
+
+    case = _followup_case(request)
+    return JSONResponse({"rewards": rewardflow.reporter_rewards(get_session(request), case)})
+
+
+async def followup_claim(request: Request) -> Response:
+
+    case = _followup_case(request)
+    data = await read_json(request)
+    record = rewardflow.register_claim(get_session(request), request.app.state.settings, case,
+                                       request.path_params["reward_id"], data)
+    return JSONResponse({"id": record.id, "status": "claimed"}, status_code=201)
+
+
+async def followup_get_chunk(request: Request) -> Response:
+    session = get_session(request)
+    case = _followup_case(request)
+    file = intake.find_file(session, case, request.path_params["file_id"])
+    if not file.complete or file.author != "reporter":
+        raise NotFound()
+    data = intake.read_chunk(session, file, _index(request))
+    return Response(data, media_type="application/octet-stream")

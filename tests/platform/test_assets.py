@@ -1,0 +1,105 @@
+"""Page weight: hashed, long-cached, gzipped static files; pages never compressed; a favicon."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.testclient import TestClient
+
+from service.platform import assets
+
+ASSET_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
+
+
+def _asset_urls(html: str) -> list[str]:
+    return ASSET_URL.findall(html)
+
+
+def test_pages_name_assets_by_content_hash(client: TestClient) -> None:
+    page = client.get("/").text
+    urls = _asset_urls(page)
+    version = assets.current().version
+    assert urls, "the intake page links its stylesheet and script"
+    assert all(url.startswith(f"/static/{version}/") for url in urls), urls
+    assert f"/static/{version}/favicon.svg" in urls
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        # The policy binds documents and workers: anything a browser could open as a document
+        # (the SVG) keeps it; an imported module or a stylesheet, which ignores it, goes without.
+        if url.endswith((".js", ".css")):
+            assert "content-security-policy" not in response.headers, url
+        else:
+            assert "script-src 'self'" in response.headers["content-security-policy"], url
+
+
+def test_version_changes_with_any_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "js").mkdir()
+    (tmp_path / "js" / "a.js").write_text("export const a = 1;\n")
+    first = assets.build(tmp_path)
+    (tmp_path / "js" / "a.js").write_text("export const a = 2;\n")
+    second = assets.build(tmp_path)
+    assert first.version != second.version
+    assert second.url("js/a.js") == f"/static/{second.version}/js/a.js"
+
+
+def test_static_gzipped_when_accepted(client: TestClient) -> None:
+    url = assets.url("js/intake.js")
+    raw = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers
+    packed = client.get(url, headers={"Accept-Encoding": "gzip, br"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert packed.content == raw.content  # httpx decodes: same bytes
+    assert int(packed.headers["content-length"]) < len(raw.content) / 2
+    refused = client.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+
+
+def test_revalidation_answers_304(client: TestClient) -> None:
+    url = "/static/css/app.css"
+    first = client.get(url)
+    again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_pages_with_secrets_never_compressed(client: TestClient) -> None:
+    # BREACH needs a compressed response holding a secret next to reflected text: the console
+    # (CSRF token, key handle), error pages (reflect the path) and every POST answer are sent
+    # uncompressed whatever the browser accepts.
+    for path in ("/console/login", "/no-such-page", "/followup?x=1", "/language"):
+        response = client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"},
+                              follow_redirects=False)
+        assert "content-encoding" not in response.headers, path
+    response = client.post("/followup", data={"receipt": "1" * 20},
+                           headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in response.headers
+
+
+def test_compressed_pages_hold_no_secret(client: TestClient) -> None:
+    # Only the reporter's empty forms are compressed. A page that carried a secret (a token
+    # made per response) would differ between two fetches: these must not.
+    for path in assets.COMPRESSIBLE_PAGES:
+        first = client.get(path, headers={"Accept-Encoding": "gzip"})
+        second = client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert first.status_code == 200, path
+        assert first.headers["content-encoding"] == "gzip", path
+        assert first.headers["cache-control"] == "no-store"
+        assert "set-cookie" not in first.headers
+        assert first.content == second.content, f"{path} changes per response: a secret?"
+
+
+def test_favicon(client: TestClient) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+
+
+def test_unknown_asset_is_404(client: TestClient) -> None:
+    assert client.get(f"/static/{assets.current().version}/js/nope.js").status_code == 404
+    assert client.get("/static/../service/app.py").status_code == 404
+    assert client.get("/static/%2e%2e/settings.py").status_code == 404
