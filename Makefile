@@ -41,7 +41,7 @@ typecheck: $(STAMP)
 # Models and migrations must never drift, on either database.
 migrations-check: $(STAMP)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	$(BIN)/python -c "import sys; from service import migrate; u=sys.argv[1]; migrate.upgrade(u); migrate.check(u)" "sqlite:///$$tmp/check.sqlite3"
+	$(BIN)/python -c "import sys; from service.platform import migrate; u=sys.argv[1]; migrate.upgrade(u); migrate.check(u)" "sqlite:///$$tmp/check.sqlite3"
 	@if [ -n "$(CHUISHAO_TEST_POSTGRES_URL)" ]; then \
 	$(BIN)/python -m tests.pgutil check "$(CHUISHAO_TEST_POSTGRES_URL)"; fi
 
