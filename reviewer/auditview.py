@@ -2,7 +2,7 @@
 details as labelled fields, filters, and the same rows as CSV or XLSX.
 
 Read side only: how entries are written and chained is service/domain/audit.py. A code without a
-sentence here is shown as the code itself (tests/console/test_auditview.py lists every code
+sentence here is shown as the code itself (tests/reviewer/test_auditview.py lists every code
 the console writes, so a new one without a sentence fails there first).
 """
 

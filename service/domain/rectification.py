@@ -34,7 +34,7 @@ from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from service.domain import audit, cases, intake, workflow
+from service.domain import audit, cases, intake, statemachine, workflow
 from service.domain.models import Case, CaseEvent, SealedItem, StoredFile, User, utcnow
 from service.domain.models.rectification import (
     Rectification,
@@ -95,7 +95,7 @@ TEXT_FIELDS = ("description", "location", "risk_assessment", "responsible_unit",
                "supervision_by")
 
 
-class NotAllowedNow(workflow.NotAllowedNow):
+class NotAllowedNow(statemachine.NotAllowedNow):
     message = N_("This step is not possible in the record's current state.")
 
 

@@ -36,11 +36,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from service.domain import audit
+from service.domain import audit, statemachine
 from service.domain.models import (
     Case,
     CaseEvent,
@@ -51,7 +50,8 @@ from service.domain.models import (
 )
 from service.domain.models.rectification import Rectification, RectificationCase
 from service.domain.reportform import CATEGORIES
-from service.platform.errors import ChuishaoError, Conflict, Forbidden, InvalidInput
+from service.domain.statemachine import NotAllowedNow
+from service.platform.errors import Forbidden, InvalidInput
 from service.platform.i18n import N_, Catalogs
 from service.platform.settings import Settings
 
@@ -97,12 +97,6 @@ CATEGORY_KEYS = tuple(key for key, _ in CATEGORIES)
 MAX_TEXT = {"enterprise": 200, "location": 300, "reason": 500}
 
 
-class NotAllowedNow(ChuishaoError):
-    status = 409
-    code = "not_allowed_now"
-    message = N_("This step is not possible in the case's current state.")
-
-
 @dataclass
 class Move:
     """One requested move, as the guard and effect see it."""
@@ -123,18 +117,23 @@ Guard = Callable[[Move], None]
 Effect = Callable[[Move], None]
 
 
-@dataclass(frozen=True)
-class Rule:
-    sources: frozenset[str]
+@dataclass(frozen=True, kw_only=True)
+class Rule(statemachine.Rule[Move]):
+    """A case's rule: the mechanism's, plus where it leads and what the feed shows."""
+
     target: str | None  # None: the status stays
-    refusal: str  # why it is refused in any other state (translatable)
-    guard: Guard
-    effect: Effect
     event: str  # CaseEvent kind
     visible: bool  # shown in the reporter's feed
-    roles: tuple[str, ...] = ("reviewer",)
     # Made only by the rectification records (service/domain/rectification.py), never directly.
     by_record: bool = False
+
+
+def _rule(sources: frozenset[str], target: str | None, refusal: str, guard: Guard,
+          effect: Effect, event: str, visible: bool, *, roles: tuple[str, ...] = ("reviewer",),
+          by_record: bool = False) -> Rule:
+    # The table below reads left to right in the order a move happens.
+    return Rule(sources=sources, refusal=refusal, guard=guard, effect=effect, roles=roles,
+                target=target, event=event, visible=visible, by_record=by_record)
 
 
 class ThroughRecords(NotAllowedNow):
@@ -181,19 +180,8 @@ def _choice(move: Move, name: str, choices: Mapping[str, str] | tuple[str, ...],
     return value
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _no_check(move: Move) -> None:
-    return None
-
-
-def _nothing(move: Move) -> None:
-    return None
+_int = statemachine.as_int
+_no_check = _nothing = statemachine.nothing
 
 
 # ---------------------------------------------------------------------------- deadlines
@@ -616,56 +604,54 @@ def _decide_first(move: Move) -> None:
 # ---------------------------------------------------------------------------- the table
 
 
-def _states(*names: str) -> frozenset[str]:
-    return frozenset(names)
-
+_states = statemachine.states
 
 RULES: dict[str, Rule] = {
-    "accept": Rule(_states("new"), "accepted", N_("Only a new case can be accepted."),
+    "accept": _rule(_states("new"), "accepted", N_("Only a new case can be accepted."),
                    _no_check, _accept, "accepted", True),
-    "not_accept": Rule(_states("new"), "not_accepted",
+    "not_accept": _rule(_states("new"), "not_accepted",
                        N_("Only a new case can be refused acceptance."),
                        _check_not_accept, _not_accept, "not_accepted", True),
-    "start_verification": Rule(_states("accepted"), "verifying",
+    "start_verification": _rule(_states("accepted"), "verifying",
                                N_("Verification starts after the case was accepted."),
                                _no_check, _nothing, "verifying", True),
-    "extend": Rule(_states("accepted", "verifying"), None,
+    "extend": _rule(_states("accepted", "verifying"), None,
                    N_("Only a case waiting for or under verification can be extended."),
                    _check_extend, _extend, "verification_extended", True),
-    "verify": Rule(_states("verifying"), "verified",
+    "verify": _rule(_states("verifying"), "verified",
                    N_("A result can be recorded only while the case is being verified."),
                    _check_verify, _verify, "verified", True),
-    "open_rectification": Rule(_states("verified"), "rectifying",
+    "open_rectification": _rule(_states("verified"), "rectifying",
                                N_("A rectification is opened after verification."),
                                _check_open_rectification, _nothing, "rectification_opened",
                                True, by_record=True),
-    "accept_rectification": Rule(_states("rectifying"), "rectified",
+    "accept_rectification": _rule(_states("rectifying"), "rectified",
                                  N_("Only a rectification under way can be accepted."),
                                  _check_accept_rectification, _nothing,
                                  "rectification_accepted", True, by_record=True),
-    "reopen_rectification": Rule(_states("rectified"), "rectifying",
+    "reopen_rectification": _rule(_states("rectified"), "rectifying",
                                  N_("Only an accepted rectification can be reopened."),
                                  _check_reopen, _nothing, "rectification_reopened", True,
                                  by_record=True),
     # A refusal is the reviewers' word; an approver may take it back, audited and within
     # a window, and the reporter is told.
-    "reopen_refusal": Rule(_states("not_accepted"), "new",
+    "reopen_refusal": _rule(_states("not_accepted"), "new",
                            N_("Only a report that was not accepted can be reopened."),
                            _check_reopen_refusal, _reopen_refusal, "refusal_reopened", True,
                            roles=("approver",)),
     # Closing is the approver's second look (DESIGN.md: approvers approve closure).
-    "close": Rule(_states("not_accepted", "verified", "rectified"), "closed",
+    "close": _rule(_states("not_accepted", "verified", "rectified"), "closed",
                   N_("This case cannot be closed yet."), _check_close, _nothing, "closed",
                   True, roles=("approver",)),
-    "assign": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+    "assign": _rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
                    _check_assign, _assign, "assigned", False),
-    "grade": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+    "grade": _rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
                   _check_grade, _grade, "graded", False),
-    "facts": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+    "facts": _rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
                   _check_facts, _facts, "facts_changed", False),
-    "link_duplicate": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+    "link_duplicate": _rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
                            _check_duplicate, _duplicate, "duplicate_linked", False),
-    "decide_first_valid": Rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
+    "decide_first_valid": _rule(OPEN_STATES, None, N_("A closed case cannot be changed."),
                                _check_decide_first, _decide_first, "first_valid_decided",
                                False),
 }
@@ -674,20 +660,8 @@ ACTIONS = tuple(RULES)
 
 def allowed_actions(case: Case, user: User) -> list[str]:
     """Actions whose state and role fit (guards may still refuse the parameters)."""
-    return [name for name, rule in RULES.items()
-            if case.status in rule.sources and user.has_role(*rule.roles)
-            and not rule.by_record]
-
-
-def _bump_version(session: Session, case: Case, expected: int) -> None:
-    # Compare-and-set in the database too: two transactions that both read `expected`
-    # cannot both win.
-    result = session.execute(
-        update(Case).where(Case.id == case.id, Case.version == expected)
-        .values(version=expected + 1).execution_options(synchronize_session=False))
-    if getattr(result, "rowcount", 0) != 1:
-        raise Conflict()
-    set_committed_value(case, "version", expected + 1)
+    return [name for name in statemachine.allowed(RULES, case.status, user)
+            if not RULES[name].by_record]
 
 
 def perform(session: Session, settings: Settings, case: Case, actor: User, action: str, *,
@@ -696,24 +670,16 @@ def perform(session: Session, settings: Settings, case: Case, actor: User, actio
     """Apply ``action`` to ``case`` as ``actor``; refuses without changing anything.
 
     ``by_record`` is for service/domain/rectification.py only: the moves its records make."""
-    rule = RULES.get(action)
-    if rule is None:
-        raise InvalidInput(N_("Unknown action."), code="unknown_action")
-    if rule.by_record and not by_record:
+    if action in RULES and RULES[action].by_record and not by_record:
         raise ThroughRecords()
-    expected = _int(version)
-    if expected is None or expected != case.version:
-        raise Conflict()
-    if not actor.has_role(*rule.roles):
-        raise Forbidden()
-    if case.status not in rule.sources:
-        raise NotAllowedNow(rule.refusal)
+    rule = statemachine.check(RULES, action, case.status, actor, version, case.version)
+    expected = case.version
     now = now or utcnow()
     move = Move(session, settings, case, actor, params or {}, now)
     rule.guard(move)
     # Nothing above changed the case; from here on everything is one transaction.
     session.flush()
-    _bump_version(session, case, expected)
+    statemachine.bump_version(session, Case, case, expected)
     ensure_deadlines(case, settings)
     before = case.status
     if rule.target is not None:

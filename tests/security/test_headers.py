@@ -260,7 +260,7 @@ def test_a_console_server_error_is_the_translated_page(exploding: TestClient) ->
 def _walk_cookie_flows(client: TestClient, session, settings) -> None:  # type: ignore[no-untyped-def]
     """Every flow that sets or clears a cookie: language, pre-session, enrolment (set and
     cleared), sign-in, revocation of the own session, sign-out."""
-    from tests.console.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
+    from tests.reviewer.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
 
     clock = Clock()
     client.get("/language?lang=en&next=/")

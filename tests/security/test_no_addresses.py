@@ -40,7 +40,7 @@ from service.platform import logs
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.conftest import BASE_URL
-from tests.console.test_accounts import PASSWORD, make_account
+from tests.reviewer.test_accounts import PASSWORD, make_account
 from tests.factories import api_client, make_world, with_token
 from tests.security.support import REPORT, addresses_in, text_columns
 from tests.serverproc import cli_env, free_port, run_cli, serving

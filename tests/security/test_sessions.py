@@ -1,4 +1,4 @@
-"""Console sessions: what tests/console/test_accounts.py does not already show.
+"""Console sessions: what tests/reviewer/test_accounts.py does not already show.
 
 test_accounts.py covers fixation with an invented token, logout/revocation/expiry on one
 route, TOTP replay and throttling. Here, on *every* console route found at run time:
@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from reviewer import auth
 from service.domain.models import ConsoleSession, User, utcnow
 from tests.console import sign_in
-from tests.console.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
+from tests.reviewer.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
 from tests.security.support import JSON_ACCEPT, Rich, console_routes, fill
 
 

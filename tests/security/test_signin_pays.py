@@ -18,7 +18,7 @@ from service.client import solve_pow
 from service.domain import accounts
 from service.domain.models import AuditEntry, RefusalCount, SignInFailure
 from tests.console import sign_in
-from tests.console.test_accounts import JSON, PASSWORD, b64, csrf_of, make_account
+from tests.reviewer.test_accounts import JSON, PASSWORD, b64, csrf_of, make_account
 from tests.factories import make_reviewer
 from tests.reviewer import test_accounts
 
