@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.domain import audit, refusals
 from service.domain.models import ConsoleSession, User, utcnow
+from service.platform import tokens
 from service.platform.errors import ChuishaoError, Forbidden, render_error
 from service.platform.i18n import N_
 from service.platform.middleware import cookie_name
@@ -52,10 +53,6 @@ class CsrfFailed(ChuishaoError):
                  "try again.")
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -74,7 +71,7 @@ def start_session(session: Session, settings: Settings, user: User,
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     session.add(ConsoleSession(
-        id=_hash(token), user_id=user.id, created_at=now, last_seen_at=now,
+        id=tokens.digest(token), user_id=user.id, created_at=now, last_seen_at=now,
         expires_at=now + dt.timedelta(hours=settings.session_max_hours),
     ))
     session.flush()
@@ -86,7 +83,7 @@ def load_session(session: Session, settings: Settings, token: str | None,
     if not token or len(token) > 200:
         return None
     now = now or utcnow()
-    row = session.get(ConsoleSession, _hash(token))
+    row = session.get(ConsoleSession, tokens.digest(token))
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     if row.last_seen_at + dt.timedelta(minutes=settings.session_idle_minutes) <= now:

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 import crypto
 from reviewer import auth
 from service.domain.models import User
+from service.platform import tokens
 from service.platform.settings import Settings
 
 
@@ -27,7 +28,7 @@ def sign_in(client: TestClient, session: Session, settings: Settings, user: User
     token = auth.start_session(session, settings, user)
     session.commit()
     client.cookies.set(auth.session_cookie(settings), token)
-    return auth.csrf_token_for(settings.secret_key.__str__(), "session:" + auth._hash(token))
+    return auth.csrf_token_for(settings.secret_key.__str__(), "session:" + tokens.digest(token))
 
 
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')

@@ -18,7 +18,7 @@ from reviewer import auth
 from reviewer.auth import current_user, require_roles
 from service.domain import accounts, audit, degraded, invitations, labels, notify, pow, refusals
 from service.domain.models import Channel, User, utcnow
-from service.platform import localtime, offload
+from service.platform import localtime, offload, tokens
 from service.platform.bodylimit import prepared_first
 from service.platform.db import get_session
 from service.platform.errors import InvalidInput
@@ -280,7 +280,7 @@ async def login(request: Request) -> Response:
     if previous is not None:
         auth.revoke_session(session, previous.id, now)
     token = auth.start_session(session, settings, user, now)
-    session_id = auth._hash(token)
+    session_id = tokens.digest(token)
     audit.append(session, "login", actor=user, target="login", now=now,
                  details={"failed_before": seen.count} if seen.count else None)
     translate = translator(request)

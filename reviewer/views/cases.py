@@ -52,7 +52,7 @@ from service.domain.models import (
 )
 from service.platform import localtime
 from service.platform.db import get_session
-from service.platform.errors import ChuishaoError, InvalidInput
+from service.platform.errors import ChuishaoError, Malformed
 from service.platform.i18n import N_
 from service.platform.templating import render, translator
 
@@ -329,7 +329,7 @@ async def _json(request: Request) -> Any:
     try:
         return await request.json()
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="json") from None
+        raise Malformed("json") from None
 
 
 @require_roles("reviewer")

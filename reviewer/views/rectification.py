@@ -51,7 +51,7 @@ from service.domain.models import Case, Channel, SealedItem, User
 from service.domain.models.rectification import Rectification
 from service.domain.rewards.money import format_yuan, plain_yuan
 from service.platform.db import get_session
-from service.platform.errors import ChuishaoError, InvalidInput, NotFound
+from service.platform.errors import ChuishaoError, InvalidInput, Malformed, NotFound
 from service.platform.i18n import N_
 from service.platform.templating import language, render, translator
 
@@ -290,7 +290,7 @@ async def _json(request: Request) -> Any:
     try:
         return await request.json()
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="json") from None
+        raise Malformed("json") from None
 
 
 @require_roles("reviewer")

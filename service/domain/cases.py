@@ -43,7 +43,7 @@ from service.domain.models import (
     utcnow,
 )
 from service.platform.db import Database
-from service.platform.errors import ChuishaoError, Conflict, InvalidInput, NotFound
+from service.platform.errors import ChuishaoError, Conflict, InvalidInput, Malformed, NotFound
 from service.platform.i18n import N_
 from service.platform.settings import Settings
 
@@ -360,7 +360,7 @@ def _require_key(session: Session, case: Case, user: User) -> KeySlot:
 def _sealed_item(session: Session, data: Any, *, slots_allowed: bool = False) -> tuple[str, bytes]:
     allowed = {"id", "blob", "kind"} | ({"slots"} if slots_allowed else set())
     if not isinstance(data, dict) or not set(data) <= allowed:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="item")
+        raise Malformed("item")
     item_id = intake.parse_id(data.get("id"), "item id")
     blob = intake.parse_b64(data.get("blob"), "item")
     intake.check_item_blob(blob)
@@ -375,7 +375,7 @@ def add_message(session: Session, case: Case, actor: User, data: Any,
     _require_key(session, case, actor)
     item_id, blob = _sealed_item(session, data)
     if isinstance(data, dict) and data.get("kind", "message") != "message":
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="kind")
+        raise Malformed("kind")
     now = now or utcnow()
     item = SealedItem(id=item_id, case_id=case.id, kind="message", author="reviewer",
                       user_id=actor.id, blob=blob, created_at=now)
@@ -416,20 +416,20 @@ def has_internal_key(session: Session, case: Case) -> bool:
 
 def _parse_slots(raw: Any, purposes: tuple[str, ...]) -> list[tuple[str, str, bytes]]:
     if not isinstance(raw, list) or not 0 < len(raw) <= 200:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+        raise Malformed("slots")
     parsed = []
     for entry in raw:
         if not isinstance(entry, dict) or entry.get("purpose") not in purposes \
                 or entry.get("suite", crypto.SUITE) != crypto.SUITE:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+            raise Malformed("slot")
         slot = intake.parse_b64(entry.get("slot"), "slot")
         if len(slot) != intake.SLOT_BYTES:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+            raise Malformed("slot")
         parsed.append((str(entry["purpose"]), intake.parse_id(entry.get("key_id"), "key_id"),
                        slot))
     pairs = [(purpose, key_id) for purpose, key_id, _ in parsed]
     if len(set(pairs)) != len(pairs):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+        raise Malformed("slots")
     return parsed
 
 
@@ -450,7 +450,7 @@ def add_note(session: Session, case: Case, actor: User, data: Any,
     _require_key(session, case, actor)
     item_id, blob = _sealed_item(session, data, slots_allowed=True)
     if isinstance(data, dict) and data.get("kind", "note") != "note":
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="kind")
+        raise Malformed("kind")
     now = now or utcnow()
     raw_slots = data.get("slots") if isinstance(data, dict) else None
     exists_already = has_internal_key(session, case)
@@ -491,7 +491,7 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
     """A reviewer holding the case key slots it (and the internal key) to a colleague."""
     _require_key(session, case, actor)
     if not isinstance(data, dict):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="grant")
+        raise Malformed("grant")
     colleague_id = data.get("user_id")
     colleague = next((u for u in channel_reviewers(session, case.channel_id)
                       if isinstance(colleague_id, int) and u.id == colleague_id), None)
@@ -504,9 +504,9 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
     new = []
     for purpose, key_id, slot in parsed:
         if key_id != colleague.key_id:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="key_id")
+            raise Malformed("key_id")
         if purpose == "internal" and not internal:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+            raise Malformed("slot")
         if slot_for(session, case, colleague, purpose) is not None:
             continue  # held already (the internal key reaches every recipient on first use)
         new.append(KeySlot(case_id=case.id, purpose=purpose, holder="reviewer",
@@ -516,7 +516,7 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
         raise Conflict(N_("This colleague already has access."), code="already_granted")
     if not any(slot.purpose == "case" for slot in new) and slot_for(
             session, case, colleague) is None:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+        raise Malformed("slots")
     _store_slots(session, case, new)
     audit.append(session, "case.grant", actor=actor, target=case.id, now=now,
                  details={"user_id": colleague.id, "purposes": [s.purpose for s in new]})

@@ -29,7 +29,7 @@ from service.domain.models import (
     utcnow,
 )
 from service.platform import localtime
-from service.platform.errors import ChuishaoError, InvalidInput, TooLarge
+from service.platform.errors import ChuishaoError, InvalidInput, Malformed, TooLarge
 from service.platform.i18n import N_
 from service.platform.settings import Settings
 
@@ -190,7 +190,7 @@ def note_reporter_activity(session: Session, settings: Settings, case: Case) -> 
 
 def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> SealedItem:
     if not isinstance(data, dict) or data.get("kind") != "reply":
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="reply")
+        raise Malformed("reply")
     item_id = intake.parse_id(data.get("id"), "item id")
     blob = intake.parse_b64(data.get("blob"), "item")
     intake.check_item_blob(blob)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 import crypto
 from service.domain import pow
 from service.domain.models import SpentStamp, floor_time, utcnow
+from service.platform import tokens
 from service.platform.errors import InvalidInput
 from service.platform.i18n import N_
 
@@ -80,7 +81,7 @@ def check(secret_key: str, token: object, granularity_seconds: int,
             seconds=granularity_seconds):
         raise FormTokenInvalid()
     expires = issued + MAX_AGE + dt.timedelta(seconds=granularity_seconds)
-    return hashlib.sha256(token.encode("ascii")).hexdigest(), expires
+    return tokens.digest(token), expires
 
 
 def is_spent(session: Session, digest: str) -> bool:

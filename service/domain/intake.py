@@ -16,7 +16,6 @@ transaction's story; split, the order of the checks would be invisible.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import math
 import re
@@ -45,7 +44,16 @@ from service.domain.models import (
     floor_time,
     utcnow,
 )
-from service.platform.errors import ChuishaoError, Conflict, InvalidInput, NotFound, TooLarge
+from service.platform import tokens
+from service.platform.errors import (
+    ChuishaoError,
+    Conflict,
+    InvalidInput,
+    Malformed,
+    NotFound,
+    NotSetUp,
+    TooLarge,
+)
 from service.platform.i18n import N_
 from service.platform.settings import Settings
 
@@ -161,28 +169,24 @@ def coarse_deadline(settings: Settings, moment: dt.datetime) -> dt.datetime:
     return ceil_time(moment, settings.time_granularity_seconds)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-
-
 def parse_b64(value: Any, what: str) -> bytes:
     if not isinstance(value, str) or len(value) > 2 * MAX_ITEM_PADDED:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what)
+        raise Malformed(what)
     try:
         return crypto.b64u_decode(value)
     except ValueError:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what) from None
+        raise Malformed(what) from None
 
 
 def parse_id(value: Any, what: str) -> str:
     if not isinstance(value, str) or not ID.match(value):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what)
+        raise Malformed(what)
     return value
 
 
 def parse_int(value: Any, what: str, maximum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=what)
+        raise Malformed(what)
     return value
 
 
@@ -191,7 +195,7 @@ def check_item_blob(blob: bytes) -> None:
     padded = len(blob) - ITEM_OVERHEAD
     if (not blob or blob[0] != 0x01 or padded < MIN_PADDED or padded > MAX_ITEM_PADDED
             or crypto.padme(padded) != padded):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="item")
+        raise Malformed("item")
 
 
 def file_layout_ok(stored_size: int, chunk_count: int, max_file_bytes: int) -> bool:
@@ -217,36 +221,36 @@ def expected_chunk_length(stored_size: int, chunk_count: int, index: int) -> int
 
 def parse_envelope(data: Any, settings: Settings) -> Envelope:
     if not isinstance(data, dict):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="envelope")
+        raise Malformed("envelope")
     channel = data.get("channel")
     if not isinstance(channel, str) or not 0 < len(channel) <= 64:
         raise InvalidInput(N_("Choose a reporting line."))
     case_id = parse_id(data.get("case_id"), "case_id")
     lookup = data.get("lookup_hash")
     if not isinstance(lookup, str) or not HASH.match(lookup):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="lookup_hash")
+        raise Malformed("lookup_hash")
     raw_slots, raw_items, raw_files = data.get("slots"), data.get("items"), data.get("files", [])
     if not isinstance(raw_slots, list) or not 0 < len(raw_slots) <= 200:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+        raise Malformed("slots")
     if not isinstance(raw_items, list) or not 0 < len(raw_items) <= settings.max_files + 2:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="items")
+        raise Malformed("items")
     if not isinstance(raw_files, list):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="files")
+        raise Malformed("files")
     if len(raw_files) > settings.max_files:
         raise TooLarge(N_("At most {count} files can be attached."), count=settings.max_files)
     slots = []
     for raw in raw_slots:
         if (not isinstance(raw, dict) or raw.get("purpose") != "case"
                 or raw.get("suite") != crypto.SUITE):
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+            raise Malformed("slot")
         blob = parse_b64(raw.get("slot"), "slot")
         if len(blob) != SLOT_BYTES:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+            raise Malformed("slot")
         slots.append(SlotSpec("case", parse_id(raw.get("key_id"), "key_id"), crypto.SUITE, blob))
     items = []
     for raw in raw_items:
         if not isinstance(raw, dict) or raw.get("kind") not in INTAKE_KINDS:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="item kind")
+            raise Malformed("item kind")
         blob = parse_b64(raw.get("blob"), "item")
         check_item_blob(blob)
         items.append(ItemSpec(parse_id(raw.get("id"), "item id"), raw["kind"], blob))
@@ -254,7 +258,7 @@ def parse_envelope(data: Any, settings: Settings) -> Envelope:
     inline_total = 0
     for raw in raw_files:
         if not isinstance(raw, dict):
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
+            raise Malformed("file")
         spec = FileSpec(
             parse_id(raw.get("id"), "file id"), parse_id(raw.get("meta_item_id"), "file meta"),
             parse_int(raw.get("stored_size"), "file size", 2**40), parse_int(raw.get("chunk_count"),
@@ -270,7 +274,7 @@ def parse_envelope(data: Any, settings: Settings) -> Envelope:
             raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
                            mb=settings.max_file_bytes // (1024 * 1024))
         if not file_layout_ok(spec.stored_size, spec.chunk_count, settings.max_file_bytes):
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
+            raise Malformed("file size")
         files.append(spec)
     envelope = Envelope(channel, case_id, lookup, tuple(slots), tuple(items), tuple(files))
     _check_structure(envelope)
@@ -287,30 +291,29 @@ def declared_bytes(envelope: Envelope) -> int:
 
 def _inline_chunks(raw: Any, spec: FileSpec) -> tuple[bytes, ...]:
     if not isinstance(raw, list) or len(raw) != spec.chunk_count:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunks")
+        raise Malformed("chunks")
     chunks = tuple(parse_b64(value, "chunk") for value in raw)
     for index, chunk in enumerate(chunks):
         if len(chunk) != expected_chunk_length(spec.stored_size, spec.chunk_count, index):
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."),
-                               what="chunk length")
+            raise Malformed("chunk length")
     return chunks
 
 
 def _check_structure(envelope: Envelope) -> None:
     ids = [item.id for item in envelope.items] + [f.id for f in envelope.files]
     if len(set(ids)) != len(ids) or envelope.case_id in ids:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="duplicate id")
+        raise Malformed("duplicate id")
     for kind, (low, high) in INTAKE_KINDS.items():
         count = sum(1 for item in envelope.items if item.kind == kind)
         if not low <= count <= high:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what=kind)
+            raise Malformed(kind)
     metas = {item.id for item in envelope.items if item.kind == "file-meta"}
     referenced = [f.meta_item_id for f in envelope.files]
     if sorted(referenced) != sorted(metas) or len(set(referenced)) != len(referenced):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
+        raise Malformed("file meta")
     key_ids = [slot.key_id for slot in envelope.slots]
     if len(set(key_ids)) != len(key_ids):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+        raise Malformed("slots")
 
 
 # ---------------------------------------------------------------------------- channel keys
@@ -326,8 +329,7 @@ def sealed_to(user: User) -> bool:
 def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
     installation = get_installation(session)
     if installation is None:
-        raise ChuishaoError(N_("This service is not set up yet."), code="not_initialised",
-                            status=503)
+        raise NotSetUp()
     rows = session.execute(
         select(User).join(ChannelRecipient, ChannelRecipient.user_id == User.id)
         .where(ChannelRecipient.channel_id == channel.id, User.active.is_(True))
@@ -390,7 +392,7 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     case = Case(
         id=envelope.case_id, channel_id=channel.id, created_at=stamp, updated_at=stamp,
         status="new", sealed_on_server=sealed_on_server, lookup_hash=envelope.lookup_hash,
-        version=1, ready=complete, upload_token_hash=None if complete else token_hash(token),
+        version=1, ready=complete, upload_token_hash=None if complete else tokens.digest(token),
         draft_expires_at=None if complete else coarse_deadline(
             settings, now + dt.timedelta(hours=settings.draft_hours)),
         accept_due_at=stamp + dt.timedelta(days=settings.accept_days) if complete else None,
@@ -436,7 +438,7 @@ def open_submission(session: Session, case_id: str, token: str | None,
         raise SubmissionNotFound()
     case = session.get(Case, case_id)
     if (case is None or case.ready or case.upload_token_hash is None
-            or not hmac.compare_digest(case.upload_token_hash, token_hash(token))
+            or not hmac.compare_digest(case.upload_token_hash, tokens.digest(token))
             or case.draft_expires_at is None or case.draft_expires_at <= now):
         raise SubmissionNotFound()
     return case
@@ -447,9 +449,9 @@ def store_chunk(session: Session, file: StoredFile, index: int, data: bytes) -> 
     if file.complete:
         raise Conflict(N_("This file is complete already."), code="file_complete")
     if not 0 <= index < file.chunk_count:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunk index")
+        raise Malformed("chunk index")
     if len(data) != expected_chunk_length(file.stored_size, file.chunk_count, index):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunk length")
+        raise Malformed("chunk length")
     existing = session.get(FileChunk, (file.id, index))
     if existing is None:
         session.add(FileChunk(file_id=file.id, index=index, data=data))
@@ -557,21 +559,21 @@ def register_file(session: Session, settings: Settings, case: Case, data: Any, *
     complete, and is dropped whole if never finished."""
     if not isinstance(data, dict) or not isinstance(data.get("file"), dict) \
             or not isinstance(data.get("meta"), dict):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
+        raise Malformed("file")
     raw_file, raw_meta = data["file"], data["meta"]
     meta_id = parse_id(raw_meta.get("id"), "file meta")
     blob = parse_b64(raw_meta.get("blob"), "item")
     check_item_blob(blob)
     file_id = parse_id(raw_file.get("id"), "file id")
     if raw_file.get("meta_item_id") != meta_id or file_id == meta_id:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file meta")
+        raise Malformed("file meta")
     stored = parse_int(raw_file.get("stored_size"), "file size", 2**40)
     count = parse_int(raw_file.get("chunk_count"), "chunks", 2**32)
     if stored - 16 * count > crypto.padme(settings.max_file_bytes + 1):
         raise TooLarge(N_("A file is larger than the limit of {mb} MB."),
                        mb=settings.max_file_bytes // (1024 * 1024))
     if not file_layout_ok(stored, count, settings.max_file_bytes):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file size")
+        raise Malformed("file size")
     if session.get(SealedItem, meta_id) is not None or session.get(StoredFile, file_id) \
             is not None:
         raise InvalidInput(N_("This message was already sent."), code="duplicate_item")

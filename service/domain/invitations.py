@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.domain.models import ROLES, Channel, Invitation, utcnow
+from service.platform import tokens
 from service.platform.errors import ChuishaoError, InvalidInput
 from service.platform.i18n import N_
 
@@ -28,10 +28,6 @@ class InvitationInvalid(ChuishaoError):
     )
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
-
-
 def create_invitation(session: Session, *, roles: list[str], hours: int,
                       channel: Channel | None = None, scope: list[Channel] | None = None,
                       now: dt.datetime | None = None) -> tuple[Invitation, str]:
@@ -46,7 +42,7 @@ def create_invitation(session: Session, *, roles: list[str], hours: int,
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
-        token_hash=_hash(token), roles=" ".join(sorted(set(roles))),
+        token_hash=tokens.digest(token), roles=" ".join(sorted(set(roles))),
         channel_id=channel.id if channel else None,
         scope=" ".join(str(c_id) for c_id in sorted({c.id for c in scope or []})),
         created_at=now, expires_at=now + dt.timedelta(hours=hours),
@@ -60,7 +56,8 @@ def find_invitation(session: Session, token: str, *, now: dt.datetime | None = N
     now = now or utcnow()
     if not token or len(token) > 100:
         raise InvitationInvalid()
-    invitation = session.scalar(select(Invitation).where(Invitation.token_hash == _hash(token)))
+    invitation = session.scalar(
+        select(Invitation).where(Invitation.token_hash == tokens.digest(token)))
     if invitation is None or invitation.used_at is not None or invitation.expires_at <= now:
         raise InvitationInvalid()
     return invitation

@@ -23,7 +23,7 @@ from service.domain.installation import get_installation
 from service.domain.models import Case, Channel, KeySlot, User, utcnow
 from service.domain.models.rewards import RewardClaimSlot
 from service.platform.db import Database
-from service.platform.errors import ChuishaoError, InvalidInput, NotFound
+from service.platform.errors import ChuishaoError, InvalidInput, NotFound, NotSetUp
 from service.platform.i18n import N_
 
 PURPOSES = ("case", "internal")
@@ -115,8 +115,7 @@ def recover_claims(session: Session, username: str, recovery_private: bytes) -> 
 def _check_secret(session: Session, recovery_private: bytes) -> Any:
     installation = get_installation(session)
     if installation is None:
-        raise ChuishaoError(N_("This service is not set up yet."), code="not_initialised",
-                            status=503)
+        raise NotSetUp()
     if not hmac.compare_digest(crypto.public_key(recovery_private),
                                installation.recovery_public_key):
         raise InvalidInput(N_("This recovery secret does not belong to this installation."),

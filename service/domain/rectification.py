@@ -45,7 +45,7 @@ from service.domain.models.rectification import (
 from service.domain.rewards.money import AmountError, parse_amount
 from service.platform import localtime
 from service.platform.db import Database
-from service.platform.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from service.platform.errors import Conflict, Forbidden, InvalidInput, Malformed, NotFound, TooLarge
 from service.platform.i18n import N_
 from service.platform.settings import Settings
 
@@ -408,7 +408,7 @@ def _evidence(move: Move) -> list[tuple[StoredFile, str]]:
         raise TooLarge(N_("At most {count} files can be attached."),
                        count=move.settings.max_files)
     if len(set(ids)) != len(ids) or len(phases) not in (0, len(ids)):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="files")
+        raise Malformed("files")
     linked = {c.id for c in linked_cases(move.session, move.record)}
     chosen = []
     for index, file_id in enumerate(ids):
@@ -897,7 +897,7 @@ def register_file(session: Session, settings: Settings, record: Rectification, a
     if record.state not in OPEN_STATES:
         raise NotAllowedNow(RULES["progress"].refusal)
     if not isinstance(data, dict):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="file")
+        raise Malformed("file")
     case = _file_case(session, record, actor, data.get("case_id"))
     now = now or utcnow()
     file = intake.register_file(session, settings, case, data, author="reviewer",

@@ -50,7 +50,15 @@ from service.domain.rewards import (
 )
 from service.domain.rewards.policy import PersonCapRule
 from service.platform import localtime, offload
-from service.platform.errors import ChuishaoError, Conflict, Forbidden, InvalidInput, NotFound
+from service.platform.errors import (
+    ChuishaoError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    Malformed,
+    NotFound,
+    NotSetUp,
+)
 from service.platform.i18n import N_
 from service.platform.settings import Settings
 
@@ -673,8 +681,7 @@ def finance_recipients(session: Session) -> list[FinanceRecipient]:
     """Who the claim key is sealed to: every active finance officer, and the recovery key."""
     installation = get_installation(session)
     if installation is None:
-        raise ChuishaoError(N_("This service is not set up yet."), code="not_initialised",
-                            status=503)
+        raise NotSetUp()
     users = session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
     found = [FinanceRecipient(u.key_id, u.public_key, u.id) for u in users
              if u.has_role("finance")]
@@ -729,18 +736,18 @@ def _check_claimable(record: RewardRecord, now: dt.datetime) -> None:
 
 def _parse_claim_slots(raw: Any, wanted: list[FinanceRecipient]) -> list[tuple[str, bytes]]:
     if not isinstance(raw, list) or not 0 < len(raw) <= 200:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+        raise Malformed("slots")
     parsed_slots = []
     for entry in raw:
         if not isinstance(entry, dict) or entry.get("suite", crypto.SUITE) != crypto.SUITE:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+            raise Malformed("slot")
         slot = intake.parse_b64(entry.get("slot"), "slot")
         if len(slot) != intake.SLOT_BYTES:
-            raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slot")
+            raise Malformed("slot")
         parsed_slots.append((intake.parse_id(entry.get("key_id"), "key_id"), slot))
     given = [key_id for key_id, _ in parsed_slots]
     if len(set(given)) != len(given):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="slots")
+        raise Malformed("slots")
     if set(given) != {r.key_id for r in wanted}:
         # Sealed to someone who is not (or no longer) a finance officer, or missing one.
         raise ClaimRecipientsChanged()
@@ -755,14 +762,14 @@ def register_claim(session: Session, settings: Settings, case: Case, reward_id: 
     now = now or utcnow()
     _check_claimable(record, now)
     if not isinstance(data, dict) or not set(data) <= {"claim_hash", "item", "slots"}:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="claim")
+        raise Malformed("claim")
     claim_hash = data.get("claim_hash")
     if not isinstance(claim_hash, str) or not intake.HASH.match(claim_hash):
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="claim_hash")
+        raise Malformed("claim_hash")
     item = data.get("item")
     if not isinstance(item, dict) or set(item) - {"id", "blob", "kind"} \
             or item.get("kind", "claim") != "claim":
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="item")
+        raise Malformed("item")
     item_id = intake.parse_id(item.get("id"), "item id")
     blob = intake.parse_b64(item.get("blob"), "item")
     intake.check_item_blob(blob)
@@ -822,8 +829,7 @@ def claim_on_server(session: Session, settings: Settings, receipt_text: str, rew
 
     installation = get_installation(session)
     if installation is None:
-        raise ChuishaoError(N_("This service is not set up yet."), code="not_initialised",
-                            status=503)
+        raise NotSetUp()
     try:
         receipt = crypto.normalize_receipt(receipt_text)
     except ValueError:

@@ -28,21 +28,15 @@ from service.domain.installation import get_installation
 from service.domain.metadata import MetadataError, StripResult, TooManyParts, strip_metadata
 from service.domain.models import Case, StoredFile, utcnow
 from service.platform import offload
-from service.platform.errors import ChuishaoError, InvalidInput, NotFound
+from service.platform.errors import ChuishaoError, InvalidInput, NotFound, NotSetUp
 from service.platform.i18n import N_
 from service.platform.settings import Settings
-
-
-class NotInitialised(ChuishaoError):
-    status = 503
-    code = "not_initialised"
-    message = N_("This service is not set up yet.")
 
 
 def _installation(session: Session) -> Any:
     installation = get_installation(session)
     if installation is None:
-        raise NotInitialised()
+        raise NotSetUp()
     return installation
 
 

@@ -79,6 +79,23 @@ class InvalidInput(ChuishaoError):
     message = N_("Some of what you entered is not valid.")
 
 
+class Malformed(InvalidInput):
+    """Sealed data that does not have the protocol's shape; ``what`` names the part."""
+
+    message = N_("The encrypted data is malformed ({what}).")
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what=what)
+
+
+class NotSetUp(ChuishaoError):
+    """The installation has no keys yet (``chuishao init`` was not run)."""
+
+    status = 503
+    code = "not_initialised"
+    message = N_("This service is not set up yet.")
+
+
 class StorageUnavailable(ChuishaoError):
     """Storage is full or read-only: nothing can be stored until an operator frees it."""
 

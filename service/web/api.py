@@ -16,7 +16,7 @@ import crypto
 from service.domain import degraded, followup, intake, pow, quota, rewardflow
 from service.domain.installation import get_installation
 from service.platform.db import get_session
-from service.platform.errors import InvalidInput, NotFound
+from service.platform.errors import InvalidInput, Malformed, NotFound
 from service.platform.i18n import N_
 
 API_VERSION = "v1"
@@ -104,7 +104,7 @@ async def pow_challenge(request: Request) -> Response:
     # ?bytes=N: a challenge priced for an upload of N stored bytes (see upload_difficulty).
     raw = request.query_params.get("bytes", "0")
     if not raw.isdigit() or len(raw) > 13:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="bytes")
+        raise Malformed("bytes")
     return JSONResponse(_proof(request, upload_difficulty(request, int(raw))).issue())
 
 
@@ -160,7 +160,7 @@ async def discard_submission(request: Request) -> Response:
 def _index(request: Request) -> int:
     raw = request.path_params["index"]
     if not raw.isdigit() or len(raw) > 10:
-        raise InvalidInput(N_("The encrypted data is malformed ({what})."), what="chunk index")
+        raise Malformed("chunk index")
     return int(raw)
 
 

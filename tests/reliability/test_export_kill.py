@@ -26,6 +26,7 @@ from service.domain import exports, rewardflow
 from service.domain.models import AuditEntry, Case, Channel, User
 from service.domain.models.rewards import RewardExport, RewardRecord
 from service.domain.rewards import RewardInputs, calculate, load_policy
+from service.platform import tokens
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.factories import make_reviewer
@@ -156,7 +157,7 @@ def test_console_export_killed_half_way_is_listed_as_failed(
             auditor = make_reviewer(session, "sun.li", roles="auditor").user
             token = auth.start_session(session, settings, auditor)
         cookie = f"{auth.session_cookie(settings)}={token}"
-        csrf = auth.csrf_token_for(str(settings.secret_key), "session:" + auth._hash(token))
+        csrf = auth.csrf_token_for(str(settings.secret_key), "session:" + tokens.digest(token))
     finally:
         database.dispose()
     server = deployment.server()

@@ -33,6 +33,7 @@ from service.domain.models import (
     User,
     utcnow,
 )
+from service.platform import tokens
 from tests.conftest import BASE_URL
 
 PASSWORD = "correct horse battery staple"
@@ -401,7 +402,7 @@ def test_no_session_fixation(clock, client, session, settings) -> None:  # type:
     assert token and token != "chosen-by-an-attacker"
     client.cookies.clear()
     client.cookies.set(cookie, token)
-    assert session.get(ConsoleSession, auth._hash("chosen-by-an-attacker")) is None
+    assert session.get(ConsoleSession, tokens.digest("chosen-by-an-attacker")) is None
     # Signing in again, even from a signed-in browser, gives a new token and ends the old one.
     csrf = csrf_of(client, "/console/account")
     again = login(client, "frank", PASSWORD, clock.code(frank.totp_secret), csrf)
@@ -409,8 +410,8 @@ def test_no_session_fixation(clock, client, session, settings) -> None:  # type:
     second = again.cookies.get(cookie)
     assert second and second != token
     session.expire_all()
-    assert session.get(ConsoleSession, auth._hash(token)).revoked_at is not None
-    assert session.get(ConsoleSession, auth._hash(second)).revoked_at is None
+    assert session.get(ConsoleSession, tokens.digest(token)).revoked_at is not None
+    assert session.get(ConsoleSession, tokens.digest(second)).revoked_at is None
     assert again.json()["key_handle"] != response.json()["key_handle"]
 
 
@@ -431,7 +432,7 @@ def test_logout_revoked_and_expired_sessions_are_refused(clock, client, session,
     assert login(client, "gina", PASSWORD, clock.code(gina.totp_secret)
                  ).status_code == 200
     token = client.cookies.get(auth.session_cookie(settings))
-    row = session.get(ConsoleSession, auth._hash(token))
+    row = session.get(ConsoleSession, tokens.digest(token))
     row.expires_at = utcnow() - dt.timedelta(seconds=1)
     session.commit()
     assert client.get("/console/api/me/key").status_code == 401
@@ -447,7 +448,7 @@ def test_account_page_revokes_sessions(clock, client, session, settings) -> None
     assert page.text.count("/revoke\"") == 2
     assert "127.0.0.1" not in page.text and "testclient" not in page.text
     csrf = CSRF_META.search(page.text).group(1)  # type: ignore[union-attr]
-    other_id = auth._hash(other)
+    other_id = tokens.digest(other)
     done = client.post(f"/console/account/sessions/{other_id}/revoke",
                        data={"csrf_token": csrf}, follow_redirects=False)
     assert done.status_code == 303
@@ -455,7 +456,7 @@ def test_account_page_revokes_sessions(clock, client, session, settings) -> None
     assert session.get(ConsoleSession, other_id).revoked_at is not None
     # Someone else's session cannot be touched.
     ivan = make_account(session, settings, "ivan")
-    theirs = auth._hash(auth.start_session(session, settings, session.get(User, ivan.user_id)))
+    theirs = tokens.digest(auth.start_session(session, settings, session.get(User, ivan.user_id)))
     session.commit()
     assert client.post(f"/console/account/sessions/{theirs}/revoke",
                        data={"csrf_token": csrf}).status_code == 404
@@ -496,7 +497,7 @@ def test_password_change_rewraps_the_key(clock, client, session, settings) -> No
     # This session goes on; the other one ended.
     assert client.get("/console/api/me/key").status_code == 200
     session.expire_all()
-    assert session.get(ConsoleSession, auth._hash(elsewhere)).revoked_at is not None
+    assert session.get(ConsoleSession, tokens.digest(elsewhere)).revoked_at is not None
     row = session.get(User, jun.user_id)
     assert row.user_salt == new_salt and row.password_changed_at is not None
     assert crypto.unwrap_private_key(new.kek, row.wrapped_private_key, kid) == jun.private_key

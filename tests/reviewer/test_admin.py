@@ -22,6 +22,7 @@ from service.domain.models import (
     Invitation,
     User,
 )
+from service.platform import tokens
 from tests.conftest import BASE_URL
 from tests.console import sign_in
 from tests.factories import make_reviewer
@@ -175,7 +176,7 @@ def test_roles_and_deactivation(admin_client, session, settings) -> None:  # typ
     assert off.status_code == 303
     session.expire_all()
     assert not session.get(User, mei.id).active
-    assert session.get(ConsoleSession, auth._hash(token)).revoked_at is not None
+    assert session.get(ConsoleSession, tokens.digest(token)).revoked_at is not None
     assert auth.load_session(session, settings, token) is None
     on = client.post(f"/console/admin/users/{mei.id}/reactivate", data={"csrf_token": csrf},
                      follow_redirects=False)

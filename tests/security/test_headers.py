@@ -26,6 +26,7 @@ import crypto
 from reviewer import auth
 from service.app import create_app
 from service.domain import invitations
+from service.platform import tokens
 from service.platform.assets import STATIC_DIR
 from service.platform.db import Database
 from tests.conftest import BASE_URL, fast_settings
@@ -313,7 +314,7 @@ def _walk_cookie_flows(client: TestClient, session, settings) -> None:  # type: 
     csrf = csrf_of(client, "/console/account")
     own = client.cookies.get(auth.session_cookie(settings))
     assert own
-    revoked = client.post(f"/console/account/sessions/{auth._hash(own)}/revoke",
+    revoked = client.post(f"/console/account/sessions/{tokens.digest(own)}/revoke",
                           data={"csrf_token": csrf}, follow_redirects=False)
     assert revoked.status_code == 303
     client.cookies.clear()

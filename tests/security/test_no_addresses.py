@@ -40,8 +40,8 @@ from service.platform import logs
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.conftest import BASE_URL
-from tests.reviewer.test_accounts import PASSWORD, make_account
 from tests.factories import api_client, make_world, with_token
+from tests.reviewer.test_accounts import PASSWORD, make_account
 from tests.security.support import REPORT, addresses_in, text_columns
 from tests.serverproc import cli_env, free_port, run_cli, serving
 

@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from reviewer import auth
 from service.domain.models import ConsoleSession, User, utcnow
+from service.platform import tokens
 from tests.console import sign_in
 from tests.reviewer.test_accounts import PASSWORD, Clock, csrf_of, login, make_account
 from tests.security.support import JSON_ACCEPT, Rich, console_routes, fill
@@ -70,7 +71,7 @@ def _end_by_logout(web: TestClient, session, settings, user: User, token: str) -
 
 def _end_by_revoking_it(web: TestClient, session, settings, user: User, token: str) -> None:  # type: ignore[no-untyped-def]
     csrf = csrf_of(web, "/console/account")
-    assert web.post(f"/console/account/sessions/{auth._hash(token)}/revoke",
+    assert web.post(f"/console/account/sessions/{tokens.digest(token)}/revoke",
                     data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
 
 
@@ -94,13 +95,13 @@ def _end_by_deactivation(web: TestClient, session, settings, user: User, token: 
 
 
 def _end_by_expiry(web: TestClient, session, settings, user: User, token: str) -> None:  # type: ignore[no-untyped-def]
-    row = session.get(ConsoleSession, auth._hash(token))
+    row = session.get(ConsoleSession, tokens.digest(token))
     row.expires_at = utcnow() - dt.timedelta(seconds=1)
     session.commit()
 
 
 def _end_by_idleness(web: TestClient, session, settings, user: User, token: str) -> None:  # type: ignore[no-untyped-def]
-    row = session.get(ConsoleSession, auth._hash(token))
+    row = session.get(ConsoleSession, tokens.digest(token))
     row.last_seen_at = utcnow() - dt.timedelta(minutes=settings.session_idle_minutes, seconds=1)
     session.commit()
 
@@ -155,8 +156,8 @@ def test_a_planted_session_cookie_never_becomes_the_victims_session(  # type: ig
     assert fresh and fresh != planted
     # The planted session ended with the sign-in; the victim's session is not the planted one.
     session.expire_all()
-    assert session.get(ConsoleSession, auth._hash(planted)).revoked_at is not None
-    row = session.get(ConsoleSession, auth._hash(fresh))
+    assert session.get(ConsoleSession, tokens.digest(planted)).revoked_at is not None
+    row = session.get(ConsoleSession, tokens.digest(fresh))
     assert row.user_id == victim.user_id and row.revoked_at is None
     with TestClient(web.app, base_url=str(web.base_url)) as thief:
         thief.cookies.set(cookie, planted)
@@ -197,7 +198,7 @@ def test_an_expired_session_sends_every_console_page_to_sign_in(web: TestClient,
                                                                  session, settings) -> None:
     sign_in(web, session, settings, rich.allrounder.user)
     token = web.cookies.get(auth.session_cookie(settings))
-    row = session.get(ConsoleSession, auth._hash(token))
+    row = session.get(ConsoleSession, tokens.digest(token))
     row.expires_at = utcnow() - dt.timedelta(seconds=1)
     session.commit()
     problems = []

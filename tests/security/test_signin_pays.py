@@ -18,9 +18,9 @@ from service.client import solve_pow
 from service.domain import accounts
 from service.domain.models import AuditEntry, RefusalCount, SignInFailure
 from tests.console import sign_in
-from tests.reviewer.test_accounts import JSON, PASSWORD, b64, csrf_of, make_account
 from tests.factories import make_reviewer
 from tests.reviewer import test_accounts
+from tests.reviewer.test_accounts import JSON, PASSWORD, b64, csrf_of, make_account
 
 # The sign-in tests' fixtures: a frozen TOTP clock, and a client whose requests commit.
 clock = test_accounts.clock
