@@ -65,6 +65,7 @@ from ._slots import (
     seal_key_v2,
     seal_slot,
 )
+from ._tokens import open_token, seal_token, token_key
 from ._xwing import generate_keypair as generate_xwing_keypair
 from ._xwing import public_key as xwing_public_key
 
@@ -123,5 +124,8 @@ __all__ = [
     "verify_signature",
     "wrap_private_key",
     "wrap_xwing_seed",
+    "open_token",
+    "seal_token",
+    "token_key",
     "xwing_public_key",
 ]

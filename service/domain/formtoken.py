@@ -14,13 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -116,8 +112,7 @@ _MAX_NAMES = 20
 
 
 def _page_key(secret_key: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"chuishao/no-js-receipt-page").derive(secret_key.encode())
+    return crypto.token_key(secret_key.encode(), "no-js-receipt-page")
 
 
 def _names(names: list[str]) -> list[str]:
@@ -132,10 +127,8 @@ def seal_page(secret_key: str, page: dict[str, Any], now: dt.datetime | None = N
             "removed": [[name[:_NAME_CHARS], list(labels)]
                         for name, labels in list(page.get("removed", []))[:_MAX_NAMES]],
             "expires": int((now or utcnow()).timestamp()) + RECEIPT_MINUTES * 60}
-    nonce = os.urandom(12)
-    sealed = AESGCM(_page_key(secret_key)).encrypt(
-        nonce, json.dumps(body, ensure_ascii=False).encode(), RECEIPT_COOKIE.encode())
-    return crypto.b64u_encode(nonce + sealed)
+    return crypto.seal_token(_page_key(secret_key), RECEIPT_COOKIE.encode(),
+                             json.dumps(body, ensure_ascii=False).encode())
 
 
 def open_page(secret_key: str, value: str | None,
@@ -143,10 +136,9 @@ def open_page(secret_key: str, value: str | None,
     if not value or len(value) > 8000:
         return None
     try:
-        raw = crypto.b64u_decode(value)
-        body = json.loads(AESGCM(_page_key(secret_key)).decrypt(
-            raw[:12], raw[12:], RECEIPT_COOKIE.encode()))
-    except Exception:
+        body = json.loads(crypto.open_token(_page_key(secret_key), RECEIPT_COOKIE.encode(),
+                                            value))
+    except (crypto.OpenError, ValueError):
         return None
     if not isinstance(body, dict) or int(body.get("expires", 0)) < (now or utcnow()).timestamp():
         return None

@@ -10,16 +10,12 @@ server-held key) so a reply can be sealed without asking for the receipt again.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 import crypto
@@ -136,8 +132,7 @@ class CapabilityInvalid(ChuishaoError):
 
 
 def _capability_key(secret_key: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"chuishao/no-js-followup-capability").derive(secret_key.encode())
+    return crypto.token_key(secret_key.encode(), "no-js-followup-capability")
 
 
 def issue_capability(secret_key: str, case_id: str, case_key: bytes, minutes: int,
@@ -145,19 +140,16 @@ def issue_capability(secret_key: str, case_id: str, case_key: bytes, minutes: in
     """The case key, sealed under a key only the server holds, valid for ``minutes``."""
     now = now or utcnow()
     expires = int(now.timestamp()) + minutes * 60
-    nonce = os.urandom(12)
     body = struct.pack(">Q", expires) + case_key
-    sealed = AESGCM(_capability_key(secret_key)).encrypt(nonce, body, case_id.encode())
-    return crypto.b64u_encode(nonce + sealed)
+    return crypto.seal_token(_capability_key(secret_key), case_id.encode(), body)
 
 
 def open_capability(secret_key: str, case_id: str, token: str,
                     now: dt.datetime | None = None) -> bytes:
     now = now or utcnow()
     try:
-        raw = crypto.b64u_decode(token)
-        body = AESGCM(_capability_key(secret_key)).decrypt(raw[:12], raw[12:], case_id.encode())
-    except Exception:
+        body = crypto.open_token(_capability_key(secret_key), case_id.encode(), token)
+    except crypto.OpenError:
         raise CapabilityInvalid() from None
     if len(body) != 40 or struct.unpack(">Q", body[:8])[0] < now.timestamp():
         raise CapabilityInvalid()

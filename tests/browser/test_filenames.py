@@ -16,7 +16,6 @@ from sqlalchemy import select
 from service.domain import filetypes, sealing
 from service.domain.models import Case, StoredFile
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
-from tests.web.test_filenames import EXE, HEIC, MOV, MP4, iso_file
 from tests.browser.test_reporter_flow import (
     Browser,
     counts,
@@ -30,6 +29,7 @@ from tests.browser.test_reporter_flow import (
     tr,
 )
 from tests.factories import open_as
+from tests.web.test_filenames import EXE, HEIC, MOV, MP4, iso_file
 
 pytestmark = pytest.mark.browser
 
