@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12
 CHUISHAO_TEST_POSTGRES_URL ?=
 export CHUISHAO_TEST_POSTGRES_URL
 
-.PHONY: serve test lint typecheck migrations-check pytest pytest-postgres bench i18n clean
+# `make test-fast`: the quick loop while working (lint, types, every test but the slow ones:
+# reliability, several instances behind nginx, the wheel). `make test` runs everything.
+.PHONY: serve test test-fast lint typecheck migrations-check pytest pytest-postgres bench i18n clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +33,12 @@ test: $(STAMP)
 	if [ "$$proxy" != ok ]; then export CHUISHAO_SKIP_NGINX=1; fi; \
 	$(MAKE) --no-print-directory lint typecheck migrations-check pytest pytest-postgres
 	@if [ -n "$(CHUISHAO_BENCH)" ]; then $(MAKE) --no-print-directory bench; fi
+
+test-fast: $(STAMP)
+	@browser=$$(scripts/ensure-chromium.sh) || exit 1; \
+	if [ "$$browser" != ok ]; then export CHUISHAO_SKIP_BROWSER=1; fi; \
+	$(MAKE) --no-print-directory lint typecheck && \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,6 +27,16 @@ from tests.pgutil import temporary_database
 BASE_URL = "https://testserver"
 
 
+# Whole folders that run real servers for minutes are `slow`: `make test-fast` skips them.
+SLOW_FOLDERS = ("reliability", "deploy")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(f"/tests/{folder}/" in str(item.path) for folder in SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--db", choices=["sqlite", "postgres"], default="sqlite",
                      help="database backend for the tests")

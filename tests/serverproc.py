@@ -28,17 +28,24 @@ def cli_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, cwd=ROOT,
-                          input=stdin, capture_output=True, text=True, timeout=120)
+# The command line as the checkout runs it; the wheel test passes an installed `chuishao`.
+CHECKOUT_CLI = (sys.executable, "-m", "service.cli")
+
+
+def run_cli(env: dict[str, str], *args: str, stdin: str | None = None,
+            command: tuple[str, ...] = CHECKOUT_CLI, cwd: Path = ROOT,
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*command, *args], env=env, cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=120)
 
 
 @contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Iterator[str]:
+def serving(env: dict[str, str], log_path: Path, *, command: tuple[str, ...] = CHECKOUT_CLI,
+            cwd: Path = ROOT) -> Iterator[str]:
     base = f"http://127.0.0.1:{env['CHUISHAO_PORT']}"
     with log_path.open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env,
-                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen([*command, "serve"], env=env, cwd=cwd, stdout=log,
+                                  stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
             while True:

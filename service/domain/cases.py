@@ -525,7 +525,7 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
 
 def identity_items(session: Session, case: Case, actor: User) -> list[SealedItem]:
     """The case's identity item, served only from here (never on the case page), so every
-    look at the reporter's identity is on the record (REGULATIONS.md) in the very
+    look at the reporter's identity is on the record (docs/RULES.md, confidentiality) in the very
     transaction that hands it out. Only a holder of the case key gets it: nobody else could
     open it. Every case has one (a stand-in when the reporter gave none), so asking tells
     nothing before the item is opened."""

@@ -1,7 +1,7 @@
 """The hazard ledger (隐患台账) and its statistics, for one channel and one period.
 
-Rows are the customary columns (REGULATIONS.md): found when and where, by whom (the reporting
-line and case numbers, never the reporter), grade, the reviewer's own description (never the
+Rows are the customary columns (docs/RULES.md, rectification): found when and where, by whom
+(the reporting line and case numbers, never the reporter), grade, the reviewer's own description (never the
 sealed report), risk assessment, measures, funds, deadline, contingency plan, responsible
 person, progress, before/after evidence, acceptance inspector and date, closure date.
 

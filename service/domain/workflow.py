@@ -639,7 +639,7 @@ RULES: dict[str, Rule] = {
                            N_("Only a report that was not accepted can be reopened."),
                            _check_reopen_refusal, _reopen_refusal, "refusal_reopened", True,
                            roles=("approver",)),
-    # Closing is the approver's second look (DESIGN.md: approvers approve closure).
+    # Closing is the approver's second look (docs/RULES.md: approvers approve closure).
     "close": _rule(_states("not_accepted", "verified", "rectified"), "closed",
                   N_("This case cannot be closed yet."), _check_close, _nothing, "closed",
                   True, roles=("approver",)),

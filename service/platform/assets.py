@@ -30,7 +30,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+from service.platform import resources
+
+STATIC_DIR = resources.package_data("service", "static")
 PREFIX = "/static/"
 VERSION_LENGTH = 16
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po, write_po
 
-LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
+from service.platform import resources
+
+LOCALE_DIR = resources.package_data("service", "locale")
 LANGUAGES = ("zh_CN", "en")
 # The language a page declares in <html lang>.
 HTML_LANG = {"zh_CN": "zh-CN", "en": "en"}

@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, make_url
 
-ROOT = Path(__file__).resolve().parents[2]
+from service.platform import resources
 
 
 class MigrationRefused(RuntimeError):
@@ -37,8 +37,8 @@ class Plan:
 
 
 def alembic_config(*, url: str | None = None, connection: Connection | None = None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config(str(resources.shipped("alembic.ini")))
+    config.set_main_option("script_location", str(resources.shipped("migrations")))
     if url is not None:
         config.attributes["url"] = url
     if connection is not None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from starlette.datastructures import Secret
 
+from service.platform import resources
+
 PREFIX = "CHUISHAO_"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class SettingsError(ValueError):
@@ -37,7 +38,9 @@ def _bool(value: str) -> bool:
 class Settings:
     """Installation settings. Defaults suit ``make serve`` on one machine."""
 
-    data_dir: Path = ROOT / "var"
+    # var/ of the checkout when run from one, else var/ of the working directory.
+    data_dir: Path = field(default_factory=lambda: (
+        resources.CHECKOUT if resources.in_checkout() else Path.cwd()) / "var")
     database_url: str = ""
     # Signs cookies and one-time links; generated into data_dir on first start if unset.
     secret_key: Secret = field(default_factory=lambda: Secret(""))
@@ -101,7 +104,7 @@ class Settings:
     # How often unfinished uploads and expired anti-abuse stamps are discarded (0: never;
     # then run `chuishao purge` from cron).
     purge_minutes: int = 15
-    # Time limits (DESIGN.md): days to decide acceptance, to verify after acceptance (one
+    # Time limits (docs/RULES.md): days to decide acceptance, to verify after acceptance (one
     # extension allowed), and to feed the result back after verification.
     accept_days: int = 7
     verify_days: int = 60

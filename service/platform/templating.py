@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from service.platform import assets, localtime
+from service.platform import assets, localtime, resources
 from service.platform.i18n import HTML_LANG, Catalogs
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATE_DIR = resources.shipped("templates")
 
 
 @jinja2.pass_context

@@ -61,7 +61,7 @@ def accident(grade: str, deaths: int) -> RewardCalculation:
                                             deaths=deaths))
 
 
-# Policies shaped like the local rules in REGULATIONS.md (shapes, not their exact texts).
+# Policies shaped like the local rules in docs/RULES.md (shapes, not their exact texts).
 QINGHAI = policy("""
 [[rules]]
 kind = "percentage_of_fine"

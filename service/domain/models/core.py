@@ -183,7 +183,7 @@ class Case(Base):
     # user's id (no constraint: see migration first_valid_decision).
     first_valid_decided_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     first_valid_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # Deadlines (DESIGN.md time limits), kept as dates so overdue lists are one query.
+    # Deadlines (docs/RULES.md, time limits), kept as dates so overdue lists are one query.
     accept_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     verify_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True,

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from service.domain.rewards.money import MAX_FEN, AmountError, parse_amount, percent_of
+from service.platform import resources
 
-POLICY_DIR = Path(__file__).parent / "policies"
+POLICY_DIR = resources.package_data("service.domain.rewards", "policies")
 
 # One grade vocabulary for hazards and accidents: hazards use general/major (and some local
 # rules especially_major); accidents use all four grades of the 2007 accident regulation.
