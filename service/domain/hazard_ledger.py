@@ -1,9 +1,10 @@
 """The hazard ledger (隐患台账) and its statistics, for one channel and one period.
 
 Rows are the customary columns (docs/RULES.md, rectification): found when and where, by whom
-(the reporting line and case numbers, never the reporter), grade, the reviewer's own description (never the
-sealed report), risk assessment, measures, funds, deadline, contingency plan, responsible
-person, progress, before/after evidence, acceptance inspector and date, closure date.
+(the reporting line and case numbers, never the reporter), grade, the reviewer's own
+description (never the sealed report), risk assessment, measures, funds, deadline,
+contingency plan, responsible person, progress, before/after evidence, acceptance inspector
+and date, closure date.
 
 CSV starts with a UTF-8 byte-order mark so Excel opens Chinese correctly; XLSX is written by
 openpyxl in write-only mode, row by row, into a spooled temporary file that is then streamed.
