@@ -148,14 +148,14 @@ def _floor_write(rows: list[tuple[Any, ...]], fmt: str) -> int:
                 Sink.size += len(text.encode("utf-8"))
 
         writer = csv.writer(Sink(), lineterminator="\r\n")
-        writer.writerow(exports.HEADER)
+        writer.writerow(exports.header())
         writer.writerows(rows)
         return Sink.size
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("rewards")
-    sheet.append(exports.HEADER)
+    sheet.append(exports.header())
     for row in rows:
         sheet.append(row)
     with tempfile.TemporaryFile() as handle:

@@ -77,21 +77,31 @@ COLUMNS = (
     ("amount_fen", "金额（分）", "Amount (fen)", "int", 14),
     ("status", "状态", "Status", "text", 24),
     ("proposed_by", "提议人", "Proposed by", "text", 18),
-    ("proposed_at", "提议时间（UTC+8）", "Proposed at (UTC+8)", "datetime", 20),
+    ("proposed_at", "提议时间（{zone}）", "Proposed at ({zone})", "datetime", 20),
     ("decided_by", "审批人", "Decided by", "text", 18),
-    ("decided_at", "审批时间（UTC+8）", "Decided at (UTC+8)", "datetime", 20),
+    ("decided_at", "审批时间（{zone}）", "Decided at ({zone})", "datetime", 20),
     ("rejection_reason", "驳回理由", "Rejection reason", "text", 24),
-    ("claim_due_at", "领取期限（UTC+8）", "Claim due (UTC+8)", "datetime", 20),
-    ("claimed_at", "领取时间（UTC+8）", "Claimed at (UTC+8)", "datetime", 20),
+    ("claim_due_at", "领取期限（{zone}）", "Claim due ({zone})", "datetime", 20),
+    ("claimed_at", "领取时间（{zone}）", "Claimed at ({zone})", "datetime", 20),
     ("paid_by", "付款人", "Paid by", "text", 18),
-    ("paid_at", "付款时间（UTC+8）", "Paid at (UTC+8)", "datetime", 20),
+    ("paid_at", "付款时间（{zone}）", "Paid at ({zone})", "datetime", 20),
     ("payment_reference", "付款凭证号", "Payment reference", "text", 20),
     ("calculation", "计算记录（JSON，可用 chuishao reward verify 复核）",
      "Calculation record (JSON, for chuishao reward verify)", "text", 40),
 )
-SHEET_COLUMNS = tuple(sheets.Column(f"{zh} / {en}", width, kind)
-                      for _, zh, en, kind, width in COLUMNS)
-HEADER = tuple(column.header for column in SHEET_COLUMNS)
+
+
+def sheet_columns() -> tuple[sheets.Column, ...]:
+    """The columns, times labelled with the installation's zone (set when the app starts)."""
+    zone = localtime.zone_label()
+    return tuple(sheets.Column(f"{zh} / {en}".format(zone=zone), width, kind)
+                 for _, zh, en, kind, width in COLUMNS)
+
+
+def header() -> tuple[str, ...]:
+    return tuple(column.header for column in sheet_columns())
+
+
 # A started export with no lock file has not begun streaming yet (or was made before locks
 # existed); it counts as abandoned only after this long.
 UNLOCKED_GRACE = dt.timedelta(minutes=10)
@@ -188,13 +198,15 @@ class _Status:
 
 
 def csv_chunks(rows: Iterator[tuple[Any, ...]], batch: int = BATCH) -> Iterator[bytes]:
-    return sheets.csv_chunks(HEADER, rows, batch)
+    return sheets.csv_chunks(header(), rows, batch)
 
 
 def xlsx_chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
     # Built on disk, not in memory; then sent in chunks.
     with tempfile.TemporaryFile() as handle:
-        sheets.write_xlsx(handle, "奖励台账 Rewards", SHEET_COLUMNS, HEADER, rows)
+        columns = sheet_columns()
+        sheets.write_xlsx(handle, "奖励台账 Rewards", columns,
+                          tuple(column.header for column in columns), rows)
         handle.seek(0)
         while chunk := handle.read(CHUNK):
             yield chunk

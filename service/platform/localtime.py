@@ -58,6 +58,16 @@ def offset_label(moment: dt.datetime) -> str:
     return f"UTC{sign}{hours:02d}:{rest:02d}"
 
 
+def zone_label() -> str:
+    """How a sheet labels its times: "UTC+08:00" for a zone without daylight saving, else
+    the zone's name (its offset changes during the year; each value carries its own)."""
+    year = dt.datetime.now(dt.UTC).year
+    moments = [dt.datetime(year, month, 1, tzinfo=dt.UTC) for month in (1, 7)]
+    if len({local(moment).utcoffset() for moment in moments}) == 1:
+        return offset_label(moments[0])
+    return _installed["name"]
+
+
 def iso(moment: dt.datetime | None) -> str:
     """ISO 8601 with the installation's offset, seconds precision (exports, datetime attrs)."""
     return local(moment).isoformat(timespec="seconds") if moment else ""

@@ -23,6 +23,7 @@ from service.domain import audit, exports, rewardflow
 from service.domain.installation import get_installation
 from service.domain.models import AuditEntry
 from service.domain.models.rewards import RewardExport
+from service.platform import localtime
 from service.platform.settings import Settings
 from tests.console import sign_in
 from tests.domain.test_rewardflow import (
@@ -264,3 +265,17 @@ def test_csv_and_xlsx_carry_the_same_values_as_an_auditor_can_use_them(
         assert written[10].startswith(cells[10].isoformat()) and written[10].endswith("+08:00")
     # A person is named as the console names them, the account in brackets.
     assert all("approver1" in row[11] for row in table[1:])
+
+
+@pytest.mark.parametrize(("zone", "label"), [("Asia/Shanghai", "UTC+08:00"),
+                                             ("Asia/Kathmandu", "UTC+05:45"),
+                                             ("Europe/Berlin", "Europe/Berlin")])
+def test_time_columns_are_labelled_with_the_installation_zone(zone: str, label: str) -> None:
+    # The headers once said "UTC+8" whatever the installation's zone was.
+    before = localtime.zone().key
+    localtime.install(zone)
+    try:
+        headers = [h for h in exports.header() if "时间" in h or "期限" in h]
+        assert headers and all(f"（{label}）" in h and f"({label})" in h for h in headers)
+    finally:
+        localtime.install(before)
