@@ -21,6 +21,7 @@ from service.domain import rectification, rewardflow, sheets, workflow
 from service.domain.labels import LIST_SEPARATOR, role_names
 from service.domain.models import AuditEntry, User
 from service.domain.rewards import format_yuan
+from service.platform import localtime
 from service.platform.errors import InvalidInput
 from service.platform.i18n import N_
 
@@ -200,7 +201,8 @@ class AuditFilters:
                 "outcome": self.outcome}
 
     def query(self) -> Select[Any]:
-        """Entries matching, newest first. Days are those the trail shows (UTC)."""
+        """Entries matching, newest first. Days are those the trail shows: in the
+        installation's zone."""
         query = select(AuditEntry)
         if self.actor:
             query = query.where(AuditEntry.actor == self.actor)
@@ -222,7 +224,7 @@ class AuditFilters:
 
 
 def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), dt.UTC)
+    return localtime.midnight(day)
 
 
 def sentence(action: str, translate: Translate) -> str:
@@ -327,17 +329,17 @@ def actors(session: Session) -> list[tuple[str, str]]:
 
 FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-HEADERS = (N_("Entry"), N_("Time (UTC)"), N_("Who"), N_("Account"), N_("Action"),
+HEADERS = (N_("Entry"), N_("Time ({zone})"), N_("Who"), N_("Account"), N_("Action"),
            N_("Target"), N_("Outcome"), N_("Details"), N_("Action code"))
 _WIDTHS = (8, 20, 18, 16, 40, 34, 10, 60, 26)
 
 
 def _headers(translate: Translate) -> list[str]:
-    return [translate(header) for header in HEADERS]
+    return [translate(header, zone=localtime.zone_label()) for header in HEADERS]
 
 
 def _export_values(row: Row) -> list[Any]:
-    return [row.id, row.created_at.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0),
+    return [row.id, localtime.local(row.created_at).replace(microsecond=0),
             row.actor_name, row.actor, row.sentence, row.target, row.outcome_label,
             row.details_text(), row.action]
 
@@ -361,7 +363,8 @@ def export_rows(session: Session, filters: AuditFilters,
 
 def _columns(translate: Translate) -> list[sheets.Column]:
     kinds = ("int", "datetime") + ("text",) * 7
-    return [sheets.Column(translate(header), width, kind, wrap=index == 7)
+    return [sheets.Column(translate(header, zone=localtime.zone_label()), width, kind,
+                          wrap=index == 7)
             for index, (header, width, kind) in enumerate(zip(HEADERS, _WIDTHS, kinds,
                                                               strict=True))]
 

@@ -4,6 +4,7 @@ a head and count that agree. The auditor is invited by an admin through the cons
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -117,8 +118,25 @@ def test_filters_and_exports_carry_the_same_rows(client, app, session, settings)
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert values[0] == table[0]
     # The same values: a time is a real date-time cell, an empty text an empty cell.
+    # The CSV writes the time with its offset; the XLSX cell has no zone (the header names it).
     assert [["" if v is None else str(v.isoformat() if hasattr(v, "isoformat") else v)
-             for v in row] for row in values[1:]] == table[1:]
+             for v in row] for row in values[1:]] == [
+        [row[0], row[1][:19], *row[2:]] for row in table[1:]]
+    assert all(row[1].endswith("+08:00") for row in table[1:])
+    assert table[0][1] == "Time (UTC+08:00)"
     assert sheet.cell(2, 2).is_date
     assert {"audit.viewed", "audit.exported"} <= set(session.scalars(
         select(audit.AuditEntry.action)))
+
+
+def test_days_are_the_installation_zone_days(client, app, session, settings) -> None:  # type: ignore[no-untyped-def]
+    # 17:30 UTC on 1 December is half past one on 2 December in Shanghai: the page shows it
+    # on the 2nd, so the filter for the 2nd must find it (it once filtered by UTC days).
+    auditor = _auditor(client, app, session, settings)
+    admin = session.scalar(select(User).where(User.username == "admin.wang"))
+    late = dt.datetime(2026, 12, 1, 17, 30, tzinfo=dt.UTC)
+    audit.append(session, "case.accept", actor=admin, target="late-night", now=late)
+    session.commit()
+    sign_in(client, session, settings, auditor)
+    assert "late-night" in client.get("/console/audit?from=2026-12-02&to=2026-12-02").text
+    assert "late-night" not in client.get("/console/audit?from=2026-12-01&to=2026-12-01").text
