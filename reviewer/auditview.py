@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.domain import rectification, rewardflow, sheets, workflow
 from service.domain.labels import LIST_SEPARATOR, role_names
-from service.domain.models import AuditEntry, User
+from service.domain.models import AuditEntry, Channel, User
 from service.domain.rewards import format_yuan
 from service.platform import localtime
 from service.platform.errors import InvalidInput
@@ -232,7 +232,10 @@ def sentence(action: str, translate: Translate) -> str:
     return translate(known) if known else action
 
 
-def _value(key: str, value: Any, translate: Translate) -> str:
+def _value(key: str, value: Any, translate: Translate,
+           channels: Mapping[int, str] | None = None) -> str:
+    if key == "channel_id" and isinstance(value, int) and channels and value in channels:
+        return channels[value]
     if isinstance(value, bool):
         return translate(YES) if value else translate(NO)
     if key == "amount_fen" and isinstance(value, int):
@@ -254,18 +257,21 @@ def _value(key: str, value: Any, translate: Translate) -> str:
         return translate(_STATE_WORDS[value])
     if isinstance(value, dict):
         return translate(LIST_SEPARATOR).join(
-            f"{translate(FIELD_LABELS.get(k, k))}: {_value(k, v, translate)}"
+            f"{translate(FIELD_LABELS.get(k, k))}: {_value(k, v, translate, channels)}"
             for k, v in sorted(value.items()) if v not in (None, "", [], {}))
     if isinstance(value, list):
-        return translate(LIST_SEPARATOR).join(_value(key, item, translate) for item in value)
+        return translate(LIST_SEPARATOR).join(_value(key, item, translate, channels)
+                                              for item in value)
     if value is None:
         return "—"
     return str(value)
 
 
-def fields(details: Mapping[str, Any] | None, translate: Translate) -> list[tuple[str, str]]:
-    """The details as (label, value) pairs in the page's language, empty ones left out."""
-    return [(translate(FIELD_LABELS.get(key, key)), _value(key, value, translate))
+def fields(details: Mapping[str, Any] | None, translate: Translate,
+           channels: Mapping[int, str] | None = None) -> list[tuple[str, str]]:
+    """The details as (label, value) pairs in the page's language, empty ones left out;
+    a channel by its name, not its row id."""
+    return [(translate(FIELD_LABELS.get(key, key)), _value(key, value, translate, channels))
             for key, value in sorted((details or {}).items())
             if value not in (None, "", [], {})]
 
@@ -295,15 +301,26 @@ def display_names(session: Session, usernames: set[str]) -> dict[str, str]:
     return {name: shown or name for name, shown in found}
 
 
+def channel_names(session: Session, entries: list[AuditEntry]) -> dict[int, str]:
+    wanted = {entry.details["channel_id"] for entry in entries
+              if isinstance(entry.details, dict)
+              and isinstance(entry.details.get("channel_id"), int)}
+    if not wanted:
+        return {}
+    return {id_: f"{name} ({slug})" for id_, name, slug in session.execute(
+        select(Channel.id, Channel.name_zh, Channel.slug).where(Channel.id.in_(wanted)))}
+
+
 def rows(session: Session, entries: list[AuditEntry], translate: Translate) -> list[Row]:
     names = display_names(session, {entry.actor for entry in entries if entry.actor})
+    channels = channel_names(session, entries)
     system = translate(SYSTEM)
     return [Row(id=entry.id, created_at=entry.created_at, actor=entry.actor,
                 actor_name=names.get(entry.actor, entry.actor) or system,
                 action=entry.action, sentence=sentence(entry.action, translate),
                 target=entry.target, outcome=entry.outcome,
                 outcome_label=translate(OUTCOMES.get(entry.outcome, entry.outcome)),
-                fields=fields(entry.details, translate)) for entry in entries]
+                fields=fields(entry.details, translate, channels)) for entry in entries]
 
 
 def page(session: Session, filters: AuditFilters, before: int | None,

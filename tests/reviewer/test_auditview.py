@@ -14,7 +14,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from reviewer import auditview
-from service.domain import audit, installation, rectification, workflow
+from service.domain import audit, channels, installation, rectification, workflow
 from service.domain.models import User
 from tests.console import enrol, invitation_link, sign_in
 from tests.factories import make_reviewer
@@ -140,3 +140,17 @@ def test_days_are_the_installation_zone_days(client, app, session, settings) -> 
     sign_in(client, session, settings, auditor)
     assert "late-night" in client.get("/console/audit?from=2026-12-02&to=2026-12-02").text
     assert "late-night" not in client.get("/console/audit?from=2026-12-01&to=2026-12-01").text
+
+
+def test_a_channel_in_the_details_is_named(client, app, session, settings) -> None:  # type: ignore[no-untyped-def]
+    # Scope and recipient changes recorded the channel's row id, shown to the auditor as "3".
+    auditor = _auditor(client, app, session, settings)
+    admin = session.scalar(select(User).where(User.username == "admin.wang"))
+    channel = channels.add_channel(session, slug="hongda", kind="enterprise",
+                                   name_zh="宏达机械")
+    audit.append(session, "admin.scope.add", actor=admin, target="someone",
+                 details={"channel_id": channel.id, "username": "someone"})
+    session.commit()
+    sign_in(client, session, settings, auditor)
+    page = client.get("/console/audit?action=admin.scope").text
+    assert f"{channel.name_zh} ({channel.slug})" in page
