@@ -1,38 +1,37 @@
-"""Rectification records (隐患整改): the record's own state machine, in one table.
+"""Rectification records (隐患整改): the record's state machine, every allowed move in one table.
 
     opened ─decide→ in_progress ─request_acceptance→ awaiting_acceptance ─accept (pass)→ accepted
     opened ─fixed_on_spot→ awaiting_acceptance (当场整改: who fixed it, how, when, evidence)
-                       ▲                                     │                            │
-                       └────────────── accept (fail) ────────┘                      write_off
-                                                                                          ▼
-                                                                                        closed
+    awaiting_acceptance ─accept (fail)→ in_progress
+    accepted ─write_off→ closed (an approver)
+    closed ─publish | unpublish→ closed (what the public board shows of it)
 
 ``edit`` changes the facts while opened or in progress; ``progress`` (text and sealed evidence
 files) while the work is not accepted; ``extend`` (a new deadline and a written reason) while in
 progress; ``explain_overdue`` records the written explanation an overdue record needs before it
-can ask for acceptance; ``link_case`` joins a further case of the same hazard; ``publish`` and
-``unpublish`` choose what the public board shows of a closed record.
+can ask for acceptance; ``link_case`` joins a further case of the same hazard.
 
-Like service/domain/workflow.py: each rule names the states it starts from, the roles it needs, a
-guard (checks, changes nothing) and an effect. ``perform`` is the only writer: version first,
-then role, state and guard, and only then any change, so a refusal leaves everything as it was.
-Each step bumps the record's version, writes a RectificationEntry where it has content, adds
-CaseEvents to every linked case (reporter-visible kinds from service/domain/feed.py, never a name),
-appends to the audit trail, and moves the linked cases through service/domain/workflow.py: the first
-record opens the case's rectification, the last accepted one accepts it, the last write-off
-closes the case.
+The rules are service/domain/statemachine.py's, as the case workflow's are: each names the
+states it starts from, the roles it needs, why it is refused elsewhere, a guard (checks,
+changes nothing) and an effect. ``perform`` is the only writer: the mechanism's ``check``
+refuses in its fixed order (unknown action, stale version, role, state), then the guard runs,
+and only then anything changes, so a refusal leaves everything as it was. Each step bumps the
+record's version (compare-and-set), writes a RectificationEntry where it has content, adds
+CaseEvents to every linked case (reporter-visible kinds from service/domain/feed.py, never a
+name), appends to the audit trail, and moves the linked cases through
+service/domain/workflow.py: the first record opens the case's rectification, the last accepted
+one accepts it, the last write-off closes the case.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from service.domain import audit, cases, intake, statemachine, workflow
 from service.domain.models import Case, CaseEvent, SealedItem, StoredFile, User, utcnow
@@ -43,9 +42,10 @@ from service.domain.models.rectification import (
     RectificationFile,
 )
 from service.domain.rewards.money import AmountError, parse_amount
+from service.domain.statemachine import NotAllowedNow
 from service.platform import localtime
 from service.platform.db import Database
-from service.platform.errors import Conflict, Forbidden, InvalidInput, Malformed, NotFound, TooLarge
+from service.platform.errors import Forbidden, InvalidInput, Malformed, NotFound, TooLarge
 from service.platform.i18n import N_
 from service.platform.settings import Settings
 
@@ -93,10 +93,6 @@ LIMITS = {"description": 2000, "location": 300, "risk_assessment": 2000,
 TEXT_FIELDS = ("description", "location", "risk_assessment", "responsible_unit",
                "responsible_person", "measures", "contingency_plan", "interim_measures",
                "supervision_by")
-
-
-class NotAllowedNow(statemachine.NotAllowedNow):
-    message = N_("This step is not possible in the record's current state.")
 
 
 class SamePerson(Forbidden):
@@ -182,17 +178,8 @@ class Move:
         return today(self.now)
 
 
-Guard = Callable[[Move], None]
-Effect = Callable[[Move], None]
-
-
-@dataclass(frozen=True)
-class Rule:
-    sources: frozenset[str]
-    refusal: str
-    guard: Guard
-    effect: Effect
-    roles: tuple[str, ...] = ("reviewer",)
+# A record's rule is the mechanism's own; nothing more is needed for it.
+Rule = statemachine.Rule[Move]
 
 
 def _text(params: Mapping[str, Any], name: str, *, required: bool = False,
@@ -211,11 +198,7 @@ def _flag(params: Mapping[str, Any], name: str) -> bool:
     return str(params.get(name) or "").strip().lower() in ("1", "on", "true", "yes")
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
+_int = statemachine.as_int
 
 
 def channel_reviewer(session: Session, channel_id: int, raw: Any) -> User | None:
@@ -639,13 +622,8 @@ def _link(move: Move) -> None:
                                    created_at=move.now))
 
 
-def _nothing(move: Move) -> None:
-    return None
-
-
-def _states(*names: str) -> frozenset[str]:
-    return frozenset(names)
-
+_nothing = statemachine.nothing
+_states = statemachine.states
 
 RULES: dict[str, Rule] = {
     "fixed_on_spot": Rule(_states("opened"),
@@ -675,7 +653,7 @@ RULES: dict[str, Rule] = {
     # Write-off is the approver's second look, as closing a case is.
     "write_off": Rule(_states("accepted"),
                       N_("Only a record that passed its acceptance check can be written off."),
-                      lambda move: None, _write_off, roles=("approver",)),
+                      _nothing, _write_off, roles=("approver",)),
     "publish": Rule(_states("closed"),
                     N_("Only a written-off record can be published."),
                     _check_publish, _publish, roles=("reviewer", "approver")),
@@ -693,43 +671,22 @@ VISIBLE_EVENTS = ("measures_decided", "rectification_progress", "rectification_d
 
 
 def allowed_actions(record: Rectification, user: User) -> list[str]:
-    return [name for name, rule in RULES.items()
-            if record.state in rule.sources and user.has_role(*rule.roles)]
-
-
-def _bump_version(session: Session, record: Rectification, expected: int) -> None:
-    # Compare-and-set in the database: of two transactions that read the same version, one
-    # wins and the other gets a conflict.
-    result = session.execute(
-        update(Rectification).where(Rectification.id == record.id,
-                                    Rectification.version == expected)
-        .values(version=expected + 1).execution_options(synchronize_session=False))
-    if getattr(result, "rowcount", 0) != 1:
-        raise Conflict()
-    set_committed_value(record, "version", expected + 1)
+    return statemachine.allowed(RULES, record.state, user)
 
 
 def perform(session: Session, settings: Settings, record: Rectification, actor: User,
             action: str, *, version: Any, params: Mapping[str, Any] | None = None,
             now: dt.datetime | None = None) -> RectificationEntry | None:
     """Apply ``action`` to ``record`` as ``actor``; refuses without changing anything."""
-    rule = RULES.get(action)
-    if rule is None:
-        raise InvalidInput(N_("Unknown action."), code="unknown_action")
-    expected = _int(version)
-    if expected is None or expected != record.version:
-        raise Conflict()
-    if not actor.has_role(*rule.roles):
-        raise Forbidden()
-    if record.state not in rule.sources:
-        raise NotAllowedNow(rule.refusal)
+    rule = statemachine.check(RULES, action, record.state, actor, version, record.version)
+    expected = record.version
     now = now or utcnow()
     move = Move(session, settings, record, actor, params or {}, now)
     rule.guard(move)
     # Nothing above changed anything; from here on everything is one transaction.
     session.flush()
     before = record.state
-    _bump_version(session, record, expected)
+    statemachine.bump_version(session, Rectification, record, expected)
     rule.effect(move)
     record.updated_at = now
     session.flush()
