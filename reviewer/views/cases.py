@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import auth
 from reviewer.auth import current_user, require_roles
+from reviewer.views.refused import refused
 from service.domain import audit, cases, feed, followup, labels, reportform, workflow
 from service.domain.models import (
     Case,
@@ -291,11 +292,9 @@ async def case_action(request: Request) -> Response:
         workflow.perform(session, request.app.state.settings, case, user, action,
                          version=params.pop("version", None), params=params)
     except ChuishaoError as exc:
-        # Nothing of the attempt stays; the page is shown again with the reason, and the
-        # refusal goes on the record in its own transaction.
-        session.rollback()
-        audit.record_refusal(_database(request), f"case.{action}"[:64], actor_id=user.id,
-                             target=case.id, details={"code": exc.code})
+        # Nothing of the attempt stays; the page is shown again with the reason (carried in
+        # the address, see above), and the refusal goes on the record in its own transaction.
+        refused(request, f"case.{action}", case.id, exc)
         return RedirectResponse(_failure_url(request, case, exc), status_code=303)
     return RedirectResponse(f"/console/cases/{case.id}?done={action}#triage", status_code=303)
 

@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer.auth import current_user, require_roles
 from reviewer.views import cases as case_views
+from reviewer.views.refused import refused
 from service.domain import (
     audit,
     board,
@@ -169,13 +170,11 @@ async def open_record(request: Request) -> Response:
         record = rectification_cases.open_record(session, request.app.state.settings, case, user,
                                                  params)
     except ChuishaoError as exc:
-        session.rollback()
-        audit.record_refusal(_database(request), "rectification.open", actor_id=user.id,
-                             target=case.id, details={"code": exc.code})
+        error = refused(request, "rectification.open", case.id, exc)
         case = _case(request)
         context = _case_records_context(request, case)
         context["values"] = params  # nothing typed is lost
-        context["error"] = translator(request)(exc.message, **exc.params)
+        context["error"] = error
         return render(request, "reviewer/rectification_case.html", context, status=exc.status)
     return RedirectResponse(f"/console/rectifications/{record.id}?done=open", status_code=303)
 
@@ -271,13 +270,10 @@ async def record_action(request: Request) -> Response:
     except ChuishaoError as exc:
         # Nothing of the attempt stays; the page comes back with the reason and with what was
         # typed, so a conflict loses nothing. The refusal is recorded on its own.
-        session.rollback()
-        audit.record_refusal(_database(request), f"rectification.{action}"[:64],
-                             actor_id=user.id, target=str(record.id),
-                             details={"code": exc.code})
+        error = refused(request, f"rectification.{action}", str(record.id), exc)
         record = _record(request)
         context = record_context(request, record)
-        context["error"] = translator(request)(exc.message, **exc.params)
+        context["error"] = error
         context["form_action"] = action
         if action in ("edit", "decide"):
             context["values"] = {**context["values"], **params,
