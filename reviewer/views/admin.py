@@ -19,13 +19,14 @@ from starlette.routing import BaseRoute, Route
 
 from reviewer.auth import current_user, require_roles
 from reviewer.views.accounts import script_messages
+from reviewer.views.refused import refused
 from service.domain import accounts, audit, channels, invitations, labels, refusals, storage
 from service.domain.models import ROLES, utcnow
 from service.platform.db import get_session
 from service.platform.errors import ChuishaoError, InvalidInput
 from service.platform.i18n import N_
 from service.platform.settings import Settings
-from service.platform.templating import language, render, translator
+from service.platform.templating import language, render
 
 View = Callable[[Request], Awaitable[Response]]
 
@@ -43,11 +44,9 @@ def _page(request: Request, name: str, context: dict[str, Any], status: int = 20
                   status=status)
 
 
-def _refused(request: Request, name: str, error: ChuishaoError) -> None:
-    """The refusal on the record (the request's transaction is rolled back first)."""
-    get_session(request).rollback()
-    audit.record_refusal(request.app.state.database, name, actor_id=current_user(request).id,
-                         target=request.url.path[:100], details={"reason": error.code})
+def _refused(request: Request, name: str, error: ChuishaoError) -> str:
+    # The administration pages record the path as the target and the code as the "reason".
+    return refused(request, name, request.url.path, error, key="reason")
 
 
 def action(name: str) -> Callable[[View], View]:
@@ -123,9 +122,8 @@ async def change_roles(request: Request) -> Response:
         accounts.set_roles(session, current_user(request), user, roles)
     except ChuishaoError as error:
         # Refused beside the row: the page again, the reason where the roles are.
-        _refused(request, "admin.roles", error)
-        return _users(request, {"error_user": user.id, "error": translator(request)(
-            error.message, **error.params)}, status=error.status)
+        message = _refused(request, "admin.roles", error)
+        return _users(request, {"error_user": user.id, "error": message}, status=error.status)
     # Back to the same row, with a confirmation beside it.
     return RedirectResponse(f"/console/admin?done=roles&user={user.id}#user-{user.id}",
                             status_code=303)
@@ -203,12 +201,12 @@ async def create_invitation(request: Request) -> Response:
                                                           channel=channel, scope=scope)
     except ChuishaoError as error:
         # The form comes back as it was typed, the reason beside it; nothing was made.
-        _refused(request, "admin.invite", error)
+        message = _refused(request, "admin.invite", error)
         return _page(request, "reviewer/admin_invitations.html", {
             "open": accounts.open_invitations(session),
             "channels": channels.list_channels(session, active_only=True),
             "default_hours": settings.invitation_hours, "link": None,
-            "error": translator(request)(error.message, **error.params), "form": typed,
+            "error": message, "form": typed,
         }, status=error.status)
     audit.append(session, "admin.invite", actor=current_user(request),
                  target=f"invitation:{invitation.id}",
@@ -250,9 +248,8 @@ async def add_channel(request: Request) -> Response:
             name_en=typed["name_en"])
     except ChuishaoError as error:
         # Refused in place: the form as typed, the reason above it.
-        _refused(request, "admin.channel.add", error)
-        return _channels(request, {"form": typed, "error": translator(request)(
-            error.message, **error.params)}, status=error.status)
+        message = _refused(request, "admin.channel.add", error)
+        return _channels(request, {"form": typed, "error": message}, status=error.status)
     audit.append(session, "admin.channel.add", actor=current_user(request),
                  target=f"channel:{channel.id}", details={"slug": channel.slug})
     return RedirectResponse("/console/admin/channels", status_code=303)

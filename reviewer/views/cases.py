@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import auth
 from reviewer.auth import current_user, require_roles
+from reviewer.views.refused import refused
 from service.domain import audit, cases, feed, followup, labels, reportform, workflow
 from service.domain.models import (
     Case,
@@ -165,40 +166,7 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
     settings = request.app.state.settings
     user = current_user(request)
     reviewers = cases.channel_reviewers(session, case.channel_id)
-    holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
-    slot = cases.slot_for(session, case, user)
-    internal = cases.slot_for(session, case, user, "internal")
-    # The identity is never on the page: only POST .../identity hands it out, audited. The
-    # reporter's own order, never interleaved with reviewers' finer than the granularity.
-    items = followup.conversation_order(case, list(session.scalars(
-        select(SealedItem).where(SealedItem.case_id == case.id,
-                                 SealedItem.kind != "identity"))), settings)
-    files = cases.complete_files(session, case)
-    complete_meta = {f.meta_item_id for f in files}
-    authors = {u.id: u.display_name or u.username for u in reviewers}
-    internal_keys = [{"key_id": key_id, "public_key": _b64(public)}
-                     for key_id, public in cases.internal_recipient_keys(session, case)]
-    data = {
-        "case_id": case.id,
-        "slot": _b64(slot.slot if slot else None),
-        "internal_slot": _b64(internal.slot if internal else None),
-        "internal_exists": cases.has_internal_key(session, case),
-        "internal_recipients": internal_keys,
-        "colleagues": [{"user_id": u.id, "name": u.display_name or u.username,
-                        "key_id": u.key_id, "public_key": _b64(u.public_key)}
-                       for u in reviewers if u.id not in holders],
-        "items": [{"id": i.id, "kind": i.kind, "author": i.author,
-                   "name": authors.get(i.user_id or 0, ""), "created": i.created_at.isoformat(),
-                   # Shown as the page shows every time: the installation's zone, labelled;
-                   # a reporter's item as the span its coarse time stands for.
-                   "shown": localtime.show(i.created_at, granularity=(
-                       settings.time_granularity_seconds if i.author == "reporter" else None)),
-                   "blob": _b64(i.blob)}
-                  for i in items if i.kind != "file-meta" or i.id in complete_meta],
-        "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "chunk_count": f.chunk_count,
-                   "stored_size": f.stored_size, "author": f.author} for f in files],
-        "can_write": user.has_role("reviewer") and slot is not None,
-    }
+    data = cases.case_page_data(session, settings, case, user)
     criterion = session.get(HazardCriterion, case.criterion_id) if case.criterion_id else None
     group = workflow.group_of(session, case) if case.duplicate_of or session.scalar(
         select(Case.id).where(Case.duplicate_of == case.id).limit(1)) else []
@@ -291,11 +259,9 @@ async def case_action(request: Request) -> Response:
         workflow.perform(session, request.app.state.settings, case, user, action,
                          version=params.pop("version", None), params=params)
     except ChuishaoError as exc:
-        # Nothing of the attempt stays; the page is shown again with the reason, and the
-        # refusal goes on the record in its own transaction.
-        session.rollback()
-        audit.record_refusal(_database(request), f"case.{action}"[:64], actor_id=user.id,
-                             target=case.id, details={"code": exc.code})
+        # Nothing of the attempt stays; the page is shown again with the reason (carried in
+        # the address, see above), and the refusal goes on the record in its own transaction.
+        refused(request, f"case.{action}", case.id, exc)
         return RedirectResponse(_failure_url(request, case, exc), status_code=303)
     return RedirectResponse(f"/console/cases/{case.id}?done={action}#triage", status_code=303)
 

@@ -1,6 +1,7 @@
 """Console views: rectification records, the ledger, statistics and the public board switch.
 
-Thin: every decision is in service/domain/rectification.py, service/domain/hazard_ledger.py and
+Thin: every decision is in service/domain/rectification.py (and its rectification_facts.py,
+rectification_cases.py and rectification_records.py), service/domain/hazard_ledger.py and
 service/domain/board.py.
 
 Who may do what (besides holding a case role and having the record's channel in scope, or
@@ -36,11 +37,15 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer.auth import current_user, require_roles
 from reviewer.views import cases as case_views
+from reviewer.views.refused import refused
 from service.domain import (
     audit,
     board,
     cases,
     rectification,
+    rectification_cases,
+    rectification_facts,
+    rectification_records,
     workflow,
 )
 from service.domain import channels as channel_service
@@ -87,8 +92,8 @@ def _case(request: Request) -> Case:
 
 
 def _record(request: Request) -> Rectification:
-    return rectification.get_record(get_session(request), _database(request),
-                                    current_user(request), request.path_params["record_id"])
+    return rectification_records.get_record(get_session(request), _database(request),
+                                            current_user(request), request.path_params["record_id"])
 
 
 def _params(form: FormData) -> dict[str, Any]:
@@ -116,15 +121,16 @@ def _name(user: User | None) -> str:
 async def record_list(request: Request) -> Response:
     session = get_session(request)
     user = current_user(request)
-    filters = rectification.ListFilters.parse(request.query_params)
-    on = rectification.today()
-    records = rectification.list_records(session, user, filters, on)
+    filters = rectification_records.ListFilters.parse(request.query_params)
+    on = rectification_facts.today()
+    records = rectification_records.list_records(session, user, filters, on)
     channels = {c.id: c for c in cases.visible_channels(session, user)}
     return render(request, "reviewer/rectification_list.html", {
         "records": records, "filters": filters, "channels": channels, "today": on,
-        "states": rectification.STATE_LABELS, "counts": rectification.counts(session, user, on),
-        "overdue": {r.id for r in records if rectification.is_overdue(r, on)},
-        "unexplained": {r.id for r in records if rectification.needs_explanation(r, on)},
+        "states": rectification_facts.STATE_LABELS,
+        "counts": rectification_records.counts(session, user, on),
+        "overdue": {r.id for r in records if rectification_facts.is_overdue(r, on)},
+        "unexplained": {r.id for r in records if rectification_facts.needs_explanation(r, on)},
     })
 
 
@@ -135,14 +141,14 @@ def _case_records_context(request: Request, case: Case) -> dict[str, Any]:
     session = get_session(request)
     user = current_user(request)
     return {
-        "case": case, "records": rectification.records_of_case(session, case),
-        "states": rectification.STATE_LABELS,
-        "can_open": user.has_role("reviewer") and rectification.can_open(case)
+        "case": case, "records": rectification_cases.records_of_case(session, case),
+        "states": rectification_facts.STATE_LABELS,
+        "can_open": user.has_role("reviewer") and rectification_cases.can_open(case)
         and case.channel_id in cases.case_channels(session, user),
         "reviewers": cases.channel_reviewers(session, case.channel_id),
         "values": {"location": case.location, "owner": str(user.id)},
         "status_label": workflow.STATUS_LABELS[case.status],
-        "error": None, "today": rectification.today(),
+        "error": None, "today": rectification_facts.today(),
     }
 
 
@@ -161,16 +167,14 @@ async def open_record(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=FORM_LIMITS["max_fields"])
     params = _params(form)
     try:
-        record = rectification.open_record(session, request.app.state.settings, case, user,
-                                           params)
+        record = rectification_cases.open_record(session, request.app.state.settings, case, user,
+                                                 params)
     except ChuishaoError as exc:
-        session.rollback()
-        audit.record_refusal(_database(request), "rectification.open", actor_id=user.id,
-                             target=case.id, details={"code": exc.code})
+        error = refused(request, "rectification.open", case.id, exc)
         case = _case(request)
         context = _case_records_context(request, case)
         context["values"] = params  # nothing typed is lost
-        context["error"] = translator(request)(exc.message, **exc.params)
+        context["error"] = error
         return render(request, "reviewer/rectification_case.html", context, status=exc.status)
     return RedirectResponse(f"/console/rectifications/{record.id}?done=open", status_code=303)
 
@@ -180,7 +184,7 @@ async def open_record(request: Request) -> Response:
 
 def _values(record: Rectification) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(record, name)
-                              for name in rectification.TEXT_FIELDS}
+                              for name in rectification_facts.TEXT_FIELDS}
     values.update(funds=plain_yuan(record.funds_fen),
                   deadline=record.deadline.isoformat() if record.deadline else "",
                   work_stopped=record.work_stopped, listed_supervision=record.listed_supervision,
@@ -192,23 +196,23 @@ def record_context(request: Request, record: Rectification) -> dict[str, Any]:
     session = get_session(request)
     user = current_user(request)
     settings = request.app.state.settings
-    on = rectification.today()
-    linked = rectification.linked_cases(session, record)
+    on = rectification_facts.today()
+    linked = rectification_cases.linked_cases(session, record)
     origin = session.get(Case, record.case_id)
-    entries = rectification.entries(session, record)
-    evidence = rectification.evidence(session, record)
+    entries = rectification_records.entries(session, record)
+    evidence = rectification_records.evidence(session, record)
     metas = {item.id: item for item in session.scalars(select(SealedItem).where(
         SealedItem.id.in_([stored.meta_item_id for _, stored in evidence])))} \
         if evidence else {}
-    people = rectification.users_by_id(
+    people = rectification_records.users_by_id(
         session, [record.opened_by, record.owner_id, record.accepted_by, record.closed_by,
                   record.published_by, *[e.user_id for e in entries]])
     slots = {case.id: cases.slot_for(session, case, user) for case in linked}
     candidates = [c for c in cases.same_channel_cases(session, origin) if c.id not in
-                  {x.id for x in linked} and rectification.can_open(c)] if origin else []
+                  {x.id for x in linked} and rectification_cases.can_open(c)] if origin else []
     data = {
         "record_id": record.id,
-        "can_upload": user.has_role("reviewer") and record.state in rectification.OPEN_STATES,
+        "can_upload": user.has_role("reviewer") and record.state in rectification_facts.OPEN_STATES,
         "max_file_bytes": settings.max_file_bytes,
         "max_files": settings.max_files,
         "cases": [{"case_id": case.id, "slot": _b64(slot.slot if slot else None)}
@@ -224,15 +228,16 @@ def record_context(request: Request, record: Rectification) -> dict[str, Any]:
     for entry_data in data["files"]:
         files_by_entry.setdefault(entry_data["entry_id"], []).append(entry_data)
     return {
-        "record": record, "number": rectification.number(record),
+        "record": record, "number": rectification_facts.number(record),
         "channel": session.get(Channel, record.channel_id),
         "origin": origin, "linked": linked, "entries": entries, "people": people,
-        "files_by_entry": files_by_entry, "state_label": rectification.STATE_LABELS[record.state],
-        "states": rectification.STATE_LABELS, "entry_labels": rectification.ENTRY_LABELS,
-        "phases": rectification.PHASES, "results": rectification.RESULTS,
+        "files_by_entry": files_by_entry,
+        "state_label": rectification_facts.STATE_LABELS[record.state],
+        "states": rectification_facts.STATE_LABELS, "entry_labels": rectification.ENTRY_LABELS,
+        "phases": rectification_facts.PHASES, "results": rectification.RESULTS,
         "grades": workflow.GRADES,
-        "overdue": rectification.is_overdue(record, on),
-        "unexplained": rectification.needs_explanation(record, on),
+        "overdue": rectification_facts.is_overdue(record, on),
+        "unexplained": rectification_facts.needs_explanation(record, on),
         "actions": rectification.allowed_actions(record, user),
         "may_accept": user.id not in {record.opened_by, record.owner_id} | {
             e.user_id for e in entries if e.kind == "on_the_spot"},
@@ -265,13 +270,10 @@ async def record_action(request: Request) -> Response:
     except ChuishaoError as exc:
         # Nothing of the attempt stays; the page comes back with the reason and with what was
         # typed, so a conflict loses nothing. The refusal is recorded on its own.
-        session.rollback()
-        audit.record_refusal(_database(request), f"rectification.{action}"[:64],
-                             actor_id=user.id, target=str(record.id),
-                             details={"code": exc.code})
+        error = refused(request, f"rectification.{action}", str(record.id), exc)
         record = _record(request)
         context = record_context(request, record)
-        context["error"] = translator(request)(exc.message, **exc.params)
+        context["error"] = error
         context["form_action"] = action
         if action in ("edit", "decide"):
             context["values"] = {**context["values"], **params,
@@ -296,8 +298,8 @@ async def _json(request: Request) -> Any:
 @require_roles("reviewer")
 async def post_file(request: Request) -> Response:
     record = _record(request)
-    file = rectification.register_file(get_session(request), request.app.state.settings,
-                                       record, current_user(request), await _json(request))
+    file = rectification_records.register_file(get_session(request), request.app.state.settings,
+                                               record, current_user(request), await _json(request))
     return JSONResponse({"id": file.id, "chunk_count": file.chunk_count}, status_code=201)
 
 
@@ -305,17 +307,17 @@ async def post_file(request: Request) -> Response:
 async def put_chunk(request: Request) -> Response:
     record = _record(request)
     data = await request.body()
-    rectification.store_chunk(get_session(request), record, current_user(request),
-                              str(request.path_params["file_id"]),
-                              int(request.path_params["index"]), data)
+    rectification_records.store_chunk(get_session(request), record, current_user(request),
+                                      str(request.path_params["file_id"]),
+                                      int(request.path_params["index"]), data)
     return JSONResponse({"ok": True})
 
 
 @require_roles("reviewer")
 async def finish_file(request: Request) -> Response:
     record = _record(request)
-    rectification.finish_file(get_session(request), record, current_user(request),
-                              str(request.path_params["file_id"]))
+    rectification_records.finish_file(get_session(request), record, current_user(request),
+                                      str(request.path_params["file_id"]))
     return JSONResponse({"ok": True})
 
 
@@ -340,7 +342,7 @@ def _channel_of(request: Request, raw: Any) -> tuple[list[Channel], Channel | No
 @require_roles(*CASE_ROLES)
 async def ledger_page(request: Request) -> Response:
     mine, chosen = _channel_of(request, request.query_params.get("channel"))
-    on = rectification.today()
+    on = rectification_facts.today()
     return render(request, "reviewer/ledger.html", {
         "channels": mine, "chosen": chosen, "periods": ledger.period_choices(on),
         "period": str(request.query_params.get("period") or on.year),
@@ -385,7 +387,7 @@ async def ledger_export(request: Request) -> Response:
 async def stats_page(request: Request) -> Response:
     session = get_session(request)
     mine, chosen = _channel_of(request, request.query_params.get("channel"))
-    on = rectification.today()
+    on = rectification_facts.today()
     raw_year = str(request.query_params.get("year") or on.year)
     year = int(raw_year) if raw_year.isdigit() and 2000 <= int(raw_year) <= 2100 else on.year
     rows = ledger.yearly(session, chosen.id, year, on) if chosen else []

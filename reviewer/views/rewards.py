@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import auditview
 from reviewer.auth import current_user, require_roles
+from reviewer.views.refused import refusal_text, refused
 from service.domain import audit, cases, exports, rewardflow, workflow
 from service.domain.installation import (
     get_installation,
@@ -70,20 +71,6 @@ GRADE_LABELS = {"general": N_("General (一般)"), "larger": N_("Larger (较大)
 
 def _database(request: Request) -> Any:
     return request.app.state.database
-
-
-def _refusal(request: Request, action: str, target: str, exc: ChuishaoError) -> None:
-    get_session(request).rollback()
-    audit.record_refusal(_database(request), action[:64], actor_id=current_user(request).id,
-                         target=target[:100], details={"code": exc.code})
-
-
-def _message(request: Request, exc: ChuishaoError) -> str:
-    params = dict(exc.params)
-    # Calculator and policy refusals come in both languages: take the page's.
-    if "reason_zh" in params and language(request) == "zh_CN":
-        params["reason"] = params["reason_zh"]
-    return translator(request)(exc.message, **params)
 
 
 def _explain(request: Request, calc: Any) -> str:
@@ -197,9 +184,9 @@ async def _decide(request: Request, action: str) -> Response:
 
 def _refused(request: Request, action: str, record_id: str, exc: ChuishaoError) -> Response:
     """The record page again, with the refusal's message; the refusal is audited."""
-    _refusal(request, action, record_id, exc)
+    error = refused(request, action, record_id, exc)
     context = _record_context(request, _record(request))
-    context.update(error=_message(request, exc), done=None)
+    context.update(error=error, done=None)
     return render_page(request, "reviewer/reward.html", context, status=exc.status)
 
 
@@ -222,7 +209,7 @@ async def claim(request: Request) -> Response:
     try:
         slot = rewardflow.claim_for(get_session(request), record, current_user(request))
     except ChuishaoError as exc:
-        _refusal(request, "reward.claim_viewed", record.id, exc)
+        refused(request, "reward.claim_viewed", record.id, exc)
         raise
     assert record.claim_blob is not None
     return JSONResponse({"item_id": record.claim_item_id,
@@ -308,11 +295,11 @@ async def case_reward_post(request: Request) -> Response:
                                     status_code=303)
         row, calc = rewardflow.preview(session, case, user, form.get("policy"), form)
     except ChuishaoError as exc:
-        _refusal(request, "reward.propose" if action == "propose" else "reward.preview",
-                 case.id, exc)
+        error = refused(request, "reward.propose" if action == "propose" else "reward.preview",
+                        case.id, exc)
         case = _case(request)
         context = _case_context(request, case)
-        context.update(error=_message(request, exc), form=form)
+        context.update(error=error, form=form)
         return render_page(request, "reviewer/reward_case.html", context, status=exc.status)
     context = _case_context(request, case)
     context.update(form=form, preview={"row": row, "calc": calc,
@@ -333,7 +320,7 @@ async def export(request: Request) -> Response:
         filters = rewardflow.LedgerFilters.parse(form)
         started = exports.start_export(session, user, fmt, filters)
     except ChuishaoError as exc:
-        _refusal(request, "export.rewards", "rewards", exc)
+        refused(request, "export.rewards", "rewards", exc)
         raise
     # The request's transaction (the export row, its audit entry) commits as the response
     # starts; the rows are then read in a transaction of the stream's own.
@@ -465,9 +452,9 @@ async def upload_policy(request: Request) -> Response:
         rewardflow.upload_policy(session, user, text,
                                  identity_required=form.get("identity_required") == "1")
     except ChuishaoError as exc:
-        _refusal(request, "reward.policy_upload", "policies", exc)
+        error = refused(request, "reward.policy_upload", "policies", exc)
         context = _policies_context(request)
-        context["error"] = _message(request, exc)
+        context["error"] = error
         return render_page(request, "reviewer/reward_policies.html", context,
                            status=exc.status)
     return RedirectResponse("/console/reward-policies?done=uploaded", status_code=303)
@@ -501,7 +488,7 @@ async def preview_policy(request: Request) -> Response:
     try:
         calc = rewardflow.preview_policy(row, form)
     except ChuishaoError as exc:
-        context["error"] = _message(request, exc)
+        context["error"] = refusal_text(request, exc)
         return render_page(request, "reviewer/reward_policies.html", context,
                            status=exc.status)
     audit.append(session, "reward.policy_preview", actor=current_user(request),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.domain import audit, rectification
+from service.domain import audit, rectification_facts
 from service.domain import hazard_ledger as ledger
 from service.domain.channels import SLUG
 from service.domain.models import Case, Channel, User, utcnow
@@ -60,7 +60,7 @@ def _weeks_with_thursday_in(first: dt.date, last: dt.date) -> tuple[dt.date, dt.
 def parse_period(text: str, on: dt.date | None = None) -> Weeks:
     """'2025' (its ISO weeks), '2025-Q2', '2025-06' (e.g. the June safety month), '2025-W23';
     empty: this year."""
-    on = on or rectification.today()
+    on = on or rectification_facts.today()
     text = (text or "").strip() or str(on.isocalendar()[0])
     match = PERIOD.match(text)
     if match is None or not 2000 <= int(match.group(1)) <= 2100:
@@ -140,7 +140,7 @@ def find_channel(session: Session, slug: str) -> Channel:
 
 def board(session: Session, channel: Channel, weeks: Weeks,
           on: dt.date | None = None) -> Board:
-    on = on or rectification.today()
+    on = on or rectification_facts.today()
     counts = ledger.cohort_counts(session, channel.id, weeks.first, weeks.last, on)
     rows = session.execute(
         select(Rectification.closed_at, Rectification.public_text, Case.grade)
@@ -150,7 +150,7 @@ def board(session: Session, channel: Channel, weeks: Weeks,
         .order_by(Rectification.closed_at, Rectification.id))
     published = []
     for closed_at, text, grade in rows:
-        day = rectification.local_date(closed_at) if closed_at else None
+        day = rectification_facts.local_date(closed_at) if closed_at else None
         if day is not None and weeks.first <= day <= weeks.last and text:
             published.append(Published(weeks.week_label(day), grade, text))
     return Board(channel, weeks, counts, rewards_paid(session, channel, weeks), published)

@@ -10,6 +10,9 @@ sees none: administering users must not open reports.
 The list is keyset-paginated on (created_at, id) so every page costs the same however many
 cases there are: the ordering walks ``ix_cases_created`` and stops after one page.
 
+The single case's page data for case.js (``case_page_data``) is built here too, from the same
+key-slot and file helpers the sealed JSON calls use.
+
 Longer than 500 lines because visibility is one rule: the list query, the single-case
 check and the filters are built from the same clauses and must not drift apart.
 """
@@ -28,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import crypto
-from service.domain import audit, intake, workflow
+from service.domain import audit, followup, intake, workflow
 from service.domain.intake import ID
 from service.domain.models import (
     Case,
@@ -42,6 +45,7 @@ from service.domain.models import (
     User,
     utcnow,
 )
+from service.platform import localtime
 from service.platform.db import Database
 from service.platform.errors import ChuishaoError, Conflict, InvalidInput, Malformed, NotFound
 from service.platform.i18n import N_
@@ -412,6 +416,50 @@ def internal_recipient_keys(session: Session, case: Case) -> list[tuple[str, byt
 def has_internal_key(session: Session, case: Case) -> bool:
     return session.scalar(select(KeySlot.id).where(
         KeySlot.case_id == case.id, KeySlot.purpose == "internal").limit(1)) is not None
+
+
+def _b64(data: bytes | None) -> str:
+    return crypto.b64u_encode(data) if data else ""
+
+
+def case_page_data(session: Session, settings: Settings, case: Case,
+                   user: User) -> dict[str, Any]:
+    """What the case page hands case.js: the user's key slots, the sealed conversation and
+    files, and the colleagues a key can be granted to. Ciphertext only; the browser decrypts."""
+    reviewers = channel_reviewers(session, case.channel_id)
+    holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
+    slot = slot_for(session, case, user)
+    internal = slot_for(session, case, user, "internal")
+    # The identity is never on the page: only POST .../identity hands it out, audited. The
+    # reporter's own order, never interleaved with reviewers' finer than the granularity.
+    items = followup.conversation_order(case, list(session.scalars(
+        select(SealedItem).where(SealedItem.case_id == case.id,
+                                 SealedItem.kind != "identity"))), settings)
+    files = complete_files(session, case)
+    complete_meta = {f.meta_item_id for f in files}
+    authors = {u.id: u.display_name or u.username for u in reviewers}
+    return {
+        "case_id": case.id,
+        "slot": _b64(slot.slot if slot else None),
+        "internal_slot": _b64(internal.slot if internal else None),
+        "internal_exists": has_internal_key(session, case),
+        "internal_recipients": [{"key_id": key_id, "public_key": _b64(public)}
+                                for key_id, public in internal_recipient_keys(session, case)],
+        "colleagues": [{"user_id": u.id, "name": u.display_name or u.username,
+                        "key_id": u.key_id, "public_key": _b64(u.public_key)}
+                       for u in reviewers if u.id not in holders],
+        "items": [{"id": i.id, "kind": i.kind, "author": i.author,
+                   "name": authors.get(i.user_id or 0, ""), "created": i.created_at.isoformat(),
+                   # Shown as the page shows every time: the installation's zone, labelled;
+                   # a reporter's item as the span its coarse time stands for.
+                   "shown": localtime.show(i.created_at, granularity=(
+                       settings.time_granularity_seconds if i.author == "reporter" else None)),
+                   "blob": _b64(i.blob)}
+                  for i in items if i.kind != "file-meta" or i.id in complete_meta],
+        "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "chunk_count": f.chunk_count,
+                   "stored_size": f.stored_size, "author": f.author} for f in files],
+        "can_write": user.has_role("reviewer") and slot is not None,
+    }
 
 
 def _parse_slots(raw: Any, purposes: tuple[str, ...]) -> list[tuple[str, str, bytes]]:

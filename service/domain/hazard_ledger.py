@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.domain import rectification, sheets
+from service.domain import rectification, rectification_facts, rectification_records, sheets
 from service.domain.labels import LIST_SEPARATOR
 from service.domain.models import Case, Channel, HazardCriterion
 from service.domain.models.rectification import (
@@ -75,8 +75,8 @@ class Period:
 def parse_period(text: str, start: str = "", end: str = "") -> Period:
     """'2025', '2025-Q2', '2025-06', or explicit first and last days."""
     if start or end:
-        first = rectification.parse_date(start)
-        last = rectification.parse_date(end)
+        first = rectification_facts.parse_date(start)
+        last = rectification_facts.parse_date(end)
         if first is None or last is None or last < first or (last - first).days > 3660:
             raise InvalidInput(N_("Choose a period: a year, a quarter, a month or two dates."),
                                code="period")
@@ -135,7 +135,7 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
                 translate: Callable[..., str], on: dt.date | None = None,
                 language: str = "zh_CN") -> Iterator[list[Any]]:
     """One list of values per record found in the period (text, dates, yuan, fen)."""
-    on = on or rectification.today()
+    on = on or rectification_facts.today()
     found = records_found(session, channel.id, period.start, period.end)
     ids = [record.id for record, _ in found]
     links: dict[int, list[str]] = {}
@@ -151,7 +151,7 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
                 RectificationEntry.kind.in_(("on_the_spot", "progress", "extension",
                                               "explanation")))
                 .order_by(RectificationEntry.id)):
-            day = rectification.local_date(entry.created_at).isoformat()
+            day = rectification_facts.local_date(entry.created_at).isoformat()
             label = translate(rectification.ENTRY_LABELS[entry.kind])
             progress.setdefault(entry.rectification_id, []).append(
                 f"{day} {label}: {entry.text}".strip().rstrip(":"))
@@ -159,8 +159,8 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
                 RectificationFile.rectification_id.in_(ids))
                 .order_by(RectificationFile.file_id)):
             photos.setdefault((file.rectification_id, file.phase), []).append(
-                rectification.local_date(file.created_at))
-    people = rectification.users_by_id(session, [r.accepted_by for r, _ in found])
+                rectification_facts.local_date(file.created_at))
+    people = rectification_records.users_by_id(session, [r.accepted_by for r, _ in found])
     name = channel.name_en if language == "en" and channel.name_en else channel.name_zh
     yes, no = translate(N_("yes")), translate(N_("no"))
     case_word = translate(N_("case"))
@@ -186,7 +186,7 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
         inspector = people.get(record.accepted_by or 0)
         supervision = (f"{yes} ({record.supervision_by})" if record.listed_supervision else no)
         yield [
-            rectification.number(record),
+            rectification_facts.number(record),
             record.found_on,
             record.location,
             f"{name} · {case_word} {', '.join(links.get(record.id, []))}",
@@ -209,8 +209,8 @@ def ledger_rows(session: Session, channel: Channel, period: Period,
             photo_cell(record.id, "after"),
             (inspector.display_name or inspector.username) if inspector else "",
             record.accepted_on,
-            rectification.local_date(record.closed_at) if record.closed_at else None,
-            translate(rectification.STATE_LABELS[record.state]),
+            rectification_facts.local_date(record.closed_at) if record.closed_at else None,
+            translate(rectification_facts.STATE_LABELS[record.state]),
             yes if _late(record, on) else no,
         ]
 
@@ -260,7 +260,7 @@ class Counts:
 def cohort_counts(session: Session, channel_id: int, start: dt.date, end: dt.date,
                   on: dt.date | None = None) -> Counts:
     """The hazards found from ``start`` to ``end`` and what became of them by ``on``."""
-    on = on or rectification.today()
+    on = on or rectification_facts.today()
     found = records_found(session, channel_id, start, end)
     general = sum(1 for _, case in found if case.grade == "general")
     major = sum(1 for _, case in found if case.grade == "major")
@@ -269,7 +269,7 @@ def cohort_counts(session: Session, channel_id: int, start: dt.date, end: dt.dat
                   and (record.on_the_spot or (record.deadline is not None
                                               and record.accepted_on <= record.deadline)))
     overdue = sum(1 for record, _ in found if _late(record, on))
-    still_open = sum(1 for record, _ in found if record.state in rectification.OPEN_STATES)
+    still_open = sum(1 for record, _ in found if record.state in rectification_facts.OPEN_STATES)
     return Counts(len(found), general, major, len(found) - general - major, on_time, overdue,
                   still_open)
 

@@ -7,9 +7,10 @@
     rectified | not_accepted | verified (false) ─close→ closed
     not_accepted ─reopen_refusal→ new (an approver, within settings.reopen_days)
 
-The three rectification moves are ``by_record``: only service/domain/rectification.py makes them,
-from the case's rectification records (five guarantees, or a fix recorded on the spot, and an
-acceptance check by a second person). Nobody reaches "rectification accepted" by a button.
+The three rectification moves are ``by_record``: only the case's rectification records make
+them (``sync_case`` in service/domain/rectification_cases.py; five guarantees, or a fix recorded
+on the spot, and an acceptance check by a second person). Nobody reaches "rectification
+accepted" by a button.
 
 Rectification records (service/domain/rectification.py) drive the last moves: the first record opens
 the rectification, the last accepted one accepts it, the last write-off closes the case. Guards
@@ -124,7 +125,8 @@ class Rule(statemachine.Rule[Move]):
     target: str | None  # None: the status stays
     event: str  # CaseEvent kind
     visible: bool  # shown in the reporter's feed
-    # Made only by the rectification records (service/domain/rectification.py), never directly.
+    # Made only by the rectification records (service/domain/rectification_cases.py), never
+    # directly.
     by_record: bool = False
 
 
@@ -669,7 +671,8 @@ def perform(session: Session, settings: Settings, case: Case, actor: User, actio
             now: dt.datetime | None = None, by_record: bool = False) -> CaseEvent:
     """Apply ``action`` to ``case`` as ``actor``; refuses without changing anything.
 
-    ``by_record`` is for service/domain/rectification.py only: the moves its records make."""
+    ``by_record`` is for service/domain/rectification_cases.py only: the moves the records
+    make."""
     if action in RULES and RULES[action].by_record and not by_record:
         raise ThroughRecords()
     rule = statemachine.check(RULES, action, case.status, actor, version, case.version)

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.domain import board, rectification, workflow
+from service.domain import board, rectification_facts, workflow
 from service.domain.rewards.money import format_yuan
 from service.platform.db import get_session
 from service.platform.errors import ChuishaoError
@@ -20,7 +20,7 @@ from service.platform.templating import render, translator
 
 async def board_page(request: Request) -> Response:
     session = get_session(request)
-    on = rectification.today()
+    on = rectification_facts.today()
     channels = board.public_channels(session)
     slug = str(request.query_params.get("channel") or "")[:64]
     period = str(request.query_params.get("period") or "")[:10]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 import crypto
 from reviewer import auth
 from service.client import Client, urllib_transport
-from service.domain import rectification, workflow
+from service.domain import rectification_facts, workflow
 from service.domain.models import Case, StoredFile, User
 from service.domain.models.rectification import Rectification, RectificationFile
 from service.platform.i18n import Catalogs
@@ -145,7 +145,7 @@ def _salt(session: Any) -> bytes:
 def test_rectification_from_case_to_write_off_followed_by_the_reporter(
         browser: Browser, live: LiveServer, tmp_path: Path) -> None:
     receipt, case_id = _verified_case(live)
-    deadline = (rectification.today() + dt.timedelta(days=20)).isoformat()
+    deadline = (rectification_facts.today() + dt.timedelta(days=20)).isoformat()
     # The first reviewer opens a record from the case page and decides the five guarantees.
     page = browser.console("reviewer0", live.reviewer_keys[0])
     page.goto(f"/console/cases/{case_id}")

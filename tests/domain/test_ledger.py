@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from service.domain import board, rectification
+from service.domain import board, rectification_facts
 from service.domain import hazard_ledger as ledger
 from service.domain.models import Case, HazardCriterion, utcnow
 from service.domain.models.rectification import (
@@ -246,7 +246,7 @@ def test_periods() -> None:
     for bad in ("2025-W54", "2025-W00", "2025-14", "soon"):
         with pytest.raises(InvalidInput):
             board.parse_period(bad)
-    assert rectification.today()  # the board's default period is this ISO year
+    assert rectification_facts.today()  # the board's default period is this ISO year
 
 
 def test_board_counts_rewards_paid_in_the_period(session, settings) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 import crypto
-from service.domain import cases, feed, rectification, workflow
+from service.domain import cases, feed, rectification_facts, workflow
 from service.domain.installation import get_installation
 from service.domain.models import Case, User, utcnow
 from service.domain.models.rectification import Rectification, RectificationFile
@@ -36,7 +36,7 @@ from tests.domain.test_recipients import REPORT, Office, office  # noqa: F401
 from tests.domain.test_rectification import _sealed_upload
 from tests.factories import api_client, open_as
 
-TODAY = rectification.today()
+TODAY = rectification_facts.today()
 ZH = Catalogs.load().gettext("zh_CN")
 
 
@@ -235,7 +235,7 @@ def test_a_hazard_removed_on_the_spot_is_recorded_checked_and_counted(  # noqa: 
                                      f"&period={TODAY.year}&format=csv")
         assert exported.status_code == 200, exported.text[:300]
         rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
-        row = next(r for r in rows[1:] if r[0] == rectification.number(record))
+        row = next(r for r in rows[1:] if r[0] == rectification_facts.number(record))
         assert spot["measures"] in row and spot["responsible_person"] in row
         assert any("当场整改" in cell for cell in row)
         stats = person.client.get(f"/console/stats?channel={channel}&year={TODAY.year}")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from service.domain import rectification
+from service.domain import rectification_facts
 from service.domain.models.rewards import RewardRecord
 from service.domain.rewards.money import AmountError, format_yuan, parse_amount, plain_yuan
 from service.platform.settings import Settings
@@ -38,7 +38,7 @@ def test_misgrouped_amounts_are_refused(text: str) -> None:
     with pytest.raises(AmountError):
         parse_amount(text)
     with pytest.raises(Exception, match="yuan"):
-        rectification.parse_yuan(text)
+        rectification_facts.parse_yuan(text)
 
 
 def test_grouped_and_plain_amounts_mean_the_same() -> None:

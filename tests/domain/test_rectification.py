@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from starlette.testclient import TestClient
 
 import crypto
-from service.domain import feed, rectification, sealing, workflow
+from service.domain import feed, rectification_facts, sealing, workflow
 from service.domain.installation import get_installation
 from service.domain.models import AuditEntry, Case, CaseEvent, StoredFile, User
 from service.domain.models.rectification import Rectification, RectificationFile
@@ -27,7 +27,7 @@ from tests.factories import api_client, make_reviewer, make_world, open_as
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
           "description": "液氨管道泄漏无人处理。", "seen_at": "", "insider": "",
           "language": "zh_CN"}
-TODAY = rectification.today()
+TODAY = rectification_facts.today()
 SOON = (TODAY + dt.timedelta(days=30)).isoformat()
 LATER = (TODAY + dt.timedelta(days=45)).isoformat()
 FIELDS = {

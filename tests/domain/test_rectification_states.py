@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from service.domain import rectification
+from service.domain import rectification, rectification_facts
 from service.domain.models import AuditEntry, Case, CaseEvent, utcnow
 from service.domain.models.rectification import (
     Rectification,
@@ -24,7 +24,7 @@ from service.platform.errors import Conflict, Forbidden, InvalidInput
 from service.platform.i18n import Catalogs
 from tests.factories import make_reviewer, make_world
 
-TODAY = rectification.today()
+TODAY = rectification_facts.today()
 SOON = TODAY + dt.timedelta(days=20)
 GUARANTEES = {
     "description": "配电室电缆沟积水", "location": "一号配电室",
@@ -142,7 +142,7 @@ def snapshot(session, record: Rectification) -> tuple[Any, ...]:  # type: ignore
             session.scalar(select(func.count()).select_from(RectificationCase)))
 
 
-@pytest.mark.parametrize("state", rectification.STATES)
+@pytest.mark.parametrize("state", rectification_facts.STATES)
 @pytest.mark.parametrize("action", rectification.ACTIONS)
 def test_every_state_and_action(session, world, state: str, action: str) -> None:  # type: ignore[no-untyped-def]
     record = new_record(session, world, state, **setup_for(action))
@@ -287,15 +287,15 @@ def test_roles_the_same_person_and_garbage_versions(session, world) -> None:  # 
 
 
 def test_money_is_fen_and_dates_are_local() -> None:
-    assert rectification.parse_yuan("12000.5") == 1_200_050
-    assert rectification.parse_yuan("0.01") == 1
-    assert rectification.parse_yuan("1,000") == 100_000
-    assert rectification.parse_yuan("") is None
+    assert rectification_facts.parse_yuan("12000.5") == 1_200_050
+    assert rectification_facts.parse_yuan("0.01") == 1
+    assert rectification_facts.parse_yuan("1,000") == 100_000
+    assert rectification_facts.parse_yuan("") is None
     for bad in ("-1", "1.234", "abc", "1e3", "9" * 13):
         with pytest.raises(InvalidInput):
-            rectification.parse_yuan(bad)
+            rectification_facts.parse_yuan(bad)
     # 17:00 UTC is already the next day in China.
     late = dt.datetime(2025, 6, 30, 17, 0, tzinfo=dt.UTC)
-    assert rectification.today(late) == dt.date(2025, 7, 1)
-    assert rectification.week_bounds(dt.date(2025, 6, 18)) == (dt.date(2025, 6, 16),
-                                                               dt.date(2025, 6, 22))
+    assert rectification_facts.today(late) == dt.date(2025, 7, 1)
+    assert rectification_facts.week_bounds(dt.date(2025, 6, 18)) == (dt.date(2025, 6, 16),
+                                                                     dt.date(2025, 6, 22))

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 import crypto
-from service.domain import invitations, rectification, rewardflow, workflow
+from service.domain import invitations, rectification_cases, rewardflow, workflow
 from service.domain.installation import get_installation
 from service.domain.models import Base, Case, HazardCriterion, StoredFile
 from service.platform.settings import Settings
@@ -200,8 +200,8 @@ def build_rich(client: TestClient, session: Session, settings: Settings) -> Rich
     assert policy is not None
     reward = rewardflow.propose(session, case, reviewer, policy.id, {"fine": "200000"})
     rewardflow.approve(session, reward, users["approver"].user, reward.version)
-    record = rectification.open_record(session, settings, case, reviewer,
-                                       {"description": "储罐阀门更换"})
+    record = rectification_cases.open_record(session, settings, case, reviewer,
+                                             {"description": "储罐阀门更换"})
     _, token = invitations.create_invitation(session, roles=["reviewer"], hours=2)
     session.commit()
     file_id = session.scalar(select(StoredFile.id).where(StoredFile.case_id == case.id))
