@@ -23,7 +23,6 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
@@ -101,14 +100,6 @@ def revoke_session(session: Session, session_id: str, now: dt.datetime | None = 
     row = session.get(ConsoleSession, session_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at = now or utcnow()
-
-
-def revoke_all(session: Session, user_id: int, now: dt.datetime | None = None) -> int:
-    result = session.execute(
-        update(ConsoleSession)
-        .where(ConsoleSession.user_id == user_id, ConsoleSession.revoked_at.is_(None))
-        .values(revoked_at=now or utcnow()))
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def session_cookie(settings: Settings) -> str:
