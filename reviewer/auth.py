@@ -12,7 +12,6 @@ Sec-Fetch-Site are checked when the browser sends them).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import hashlib
@@ -28,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import crypto
 from service.domain import audit, refusals
 from service.domain.models import ConsoleSession, User, utcnow
 from service.platform import tokens
@@ -52,13 +52,9 @@ class CsrfFailed(ChuishaoError):
                  "try again.")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def csrf_token_for(secret_key: str, binding: str) -> str:
     mac = hmac.new(secret_key.encode(), b"chuishao.csrf\x00" + binding.encode(), hashlib.sha256)
-    return _b64(mac.digest())
+    return crypto.b64u_encode(mac.digest())
 
 
 # ---------------------------------------------------------------------------- sessions
