@@ -14,7 +14,7 @@ from ._claim import (
     open_claim_key,
     seal_claim_key,
 )
-from ._encoding import b64u_decode, b64u_encode
+from ._encoding import B32_ALPHABET, b32_decode, b32_encode, b64u_decode, b64u_encode
 from ._errors import OpenError
 from ._files import CHUNK_SIZE, open_file, seal_file
 from ._items import open_item, padme, seal_item
@@ -79,6 +79,9 @@ __all__ = [
     "OpenError",
     "PasswordKeys",
     "ReceiptKeys",
+    "B32_ALPHABET",
+    "b32_decode",
+    "b32_encode",
     "b64u_decode",
     "b64u_encode",
     "claim_code_hash",

@@ -8,7 +8,6 @@ under a fresh claim key, slotted to the finance officers and the recovery key on
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import unicodedata
@@ -17,14 +16,13 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from . import _hpke
-from ._encoding import Rng, random_bytes, require_bytes
+from ._encoding import B32_ALPHABET, Rng, b32_encode, random_bytes, require_bytes
 from ._errors import OpenError
 from ._slots import SLOT_SIZE
 
 CLAIM_CODE_LABEL = b"chuishao/v1/claim\x00"
 CLAIM_KEY_LABEL = b"chuishao/v1/claim-key\x00"
 CLAIM_CODE_CHARS = 16  # base32 of 10 bytes: 80 bits
-_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 _DROP_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pd"})
 _DROP_CHARS = frozenset("\t\n\v\f\r")
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
@@ -35,7 +33,7 @@ def derive_claim_code(lookup_secret: bytes, reward_id: bytes) -> str:
     mac = hmac.new(require_bytes(lookup_secret, 32, "lookup_secret"),
                    CLAIM_CODE_LABEL + require_bytes(reward_id, 16, "reward_id"),
                    hashlib.sha256).digest()
-    return base64.b32encode(mac[:10]).decode("ascii")
+    return b32_encode(mac[:10])
 
 
 def normalize_claim_code(text: str) -> str:
@@ -46,7 +44,7 @@ def normalize_claim_code(text: str) -> str:
     kept = "".join(c for c in folded
                    if c not in _DROP_CHARS and unicodedata.category(c) not in _DROP_CATEGORIES)
     kept = kept.upper()
-    if len(kept) != CLAIM_CODE_CHARS or not all(c in _ALPHABET for c in kept):
+    if len(kept) != CLAIM_CODE_CHARS or not all(c in B32_ALPHABET for c in kept):
         raise ValueError("a claim code is 16 letters and digits")
     return kept
 

@@ -35,6 +35,27 @@ def b64u_decode(text: str) -> bytes:
     return raw
 
 
+# RFC 4648 base32: what authenticator apps, paper recovery keys and claim codes are typed in.
+B32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def b32_encode(data: bytes) -> str:
+    """Upper-case base32 without padding."""
+    return base64.b32encode(data).decode("ascii").rstrip("=")
+
+
+def b32_decode(text: str) -> bytes:
+    """Decode unpadded upper-case base32; reject padding, other characters and non-canonical
+    input (non-zero trailing bits would give a second spelling of the same bytes)."""
+    if (not isinstance(text, str) or len(text) % 8 in (1, 3, 6)
+            or not set(text) <= set(B32_ALPHABET)):
+        raise ValueError("invalid base32")
+    raw = base64.b32decode(text + "=" * (-len(text) % 8))
+    if b32_encode(raw) != text:
+        raise ValueError("invalid base32")
+    return raw
+
+
 def require_bytes(value: object, length: int, name: str) -> bytes:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise TypeError(f"{name} must be bytes")

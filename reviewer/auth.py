@@ -12,7 +12,6 @@ Sec-Fetch-Site are checked when the browser sends them).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import hashlib
@@ -23,12 +22,12 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import crypto
 from service.domain import audit, refusals
 from service.domain.models import ConsoleSession, User, utcnow
 from service.platform import tokens
@@ -53,13 +52,9 @@ class CsrfFailed(ChuishaoError):
                  "try again.")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def csrf_token_for(secret_key: str, binding: str) -> str:
     mac = hmac.new(secret_key.encode(), b"chuishao.csrf\x00" + binding.encode(), hashlib.sha256)
-    return _b64(mac.digest())
+    return crypto.b64u_encode(mac.digest())
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -101,14 +96,6 @@ def revoke_session(session: Session, session_id: str, now: dt.datetime | None = 
     row = session.get(ConsoleSession, session_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at = now or utcnow()
-
-
-def revoke_all(session: Session, user_id: int, now: dt.datetime | None = None) -> int:
-    result = session.execute(
-        update(ConsoleSession)
-        .where(ConsoleSession.user_id == user_id, ConsoleSession.revoked_at.is_(None))
-        .values(revoked_at=now or utcnow()))
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def session_cookie(settings: Settings) -> str:

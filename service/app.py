@@ -160,7 +160,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         HTTPException: handle_http_exception,
     }
     app = Starlette(
-        debug=False,  # tracebacks never reach a page, whatever settings.debug says
+        debug=False,  # tracebacks never reach a page
         routes=routes,
         middleware=middleware,
         exception_handlers=exception_handlers,

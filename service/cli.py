@@ -171,7 +171,7 @@ def _text(settings: Settings, error: Exception) -> str:
 
 def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
     """Show or change the channels whose records an account may see (any role; no keys)."""
-    from service.domain import accounts, audit
+    from service.domain import audit, recipients
     from service.domain.models import Channel, User
     from service.platform.errors import ChuishaoError, NotFound
     from service.platform.i18n import N_
@@ -180,7 +180,7 @@ def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with database.session() as session:
             if args.action == "list":
-                for row in accounts.list_users(session):
+                for row in recipients.user_rows(session):
                     receives = ",".join(c.slug for c in row.receives) or "-"
                     scope = ",".join(c.slug for c in row.scope) or "-"
                     state = "receives" if row.may_receive else "receives-no-reports"
@@ -193,13 +193,13 @@ def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
                 if user is None or channel is None:
                     raise NotFound(N_("There is no account or no channel with this name."))
                 if args.action == "add":
-                    added = accounts.add_scope_row(session, channel.id, user.id)
+                    added = recipients.add_scope_row(session, channel.id, user.id)
                     audit.append(session, "admin.scope.add", target=f"user:{user.id}",
                                  details={"username": user.username, "channel_id": channel.id,
                                           "slug": channel.slug, "added": added,
                                           "via": "command line"})
                 else:
-                    if not accounts.remove_scope_row(session, channel.id, user.id):
+                    if not recipients.remove_scope_row(session, channel.id, user.id):
                         raise NotFound(N_("This channel is not in this account's scope."))
                     audit.append(session, "admin.scope.remove", target=f"user:{user.id}",
                                  details={"username": user.username, "channel_id": channel.id,

@@ -16,7 +16,17 @@ from starlette.routing import BaseRoute, Route
 import crypto
 from reviewer import auth
 from reviewer.auth import current_user, require_roles
-from service.domain import accounts, audit, degraded, invitations, labels, notify, pow, refusals
+from service.domain import (
+    accounts,
+    audit,
+    degraded,
+    invitations,
+    labels,
+    notify,
+    pow,
+    refusals,
+    totp,
+)
 from service.domain.models import Channel, User, utcnow
 from service.platform import localtime, offload, tokens
 from service.platform.bodylimit import prepared_first
@@ -120,7 +130,7 @@ async def create_account(request: Request) -> Response:
     try:
         account = accounts.NewAccount.from_json(await _json(request))
         # Its scrypt runs in the password lane, off the event loop (service.platform.offload).
-        user = await offload.run("password", accounts.create_account, session,
+        user = await offload.run("password", invitations.create_account, session,
                                  _settings(request), invitation, account)
     except InvalidInput as error:
         audit.record_refusal(request.app.state.database, "account.register",
@@ -132,18 +142,18 @@ async def create_account(request: Request) -> Response:
     token = request.path_params["token"]
     response = JSONResponse({"next": f"/console/invite/{token}/totp"})
     settings = _settings(request)
+    proof = invitations.enrolment_proof(_secret_key(request), invitation, user)
     response.set_cookie(
-        _enrol_cookie(settings), accounts.enrolment_proof(_secret_key(request), invitation, user),
-        max_age=ENROL_MINUTES * 60, path="/", httponly=True, secure=settings.secure_cookies,
-        samesite="strict")
+        _enrol_cookie(settings), proof, max_age=ENROL_MINUTES * 60, path="/", httponly=True,
+        secure=settings.secure_cookies, samesite="strict")
     return response
 
 
 def _enrolling(request: Request, attempt: str | None = None) -> tuple[Any, User] | None:
     invitation = _find_invitation(request, attempt=attempt)
-    user = accounts.pending_user(get_session(request), invitation)
+    user = invitations.pending_user(get_session(request), invitation)
     given = request.cookies.get(_enrol_cookie(_settings(request)))
-    if user is None or not accounts.check_enrolment_proof(_secret_key(request), invitation,
+    if user is None or not invitations.check_enrolment_proof(_secret_key(request), invitation,
                                                           user, given):
         return None
     return invitation, user
@@ -151,9 +161,9 @@ def _enrolling(request: Request, attempt: str | None = None) -> tuple[Any, User]
 
 def _totp_page(request: Request, user: User, error: str = "", status: int = 200) -> Response:
     assert user.totp_secret is not None
-    uri = accounts.totp_uri(user.username, user.totp_secret)
-    secret = accounts.totp_secret_text(user.totp_secret)
-    size, path = accounts.qr_svg_paths(uri)
+    uri = totp.uri(user.username, user.totp_secret)
+    secret = totp.secret_text(user.totp_secret)
+    size, path = totp.qr_svg_path(uri)
     return _page(request, "reviewer/totp.html", {
         "account": user, "secret": secret,
         "secret_groups": " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
@@ -180,8 +190,8 @@ async def totp_confirm(request: Request) -> Response:
     invitation, user = found
     form = await request.form()
     try:
-        accounts.confirm_totp(get_session(request), invitation, user, form.get("code"))
-    except accounts.WrongCode as error:
+        invitations.confirm_totp(get_session(request), invitation, user, form.get("code"))
+    except totp.WrongCode as error:
         audit.record_refusal(request.app.state.database, "account.totp",
                              actor_id=user.id, target=f"invitation:{invitation.id}",
                              details={"reason": "wrong_code"})

@@ -20,7 +20,16 @@ from starlette.routing import BaseRoute, Route
 from reviewer.auth import current_user, require_roles
 from reviewer.views.accounts import script_messages
 from reviewer.views.refused import refused
-from service.domain import accounts, audit, channels, invitations, labels, refusals, storage
+from service.domain import (
+    accounts,
+    audit,
+    channels,
+    invitations,
+    labels,
+    recipients,
+    refusals,
+    storage,
+)
 from service.domain.models import ROLES, utcnow
 from service.platform.db import get_session
 from service.platform.errors import ChuishaoError, InvalidInput
@@ -87,7 +96,7 @@ async def users_page(request: Request) -> Response:
 
 def _users(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
-    rows = accounts.list_users(session)
+    rows = recipients.user_rows(session)
     settings: Settings = request.app.state.settings
     now = utcnow()
     # Free space is read now; the database checks come from the last background round (a
@@ -150,8 +159,8 @@ async def add_scope(request: Request) -> Response:
     session = get_session(request)
     form = await request.form()
     user = accounts.get_user(session, _int(request.path_params["user_id"]))
-    channel = accounts.get_channel(session, _int(form.get("channel_id")))
-    accounts.add_scope(session, current_user(request), user, channel)
+    channel = channels.get_channel(session, _int(form.get("channel_id")))
+    recipients.add_scope(session, current_user(request), user, channel)
     return RedirectResponse("/console/admin", status_code=303)
 
 
@@ -159,8 +168,8 @@ async def add_scope(request: Request) -> Response:
 async def remove_scope(request: Request) -> Response:
     session = get_session(request)
     user = accounts.get_user(session, _int(request.path_params["user_id"]))
-    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
-    accounts.remove_scope(session, current_user(request), user, channel)
+    channel = channels.get_channel(session, _int(request.path_params["channel_id"]))
+    recipients.remove_scope(session, current_user(request), user, channel)
     return RedirectResponse("/console/admin", status_code=303)
 
 
@@ -172,7 +181,7 @@ async def invitations_page(request: Request) -> Response:
     session = get_session(request)
     settings: Settings = request.app.state.settings
     return _page(request, "reviewer/admin_invitations.html", {
-        "open": accounts.open_invitations(session),
+        "open": invitations.open_invitations(session),
         "channels": channels.list_channels(session, active_only=True),
         "default_hours": settings.invitation_hours, "link": None,
     })
@@ -195,15 +204,15 @@ async def create_invitation(request: Request) -> Response:
                                code="hours")
         channel = None
         if typed["channel"]:
-            channel = accounts.get_channel(session, _int(typed["channel"]))
-        scope = [accounts.get_channel(session, _int(value)) for value in typed["scope"]]
+            channel = channels.get_channel(session, _int(typed["channel"]))
+        scope = [channels.get_channel(session, _int(value)) for value in typed["scope"]]
         invitation, token = invitations.create_invitation(session, roles=roles, hours=hours,
                                                           channel=channel, scope=scope)
     except ChuishaoError as error:
         # The form comes back as it was typed, the reason beside it; nothing was made.
         message = _refused(request, "admin.invite", error)
         return _page(request, "reviewer/admin_invitations.html", {
-            "open": accounts.open_invitations(session),
+            "open": invitations.open_invitations(session),
             "channels": channels.list_channels(session, active_only=True),
             "default_hours": settings.invitation_hours, "link": None,
             "error": message, "form": typed,
@@ -215,7 +224,7 @@ async def create_invitation(request: Request) -> Response:
     # Shown once, on this response only: the database keeps just the token's hash.
     link = f"{settings.base_url.rstrip('/')}/console/invite/{token}"
     return _page(request, "reviewer/admin_invitations.html", {
-        "open": accounts.open_invitations(session),
+        "open": invitations.open_invitations(session),
         "channels": channels.list_channels(session, active_only=True),
         "default_hours": settings.invitation_hours, "link": link,
     })
@@ -231,9 +240,9 @@ async def channels_page(request: Request) -> Response:
 
 def _channels(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
-    reviewers = [row.user for row in accounts.list_users(session) if row.may_receive]
+    reviewers = [row.user for row in recipients.user_rows(session) if row.may_receive]
     return _page(request, "reviewer/admin_channels.html", {
-        "rows": accounts.channel_rows(session), "reviewers": reviewers,
+        "rows": recipients.channel_rows(session), "reviewers": reviewers,
         "kinds": channels.KINDS, **extra}, status=status)
 
 
@@ -258,16 +267,16 @@ async def add_channel(request: Request) -> Response:
 @action("admin.channel.deactivate")
 async def deactivate_channel(request: Request) -> Response:
     session = get_session(request)
-    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
-    accounts.set_channel_active(session, current_user(request), channel, False)
+    channel = channels.get_channel(session, _int(request.path_params["channel_id"]))
+    channels.set_channel_active(session, current_user(request), channel, False)
     return RedirectResponse("/console/admin/channels", status_code=303)
 
 
 @action("admin.channel.reactivate")
 async def reactivate_channel(request: Request) -> Response:
     session = get_session(request)
-    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
-    accounts.set_channel_active(session, current_user(request), channel, True)
+    channel = channels.get_channel(session, _int(request.path_params["channel_id"]))
+    channels.set_channel_active(session, current_user(request), channel, True)
     return RedirectResponse("/console/admin/channels", status_code=303)
 
 
@@ -275,18 +284,18 @@ async def reactivate_channel(request: Request) -> Response:
 async def add_recipient(request: Request) -> Response:
     session = get_session(request)
     form = await request.form()
-    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
+    channel = channels.get_channel(session, _int(request.path_params["channel_id"]))
     user = accounts.get_user(session, _int(form.get("user_id")))
-    accounts.add_recipient(session, current_user(request), channel, user)
+    recipients.add_recipient(session, current_user(request), channel, user)
     return RedirectResponse("/console/admin/channels", status_code=303)
 
 
 @action("admin.recipient.remove")
 async def remove_recipient(request: Request) -> Response:
     session = get_session(request)
-    channel = accounts.get_channel(session, _int(request.path_params["channel_id"]))
+    channel = channels.get_channel(session, _int(request.path_params["channel_id"]))
     user = accounts.get_user(session, _int(request.path_params["user_id"]))
-    accounts.remove_recipient(session, current_user(request), channel, user)
+    recipients.remove_recipient(session, current_user(request), channel, user)
     return RedirectResponse("/console/admin/channels", status_code=303)
 
 

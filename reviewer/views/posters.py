@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reviewer.auth import require_roles
-from service.domain import accounts, poster, rewardflow
+from service.domain import channels, poster, rewardflow
 from service.domain.models import Channel
 from service.platform.db import get_session
 from service.platform.i18n import LANGUAGES
@@ -20,7 +20,7 @@ from service.platform.templating import language, render
 
 
 def _channel(request: Request) -> Channel:
-    return accounts.get_channel(get_session(request), int(request.path_params["channel_id"]))
+    return channels.get_channel(get_session(request), int(request.path_params["channel_id"]))
 
 
 def _choice(request: Request, name: str, default: str) -> str:

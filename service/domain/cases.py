@@ -19,7 +19,6 @@ check and the filters are built from the same clauses and must not drift apart.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -171,14 +170,14 @@ def overdue_clause(settings: Settings, now: dt.datetime) -> ColumnElement[bool]:
 
 def encode_cursor(case: Case) -> str:
     raw = f"{case.created_at.timestamp():.0f}:{case.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return crypto.b64u_encode(raw.encode())
 
 
 def decode_cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
     if not cursor:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = crypto.b64u_decode(cursor).decode()
         stamp, case_id = raw.split(":", 1)
         when = dt.datetime.fromtimestamp(int(stamp), dt.UTC)
     except (ValueError, UnicodeDecodeError, OverflowError, OSError):
@@ -252,14 +251,14 @@ def encode_due_cursor(case: Case, settings: Settings) -> str:
     else:
         key = workflow.due_at(case, settings)
     raw = f"{key.astimezone(dt.UTC).isoformat() if key else '-'}|{case.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return crypto.b64u_encode(raw.encode())
 
 
 def decode_due_cursor(cursor: str | None) -> tuple[dt.datetime | None, str] | None:
     if not cursor:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = crypto.b64u_decode(cursor).decode()
         stamp, case_id = raw.split("|", 1)
         when = None if stamp == "-" else dt.datetime.fromisoformat(stamp)
     except (ValueError, UnicodeDecodeError):

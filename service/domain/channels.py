@@ -7,8 +7,9 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.domain.models import Channel, utcnow
-from service.platform.errors import InvalidInput
+from service.domain import audit
+from service.domain.models import Channel, User, utcnow
+from service.platform.errors import InvalidInput, NotFound
 from service.platform.i18n import N_
 
 KINDS = ("enterprise", "bureau")
@@ -38,3 +39,16 @@ def list_channels(session: Session, *, active_only: bool = False) -> list[Channe
     if active_only:
         query = query.where(Channel.active.is_(True))
     return list(session.scalars(query))
+
+
+def get_channel(session: Session, channel_id: int) -> Channel:
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        raise NotFound()
+    return channel
+
+
+def set_channel_active(session: Session, actor: User, channel: Channel, active: bool) -> None:
+    channel.active = active
+    audit.append(session, "admin.channel.reactivate" if active else "admin.channel.deactivate",
+                 actor=actor, target=f"channel:{channel.id}", details={"slug": channel.slug})

@@ -321,7 +321,7 @@ def _check_structure(envelope: Envelope) -> None:
 
 def sealed_to(user: User) -> bool:
     """Whether a recipient row of ``user`` gets new cases' keys: an active reviewer only,
-    whatever rows exist, so a role taken away never keeps keys coming (service/domain/accounts.py
+    whatever rows exist, so a role taken away never keeps keys coming (service/domain/recipients.py
     also removes the rows)."""
     return bool(user.active) and user.has_role("reviewer")
 

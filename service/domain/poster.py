@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-import segno
 from fontTools.pens.svgPathPen import SVGPathPen
 from fontTools.ttLib import TTCollection, TTFont
 from fpdf import FPDF
 from sqlalchemy.orm import Session
 
-from service.domain import intake, rewardflow
+from service.domain import intake, qr, rewardflow
 from service.domain.models import Channel, utcnow
 from service.domain.models.rewards import RewardPolicyVersion
 from service.domain.rewards import format_yuan
@@ -426,26 +425,8 @@ def _layout_once(c: PosterContent, width: float, height: float, faces: dict[str,
 # ---------------------------------------------------------------------------- output
 
 
-def _qr_runs(url: str) -> tuple[int, list[tuple[int, int, int]]]:
-    """The QR symbol's dark modules as horizontal runs (row, first column, length)."""
-    qr = segno.make(url, error="m", micro=False)
-    rows = [list(row) for row in qr.matrix]
-    runs = []
-    for r, row in enumerate(rows):
-        c = 0
-        while c < len(row):
-            if row[c]:
-                start = c
-                while c < len(row) and row[c]:
-                    c += 1
-                runs.append((r, start, c - start))
-            else:
-                c += 1
-    return len(rows), runs
-
-
 def _qr_geometry(block: QRBlock) -> tuple[float, float, float, list[tuple[int, int, int]]]:
-    modules, runs = _qr_runs(block.url)
+    modules, runs = qr.runs(block.url)
     unit = block.size / (modules + 8)  # four modules of quiet zone on every side
     return block.x + 4 * unit, block.y + 4 * unit, unit, runs
 

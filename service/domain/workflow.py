@@ -194,7 +194,8 @@ def accept_due(case: Case, settings: Settings) -> dt.datetime:
 
 
 def ensure_deadlines(case: Case, settings: Settings) -> None:
-    # Intake does not set it; the first reviewer action (or view) does, from the creation time.
+    # Intake sets it once the report is complete; a case stored before it did has none, and
+    # gets it here from its creation time.
     if case.accept_due_at is None:
         case.accept_due_at = case.created_at + dt.timedelta(days=settings.accept_days)
 

@@ -10,7 +10,7 @@ import os
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class Settings:
     onion_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
-    debug: bool = False
     # Cookies need HTTPS for __Host- and Secure; plain-HTTP development on loopback turns it off.
     secure_cookies: bool = False
     default_language: str = "zh_CN"
@@ -155,9 +154,6 @@ class Settings:
     def secret_key_path(self) -> Path:
         return self.data_dir / "secret.key"
 
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
-
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -170,7 +166,6 @@ class Settings:
             "onion_url": str,
             "host": str,
             "port": int,
-            "debug": _bool,
             "secure_cookies": _bool,
             "default_language": str,
             "log_level": str,

@@ -7,7 +7,7 @@ Nothing may be requested from anywhere but the live server.
 
 from __future__ import annotations
 
-import base64
+import io
 import os
 import re
 import time
@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from PIL import Image
 from sqlalchemy import select
 
 import crypto
@@ -132,7 +134,12 @@ def test_invitation_enrolment_login_and_logout(page: Any, live: LiveServer) -> N
     # 2. TOTP enrolment: the code comes from the secret the page shows.
     secret_text = page.get_attribute("#totp-secret", "data-secret")
     assert page.locator("#totp-qr path").count() == 1
-    secret = base64.b32decode(secret_text + "=" * (-len(secret_text) % 8))
+    # The QR code as Chromium draws it reads back as the otpauth:// link.
+    drawn = Image.open(io.BytesIO(page.locator("#totp-qr").screenshot())).convert("L")
+    read = [barcode.text for barcode in zxingcpp.read_barcodes(drawn)]
+    assert read == [page.get_attribute("#totp-uri", "href")]
+    assert read[0].startswith(f"otpauth://totp/Chuishao:wang.fang?secret={secret_text}&")
+    secret = crypto.b32_decode(secret_text)
     page.fill("#t-code", totp_now(secret))
     page.click("#totp-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/console/login\?welcome=1$"))

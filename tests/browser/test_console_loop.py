@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 import crypto
 from service.client import Client, urllib_transport
-from service.domain import accounts
+from service.domain import recipients
 from service.domain.models import AuditEntry, Case, Channel
 from service.domain.models.rectification import Rectification
 from service.platform.i18n import Catalogs
@@ -132,7 +132,7 @@ def _new_case(live: LiveServer) -> tuple[str, str]:
         # An approver with the channel in scope (not a recipient), given by an administrator.
         admin = make_reviewer(session, "admin", roles="admin").user
         chief = make_reviewer(session, "chief", roles="approver").user
-        accounts.add_scope(session, admin, chief, channel)
+        recipients.add_scope(session, admin, chief, channel)
         return receipt, case.id
 
 

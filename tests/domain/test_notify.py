@@ -19,7 +19,7 @@ import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,7 @@ def mail_settings(settings: Settings, port: int, certificate: tuple[Path, Path],
         "smtp_username": USER, "smtp_password": Secret(PASSWORD),
         "smtp_from": "chuishao@example.org", "smtp_ca_file": str(certificate[0]),
         "smtp_timeout_seconds": 5}
-    return settings.with_(**{**values, **changes})
+    return replace(settings, **{**values, **changes})
 
 
 @dataclass
@@ -310,8 +310,8 @@ def test_no_password_without_tls(settings: Settings, session: Session, database:
     controller, port = start({"auth_require_tls": False, "authenticator": Authenticator(box)},
                              box)
     try:
-        plain = settings.with_(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
-                               smtp_username=USER, smtp_password=Secret(PASSWORD))
+        plain = replace(settings, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
+                        smtp_username=USER, smtp_password=Secret(PASSWORD))
         people = make_people(session, plain)
         choose(client, session, plain, people.reviewer.user)
         api_client(client).submit("acme", REPORT)

@@ -30,12 +30,12 @@ def test_environment_is_read_once_into_frozen_settings(tmp_path: Path) -> None:
     assert settings.receipt_iterations == 1000
     assert "s3cret" not in repr(settings)  # a Secret never prints
     with pytest.raises(AttributeError):
-        settings.debug = True  # type: ignore[misc]
+        settings.secure_cookies = False  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("env", [
     {"CHUISHAO_PORT": "eighty"},
-    {"CHUISHAO_DEBUG": "maybe"},
+    {"CHUISHAO_SECURE_COOKIES": "maybe"},
     {"CHUISHAO_DEFAULT_LANGUAGE": "fr"},
     {"CHUISHAO_RECEIPT_ITERATIONS": "0"},
 ])

@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ def _wait_ready(client: TestClient, ready: bool, timeout: float = 15.0) -> dict[
 
 def test_full_disk_is_visible_truthful_and_reading_still_works(
         site: Site, db_backend: str, caplog: pytest.LogCaptureFixture) -> None:
-    settings = site.settings.with_(min_free_mb=1, warn_free_mb=4)
+    settings = replace(site.settings, min_free_mb=1, warn_free_mb=4)
     app = create_app(settings)
     with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
         api = Client(factories.testclient_transport(client), language="en")

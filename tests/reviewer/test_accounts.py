@@ -6,7 +6,6 @@ exactly as static/js/console/ does, and the tests check what the server kept.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import os
 import re
@@ -14,8 +13,10 @@ import time
 from dataclasses import dataclass
 
 import pytest
+import zxingcpp
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -23,7 +24,7 @@ import crypto
 from reviewer import auth
 from service.app import create_app
 from service.client import solve_pow
-from service.domain import accounts, invitations
+from service.domain import accounts, invitations, totp
 from service.domain.models import (
     AuditEntry,
     ChannelRecipient,
@@ -41,6 +42,25 @@ JSON = {"Accept": "application/json"}
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
 HANDLE_META = re.compile(r'<meta name="key-handle" content="([^"]*)">')
 SECRET_ATTR = re.compile(r'data-secret="([A-Z2-7]+)"')
+QR_SVG = re.compile(r'<svg [^>]*id="totp-qr" viewBox="0 0 (\d+) \d+".*?<path [^>]*d="([^"]*)"',
+                    re.S)
+QR_RUN = re.compile(r"M(\d+) (\d+)h(\d+)v1h-\3z")
+
+
+def decode_totp_qr(page: str) -> list[str]:
+    """Draw the enrolment page's QR code as its SVG says (viewBox with the margin, one
+    rectangle per run) and read it back as a phone's camera app would."""
+    match = QR_SVG.search(page)
+    assert match, "page without the QR code"
+    side, path = int(match.group(1)), match.group(2)
+    assert QR_RUN.sub("", path) == "", "path data other than runs of modules"
+    scale, margin = 8, 4
+    image = Image.new("L", (side * scale, side * scale), 255)
+    draw = ImageDraw.Draw(image)
+    for col, row, length in ((int(a), int(b), int(n)) for a, b, n in QR_RUN.findall(path)):
+        x, y = (col + margin) * scale, (row + margin) * scale
+        draw.rectangle((x, y, x + length * scale - 1, y + scale - 1), fill=0)
+    return [barcode.text for barcode in zxingcpp.read_barcodes(image)]
 
 
 def csrf_of(client: TestClient, path: str = "/console/login") -> str:
@@ -129,6 +149,7 @@ def clock(monkeypatch) -> Clock:  # type: ignore[no-untyped-def]
     frozen = Clock()
     monkeypatch.setattr("reviewer.views.accounts.utcnow", frozen)
     monkeypatch.setattr("service.domain.accounts.utcnow", frozen)
+    monkeypatch.setattr("service.domain.invitations.utcnow", frozen)
     return frozen
 
 
@@ -194,10 +215,11 @@ def test_invitation_totp_then_login(clock, client, session, settings) -> None:  
     enrol = client.get(f"/console/invite/{token}/totp")
     assert enrol.status_code == 200
     shown = SECRET_ATTR.search(enrol.text).group(1)  # type: ignore[union-attr]
-    secret = base64.b32decode(shown + "=" * (-len(shown) % 8))
+    secret = crypto.b32_decode(shown)
     assert secret == user.totp_secret and len(secret) == 20
     assert "otpauth://totp/Chuishao:zhang.wei?secret=" + shown in enrol.text
     assert '<svg xmlns="http://www.w3.org/2000/svg" id="totp-qr"' in enrol.text
+    assert decode_totp_qr(enrol.text) == [totp.uri("zhang.wei", secret)]
     csrf = CSRF_META.search(enrol.text).group(1)  # type: ignore[union-attr]
 
     wrong = client.post(f"/console/invite/{token}/totp",
@@ -363,11 +385,11 @@ def test_totp_window_and_replay(session, settings) -> None:  # type: ignore[no-u
     keys = crypto.derive_password(PASSWORD, session.get(User, dave.user_id).user_salt,
                                   settings.password_iterations)
     now = utcnow()
-    step = accounts.totp_step(now)
+    step = totp.current_step(now)
     secret = b64(keys.auth_secret)
 
     def attempt(code_step: int) -> str:
-        code = accounts.totp_code(dave.totp_secret, code_step)
+        code = totp.code_at(dave.totp_secret, code_step)
         return accounts.check_login(session, settings, "dave", secret, code, now).reason
 
     assert attempt(step - 2) == "wrong_code"
@@ -544,15 +566,13 @@ def test_csrf_is_required(clock, committed_client, committed_database, settings)
     assert refusal_counts(committed_database) == {"csrf": 3}
 
 
-def test_qr_code_structure() -> None:
-    uri = accounts.totp_uri("zhang.wei", bytes(range(20)))
-    grid = accounts.qr_matrix(uri)
-    size = len(grid)
-    assert size == 17 + 4 * 8 and all(len(row) == size for row in grid)
-    finder = ["#######", "#.....#", "#.###.#", "#.###.#", "#.###.#", "#.....#", "#######"]
-    for top, left in ((0, 0), (0, size - 7), (size - 7, 0)):
-        drawn = ["".join("#" if grid[top + r][left + c] else "." for c in range(7))
-                 for r in range(7)]
-        assert drawn == finder
-    assert [grid[6][c] for c in range(8, size - 8)] == [c % 2 == 0 for c in range(8, size - 8)]
-    assert accounts.qr_svg_paths("x" * 300) == (0, "")
+def test_qr_code_of_the_uri() -> None:
+    uri = totp.uri("zhang.wei", bytes(range(20)))
+    assert uri.startswith("otpauth://totp/Chuishao:zhang.wei?secret="
+                          "AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQT&issuer=Chuishao&")
+    size, path = totp.qr_svg_path(uri)
+    page = (f'<svg xmlns="http://www.w3.org/2000/svg" id="totp-qr" viewBox="0 0 {size + 8} '
+            f'{size + 8}"><path d="{path}"/></svg>')
+    assert decode_totp_qr(page) == [uri]
+    # Nothing to draw, rather than a broken page, for text no QR symbol holds.
+    assert totp.qr_svg_path("x" * 3000) == (0, "")

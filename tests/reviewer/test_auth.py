@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from reviewer import auth
 from reviewer.auth import require_roles
 from service.app import create_app
+from service.domain import accounts
 from service.domain.models import AuditEntry, ConsoleSession, utcnow
 from tests.conftest import BASE_URL
 from tests.console import sign_in
@@ -72,7 +73,7 @@ def test_sessions_expire_and_can_be_revoked(settings, session) -> None:  # type:
     late = utcnow() + dt.timedelta(hours=settings.session_max_hours + 1)
     assert auth.load_session(session, settings, token, now=late) is None
     assert auth.load_session(session, settings, "forged-token") is None
-    assert auth.revoke_all(session, user.id) == 1
+    assert accounts.revoke_others(session, user.id, None) == 1
     assert auth.load_session(session, settings, token) is None
     stored = session.scalar(select(ConsoleSession))
     assert token not in stored.id  # only the hash is kept

@@ -299,6 +299,10 @@ def _walk_cookie_flows(client: TestClient, session, settings) -> None:  # type: 
 
     original_domain = account_domain.utcnow
     account_domain.utcnow = clock  # type: ignore[assignment]
+    import service.domain.invitations as invitation_domain
+
+    original_invitations = invitation_domain.utcnow
+    invitation_domain.utcnow = clock  # type: ignore[assignment]
     try:
         confirmed = client.post(f"/console/invite/{token}/totp", data={
             "csrf_token": csrf, "code": clock.code(user.totp_secret)}, follow_redirects=False)
@@ -311,6 +315,7 @@ def _walk_cookie_flows(client: TestClient, session, settings) -> None:  # type: 
     finally:
         account_views.utcnow = original  # type: ignore[assignment]
         account_domain.utcnow = original_domain  # type: ignore[assignment]
+        invitation_domain.utcnow = original_invitations  # type: ignore[assignment]
     csrf = csrf_of(client, "/console/account")
     own = client.cookies.get(auth.session_cookie(settings))
     assert own

@@ -7,6 +7,7 @@ checks the figure it must hold: bytes a stamp buys, replies one follow-up sessio
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -164,7 +165,7 @@ def _reporter_items(session, case_id: str) -> int:  # type: ignore[no-untyped-de
 def test_case_message_bytes_are_bounded(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
     case, open_session = _session(client, world, session)
     app_settings = client.app.state.settings  # type: ignore[attr-defined]
-    client.app.state.settings = app_settings.with_(case_quota_message_bytes=MIB)  # type: ignore[attr-defined]
+    client.app.state.settings = replace(app_settings, case_quota_message_bytes=MIB)  # type: ignore[attr-defined]
     auth, key = open_session()
     codes = [client.post("/api/v1/followup/items", json=_big_reply(key, case.id),
                          headers=auth) for _ in range(6)]
@@ -230,7 +231,7 @@ def test_the_no_javascript_reply_path_keeps_the_case_quota(client: TestClient, w
     case = session.scalar(select(Case))
     # Room for two replies beside what the submission stored (report and identity item).
     limit = _reporter_items(session, case.id) + 2
-    client.app.state.settings = client.app.state.settings.with_(case_quota_items=limit)  # type: ignore[attr-defined]
+    client.app.state.settings = replace(client.app.state.settings, case_quota_items=limit)  # type: ignore[attr-defined]
     answers = [client.post("/followup/reply", data={"case": case.id, "capability": capability,
                                                     "text": f"补充 {n}", "sealing": "noscript"})
                for n in range(3)]

@@ -34,6 +34,7 @@ def clock(monkeypatch) -> Clock:  # type: ignore[no-untyped-def]
     frozen = Clock()
     monkeypatch.setattr("reviewer.views.accounts.utcnow", frozen)
     monkeypatch.setattr("service.domain.accounts.utcnow", frozen)
+    monkeypatch.setattr("service.domain.invitations.utcnow", frozen)
     return frozen
 
 

@@ -8,7 +8,6 @@ takes, so a migration that loses or garbles data shows up as a person who cannot
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -125,7 +124,7 @@ def visible_text(html: str) -> str:
 
 def totp(secret_base32: str, at: float | None = None) -> tuple[str, int]:
     """RFC 6238 (SHA-1, 6 digits, 30 s), written out as an authenticator app does it."""
-    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    key = crypto.b32_decode(secret_base32)
     step = int((time.time() if at is None else at) // 30)
     digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
     offset = digest[-1] & 0x0F

@@ -102,8 +102,9 @@ class ChannelRecipient(Base):
     """A reviewer who receives a key slot for every new case of a channel.
 
     Only an active, enrolled account holding the reviewer role may have one: losing the role
-    or being deactivated removes the rows in the same transaction (service/domain/accounts.py), and
-    intake seals to nobody else even if a row were left behind (service/domain/intake.py).
+    or being deactivated removes the rows in the same transaction
+    (service/domain/recipients.py), and intake seals to nobody else even if a row were left
+    behind (service/domain/intake.py).
     """
 
     __tablename__ = "channel_recipients"
