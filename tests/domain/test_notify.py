@@ -14,7 +14,6 @@ import http.server
 import ipaddress
 import json
 import re
-import socket
 import ssl
 import threading
 import urllib.parse
@@ -52,6 +51,7 @@ from tests.domain.test_rewardflow import (
     verified_case,
 )
 from tests.factories import Reviewer, api_client, make_reviewer, with_token
+from tests.serverproc import free_port
 
 LATER = dt.timedelta(hours=3)  # past the end of every reporter-caused time bucket
 
@@ -118,12 +118,6 @@ class Authenticator:
         if ok:
             self.box.logins.append(data.login.decode())
         return AuthResult(success=ok, handled=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start(controller_kwargs: dict[str, Any], box: Mailbox) -> tuple[Controller, int]:
