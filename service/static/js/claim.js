@@ -14,7 +14,8 @@ import {
   sealClaimKey,
   sealItem,
 } from "./crypto/index.js";
-import { api, el, errorText, showText, t, UserError } from "./ui.js";
+import { el, showText, UserError } from "./common.js";
+import { api, errorText, t } from "./ui.js";
 
 const METHODS = ["bank", "alipay", "wechat", "cash"];
 const LIMITS = { account: 100, name: 100, contact: 100, note: 500 };

@@ -30,7 +30,7 @@ export {
 } from "./xwing.js";
 export { sealItem, openItem } from "./items.js";
 export { padme } from "./padding.js";
-export { sealFile, openFile, CHUNK_SIZE } from "./files.js";
+export { sealFile, openFile, storedLayout, CHUNK_SIZE } from "./files.js";
 export {
   ReceiptError,
   newReceipt,

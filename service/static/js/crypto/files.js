@@ -22,6 +22,13 @@ export function fileLayout(size) {
   return { total, chunks, lastLength: total - (chunks - 1) * CHUNK_SIZE };
 }
 
+// What the server stores for a content size: each chunk with its tag
+// (service/sealing.py stored_layout).
+export function storedLayout(size) {
+  const { total, chunks } = fileLayout(size);
+  return { storedSize: total + TAG_SIZE * chunks, chunkCount: chunks };
+}
+
 // chunk_key = HKDF-SHA256(ikm=file_key, salt=empty, info="chuishao/v1/file", L=32)
 export async function chunkKeyBytes(fileKey) {
   const k = toBytes(fileKey);
