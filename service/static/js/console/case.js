@@ -16,17 +16,9 @@ import {
   sealKey,
   SUITE,
 } from "../crypto/index.js";
-import {
-  ApiError,
-  el,
-  errorText,
-  markRepliesSeen,
-  privateKeyOrNull,
-  request,
-  showText,
-  t,
-  whenUnlocked,
-} from "./cases.js";
+import { ApiError, el, showText } from "../common.js";
+import { errorText, markRepliesSeen, privateKeyOrNull, t, whenUnlocked } from "./casekit.js";
+import { consoleFetch as request } from "./keys.js";
 
 const data = JSON.parse(document.getElementById("case-data").textContent);
 const caseId = data.case_id;
