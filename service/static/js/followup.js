@@ -17,7 +17,7 @@ import {
   sealFile,
   sealItem,
   storedLayout,
-} from "./crypto/index.js";
+} from "./crypto/core.js";
 import { showRewards } from "./claim.js";
 import { solve, StampReserve } from "./pow.js";
 import {
