@@ -3,8 +3,7 @@
 // officers. The claim itself is an ordinary sealed item of kind "claim"
 // under the claim key, with the reward id in the case id's place.
 import { base32Encode } from "./base32.js";
-import { ascii, concat, idBytes, toBytes } from "./encodings.js";
-import { OpenError } from "./errors.js";
+import { ascii, concat, idBytes, OpenError, toBytes } from "./encodings.js";
 import { openBase, sealBase, SUITE_X25519_AES256 } from "./hpke.js";
 import { hmacSha256, sha256 } from "./primitives.js";
 

@@ -9,7 +9,7 @@ import {
 } from "./keys.js";
 import { randomBytes, sha256 } from "./primitives.js";
 
-export { OpenError } from "./errors.js";
+export { OpenError } from "./encodings.js";
 export {
   SUITE,
   SUITE_V2,

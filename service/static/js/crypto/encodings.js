@@ -1,4 +1,15 @@
-// Byte encodings: hex, base64url (no padding), UTF-8, small byte helpers.
+// Byte encodings: hex, base64url (no padding), UTF-8, small byte helpers; and OpenError, kept
+// here because every module imports this one (a module of its own costs a request more).
+
+// The one error class for every failure to open anything (slot, item, file
+// stream, wrapped key, padding, ids, lengths, versions). The message is
+// deliberately generic: no detail about what failed leaks to callers.
+export class OpenError extends Error {
+  constructor() {
+    super("could not open");
+    this.name = "OpenError";
+  }
+}
 
 const HEX = "0123456789abcdef";
 

@@ -3,8 +3,7 @@
 // (the last one shorter, never empty). Chunk i is sealed under
 // nonce = prefix(7) || uint32_be(i) || flag (0x01 on the last chunk).
 // Both directions are async generators working one chunk at a time.
-import { ascii, concat, idBytes, toBytes, u32be } from "./encodings.js";
-import { OpenError } from "./errors.js";
+import { ascii, concat, idBytes, OpenError, toBytes, u32be } from "./encodings.js";
 import { padme } from "./padding.js";
 import { aesGcmDecrypt, aesGcmEncrypt, hkdf } from "./primitives.js";
 
