@@ -1,15 +1,14 @@
-// Shared by the reporter's pages and the console: translated text from a page's JSON data
-// island, the DOM helpers, and the one fetch wrapper with its error model. No dependencies.
-// Data from the server or the user reaches the page through textContent only.
+// Shared by the reporter's pages and the console: texts, DOM, requests. Data from the server
+// or the user reaches the page through textContent only.
 
-// {placeholders} filled from params; one without a value stays, so it is seen, not dropped.
+// A {placeholder} without a value stays, to be seen rather than silently dropped.
 export function fill(template, params = {}) {
   return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
     Object.hasOwn(params, name) ? String(params[name]) : whole);
 }
 
-// The t() of the page's <script type="application/json" id=`id`> island: a key without a text
-// there shows `fallback`'s, else itself. t.has(key) says whether the island holds it.
+// t(key, params) over the page's JSON data island `id`; a key it lacks shows `fallback`'s
+// text, else itself.
 export function islandText(id, fallback = {}) {
   let own = null;
   const table = () => {
@@ -73,7 +72,7 @@ export class ApiError extends Error {
   }
 }
 
-// The server could not be reached, or the answer broke off: worth retrying.
+// No answer, or a broken one: worth retrying.
 export class NetworkError extends ApiError {
   constructor(message) {
     super(0, "network", message);
@@ -81,7 +80,7 @@ export class NetworkError extends ApiError {
   }
 }
 
-// A refusal made here before anything is sent; the message is already translated.
+// A refusal made here, already translated; nothing was sent.
 export class UserError extends Error {
   constructor(message) {
     super(message);
@@ -98,9 +97,8 @@ export function errorText(error, t) {
   return t("failed", { message: error && error.message ? error.message : String(error) });
 }
 
-// fetch against our own server. The body is `json`, bytes (`raw`) or a FormData (`form`).
-// A refusal is an ApiError with the server's translated message (`t` words the rest: "network",
-// "failed"). Answers the JSON (null when empty), or as: "bytes" | "response".
+// Our own server: `json`, `raw` bytes or a `form` in; the JSON (or as "bytes", "response")
+// out. A refusal is an ApiError in the server's words, else in t's ("network", "failed").
 export async function fetchApi(url, { method = "GET", headers = {}, json, raw, form,
   as = "json", t }) {
   const sent = { ...headers };
@@ -132,7 +130,6 @@ export async function fetchApi(url, { method = "GET", headers = {}, json, raw, f
       const data = await response.json();
       if (data && data.error && typeof data.error.message === "string") error = data.error;
     } catch {
-      // not JSON: the generic text below
     }
     const status = response.status;
     if (error) throw new ApiError(status, String(error.code || `http_${status}`), error.message);
