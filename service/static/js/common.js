@@ -53,15 +53,12 @@ export function showText(node, text) {
 
 export async function hasX25519() {
   try {
-    if (!globalThis.crypto || !globalThis.crypto.subtle) return false;
     await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
     return true;
   } catch {
     return false;
   }
 }
-
-// ------------------------------------------------------------------------------ requests
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -130,6 +127,7 @@ export async function fetchApi(url, { method = "GET", headers = {}, json, raw, f
       const data = await response.json();
       if (data && data.error && typeof data.error.message === "string") error = data.error;
     } catch {
+      // not JSON: the words below
     }
     const status = response.status;
     if (error) throw new ApiError(status, String(error.code || `http_${status}`), error.message);

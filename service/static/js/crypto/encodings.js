@@ -1,9 +1,7 @@
-// Byte encodings: hex, base64url (no padding), UTF-8, small byte helpers; and OpenError, kept
-// here because every module imports this one (a module of its own costs a request more).
+// Byte encodings: hex, base64url (no padding), UTF-8, small byte helpers. Also OpenError, as
+// every module imports this one anyway.
 
-// The one error class for every failure to open anything (slot, item, file
-// stream, wrapped key, padding, ids, lengths, versions). The message is
-// deliberately generic: no detail about what failed leaks to callers.
+// Every failure to open anything; generic, so no detail of what failed leaks to callers.
 export class OpenError extends Error {
   constructor() {
     super("could not open");
