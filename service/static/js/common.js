@@ -1,14 +1,8 @@
 // Shared by the reporter's pages and the console: texts, DOM, requests. Data from the server
 // or the user reaches the page through textContent only.
 
-// A {placeholder} without a value stays, to be seen rather than silently dropped.
-export function fill(template, params = {}) {
-  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
-    Object.hasOwn(params, name) ? String(params[name]) : whole);
-}
-
 // t(key, params) over the page's JSON data island `id`; a key it lacks shows `fallback`'s
-// text, else itself.
+// text, else itself. A {placeholder} without a value stays, to be seen rather than dropped.
 export function islandText(id, fallback = {}) {
   let own = null;
   const table = () => {
@@ -26,7 +20,8 @@ export function islandText(id, fallback = {}) {
     const all = table();
     const template = Object.hasOwn(all, key) ? all[key]
       : Object.hasOwn(fallback, key) ? fallback[key] : key;
-    return fill(template, params);
+    return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
+      Object.hasOwn(params, name) ? String(params[name]) : whole);
   };
   t.has = (key) => Object.hasOwn(table(), key);
   return t;
@@ -49,6 +44,15 @@ export function showText(node, text) {
   if (!node) return;
   node.textContent = text || "";
   node.hidden = !text;
+}
+
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { attrs: { href: url, download: name } });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 export async function hasX25519() {

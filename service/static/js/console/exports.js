@@ -2,7 +2,7 @@
 // signed manifest appears in "Your recent exports" as soon as the server has signed it, with
 // no reload. Without JavaScript the forms post as before (the download, then a reload shows
 // the manifest). Text reaches the page through textContent only.
-import { ApiError, fetchApi, islandText, NetworkError } from "../common.js";
+import { ApiError, fetchApi, islandText, NetworkError, saveBlob } from "../common.js";
 
 const t = islandText("export-messages");
 
@@ -10,17 +10,6 @@ function fileName(response, fallback) {
   const header = response.headers.get("Content-Disposition") || "";
   const match = /filename="([^"]+)"/.exec(header);
   return match ? match[1] : fallback;
-}
-
-function save(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function listNode() {
@@ -85,7 +74,7 @@ async function submit(event) {
     const id = response.headers.get("X-Chuishao-Export");
     const format = form.querySelector('input[name="format"]').value;
     const blob = await response.blob();
-    save(blob, fileName(response, `rewards.${format}`));
+    saveBlob(blob, fileName(response, `rewards.${format}`));
     addRow(id, format, id ? await manifestOf(id) : null);
     status.textContent = t("done");
   } catch {

@@ -15,7 +15,7 @@ import {
   sealItem,
   storedLayout,
 } from "../crypto/index.js";
-import { ApiError, el, showText } from "../common.js";
+import { ApiError, el, saveBlob, showText } from "../common.js";
 import { errorText, privateKeyOrNull, t, whenUnlocked } from "./casekit.js";
 import { consoleFetch as request } from "./keys.js";
 import { stripMetadata } from "../strip.js";
@@ -102,12 +102,7 @@ async function download(file, meta, button, status) {
     button.disabled = false;
     return;
   }
-  const url = URL.createObjectURL(new Blob(parts, { type: String(meta.type || "") }));
-  const link = el("a", { attrs: { href: url, download: String(meta.name || "evidence") } });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  saveBlob(new Blob(parts, { type: String(meta.type || "") }), String(meta.name || "evidence"));
   showText(status, "");
   button.disabled = false;
 }
