@@ -1,6 +1,5 @@
-// Shared helpers for the reporter's pages: their messages, the JSON API, text cleaning,
-// photo cleaning and file sealing. Plain ES module, no dependencies beyond our own modules.
-// Data from the server or the user is only ever put into the page with textContent.
+// The reporter's pages' own helpers: texts, API calls, text and photo cleaning, file sealing.
+// Data from the server or the user reaches the page through textContent only.
 import { errorText as commonErrorText, el, fetchApi, islandText, UserError } from "./common.js";
 import { b64uEncode, newId, newKey } from "./crypto/core.js";
 
@@ -19,7 +18,7 @@ export const t = islandText("ui-messages");
 export const has = t.has;
 
 // The page's language as the server names it (zh_CN or en) and as HTTP does (zh-CN, en).
-export function pageLang() {
+function pageLang() {
   return document.documentElement.lang || "zh-CN";
 }
 
@@ -28,7 +27,7 @@ export function serverLanguage() {
 }
 
 // Sizes for messages: megabytes with at most one decimal (a limit below 1 MB stays readable).
-export function megabytes(bytes) {
+function megabytes(bytes) {
   const mb = bytes / (1024 * 1024);
   if (mb >= 10) return String(Math.floor(mb));
   const rounded = Math.round(mb * 10) / 10;
@@ -37,7 +36,7 @@ export function megabytes(bytes) {
 
 // ------------------------------------------------------------------------------ API
 
-export const API = "/api/v1";
+const API = "/api/v1";
 
 export function api(method, path, { json, raw, token, binary = false } = {}) {
   const headers = { Accept: "application/json", "Accept-Language": pageLang() };
