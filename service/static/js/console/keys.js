@@ -11,7 +11,6 @@
 //   unlockWithPassword(username, password) re-derive the key for this session (new tab,
 //                                         restarted browser) from the password
 //   initKeyStatus()                       show p#key-status with an unlock form when locked
-//   privateKeyOrNull(), whenUnlocked(work) for pages that open sealed data
 //
 // Also shared by the console scripts: t() for the #console-messages texts, consoleFetch() for
 // calls with the CSRF header, deriveFromPassword(). A library with no effect of its own:
