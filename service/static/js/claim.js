@@ -2,19 +2,10 @@
 // and a claim sealed on this device for the finance office only. The claim code is derived
 // from the receipt's lookup secret (PROTOCOL.md section 15), so nothing new must be kept; the
 // server receives only its SHA-256. Text reaches the page through textContent only.
-import {
-  b64uDecode,
-  b64uEncode,
-  bytesToHex,
-  claimCodeHash,
-  deriveClaimCode,
-  formatClaimCode,
-  newId,
-  newKey,
-  sealClaimKey,
-  sealItem,
-} from "./crypto/index.js";
-import { api, el, errorText, showText, t, UserError } from "./ui.js";
+import { claimCodeHash, deriveClaimCode, formatClaimCode, sealClaimKey } from "./crypto/claim.js";
+import { b64uDecode, b64uEncode, bytesToHex, newId, newKey, sealItem } from "./crypto/core.js";
+import { el, showText, UserError } from "./common.js";
+import { api, errorText, t } from "./ui.js";
 
 const METHODS = ["bank", "alipay", "wechat", "cash"];
 const LIMITS = { account: 100, name: 100, contact: 100, note: 500 };

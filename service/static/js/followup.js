@@ -2,6 +2,7 @@
 // form#followup-form). The receipt never leaves the browser: it derives the reporter's private
 // key and the lookup secret; the server hands out the sealed feed, which is opened here.
 // Replies and new evidence are sealed with the case key before they are sent.
+import { ApiError, el, hasX25519, saveBlob, showText, UserError } from "./common.js";
 import {
   b64uDecode,
   b64uEncode,
@@ -9,34 +10,29 @@ import {
   deriveReceipt,
   newId,
   normalizeReceipt,
+  OpenError,
   openFile,
   openItem,
   openKey,
-  OpenError,
   sealFile,
   sealItem,
-} from "./crypto/index.js";
+  storedLayout,
+} from "./crypto/core.js";
 import { showRewards } from "./claim.js";
 import { solve, StampReserve } from "./pow.js";
 import {
   api,
-  ApiError,
   cleanText,
-  el,
   errorText,
   fileMaterial,
   has,
-  hasX25519,
   offerServerSeal,
   pageReady,
   prepareFiles,
   reviewFiles,
   scriptRuns,
   showDeviceClaims,
-  showText,
-  storedLayout,
   t,
-  UserError,
 } from "./ui.js";
 
 const REPLY_LIMIT = 20000;
@@ -328,13 +324,7 @@ async function download(file, meta, button, note) {
   }
   const blob = new Blob(parts, { type: "application/octet-stream" });
   parts.length = 0;
-  const url = URL.createObjectURL(blob);
-  const link = el("a", { attrs: { href: url, download: String(meta.name || "file") } });
-  link.hidden = true;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  saveBlob(blob, String(meta.name || "file"));
   note.textContent = "";
   button.disabled = false;
   busy = false;

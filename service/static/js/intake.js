@@ -5,6 +5,7 @@
 // proof-of-work, send the envelope, upload the sealed file chunks one by one, finish.
 // Without JavaScript the form posts to the server with a marker only a script-free browser
 // sends; without WebCrypto X25519 it does so only once the reporter ticks a box.
+import { ApiError, el, hasX25519, retryable, showText, UserError } from "./common.js";
 import {
   b64uDecode,
   b64uEncode,
@@ -18,29 +19,23 @@ import {
   sealFile,
   sealItem,
   sealKey,
+  storedLayout,
   SUITE,
 } from "./crypto/core.js";
 import { solve, StampReserve } from "./pow.js";
 import {
   api,
-  ApiError,
   cleanText,
-  el,
   errorText,
   fileMaterial,
-  hasX25519,
   offerServerSeal,
   pageReady,
   prepareFiles,
-  retryable,
   reviewFiles,
   scriptRuns,
   serverLanguage,
   showDeviceClaims,
-  showText,
-  storedLayout,
   t,
-  UserError,
 } from "./ui.js";
 
 // Field limits of service/domain/reportform.py (LIMITS).

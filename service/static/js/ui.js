@@ -1,7 +1,7 @@
-// Shared helpers for the reporter's pages: translated messages, the JSON API, text cleaning,
-// photo cleaning and file sealing. Plain ES module, no dependencies beyond our own modules.
-// Data from the server or the user is only ever put into the page with textContent.
-import { b64uEncode, CHUNK_SIZE, newId, newKey, padme } from "./crypto/core.js";
+// The reporter's pages' own helpers: texts, API calls, text and photo cleaning, file sealing.
+// Data from the server or the user reaches the page through textContent only.
+import { errorText as commonErrorText, el, fetchApi, islandText, UserError } from "./common.js";
+import { b64uEncode, newId, newKey } from "./crypto/core.js";
 
 // Type sniffing and photo cleaning are fetched when a file is first looked at, not with the
 // page: most of a report is typed before any photo is chosen, and the page loads lighter.
@@ -14,40 +14,11 @@ function tools() {
 
 // ------------------------------------------------------------------------------ messages
 
-let table = null;
-
-function messages() {
-  if (table === null) {
-    const island = document.getElementById("ui-messages");
-    try {
-      table = island ? JSON.parse(island.textContent) : {};
-    } catch {
-      table = {};
-    }
-  }
-  return table;
-}
-
-export function has(key) {
-  return Object.hasOwn(messages(), key);
-}
-
-// The translated text for `key` with {placeholders} filled from params. A placeholder without
-// a value is left as it is, so a missing parameter is visible rather than silently dropped.
-export function t(key, params = {}) {
-  const all = messages();
-  const template = Object.hasOwn(all, key) ? all[key] : key;
-  return fill(template, params);
-}
-
-export function fill(template, params) {
-  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
-    Object.hasOwn(params, name) ? String(params[name]) : whole,
-  );
-}
+export const t = islandText("ui-messages");
+export const has = t.has;
 
 // The page's language as the server names it (zh_CN or en) and as HTTP does (zh-CN, en).
-export function pageLang() {
+function pageLang() {
   return document.documentElement.lang || "zh-CN";
 }
 
@@ -56,132 +27,25 @@ export function serverLanguage() {
 }
 
 // Sizes for messages: megabytes with at most one decimal (a limit below 1 MB stays readable).
-export function megabytes(bytes) {
+function megabytes(bytes) {
   const mb = bytes / (1024 * 1024);
   if (mb >= 10) return String(Math.floor(mb));
   const rounded = Math.round(mb * 10) / 10;
   return String(rounded > 0 ? rounded : Math.round(mb * 100) / 100);
 }
 
-// ------------------------------------------------------------------------------ DOM
-
-export function el(tag, { cls, text, attrs } = {}, children = []) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (attrs) {
-    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
-
-export function showText(node, text) {
-  if (!node) return;
-  node.textContent = text || "";
-  node.hidden = !text;
-}
-
 // ------------------------------------------------------------------------------ API
 
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-    this.code = code;
-  }
-}
+const API = "/api/v1";
 
-// The server could not be reached (or the connection broke): worth retrying.
-export class NetworkError extends Error {
-  constructor() {
-    super(t("network"));
-    this.name = "NetworkError";
-  }
-}
-
-// A refusal we make ourselves before anything is sent; the message is already translated.
-export class UserError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "UserError";
-  }
-}
-
-export const API = "/api/v1";
-
-// fetch against our own API: JSON in and out, errors as ApiError with the server's translated
-// message, a broken connection as NetworkError. `raw` sends bytes as application/octet-stream.
-export async function api(method, path, { json, raw, token, binary = false } = {}) {
+export function api(method, path, { json, raw, token, binary = false } = {}) {
   const headers = { Accept: "application/json", "Accept-Language": pageLang() };
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  } else if (raw !== undefined) {
-    headers["Content-Type"] = "application/octet-stream";
-    body = raw;
-  }
   if (token) headers.Authorization = `Bearer ${token}`;
-  let response;
-  try {
-    response = await fetch(API + path, {
-      method,
-      headers,
-      body,
-      credentials: "same-origin",
-      cache: "no-store",
-      redirect: "error",
-      referrerPolicy: "no-referrer",
-    });
-  } catch {
-    throw new NetworkError();
-  }
-  if (!response.ok) {
-    let code = `http_${response.status}`;
-    let message = null;
-    try {
-      const data = await response.json();
-      if (data && data.error && typeof data.error.message === "string") {
-        code = String(data.error.code || code);
-        message = data.error.message;
-      }
-    } catch {
-      // not JSON: fall through to the generic text
-    }
-    if (message === null) {
-      if (response.status >= 500) throw new NetworkError();
-      message = t("failed", { message: String(response.status) });
-    }
-    throw new ApiError(response.status, code, message);
-  }
-  if (binary) {
-    try {
-      return new Uint8Array(await response.arrayBuffer());
-    } catch {
-      throw new NetworkError();
-    }
-  }
-  if (response.status === 204) return null;
-  try {
-    const text = await response.text();
-    return text ? JSON.parse(text) : null;
-  } catch {
-    throw new NetworkError();
-  }
-}
-
-// Is this failure one the reporter may retry (connection, server trouble)?
-export function retryable(error) {
-  return error instanceof NetworkError || (error instanceof ApiError && error.status >= 500);
+  return fetchApi(API + path, { method, headers, json, raw, as: binary ? "bytes" : "json", t });
 }
 
 export function errorText(error) {
-  if (error instanceof ApiError || error instanceof NetworkError || error instanceof UserError) {
-    return error.message;
-  }
-  return t("failed", { message: error && error.message ? error.message : String(error) });
+  return commonErrorText(error, t);
 }
 
 // ------------------------------------------------------------------------------ text
@@ -196,27 +60,7 @@ export function cleanText(value, limit) {
   return { text, tooLong: [...text].length > limit };
 }
 
-// ------------------------------------------------------------------------------ X25519
-
-export async function hasX25519() {
-  try {
-    if (!globalThis.crypto || !globalThis.crypto.subtle) return false;
-    await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 // ------------------------------------------------------------------------------ files
-
-// Stored layout of a file under protocol v1: padme(size + 1) bytes in 64 KiB chunks, each
-// with a 16-byte tag. Same as service/domain/sealing.py stored_layout.
-export function storedLayout(size) {
-  const padded = padme(size + 1);
-  const count = Math.ceil(padded / CHUNK_SIZE);
-  return { storedSize: padded + 16 * count, chunkCount: count };
-}
 
 function fileName(file) {
   const { text } = cleanText(file.name || "", 10000);

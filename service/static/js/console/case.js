@@ -16,17 +16,9 @@ import {
   sealKey,
   SUITE,
 } from "../crypto/index.js";
-import {
-  ApiError,
-  el,
-  errorText,
-  markRepliesSeen,
-  privateKeyOrNull,
-  request,
-  showText,
-  t,
-  whenUnlocked,
-} from "./cases.js";
+import { ApiError, el, saveBlob, showText } from "../common.js";
+import { errorText, markRepliesSeen, privateKeyOrNull, t, whenUnlocked } from "./casekit.js";
+import { consoleFetch as request } from "./keys.js";
 
 const data = JSON.parse(document.getElementById("case-data").textContent);
 const caseId = data.case_id;
@@ -290,12 +282,7 @@ async function download(file, info, button, status) {
     return;
   }
   const blob = new Blob(parts, { type: typeof info.type === "string" ? info.type : "" });
-  const url = URL.createObjectURL(blob);
-  const link = el("a", { attrs: { href: url, download: info.name || "file" } });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  saveBlob(blob, info.name || "file");
   showText(status, "");
   button.disabled = false;
 }

@@ -2,7 +2,7 @@
 // signed manifest appears in "Your recent exports" as soon as the server has signed it, with
 // no reload. Without JavaScript the forms post as before (the download, then a reload shows
 // the manifest). Text reaches the page through textContent only.
-import { islandText } from "./keys.js";
+import { ApiError, fetchApi, islandText, NetworkError, saveBlob } from "../common.js";
 
 const t = islandText("export-messages");
 
@@ -10,17 +10,6 @@ function fileName(response, fallback) {
   const header = response.headers.get("Content-Disposition") || "";
   const match = /filename="([^"]+)"/.exec(header);
   return match ? match[1] : fallback;
-}
-
-function save(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function listNode() {
@@ -39,10 +28,11 @@ function listNode() {
 async function manifestOf(id) {
   // Signed when the last byte was produced; its transaction may commit a moment later.
   for (let attempt = 0; attempt < 10; attempt += 1) {
-    const response = await fetch(`/console/rewards/exports/${id}/manifest.json`, {
-      credentials: "same-origin", cache: "no-store", referrerPolicy: "no-referrer",
-    });
-    if (response.ok) return response.json();
+    try {
+      return await fetchApi(`/console/rewards/exports/${id}/manifest.json`, { t });
+    } catch (error) {
+      if (error instanceof NetworkError || !(error instanceof ApiError)) throw error;
+    }
     await new Promise((done) => setTimeout(done, 300));
   }
   return null;
@@ -79,15 +69,12 @@ async function submit(event) {
   status.hidden = false;
   status.textContent = t("working");
   try {
-    const response = await fetch(form.action, {
-      method: "POST", body: new FormData(form), credentials: "same-origin",
-      cache: "no-store", referrerPolicy: "no-referrer",
-    });
-    if (!response.ok) throw new Error(String(response.status));
+    const response = await fetchApi(form.action,
+      { method: "POST", form: new FormData(form), as: "response", t });
     const id = response.headers.get("X-Chuishao-Export");
     const format = form.querySelector('input[name="format"]').value;
     const blob = await response.blob();
-    save(blob, fileName(response, `rewards.${format}`));
+    saveBlob(blob, fileName(response, `rewards.${format}`));
     addRow(id, format, id ? await manifestOf(id) : null);
     status.textContent = t("done");
   } catch {

@@ -7,18 +7,10 @@ import {
   keyId,
   wrapPrivateKey,
 } from "../crypto/index.js";
-import { consoleFetch, errorText, showText, t } from "./keys.js";
+import { hasX25519, showText, UserError } from "../common.js";
+import { consoleFetch, errorText, t } from "./keys.js";
 
 const form = document.getElementById("invite-form");
-
-async function hasX25519() {
-  try {
-    await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function create() {
   const username = document.getElementById("i-username").value.trim().toLowerCase();
@@ -26,8 +18,8 @@ async function create() {
   const password = document.getElementById("i-password").value;
   const again = document.getElementById("i-password2").value;
   const minimum = Number(form.dataset.minPassword || 10);
-  if ([...password].length < minimum) throw new Error(t("too_short", { count: minimum }));
-  if (password !== again) throw new Error(t("mismatch"));
+  if ([...password].length < minimum) throw new UserError(t("too_short", { count: minimum }));
+  if (password !== again) throw new UserError(t("mismatch"));
   const progress = document.getElementById("progress-text");
   showText(progress, t("deriving"));
   const userSalt = crypto.getRandomValues(new Uint8Array(16));
@@ -67,9 +59,7 @@ if (form) {
       await create();
     } catch (problem) {
       showText(document.getElementById("progress-text"), "");
-      // Our own checks throw plain Errors whose message is already translated.
-      showText(error, problem instanceof Error && problem.constructor === Error
-        ? problem.message : errorText(problem));
+      showText(error, errorText(problem));
       button.disabled = false;
     }
   });

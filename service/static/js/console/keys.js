@@ -12,8 +12,10 @@
 //                                         restarted browser) from the password
 //   initKeyStatus()                       show p#key-status with an unlock form when locked
 //
-// Also shared by the console scripts: t() for translated text, consoleFetch() for JSON calls
-// with the CSRF header, deriveFromPassword(). No dependencies beyond our own modules.
+// Also shared by the console scripts: t() for the #console-messages texts, consoleFetch() for
+// calls with the CSRF header, deriveFromPassword(). A library with no effect of its own:
+// console/base.js is the script every console page runs.
+import { errorText as commonErrorText, fetchApi, islandText, showText } from "../common.js";
 import {
   b64uDecode,
   derivePassword,
@@ -33,7 +35,7 @@ export class LockedError extends Error {
 
 // ------------------------------------------------------------------------------ messages
 
-// Used only if a page carries no #console-messages island (pages of other console modules).
+// For the texts a page's #console-messages island lacks (pages of other console modules).
 const FALLBACK = {
   zh: {
     locked: "您的私钥尚未在此浏览器中解锁，因此无法解密案件。请输入密码解锁。",
@@ -54,69 +56,10 @@ const FALLBACK = {
   },
 };
 
-let table = null;
-
-function messages() {
-  if (table === null) {
-    table = {};
-    const island = document.getElementById("console-messages");
-    if (island) {
-      try {
-        table = JSON.parse(island.textContent) || {};
-      } catch {
-        table = {};
-      }
-    }
-  }
-  return table;
-}
-
-// A t() over a page's own JSON message island (`id`), for page scripts with texts of their
-// own; a key without a text is shown as it is, and {placeholders} are filled from params.
-export function islandText(id) {
-  let own = null;
-  return (key, params = {}) => {
-    if (own === null) {
-      const island = document.getElementById(id);
-      try {
-        own = island ? JSON.parse(island.textContent) || {} : {};
-      } catch {
-        own = {};
-      }
-    }
-    const template = Object.hasOwn(own, key) ? own[key] : key;
-    return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
-      Object.hasOwn(params, name) ? String(params[name]) : whole);
-  };
-}
-
-export function t(key, params = {}) {
-  const lang = (document.documentElement.lang || "zh-CN").toLowerCase().startsWith("en")
-    ? "en"
-    : "zh";
-  const own = messages();
-  const template = Object.hasOwn(own, key) ? own[key] : FALLBACK[lang][key] || key;
-  return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
-    Object.hasOwn(params, name) ? String(params[name]) : whole,
-  );
-}
-
-export function showText(node, text) {
-  if (!node) return;
-  node.textContent = text || "";
-  node.hidden = !text;
-}
+export const t = islandText("console-messages",
+  FALLBACK[(document.documentElement.lang || "zh-CN").toLowerCase().startsWith("en") ? "en" : "zh"]);
 
 // ------------------------------------------------------------------------------ requests
-
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-    this.code = code;
-  }
-}
 
 function meta(name) {
   const node = document.querySelector(`meta[name="${name}"]`);
@@ -127,55 +70,18 @@ export function keyHandle() {
   return meta("key-handle");
 }
 
-// JSON (or, with `binary`, raw bytes) to and from the console, with the page's CSRF token.
-// Errors carry the server's translated message. Every console script requests through this.
-export async function consoleFetch(method, path, json, { binary = false } = {}) {
+// JSON (with `binary`, bytes) to and from the console, with the page's CSRF token; `raw`
+// sends bytes. Every console script requests through this; `text` words its own failures.
+export function consoleFetch(method, path, json, { binary = false, raw, text = t } = {}) {
   const headers = {
     Accept: binary ? "application/octet-stream" : "application/json",
     "X-CSRF-Token": meta("csrf-token"),
   };
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  }
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body,
-      credentials: "same-origin",
-      cache: "no-store",
-      redirect: "error",
-      referrerPolicy: "no-referrer",
-    });
-  } catch {
-    throw new ApiError(0, "network", t("network"));
-  }
-  if (response.ok && binary) return new Uint8Array(await response.arrayBuffer());
-  let data = null;
-  try {
-    const text = await response.text();
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!response.ok) {
-    const error = data && data.error;
-    if (error && typeof error.message === "string") {
-      throw new ApiError(response.status, String(error.code || ""), error.message);
-    }
-    throw new ApiError(response.status, `http_${response.status}`,
-      response.status >= 500 ? t("network") : t("failed", { message: response.status }));
-  }
-  return data;
+  return fetchApi(path, { method, headers, json, raw, as: binary ? "bytes" : "json", t: text });
 }
 
 export function errorText(error) {
-  if (error instanceof ApiError) return error.message;
-  if (error instanceof OpenError) return t("wrong_password");
-  return t("failed", { message: error && error.message ? error.message : String(error) });
+  return error instanceof OpenError ? t("wrong_password") : commonErrorText(error, t);
 }
 
 // { salt, iterations, pow } from the server (a made-up salt for an unknown name), then
@@ -333,28 +239,4 @@ export async function initKeyStatus() {
     status.hidden = false;
     return false;
   }
-}
-
-// Signing out empties the key store first, then lets the form go to the server.
-function watchLogout() {
-  for (const form of document.querySelectorAll('form[action="/console/logout"]')) {
-    if (form.dataset.keysWatched) continue;
-    form.dataset.keysWatched = "1";
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      clearKeys()
-        .catch(() => {})
-        .finally(() => HTMLFormElement.prototype.submit.call(form));
-    });
-  }
-}
-
-function start() {
-  watchLogout();
-  initKeyStatus().catch(() => {});
-}
-
-if (typeof document !== "undefined") {
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
 }

@@ -5,13 +5,12 @@
 // attempts on the same username (instead of pausing the account), so this may take longer.
 import { b64uDecode, b64uEncode, unwrapPrivateKey } from "../crypto/index.js";
 import { solve } from "../pow.js";
+import { ApiError, showText } from "../common.js";
 import {
-  ApiError,
   clearKeys,
   consoleFetch,
   deriveFromPassword,
   errorText,
-  showText,
   signInChallenge,
   storePrivateKey,
   t,

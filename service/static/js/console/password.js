@@ -10,7 +10,8 @@ import {
   unwrapPrivateKey,
   wrapPrivateKey,
 } from "../crypto/index.js";
-import { consoleFetch, deriveFromPassword, errorText, showText, t } from "./keys.js";
+import { showText, UserError } from "../common.js";
+import { consoleFetch, deriveFromPassword, errorText, t } from "./keys.js";
 
 const form = document.getElementById("password-form");
 
@@ -42,8 +43,8 @@ async function change() {
   const fresh = document.getElementById("p-new").value;
   const again = document.getElementById("p-new2").value;
   const minimum = Number(form.dataset.minPassword || 10);
-  if ([...fresh].length < minimum) throw new Error(t("too_short", { count: minimum }));
-  if (fresh !== again) throw new Error(t("mismatch"));
+  if ([...fresh].length < minimum) throw new UserError(t("too_short", { count: minimum }));
+  if (fresh !== again) throw new UserError(t("mismatch"));
   const progress = document.getElementById("progress-text");
   showText(progress, t("deriving"));
   const before = await deriveFromPassword(username, old);
@@ -79,8 +80,7 @@ if (form) {
       await change();
     } catch (problem) {
       showText(document.getElementById("progress-text"), "");
-      showText(error, problem instanceof Error && problem.constructor === Error
-        ? problem.message : errorText(problem));
+      showText(error, errorText(problem));
       button.disabled = false;
     }
   });

@@ -6,26 +6,18 @@ import {
   b64uDecode,
   b64uEncode,
   bytesToHex,
-  CHUNK_SIZE,
   newId,
   newKey,
   openFile,
   openItem,
   openKey,
-  padme,
   sealFile,
   sealItem,
+  storedLayout,
 } from "../crypto/index.js";
-import {
-  ApiError,
-  el,
-  errorText,
-  privateKeyOrNull,
-  request,
-  showText,
-  t,
-  whenUnlocked,
-} from "./cases.js";
+import { ApiError, el, saveBlob, showText } from "../common.js";
+import { errorText, privateKeyOrNull, t, whenUnlocked } from "./casekit.js";
+import { consoleFetch as request } from "./keys.js";
 import { stripMetadata } from "../strip.js";
 
 const data = JSON.parse(document.getElementById("record-data").textContent);
@@ -34,34 +26,9 @@ const errorBox = document.getElementById("evidence-error");
 const keys = new Map(); // case id -> case key, in memory while the page is open
 let ready = false;
 
-function csrf() {
-  const node = document.querySelector('meta[name="csrf-token"]');
-  return node ? node.getAttribute("content") || "" : "";
-}
-
-async function putChunk(fileId, index, bytes) {
-  let response;
-  try {
-    response = await fetch(`${base}/files/${fileId}/chunks/${index}`, {
-      method: "PUT",
-      headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/octet-stream",
-        Accept: "application/json" },
-      body: bytes, credentials: "same-origin", cache: "no-store", redirect: "error",
-      referrerPolicy: "no-referrer",
-    });
-  } catch {
-    throw new ApiError(0, "network", t("network"));
-  }
-  if (!response.ok) {
-    let message = t("failed", { message: response.status });
-    try {
-      const body = await response.json();
-      if (body && body.error && body.error.message) message = body.error.message;
-    } catch {
-      // keep the generic message
-    }
-    throw new ApiError(response.status, `http_${response.status}`, message);
-  }
+function putChunk(fileId, index, bytes) {
+  return request("PUT", `${base}/files/${fileId}/chunks/${index}`, undefined,
+    { raw: bytes, text: t });
 }
 
 // ------------------------------------------------------------------------------ keys
@@ -135,12 +102,7 @@ async function download(file, meta, button, status) {
     button.disabled = false;
     return;
   }
-  const url = URL.createObjectURL(new Blob(parts, { type: String(meta.type || "") }));
-  const link = el("a", { attrs: { href: url, download: String(meta.name || "evidence") } });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  saveBlob(new Blob(parts, { type: String(meta.type || "") }), String(meta.name || "evidence"));
   showText(status, "");
   button.disabled = false;
 }
@@ -151,12 +113,6 @@ function uploadCase() {
   // The record's first linked case whose key this reviewer holds.
   const entry = data.cases.find((c) => keys.has(c.case_id));
   return entry ? entry.case_id : null;
-}
-
-function layout(size) {
-  const padded = padme(size + 1);
-  const count = Math.ceil(padded / CHUNK_SIZE);
-  return { stored: padded + 16 * count, count };
 }
 
 async function sealAndUpload(original, phase, caseId, progress) {
@@ -172,19 +128,19 @@ async function sealAndUpload(original, phase, caseId, progress) {
     size: file.size, key: b64uEncode(fileKey), prefix: b64uEncode(prefix),
     removed: stripped.removed, cleaned: stripped.cleaned, phase };
   const blob = await sealItem(key, caseId, metaId, "file-meta", meta);
-  const { stored, count } = layout(file.size);
+  const { storedSize, chunkCount } = storedLayout(file.size);
   const fileHex = bytesToHex(fileId);
   await request("POST", `${base}/files`, {
     case_id: caseId,
-    file: { id: fileHex, meta_item_id: bytesToHex(metaId), stored_size: stored,
-      chunk_count: count },
+    file: { id: fileHex, meta_item_id: bytesToHex(metaId), stored_size: storedSize,
+      chunk_count: chunkCount },
     meta: { id: bytesToHex(metaId), blob: b64uEncode(blob) },
   });
   let index = 0;
   for await (const chunk of sealFile(fileKey, prefix, caseId, fileHex, file, file.size)) {
     await putChunk(fileHex, index, chunk);
     index += 1;
-    progress(index, count);
+    progress(index, chunkCount);
   }
   fileKey.fill(0);
   await request("POST", `${base}/files/${fileHex}/finish`, {});
@@ -224,7 +180,7 @@ function enableUpload(formId, prefix) {
       return;
     }
     button.disabled = true;
-    const total = chosen.reduce((sum, f) => sum + layout(f.size).count, 0);
+    const total = chosen.reduce((sum, f) => sum + storedLayout(f.size).chunkCount, 0);
     let done = 0;
     try {
       for (const file of chosen) {

@@ -3,24 +3,20 @@
 // with the officer's own key from the key store; the server only ever holds it sealed.
 // Shown through textContent only.
 import { b64uDecode, openClaimKey, openItem } from "../crypto/index.js";
-import { consoleFetch, getPrivateKey, islandText, LockedError } from "./keys.js";
+import { islandText, showText } from "../common.js";
+import { consoleFetch, getPrivateKey, LockedError } from "./keys.js";
 
 const dataNode = document.getElementById("reward-data");
 const data = dataNode ? JSON.parse(dataNode.textContent) : null;
 const t = islandText("reward-messages");
 
-function show(node, text) {
-  node.textContent = text || "";
-  node.hidden = !text;
-}
-
 async function openClaim(button, fields, error) {
-  show(error, "");
+  showText(error, "");
   let privateKey;
   try {
     ({ privateKey } = await getPrivateKey());
   } catch (problem) {
-    show(error, problem instanceof LockedError ? t("locked") : t("failed", { message: String(problem) }));
+    showText(error, problem instanceof LockedError ? t("locked") : t("failed", { message: String(problem) }));
     return;
   }
   // The claim is not on the page: the server hands it out only here, and records the look
@@ -29,7 +25,7 @@ async function openClaim(button, fields, error) {
   try {
     sealed = await consoleFetch("POST", `/console/rewards/${data.reward_id}/claim`, {});
   } catch (problem) {
-    show(error, problem.message || t("network"));
+    showText(error, problem.message || t("network"));
     return;
   }
   let claim;
@@ -38,7 +34,7 @@ async function openClaim(button, fields, error) {
     claim = await openItem(key, data.reward_id, sealed.item_id, "claim",
       b64uDecode(sealed.blob));
   } catch {
-    show(error, t("decrypt_failed"));
+    showText(error, t("decrypt_failed"));
     return;
   }
   const rows = [

@@ -2,12 +2,11 @@
 // the receipt's lookup secret, and the claim key sealed to the finance
 // officers. The claim itself is an ordinary sealed item of kind "claim"
 // under the claim key, with the reward id in the case id's place.
-import { ascii, concat, idBytes, toBytes } from "./encodings.js";
-import { OpenError } from "./errors.js";
+import { base32Encode } from "./base32.js";
+import { ascii, concat, idBytes, OpenError, toBytes } from "./encodings.js";
 import { openBase, sealBase, SUITE_X25519_AES256 } from "./hpke.js";
 import { hmacSha256, sha256 } from "./primitives.js";
 
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 export const CLAIM_CODE_CHARS = 16;
 const SLOT_LENGTH = 80;
 
@@ -18,29 +17,13 @@ export class ClaimCodeError extends Error {
   }
 }
 
-function base32(bytes) {
-  let out = "";
-  let acc = 0;
-  let bits = 0;
-  for (const b of bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(acc >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    acc &= (1 << bits) - 1;
-  }
-  return out; // 10 bytes = 80 bits: no partial group
-}
-
 // base32(HMAC-SHA256(lookup_secret, "chuishao/v1/claim" 0x00 reward_id)[0:10])
 export async function deriveClaimCode(lookupSecret, rewardId) {
   const secret = toBytes(lookupSecret);
   if (secret.length !== 32) throw new TypeError("lookup secret must be 32 bytes");
   const mac = await hmacSha256(secret,
     concat(ascii("chuishao/v1/claim"), new Uint8Array([0]), idBytes(rewardId)));
-  return base32(mac.subarray(0, 10));
+  return base32Encode(mac.subarray(0, 10)); // 80 bits: no partial group
 }
 
 // NFKC, drop whitespace and dashes, upper-case; exactly 16 base32 characters.

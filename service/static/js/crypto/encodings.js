@@ -1,4 +1,13 @@
-// Byte encodings: hex, base64url (no padding), UTF-8, small byte helpers.
+// Byte encodings: hex, base64url (no padding), UTF-8, small byte helpers. Also OpenError, as
+// every module imports this one anyway.
+
+// Every failure to open anything; generic, so no detail of what failed leaks to callers.
+export class OpenError extends Error {
+  constructor() {
+    super("could not open");
+    this.name = "OpenError";
+  }
+}
 
 const HEX = "0123456789abcdef";
 

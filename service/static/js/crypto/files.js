@@ -3,8 +3,7 @@
 // (the last one shorter, never empty). Chunk i is sealed under
 // nonce = prefix(7) || uint32_be(i) || flag (0x01 on the last chunk).
 // Both directions are async generators working one chunk at a time.
-import { ascii, concat, idBytes, toBytes, u32be } from "./encodings.js";
-import { OpenError } from "./errors.js";
+import { ascii, concat, idBytes, OpenError, toBytes, u32be } from "./encodings.js";
 import { padme } from "./padding.js";
 import { aesGcmDecrypt, aesGcmEncrypt, hkdf } from "./primitives.js";
 
@@ -20,6 +19,12 @@ export function fileLayout(size) {
   const chunks = Math.ceil(total / CHUNK_SIZE);
   if (chunks > 0x100000000) throw new RangeError("file too large");
   return { total, chunks, lastLength: total - (chunks - 1) * CHUNK_SIZE };
+}
+
+// As service/sealing.py stored_layout: each chunk with its tag.
+export function storedLayout(size) {
+  const { total, chunks } = fileLayout(size);
+  return { storedSize: total + TAG_SIZE * chunks, chunkCount: chunks };
 }
 
 // chunk_key = HKDF-SHA256(ikm=file_key, salt=empty, info="chuishao/v1/file", L=32)

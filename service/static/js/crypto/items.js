@@ -1,7 +1,6 @@
 // Sealed items: padded UTF-8 JSON objects under AES-256-GCM with a per-kind
 // subkey. wire = 0x01 || nonce(12) || ct || tag(16).
-import { ascii, concat, idBytes, toBytes, utf8Decode, utf8Encode } from "./encodings.js";
-import { OpenError } from "./errors.js";
+import { ascii, concat, idBytes, OpenError, toBytes, utf8Decode, utf8Encode } from "./encodings.js";
 import { ITEM_MIN_PADDED, padItem, unpadItem } from "./padding.js";
 import { aesGcmDecrypt, aesGcmEncrypt, hkdf, randomBytes } from "./primitives.js";
 

@@ -1,5 +1,5 @@
 // PADMÉ length padding and the 0x80-then-zeros padding of sealed items.
-import { OpenError } from "./errors.js";
+import { OpenError } from "./encodings.js";
 
 function ilog2(n) {
   // floor(log2 n) for a positive safe integer, exact (no float rounding).

@@ -1,7 +1,6 @@
 // Reviewer passwords: PBKDF2 master secret split into the server auth secret
 // and the key-encryption key that wraps the reviewer's X25519 private key.
-import { ascii, concat, equalBytes, idBytes, toBytes, utf8Encode } from "./encodings.js";
-import { OpenError } from "./errors.js";
+import { ascii, concat, equalBytes, idBytes, OpenError, toBytes, utf8Encode } from "./encodings.js";
 import {
   importX25519Private,
   keyId as publicKeyId,

@@ -3,10 +3,10 @@
 // of 5 separated by '-'. Parsing accepts lower case, ignores spaces/dashes.
 // kind "xwing" (the suite v2 part) checksums
 // SHA-256("chuishao/v2/recovery-xwing" || 0x00 || raw32)[0:2] instead.
+import { base32Decode, base32Encode } from "./base32.js";
 import { ascii, concat, equalBytes, toBytes } from "./encodings.js";
 import { sha256 } from "./primitives.js";
 
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const TEXT_LENGTH = 55; // base32 of 34 bytes
 
 export class RecoveryError extends Error {
@@ -14,42 +14,6 @@ export class RecoveryError extends Error {
     super("not a recovery secret");
     this.name = "RecoveryError";
   }
-}
-
-function base32Encode(bytes) {
-  let out = "";
-  let acc = 0;
-  let bits = 0;
-  for (const b of bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(acc >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += ALPHABET[(acc << (5 - bits)) & 31];
-  return out;
-}
-
-function base32Decode(text) {
-  const out = [];
-  let acc = 0;
-  let bits = 0;
-  for (const ch of text) {
-    const v = ALPHABET.indexOf(ch);
-    if (v < 0) throw new RecoveryError();
-    acc = (acc << 5) | v;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((acc >>> (bits - 8)) & 255);
-      bits -= 8;
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (acc !== 0) throw new RecoveryError(); // non-zero trailing bits: second spelling
-  return new Uint8Array(out);
 }
 
 const KINDS = { x25519: "", xwing: "chuishao/v2/recovery-xwing\u0000" };
@@ -74,6 +38,7 @@ export async function decodeRecoverySecret(text, kind = "x25519") {
   const compact = spaced.toUpperCase();
   if (compact.length !== TEXT_LENGTH || !/^[A-Z2-7]+$/.test(compact)) throw new RecoveryError();
   const data = base32Decode(compact);
+  if (!data) throw new RecoveryError();
   const raw = data.slice(0, 32);
   if (!equalBytes(await checksum(raw, kind), data.subarray(32))) {
     throw new RecoveryError();

@@ -2,8 +2,7 @@
 // Suite v1: to an X25519 recipient, slot = enc(32) || ct(48) = 80 bytes.
 // Suite v2: to an X-Wing recipient, slot = enc(1120) || ct(48) = 1168 bytes.
 // The same info for both; the suite string stored with the slot picks the opener.
-import { ascii, concat, idBytes, toBytes } from "./encodings.js";
-import { OpenError } from "./errors.js";
+import { ascii, concat, idBytes, OpenError, toBytes } from "./encodings.js";
 import { openBase, sealBase, SUITE_X25519_AES256, SUITE_XWING_AES256 } from "./hpke.js";
 import { XWING_PUBLIC_LENGTH } from "./xwing.js";
 

@@ -1,0 +1,149 @@
+// Shared by the reporter's pages and the console: texts, DOM, requests. Data from the server
+// or the user reaches the page through textContent only.
+
+// t(key, params) over the page's JSON data island `id`; a key it lacks shows `fallback`'s
+// text, else itself. A {placeholder} without a value stays, to be seen rather than dropped.
+export function islandText(id, fallback = {}) {
+  let own = null;
+  const table = () => {
+    if (own === null) {
+      const island = document.getElementById(id);
+      try {
+        own = island ? JSON.parse(island.textContent) || {} : {};
+      } catch {
+        own = {};
+      }
+    }
+    return own;
+  };
+  const t = (key, params = {}) => {
+    const all = table();
+    const template = Object.hasOwn(all, key) ? all[key]
+      : Object.hasOwn(fallback, key) ? fallback[key] : key;
+    return String(template).replace(/\{([a-z_]+)\}/g, (whole, name) =>
+      Object.hasOwn(params, name) ? String(params[name]) : whole);
+  };
+  t.has = (key) => Object.hasOwn(table(), key);
+  return t;
+}
+
+export function el(tag, { cls, text, attrs } = {}, children = []) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (attrs) {
+    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+export function showText(node, text) {
+  if (!node) return;
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { attrs: { href: url, download: name } });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+export async function hasX25519() {
+  try {
+    await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// No answer, or a broken one: worth retrying.
+export class NetworkError extends ApiError {
+  constructor(message) {
+    super(0, "network", message);
+    this.name = "NetworkError";
+  }
+}
+
+// A refusal made here, already translated; nothing was sent.
+export class UserError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "UserError";
+  }
+}
+
+export function retryable(error) {
+  return error instanceof ApiError && (error.status === 0 || error.status >= 500);
+}
+
+export function errorText(error, t) {
+  if (error instanceof ApiError || error instanceof UserError) return error.message;
+  return t("failed", { message: error && error.message ? error.message : String(error) });
+}
+
+// Our own server: `json`, `raw` bytes or a `form` in; the JSON (or as "bytes", "response")
+// out. A refusal is an ApiError in the server's words, else in t's ("network", "failed").
+export async function fetchApi(url, { method = "GET", headers = {}, json, raw, form,
+  as = "json", t }) {
+  const sent = { ...headers };
+  let body = form;
+  if (json !== undefined) {
+    sent["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (raw !== undefined) {
+    sent["Content-Type"] = "application/octet-stream";
+    body = raw;
+  }
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers: sent,
+      body,
+      credentials: "same-origin",
+      cache: "no-store",
+      redirect: "error",
+      referrerPolicy: "no-referrer",
+    });
+  } catch {
+    throw new NetworkError(t("network"));
+  }
+  if (!response.ok) {
+    let error = null;
+    try {
+      const data = await response.json();
+      if (data && data.error && typeof data.error.message === "string") error = data.error;
+    } catch {
+      // not JSON: the words below
+    }
+    const status = response.status;
+    if (error) throw new ApiError(status, String(error.code || `http_${status}`), error.message);
+    throw new ApiError(status, `http_${status}`,
+      status >= 500 ? t("network") : t("failed", { message: String(status) }));
+  }
+  if (as === "response") return response;
+  try {
+    if (as === "bytes") return new Uint8Array(await response.arrayBuffer());
+    const text = await response.text();
+    return text ? JSON.parse(text) : null;
+  } catch {
+    throw new NetworkError(t("network"));
+  }
+}
