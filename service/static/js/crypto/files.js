@@ -21,7 +21,7 @@ export function fileLayout(size) {
   return { total, chunks, lastLength: total - (chunks - 1) * CHUNK_SIZE };
 }
 
-// As service/sealing.py stored_layout: each chunk with its tag.
+// As service/domain/sealing.py stored_layout: each chunk with its tag.
 export function storedLayout(size) {
   const { total, chunks } = fileLayout(size);
   return { storedSize: total + TAG_SIZE * chunks, chunkCount: chunks };
