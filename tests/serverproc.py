@@ -1,4 +1,5 @@
-"""Run the real `chuishao serve` in a subprocess on a free port, for end-to-end tests."""
+"""The servers tests run, in one place: a free port, the real app under uvicorn in a thread,
+and the real `chuishao serve` in a subprocess."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +24,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: Any, port: int, *, lifespan: str = "on",
+                    name: str = "live-chuishao") -> Iterator[str]:
+    """Serve an ASGI app on 127.0.0.1:port in a thread until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan=lifespan,
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
 
 
 def cli_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:

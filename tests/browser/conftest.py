@@ -8,15 +8,14 @@ CI is set and are skipped (loudly) otherwise.
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.serverproc import free_port, serve_in_thread
 
 CHROMIUM = Path(os.environ.get("CHUISHAO_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -77,34 +76,11 @@ def _make_app() -> Any:
     return CSPMiddleware(app)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def static_server() -> Iterator[str]:
     """Serve service/static under /static and a blank CSP page at /."""
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(
-        _make_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="static-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("static server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(_make_app(), free_port(), lifespan="off", name="static-server") as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

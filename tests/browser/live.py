@@ -9,9 +9,6 @@ settings. Both are function-scoped: every test gets its own database and server.
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,8 @@ from service.app import create_app
 from service.platform import migrate
 from service.platform.db import Database
 from service.platform.settings import Settings
-from tests.factories import make_world
+from tests.factories import World, make_world
+from tests.serverproc import free_port, serve_in_thread
 
 
 @dataclass
@@ -36,18 +34,13 @@ class LiveServer:
     channel_slug: str
     reviewer_keys: list[bytes]
     recovery_private: bytes
+    world: World
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """A committed session on the server's database (for checks and test data). It takes
         SQLite's write lock up front, as the server's own writers do: a read-then-write
         transaction beside a running server is otherwise refused at once."""
         return self.database.write_session()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def live_settings(data_dir: Path, database_url: str, port: int, **overrides: object) -> Settings:
@@ -70,37 +63,23 @@ def live_settings(data_dir: Path, database_url: str, port: int, **overrides: obj
 
 
 @contextlib.contextmanager
-def running_server(directory: Path, **overrides: object) -> Iterator[LiveServer]:
+def running_server(directory: Path, *, reviewers: int = 2,
+                   **overrides: object) -> Iterator[LiveServer]:
     """Migrate a fresh database, set up the installation, serve the app until the end."""
-    import uvicorn
-
     directory.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{directory / 'live.sqlite3'}"
     migrate.upgrade(url)
-    port = _free_port()
+    port = free_port()
     settings = live_settings(directory / "var", url, port, **overrides)
     database = Database.from_url(url)
     with database.session() as session:
-        world = make_world(session, settings)
+        world = make_world(session, settings, reviewers=reviewers)
         reviewer_keys = [r.private_key for r in world.reviewers]
-        recovery = world.recovery_private
-        slug = world.channel.slug
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-chuishao", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", settings, url, database, slug,
-                         reviewer_keys, recovery)
+        with serve_in_thread(create_app(settings), port) as base:
+            yield LiveServer(base, settings, url, database, world.channel.slug,
+                             reviewer_keys, world.recovery_private, world)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         database.dispose()
 
 

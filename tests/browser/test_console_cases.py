@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,14 +23,13 @@ from starlette.datastructures import Secret
 
 import crypto
 from reviewer import auth
-from service.app import create_app
 from service.client import Client, urllib_transport
 from service.domain import sealing
 from service.domain.models import AuditEntry, Case, Installation, KeySlot, SealedItem, User
-from service.platform import migrate
 from service.platform.db import Database
 from service.platform.settings import Settings
-from tests.factories import Reviewer, make_reviewer, make_world, open_as
+from tests.browser.live import running_server
+from tests.factories import Reviewer, make_reviewer, open_as
 
 pytestmark = pytest.mark.browser
 
@@ -57,52 +54,22 @@ class Live:
     receipt: str = ""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def live_server(directory: Path) -> Iterator[Live]:
     """The real app under uvicorn in a thread, on a freshly migrated SQLite file, with one
     submitted case and a reviewer who joined the channel after it (so holds no key for it)."""
-    import uvicorn
-
-    url = f"sqlite:///{directory / 'live.sqlite3'}"
-    migrate.upgrade(url)
-    port = _free_port()
-    settings = Settings(
-        data_dir=directory / "var", database_url=url, base_url=f"http://127.0.0.1:{port}",
-        secret_key=Secret("console-cases-browser-test"), secure_cookies=False,
-        receipt_iterations=1000, password_iterations=1000, scrypt_n=2**10, pow_difficulty=4)
-    database = Database.from_url(url)
-    with database.session() as session:
-        world = make_world(session, settings)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, name="live-console", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with running_server(directory, pow_difficulty=4,
+                        secret_key=Secret("console-cases-browser-test")) as server:
+        base, settings, database, world = (server.base_url, server.settings, server.database,
+                                           server.world)
         receipt = Client(urllib_transport(base), language="zh-CN").submit("acme", REPORT, files=[
             sealing.PlainFile(name="检测记录.bin", type="application/octet-stream",
                               size=len(EVIDENCE), read=lambda: [EVIDENCE])])
-        with database.session() as session:
+        with database.write_session() as session:
             newcomer = make_reviewer(session, "newcomer", world.channel)
             case_id = session.scalar(select(SealedItem.case_id).where(
                 SealedItem.kind == "report"))
         yield Live(base, settings, database, world.reviewers, newcomer, case_id, receipt)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        database.dispose()
 
 
 @pytest.fixture

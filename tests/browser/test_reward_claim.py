@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +25,15 @@ from starlette.datastructures import Secret
 
 import crypto
 from reviewer import auth
-from service.app import create_app
 from service.client import Client, urllib_transport
 from service.domain import rewardflow, workflow
 from service.domain.installation import get_installation
 from service.domain.models import AuditEntry, Case, HazardCriterion, User
 from service.domain.models.rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
-from service.platform import migrate
 from service.platform.db import Database
 from service.platform.settings import Settings
-from tests.factories import Reviewer, make_reviewer, make_world
+from tests.browser.live import running_server
+from tests.factories import Reviewer, make_reviewer
 
 pytestmark = pytest.mark.browser
 
@@ -60,40 +56,15 @@ class Live:
     recovery_private: bytes
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def live_server(directory: Path) -> Iterator[Live]:
-    import uvicorn
-
-    url = f"sqlite:///{directory / 'live.sqlite3'}"
-    migrate.upgrade(url)
-    port = _free_port()
-    settings = Settings(
-        data_dir=directory / "var", database_url=url, base_url=f"http://127.0.0.1:{port}",
-        secret_key=Secret("reward-claim-browser-test"), secure_cookies=False,
-        receipt_iterations=1000, password_iterations=1000, scrypt_n=2**10, pow_difficulty=4)
-    database = Database.from_url(url)
-    with database.session() as session:
-        world = make_world(session, settings, reviewers=1)
-        approver = make_reviewer(session, "approver", world.channel, roles="approver")
-        finance = make_reviewer(session, "finance", None, roles="finance")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, name="live-rewards", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with running_server(directory, reviewers=1, pow_difficulty=4,
+                        secret_key=Secret("reward-claim-browser-test")) as server:
+        base, settings, database, world = (server.base_url, server.settings, server.database,
+                                           server.world)
+        with database.write_session() as session:
+            approver = make_reviewer(session, "approver", world.channel, roles="approver")
+            finance = make_reviewer(session, "finance", None, roles="finance")
         receipt = Client(urllib_transport(base), language="zh-CN").submit("acme", REPORT)
         with database.write_session() as session:
             keys = crypto.derive_receipt(receipt, get_installation(session).salt, 1000)
@@ -114,10 +85,6 @@ def live_server(directory: Path) -> Iterator[Live]:
             reward_id = record.id
         yield Live(base, settings, database, receipt, reward_id, world.reviewers[0], finance,
                    world.recovery_private)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        database.dispose()
 
 
 @pytest.fixture

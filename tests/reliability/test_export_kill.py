@@ -16,10 +16,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from reviewer import auth
 from service.domain import exports, rewardflow
@@ -32,6 +37,8 @@ from service.platform.settings import Settings
 from tests.factories import make_reviewer
 from tests.reliability.live import Deployment, deploy, running, wait_for
 from tests.serverproc import ROOT, run_cli
+
+T = TypeVar("T")
 
 
 def seed_ledger(deployment: Deployment, records: int) -> None:
@@ -70,23 +77,30 @@ def seed_ledger(deployment: Deployment, records: int) -> None:
         database.dispose()
 
 
+def _read(deployment: Deployment, query: Callable[[Session], T]) -> T:
+    # A server starting up beside this reader may hold SQLite's lock for a moment (its
+    # housekeeping round writes at once); a reader waits and asks again.
+    for attempt in range(20):
+        database = deployment.database()
+        try:
+            with database.session() as session:
+                return query(session)
+        except OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+        finally:
+            database.dispose()
+    raise AssertionError("unreachable")
+
+
 def export_states(deployment: Deployment) -> list[str]:
-    database = deployment.database()
-    try:
-        with database.session() as session:
-            return list(session.scalars(select(RewardExport.state)))
-    finally:
-        database.dispose()
+    return _read(deployment, lambda session: list(session.scalars(select(RewardExport.state))))
 
 
 def failed_entries(deployment: Deployment) -> list[dict[str, object]]:
-    database = deployment.database()
-    try:
-        with database.session() as session:
-            return [entry.details for entry in session.scalars(
-                select(AuditEntry).where(AuditEntry.action == "export.failed"))]
-    finally:
-        database.dispose()
+    return _read(deployment, lambda session: [entry.details for entry in session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "export.failed"))])
 
 
 def test_command_line_export_killed_half_way(tmp_path: Path,
@@ -153,7 +167,7 @@ def test_console_export_killed_half_way_is_listed_as_failed(
     settings = Settings.from_environ(deployment.env)
     database: Database = deployment.database()
     try:
-        with database.session() as session:
+        with database.write_session() as session:
             auditor = make_reviewer(session, "sun.li", roles="auditor").user
             token = auth.start_session(session, settings, auditor)
         cookie = f"{auth.session_cookie(settings)}={token}"

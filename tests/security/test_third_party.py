@@ -24,7 +24,7 @@ from reviewer import auth
 from service.client import Client, urllib_transport
 from service.domain import invitations, rectification_cases, rewardflow, workflow
 from service.domain.installation import get_installation
-from service.domain.models import Case, HazardCriterion, StoredFile, User
+from service.domain.models import Case, Channel, HazardCriterion, StoredFile, User
 from service.domain.models.rewards import RewardPolicyVersion
 from service.domain.sealing import PlainFile
 from tests.browser.live import LiveServer, running_server
@@ -59,7 +59,10 @@ async () => {
   const frame = document.createElement('iframe');
   frame.src = 'https://evil.example/frame';
   document.body.appendChild(frame);
-  await new Promise((r) => setTimeout(r, 500));
+  // Wait for all five reports (up to 10 s: a loaded machine delivers the frame's late).
+  for (let waited = 0; waited < 10000 && window.__csp.length - before < 5; waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {violations: window.__csp.slice(before), pwned: window.__pwned === true};
 }
 """
@@ -69,8 +72,6 @@ class World:
     def __init__(self, live: LiveServer) -> None:
         self.live = live
         with live.session() as session:
-            from service.domain.models import Channel
-
             channel = session.scalar(select(Channel))
             self.allrounder: Reviewer = make_reviewer(session, "allrounder", channel,
                                                       roles=" ".join(ROLES))
