@@ -118,7 +118,7 @@ RESULT_LINE = N_("Reward: {amount} yuan")
 
 def _record(request: Request) -> RewardRecord:
     return reward_ledger.get_record(get_session(request), _database(request), current_user(request),
-                                 str(request.path_params["reward_id"]))
+                                    str(request.path_params["reward_id"]))
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -175,7 +175,7 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
         "explanation": _explain(request, calc),
         "status": reward_states.display_status(record),
         "names": reward_ledger.people(session, {record.proposed_by, record.decided_by,
-                                             record.paid_by}),
+                                                record.paid_by}),
         "policy": session.get(RewardPolicyVersion, record.policy_row_id),
         "case": case,
         "basis": workflow.first_valid_basis(session, case) if case is not None else None,
@@ -251,7 +251,7 @@ async def _finance(request: Request, action: str) -> Response:
             reward_claims.verify_code(session, record, user, form.get("code"))
         else:
             reward_claims.record_payment(session, record, user, form.get("code"),
-                                      form.get("reference"), form.get("version"))
+                                         form.get("reference"), form.get("version"))
     except ChuishaoError as exc:
         return _refused(request, "reward.code_verified" if action == "verify" else "reward.pay",
                         record.id, exc)
@@ -285,7 +285,7 @@ def _case_context(request: Request, case: Case) -> dict[str, Any]:
         **_base_context(request), "case": case, "records": records,
         "display_status": reward_states.display_status,
         "names": reward_ledger.people(session, {*(r.proposed_by for r in records),
-                                             *(r.decided_by for r in records)}),
+                                                *(r.decided_by for r in records)}),
         "policies": policies, "flags": reward_policies.declared_flags(policies),
         "grades": GRADES, "rewardable": reward_records.rewardable(case),
         "basis": workflow.first_valid_basis(session, case),
@@ -473,7 +473,7 @@ async def upload_policy(request: Request) -> Response:
         if not text.strip():
             raise InvalidInput(N_("Choose a policy file (TOML)."), code="policy_missing")
         reward_policies.upload_policy(session, user, text,
-                                 identity_required=form.get("identity_required") == "1")
+                                      identity_required=form.get("identity_required") == "1")
     except ChuishaoError as exc:
         _refusal(request, "reward.policy_upload", "policies", exc)
         context = _policies_context(request)

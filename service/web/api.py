@@ -269,7 +269,7 @@ async def followup_claim(request: Request) -> Response:
     case = _followup_case(request)
     data = await read_json(request)
     record = reward_claims.register_claim(get_session(request), request.app.state.settings, case,
-                                       request.path_params["reward_id"], data)
+                                          request.path_params["reward_id"], data)
     return JSONResponse({"id": record.id, "status": "claimed"}, status_code=201)
 
 

@@ -110,7 +110,7 @@ def live_server(directory: Path) -> Iterator[Live]:
                 RewardPolicyVersion.policy_id == "national-2018"))
             record = reward_records.propose(session, case, reviewer, row.id, {"fine": "200000"})
             reward_records.approve(session, record, session.get(User, approver.user.id),
-                               record.version)
+                                   record.version)
             reward_id = record.id
         yield Live(base, settings, database, receipt, reward_id, world.reviewers[0], finance,
                    world.recovery_private)

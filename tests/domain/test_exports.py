@@ -51,7 +51,7 @@ def ledger(client: TestClient, session: Session, people: People) -> list[str]:
                        headers=auth).status_code == 201
     session.refresh(paid)
     reward_claims.record_payment(session, paid, people.finance.user, code,
-                              "=HYPERLINK(\"http://x\")", paid.version)
+                                 "=HYPERLINK(\"http://x\")", paid.version)
     _, _, other = approved_reward(client, session, people, fine="1234567.89")
     session.commit()
     return [paid.id, other.id]

@@ -55,7 +55,7 @@ def _same_bucket(session: Session, a: Case, b: Case, hours: int = 0) -> None:
 
 def _propose(session: Session, people: People, case: Case) -> None:
     reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
-                       {"fine": "100000"})
+                           {"fine": "100000"})
 
 
 @pytest.mark.parametrize("decide", ["smaller id", "larger id"])
@@ -131,7 +131,7 @@ def test_joint_report_is_one_case_and_its_own_first(
     case, _ = verified_case(client, session, people)
     assert case.first_valid and not case.first_valid_open
     record = reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
-                                {"fine": "100000", "joint_reporters": "2"})
+                                    {"fine": "100000", "joint_reporters": "2"})
     calc = reward_records.calculation_of(record)
     assert calc.inputs.first_valid and len(calc.shares_fen) == 2
 

@@ -103,7 +103,7 @@ def approved_reward(client: TestClient, session: Session, people: People,
                     fine: str = "200000") -> tuple[Case, str, RewardRecord]:
     case, receipt = verified_case(client, session, people)
     record = reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
-                                {"fine": fine})
+                                    {"fine": fine})
     reward_records.approve(session, record, people.approver.user, record.version)
     session.commit()
     session.refresh(record)
@@ -262,7 +262,7 @@ def test_proposer_cannot_approve_and_rejection_needs_reason(
     session.commit()
     case, _ = verified_case(client, session, people)
     record = reward_records.propose(session, case, both.user, policy_row(session).id,
-                                {"fine": "50000"})
+                                    {"fine": "50000"})
     session.commit()
     csrf = sign_in(client, session, settings, both.user)
     page = client.get(f"/console/rewards/{record.id}")
@@ -287,12 +287,12 @@ def test_proposer_cannot_approve_and_rejection_needs_reason(
     session.refresh(record)
     assert record.status == "rejected" and record.rejection_reason == "罚款金额有误"
     again = reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
-                               {"fine": "60000"})
+                                   {"fine": "60000"})
     assert again.status == "proposed"
     # ... but not a second active one.
     with pytest.raises(NotAllowedNow):
         reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
-                           {"fine": "60000"})
+                               {"fine": "60000"})
 
 
 def test_stale_version_and_double_decision_refused(client: TestClient, session: Session,
@@ -329,7 +329,7 @@ def test_negative_or_absurd_fines_refused(client: TestClient, session: Session, 
     assert "reward.preview" in actions(session, "refused")
     with pytest.raises(reward_policies.CalculationRefused) as refused:
         reward_records.preview(session, case, people.reviewer.user, policy_row(session).id,
-                           {"fine": fine})
+                               {"fine": fine})
     assert en in refused.value.params["reason"]
 
 
@@ -340,7 +340,7 @@ def test_unverified_case_and_inactive_policy_refused(client: TestClient, session
     fresh = session.scalar(select(Case).where(Case.lookup_hash == keys.lookup_hash.hex()))
     with pytest.raises(NotAllowedNow):
         reward_records.propose(session, fresh, people.reviewer.user, policy_row(session).id,
-                           {"fine": "1"})
+                               {"fine": "1"})
     case, _ = verified_case(client, session, people)
     row = policy_row(session)
     reward_policies.set_policy_active(session, people.admin.user, row, False)
@@ -425,7 +425,7 @@ def test_claim_refusals_reuse_expiry_and_keys(client: TestClient, session: Sessi
     assert reused.status_code == 409 and "used already" in reused.text
     with pytest.raises(reward_claims.CodeUsed):
         reward_claims.record_payment(session, record, people.finance.user, code, "r2",
-                                  record.version)
+                                     record.version)
     session.rollback()
     assert {"reward.pay", "reward.code_verified"} <= set(actions(session, "refused"))
 
@@ -479,12 +479,12 @@ def test_claim_without_javascript(client: TestClient, session: Session, people: 
 def test_identity_required_by_policy(client: TestClient, session: Session, people: People) -> None:
     text_ = Path(load_policy("enterprise-internal").path).read_text(encoding="utf-8")
     row = reward_policies.upload_policy(session, people.admin.user,
-                                   text_.replace("version = 1", "version = 2"),
-                                   identity_required=True)
+                                        text_.replace("version = 1", "version = 2"),
+                                        identity_required=True)
     reward_policies.set_policy_active(session, people.admin.user, row, True)
     case, receipt = verified_case(client, session, people, grade="general")
     record = reward_records.propose(session, case, people.reviewer.user, row.id,
-                                {"approved_in_period": "0"})
+                                    {"approved_in_period": "0"})
     assert record.amount_fen == 5000
     reward_records.approve(session, record, people.approver.user, record.version)
     session.commit()
@@ -510,7 +510,7 @@ def test_duplicate_is_not_first_valid(client: TestClient, session: Session, peop
     session.commit()
     assert not second.first_valid
     _, calc = reward_records.preview(session, second, people.reviewer.user,
-                                 policy_row(session).id, {"fine": "100000"})
+                                     policy_row(session).id, {"fine": "100000"})
     assert calc.inputs.first_valid is False and calc.amount_fen == 0
 
 
@@ -552,7 +552,7 @@ def test_policy_upload_check_preview_activate(client: TestClient, session: Sessi
     assert row.active
     case, _ = verified_case(client, session, people)
     record = reward_records.propose(session, case, people.reviewer.user, row.id,
-                                {"fine": "1000000", "insider": "1"})
+                                    {"fine": "1000000", "insider": "1"})
     assert record.amount_fen == 18_000_000 and record.policy_id == "shandong-2024"
     assert {"reward.policy_upload", "reward.policy_preview", "reward.policy_activate"} <= set(
         actions(session))

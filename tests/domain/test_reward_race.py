@@ -47,7 +47,7 @@ def setup(committed_database: Database, settings: Settings) -> Iterator[tuple[Pe
         second = make_reviewer(session, "approver2", people.world.channel, roles="approver")
         case, _ = verified_case(client, session, people)
         record = reward_records.propose(session, case, people.reviewer.user,
-                                    policy_row(session).id, {"fine": "200000"})
+                                        policy_row(session).id, {"fine": "200000"})
         session.commit()
         yield people, record.id, second.user.id
 
