@@ -179,8 +179,7 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
         "policy": session.get(RewardPolicyVersion, record.policy_row_id),
         "case": case,
         "basis": workflow.first_valid_basis(session, case) if case is not None else None,
-        "can_decide": user.has_role("approver") and record.status == "proposed"
-        and user.id != record.proposed_by,
+        "actions": reward_states.allowed(record, user),
         "own_proposal": user.id == record.proposed_by,
         "cap_excess": reward_records.period_cap_excess(session, record),
         "period_labels": PERIOD_LABELS,

@@ -28,6 +28,7 @@ from service.domain.reward_states import (
     CLAIMED_ALREADY,
     DECIDED,
     NOT_CLAIMED,
+    RULES,
     advance,
     check,
     display_status,
@@ -134,10 +135,15 @@ def reporter_rewards(session: Session, case: Case, now: dt.datetime | None = Non
             "claim_due": localtime.local(record.claim_due_at).date().isoformat()
             if record.claim_due_at else None,
             "identity_required": bool(row.identity_required) if row else False,
-            "claimable": status == "approved",
-            "recipients": keys if status == "approved" else [],
+            "claimable": claimable(status),
+            "recipients": keys if claimable(status) else [],
         })
     return out
+
+
+def claimable(status: str) -> bool:
+    """``status`` as display_status gives it: a lapsed record is approved but not claimable."""
+    return status in RULES["claim"].sources
 
 
 def _reporter_record(session: Session, case: Case, reward_id: Any) -> RewardRecord:
