@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from service.domain import audit, followup, intake, notify
+from service.domain import audit, intake, notify, serverseal
 from service.domain.installation import get_installation
 from service.domain.models import Case, CaseEvent, User, utcnow
 from service.domain.models.rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
@@ -36,7 +36,7 @@ from service.domain.reward_states import (
 )
 from service.domain.rewards import format_yuan
 from service.domain.statemachine import NotAllowedNow
-from service.platform import localtime, offload
+from service.platform import localtime
 from service.platform.errors import (
     ChuishaoError,
     Conflict,
@@ -258,18 +258,7 @@ def claim_on_server(session: Session, settings: Settings, receipt_text: str, rew
 
     Asked again after claiming, it shows the same code (the reporter may have lost the page).
     """
-
-    installation = get_installation(session)
-    if installation is None:
-        raise NotSetUp()
-    try:
-        receipt = crypto.normalize_receipt(receipt_text)
-    except ValueError:
-        raise InvalidInput(N_("A receipt has exactly 20 digits."), code="receipt_format") from None
-    # Derived before the database gate, off the event loop (views.public.prepare_receipt).
-    keys = offload.prepared(crypto.derive_receipt, receipt, installation.salt,
-                            settings.receipt_iterations)
-    case = followup.find_case_by_secret(session, keys.lookup_secret)
+    case, keys = serverseal.case_of_receipt(session, settings, receipt_text)
     record = _reporter_record(session, case, reward_id)
     code = crypto.derive_claim_code(keys.lookup_secret, bytes.fromhex(record.id))
     code_hash = crypto.claim_code_hash(code).hex()
