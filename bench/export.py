@@ -44,7 +44,13 @@ from sqlalchemy import insert  # noqa: E402
 from starlette.datastructures import Secret  # noqa: E402
 
 import crypto  # noqa: E402
-from service.domain import channels, exports, installation, rewardflow  # noqa: E402
+from service.domain import (  # noqa: E402
+    channels,
+    exports,
+    installation,
+    reward_ledger,
+    reward_policies,
+)
 from service.domain.models import Case, User, utcnow  # noqa: E402
 from service.domain.models.rewards import RewardRecord  # noqa: E402
 from service.domain.rewards import RewardInputs, calculate, load_policy  # noqa: E402
@@ -79,8 +85,8 @@ def seed(directory: Path, records: int) -> None:
                     created_at=utcnow())
         session.add(user)
         session.flush()
-        rewardflow.ensure_shipped(session)
-        row_id = next(r.id for r in rewardflow.policy_rows(session)
+        reward_policies.ensure_shipped(session)
+        row_id = next(r.id for r in reward_policies.policy_rows(session)
                       if r.policy_id == "national-2018")
         channel_id, user_id = channel.id, user.id
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -115,7 +121,7 @@ def seed(directory: Path, records: int) -> None:
 def _ours(directory: Path, fmt: str) -> dict[str, Any]:
     settings = settings_for(directory)
     database = Database.from_url(settings.database)
-    filters = rewardflow.LedgerFilters()
+    filters = reward_ledger.LedgerFilters()
     with database.session() as session:
         export_id = exports.start_export(session, None, fmt, filters, via="bench").id
     digest, size = hashlib.sha256(), 0
@@ -134,7 +140,7 @@ def _floor_rows(directory: Path) -> list[tuple[Any, ...]]:
     settings = settings_for(directory)
     database = Database.from_url(settings.database)
     with database.session() as session:
-        rows = list(exports.iter_rows(session, rewardflow.LedgerFilters()))
+        rows = list(exports.iter_rows(session, reward_ledger.LedgerFilters()))
     database.dispose()
     return rows
 

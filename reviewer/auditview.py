@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from service.domain import rectification_facts, rewardflow, sheets, workflow
+from service.domain import rectification_facts, reward_states, sheets, workflow
 from service.domain.labels import LIST_SEPARATOR, role_names
 from service.domain.models import AuditEntry, Channel, User
 from service.domain.rewards import format_yuan
@@ -160,7 +160,7 @@ FIELD_LABELS = {
 
 # Values that are codes: a state or status name is shown by its label.
 _STATE_WORDS: dict[str, str] = {**rectification_facts.STATE_LABELS, **workflow.STATUS_LABELS,
-                                **rewardflow.STATUS_LABELS}
+                                **reward_states.STATUS_LABELS}
 
 YES, NO = N_("Yes"), N_("No")
 YUAN = N_("{amount} yuan")

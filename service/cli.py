@@ -533,7 +533,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         print("export NOT verified", file=sys.stderr)
         return 1
-    from service.domain.rewardflow import LedgerFilters
+    from service.domain.reward_ledger import LedgerFilters
     from service.platform.errors import ChuishaoError
 
     database = _database(settings)

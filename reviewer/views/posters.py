@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reviewer.auth import require_roles
-from service.domain import channels, poster, rewardflow
+from service.domain import channels, poster, reward_policies
 from service.domain.models import Channel
 from service.platform.db import get_session
 from service.platform.i18n import LANGUAGES
@@ -38,7 +38,7 @@ async def poster_page(request: Request) -> Response:
     return render(request, "reviewer/admin_poster.html", {
         "channel": channel, "content": content, "poster_lang": lang,
         "sizes": list(poster.SIZES), "formats": list(poster.FORMATS), "languages": LANGUAGES,
-        "policies": rewardflow.policy_rows(session, active_only=True),
+        "policies": reward_policies.policy_rows(session, active_only=True),
         "chosen_policy": poster.choose_policy(session, channel, policy_id)})
 
 

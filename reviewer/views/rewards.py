@@ -1,6 +1,6 @@
 """Console views: reward records, approval, claims and payment, the ledger, exports, policies
-and the audit trail. Thin: every decision is in service/domain/rewardflow.py and
-service/domain/exports.py.
+and the audit trail. Thin: every decision is in the service/domain/reward_*.py modules
+(reward_states.py has the record's life) and service/domain/exports.py.
 
 | route                                       | reviewer | approver | finance | auditor | admin |
 |---------------------------------------------|----------|----------|---------|---------|-------|
@@ -35,7 +35,17 @@ import crypto
 from reviewer import auditview
 from reviewer.auth import current_user, require_roles
 from reviewer.views.refused import refusal_text, refused
-from service.domain import audit, cases, exports, rewardflow, workflow
+from service.domain import (
+    audit,
+    cases,
+    exports,
+    reward_claims,
+    reward_ledger,
+    reward_policies,
+    reward_records,
+    reward_states,
+    workflow,
+)
 from service.domain.installation import (
     get_installation,
     load_signing_key,
@@ -94,8 +104,8 @@ RESULT_LINE = N_("Reward: {amount} yuan")
 
 
 def _record(request: Request) -> RewardRecord:
-    return rewardflow.get_record(get_session(request), _database(request), current_user(request),
-                                 str(request.path_params["reward_id"]))
+    return reward_ledger.get_record(get_session(request), _database(request), current_user(request),
+                                    str(request.path_params["reward_id"]))
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -104,9 +114,9 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _base_context(request: Request) -> dict[str, Any]:
-    return {"statuses": rewardflow.STATUS_LABELS, "yuan": format_yuan,
-            "methods": rewardflow.METHODS,
-            "case_types": rewardflow.CASE_TYPES, "grade_labels": GRADE_LABELS,
+    return {"statuses": reward_states.STATUS_LABELS, "yuan": format_yuan,
+            "methods": reward_claims.METHODS,
+            "case_types": reward_policies.CASE_TYPES, "grade_labels": GRADE_LABELS,
             "done": DONE.get(str(request.query_params.get("done", ""))), "error": None}
 
 
@@ -117,16 +127,16 @@ def _base_context(request: Request) -> dict[str, Any]:
 async def ledger(request: Request) -> Response:
     session = get_session(request)
     user = current_user(request)
-    filters = rewardflow.LedgerFilters.parse(request.query_params)
-    rows, cursor = rewardflow.ledger_page(session, user, filters)
-    rewardflow.ledger_viewed(session, user, filters)
-    channels = rewardflow.channels_by_id(session)
+    filters = reward_ledger.LedgerFilters.parse(request.query_params)
+    rows, cursor = reward_ledger.ledger_page(session, user, filters)
+    reward_ledger.ledger_viewed(session, user, filters)
+    channels = reward_ledger.channels_by_id(session)
     return render_page(request, "reviewer/rewards.html", {
         **_base_context(request), "rows": rows, "filters": filters, "channels": channels,
-        "display_status": rewardflow.display_status,
-        "policies": sorted({row.policy_id for row in rewardflow.policy_rows(session)}),
+        "display_status": reward_states.display_status,
+        "policies": sorted({row.policy_id for row in reward_policies.policy_rows(session)}),
         "next_url": "/console/rewards?" + filters.query_string(after=cursor) if cursor else None,
-        "awaiting": rewardflow.cases_awaiting(session, user),
+        "awaiting": reward_ledger.cases_awaiting(session, user),
         "exports": exports.recent_exports(session, user) if user.has_role("auditor") else [],
         "can_export": user.has_role("auditor"),
         "fingerprint": crypto.signing_fingerprint(signing_public_key(
@@ -143,23 +153,22 @@ async def record_page(request: Request) -> Response:
 def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
     session = get_session(request)
     user = current_user(request)
-    calc = rewardflow.calculation_of(record)
+    calc = reward_records.calculation_of(record)
     case = session.get(Case, record.case_id)
     # The claim and its slot are not on the page: POST .../claim serves them, audited.
     page_data = {"reward_id": record.id}
     return {
         **_base_context(request), "record": record, "calc": calc,
         "explanation": _explain(request, calc),
-        "status": rewardflow.display_status(record),
-        "names": rewardflow.people(session, {record.proposed_by, record.decided_by,
-                                             record.paid_by}),
+        "status": reward_states.display_status(record),
+        "names": reward_ledger.people(session, {record.proposed_by, record.decided_by,
+                                                record.paid_by}),
         "policy": session.get(RewardPolicyVersion, record.policy_row_id),
         "case": case,
         "basis": workflow.first_valid_basis(session, case) if case is not None else None,
-        "can_decide": user.has_role("approver") and record.status == "proposed"
-        and user.id != record.proposed_by,
+        "actions": reward_states.allowed(record, user),
         "own_proposal": user.id == record.proposed_by,
-        "cap_excess": rewardflow.period_cap_excess(session, record),
+        "cap_excess": reward_records.period_cap_excess(session, record),
         "period_labels": PERIOD_LABELS,
         "is_finance": user.has_role("finance"),
         "page_data": json.dumps(page_data).replace("</", "<\\/"),
@@ -173,9 +182,9 @@ async def _decide(request: Request, action: str) -> Response:
     form = await _form(request)
     try:
         if action == "approve":
-            rewardflow.approve(session, record, user, form.get("version"))
+            reward_records.approve(session, record, user, form.get("version"))
         else:
-            rewardflow.reject(session, record, user, form.get("version"), form.get("reason"))
+            reward_records.reject(session, record, user, form.get("version"), form.get("reason"))
     except ChuishaoError as exc:
         return _refused(request, f"reward.{action}", record.id, exc)
     done = "approved" if action == "approve" else "rejected"
@@ -207,7 +216,7 @@ async def reject(request: Request) -> Response:
 async def claim(request: Request) -> Response:
     record = _record(request)
     try:
-        slot = rewardflow.claim_for(get_session(request), record, current_user(request))
+        slot = reward_claims.claim_for(get_session(request), record, current_user(request))
     except ChuishaoError as exc:
         refused(request, "reward.claim_viewed", record.id, exc)
         raise
@@ -225,10 +234,10 @@ async def _finance(request: Request, action: str) -> Response:
     form = await _form(request)
     try:
         if action == "verify":
-            rewardflow.verify_code(session, record, user, form.get("code"))
+            reward_claims.verify_code(session, record, user, form.get("code"))
         else:
-            rewardflow.record_payment(session, record, user, form.get("code"),
-                                      form.get("reference"), form.get("version"))
+            reward_claims.record_payment(session, record, user, form.get("code"),
+                                         form.get("reference"), form.get("version"))
     except ChuishaoError as exc:
         return _refused(request, "reward.code_verified" if action == "verify" else "reward.pay",
                         record.id, exc)
@@ -256,20 +265,20 @@ def _case(request: Request) -> Case:
 
 def _case_context(request: Request, case: Case) -> dict[str, Any]:
     session = get_session(request)
-    records = rewardflow.case_records(session, case)
-    policies = rewardflow.policy_rows(session, active_only=True)
+    records = reward_records.case_records(session, case)
+    policies = reward_policies.policy_rows(session, active_only=True)
     return {
         **_base_context(request), "case": case, "records": records,
-        "display_status": rewardflow.display_status,
-        "names": rewardflow.people(session, {*(r.proposed_by for r in records),
-                                             *(r.decided_by for r in records)}),
-        "policies": policies, "flags": rewardflow.declared_flags(policies),
-        "grades": GRADES, "rewardable": rewardflow.rewardable(case),
+        "display_status": reward_states.display_status,
+        "names": reward_ledger.people(session, {*(r.proposed_by for r in records),
+                                                *(r.decided_by for r in records)}),
+        "policies": policies, "flags": reward_policies.declared_flags(policies),
+        "grades": GRADES, "rewardable": reward_records.rewardable(case),
         "basis": workflow.first_valid_basis(session, case),
-        "active": rewardflow.active_record(session, case),
+        "active": reward_records.active_record(session, case),
         "can_propose": current_user(request).has_role("reviewer"),
         "status_label": workflow.STATUS_LABELS.get(case.status, case.status),
-        "form": {"case_type": rewardflow.default_case_type(case), "grade": case.grade or "",
+        "form": {"case_type": reward_policies.default_case_type(case), "grade": case.grade or "",
                  "joint_reporters": "1"},
         "preview": None,
     }
@@ -290,10 +299,10 @@ async def case_reward_post(request: Request) -> Response:
     action = form.get("action", "preview")
     try:
         if action == "propose":
-            record = rewardflow.propose(session, case, user, form.get("policy"), form)
+            record = reward_records.propose(session, case, user, form.get("policy"), form)
             return RedirectResponse(f"/console/rewards/{record.id}?done=proposed",
                                     status_code=303)
-        row, calc = rewardflow.preview(session, case, user, form.get("policy"), form)
+        row, calc = reward_records.preview(session, case, user, form.get("policy"), form)
     except ChuishaoError as exc:
         error = refused(request, "reward.propose" if action == "propose" else "reward.preview",
                         case.id, exc)
@@ -317,7 +326,7 @@ async def export(request: Request) -> Response:
     form = await _form(request)
     fmt = form.get("format", "")
     try:
-        filters = rewardflow.LedgerFilters.parse(form)
+        filters = reward_ledger.LedgerFilters.parse(form)
         started = exports.start_export(session, user, fmt, filters)
     except ChuishaoError as exc:
         refused(request, "export.rewards", "rewards", exc)
@@ -422,9 +431,9 @@ async def public_key_file(request: Request) -> Response:
 
 def _policies_context(request: Request) -> dict[str, Any]:
     session = get_session(request)
-    rows = rewardflow.policy_rows(session)
+    rows = reward_policies.policy_rows(session)
     return {**_base_context(request), "rows": rows,
-            "row_flags": {row.id: list(rewardflow.parsed(row).flags.values()) for row in rows},
+            "row_flags": {row.id: list(reward_policies.parsed(row).flags.values()) for row in rows},
             "grades": GRADES, "preview": None, "preview_row": None, "form": {}}
 
 
@@ -442,15 +451,15 @@ async def upload_policy(request: Request) -> Response:
     text = str(form.get("text") or "")
     try:
         if upload is not None and not isinstance(upload, str):
-            raw = await upload.read(rewardflow.MAX_POLICY_BYTES + 1)
+            raw = await upload.read(reward_policies.MAX_POLICY_BYTES + 1)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise InvalidInput(N_("The policy file must be UTF-8 text.")) from None
         if not text.strip():
             raise InvalidInput(N_("Choose a policy file (TOML)."), code="policy_missing")
-        rewardflow.upload_policy(session, user, text,
-                                 identity_required=form.get("identity_required") == "1")
+        reward_policies.upload_policy(session, user, text,
+                                      identity_required=form.get("identity_required") == "1")
     except ChuishaoError as exc:
         error = refused(request, "reward.policy_upload", "policies", exc)
         context = _policies_context(request)
@@ -462,8 +471,8 @@ async def upload_policy(request: Request) -> Response:
 
 async def _set_active(request: Request, active: bool) -> Response:
     session = get_session(request)
-    row = rewardflow.get_policy_row(session, request.path_params["row_id"])
-    rewardflow.set_policy_active(session, current_user(request), row, active)
+    row = reward_policies.get_policy_row(session, request.path_params["row_id"])
+    reward_policies.set_policy_active(session, current_user(request), row, active)
     done = "activated" if active else "deactivated"
     return RedirectResponse(f"/console/reward-policies?done={done}", status_code=303)
 
@@ -481,12 +490,12 @@ async def deactivate_policy(request: Request) -> Response:
 @require_roles("admin")
 async def preview_policy(request: Request) -> Response:
     session = get_session(request)
-    row = rewardflow.get_policy_row(session, request.path_params["row_id"])
+    row = reward_policies.get_policy_row(session, request.path_params["row_id"])
     form = await _form(request)
     context = _policies_context(request)
     context.update(form=form, preview_row=row)
     try:
-        calc = rewardflow.preview_policy(row, form)
+        calc = reward_policies.preview_policy(row, form)
     except ChuishaoError as exc:
         context["error"] = refusal_text(request, exc)
         return render_page(request, "reviewer/reward_policies.html", context,

@@ -47,12 +47,8 @@ from service.domain import audit, sheets
 from service.domain.installation import canonical_json, load_signing_key
 from service.domain.models import Channel, User, utcnow
 from service.domain.models.rewards import RewardExport, RewardRecord
-from service.domain.rewardflow import (
-    STATUS_LABELS,
-    LedgerFilters,
-    display_status,
-    ledger_clause,
-)
+from service.domain.reward_ledger import LedgerFilters, ledger_clause
+from service.domain.reward_states import STATUS_LABELS, display_status
 from service.platform import localtime
 from service.platform.db import IMMEDIATE, Database
 from service.platform.errors import InvalidInput, NotFound

@@ -24,7 +24,7 @@ from fontTools.ttLib import TTCollection, TTFont
 from fpdf import FPDF
 from sqlalchemy.orm import Session
 
-from service.domain import intake, qr, rewardflow
+from service.domain import intake, qr, reward_policies
 from service.domain.models import Channel, utcnow
 from service.domain.models.rewards import RewardPolicyVersion
 from service.domain.rewards import format_yuan
@@ -108,7 +108,7 @@ def choose_policy(session: Session, channel: Channel,
                   policy_id: str | None = None) -> RewardPolicyVersion | None:
     """The active policy the poster names: the one asked for, else the newest one an
     administrator uploaded, else the shipped one that suits the kind of line."""
-    rows = rewardflow.policy_rows(session, active_only=True)
+    rows = reward_policies.policy_rows(session, active_only=True)
     if policy_id:
         for row in rows:
             if row.policy_id == policy_id:
@@ -129,7 +129,7 @@ def reward_sentence(row: RewardPolicyVersion | None, language: str,
                     translate: Callable[..., str]) -> str:
     if row is None:
         return translate(N_("This line has no reward policy in force at the moment."))
-    policy = rewardflow.parsed(row)
+    policy = reward_policies.parsed(row)
     title = row.title_zh if language == "zh_CN" or not row.title_en else row.title_en
     ceiling = policy.ceiling_fen()
     if ceiling:

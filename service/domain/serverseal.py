@@ -85,7 +85,10 @@ class OpenedCase:
     files: list[tuple[StoredFile, dict[str, Any]]]
 
 
-def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -> OpenedCase:
+def case_of_receipt(session: Session, settings: Settings,
+                    receipt_text: str) -> tuple[Case, crypto.ReceiptKeys]:
+    """The case a typed receipt opens, and the receipt's keys (the follow-up page and the
+    claim without JavaScript)."""
     installation = _installation(session)
     try:
         receipt = crypto.normalize_receipt(receipt_text)
@@ -95,7 +98,11 @@ def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -
     # views.public.prepare_receipt); computed here only outside a request.
     keys = offload.prepared(crypto.derive_receipt, receipt, installation.salt,
                             settings.receipt_iterations)
-    case = followup.find_case_by_secret(session, keys.lookup_secret)
+    return followup.find_case_by_secret(session, keys.lookup_secret), keys
+
+
+def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -> OpenedCase:
+    case, keys = case_of_receipt(session, settings, receipt_text)
     slot = followup.reporter_slot(session, case)
     try:
         if slot is None:

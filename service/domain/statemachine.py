@@ -45,7 +45,8 @@ class Rule(Generic[MoveT]):
     refusal: str  # why it is refused in any other state (translatable)
     guard: Callable[[MoveT], None]
     effect: Callable[[MoveT], None]
-    roles: tuple[str, ...] = ("reviewer",)
+    roles: tuple[str, ...] = ("reviewer",)  # (): not staff; the caller proves who it is
+    refusal_code: str | None = None  # None: NotAllowedNow's own code
 
 
 class Versioned(Protocol):
@@ -68,7 +69,7 @@ def as_int(value: Any) -> int | None:
         return None
 
 
-def check(rules: Mapping[str, RuleT], action: str, state: str, actor: User,
+def check(rules: Mapping[str, RuleT], action: str, state: str, actor: User | None,
           version: Any, current_version: int) -> RuleT:
     """The rule for ``action``, or the refusal, in the machine's fixed order."""
     rule = rules.get(action)
@@ -77,17 +78,17 @@ def check(rules: Mapping[str, RuleT], action: str, state: str, actor: User,
     expected = as_int(version)
     if expected is None or expected != current_version:
         raise Conflict()
-    if not actor.has_role(*rule.roles):
+    if rule.roles and (actor is None or not actor.has_role(*rule.roles)):
         raise Forbidden()
     if state not in rule.sources:
-        raise NotAllowedNow(rule.refusal)
+        raise NotAllowedNow(rule.refusal, code=rule.refusal_code)
     return rule
 
 
 def allowed(rules: Mapping[str, Rule[Any]], state: str, user: User) -> list[str]:
     """The actions ``user`` may take from ``state``, in the table's order."""
     return [name for name, rule in rules.items()
-            if state in rule.sources and user.has_role(*rule.roles)]
+            if state in rule.sources and rule.roles and user.has_role(*rule.roles)]
 
 
 def bump_version(session: Session, model: type[Base], row: Versioned, expected: int) -> None:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import crypto
-from service.domain import degraded, followup, intake, pow, quota, rewardflow
+from service.domain import degraded, followup, intake, pow, quota, reward_claims
 from service.domain.installation import get_installation
 from service.platform.db import get_session
 from service.platform.errors import InvalidInput, Malformed, NotFound
@@ -261,15 +261,15 @@ async def followup_finish_file(request: Request) -> Response:
 async def followup_rewards(request: Request) -> Response:
 
     case = _followup_case(request)
-    return JSONResponse({"rewards": rewardflow.reporter_rewards(get_session(request), case)})
+    return JSONResponse({"rewards": reward_claims.reporter_rewards(get_session(request), case)})
 
 
 async def followup_claim(request: Request) -> Response:
 
     case = _followup_case(request)
     data = await read_json(request)
-    record = rewardflow.register_claim(get_session(request), request.app.state.settings, case,
-                                       request.path_params["reward_id"], data)
+    record = reward_claims.register_claim(get_session(request), request.app.state.settings, case,
+                                          request.path_params["reward_id"], data)
     return JSONResponse({"id": record.id, "status": "claimed"}, status_code=201)
 
 

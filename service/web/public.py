@@ -23,7 +23,7 @@ from service.domain import (
     intake,
     metadata,
     reportform,
-    rewardflow,
+    reward_claims,
     sealing,
     serverseal,
 )
@@ -261,8 +261,8 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: st
         "sealing": sealing_mode, "reply_error": reply_error, "reply_text": reply_text,
         "report": next((i.content for i in opened.items if i.kind == "report"), {}),
         "categories": dict(reportform.CATEGORIES),
-        "rewards": rewardflow.reporter_rewards(session, opened.case),
-        "claim_methods": rewardflow.METHODS,
+        "rewards": reward_claims.reporter_rewards(session, opened.case),
+        "claim_methods": reward_claims.METHODS,
     }, status=status)
 
 
@@ -334,7 +334,7 @@ async def followup_claim(request: Request) -> Response:
     reportform.server_sealing(form)
     fields = {key: str(value) for key, value in form.items()
               if key not in ("receipt", "sealing")}
-    record, code = rewardflow.claim_on_server(
+    record, code = reward_claims.claim_on_server(
         get_session(request), request.app.state.settings, str(form.get("receipt", ""))[:100],
         fields.get("reward", ""), fields)
     # The code is the body of this POST response: never in a URL, never stored.

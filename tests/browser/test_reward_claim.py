@@ -26,7 +26,7 @@ from starlette.datastructures import Secret
 import crypto
 from reviewer import auth
 from service.client import Client, urllib_transport
-from service.domain import rewardflow, workflow
+from service.domain import reward_claims, reward_policies, reward_records, workflow
 from service.domain.installation import get_installation
 from service.domain.models import AuditEntry, Case, HazardCriterion, User
 from service.domain.models.rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
@@ -76,12 +76,12 @@ def live_server(directory: Path) -> Iterator[Live]:
                                    ("start_verification", {}), ("verify", {"result": "true"})):
                 workflow.perform(session, settings, case, reviewer, action,
                                  version=case.version, params=params)
-            rewardflow.ensure_shipped(session)
+            reward_policies.ensure_shipped(session)
             row = session.scalar(select(RewardPolicyVersion).where(
                 RewardPolicyVersion.policy_id == "national-2018"))
-            record = rewardflow.propose(session, case, reviewer, row.id, {"fine": "200000"})
-            rewardflow.approve(session, record, session.get(User, approver.user.id),
-                               record.version)
+            record = reward_records.propose(session, case, reviewer, row.id, {"fine": "200000"})
+            reward_records.approve(session, record, session.get(User, approver.user.id),
+                                   record.version)
             reward_id = record.id
         yield Live(base, settings, database, receipt, reward_id, world.reviewers[0], finance,
                    world.recovery_private)
@@ -187,7 +187,7 @@ def test_reporter_claims_in_the_page_and_only_finance_opens_it(chromium: Any,
         for slot in slots.values():  # a reviewer's key opens none of them
             with pytest.raises(crypto.OpenError):
                 crypto.open_claim_key(slot.slot, live.reviewer.private_key, reward_id)
-        rewardflow.check_code(record, shown)  # the finance office's check accepts it
+        reward_claims.check_code(record, shown)  # the finance office's check accepts it
 
     # The finance officer's browser opens the claim with the key from the key store.
     officer = Watched(chromium, live)

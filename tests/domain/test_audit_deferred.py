@@ -21,7 +21,7 @@ from service.platform import localtime
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.console import sign_in
-from tests.domain.test_rewardflow import (
+from tests.domain.test_reward_lifecycle import (
     People,
     approved_reward,
     browser_claim,

@@ -19,14 +19,14 @@ from starlette.testclient import TestClient
 
 import crypto
 from service import cli
-from service.domain import audit, exports, rewardflow
+from service.domain import audit, exports, reward_claims, reward_ledger
 from service.domain.installation import get_installation
 from service.domain.models import AuditEntry
 from service.domain.models.rewards import RewardExport
 from service.platform import localtime
 from service.platform.settings import Settings
 from tests.console import sign_in
-from tests.domain.test_rewardflow import (
+from tests.domain.test_reward_lifecycle import (
     People,
     approved_reward,
     browser_claim,
@@ -51,8 +51,8 @@ def ledger(client: TestClient, session: Session, people: People) -> list[str]:
     assert client.post(f"/api/v1/followup/rewards/{paid.id}/claim", json=body,
                        headers=auth).status_code == 201
     session.refresh(paid)
-    rewardflow.record_payment(session, paid, people.finance.user, code,
-                              "=HYPERLINK(\"http://x\")", paid.version)
+    reward_claims.record_payment(session, paid, people.finance.user, code,
+                                 "=HYPERLINK(\"http://x\")", paid.version)
     _, _, other = approved_reward(client, session, people, fine="1234567.89")
     session.commit()
     return [paid.id, other.id]
@@ -213,7 +213,7 @@ def test_a_cut_download_and_an_abandoned_export_are_marked_failed(
     from service.domain.models import utcnow
 
     auditor = people.auditor.user
-    started = exports.start_export(session, auditor, "csv", rewardflow.LedgerFilters())
+    started = exports.start_export(session, auditor, "csv", reward_ledger.LedgerFilters())
     session.commit()
     body = exports.stream_export(database, settings, started.id, auditor.id)
     assert next(body).startswith(b"\xef\xbb\xbf")
@@ -225,8 +225,8 @@ def test_a_cut_download_and_an_abandoned_export_are_marked_failed(
     entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "export.failed"))
     assert entry.details == {"reason": "interrupted"} and entry.actor == auditor.username
     # Started but never streamed (no lock file): left alone for a while, then failed.
-    waiting = exports.start_export(session, auditor, "xlsx", rewardflow.LedgerFilters())
-    old = exports.start_export(session, auditor, "xlsx", rewardflow.LedgerFilters(),
+    waiting = exports.start_export(session, auditor, "xlsx", reward_ledger.LedgerFilters())
+    old = exports.start_export(session, auditor, "xlsx", reward_ledger.LedgerFilters(),
                                now=utcnow() - exports.UNLOCKED_GRACE - dt.timedelta(minutes=1))
     session.commit()
     assert exports.fail_abandoned(session, settings) == 1

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from service.domain import rewardflow, workflow
+from service.domain import reward_policies, reward_records, workflow
 from service.domain.models import AuditEntry, Case
 from service.platform.errors import ChuishaoError
 from service.platform.settings import Settings
 from tests.console import sign_in
-from tests.domain.test_rewardflow import (
+from tests.domain.test_reward_lifecycle import (
     REPORT,
     People,
     make_people,
@@ -54,8 +54,8 @@ def _same_bucket(session: Session, a: Case, b: Case, hours: int = 0) -> None:
 
 
 def _propose(session: Session, people: People, case: Case) -> None:
-    rewardflow.propose(session, case, people.reviewer.user, policy_row(session).id,
-                       {"fine": "100000"})
+    reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
+                           {"fine": "100000"})
 
 
 @pytest.mark.parametrize("decide", ["smaller id", "larger id"])
@@ -69,7 +69,7 @@ def test_same_bucket_verified_reports_wait_for_a_decision(
     assert a.first_valid_open and b.first_valid_open
     assert not a.first_valid and not b.first_valid
     for case in (a, b):
-        with pytest.raises(rewardflow.FirstValidOpen):
+        with pytest.raises(reward_policies.FirstValidOpen):
             _propose(session, people, case)
         session.rollback()
     chosen = min(a, b, key=lambda c: c.id) if decide == "smaller id" else max(a, b,
@@ -130,9 +130,9 @@ def test_joint_report_is_one_case_and_its_own_first(
         client: TestClient, session: Session, people: People, settings: Settings) -> None:
     case, _ = verified_case(client, session, people)
     assert case.first_valid and not case.first_valid_open
-    record = rewardflow.propose(session, case, people.reviewer.user, policy_row(session).id,
-                                {"fine": "100000", "joint_reporters": "2"})
-    calc = rewardflow.calculation_of(record)
+    record = reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
+                                    {"fine": "100000", "joint_reporters": "2"})
+    calc = reward_records.calculation_of(record)
     assert calc.inputs.first_valid and len(calc.shares_fen) == 2
 
 

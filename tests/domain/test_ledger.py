@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from service.domain import board, rectification_facts
+from service.domain import board, rectification_facts, reward_policies
 from service.domain import hazard_ledger as ledger
 from service.domain.models import Case, HazardCriterion, utcnow
 from service.domain.models.rectification import (
@@ -263,9 +263,7 @@ def test_board_counts_rewards_paid_in_the_period(session, settings) -> None:  # 
                 status="closed", lookup_hash="cd" * 32, ready=True)
     session.add(case)
     session.flush()
-    from service.domain import rewardflow
-
-    rewardflow.ensure_shipped(session)
+    reward_policies.ensure_shipped(session)
     policy = session.scalars(select(RewardPolicyVersion)).first()
     assert policy is not None
     reviewer = world.reviewers[0].user

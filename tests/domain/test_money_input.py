@@ -21,7 +21,7 @@ from service.domain.models.rewards import RewardRecord
 from service.domain.rewards.money import AmountError, format_yuan, parse_amount, plain_yuan
 from service.platform.settings import Settings
 from tests.console import sign_in
-from tests.domain.test_rewardflow import People, make_people, policy_row, verified_case
+from tests.domain.test_reward_lifecycle import People, make_people, policy_row, verified_case
 
 CHUISHAO = Path(sys.executable).with_name("chuishao")
 MISREAD = ["20000,50", "1,2", ",,1,,,0", "1,0000", "12,34.5", "1 2", "20 000,50", "1.2.3",

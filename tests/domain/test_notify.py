@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
-from service.domain import housekeeping, notify, rewardflow, workflow
+from service.domain import housekeeping, notify, reward_records, workflow
 from service.domain.models import Case, User, utcnow
 from service.domain.models.notify import NotifyOutbox
 from service.platform.db import Database
@@ -42,7 +42,7 @@ from service.platform.settings import Settings
 from tests.browser.test_accessibility import VNU, _vnu
 from tests.console import sign_in
 from tests.domain.test_followup import _form, _png, _receipt_from
-from tests.domain.test_rewardflow import (
+from tests.domain.test_reward_lifecycle import (
     REPORT,
     browser_claim,
     followup_token,
@@ -386,8 +386,8 @@ def test_each_trigger_tells_exactly_the_right_people_once(
     assert proposed.status_code == 303
     assert round_() == ["approver1", "approver3"]
     # Approved, then claimed by the reporter: finance.
-    record = rewardflow.active_record(session, case)
-    rewardflow.approve(session, record, people.approver.user, record.version)
+    record = reward_records.active_record(session, case)
+    reward_records.approve(session, record, people.approver.user, record.version)
     session.commit()
     rewards = client.get("/api/v1/followup/rewards", headers=auth).json()["rewards"]
     _, body = browser_claim(rewards[0], keys.lookup_secret)

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 import crypto
 from service import cli
-from service.domain import channels, poster, rewardflow
+from service.domain import channels, poster, reward_policies
 from service.platform.errors import ChuishaoError
 from service.platform.i18n import Catalogs
 from service.platform.settings import Settings, SettingsError
@@ -198,8 +198,8 @@ def test_reward_sentence_follows_the_active_policy(session, settings, world) -> 
     assert "安全生产领域举报奖励办法" in national.reward and "300\u00a0000\u00a0元" in national.reward
     assert "第一个有效举报" in national.reward
     admin = make_reviewer(session, "root", roles="admin").user
-    for row in rewardflow.policy_rows(session, active_only=True):
-        rewardflow.set_policy_active(session, admin, row, False)
+    for row in reward_policies.policy_rows(session, active_only=True):
+        reward_policies.set_policy_active(session, admin, row, False)
     session.commit()
     nothing = poster.gather(session, settings, world.channel, "en", CATALOGS.gettext("en"))
     assert nothing.reward == "This line has no reward policy in force at the moment."

@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from service.app import create_app
-from service.domain import rewardflow
+from service.domain import reward_records
 from service.domain.models import AuditEntry, CaseEvent, User
 from service.domain.models.rewards import RewardRecord
 from service.platform.db import Database
 from service.platform.errors import ChuishaoError
 from service.platform.settings import Settings
 from tests.conftest import BASE_URL
-from tests.domain.test_rewardflow import People, make_people, policy_row, verified_case
+from tests.domain.test_reward_lifecycle import People, make_people, policy_row, verified_case
 from tests.factories import make_reviewer
 
 pytestmark = pytest.mark.postgres
@@ -46,8 +46,8 @@ def setup(committed_database: Database, settings: Settings) -> Iterator[tuple[Pe
         people = make_people(session, settings)
         second = make_reviewer(session, "approver2", people.world.channel, roles="approver")
         case, _ = verified_case(client, session, people)
-        record = rewardflow.propose(session, case, people.reviewer.user,
-                                    policy_row(session).id, {"fine": "200000"})
+        record = reward_records.propose(session, case, people.reviewer.user,
+                                        policy_row(session).id, {"fine": "200000"})
         session.commit()
         yield people, record.id, second.user.id
 
@@ -91,7 +91,7 @@ def test_two_approvers_exactly_one_wins(committed_database: Database,
         def decide(session: Session, record: RewardRecord) -> None:
             user = session.get(User, user_id)
             assert user is not None
-            rewardflow.approve(session, record, user, 1)
+            reward_records.approve(session, record, user, 1)
         return decide
 
     results = _go(committed_database, record_id,
@@ -115,12 +115,12 @@ def test_approve_against_reject_exactly_one_wins(committed_database: Database,
     def approve(session: Session, record: RewardRecord) -> None:
         user = session.get(User, people.approver.user.id)
         assert user is not None
-        rewardflow.approve(session, record, user, 1)
+        reward_records.approve(session, record, user, 1)
 
     def reject(session: Session, record: RewardRecord) -> None:
         user = session.get(User, second_id)
         assert user is not None
-        rewardflow.reject(session, record, user, 1, "金额有误")
+        reward_records.reject(session, record, user, 1, "金额有误")
 
     results = _go(committed_database, record_id, [approve, reject])
     assert results == ["lost:conflict", "won"]

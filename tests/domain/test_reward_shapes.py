@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service import cli
-from service.domain.rewardflow import excess_of
+from service.domain.reward_policies import excess_of
 from service.domain.rewards import (
     PolicyError,
     RewardCalculation,

@@ -10,7 +10,7 @@ from babel.messages.extract import extract_from_dir
 
 from service.platform.i18n import LANGUAGES, Catalogs, negotiate
 from tests.console import sign_in
-from tests.domain.test_rewardflow import approved_reward, make_people
+from tests.domain.test_reward_lifecycle import approved_reward, make_people
 
 ROOT = Path(__file__).resolve().parents[2]
 

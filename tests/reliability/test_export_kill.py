@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reviewer import auth
-from service.domain import exports, rewardflow
+from service.domain import exports, reward_policies
 from service.domain.models import AuditEntry, Case, Channel, User
 from service.domain.models.rewards import RewardExport, RewardRecord
 from service.domain.rewards import RewardInputs, calculate, load_policy
@@ -49,8 +49,8 @@ def seed_ledger(deployment: Deployment, records: int) -> None:
     database = deployment.database()
     try:
         with database.session() as session:
-            rewardflow.ensure_shipped(session)
-            row_id = next(r.id for r in rewardflow.policy_rows(session)
+            reward_policies.ensure_shipped(session)
+            row_id = next(r.id for r in reward_policies.policy_rows(session)
                           if r.policy_id == "national-2018")
             user = session.scalar(select(User).where(User.username == "reviewer0"))
             assert user is not None

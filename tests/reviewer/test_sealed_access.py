@@ -22,7 +22,7 @@ from service.domain.models import AuditEntry, Case, SealedItem
 from service.domain.models.rewards import RewardClaimSlot, RewardRecord
 from service.platform.settings import Settings
 from tests.console import sign_in
-from tests.domain.test_rewardflow import (
+from tests.domain.test_reward_lifecycle import (
     REPORT,
     approved_reward,
     browser_claim,

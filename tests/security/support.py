@@ -22,7 +22,13 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 import crypto
-from service.domain import invitations, rectification_cases, rewardflow, workflow
+from service.domain import (
+    invitations,
+    rectification_cases,
+    reward_policies,
+    reward_records,
+    workflow,
+)
 from service.domain.installation import get_installation
 from service.domain.models import Base, Case, HazardCriterion, StoredFile
 from service.platform.settings import Settings
@@ -192,14 +198,14 @@ def build_rich(client: TestClient, session: Session, settings: Settings) -> Rich
                            ("start_verification", {}), ("verify", {"result": "true"})):
         workflow.perform(session, settings, case, reviewer, action, version=case.version,
                          params=params)
-    rewardflow.ensure_shipped(session)
+    reward_policies.ensure_shipped(session)
     from service.domain.models.rewards import RewardPolicyVersion
 
     policy = session.scalar(select(RewardPolicyVersion).where(
         RewardPolicyVersion.policy_id == "national-2018"))
     assert policy is not None
-    reward = rewardflow.propose(session, case, reviewer, policy.id, {"fine": "200000"})
-    rewardflow.approve(session, reward, users["approver"].user, reward.version)
+    reward = reward_records.propose(session, case, reviewer, policy.id, {"fine": "200000"})
+    reward_records.approve(session, reward, users["approver"].user, reward.version)
     record = rectification_cases.open_record(session, settings, case, reviewer,
                                              {"description": "储罐阀门更换"})
     _, token = invitations.create_invitation(session, roles=["reviewer"], hours=2)

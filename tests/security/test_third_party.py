@@ -22,7 +22,13 @@ from sqlalchemy import select
 import crypto
 from reviewer import auth
 from service.client import Client, urllib_transport
-from service.domain import invitations, rectification_cases, rewardflow, workflow
+from service.domain import (
+    invitations,
+    rectification_cases,
+    reward_policies,
+    reward_records,
+    workflow,
+)
 from service.domain.installation import get_installation
 from service.domain.models import Case, Channel, HazardCriterion, StoredFile, User
 from service.domain.models.rewards import RewardPolicyVersion
@@ -95,10 +101,10 @@ class World:
                                    ("start_verification", {}), ("verify", {"result": "true"})):
                 workflow.perform(session, settings, case, actor, action, version=case.version,
                                  params=params)
-            rewardflow.ensure_shipped(session)
+            reward_policies.ensure_shipped(session)
             policy = session.scalar(select(RewardPolicyVersion).where(
                 RewardPolicyVersion.policy_id == "national-2018"))
-            reward = rewardflow.propose(session, case, actor, policy.id, {"fine": "200000"})
+            reward = reward_records.propose(session, case, actor, policy.id, {"fine": "200000"})
             record = rectification_cases.open_record(session, settings, case, actor,
                                                      {"description": "储罐阀门更换"})
             _, token = invitations.create_invitation(session, roles=["reviewer"], hours=2)

@@ -4,7 +4,8 @@ A reward record is a plaintext fact about a case's reward: the calculator's JSON
 version and digest, every input, every rule applied, the explanation), who proposed and who
 decided, and later the claim and the payment. The claim's content (payout method, identity) is
 ciphertext only finance officers open; of the claim code only its SHA-256 is kept.
-The records' life is in service/domain/rewardflow.py; exports in service/domain/exports.py.
+The records' life is in service/domain/reward_states.py and the reward_* modules it names;
+exports in service/domain/exports.py.
 """
 
 from __future__ import annotations

@@ -58,8 +58,14 @@ def percent_of(amount_fen: int, rate_percent: Fraction) -> int:
 
 
 def format_yuan(fen: int | None) -> str:
-    """123456789 -> '1 234 567.89': the one way an amount is shown to a person (pages,
-    explanations, the public board); None (no amount) -> ''."""
+    """123456789 -> '1 234 567.89': the one way an amount is shown to a person (pages, the
+    public board, the follow-up page, explanations, posters, the audit trail); None -> ''.
+
+    Grouped, because a reviewer approving 1234567.89 yuan must not misread it by a factor of
+    ten; with spaces, as GB 3101 and SI write numbers, because a comma is a decimal mark to
+    some readers and the space is read the same in Chinese and English. parse_amount reads
+    this form back. Machines and spreadsheets get plain_yuan.
+    """
     if fen is None:
         return ""
     sign = "-" if fen < 0 else ""

@@ -20,12 +20,22 @@ from starlette.testclient import TestClient
 
 import crypto
 from service import cli
-from service.domain import audit, rewardflow, workflow
+from service.domain import (
+    audit,
+    reward_claims,
+    reward_ledger,
+    reward_policies,
+    reward_records,
+    reward_states,
+    workflow,
+)
 from service.domain.installation import get_installation
 from service.domain.models import AuditEntry, Case, CaseEvent, HazardCriterion, User, utcnow
 from service.domain.models.rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
 from service.domain.rewards import RewardCalculation, load_policy, recompute
+from service.domain.statemachine import NotAllowedNow
 from service.platform.db import Database
+from service.platform.errors import Conflict, InvalidInput
 from service.platform.settings import Settings
 from tests.conftest import fast_settings
 from tests.console import sign_in
@@ -82,7 +92,7 @@ def verified_case(client: TestClient, session: Session, people: People,
 
 
 def policy_row(session: Session, policy_id: str = "national-2018") -> RewardPolicyVersion:
-    rewardflow.ensure_shipped(session)
+    reward_policies.ensure_shipped(session)
     row = session.scalar(select(RewardPolicyVersion).where(
         RewardPolicyVersion.policy_id == policy_id))
     assert row is not None
@@ -92,9 +102,9 @@ def policy_row(session: Session, policy_id: str = "national-2018") -> RewardPoli
 def approved_reward(client: TestClient, session: Session, people: People,
                     fine: str = "200000") -> tuple[Case, str, RewardRecord]:
     case, receipt = verified_case(client, session, people)
-    record = rewardflow.propose(session, case, people.reviewer.user, policy_row(session).id,
-                                {"fine": fine})
-    rewardflow.approve(session, record, people.approver.user, record.version)
+    record = reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
+                                    {"fine": fine})
+    reward_records.approve(session, record, people.approver.user, record.version)
     session.commit()
     session.refresh(record)
     return case, receipt, record
@@ -251,8 +261,8 @@ def test_proposer_cannot_approve_and_rejection_needs_reason(
     both = make_reviewer(session, "both", people.world.channel, roles="reviewer approver")
     session.commit()
     case, _ = verified_case(client, session, people)
-    record = rewardflow.propose(session, case, both.user, policy_row(session).id,
-                                {"fine": "50000"})
+    record = reward_records.propose(session, case, both.user, policy_row(session).id,
+                                    {"fine": "50000"})
     session.commit()
     csrf = sign_in(client, session, settings, both.user)
     page = client.get(f"/console/rewards/{record.id}")
@@ -263,8 +273,8 @@ def test_proposer_cannot_approve_and_rejection_needs_reason(
     session.refresh(record)
     assert record.status == "proposed" and record.version == 1
     assert "reward.approve" in actions(session, "refused")
-    with pytest.raises(rewardflow.OwnApproval):
-        rewardflow.approve(session, record, both.user, 1)
+    with pytest.raises(reward_records.OwnApproval):
+        reward_records.approve(session, record, both.user, 1)
     session.rollback()
     # Rejection needs a reason; with one, the case can get a new proposal.
     csrf = sign_in(client, session, settings, people.approver.user)
@@ -276,23 +286,23 @@ def test_proposer_cannot_approve_and_rejection_needs_reason(
                        follow_redirects=False).status_code == 303
     session.refresh(record)
     assert record.status == "rejected" and record.rejection_reason == "罚款金额有误"
-    again = rewardflow.propose(session, case, people.reviewer.user, policy_row(session).id,
-                               {"fine": "60000"})
+    again = reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
+                                   {"fine": "60000"})
     assert again.status == "proposed"
     # ... but not a second active one.
-    with pytest.raises(rewardflow.NotAllowedNow):
-        rewardflow.propose(session, case, people.reviewer.user, policy_row(session).id,
-                           {"fine": "60000"})
+    with pytest.raises(NotAllowedNow):
+        reward_records.propose(session, case, people.reviewer.user, policy_row(session).id,
+                               {"fine": "60000"})
 
 
 def test_stale_version_and_double_decision_refused(client: TestClient, session: Session,
                                                    people: People) -> None:
     case, _, record = approved_reward(client, session, people)
     other = make_reviewer(session, "approver2", people.world.channel, roles="approver")
-    with pytest.raises(rewardflow.Conflict):
-        rewardflow.approve(session, record, other.user, 1)  # the version moved on
-    with pytest.raises(rewardflow.NotAllowedNow):
-        rewardflow.approve(session, record, other.user, record.version)
+    with pytest.raises(Conflict):
+        reward_records.approve(session, record, other.user, 1)  # the version moved on
+    with pytest.raises(NotAllowedNow):
+        reward_records.approve(session, record, other.user, record.version)
 
 
 @pytest.mark.parametrize(("fine", "en"), [
@@ -317,9 +327,9 @@ def test_negative_or_absurd_fines_refused(client: TestClient, session: Session, 
         "csrf_token": csrf, "policy": str(policy_row(session).id), "fine": fine})
     assert "计算被拒绝" in zh.text
     assert "reward.preview" in actions(session, "refused")
-    with pytest.raises(rewardflow.CalculationRefused) as refused:
-        rewardflow.preview(session, case, people.reviewer.user, policy_row(session).id,
-                           {"fine": fine})
+    with pytest.raises(reward_policies.CalculationRefused) as refused:
+        reward_records.preview(session, case, people.reviewer.user, policy_row(session).id,
+                               {"fine": fine})
     assert en in refused.value.params["reason"]
 
 
@@ -328,14 +338,14 @@ def test_unverified_case_and_inactive_policy_refused(client: TestClient, session
     receipt = api_client(client).submit("acme", REPORT)
     keys = crypto.derive_receipt(receipt, get_installation(session).salt, 1000)
     fresh = session.scalar(select(Case).where(Case.lookup_hash == keys.lookup_hash.hex()))
-    with pytest.raises(rewardflow.NotAllowedNow):
-        rewardflow.propose(session, fresh, people.reviewer.user, policy_row(session).id,
-                           {"fine": "1"})
+    with pytest.raises(NotAllowedNow):
+        reward_records.propose(session, fresh, people.reviewer.user, policy_row(session).id,
+                               {"fine": "1"})
     case, _ = verified_case(client, session, people)
     row = policy_row(session)
-    rewardflow.set_policy_active(session, people.admin.user, row, False)
-    with pytest.raises(rewardflow.InvalidInput):
-        rewardflow.propose(session, case, people.reviewer.user, row.id, {"fine": "1"})
+    reward_policies.set_policy_active(session, people.admin.user, row, False)
+    with pytest.raises(InvalidInput):
+        reward_records.propose(session, case, people.reviewer.user, row.id, {"fine": "1"})
 
 
 def test_wrong_roles_and_missing_csrf(client: TestClient, session: Session, people: People,
@@ -413,9 +423,9 @@ def test_claim_refusals_reuse_expiry_and_keys(client: TestClient, session: Sessi
     reused = client.post(f"/console/rewards/{record.id}/verify-code", data={
         "csrf_token": csrf, "code": code}, headers={"Accept-Language": "en"})
     assert reused.status_code == 409 and "used already" in reused.text
-    with pytest.raises(rewardflow.CodeUsed):
-        rewardflow.record_payment(session, record, people.finance.user, code, "r2",
-                                  record.version)
+    with pytest.raises(reward_claims.CodeUsed):
+        reward_claims.record_payment(session, record, people.finance.user, code, "r2",
+                                     record.version)
     session.rollback()
     assert {"reward.pay", "reward.code_verified"} <= set(actions(session, "refused"))
 
@@ -431,7 +441,7 @@ def test_claim_refusals_reuse_expiry_and_keys(client: TestClient, session: Sessi
     expired = client.post(f"/api/v1/followup/rewards/{late.id}/claim", json=body2,
                           headers={**auth2, "Accept-Language": "en"})
     assert expired.status_code == 410 and "ended on" in expired.json()["error"]["message"]
-    assert rewardflow.display_status(session.get(RewardRecord, late.id)) == "lapsed"
+    assert reward_states.display_status(session.get(RewardRecord, late.id)) == "lapsed"
 
 
 def test_claim_without_javascript(client: TestClient, session: Session, people: People) -> None:
@@ -468,15 +478,15 @@ def test_claim_without_javascript(client: TestClient, session: Session, people: 
 
 def test_identity_required_by_policy(client: TestClient, session: Session, people: People) -> None:
     text_ = Path(load_policy("enterprise-internal").path).read_text(encoding="utf-8")
-    row = rewardflow.upload_policy(session, people.admin.user,
-                                   text_.replace("version = 1", "version = 2"),
-                                   identity_required=True)
-    rewardflow.set_policy_active(session, people.admin.user, row, True)
+    row = reward_policies.upload_policy(session, people.admin.user,
+                                        text_.replace("version = 1", "version = 2"),
+                                        identity_required=True)
+    reward_policies.set_policy_active(session, people.admin.user, row, True)
     case, receipt = verified_case(client, session, people, grade="general")
-    record = rewardflow.propose(session, case, people.reviewer.user, row.id,
-                                {"approved_in_period": "0"})
+    record = reward_records.propose(session, case, people.reviewer.user, row.id,
+                                    {"approved_in_period": "0"})
     assert record.amount_fen == 5000
-    rewardflow.approve(session, record, people.approver.user, record.version)
+    reward_records.approve(session, record, people.approver.user, record.version)
     session.commit()
     anonymous = client.post("/followup/claim", data={
         "sealing": "noscript", "receipt": receipt, "reward": record.id, "method": "cash"})
@@ -499,8 +509,8 @@ def test_duplicate_is_not_first_valid(client: TestClient, session: Session, peop
                      params={"duplicate_of": first.id})
     session.commit()
     assert not second.first_valid
-    _, calc = rewardflow.preview(session, second, people.reviewer.user,
-                                 policy_row(session).id, {"fine": "100000"})
+    _, calc = reward_records.preview(session, second, people.reviewer.user,
+                                     policy_row(session).id, {"fine": "100000"})
     assert calc.inputs.first_valid is False and calc.amount_fen == 0
 
 
@@ -541,8 +551,8 @@ def test_policy_upload_check_preview_activate(client: TestClient, session: Sessi
     session.refresh(row)
     assert row.active
     case, _ = verified_case(client, session, people)
-    record = rewardflow.propose(session, case, people.reviewer.user, row.id,
-                                {"fine": "1000000", "insider": "1"})
+    record = reward_records.propose(session, case, people.reviewer.user, row.id,
+                                    {"fine": "1000000", "insider": "1"})
     assert record.amount_fen == 18_000_000 and record.policy_id == "shandong-2024"
     assert {"reward.policy_upload", "reward.policy_preview", "reward.policy_activate"} <= set(
         actions(session))
@@ -581,13 +591,13 @@ def test_ledger_pages_follow_the_cursor(client: TestClient, session: Session,
                                        people: People) -> None:
     made = [approved_reward(client, session, people)[2].id for _ in range(3)]
     seen: list[str] = []
-    filters = rewardflow.LedgerFilters()
+    filters = reward_ledger.LedgerFilters()
     while True:
-        rows, cursor = rewardflow.ledger_page(session, people.auditor.user, filters, limit=2)
+        rows, cursor = reward_ledger.ledger_page(session, people.auditor.user, filters, limit=2)
         seen += [row.id for row in rows]
         if cursor is None:
             break
-        filters = rewardflow.LedgerFilters.parse({"after": cursor})
+        filters = reward_ledger.LedgerFilters.parse({"after": cursor})
     assert sorted(seen) == sorted(made) and len(seen) == 3
 
 
@@ -713,7 +723,7 @@ def test_reward_form_has_a_checkbox_per_declared_flag(client: TestClient, sessio
     calc = RewardCalculation.from_json(record.calculation)
     assert calc.schema == "chuishao.reward-calculation/2"
     assert calc.inputs.flags == ("proposed_fix",)
-    assert recompute(calc, rewardflow.parsed(row)) == []
+    assert recompute(calc, reward_policies.parsed(row)) == []
     # The approver sees no over-cap warning: the policy has no period cap.
     sign_in(client, session, settings, people.approver.user)
     assert 'id="cap-excess-1"' not in client.get(f"/console/rewards/{record.id}").text
@@ -726,19 +736,19 @@ def test_approver_sees_a_proposal_over_the_period_cap(client: TestClient, sessio
     approvals already exceed the monthly cap shows the excess on the approver's page."""
     case, _ = verified_case(client, session, people, grade="general")
     row = policy_row(session, "enterprise-internal")
-    record = rewardflow.propose(session, case, people.reviewer.user, row.id, {})
+    record = reward_records.propose(session, case, people.reviewer.user, row.id, {})
     session.commit()
     # 50 yuan (general hazard, tier 1) against a cap of 1 000 a month, nothing approved yet.
     assert record.amount_fen == 5_000
-    assert rewardflow.period_cap_excess(session, record) == []
+    assert reward_records.period_cap_excess(session, record) == []
     sign_in(client, session, settings, people.approver.user)
     page = client.get(f"/console/rewards/{record.id}")
     assert page.status_code == 200 and 'id="cap-excess-1"' not in page.text
     # The same case type under the policy, with 990 yuan already approved when it was
     # calculated: 990 + 50 = 1 040, 40 yuan over.
-    calc = rewardflow.calculation_of(record)
-    over = rewardflow.excess_of(
-        calc, rewardflow.parsed(row), 99_000)
+    calc = reward_records.calculation_of(record)
+    over = reward_policies.excess_of(
+        calc, reward_policies.parsed(row), 99_000)
     assert [(e.period, e.cap_fen, e.approved_fen, e.over_fen) for e in over] == [
         ("month", 100_000, 99_000, 4_000)]
 
