@@ -41,7 +41,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 import crypto
-from reviewer.auditview import SENTENCES
+from reviewer.auditview import FIELD_LABELS, SENTENCES
 from service.client import Client, urllib_transport
 from service.domain.installation import get_installation
 from service.domain.models import Case
@@ -79,12 +79,11 @@ def shoot(page: Any, name: str) -> None:
     """The page at both widths the console must work at; nothing may stick out sideways."""
     for width, height in ((1366, 900), (768, 1024)):
         page.set_viewport_size({"width": width, "height": height})
-        data = page.screenshot(full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, (name, width, overflow)
         if SHOTS is not None:
             SHOTS.mkdir(parents=True, exist_ok=True)
-            (SHOTS / f"{name}-{width}.png").write_bytes(data)
+            page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size({"width": 1366, "height": 900})
 
 
@@ -113,8 +112,9 @@ class World:
     def t(self, message: str, **params: object) -> str:
         return tr(self.lang, message, **params)
 
-    def page(self, *, javascript: bool = True) -> Any:
-        context = self.chromium.new_context(base_url=self.site.base_url, locale=self.locale,
+    def page(self, *, javascript: bool = True, locale: str | None = None) -> Any:
+        context = self.chromium.new_context(base_url=self.site.base_url,
+                                            locale=locale or self.locale,
                                             accept_downloads=True,
                                             java_script_enabled=javascript)
         context.on("request", lambda r: self.requests.append(r.url))
@@ -135,9 +135,9 @@ class World:
 
     # -------------------------------------------------------------------------- accounts
 
-    def enrol(self, link_path: str, username: str, display: str) -> Person:
+    def enrol(self, link_path: str, username: str, display: str, locale: str) -> Person:
         """Follow an invitation in a browser of one's own, then sign in there."""
-        page = self.page()
+        page = self.page(locale=locale)
         page.goto(link_path)
         page.wait_for_selector("#invite-submit:not([disabled])")
         page.fill("#i-username", username)
@@ -215,14 +215,22 @@ class World:
             return str(case.id)
 
 
-@pytest.fixture(params=["zh-CN", "en"])
-def world(request: Any, chromium: Any, tmp_path: Path) -> Iterator[World]:
-    with installed(tmp_path / "site") as site:
-        watcher = World(chromium, site, request.param)
+@dataclass
+class Crew:
+    world: World
+    people: dict[str, Person]
+
+
+@pytest.fixture(scope="module")
+def crew(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crew]:
+    """One installation and its staff for both languages: setting up six accounts is the
+    slow part, and an installation serves people of either language at once."""
+    with installed(tmp_path_factory.mktemp("whole-life")) as site:
+        world = World(chromium, site, "zh-CN")
         try:
-            yield watcher
+            yield Crew(world, staff(world))
         finally:
-            watcher.close()
+            world.close()
 
 
 def act(page: Any, form: str, done: str) -> None:
@@ -234,7 +242,7 @@ def act(page: Any, form: str, done: str) -> None:
 def staff(world: World) -> dict[str, Person]:
     """The administrator sets up the channel and every account from the console."""
     t = world.t
-    admin = world.enrol(world.site.admin_link, "admin", "管理员 Admin")
+    admin = world.enrol(world.site.admin_link, "admin", "管理员 Admin", "zh-CN")
     page = admin.page
     page.goto("/console/admin/channels")
     page.fill("#ch-slug", CHANNEL)
@@ -245,13 +253,14 @@ def staff(world: World) -> dict[str, Person]:
     expect(page.locator(f"#channel-{CHANNEL}")).to_contain_text("某机械厂内部举报")
 
     people = {"admin": admin}
-    for username, display, roles in (("reviewer.one", "王芳", ["reviewer"]),
-                                     ("reviewer.two", "李雷", ["reviewer"]),
-                                     ("chief", "张主任", ["approver"]),
-                                     ("cashier", "赵会计", ["finance"]),
-                                     ("inspector", "钱审计", ["auditor"])):
+    # Each enrols in a browser of their own, some in English, some in Chinese.
+    for username, display, roles, locale in (("reviewer.one", "王芳", ["reviewer"], "zh-CN"),
+                                             ("reviewer.two", "李雷", ["reviewer"], "en"),
+                                             ("chief", "张主任", ["approver"], "en"),
+                                             ("cashier", "赵会计", ["finance"], "zh-CN"),
+                                             ("inspector", "钱审计", ["auditor"], "en")):
         link = world.invite(admin, roles)
-        people[username] = world.enrol(link, username, display)
+        people[username] = world.enrol(link, username, display, locale)
 
     # Recipients: the two reviewers receive the channel's new reports.
     for username in ("reviewer.one", "reviewer.two"):
@@ -321,20 +330,32 @@ def set_place(page: Any, location: str) -> None:
     act(page, "#form-facts", "facts")
 
 
-def test_the_whole_life_of_a_report(world: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_the_whole_life_of_a_report(crew: Crew, locale: str, tmp_path: Path) -> None:
+    world, people = crew.world, crew.people
+    world.locale = locale
     t, lang = world.t, world.lang
-    people = staff(world)
+    for person in people.values():  # everyone reads the console in this run's language
+        person.page.goto(f"/language?lang={lang}&next=/console/account")
+        expect(person.page.locator("html")).to_have_attribute("lang", re.compile(
+            "^zh" if lang == "zh_CN" else "^en"))
+    # This run's reports and records are told apart from the other run's by a tag.
+    tag = f"（{locale}）"
+    first_report = {**FIRST, "description": FIRST["description"] + tag}
+    duplicate = {**DUPLICATE, "description": DUPLICATE["description"] + tag}
+    elsewhere = {**ELSEWHERE, "description": ELSEWHERE["description"] + tag}
+    hazard = "液氨储罐出口阀门填料泄漏" + tag
     one, two, chief = people["reviewer.one"], people["reviewer.two"], people["chief"]
     cashier, inspector = people["cashier"], people["inspector"]
 
     # ---------------------------------------------------------------- three reports arrive
     reporter = world.page()
-    first_receipt = world.report_in_page(reporter, FIRST, javascript=True)
+    first_receipt = world.report_in_page(reporter, first_report, javascript=True)
     # The same hazard, sent at once from a script: the two share a time period.
     dup_receipt = Client(urllib_transport(world.site.base_url), language=world.locale).submit(
-        CHANNEL, DUPLICATE)
+        CHANNEL, duplicate)
     plain = world.page(javascript=False)
-    other_receipt = world.report_in_page(plain, ELSEWHERE, javascript=False)
+    other_receipt = world.report_in_page(plain, elsewhere, javascript=False)
     first, dup, other = (world.case_of(r) for r in (first_receipt, dup_receipt, other_receipt))
 
     one.page.goto("/console/cases")
@@ -342,7 +363,7 @@ def test_the_whole_life_of_a_report(world: World, tmp_path: Path) -> None:
         expect(one.page.locator(f"a[href='/console/cases/{case_id}']").first).to_be_visible()
 
     # ---------------------------------------------------------------- refused and reopened
-    page = open_case(one, other, ELSEWHERE["description"])
+    page = open_case(one, other, elsewhere["description"])
     expect(page.locator("#form-not_accept")).to_be_hidden()
     page.click("#refusal summary")
     page.select_option("#reason", "out_of_scope")
@@ -369,17 +390,17 @@ def test_the_whole_life_of_a_report(world: World, tmp_path: Path) -> None:
     events = world.followup(plain, other_receipt, javascript=False)
     assert any(note in e for e in events), events
     assert any(why in e for e in events), events
-    page = open_case(one, other, ELSEWHERE["description"])
+    page = open_case(one, other, elsewhere["description"])
     act(page, "#form-accept", "accept")
     expect(page.locator("#case-status")).to_have_text(t("Accepted"))
 
     # ---------------------------------------------------------------- verified, fixed on the spot
-    page = open_case(one, first, FIRST["description"])
+    page = open_case(one, first, first_report["description"])
     set_place(page, "三号车间 液氨储罐区 东侧阀门")
     verify_true(world, page)
     page.click("#rectification-records")
     page.wait_for_url(f"**/console/cases/{first}/rectifications")
-    page.fill("#f-description", "液氨储罐出口阀门填料泄漏")
+    page.fill("#f-description", hazard)
     act(page, "#form-open", "open")
     record_url = page.url.split("?")[0]
     page.locator("#spot-evidence-picker").wait_for()
@@ -403,7 +424,7 @@ def test_the_whole_life_of_a_report(world: World, tmp_path: Path) -> None:
     shoot(page, f"{lang}-rectification-record")
 
     # ---------------------------------------------------------------- the duplicate pair
-    page = open_case(one, dup, DUPLICATE["description"])
+    page = open_case(one, dup, duplicate["description"])
     set_place(page, "三号车间 液氨罐")
     page.select_option("#duplicate", first)
     act(page, "#form-link_duplicate", "link_duplicate")
@@ -426,7 +447,7 @@ def test_the_whole_life_of_a_report(world: World, tmp_path: Path) -> None:
     expect(rows.filter(has=page.locator(f"a[href='/console/cases/{dup}']"))).to_contain_text(
         t("No"))
 
-    page = open_case(one, first, FIRST["description"])
+    page = open_case(one, first, first_report["description"])
     expect(page.locator("#case-status")).to_have_text(t("Rectification accepted"))
     shoot(page, f"{lang}-case")
 
@@ -486,11 +507,19 @@ def test_the_whole_life_of_a_report(world: World, tmp_path: Path) -> None:
     known = {t(text) for text in SENTENCES.values()}
     assert set(sentences) <= known, set(sentences) - known
     for code_name in ("case.accept", "case.not_accept", "case.reopen_refusal",
-                      "case.link_duplicate", "case.decide_first_valid", "admin.invite",
-                      "admin.recipient.add", "admin.scope.add"):
+                      "case.link_duplicate", "case.decide_first_valid",
+                      "rectification.fixed_on_spot", "reward.approve", "reward.paid"):
         assert t(SENTENCES[code_name]) in sentences, code_name
     shown = page.locator("#audit").inner_text()
     assert not RAW_CODE.search(shown), RAW_CODE.findall(shown)
+    labels = set(page.locator("#audit dl.fields dt").all_inner_texts())
+    allowed = {t(text) for text in FIELD_LABELS.values()} | {t("Acceptance check")}
+    assert labels <= allowed, labels - allowed
+    for code_value in ("out_of_scope", "awaiting_acceptance", "not_accepted"):
+        assert code_value not in shown, code_value
+    accepted = page.locator("#audit tr[data-action='rectification.accept'] dl.fields").first
+    expect(accepted).to_contain_text(t("Passed the acceptance check"))
+    expect(accepted).to_contain_text(t("Passed"))
     shoot(page, f"{lang}-audit")
 
     page.goto("/console/rewards")
@@ -519,7 +548,7 @@ def test_the_whole_life_of_a_report(world: World, tmp_path: Path) -> None:
     header = [c.value for c in sheet[1]]
     rows = [dict(zip(header, r, strict=True))
             for r in sheet.iter_rows(min_row=2, values_only=True) if any(r)]
-    mine = [r for r in rows if r[t("Hazard description")] == "液氨储罐出口阀门填料泄漏"]
+    mine = [r for r in rows if r[t("Hazard description")] == hazard]
     assert len(mine) == 1, rows
     entry = mine[0]
     assert entry[t("Hazard grade")] == t("Major accident hazard")
