@@ -22,6 +22,7 @@ from service.domain.labels import LIST_SEPARATOR, role_names
 from service.domain.models import AuditEntry, User
 from service.domain.reportform import CATEGORIES
 from service.domain.rewards import format_yuan
+from service.platform import localtime
 from service.platform.errors import InvalidInput
 from service.platform.i18n import N_
 
@@ -176,6 +177,8 @@ _STATE_WORDS: dict[str, str] = {**rectification.STATE_LABELS, **workflow.STATUS_
 _STATES_OF = {"rectification.": rectification.STATE_LABELS, "reward.": rewardflow.STATUS_LABELS,
               "case.": workflow.STATUS_LABELS}
 _CATEGORIES = dict(CATEGORIES)
+# Details that are moments stored as ISO text: shown as the page shows times.
+_MOMENTS = frozenset({"claim_due_at"})
 
 
 def _states(action: str) -> Mapping[str, str]:
@@ -272,6 +275,11 @@ def _value(key: str, value: Any, translate: Translate, action: str = "") -> str:
     if key == "result" and action.startswith("rectification.") \
             and isinstance(value, str) and value in rectification.RESULTS:
         return translate(rectification.RESULTS[value])
+    if key in _MOMENTS and isinstance(value, str):
+        try:
+            return localtime.show(dt.datetime.fromisoformat(value))
+        except ValueError:
+            return value
     if key == "category" and isinstance(value, str) and value in _CATEGORIES:
         return translate(_CATEGORIES[value])
     if isinstance(value, str) and value in _states(action) and key in ("from", "to"):

@@ -3,7 +3,10 @@ report's life write has a label, and a code shows as its words, in the entry's o
 
 from __future__ import annotations
 
+import datetime as dt
+
 from reviewer.auditview import FIELD_LABELS, fields
+from service.platform import localtime
 from service.platform.i18n import Catalogs
 
 
@@ -44,3 +47,10 @@ def test_codes_show_as_words() -> None:
                         "Not accepted because": "Outside this line's remit"}
     facts = shown({"category": "hazard", "enterprise": "某机械厂"}, "case.facts")
     assert facts == {"Category": "Accident hazard (事故隐患)", "Unit (enterprise)": "某机械厂"}
+
+
+def test_a_moment_reads_as_the_page_shows_times() -> None:
+    due = shown({"claim_due_at": "2027-01-30T12:31:48.615417+00:00"}, "reward.approve")
+    moment = dt.datetime(2027, 1, 30, 12, 31, 48, tzinfo=dt.UTC)
+    assert due == {"Claim by": localtime.show(moment)}  # in the installation's zone
+    assert "T12:31:48" not in due["Claim by"]
