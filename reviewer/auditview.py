@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from service.domain import rectification_facts, reward_states, sheets, workflow
+from service.domain import rectification, rectification_facts, reward_states, sheets, workflow
 from service.domain.labels import LIST_SEPARATOR, role_names
 from service.domain.models import AuditEntry, Channel, User
+from service.domain.reportform import CATEGORIES
 from service.domain.rewards import format_yuan
 from service.platform import localtime
 from service.platform.errors import InvalidInput
@@ -156,11 +157,33 @@ FIELD_LABELS = {
     "receives": N_("Receives new reports"),
     "hours": N_("Valid for (hours)"), "note": N_("Note"), "via": N_("Made through"),
     "internal_key_created": N_("Internal key created"),
+    # case facts, duplicates and the first valid report
+    "enterprise": N_("Unit (enterprise)"), "location": N_("Location"),
+    "category": N_("Category"), "criterion_id": N_("Major-hazard criterion (2023)"),
+    "duplicate_of": N_("Same hazard as"), "refused_as": N_("Not accepted because"),
+    "first": N_("First valid report"), "candidates": N_("Cases"), "why": N_("Reason"),
+    "open": N_("Not decided"),
+    # rectification records and rewards
+    "date": N_("When"), "files": N_("Files"), "reference": N_("Reference"),
+    "claim_due_at": N_("Claim by"),
 }
+# Keys whose meaning depends on what the entry is about.
+_RECORD_LABELS = {"result": N_("Acceptance check")}
 
-# Values that are codes: a state or status name is shown by its label.
+# Values that are codes: a state or status name is shown by its label. Records, rewards and
+# cases share some names ("accepted"): an entry's action says whose state it is.
 _STATE_WORDS: dict[str, str] = {**rectification_facts.STATE_LABELS, **workflow.STATUS_LABELS,
                                 **reward_states.STATUS_LABELS}
+_STATES_OF = {"rectification.": rectification_facts.STATE_LABELS,
+              "reward.": reward_states.STATUS_LABELS, "case.": workflow.STATUS_LABELS}
+_CATEGORIES = dict(CATEGORIES)
+# Details that are moments stored as ISO text: shown as the page shows times.
+_MOMENTS = frozenset({"claim_due_at"})
+
+
+def _states(action: str) -> Mapping[str, str]:
+    return next((labels for prefix, labels in _STATES_OF.items() if action.startswith(prefix)),
+                _STATE_WORDS)
 
 YES, NO = N_("Yes"), N_("No")
 YUAN = N_("{amount} yuan")
@@ -232,7 +255,7 @@ def sentence(action: str, translate: Translate) -> str:
     return translate(known) if known else action
 
 
-def _value(key: str, value: Any, translate: Translate,
+def _value(key: str, value: Any, translate: Translate, action: str = "",
            channels: Mapping[int, str] | None = None) -> str:
     if key == "channel_id" and isinstance(value, int) and channels and value in channels:
         return channels[value]
@@ -250,28 +273,49 @@ def _value(key: str, value: Any, translate: Translate,
         return translate(workflow.GRADES[value])
     if key == "result_code" and isinstance(value, str) and value in workflow.RESULTS:
         return translate(workflow.RESULTS[value])
-    if key == "reason_code" and isinstance(value, str) \
+    if key in ("reason_code", "refused_as") and isinstance(value, str) \
             and value in workflow.NOT_ACCEPTED_REASONS:
         return translate(workflow.NOT_ACCEPTED_REASONS[value])
-    if isinstance(value, str) and value in _STATE_WORDS and key in ("from", "to"):
-        return translate(_STATE_WORDS[value])
+    if key == "result" and action.startswith("rectification.") \
+            and isinstance(value, str) and value in rectification.RESULTS:
+        return translate(rectification.RESULTS[value])
+    if key in _MOMENTS and isinstance(value, str):
+        try:
+            return localtime.show(dt.datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    if key == "category" and isinstance(value, str) and value in _CATEGORIES:
+        return translate(_CATEGORIES[value])
+    if isinstance(value, str) and value in _states(action) and key in ("from", "to"):
+        return translate(_states(action)[value])
     if isinstance(value, dict):
         return translate(LIST_SEPARATOR).join(
-            f"{translate(FIELD_LABELS.get(k, k))}: {_value(k, v, translate, channels)}"
+            f"{translate(FIELD_LABELS.get(k, k))}: {_value(k, v, translate, action, channels)}"
             for k, v in sorted(value.items()) if v not in (None, "", [], {}))
     if isinstance(value, list):
-        return translate(LIST_SEPARATOR).join(_value(key, item, translate, channels)
+        return translate(LIST_SEPARATOR).join(_value(key, item, translate, action, channels)
                                               for item in value)
     if value is None:
         return "—"
     return str(value)
 
 
-def fields(details: Mapping[str, Any] | None, translate: Translate,
+def _label(key: str, value: Any, action: str) -> str:
+    if action.startswith("rectification.") and key in _RECORD_LABELS:
+        return _RECORD_LABELS[key]
+    if key in ("from", "to") and not (isinstance(value, str) and value in _states(action)):
+        # Not a state (the first valid report moving from one case to another).
+        return FIELD_LABELS["before" if key == "from" else "after"]
+    return FIELD_LABELS.get(key, key)
+
+
+def fields(details: Mapping[str, Any] | None, translate: Translate, action: str = "",
            channels: Mapping[int, str] | None = None) -> list[tuple[str, str]]:
     """The details as (label, value) pairs in the page's language, empty ones left out;
-    a channel by its name, not its row id."""
-    return [(translate(FIELD_LABELS.get(key, key)), _value(key, value, translate, channels))
+    ``action`` is the entry's, for the keys whose meaning depends on it; a channel by its
+    name, not its row id."""
+    return [(translate(_label(key, value, action)),
+             _value(key, value, translate, action, channels))
             for key, value in sorted((details or {}).items())
             if value not in (None, "", [], {})]
 
@@ -320,7 +364,8 @@ def rows(session: Session, entries: list[AuditEntry], translate: Translate) -> l
                 action=entry.action, sentence=sentence(entry.action, translate),
                 target=entry.target, outcome=entry.outcome,
                 outcome_label=translate(OUTCOMES.get(entry.outcome, entry.outcome)),
-                fields=fields(entry.details, translate, channels)) for entry in entries]
+                fields=fields(entry.details, translate, entry.action, channels))
+                for entry in entries]
 
 
 def page(session: Session, filters: AuditFilters, before: int | None,
