@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,8 @@ from service import cli
 from service.app import create_app
 from service.platform.db import Database
 from service.platform.settings import Settings
-from tests.browser.live import _free_port, live_settings
+from tests.browser.live import live_settings
+from tests.serverproc import free_port, serve_in_thread
 
 
 @dataclass
@@ -50,10 +49,8 @@ def run_cli(settings: Settings, *argv: str) -> str:
 
 @contextlib.contextmanager
 def installed(directory: Path, **overrides: object) -> Iterator[Installed]:
-    import uvicorn
-
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     settings = live_settings(directory / "var", f"sqlite:///{directory / 'live.sqlite3'}",
                              port, **overrides)
     run_cli(settings, "migrate")
@@ -62,20 +59,9 @@ def installed(directory: Path, **overrides: object) -> Iterator[Installed]:
     link = next(line.strip() for line in printed.splitlines() if "/console/invite/" in line)
     assert link.startswith(settings.base_url)
     database = Database.from_url(settings.database)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="installed-chuishao", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.02)
     try:
-        yield Installed(settings.base_url.rstrip("/"), settings, database,
-                        link[len(settings.base_url.rstrip("/")):], init_output)
+        with serve_in_thread(create_app(settings), port, name="installed-chuishao"):
+            yield Installed(settings.base_url.rstrip("/"), settings, database,
+                            link[len(settings.base_url.rstrip("/")):], init_output)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         database.dispose()
