@@ -260,6 +260,12 @@ def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: st
         "events": events, "capability": capability, "notice": notice,
         "sealing": sealing_mode, "reply_error": reply_error, "reply_text": reply_text,
         "report": next((i.content for i in opened.items if i.kind == "report"), {}),
+        # What was removed from each file, in the receipt's plain words (as the JS page says).
+        "removed_words": {stored.id: translate(N_("{name}: hidden data removed: {what}"),
+                                               name=meta.get("name") or translate(N_("file")),
+                                               what=metadata.plain_removed(removed, translate))
+                          for stored, meta in opened.files
+                          if isinstance(removed := meta.get("removed"), list) and removed},
         "categories": dict(reportform.CATEGORIES),
         "rewards": reward_claims.reporter_rewards(session, opened.case),
         "claim_methods": reward_claims.METHODS,

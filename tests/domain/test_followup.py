@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 
 import pytest
@@ -302,3 +303,18 @@ def test_a_refused_attempt_still_uses_up_its_stamp(client: TestClient, world) ->
     assert first.status_code == 404
     again = client.post("/api/v1/followup/session", json=body)
     assert again.status_code == 400 and again.json()["error"]["code"] == "pow_invalid"
+
+
+def test_nojs_case_page_says_what_was_removed_and_what_cannot_be_read(
+        client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
+    # The page once showed "hidden data removed" only, and an empty line for a message that
+    # would not open, where the JavaScript page says it could not be decrypted.
+    sent = client.post("/report", data=with_token(client, _form()),
+                       files=[("files", ("现场.jpg", _jpeg_with_gps(), "image/jpeg"))])
+    receipt = _receipt_from(sent.text)
+    case = session.scalar(select(Case))
+    _message(session, os.urandom(32), case, "sealed under another key")
+    page = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"}).text
+    assert "照片-1.jpg：已删除拍摄地点（GPS）、相机型号、拍摄时间" in page
+    assert '<p class="text error">此内容无法解密。</p>' in page
+    assert "sealed under another key" not in page

@@ -28,6 +28,7 @@ import {
   has,
   offerServerSeal,
   pageReady,
+  plainRemoved,
   prepareFiles,
   reviewFiles,
   scriptRuns,
@@ -216,6 +217,11 @@ function renderReport(items, files) {
         const note = el("span", { cls: "hint" });
         button.addEventListener("click", () => download(file, meta, button, note));
         li.append(button, " ", note);
+        // What was removed from it, in the receipt's plain words (as the no-JS page says).
+        if (Array.isArray(meta.removed) && meta.removed.length) {
+          li.append(el("p", { cls: "hint removed",
+            text: t("receipt_removed", { name: meta.name || "file", what: plainRemoved(meta.removed) }) }));
+        }
       }
       list.append(li);
     }

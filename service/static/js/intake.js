@@ -30,6 +30,7 @@ import {
   fileMaterial,
   offerServerSeal,
   pageReady,
+  plainRemoved,
   prepareFiles,
   reviewFiles,
   scriptRuns,
@@ -314,15 +315,6 @@ async function finish() {
 function warnBeforeLeaving(event) {
   event.preventDefault();
   event.returnValue = "";
-}
-
-// The same words as the server's receipt page (service/domain/metadata.py plain_removed).
-function plainRemoved(labels) {
-  const words = [...new Set(labels.map((label) => {
-    const word = t(`plain.${label}`);
-    return word.startsWith("plain.") ? t("plain.other metadata") : word;
-  }))];
-  return words.join(t("list_sep"));
 }
 
 function showReceipt() {

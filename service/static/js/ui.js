@@ -54,6 +54,15 @@ export function errorText(error) {
 // surrogate characters except newline, tab and the zero-width joiner, then trim.
 const UNWANTED = /(?![\n\t\u200d])[\p{Cc}\p{Cs}\p{Cf}]/gu;
 
+// The same words as the server's receipt page (service/domain/metadata.py plain_removed).
+export function plainRemoved(labels) {
+  const words = [...new Set(labels.map((label) => {
+    const word = t(`plain.${label}`);
+    return word.startsWith("plain.") ? t("plain.other metadata") : word;
+  }))];
+  return words.join(t("list_sep"));
+}
+
 export function cleanText(value, limit) {
   if (typeof value !== "string") return { text: "", tooLong: false };
   const text = value.normalize("NFC").replace(UNWANTED, "").trim();
