@@ -19,7 +19,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 import crypto
-from service.client import Client, urllib_transport
+from service.client import Client, plain_file, urllib_transport
 from service.domain import sealing
 from service.domain.followup import ReceiptUnknown
 from service.domain.installation import get_installation
@@ -408,6 +408,28 @@ def test_follow_up_with_javascript_reads_and_replies(live: LiveServer, browser: 
     with page.expect_download() as info:
         page.click("#files button")
     assert Path(info.value.path()).read_bytes() == evidence.read_bytes()
+    assert not browser.errors
+
+
+def test_follow_up_says_what_was_removed_from_a_photo(live: LiveServer, browser: Browser,
+                                                      tmp_path: Path) -> None:
+    # The removed data was shown only during the upload and on the receipt; the follow-up
+    # page now says it beside the file, in the receipt's plain words.
+    photo = tmp_path / "IMG_0001.jpg"
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (31.0, 14.0, 5.0)}
+    Image.new("RGB", (16, 16), (10, 200, 10)).save(photo, "JPEG", exif=exif)
+    receipt, _ = submit_from_python(live, [plain_file(photo)])
+    page = browser.page()
+    page.goto("/followup")
+    page.wait_for_selector("#followup-form[data-enhanced='true']", state="attached")
+    page.fill("#f-receipt", receipt)
+    page.click("#followup-form button[type=submit]")
+    page.wait_for_selector("#files li")
+    expected = tr("zh_CN", "{name}: hidden data removed: {what}", name="照片-1.jpg",
+                  what=tr("zh_CN", "where it was taken (GPS), the camera model, "
+                                   "when it was taken"))
+    assert page.inner_text("#files .removed") == expected
     assert not browser.errors
 
 
