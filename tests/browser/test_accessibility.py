@@ -310,8 +310,11 @@ def test_console_pages_pass_axe(chromium: Any, site: dict[str, Any], username: s
         pages = _crawl(page, base, _staff_pages(found)[username])
         for path in pages:
             _check(page, base, path, username, problems, html)
-        # A page that does not exist, in the console's frame.
-        _check(page, base, "/console/cases/0000", username, problems, html, status=404)
+        # The console's own error pages: an address that does not exist, and a page of
+        # another role.
+        _check(page, base, "/console/no-such-page", username, problems, html, status=404)
+        other = "/console/audit" if username == "admin.chen" else "/console/admin"
+        _check(page, base, other, username, problems, html, status=403)
     finally:
         context.close()
     problems += _vnu(html, tmp_path / "html")
@@ -538,3 +541,148 @@ def _summary() -> Iterator[None]:
     for who, what in pages:
         runs = sorted({f"{lang}/{size}" for w, p, lang, size in CHECKED if (w, p) == (who, what)})
         print(f"  {who:11} {what}  [{', '.join(runs)}]")
+
+
+# ---------------------------------------------------------------------------- contrast by hand
+
+# In the page: for every text node's element and every chart shape, its colour and every
+# colour that may lie behind it (the ancestors' background colours, composited; each stop of a
+# gradient among them; the fill of any chart shape under a chart label), and its rendered size.
+_COLOURS = """() => {
+  const rgba = (text) => {
+    const m = /rgba?\\(([^)]+)\\)/.exec(text || '');
+    if (!m) return null;
+    const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, under) => {
+    const a = top[3] + under[3] * (1 - top[3]);
+    if (!a) return [0, 0, 0, 0];
+    return [0, 1, 2].map((i) => (top[i] * top[3] + under[i] * under[3] * (1 - top[3])) / a)
+      .concat([a]);
+  };
+  const stops = (image) => (image.match(/rgba?\\([^)]+\\)/g) || []).map(rgba);
+  // Every colour the element may stand on: composited from the page up.
+  const behind = (element) => {
+    const chain = [];
+    for (let e = element; e && e.nodeType === 1; e = e.parentElement) chain.push(e);
+    let layers = [[255, 255, 255, 1]];
+    for (const e of chain.reverse()) {
+      const style = getComputedStyle(e);
+      const images = stops(style.backgroundImage);
+      const colour = rgba(style.backgroundColor);
+      let next = layers;
+      if (colour && colour[3] > 0) next = next.map((u) => over(colour, u));
+      if (images.length) next = images.flatMap((s) => next.map((u) => over(s, u)));
+      layers = next;
+    }
+    return layers;
+  };
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+    + (e.getAttribute('class') ? '.' + e.getAttribute('class').trim().split(/\\s+/).join('.') : '');
+  const shapes = [...document.querySelectorAll('svg rect, svg circle, svg path')];
+  const out = [];
+  const seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const e = node.parentElement;
+    if (!node.textContent.trim() || seen.has(e)) continue;
+    seen.add(e);
+    const box = e.getBoundingClientRect();
+    const style = getComputedStyle(e);
+    if (!box.width || !box.height || style.visibility === 'hidden' || e.closest('[hidden], title, script, style, noscript, option')) continue;
+    const inSvg = e.closest('svg');
+    let colour = rgba(inSvg ? style.fill : style.color);
+    let backs = behind(inSvg || e);
+    if (inSvg) {
+      // A chart label over a bar stands on the bar.
+      for (const s of shapes) {
+        const r = s.getBoundingClientRect();
+        if (r.left < box.right && r.right > box.left && r.top < box.bottom && r.bottom > box.top)
+          backs = backs.concat(backs.map((u) => over(rgba(getComputedStyle(s).fill), u)));
+      }
+    }
+    const opacity = [...(function* () { for (let a = e; a; a = a.parentElement) yield a; })()]
+      .reduce((o, a) => o * Number(getComputedStyle(a).opacity), 1);
+    colour = [colour[0], colour[1], colour[2], colour[3] * opacity];
+    const scale = inSvg ? inSvg.getBoundingClientRect().width / (inSvg.viewBox.baseVal.width || inSvg.getBoundingClientRect().width) : 1;
+    out.push({kind: 'text', what: name(e) + ' "' + node.textContent.trim().slice(0, 30) + '"',
+              colour, backs, px: parseFloat(style.fontSize) * scale,
+              bold: Number(style.fontWeight) >= 700});
+  }
+  for (const s of document.querySelectorAll('svg rect[fill], svg circle[fill], svg path[fill]')) {
+    const style = getComputedStyle(s);
+    const edge = style.stroke && style.stroke !== 'none' ? style.stroke : style.fill;
+    out.push({kind: 'shape', what: name(s), colour: rgba(edge), backs: behind(s.closest('svg'))});
+  }
+  return out;
+}"""
+
+
+def _luminance(colour: list[float]) -> float:
+    def channel(value: float) -> float:
+        value /= 255
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+    red, green, blue = (channel(v) for v in colour[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def _ratio(front: list[float], back: list[float]) -> float:
+    alpha = front[3]
+    shown = [front[i] * alpha + back[i] * (1 - alpha) for i in range(3)] + [1]
+    lighter, darker = sorted((_luminance(shown), _luminance(back)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def _contrast_faults(found: list[dict[str, Any]], where: str) -> list[str]:
+    """WCAG 1.4.3 (text 4.5:1, large text 3:1) and 1.4.11 (chart shapes 3:1 against what they
+    stand on), against the worst colour that may lie behind."""
+    faults = []
+    for item in found:
+        if item["colour"] is None:
+            continue
+        worst = min(_ratio(item["colour"], back) for back in item["backs"])
+        if item["kind"] == "text":
+            large = item["px"] >= 24 or (item["bold"] and item["px"] >= 18.66)
+            need = 3.0 if large else 4.5
+        else:
+            need = 3.0
+        if worst < need:
+            faults.append(f"{where}: {item['kind']} {item['what']}: contrast {worst:.2f} < {need}")
+    return faults
+
+
+@pytest.mark.parametrize("username", ["zhang.wei", "sun.li"])
+def test_contrast_by_hand_on_statistics_and_audit(chromium: Any, site: dict[str, Any],
+                                                  username: str) -> None:
+    """Where axe cannot decide colour contrast (text in an SVG chart, text over a gradient or an
+    overlapping shape), the colours the page computes are checked here: every text and chart
+    shape of the statistics and audit pages, and axe's 'incomplete' contrast nodes among them."""
+    found, base = site["installation"], site["base"]
+    pages = {"zhang.wei": ["/console/stats", "/console/stats?year=2024"],
+             "sun.li": ["/console/audit", "/console/audit?outcome=refused", "/console/stats"]}
+    context = chromium.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    undecided = 0
+    try:
+        _sign_in(page, base, found, username)
+        for lang in LANGS:
+            _language(page, base, lang)
+            for path in pages[username]:
+                for size, (width, height) in SIZES.items():
+                    page.set_viewport_size({"width": width, "height": height})
+                    page.goto(base + path, wait_until="networkidle")
+                    where = f"{username} {path} [{lang}, {size}]"
+                    items = page.evaluate(_COLOURS)
+                    assert items, where
+                    problems += _contrast_faults(items, where)
+                    _axe(page)  # loads axe into the page
+                    result = page.evaluate(
+                        "() => axe.run(document, {runOnly: ['color-contrast']})")
+                    undecided += sum(len(r["nodes"]) for r in result["incomplete"])
+                    CHECKED.append((f"{username} (contrast)", path, lang, size))
+    finally:
+        context.close()
+    print(f"\n{username}: axe left {undecided} contrast nodes undecided; checked by hand above")
+    assert not problems, "\n".join(problems)
