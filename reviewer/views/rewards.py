@@ -27,6 +27,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -165,6 +166,11 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
                                                 record.paid_by}),
         "policy": session.get(RewardPolicyVersion, record.policy_row_id),
         "case": case,
+        # A link to the case only for who may open it: finance and auditors outside its
+        # channels would meet a refusal (and an entry in the audit trail) behind it.
+        "case_opens": case is not None and session.scalar(
+            select(Case.id).where(Case.id == case.id, cases.visible_clause(session, user)))
+        is not None,
         "basis": workflow.first_valid_basis(session, case) if case is not None else None,
         "actions": reward_states.allowed(record, user),
         "own_proposal": user.id == record.proposed_by,
