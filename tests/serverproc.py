@@ -85,4 +85,8 @@ def serving(env: dict[str, str], log_path: Path, *, command: tuple[str, ...] = C
             yield base
         finally:
             server.terminate()
-            server.wait(timeout=10)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()

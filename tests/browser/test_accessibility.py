@@ -14,16 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.serverproc import free_port, serving
 from tests.upgrade import installation as inst
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
@@ -48,42 +46,18 @@ def _require_tools() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     _require_tools()
     found = inst.copy_sqlite(tmp_path_factory.mktemp("a11y"))
     found.chuishao("migrate")
-    port = _free_port()
+    port = free_port()
     env = found.env()
     env.update({"CHUISHAO_PORT": str(port), "CHUISHAO_BASE_URL": f"http://127.0.0.1:{port}",
                 "CHUISHAO_POW_DIFFICULTY": "8"})
-    server = subprocess.Popen([str(inst.CHUISHAO), "serve"], env=env, cwd=found.root,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=2)  # noqa: S310 - loopback
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("chuishao serve did not start") from None
-            time.sleep(0.2)
-    try:
+    with serving(env, found.root / "serve.log", command=(str(inst.CHUISHAO),),
+                 cwd=found.root) as base:
         yield {"base": base, "installation": found}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def _axe(page: Any) -> list[dict[str, Any]]:
