@@ -364,12 +364,7 @@ def _sealed_item(session: Session, data: Any, *, slots_allowed: bool = False) ->
     allowed = {"id", "blob", "kind"} | ({"slots"} if slots_allowed else set())
     if not isinstance(data, dict) or not set(data) <= allowed:
         raise Malformed("item")
-    item_id = intake.parse_id(data.get("id"), "item id")
-    blob = intake.parse_b64(data.get("blob"), "item")
-    intake.check_item_blob(blob)
-    if session.get(SealedItem, item_id) is not None:
-        raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
-    return item_id, blob
+    return intake.new_item(session, data)
 
 
 def add_message(session: Session, case: Case, actor: User, data: Any,

@@ -29,7 +29,7 @@ from service.domain.models import (
     utcnow,
 )
 from service.platform import localtime
-from service.platform.errors import ChuishaoError, InvalidInput, Malformed, TooLarge
+from service.platform.errors import ChuishaoError, Malformed, TooLarge
 from service.platform.i18n import N_
 from service.platform.settings import Settings
 
@@ -191,11 +191,7 @@ def note_reporter_activity(session: Session, settings: Settings, case: Case) -> 
 def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> SealedItem:
     if not isinstance(data, dict) or data.get("kind") != "reply":
         raise Malformed("reply")
-    item_id = intake.parse_id(data.get("id"), "item id")
-    blob = intake.parse_b64(data.get("blob"), "item")
-    intake.check_item_blob(blob)
-    if session.get(SealedItem, item_id) is not None:
-        raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
+    item_id, blob = intake.new_item(session, data)
     item = SealedItem(id=item_id, case_id=case.id, kind="reply", author="reporter", blob=blob,
                       created_at=intake.coarse_time(settings))
     session.add(item)

@@ -198,6 +198,17 @@ def check_item_blob(blob: bytes) -> None:
         raise Malformed("item")
 
 
+def new_item(session: Session, data: dict[str, Any]) -> tuple[str, bytes]:
+    """The id and blob of one more sealed item for a case (a reply, a message, a note),
+    checked as intake checks them; an id already stored is a resend, refused."""
+    item_id = parse_id(data.get("id"), "item id")
+    blob = parse_b64(data.get("blob"), "item")
+    check_item_blob(blob)
+    if session.get(SealedItem, item_id) is not None:
+        raise InvalidInput(N_("This message was already sent."), code="duplicate_item")
+    return item_id, blob
+
+
 def file_layout_ok(stored_size: int, chunk_count: int, max_file_bytes: int) -> bool:
     """Stored size and chunk count must be those of a padded STREAM of some real size."""
     if chunk_count < 1:
