@@ -15,7 +15,7 @@ from reviewer.auth import current_user
 from service.domain import audit
 from service.platform.db import get_session
 from service.platform.errors import ChuishaoError
-from service.platform.templating import language, translator
+from service.platform.templating import translator
 
 
 def refused(request: Request, action: str, target: str, error: ChuishaoError, *,
@@ -33,8 +33,4 @@ def refused(request: Request, action: str, target: str, error: ChuishaoError, *,
 
 def refusal_text(request: Request, error: ChuishaoError) -> str:
     """The refusal's message in the page's language."""
-    params = dict(error.params)
-    # Calculator and policy refusals come in both languages: take the page's.
-    if "reason_zh" in params and language(request) == "zh_CN":
-        params["reason"] = params["reason_zh"]
-    return translator(request)(error.message, **params)
+    return translator(request)(error.message, **error.params)

@@ -34,10 +34,11 @@ from service.domain.rewards import (
     parse_yuan,
     shipped_policies,
 )
+from service.domain.rewards.calc import APPROVED_IN_PERIOD, BAND_AMOUNT, FINE
 from service.domain.rewards.policy import PersonCapRule
 from service.platform import localtime
 from service.platform.errors import ChuishaoError, InvalidInput, NotFound
-from service.platform.i18n import N_
+from service.platform.i18n import N_, Message
 
 CASE_TYPES = {
     "hazard": N_("Accident hazard"),
@@ -58,8 +59,7 @@ WHOLE_NUMBERS = {
 
 class CalculationRefused(InvalidInput):
     code = "calculation_refused"
-    # {reason} is the calculator's, which words it in both languages (RewardInputError,
-    # PolicyError: the command line prints both); views show reason_zh on Chinese pages.
+    # {reason} is the calculator's message (RewardInputError), translated with this one.
     message = N_("The calculation was refused: {reason}")
 
 
@@ -83,7 +83,7 @@ def require_first_valid_settled(case: Case) -> None:
 
 
 def _refused(exc: RewardInputError) -> CalculationRefused:
-    return CalculationRefused(reason=exc.en, reason_zh=exc.zh)
+    return CalculationRefused(reason=exc.reason)
 
 
 # ---------------------------------------------------------------------------- policies
@@ -148,9 +148,9 @@ def upload_policy(session: Session, actor: User, text: str, *, identity_required
     try:
         policy = parse_policy(text, "upload")
     except PolicyError as exc:
-        where_en = f"line {exc.line}: " if exc.line else ""
-        where_zh = f"第 {exc.line} 行：" if exc.line else ""
-        raise PolicyRefused(reason=where_en + exc.en, reason_zh=where_zh + exc.zh) from None
+        reason = (Message(N_("line {line}: {reason}"), {"line": exc.line, "reason": exc.reason})
+                  if exc.line else exc.reason)
+        raise PolicyRefused(reason=reason) from None
     ensure_shipped(session)
     exists = session.scalar(select(RewardPolicyVersion.id).where(
         RewardPolicyVersion.policy_id == policy.id, RewardPolicyVersion.version == policy.version))
@@ -319,9 +319,8 @@ def inputs_from_form(session: Session, case: Case, policy: Policy, form: Mapping
     try:
         fine = _field(form, "fine")
         band = _field(form, "band_amount")
-        fine_fen = parse_yuan(fine, "the fine", "罚款金额") if fine else None
-        band_fen = parse_yuan(band, "the amount within the band", "区间内核定金额") \
-            if band else None
+        fine_fen = parse_yuan(fine, FINE) if fine else None
+        band_fen = parse_yuan(band, BAND_AMOUNT) if band else None
     except RewardInputError as exc:
         raise _refused(exc) from None
     joint = _whole(form, "joint_reporters")
@@ -351,17 +350,15 @@ def preview_policy(row: RewardPolicyVersion, form: Mapping[str, Any]) -> RewardC
         approved = _field(form, "approved_in_period")
         inputs = RewardInputs(
             case_type=_field(form, "case_type") or "hazard", grade=_field(form, "grade") or None,
-            fine_fen=parse_yuan(fine, "the fine", "罚款金额") if fine else None,
+            fine_fen=parse_yuan(fine, FINE) if fine else None,
             deaths=_whole(form, "deaths"),
             level=_whole(form, "level"),
-            band_amount_fen=parse_yuan(band, "the amount within the band", "区间内核定金额")
-            if band else None,
+            band_amount_fen=parse_yuan(band, BAND_AMOUNT) if band else None,
             insider=_field(form, "insider") in ("1", "on"), flags=_flags(form),
             first_valid=_field(form, "not_first") not in ("1", "on"),
             joint_reporters=_whole(form, "joint_reporters") or 1,
             # The field is labelled in yuan: read it as yuan, like every other amount.
-            approved_in_period_fen=parse_yuan(approved, "the amount already approved in the "
-                                              "period", "本期已批准金额") if approved else None)
+            approved_in_period_fen=parse_yuan(approved, APPROVED_IN_PERIOD) if approved else None)
     except RewardInputError as exc:
         raise _refused(exc) from None
     return calculate_or_refuse(policy, inputs)

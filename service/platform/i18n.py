@@ -7,7 +7,7 @@ Message ids are English source strings, marked with ``_()`` in templates and ``N
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from babel.messages.pofile import read_po, write_po
@@ -27,6 +27,22 @@ def N_(message: str) -> str:  # noqa: N802 - the conventional marker name
 
 # Between the items of a list in a sentence: "、" in Chinese, ", " in English.
 LIST_SEPARATOR = N_(", ")
+
+
+@dataclass(frozen=True)
+class Message:
+    """A marked message id and its parameters, for a parameter of another message: it is
+    translated in the same language as the sentence that holds it."""
+
+    id: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A list as one parameter: its items (Messages or plain text) joined by LIST_SEPARATOR."""
+
+    items: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -50,11 +66,25 @@ class Catalogs:
     def gettext(self, language: str) -> Callable[..., str]:
         table = self.by_language.get(language, {})
 
+        def shown(value: object) -> object:
+            if isinstance(value, Message):
+                return translate(value.id, **value.params)
+            if isinstance(value, Listed):
+                return translate(LIST_SEPARATOR).join(str(shown(item)) for item in value.items)
+            return value
+
         def translate(message: str, **params: object) -> str:
             text = table.get(message, message)
-            return text.format(**params) if params else text
+            if not params:
+                return text
+            return text.format(**{name: shown(value) for name, value in params.items()})
 
         return translate
+
+
+# Message ids are English: the English text of a message without reading a catalog.
+SOURCE_LANGUAGE = "en"
+source_text = Catalogs({}).gettext(SOURCE_LANGUAGE)
 
 
 def negotiate(accept_language: str | None, default: str) -> str:

@@ -18,6 +18,7 @@ from service.domain.rewards.policy import (
     load_policy_file,
     locate_keys,
 )
+from tests.translations import chinese, english
 
 HEAD = """\
 id = "test"
@@ -79,7 +80,8 @@ def test_shipped_policies_load() -> None:
 def test_unknown_shipped_policy() -> None:
     with pytest.raises(PolicyError) as info:
         load_policy("no-such")
-    assert "national-2018" in info.value.en and "没有内置政策" in info.value.zh
+    assert "national-2018" in english(info.value.reason)
+    assert "没有内置政策" in chinese(info.value.reason)
     with pytest.raises(PolicyError):
         load_policy("../etc/passwd")
 
@@ -316,11 +318,11 @@ def test_invalid_policy_names_file_line_and_reason(text: str, needle: str, words
         assert error.line in expected
     else:
         assert error.line == line_of(text, needle), (error.line, str(error))
-    assert words in error.en
-    assert error.zh and error.zh != error.en
-    message = str(error)
-    assert f"p.toml, line {error.line}:" in message
-    assert f"p.toml 第 {error.line} 行：" in message
+    en, zh = english(error.reason), chinese(error.reason)
+    assert words in en
+    assert zh and zh != en
+    assert str(error) == english(error.located) == f"p.toml, line {error.line}: {en}"
+    assert chinese(error.located) == f"p.toml 第 {error.line} 行：{zh}"
 
 
 def test_overlap_points_at_the_later_rule() -> None:
@@ -335,14 +337,14 @@ def test_missing_rule_field_points_at_its_header() -> None:
     error = refused(text)
     headers = [i for i, line in enumerate(text.splitlines(), 1) if line == "[[rules]]"]
     assert error.line == headers[1]
-    assert "rules[2].flag" in error.en and "缺少必填的键" in error.zh
+    assert "rules[2].flag" in english(error.reason) and "缺少必填的键" in chinese(error.reason)
 
 
 def test_syntax_error_keeps_tomllib_position() -> None:
     text = HEAD + PERCENT + "cap = = 5\n"
     error = refused(text)
     assert error.line == line_of(text, "cap = = 5")
-    assert "column" in error.en and "TOML 语法错误" in error.zh
+    assert "column" in english(error.reason) and "TOML 语法错误" in chinese(error.reason)
 
 
 def test_duplicate_key_is_a_syntax_error_with_its_line() -> None:
@@ -354,7 +356,7 @@ def test_duplicate_key_is_a_syntax_error_with_its_line() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy_file(tmp_path / "missing.toml")
-    assert "missing.toml" in str(info.value) and "无法读取文件" in info.value.zh
+    assert "missing.toml" in str(info.value) and "无法读取文件" in chinese(info.value.reason)
 
 
 def test_distinct_grades_do_not_overlap() -> None:

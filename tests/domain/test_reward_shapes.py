@@ -31,6 +31,7 @@ from service.domain.rewards import (
     recompute,
 )
 from service.domain.rewards.calc import SCHEMA_1, SCHEMA_2
+from tests.translations import chinese, english
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "v0.1"
 
@@ -126,13 +127,14 @@ def test_without_default_the_same_rules_are_still_refused_as_overlapping() -> No
     body = SHAPES_BODY.replace("default = true\n", "")
     error = refused(body)
     assert error.line == line_of(body, 'kind = "catalogue"') - 1
-    assert "overlaps rule 2" in error.en and "default = true" in error.en
-    assert "按目录（catalogue）" in error.zh and "按罚款比例（percentage_of_fine）" in error.zh
+    en, zh = english(error.reason), chinese(error.reason)
+    assert "overlaps rule 2" in en and "default = true" in en
+    assert "按目录（catalogue）" in zh and "按罚款比例（percentage_of_fine）" in zh
 
 
 def test_two_defaults_that_meet_are_refused() -> None:
     body = SHAPES_BODY.replace('kind = "catalogue"\n', 'kind = "catalogue"\ndefault = true\n')
-    assert "overlaps rule 2" in refused(body).en
+    assert "overlaps rule 2" in english(refused(body).reason)
 
 
 # --- a higher cap for insiders, and an uplift in percentage points ---------------------------
@@ -207,8 +209,8 @@ def test_a_flag_bonus_as_a_rate_with_its_cap_says_what_was_added() -> None:
 def test_an_undeclared_flag_is_refused_not_ignored() -> None:
     with pytest.raises(RewardInputError) as info:
         calc(fine_yuan=100_000, flags=("proposed_fxi",))
-    assert "declares no flag 'proposed_fxi'" in info.value.en
-    assert "没有声明附加条件 'proposed_fxi'" in info.value.zh
+    assert "declares no flag 'proposed_fxi'" in english(info.value.reason)
+    assert "没有声明附加条件 'proposed_fxi'" in chinese(info.value.reason)
     with pytest.raises(RewardInputError):
         calculate(load_policy("national-2018"), RewardInputs(
             "hazard", grade="major", fine_fen=100, flags=("proposed_fix",)))
@@ -373,7 +375,8 @@ def test_new_keys_are_validated_with_their_line(old: str, new: str, needle: str,
         assert lines[error.line - 1] == "[[rules]]" and error.line < changed
     else:
         assert error.line == line_of(body, needle), (error.line, lines[error.line - 1])
-    assert words in error.en and error.zh and error.zh != error.en
+    en, zh = english(error.reason), chinese(error.reason)
+    assert words in en and zh and zh != en
 
 
 # --- warnings, BOM -------------------------------------------------------------------------
@@ -398,7 +401,7 @@ cap = " 3000"
 
 def test_odd_policies_load_with_warnings_on_their_lines() -> None:
     policy = parse_policy(ODD, "odd.toml")
-    found = {(w.line, w.en) for w in policy.warnings}
+    found = {(w.line, english(w.reason)) for w in policy.warnings}
     lines = ODD.splitlines()
 
     def at(needle: str) -> int:
@@ -411,7 +414,7 @@ def test_odd_policies_load_with_warnings_on_their_lines() -> None:
     assert (at("grades ="), "rules[2].grades: 'major' is listed twice") in found
     assert (at("cap ="), "rules[2].cap: ' 3000' has spaces around it") in found
     assert len(policy.warnings) == 5
-    zh = {w.zh for w in policy.warnings}
+    zh = {chinese(w.reason) for w in policy.warnings}
     assert "tiers.general：一般等级第 2 档的金额低于第 1 档（通常按金额从低到高排列）" in zh
     # What loaded is what was meant: the cap is 3 000 yuan, the grades two.
     assert policy.rules[1].cap_fen == 300_000  # type: ignore[attr-defined]
@@ -467,10 +470,10 @@ NATIONAL = load_policy("national-2018")
 def test_refusals_speak_one_language_at_a_time(inputs: RewardInputs, en: str, zh: str) -> None:
     with pytest.raises(RewardInputError) as info:
         calculate(NATIONAL, inputs)
-    assert en in info.value.en and zh in info.value.zh
-    assert "数额" not in info.value.zh or "fine" in en
+    assert en in english(info.value.reason) and zh in chinese(info.value.reason)
+    assert "数额" not in chinese(info.value.reason) or "fine" in en
     for key in ("general", "major", "per_death "):
-        assert f"{key} 事故" not in info.value.zh
+        assert f"{key} 事故" not in chinese(info.value.reason)
 
 
 def test_tier_refusal_names_the_grade_in_chinese() -> None:
@@ -478,7 +481,8 @@ def test_tier_refusal_names_the_grade_in_chinese() -> None:
     with pytest.raises(RewardInputError) as info:
         calculate(internal, RewardInputs("hazard", grade="major", level=2,
                                          approved_in_period_fen=0))
-    assert "重大等级分 1 至 1 档" in info.value.zh and "major" not in info.value.zh
+    zh = chinese(info.value.reason)
+    assert "重大等级分 1 至 1 档" in zh and "major" not in zh
 
 
 def test_cli_takes_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

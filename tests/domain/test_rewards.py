@@ -27,7 +27,9 @@ from service.domain.rewards import (
     recompute,
     split,
 )
+from service.domain.rewards.calc import FINE
 from service.domain.rewards.policy import Policy
+from tests.translations import chinese, english
 
 NATIONAL = load_policy("national-2018")
 INTERNAL = load_policy("enterprise-internal")
@@ -48,7 +50,7 @@ def policy(body: str, policy_id: str = "test") -> Policy:
 
 
 def yuan(amount: str) -> int:
-    return parse_yuan(amount, "amount", "金额")
+    return parse_yuan(amount, "amount")
 
 
 def hazard(fine_yuan: str, **more: Any) -> RewardCalculation:
@@ -245,7 +247,8 @@ def test_violations_use_the_same_rule() -> None:
 def test_national_has_no_reward_for_a_general_hazard() -> None:
     with pytest.raises(RewardInputError) as info:
         calculate(NATIONAL, RewardInputs("hazard", grade="general", fine_fen=100))
-    assert "at grade 'general'" in info.value.en and "一般等级" in info.value.zh
+    assert "at grade 'general'" in english(info.value.reason)
+    assert "一般等级" in chinese(info.value.reason)
 
 
 # --- national-2018: concealed accidents ------------------------------------------------------
@@ -288,7 +291,8 @@ def test_falsely_reported_accident_pays_the_same() -> None:
 def test_deaths_beyond_the_grade_are_refused(grade: str, deaths: int) -> None:
     with pytest.raises(RewardInputError) as info:
         accident(grade, deaths)
-    assert "do not fit that grade" in info.value.en and "与该等级不符" in info.value.zh
+    assert "do not fit that grade" in english(info.value.reason)
+    assert "与该等级不符" in chinese(info.value.reason)
 
 
 def test_accident_needs_deaths_and_grade() -> None:
@@ -530,7 +534,8 @@ def test_person_cap_only_for_its_case_type() -> None:
 def test_period_cap_needs_the_approved_amount() -> None:
     with pytest.raises(RewardInputError) as info:
         calculate(LONGHUA, RewardInputs("fire-exit"))
-    assert "already approved" in info.value.en and "本期已批准" in info.value.zh
+    assert "already approved" in english(info.value.reason)
+    assert "本期已批准" in chinese(info.value.reason)
 
 
 def test_enterprise_internal_policy() -> None:
@@ -574,9 +579,10 @@ def test_enterprise_internal_policy() -> None:
 def test_refused_inputs_say_why_in_both_languages(inputs: RewardInputs, en_words: str) -> None:
     with pytest.raises(RewardInputError) as info:
         calculate(NATIONAL, inputs)
-    assert en_words in info.value.en
-    assert info.value.zh and info.value.zh != info.value.en
-    assert str(info.value) == f"{info.value.en}\n{info.value.zh}"
+    en, zh = english(info.value.reason), chinese(info.value.reason)
+    assert en_words in en
+    assert zh and zh != en
+    assert str(info.value) == en
 
 
 def test_flags_a_policy_cannot_honour_are_refused() -> None:
@@ -587,12 +593,12 @@ def test_flags_a_policy_cannot_honour_are_refused() -> None:
 
 
 def test_parse_yuan() -> None:
-    assert parse_yuan("1234567.89", "x", "x") == 123_456_789
-    assert parse_yuan("1,234,567.8", "x", "x") == 123_456_780
-    assert parse_yuan(" 0.05 ", "x", "x") == 5
+    assert parse_yuan("1234567.89", "x") == 123_456_789
+    assert parse_yuan("1,234,567.8", "x") == 123_456_780
+    assert parse_yuan(" 0.05 ", "x") == 5
     for bad in ("-1", "1.234", "abc", "1e5", "", "NaN", "10000000000.01"):
         with pytest.raises(RewardInputError):
-            parse_yuan(bad, "the fine", "罚款金额")
+            parse_yuan(bad, FINE)
 
 
 def test_format_yuan() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
 
-from service.platform.i18n import LANGUAGES, Catalogs, negotiate
+from service.platform.i18n import LANGUAGES, Catalogs, Listed, Message, negotiate, source_text
 from tests.console import sign_in
 from tests.domain.test_reward_lifecycle import approved_reward, make_people
 
@@ -55,6 +55,14 @@ def test_placeholders_survive_translation() -> None:
         for message_id, text in catalogs.by_language[language].items():
             assert set(re.findall(r"{\w+}", message_id)) == set(re.findall(r"{\w+}", text)), (
                 language, message_id)
+
+
+def test_a_message_in_a_parameter_is_translated_with_the_sentence() -> None:
+    catalogs = Catalogs({"zh_CN": {"{what}: {items}": "{what}：{items}", "the fine": "罚款金额",
+                                   ", ": "、", "major": "重大"}})
+    params = {"what": Message("the fine"), "items": Listed((Message("major"), "x"))}
+    assert catalogs.gettext("zh_CN")("{what}: {items}", **params) == "罚款金额：重大、x"
+    assert source_text("{what}: {items}", **params) == "the fine: major, x"
 
 
 def test_negotiate() -> None:

@@ -43,8 +43,6 @@ from service.domain.rewards.money import (
     percent_of,
 )
 from service.domain.rewards.policy import (
-    GRADE_EN,
-    GRADE_ZH,
     GRADES,
     CatalogueRule,
     FirstValidRule,
@@ -58,9 +56,11 @@ from service.domain.rewards.policy import (
     Rule,
     TiersRule,
     bonus_of,
-    kind_zh,
+    grade_terms,
+    kind_term,
     uplift_of,
 )
+from service.platform.i18n import N_, Message, source_text
 
 SCHEMA_1 = "chuishao.reward-calculation/1"
 SCHEMA_2 = "chuishao.reward-calculation/2"
@@ -73,12 +73,17 @@ _CASE_TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 
 class RewardInputError(ValueError):
-    """Inputs the calculator refuses; carries the reason in Chinese and English."""
+    """Inputs the calculator refuses: a message id marked with N_() and its parameters,
+    translated where the reason is shown; str() is the English text."""
 
-    def __init__(self, en: str, zh: str) -> None:
-        self.en = en
-        self.zh = zh
-        super().__init__(f"{en}\n{zh}")
+    def __init__(self, message: str, **params: object) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(source_text(message, **params))
+
+    @property
+    def reason(self) -> Message:
+        return Message(self.message, self.params)
 
 
 class RecordError(ValueError):
@@ -222,67 +227,77 @@ def _step(raw: Any) -> Step:
 # --- input checks --------------------------------------------------------------------------
 
 
-def parse_yuan(text: str, what_en: str, what_zh: str) -> int:
-    """Yuan typed by a person ('1234567.89') as fen; RewardInputError if it is not one."""
+# What an input is called in a refusal ({what}): a phrase translated with the sentence.
+FINE = N_("the fine")
+BAND_AMOUNT = N_("the amount within the band")
+APPROVED_IN_PERIOD = N_("the amount already approved in the period")
+DEATHS = N_("the number of concealed deaths")
+LEVEL = N_("the tier level")
+JOINT_REPORTERS = N_("the number of joint reporters")
+
+
+def parse_yuan(text: str, what: str) -> int:
+    """Yuan typed by a person ('1234567.89') as fen; RewardInputError if it is not one.
+
+    ``what`` names the amount: a message id marked with N_()."""
     try:
         return parse_amount(text)
     except AmountError as exc:
         if exc.reason == "negative":
-            raise RewardInputError(f"{what_en} must not be negative",
-                                   f"{what_zh}不能为负数") from None
+            raise RewardInputError(N_("{what} must not be negative"),
+                                   what=Message(what)) from None
         if exc.reason == "too_large":
-            raise RewardInputError(f"{what_en} is absurdly large",
-                                   f"{what_zh}数额大得不合理") from None
+            raise RewardInputError(N_("{what} is absurdly large"), what=Message(what)) from None
         raise RewardInputError(
-            f"{what_en}: {text!r} is not an amount in yuan (digits, thousands grouped with "
-            "commas such as 20,000.50, at most 2 decimals)",
-            f"{what_zh}：{text!r} 不是元金额（数字，可用逗号按千分组如 20,000.50，最多两位小数）"
-        ) from None
+            N_("{what}: {text} is not an amount in yuan (digits, thousands grouped with "
+               "commas such as 20,000.50, at most 2 decimals)"),
+            what=Message(what), text=repr(text)) from None
 
 
-def _whole(value: Any, name_en: str, name_zh: str, low: int, high: int,
-           money: bool = False) -> None:
+def _whole(value: Any, what: str, low: int, high: int, money: bool = False) -> None:
     if value is None:
         return
+    label = Message(what)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RewardInputError(f"{name_en} must be a whole number", f"{name_zh}应为整数")
+        raise RewardInputError(N_("{what} must be a whole number"), what=label)
     if value < low:
-        raise RewardInputError(f"{name_en} must be at least {low}"
-                               + (" (it must not be negative)" if low == 0 else ""),
-                               f"{name_zh}不能小于 {low}" + ("（不能为负数）" if low == 0 else ""))
+        if low == 0:
+            raise RewardInputError(N_("{what} must be at least {low} (it must not be negative)"),
+                                   what=label, low=low)
+        raise RewardInputError(N_("{what} must be at least {low}"), what=label, low=low)
     if value > high:
         if money:
-            raise RewardInputError(f"{name_en} is absurdly large (more than {high})",
-                                   f"{name_zh}数额大得不合理（超过 {high}）")
+            raise RewardInputError(N_("{what} is absurdly large (more than {high})"),
+                                   what=label, high=high)
         # A count or a tier is not an amount of money: say what the limit is.
-        raise RewardInputError(f"{name_en} must be at most {high}",
-                               f"{name_zh}不能超过 {high}")
+        raise RewardInputError(N_("{what} must be at most {high}"), what=label, high=high)
+
+
+_YES_NO = {"insider": N_("insider must be true or false"),
+           "first_valid": N_("first_valid must be true or false")}
 
 
 def check_inputs(inputs: RewardInputs) -> None:
     """Checks that do not depend on the policy: types and ranges."""
     if not isinstance(inputs.case_type, str) or not _CASE_TYPE.match(inputs.case_type):
-        raise RewardInputError(f"{inputs.case_type!r} is not a case type name",
-                               f"{inputs.case_type!r} 不是案件类型名称")
+        raise RewardInputError(N_("{case_type} is not a case type name"),
+                               case_type=repr(inputs.case_type))
     if inputs.grade is not None and inputs.grade not in GRADES:
-        raise RewardInputError(f"unknown grade {inputs.grade!r} (known: {', '.join(GRADES)})",
-                               f"未知等级 {inputs.grade!r}（可用：{', '.join(GRADES)}）")
-    _whole(inputs.fine_fen, "the fine", "罚款金额", 0, MAX_FEN, money=True)
+        raise RewardInputError(N_("unknown grade {grade} (known: {known})"),
+                               grade=repr(inputs.grade), known=", ".join(GRADES))
+    _whole(inputs.fine_fen, FINE, 0, MAX_FEN, money=True)
     # Only a per-death rule takes deaths, and it needs at least one: 0 is no input at all.
-    _whole(inputs.deaths, "the number of concealed deaths", "瞒报死亡人数", 1, MAX_DEATHS)
-    _whole(inputs.level, "the tier level", "档次", 1, 1000)
-    _whole(inputs.band_amount_fen, "the amount within the band", "区间内核定金额", 0, MAX_FEN,
-           money=True)
-    _whole(inputs.joint_reporters, "the number of joint reporters", "联名举报人数", 1, MAX_JOINT)
-    _whole(inputs.approved_in_period_fen, "the amount already approved in the period",
-           "本期已批准金额", 0, MAX_FEN, money=True)
-    for flag, zh in (("insider", "是否内部人员"), ("first_valid", "是否首个有效举报")):
+    _whole(inputs.deaths, DEATHS, 1, MAX_DEATHS)
+    _whole(inputs.level, LEVEL, 1, 1000)
+    _whole(inputs.band_amount_fen, BAND_AMOUNT, 0, MAX_FEN, money=True)
+    _whole(inputs.joint_reporters, JOINT_REPORTERS, 1, MAX_JOINT)
+    _whole(inputs.approved_in_period_fen, APPROVED_IN_PERIOD, 0, MAX_FEN, money=True)
+    for flag, message in _YES_NO.items():
         if not isinstance(getattr(inputs, flag), bool):
-            raise RewardInputError(f"{flag} must be true or false", f"{zh}应为是或否")
+            raise RewardInputError(message)
     if not isinstance(inputs.flags, tuple) or not all(
             isinstance(name, str) and _FLAG.match(name) for name in inputs.flags):
-        raise RewardInputError("flags must be names of yes/no inputs",
-                               "附加条件应为是/否条件的名称")
+        raise RewardInputError(N_("flags must be names of yes/no inputs"))
 
 
 def _select_base(policy: Policy, inputs: RewardInputs) -> Rule:
@@ -298,80 +313,73 @@ def _select_base(policy: Policy, inputs: RewardInputs) -> Rule:
         grades = sorted({g for rule in for_type for g in (rule.grades or ())},
                         key=GRADES.index)
         if inputs.grade is None:
-            raise RewardInputError(
-                f"case type {inputs.case_type!r} needs a grade ({', '.join(grades)})",
-                f"案件类型 {inputs.case_type!r} 需要填写等级（{_zh(grades)}）")
+            raise RewardInputError(N_("case type {case_type} needs a grade ({grades})"),
+                                   case_type=repr(inputs.case_type), grades=grade_terms(grades))
         raise RewardInputError(
-            f"policy {policy.id} has no rule for case type {inputs.case_type!r} at grade "
-            f"{inputs.grade!r} (it covers: {', '.join(grades)})",
-            f"政策 {policy.id} 对案件类型 {inputs.case_type!r} 的{GRADE_ZH[inputs.grade]}等级"
-            f"没有奖励规定（适用等级：{_zh(grades)}）")
+            N_("policy {policy} has no rule for case type {case_type} at {grade} "
+               "(it covers: {grades})"),
+            policy=policy.id, case_type=repr(inputs.case_type),
+            grade=Message(_AT_GRADE[inputs.grade]), grades=grade_terms(grades))
     known = ", ".join(policy.case_types()) or "-"
     raise RewardInputError(
-        f"policy {policy.id} has no rule for case type {inputs.case_type!r} (known: {known})",
-        f"政策 {policy.id} 没有适用于案件类型 {inputs.case_type!r} 的规则（可用：{known}）")
+        N_("policy {policy} has no rule for case type {case_type} (known: {known})"),
+        policy=policy.id, case_type=repr(inputs.case_type), known=known)
 
 
-def _zh(grades: list[str]) -> str:
-    return "、".join(f"{GRADE_ZH[grade]}（{grade}）" for grade in grades)
+# A grade inside a refusal's sentence, as each sentence needs it.
+_AT_GRADE = {"general": N_("grade 'general'"), "larger": N_("grade 'larger'"),
+             "major": N_("grade 'major'"), "especially_major": N_("grade 'especially_major'")}
+_THE_GRADE = {"general": N_("the general grade"), "larger": N_("the larger grade"),
+              "major": N_("the major grade"),
+              "especially_major": N_("the especially major grade")}
+_AN_ACCIDENT = {"general": N_("a general accident"), "larger": N_("a larger accident"),
+                "major": N_("a major accident"),
+                "especially_major": N_("a especially major accident")}
 
 
 def _refuse_unused(policy: Policy, base: Rule, inputs: RewardInputs) -> None:
     """An input that no rule uses would look as if it counted; say so instead."""
     if inputs.fine_fen is not None and not isinstance(base, PercentageRule):
         raise RewardInputError(
-            f"a fine was given, but rule {base.number} ({base.kind}) does not use the fine; "
-            "leave it out",
-            f"填写了罚款金额，但第 {base.number} 条规则（{kind_zh(base.kind)}）不按罚款计算；"
-            "请不要填写")
+            N_("a fine was given, but rule {rule} ({kind}) does not use the fine; leave it out"),
+            rule=base.number, kind=kind_term(base.kind))
     if inputs.fine_fen is None and isinstance(base, PercentageRule):
-        raise RewardInputError(f"rule {base.number} pays a percentage of the fine: give the fine",
-                               f"第 {base.number} 条规则按罚款比例计算：请填写罚款金额")
+        raise RewardInputError(N_("rule {rule} pays a percentage of the fine: give the fine"),
+                               rule=base.number)
     if inputs.deaths is not None and not isinstance(base, PerDeathRule):
         raise RewardInputError(
-            f"concealed deaths were given, but policy {policy.id} has no per-death rule for case "
-            f"type {inputs.case_type!r}",
-            f"填写了瞒报死亡人数，但政策 {policy.id} 对案件类型 {inputs.case_type!r} 没有按死亡人数"
-            "计奖的规则")
+            N_("concealed deaths were given, but policy {policy} has no per-death rule for case "
+               "type {case_type}"), policy=policy.id, case_type=repr(inputs.case_type))
     if isinstance(base, PerDeathRule) and not inputs.deaths:
-        raise RewardInputError(f"rule {base.number} pays per concealed death: give the number "
-                               "of verified concealed deaths (at least 1)",
-                               f"第 {base.number} 条规则按瞒报死亡人数计奖："
-                               "请填写核实的瞒报死亡人数（至少 1 人）")
+        raise RewardInputError(N_("rule {rule} pays per concealed death: give the number of "
+                                  "verified concealed deaths (at least 1)"), rule=base.number)
     if inputs.level is not None and not isinstance(base, TiersRule):
-        raise RewardInputError(f"a tier level was given, but rule {base.number} ({base.kind}) "
-                               "has no tiers",
-                               f"填写了档次，但第 {base.number} 条规则（{kind_zh(base.kind)}）"
-                               "不分档")
+        raise RewardInputError(N_("a tier level was given, but rule {rule} ({kind}) has no "
+                                  "tiers"), rule=base.number, kind=kind_term(base.kind))
     band = isinstance(base, CatalogueRule) and base.items[inputs.case_type].amount_fen is None
     if inputs.band_amount_fen is not None and not band:
-        raise RewardInputError("an amount within a band was given, but this case type has no "
-                               "band", "填写了区间内核定金额，但该案件类型没有奖励区间")
+        raise RewardInputError(N_("an amount within a band was given, but this case type has "
+                                  "no band"))
     if not inputs.first_valid and not policy.rules_of("first_valid_only"):
-        raise RewardInputError(f"policy {policy.id} has no first-valid-report rule, so it cannot "
-                               "judge a duplicate", f"政策 {policy.id} 没有“首个有效举报”规则，"
-                               "无法处理重复举报")
+        raise RewardInputError(N_("policy {policy} has no first-valid-report rule, so it cannot "
+                                  "judge a duplicate"), policy=policy.id)
     if inputs.joint_reporters > 1 and not policy.rules_of("joint_split"):
-        raise RewardInputError(f"policy {policy.id} has no joint-report rule",
-                               f"政策 {policy.id} 没有联名举报的分配规则")
+        raise RewardInputError(N_("policy {policy} has no joint-report rule"), policy=policy.id)
     period_caps = [rule for rule in _matching(policy, "person_cap", inputs)
                    if isinstance(rule, PersonCapRule) and rule.per_period_fen is not None]
     if period_caps and inputs.approved_in_period_fen is None:
         # Defaulting to 0 would overpay whenever a caller forgets; make it explicit.
-        raise RewardInputError("this policy caps rewards per person per period: give the amount "
-                               "already approved to this reporter in the period (0 if none)",
-                               "该政策对每人每期有奖励上限："
-                               "请填写该举报人本期已批准的金额（没有则填 0）")
+        raise RewardInputError(N_("this policy caps rewards per person per period: give the "
+                                  "amount already approved to this reporter in the period (0 "
+                                  "if none)"))
     for name in inputs.flags:
         if name not in policy.flags:
-            known = ", ".join(policy.flags) or "-"
             raise RewardInputError(
-                f"policy {policy.id} declares no flag {name!r} (declared: {known})",
-                f"政策 {policy.id} 没有声明附加条件 {name!r}（已声明：{known}）")
+                N_("policy {policy} declares no flag {flag} (declared: {known})"),
+                policy=policy.id, flag=repr(name), known=", ".join(policy.flags) or "-")
     if not period_caps and inputs.approved_in_period_fen is not None:
-        raise RewardInputError("an amount already approved in the period was given, but no "
-                               "period cap applies; leave it out",
-                               "填写了本期已批准金额，但没有适用的期间上限；请不要填写")
+        raise RewardInputError(N_("an amount already approved in the period was given, but no "
+                                  "period cap applies; leave it out"))
 
 
 def _matching(policy: Policy, kind: str, inputs: RewardInputs) -> list[Rule]:
@@ -428,12 +436,10 @@ def _base(rule: Rule, inputs: RewardInputs, policy: Policy
         assert item.min_fen is not None and item.max_fen is not None
         chosen = inputs.band_amount_fen
         if chosen is None or not item.min_fen <= chosen <= item.max_fen:
-            band_en = f"{format_yuan(item.min_fen)}–{format_yuan(item.max_fen)} yuan"
-            band_zh = f"{format_yuan(item.min_fen)}–{format_yuan(item.max_fen)} 元"
             raise RewardInputError(
-                f"case type {inputs.case_type!r} has a band of {band_en}: give an amount "
-                "within it",
-                f"案件类型 {inputs.case_type!r} 的奖励区间为 {band_zh}：请在区间内核定金额")
+                N_("case type {case_type} has a band of {low}–{high} yuan: give an amount "
+                   "within it"), case_type=repr(inputs.case_type),
+                low=format_yuan(item.min_fen), high=format_yuan(item.max_fen))
         return chosen, [explain.catalogue_band(inputs.case_type, item.title_zh, item.title_en,
                                                item.min_fen, item.max_fen, chosen)]
     if isinstance(rule, TiersRule):
@@ -443,10 +449,8 @@ def _base(rule: Rule, inputs: RewardInputs, policy: Policy
         if level is None and len(amounts) == 1:
             level = 1  # a grade with one tier needs no choice
         if level is None or level > len(amounts):
-            raise RewardInputError(
-                f"the {GRADE_EN[inputs.grade]} grade has tiers 1 to {len(amounts)}: give a level "
-                "in range",
-                f"{GRADE_ZH[inputs.grade]}等级分 1 至 {len(amounts)} 档：请填写范围内的档次")
+            raise RewardInputError(N_("{grade} has tiers 1 to {count}: give a level in range"),
+                                   grade=Message(_THE_GRADE[inputs.grade]), count=len(amounts))
         amount = amounts[level - 1]
         return amount, [explain.tier(inputs.grade, level, len(amounts), amount)]
     if isinstance(rule, PerDeathRule):
@@ -454,10 +458,9 @@ def _base(rule: Rule, inputs: RewardInputs, policy: Policy
         most = rule.max_deaths.get(inputs.grade)
         if most is not None and inputs.deaths > most:
             raise RewardInputError(
-                f"a {GRADE_EN[inputs.grade]} accident has at most {most} deaths, so "
-                f"{inputs.deaths} concealed deaths do not fit that grade",
-                f"{GRADE_ZH[inputs.grade]}事故最多 {most} 人死亡，瞒报死亡 {inputs.deaths} 人"
-                "与该等级不符")
+                N_("{accident} has at most {most} deaths, so {deaths} concealed deaths do not "
+                   "fit that grade"),
+                accident=Message(_AN_ACCIDENT[inputs.grade]), most=most, deaths=inputs.deaths)
         each = rule.amounts[inputs.grade]
         amount = each * inputs.deaths
         lines.append(explain.per_death(inputs.deaths, inputs.grade, each, amount))
@@ -505,13 +508,13 @@ def calculate(policy: Policy, inputs: RewardInputs, *, schema: str | None = None
     record with the /1 wording (refusing what /1 cannot hold); SCHEMA_2 writes /2.
     """
     if schema is not None and schema not in SCHEMAS:
-        raise RewardInputError(f"unknown record schema {schema!r}", f"未知的记录格式 {schema!r}")
+        raise RewardInputError(N_("unknown record schema {schema}"), schema=repr(schema))
     legacy = schema == SCHEMA_1
     check_inputs(inputs)
     inputs = replace(inputs, flags=tuple(sorted(set(inputs.flags))))
     if legacy and (policy.format > 1 or inputs.flags):
-        raise RewardInputError(f"a {SCHEMA_1} record cannot hold flags or rules added later",
-                               f"{SCHEMA_1} 格式的记录不能包含附加条件或后来新增的规则")
+        raise RewardInputError(N_("a {schema} record cannot hold flags or rules added later"),
+                               schema=SCHEMA_1)
     base = _select_base(policy, inputs)
     _refuse_unused(policy, base, inputs)
     steps: list[Step] = []
@@ -668,7 +671,7 @@ def recompute(record: RewardCalculation, policy: Policy) -> list[str]:
     try:
         again = calculate(policy, record.inputs, schema=record.schema)
     except RewardInputError as exc:
-        return [*problems, f"the policy now refuses the inputs: {exc.en}"]
+        return [*problems, f"the policy now refuses the inputs: {exc}"]
     if again.amount_fen != record.amount_fen:
         problems.append(f"amount: recorded {record.amount_fen} fen, recomputed "
                         f"{again.amount_fen} fen")

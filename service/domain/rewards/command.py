@@ -1,7 +1,8 @@
 """`chuishao reward calc | policies | check | verify`: the operator's and auditor's view.
 
 The command uses the same calculate() as the console will, so a printed result and a stored
-record can never disagree. Refused input exits with 2 and the reason (en, zh) on stderr.
+record can never disagree. Refused input exits with 2 and the reason on stderr, in English
+and in Chinese (one message, translated with each catalog).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from service.domain.rewards.calc import (
+    FINE,
     RecordError,
     RewardCalculation,
     RewardInputError,
@@ -27,8 +29,10 @@ from service.domain.rewards.policy import (
     PolicyError,
     load_policy,
     load_policy_file,
+    located,
     shipped_policies,
 )
+from service.platform.i18n import N_, Catalogs, Message
 
 
 def add_parser(sub: Any) -> None:
@@ -71,8 +75,15 @@ def add_parser(sub: Any) -> None:
                         help="the policy version the record names (default: the shipped one)")
 
 
-def _refuse(en: str, zh: str) -> int:
-    print(f"refused: {en}\n拒绝：{zh}", file=sys.stderr)
+def _both(label_en: str, label_zh: str, message: Message) -> str:
+    """The message in English, then in Chinese, each after its label."""
+    catalogs = Catalogs.load()
+    return "\n".join(label + catalogs.gettext(language)(message.id, **message.params)
+                     for label, language in ((label_en, "en"), (label_zh, "zh_CN")))
+
+
+def _refuse(message: Message) -> int:
+    print(_both("refused: ", "拒绝：", message), file=sys.stderr)
     return 2
 
 
@@ -88,14 +99,13 @@ def _calc(args: argparse.Namespace) -> int:
     inputs = RewardInputs(
         case_type=args.type,
         grade=args.grade.replace("-", "_") if args.grade else None,
-        fine_fen=parse_yuan(args.fine, "the fine", "罚款金额") if args.fine is not None
-        else None,
+        fine_fen=parse_yuan(args.fine, FINE) if args.fine is not None else None,
         deaths=args.deaths, level=args.level,
-        band_amount_fen=parse_yuan(args.amount, "the amount", "核定金额")
-        if args.amount is not None else None,
+        band_amount_fen=parse_yuan(args.amount, N_("the amount")) if args.amount is not None
+        else None,
         insider=args.insider, first_valid=not args.not_first, joint_reporters=args.joint,
         flags=tuple(args.flag),
-        approved_in_period_fen=parse_yuan(args.approved, "the approved amount", "已批准金额")
+        approved_in_period_fen=parse_yuan(args.approved, N_("the approved amount"))
         if args.approved is not None else None)
     record = calculate(policy, inputs)
     print(record.to_json() if args.json else render(record))
@@ -114,7 +124,7 @@ def _check(path: str) -> int:
     try:
         policy = load_policy_file(path)
     except PolicyError as exc:
-        print(str(exc), file=sys.stderr)
+        print(_both("", "", exc.located), file=sys.stderr)
         if exc.line:
             # Show the line itself: the administrator fixes it without counting lines.
             lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
@@ -123,8 +133,8 @@ def _check(path: str) -> int:
         return 2
     for warning in policy.warnings:
         # Odd but loadable: the administrator decides; the exit status stays 0.
-        print(f"warning: {path}, line {warning.line}: {warning.en}\n"
-              f"警告：{path} 第 {warning.line} 行：{warning.zh}", file=sys.stderr)
+        print(_both("warning: ", "警告：", located(path, warning.line, warning.reason)),
+              file=sys.stderr)
     print(f"ok: {policy.id} version {policy.version}, {len(policy.rules)} rules, "
           f"sha256 {policy.digest}")
     if policy.flags:
@@ -140,7 +150,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         record = RewardCalculation.from_json(text)
     except RecordError as exc:
-        return _refuse(f"not a reward record: {exc}", f"不是奖励计算记录：{exc}")
+        return _refuse(Message(N_("not a reward record: {error}"), {"error": str(exc)}))
     policy = _policy(record.policy_id, args.policy_file)
     problems = recompute(record, policy)
     if problems:
@@ -163,9 +173,9 @@ def run(args: argparse.Namespace) -> int:
             return _check(args.file)
         return _verify(args)
     except RewardInputError as exc:
-        return _refuse(exc.en, exc.zh)
+        return _refuse(exc.reason)
     except PolicyError as exc:
-        print(str(exc), file=sys.stderr)
+        print(_both("", "", exc.located), file=sys.stderr)
         return 2
     except OSError as exc:
-        return _refuse(f"cannot read: {exc}", f"无法读取：{exc}")
+        return _refuse(Message(N_("cannot read: {error}"), {"error": str(exc)}))

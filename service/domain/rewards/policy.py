@@ -1,11 +1,11 @@
 """Reward policies: versioned TOML data files, parsed and validated into frozen rules.
 
 A policy never contains code. Every number in it is checked on load, and every refusal names
-the file and the line of the offending key, in English and Chinese, because the people who
-edit these files are administrators, not programmers.
+the file and the line of the offending key, in a message the catalogs translate into English
+and Chinese, because the people who edit these files are administrators, not programmers.
 
 Longer than 500 lines because it is one file format: each rule kind's shape and its
-validation (with file and line in both languages) sit side by side.
+validation (with file and line) sit side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from service.domain.rewards.money import MAX_FEN, AmountError, parse_amount, percent_of
 from service.platform import resources
+from service.platform.i18n import N_, Listed, Message, source_text
 
 POLICY_DIR = resources.package_data("service.domain.rewards", "policies")
 
@@ -38,12 +39,15 @@ PERIOD_ZH = {"day": "日", "week": "周", "month": "月", "quarter": "季度", "
 BASE_KINDS = ("percentage_of_fine", "catalogue", "tiers_by_grade", "per_death")
 KINDS = BASE_KINDS + ("insider_uplift", "flag_bonus", "person_cap", "first_valid_only",
                       "joint_split")
-# How a rule kind is named inside Chinese sentences (the English key stays in brackets).
-KIND_ZH = {"percentage_of_fine": "按罚款比例", "catalogue": "按目录",
-           "tiers_by_grade": "按等级分档", "per_death": "按死亡人数",
-           "insider_uplift": "内部人员加奖", "flag_bonus": "附加条件加奖",
-           "person_cap": "每人上限", "first_valid_only": "首个有效举报",
-           "joint_split": "联名举报分配"}
+# A rule kind or a grade named inside a refusal: the file's key in English; in Chinese
+# "按等级分档（tiers_by_grade）", the key in brackets.
+KIND_TERMS = {"percentage_of_fine": N_("percentage_of_fine"), "catalogue": N_("catalogue"),
+              "tiers_by_grade": N_("tiers_by_grade"), "per_death": N_("per_death"),
+              "insider_uplift": N_("insider_uplift"), "flag_bonus": N_("flag_bonus"),
+              "person_cap": N_("person_cap"), "first_valid_only": N_("first_valid_only"),
+              "joint_split": N_("joint_split")}
+GRADE_TERMS = {"general": N_("general"), "larger": N_("larger"), "major": N_("major"),
+               "especially_major": N_("especially_major")}
 
 _CASE_TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _POLICY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -51,31 +55,56 @@ _PERCENT = re.compile(r"^[0-9]+(\.[0-9]{1,4})?$")
 _FLAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-def kind_zh(kind: str) -> str:
-    """'tiers_by_grade' -> '按等级分档（tiers_by_grade）': Chinese first, the file's key after."""
-    return f"{KIND_ZH[kind]}（{kind}）" if kind in KIND_ZH else kind
+def kind_term(kind: str) -> object:
+    """A rule kind as a parameter of a message: translated if it is one the file may use."""
+    return Message(KIND_TERMS[kind]) if kind in KIND_TERMS else kind
+
+
+def grade_terms(grades: list[str]) -> Listed:
+    return Listed(tuple(Message(GRADE_TERMS[grade]) for grade in grades))
+
+
+def located(source: str, line: int | None, reason: Message) -> Message:
+    """'p.toml, line 3: …': where, then what."""
+    if line:
+        return Message(N_("{source}, line {line}: {reason}"),
+                       {"source": source, "line": line, "reason": reason})
+    return Message(N_("{source}: {reason}"), {"source": source, "reason": reason})
 
 
 class PolicyError(Exception):
-    """A policy file that cannot be used; says where (file, line) and what, in en and zh."""
+    """A policy file that cannot be used: where (file, line) and what, a message id marked
+    with N_() and its parameters; str() is the English text."""
 
-    def __init__(self, source: str, line: int | None, en: str, zh: str) -> None:
+    def __init__(self, source: str, line: int | None, message: str, **params: object) -> None:
         self.source = source
         self.line = line
-        self.en = en
-        self.zh = zh
-        where_en = f"{source}, line {line}" if line else source
-        where_zh = f"{source} 第 {line} 行" if line else source
-        super().__init__(f"{where_en}: {en}\n{where_zh}：{zh}")
+        self.message = message
+        self.params = params
+        where = located(source, line, self.reason)
+        super().__init__(source_text(where.id, **where.params))
+
+    @property
+    def reason(self) -> Message:
+        return Message(self.message, self.params)
+
+    @property
+    def located(self) -> Message:
+        return located(self.source, self.line, self.reason)
 
 
 @dataclass(frozen=True)
 class PolicyWarning:
-    """Something odd that loads anyway (`reward check` prints it): line, en, zh."""
+    """Something odd that loads anyway (`reward check` prints it): its line, and a message
+    id marked with N_() with its parameters."""
 
     line: int
-    en: str
-    zh: str
+    message: str
+    params: Mapping[str, object]
+
+    @property
+    def reason(self) -> Message:
+        return Message(self.message, self.params)
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -374,14 +403,14 @@ class _Reader:
         self.lines = locate_keys(text)
         self.warnings: list[PolicyWarning] = []
 
-    def warn(self, path: Path_, en: str, zh: str) -> None:
-        self.warnings.append(PolicyWarning(self.line_of(path), en, zh))
+    def warn(self, path: Path_, message: str, **params: object) -> None:
+        self.warnings.append(PolicyWarning(self.line_of(path), message, params))
 
     def spaces(self, value: str, path: Path_) -> str:
         """A value with stray spaces around it loads (stripped), with a warning."""
         if value != value.strip():
-            self.warn(path, f"{self.name(path)}: {value!r} has spaces around it",
-                      f"{self.name(path)}：{value!r} 首尾有多余空格")
+            self.warn(path, N_("{key}: {value} has spaces around it"), key=self.name(path),
+                      value=repr(value))
         return value.strip()
 
     def line_of(self, path: Path_) -> int:
@@ -391,8 +420,8 @@ class _Reader:
                 return found
         return 1  # a key missing from the top-level table: point at the top of the file
 
-    def fail(self, path: Path_, en: str, zh: str) -> PolicyError:
-        return PolicyError(self.source, self.line_of(path), en, zh)
+    def fail(self, path: Path_, message: str, **params: object) -> PolicyError:
+        return PolicyError(self.source, self.line_of(path), message, **params)
 
     @staticmethod
     def name(path: Path_) -> str:
@@ -405,51 +434,45 @@ class _Reader:
              optional: tuple[str, ...]) -> None:
         for key in table:
             if key not in required and key not in optional:
-                known = ", ".join(required + optional)
-                raise self.fail(path + (key,),
-                                f"unknown key {self.name(path + (key,))!r} (known: {known})",
-                                f"未知的键 {self.name(path + (key,))!r}（可用：{known}）")
+                raise self.fail(path + (key,), N_("unknown key {key} (known: {known})"),
+                                key=repr(self.name(path + (key,))),
+                                known=", ".join(required + optional))
         for key in required:
             if key not in table:
-                raise self.fail(path, f"missing required key {self.name(path + (key,))!r}",
-                                f"缺少必填的键 {self.name(path + (key,))!r}")
+                raise self.fail(path, N_("missing required key {key}"),
+                                key=repr(self.name(path + (key,))))
 
     def table(self, value: Any, path: Path_) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.fail(path, f"{self.name(path)} must be a table",
-                            f"{self.name(path)} 应为表（table）")
+            raise self.fail(path, N_("{key} must be a table"), key=self.name(path))
         return value
 
     def text(self, value: Any, path: Path_) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(path, f"{self.name(path)} must be a non-empty string",
-                            f"{self.name(path)} 应为非空字符串")
+            raise self.fail(path, N_("{key} must be a non-empty string"), key=self.name(path))
         self.spaces(value, path)
         return value
 
     def boolean(self, value: Any, path: Path_) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(path, f"{self.name(path)} must be true or false",
-                            f"{self.name(path)} 应为 true 或 false")
+            raise self.fail(path, N_("{key} must be true or false"), key=self.name(path))
         return value
 
     def count(self, value: Any, path: Path_, minimum: int = 1) -> int:
         # bool is an int in Python; `true` is not a number of days.
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(path, f"{self.name(path)} must be a whole number",
-                            f"{self.name(path)} 应为整数")
+            raise self.fail(path, N_("{key} must be a whole number"), key=self.name(path))
         if value < minimum or value > 10**6:
-            raise self.fail(path, f"{self.name(path)} must be between {minimum} and 1000000",
-                            f"{self.name(path)} 应在 {minimum} 到 1000000 之间")
+            raise self.fail(path, N_("{key} must be between {minimum} and 1000000"),
+                            key=self.name(path), minimum=minimum)
         return value
 
     def yuan(self, value: Any, path: Path_) -> int:
         """An amount in yuan (integer or decimal string with ≤ 2 places) as exact fen."""
         if isinstance(value, bool | float) or not isinstance(value, int | str):
-            raise self.fail(
-                path, f"{self.name(path)} must be yuan as an integer or a decimal string such "
-                f"as \"12.50\" (never a floating-point number)",
-                f"{self.name(path)} 应为以元计的整数或小数字符串，如 \"12.50\"（不可用浮点数）")
+            raise self.fail(path, N_("{key} must be yuan as an integer or a decimal string "
+                                     "such as \"12.50\" (never a floating-point number)"),
+                            key=self.name(path))
         if isinstance(value, int):
             fen = value * 100
         else:
@@ -462,58 +485,53 @@ class _Reader:
                 elif exc.reason == "too_large":
                     fen = MAX_FEN + 1
                 else:
-                    raise self.fail(path, f"{self.name(path)}: {value!r} is not an amount in "
-                                    "yuan with at most 2 decimals",
-                                    f"{self.name(path)}：{value!r} 不是最多两位小数的元金额"
-                                    ) from None
+                    raise self.fail(path, N_("{key}: {value} is not an amount in yuan with "
+                                             "at most 2 decimals"),
+                                    key=self.name(path), value=repr(value)) from None
         if fen < 0:
-            raise self.fail(path, f"{self.name(path)} must not be negative",
-                            f"{self.name(path)} 不能为负数")
+            raise self.fail(path, N_("{key} must not be negative"), key=self.name(path))
         if fen > MAX_FEN:
-            raise self.fail(path, f"{self.name(path)} is absurdly large",
-                            f"{self.name(path)} 数额大得不合理")
+            raise self.fail(path, N_("{key} is absurdly large"), key=self.name(path))
         if fen == 0:
-            self.warn(path, f"{self.name(path)} is zero", f"{self.name(path)} 为零")
+            self.warn(path, N_("{key} is zero"), key=self.name(path))
         return fen
 
     def percent(self, value: Any, path: Path_) -> tuple[Fraction, str]:
         if isinstance(value, bool | float) or not isinstance(value, int | str):
-            raise self.fail(path, f"{self.name(path)} must be a percentage as an integer or a "
-                            "decimal string such as \"12.5\" (never a floating-point number)",
-                            f"{self.name(path)} 应为百分数，写作整数或小数字符串，如 \"12.5\""
-                            "（不可用浮点数）")
+            raise self.fail(path, N_("{key} must be a percentage as an integer or a decimal "
+                                     "string such as \"12.5\" (never a floating-point "
+                                     "number)"), key=self.name(path))
         text = self.spaces(value, path) if isinstance(value, str) else str(value)
         if isinstance(value, str) and not _PERCENT.match(text) and not text.startswith("-"):
-            raise self.fail(path, f"{self.name(path)}: {value!r} is not a percentage",
-                            f"{self.name(path)}：{value!r} 不是百分数")
+            raise self.fail(path, N_("{key}: {value} is not a percentage"),
+                            key=self.name(path), value=repr(value))
         rate = Fraction(text)
         if rate < 0 or rate > 100:
-            raise self.fail(path, f"{self.name(path)} must be between 0 and 100 (percent)",
-                            f"{self.name(path)} 应在 0 到 100（百分比）之间")
+            raise self.fail(path, N_("{key} must be between 0 and 100 (percent)"),
+                            key=self.name(path))
         if rate == 0:
-            self.warn(path, f"{self.name(path)} is zero", f"{self.name(path)} 为零")
+            self.warn(path, N_("{key} is zero"), key=self.name(path))
         return rate, _percent_text(text)
 
     def grade(self, value: Any, path: Path_) -> str:
         if isinstance(value, str) and value.strip() in GRADES:
             value = self.spaces(value, path)
         if value not in GRADES:
-            raise self.fail(path, f"{self.name(path)}: unknown grade {value!r} "
-                            f"(known: {', '.join(GRADES)})",
-                            f"{self.name(path)}：未知等级 {value!r}（可用：{', '.join(GRADES)}）")
+            raise self.fail(path, N_("{key}: unknown grade {value} (known: {known})"),
+                            key=self.name(path), value=repr(value), known=", ".join(GRADES))
         return str(value)
 
     def names(self, value: Any, path: Path_, grades: bool) -> frozenset[str]:
         if not isinstance(value, list) or not value:
-            raise self.fail(path, f"{self.name(path)} must be a non-empty list of names",
-                            f"{self.name(path)} 应为非空的名称列表")
+            raise self.fail(path, N_("{key} must be a non-empty list of names"),
+                            key=self.name(path))
         seen: set[str] = set()
         for index, item in enumerate(value):
             name = (self.grade(item, path + (index,)) if grades
                     else self.case_type(item, path + (index,)))
             if name in seen:
-                self.warn(path + (index,), f"{self.name(path)}: {name!r} is listed twice",
-                          f"{self.name(path)}：{name!r} 重复列出")
+                self.warn(path + (index,), N_("{key}: {value} is listed twice"),
+                          key=self.name(path), value=repr(name))
             seen.add(name)
         return frozenset(seen)
 
@@ -521,11 +539,23 @@ class _Reader:
         if isinstance(value, str) and _CASE_TYPE.match(value.strip()):
             value = self.spaces(value, path)
         if not isinstance(value, str) or not _CASE_TYPE.match(value):
-            raise self.fail(path, f"{self.name(path)}: {value!r} is not a case type name "
-                            "(lower-case letters, digits, - and _)",
-                            f"{self.name(path)}：{value!r} 不是案件类型名称"
-                            "（小写字母、数字、-、_）")
+            raise self.fail(path, N_("{key}: {value} is not a case type name (lower-case "
+                                     "letters, digits, - and _)"),
+                            key=self.name(path), value=repr(value))
         return value
+
+
+# A grade's tiers out of order: the Chinese names the grade.
+_FALLING_TIER = {
+    "general": N_("tiers.general: tier {tier} pays less than tier {previous} (tiers are "
+                  "usually listed from the lowest amount up)"),
+    "larger": N_("tiers.larger: tier {tier} pays less than tier {previous} (tiers are "
+                 "usually listed from the lowest amount up)"),
+    "major": N_("tiers.major: tier {tier} pays less than tier {previous} (tiers are usually "
+                "listed from the lowest amount up)"),
+    "especially_major": N_("tiers.especially_major: tier {tier} pays less than tier "
+                           "{previous} (tiers are usually listed from the lowest amount up)"),
+}
 
 
 def _percent_text(text: str) -> str:
@@ -546,26 +576,23 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         # tomllib's message already says "(at line L, column C)"; keep it whole.
         match = re.search(r"line (\d+)", str(exc))
         raise PolicyError(source, int(match.group(1)) if match else None,
-                          f"TOML syntax error: {exc}", f"TOML 语法错误：{exc}") from exc
+                          N_("TOML syntax error: {error}"), error=str(exc)) from exc
     reader = _Reader(source, text)
     reader.keys(data, (), _TOP_REQUIRED, _TOP_OPTIONAL)
     policy_id = reader.text(data["id"], ("id",))
     if not _POLICY_ID.match(policy_id):
-        raise reader.fail(("id",), "id must be lower-case letters, digits, '.', '-' or '_'",
-                          "id 只能由小写字母、数字、'.'、'-'、'_' 组成")
+        raise reader.fail(("id",), N_("id must be lower-case letters, digits, '.', '-' or '_'"))
     version = reader.count(data["version"], ("version",))
     effective = data["effective"]
     if not isinstance(effective, dt.date) or isinstance(effective, dt.datetime):
-        raise reader.fail(("effective",), "effective must be a date such as 2018-01-04",
-                          "effective 应为日期，如 2018-01-04")
+        raise reader.fail(("effective",), N_("effective must be a date such as 2018-01-04"))
     if data["currency"] != "CNY":
-        raise reader.fail(("currency",), "currency must be \"CNY\"", "currency 应为 \"CNY\"")
+        raise reader.fail(("currency",), N_("currency must be \"CNY\""))
     claim = data.get("claim_window_days")
     claim_days = None if claim is None else reader.count(claim, ("claim_window_days",))
     raw_rules = data["rules"]
     if not isinstance(raw_rules, list) or not raw_rules:
-        raise reader.fail(("rules",), "rules must be a non-empty list of [[rules]] tables",
-                          "rules 应为非空的 [[rules]] 表列表")
+        raise reader.fail(("rules",), N_("rules must be a non-empty list of [[rules]] tables"))
     flags = _parse_flags(reader, data.get("flags"))
     rules = tuple(_parse_rule(reader, raw, index, flags)
                   for index, raw in enumerate(raw_rules))
@@ -590,10 +617,9 @@ def _parse_flags(reader: _Reader, raw: Any) -> dict[str, Flag]:
     for name, raw_flag in table.items():
         path: Path_ = ("flags", name)
         if not _FLAG.match(name) or name in ("insider", "first_valid"):
-            raise reader.fail(path, f"flags.{name}: a flag name is lower-case letters, digits "
-                              "and _ (at most 32), and not insider or first_valid",
-                              f"flags.{name}：条件名称只能由小写字母、数字、_ 组成（至多 32 个），"
-                              "且不能是 insider 或 first_valid")
+            raise reader.fail(path, N_("flags.{name}: a flag name is lower-case letters, "
+                                       "digits and _ (at most 32), and not insider or "
+                                       "first_valid"), name=name)
         flag = reader.table(raw_flag, path)
         reader.keys(flag, path, _FLAG_KEYS, ())
         flags[name] = Flag(name, reader.text(flag["title_zh"], path + ("title_zh",)).strip(),
@@ -605,12 +631,11 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
     path: Path_ = ("rules", index)
     table = reader.table(raw, path)
     if "kind" not in table:
-        raise reader.fail(path, f"rule {index + 1} has no kind", f"第 {index + 1} 条规则缺少 kind")
+        raise reader.fail(path, N_("rule {rule} has no kind"), rule=index + 1)
     kind = table["kind"]
     if kind not in _KIND_KEYS:
-        raise reader.fail(path + ("kind",),
-                          f"unknown rule kind {kind!r} (known: {', '.join(KINDS)})",
-                          f"未知的规则类型 {kind!r}（可用：{', '.join(KINDS)}）")
+        raise reader.fail(path + ("kind",), N_("unknown rule kind {kind} (known: {known})"),
+                          kind=repr(kind), known=", ".join(KINDS))
     required, optional = _KIND_KEYS[kind]
     reader.keys(table, path, ("kind",) + required, optional + ("ref",))
     common: dict[str, Any] = {
@@ -632,11 +657,10 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
         floor, cap = amount("floor"), amount("cap")
         _check_floor_cap(reader, path, floor, cap, "floor", "cap")
         if floor is not None and "at_least_floor" not in table:
-            raise reader.fail(path + ("floor",), "a floor needs at_least_floor = true or false",
-                              "设置了 floor 就必须写明 at_least_floor = true 或 false")
+            raise reader.fail(path + ("floor",),
+                              N_("a floor needs at_least_floor = true or false"))
         if floor is None and "at_least_floor" in table:
-            raise reader.fail(path + ("at_least_floor",), "at_least_floor needs a floor",
-                              "at_least_floor 需要配合 floor 使用")
+            raise reader.fail(path + ("at_least_floor",), N_("at_least_floor needs a floor"))
         at_least = (reader.boolean(table["at_least_floor"], path + ("at_least_floor",))
                     if "at_least_floor" in table else False)
         return PercentageRule(**common, rate=rate, rate_text=rate_text, floor_fen=floor,
@@ -646,8 +670,7 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
         items_path = path + ("items",)
         items = reader.table(table["items"], items_path)
         if not items:
-            raise reader.fail(items_path, "items must list at least one case type",
-                              "items 至少要列出一种案件类型")
+            raise reader.fail(items_path, N_("items must list at least one case type"))
         parsed: dict[str, CatalogueItem] = {}
         for key, raw_item in items.items():
             item_path = items_path + (key,)
@@ -660,9 +683,8 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
             high = reader.yuan(item["max"], item_path + ("max",)) if "max" in item else None
             if (fixed is None) == (low is None and high is None) or \
                     (fixed is None and (low is None or high is None)):
-                raise reader.fail(item_path, f"{reader.name(item_path)} needs either amount or "
-                                  "both min and max", f"{reader.name(item_path)} 需要 amount，"
-                                  "或同时给出 min 和 max")
+                raise reader.fail(item_path, N_("{key} needs either amount or both min and max"),
+                                  key=reader.name(item_path))
             _check_floor_cap(reader, item_path, low, high, "min", "max")
             parsed[name] = CatalogueItem(
                 amount_fen=fixed, min_fen=low, max_fen=high,
@@ -676,33 +698,29 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
         tiers_path = path + ("tiers",)
         raw_tiers = reader.table(table["tiers"], tiers_path)
         if not raw_tiers:
-            raise reader.fail(tiers_path, "tiers must name at least one grade",
-                              "tiers 至少要包含一个等级")
+            raise reader.fail(tiers_path, N_("tiers must name at least one grade"))
         tiers: dict[str, tuple[int, ...]] = {}
         for grade, amounts in raw_tiers.items():
             reader.grade(grade, tiers_path + (grade,))
             if not isinstance(amounts, list) or not amounts:
-                raise reader.fail(tiers_path + (grade,), f"tiers.{grade} must be a non-empty "
-                                  "list of amounts", f"tiers.{grade} 应为非空的金额列表")
+                raise reader.fail(tiers_path + (grade,),
+                                  N_("tiers.{grade} must be a non-empty list of amounts"),
+                                  grade=grade)
             tiers[grade] = tuple(reader.yuan(value, tiers_path + (grade, i))
                                  for i, value in enumerate(amounts))
             falling = [i for i in range(1, len(tiers[grade]))
                        if tiers[grade][i] < tiers[grade][i - 1]]
             if falling:
                 i = falling[0]
-                reader.warn(tiers_path + (grade,),
-                            f"tiers.{grade}: tier {i + 1} pays less than tier {i} (tiers are "
-                            "usually listed from the lowest amount up)",
-                            f"tiers.{grade}：{GRADE_ZH[grade]}等级第 {i + 1} 档的金额低于第 {i} 档"
-                            "（通常按金额从低到高排列）")
+                reader.warn(tiers_path + (grade,), _FALLING_TIER[grade], tier=i + 1,
+                            previous=i)
         common["grades"] = frozenset(tiers)
         return TiersRule(**common, tiers=tiers)
     if kind == "per_death":
         amounts_path = path + ("amounts",)
         raw_amounts = reader.table(table["amounts"], amounts_path)
         if not raw_amounts:
-            raise reader.fail(amounts_path, "amounts must name at least one grade",
-                              "amounts 至少要包含一个等级")
+            raise reader.fail(amounts_path, N_("amounts must name at least one grade"))
         per_grade = {reader.grade(g, amounts_path + (g,)): reader.yuan(v, amounts_path + (g,))
                      for g, v in raw_amounts.items()}
         limits: dict[str, int] = {}
@@ -711,8 +729,8 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
             for grade, value in reader.table(table["max_deaths"], limits_path).items():
                 reader.grade(grade, limits_path + (grade,))
                 if grade not in per_grade:
-                    raise reader.fail(limits_path + (grade,), f"max_deaths.{grade} has no "
-                                      "amount", f"max_deaths.{grade} 没有对应的 amounts")
+                    raise reader.fail(limits_path + (grade,),
+                                      N_("max_deaths.{grade} has no amount"), grade=grade)
                 limits[grade] = reader.count(value, limits_path + (grade,))
         common["grades"] = frozenset(per_grade)
         cap = amount("cap")
@@ -729,11 +747,10 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
             points, points_text = reader.percent(table["points"], path + ("points",))
             for key in ("minimum", "max_uplift", "cap"):
                 if key in table:
-                    raise reader.fail(path + (key,), f"{key} does not go with points: points "
-                                      "raise the base rule's rate, whose cap or insider_cap "
-                                      "limits the result", f"{key} 不能与 points 同用："
-                                      "points 提高的是基础规则的比例，结果由该规则的 cap 或 "
-                                      "insider_cap 限定")
+                    raise reader.fail(path + (key,), N_("{key} does not go with points: points "
+                                                        "raise the base rule's rate, whose cap "
+                                                        "or insider_cap limits the result"),
+                                      key=key)
         minimum, max_uplift = amount("minimum"), amount("max_uplift")
         _check_floor_cap(reader, path, minimum, max_uplift, "minimum", "max_uplift")
         return InsiderUpliftRule(**common, rate=up_rate, rate_text=rate_text, points=points,
@@ -742,10 +759,9 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
     if kind == "flag_bonus":
         flag = table["flag"]
         if not isinstance(flag, str) or flag not in flags:
-            known = ", ".join(flags) or "-"
-            raise reader.fail(path + ("flag",), f"flag {flag!r} is not declared under [flags] "
-                              f"(declared: {known})",
-                              f"条件 {flag!r} 未在 [flags] 中声明（已声明：{known}）")
+            raise reader.fail(path + ("flag",),
+                              N_("flag {flag} is not declared under [flags] (declared: {known})"),
+                              flag=repr(flag), known=", ".join(flags) or "-")
         _one_of(reader, path, table, "rate", "amount")
         bonus_rate, bonus_text = (reader.percent(table["rate"], path + ("rate",))
                                   if "rate" in table else (None, ""))
@@ -754,27 +770,23 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
     if kind == "person_cap":
         per_case, per_period = amount("per_case"), amount("per_period")
         if per_case is None and per_period is None:
-            raise reader.fail(path, "person_cap needs per_case, per_period or both",
-                              "person_cap 需要 per_case 或 per_period（或两者）")
+            raise reader.fail(path, N_("person_cap needs per_case, per_period or both"))
         period = table.get("period")
         if per_period is not None and period is None:
-            raise reader.fail(path + ("per_period",),
-                              f"per_period needs a period ({', '.join(PERIODS)})",
-                              f"per_period 需要 period（{'、'.join(PERIODS)}）")
+            raise reader.fail(path + ("per_period",), N_("per_period needs a period ({periods})"),
+                              periods=Listed(PERIODS))
         if period is not None and per_period is None:
-            raise reader.fail(path + ("period",), "period needs per_period",
-                              "period 需要配合 per_period 使用")
+            raise reader.fail(path + ("period",), N_("period needs per_period"))
         if period is not None and period not in PERIODS:
-            raise reader.fail(path + ("period",), f"unknown period {period!r} (known: "
-                              f"{', '.join(PERIODS)})", f"未知的期间 {period!r}（可用："
-                              f"{', '.join(PERIODS)}）")
+            raise reader.fail(path + ("period",), N_("unknown period {period} (known: {known})"),
+                              period=repr(period), known=", ".join(PERIODS))
         per_share = (reader.boolean(table["per_share"], path + ("per_share",))
                      if "per_share" in table else False)
         if per_share and (per_case is None or per_period is not None):
-            raise reader.fail(path + ("per_share",), "per_share applies per_case to each joint "
-                              "reporter's share: give per_case, and write a period cap as a "
-                              "rule of its own", "per_share 表示 per_case 按每位联名举报人的份额"
-                              "计算：请填写 per_case，期间上限另写一条规则")
+            raise reader.fail(path + ("per_share",), N_("per_share applies per_case to each "
+                                                        "joint reporter's share: give "
+                                                        "per_case, and write a period cap as "
+                                                        "a rule of its own"))
         return PersonCapRule(**common, per_case_fen=per_case, per_period_fen=per_period,
                              period=period, per_share=per_share)
     if kind == "first_valid_only":
@@ -784,9 +796,8 @@ def _parse_rule(reader: _Reader, raw: Any, index: int, flags: Mapping[str, Flag]
 
 def _one_of(reader: _Reader, path: Path_, table: Mapping[str, Any], a: str, b: str) -> None:
     if (a in table) == (b in table):
-        kind = table.get("kind")
-        raise reader.fail(path, f"{kind} needs either {a} or {b} (not both)",
-                          f"{kind_zh(str(kind))} 需要 {a} 或 {b} 之一（不能同时给出）")
+        raise reader.fail(path, N_("{kind} needs either {a} or {b} (not both)"),
+                          kind=kind_term(str(table.get("kind"))), a=a, b=b)
 
 
 def _insider_cap(reader: _Reader, path: Path_, table: Mapping[str, Any],
@@ -796,17 +807,17 @@ def _insider_cap(reader: _Reader, path: Path_, table: Mapping[str, Any],
         return None
     insider_cap = reader.yuan(table["insider_cap"], path + ("insider_cap",))
     if cap is None or insider_cap < cap:
-        raise reader.fail(path + ("insider_cap",), "insider_cap is a higher cap for insiders: "
-                          "it needs cap, and must not be below it",
-                          "insider_cap 是内部人员的更高上限：需要同时设置 cap，且不能低于 cap")
+        raise reader.fail(path + ("insider_cap",), N_("insider_cap is a higher cap for "
+                                                      "insiders: it needs cap, and must not be "
+                                                      "below it"))
     return insider_cap
 
 
 def _check_floor_cap(reader: _Reader, path: Path_, low: int | None, high: int | None,
                      low_key: str, high_key: str) -> None:
     if low is not None and high is not None and low > high:
-        raise reader.fail(path + (low_key,), f"{low_key} is greater than {high_key}",
-                          f"{low_key} 大于 {high_key}")
+        raise reader.fail(path + (low_key,), N_("{low} is greater than {high}"),
+                          low=low_key, high=high_key)
 
 
 def _overlap(a: Rule, b: Rule) -> bool:
@@ -819,9 +830,8 @@ def _overlap(a: Rule, b: Rule) -> bool:
 def _check_rule_set(reader: _Reader, rules: tuple[Rule, ...]) -> None:
     """One answer per input: base rules and uplifts must not overlap; gates appear once."""
     if not any(rule.kind in BASE_KINDS for rule in rules):
-        raise reader.fail(("rules",), "the policy has no rule that sets an amount (one of "
-                          f"{', '.join(BASE_KINDS)})",
-                          f"该政策没有确定金额的规则（{', '.join(BASE_KINDS)} 之一）")
+        raise reader.fail(("rules",), N_("the policy has no rule that sets an amount (one of "
+                                         "{kinds})"), kinds=", ".join(BASE_KINDS))
     groups = (BASE_KINDS, ("insider_uplift",), ("first_valid_only",), ("joint_split",))
     for group in groups:
         members = [rule for rule in rules if rule.kind in group]
@@ -845,30 +855,26 @@ def _check_rule_set(reader: _Reader, rules: tuple[Rule, ...]) -> None:
             if not isinstance(base, PercentageRule):
                 raise reader.fail(
                     ("rules", uplift.number - 1, "points"),
-                    f"rule {uplift.number} adds percentage points, but rule {base.number} "
-                    f"({base.kind}) has no rate: give the uplift case_types or grades that "
-                    "meet only percentage_of_fine rules",
-                    f"第 {uplift.number} 条规则增加百分点，但第 {base.number} 条规则"
-                    f"（{kind_zh(base.kind)}）没有比例：请用 case_types 或 grades 使其只适用于"
-                    "按罚款比例的规则")
+                    N_("rule {rule} adds percentage points, but rule {base} ({kind}) has no "
+                       "rate: give the uplift case_types or grades that meet only "
+                       "percentage_of_fine rules"),
+                    rule=uplift.number, base=base.number, kind=kind_term(base.kind))
             if base.rate + uplift.points > 100:
                 raise reader.fail(
                     ("rules", uplift.number - 1, "points"),
-                    f"rule {uplift.number} raises rule {base.number}'s rate of "
-                    f"{base.rate_text}% above 100%",
-                    f"第 {uplift.number} 条规则使第 {base.number} 条规则的比例 "
-                    f"{base.rate_text}% 超过 100%")
+                    N_("rule {rule} raises rule {base}'s rate of {rate}% above 100%"),
+                    rule=uplift.number, base=base.number, rate=base.rate_text)
 
 
 def _refuse_overlap(reader: _Reader, earlier: Rule, later: Rule) -> None:
-    raise reader.fail(
-        ("rules", later.number - 1),
-        f"rule {later.number} ({later.kind}) overlaps rule {earlier.number} "
-        f"({earlier.kind}): give them case_types or grades that do not meet"
-        + (", or mark the general one default = true" if later.kind in BASE_KINDS else ""),
-        f"第 {later.number} 条规则（{kind_zh(later.kind)}）与第 {earlier.number} 条"
-        f"（{kind_zh(earlier.kind)}）适用范围重叠：请用不相交的 case_types 或 grades 区分"
-        + ("，或将通用的一条标为 default = true" if later.kind in BASE_KINDS else ""))
+    message = (N_("rule {rule} ({kind}) overlaps rule {other} ({other_kind}): give them "
+                  "case_types or grades that do not meet, or mark the general one default = "
+                  "true") if later.kind in BASE_KINDS else
+               N_("rule {rule} ({kind}) overlaps rule {other} ({other_kind}): give them "
+                  "case_types or grades that do not meet"))
+    raise reader.fail(("rules", later.number - 1), message, rule=later.number,
+                      kind=kind_term(later.kind), other=earlier.number,
+                      other_kind=kind_term(earlier.kind))
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -879,8 +885,8 @@ def load_policy_file(path: str | Path) -> Policy:
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(str(file), None, f"cannot read the file: {exc}",
-                          f"无法读取文件：{exc}") from exc
+        raise PolicyError(str(file), None, N_("cannot read the file: {error}"),
+                          error=str(exc)) from exc
     return parse_policy(text, str(file))
 
 
@@ -891,13 +897,12 @@ def shipped_policy_ids() -> list[str]:
 def load_policy(policy_id: str) -> Policy:
     """A shipped policy by id; its file name is the id, and the file must agree."""
     if not _POLICY_ID.match(policy_id) or policy_id not in shipped_policy_ids():
-        known = ", ".join(shipped_policy_ids())
-        raise PolicyError(policy_id, None, f"no shipped policy {policy_id!r} (known: {known})",
-                          f"没有内置政策 {policy_id!r}（可用：{known}）")
+        raise PolicyError(policy_id, None, N_("no shipped policy {policy} (known: {known})"),
+                          policy=repr(policy_id), known=", ".join(shipped_policy_ids()))
     policy = load_policy_file(POLICY_DIR / f"{policy_id}.toml")
     if policy.id != policy_id:
-        raise PolicyError(policy.path, 1, f"id {policy.id!r} differs from the file name",
-                          f"id {policy.id!r} 与文件名不一致")
+        raise PolicyError(policy.path, 1, N_("id {policy} differs from the file name"),
+                          policy=repr(policy.id))
     return policy
 
 
