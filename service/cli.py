@@ -409,13 +409,15 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
     from service.domain.recover import run_command
 
     # The secret comes from stdin only: an argument would sit in shell history and `ps`.
-    if sys.stdin.isatty():
-        print("Type the recovery secret, then Enter:", file=sys.stderr)
     if bool(args.channel) == bool(args.claims):
         print("refused: give either --channel SLUG or --claims", file=sys.stderr)
         return 2
-    return run_command(settings.database, None if args.claims else args.channel, args.to,
-                       sys.stdin.readline())
+    if sys.stdin.isatty():
+        print("Type the recovery secret, then Enter; then its X-Wing part, if it has one, "
+              "and Enter (or just Enter):", file=sys.stderr)
+    # At most the two parts, one a line, in either order.
+    text = sys.stdin.readline() + sys.stdin.readline()
+    return run_command(settings.database, None if args.claims else args.channel, args.to, text)
 
 
 NO_PINNED_KEY = (
