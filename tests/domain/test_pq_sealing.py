@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from service.domain import channels, followup, intake, sealing, serverseal
 from service.domain.installation import get_installation
 from service.domain.models import Case, KeySlot
 from service.platform.errors import Malformed
+from tests.console import sign_in
 from tests.factories import make_world, open_as
 
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
@@ -156,3 +158,21 @@ def test_a_v2_slot_with_a_flipped_byte_opens_for_no_one(session, settings, world
         crypto.open_slot(crypto.SUITE, bytes(blob), keys.private, bytes.fromhex(case.id))
     with pytest.raises(followup.ReceiptUnknown):
         serverseal.open_with_receipt(session, settings, sealed.receipt)
+
+
+def test_console_marks_classical_only_cases_in_list_and_page(client, session, settings,  # type: ignore[no-untyped-def]
+                                                             world) -> None:
+    weak = _store(session, settings, _seal(session, settings, hybrid=False).envelope)
+    strong = _store(session, settings, _seal(session, settings).envelope)
+    # As it will be once the reviewers have X-Wing keys too: every slot v2.
+    strong.classical_only = False
+    session.commit()
+    sign_in(client, session, settings, world.reviewers[0].user)
+    for language, label in (("en", "classical-only"), ("zh-CN", "仅经典加密")):
+        headers = {"Accept-Language": language}
+        listing = client.get("/console/cases", headers=headers).text
+        rows = {m.group(1): m.group(0) for m in re.finditer(
+            r'data-case-id="(\w+)".*?</tr>', listing, re.S)}
+        assert label in rows[weak.id] and label not in rows[strong.id]
+        assert label in client.get(f"/console/cases/{weak.id}", headers=headers).text
+        assert label not in client.get(f"/console/cases/{strong.id}", headers=headers).text
