@@ -67,13 +67,13 @@ def test_submit_and_open_as_reviewer_and_recovery(client: TestClient, world, ses
         _, items = open_as(private, session, case.id)
         assert items["report"] == [REPORT]
         assert items["identity"][0]["name"] == "张三"
-    # The recovery key has an X-Wing part: its slot, and the reporter's, are v2.
+    # The recovery key has an X-Wing part: its slot is v2.
     _, items = open_as(world.recovery_private, session, case.id,
                        xwing_seed=world.recovery_xwing_seed)
     assert items["report"] == [REPORT]
     slots = {slot.holder: slot.suite for slot in session.scalars(select(KeySlot))}
     assert slots == {"reviewer": crypto.SUITE, "recovery": crypto.SUITE_V2,
-                     "reporter": crypto.SUITE_V2}
+                     "reporter": crypto.SUITE}
     assert case.classical_only  # the reviewers' keys are X25519 only
     # The reporter's own slot opens with the key derived from the receipt.
     keys = crypto.derive_receipt(receipt, world_salt(session), world.settings.receipt_iterations)
