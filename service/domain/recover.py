@@ -73,10 +73,9 @@ def recover(session: Session, channel_slug: str, username: str,
     # Checked before any change: a missing part found halfway would leave half a grant.
     wanted = _first_per_purpose(recovery_slots)
     needed = {row.suite for row in wanted if (row.case_id, row.purpose) not in held}
-    for suite in sorted(needed):
-        if secrets.get(suite) is None:
-            raise SecretMissing(N_("Some cases of this reporting line need the other part of "
-                                   "the recovery secret; type both parts."))
+    if any(suite in secrets and secrets[suite] is None for suite in needed):
+        raise SecretMissing(N_("Some cases of this reporting line need the other part of "
+                               "the recovery secret; type both parts."))
     now = utcnow()
     granted = skipped = 0
     for case_id, purpose, suite, slot in wanted:
