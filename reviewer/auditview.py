@@ -56,6 +56,7 @@ SENTENCES: dict[str, str] = {
     # cases
     "case.open": N_("Opened a case"),
     "case.recover": N_("Recovered a case for a new key"),
+    "recovery.add_pq": N_("Gave the recovery key its post-quantum (X-Wing) part"),
     "case.grant": N_("Gave a reviewer access to a case"),
     "case.identity_viewed": N_("Read a reporter's identity"),
     "case.note": N_("Wrote an internal note"),

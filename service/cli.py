@@ -1,5 +1,6 @@
 """The operator's command line: ``chuishao init | migrate | channel | invite | scope | submit |
-purge | notify | recover | serve | audit | export | poster | reward`` (``chuishao --help``).
+purge | notify | recover | recovery | serve | audit | export | poster | reward``
+(``chuishao --help``).
 
 Each command imports what it needs inside its own function, the one place in the tree that
 does: ``chuishao submit`` and ``chuishao audit verify`` must start fast and must not load the
@@ -83,8 +84,13 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     print()
     print("    " + done.recovery_secret)
     print()
-    print("With it, `chuishao recover` can re-grant access to cases when every reviewer of a")
-    print("channel has lost their password. Without it, such cases cannot be opened again.")
+    print("RECOVERY SECRET, X-WING PART (post-quantum, protocol v2) — also shown once; keep it")
+    print("with the first:")
+    print()
+    print("    " + done.recovery_xwing_secret)
+    print()
+    print("With them, `chuishao recover` can re-grant access to cases when every reviewer of a")
+    print("channel has lost their password. Without them, such cases cannot be opened again.")
     print()
     public = done.installation.signing_public_key
     print("SIGNING KEY — exports and audit heads are signed with it. Its fingerprint:")
@@ -94,6 +100,35 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Give the auditor a copy of {installation.public_key_path(settings)} to keep: "
           "`chuishao export")
     print("verify --key-file` checks exports against that copy, never against the database.")
+    return 0
+
+
+def cmd_recovery(settings: Settings, args: argparse.Namespace) -> int:
+    """``recovery add-pq``: the X-Wing part for an installation made before protocol v2."""
+    from service.domain import audit, installation
+
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            try:
+                secret = installation.add_recovery_xwing(session)
+            except LookupError:
+                print("refused: run `chuishao init` first", file=sys.stderr)
+                return 2
+            except installation.AlreadyPostQuantum:
+                print("refused: the recovery key has an X-Wing part already; nothing changed",
+                      file=sys.stderr)
+                return 1
+            audit.append(session, "recovery.add_pq", target="installation")
+    finally:
+        database.dispose()
+    print("The recovery key now has an X-Wing part: new reports seal their recovery slot with")
+    print("protocol v2. Cases made before keep their v1 recovery slot.")
+    print()
+    print("RECOVERY SECRET, X-WING PART — shown once, never stored. Keep it offline with the")
+    print("first recovery secret; `chuishao recover` needs it for cases sealed from now on:")
+    print()
+    print("    " + secret)
     return 0
 
 
@@ -374,13 +409,15 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
     from service.domain.recover import run_command
 
     # The secret comes from stdin only: an argument would sit in shell history and `ps`.
-    if sys.stdin.isatty():
-        print("Type the recovery secret, then Enter:", file=sys.stderr)
     if bool(args.channel) == bool(args.claims):
         print("refused: give either --channel SLUG or --claims", file=sys.stderr)
         return 2
-    return run_command(settings.database, None if args.claims else args.channel, args.to,
-                       sys.stdin.readline())
+    if sys.stdin.isatty():
+        print("Type the recovery secret, then Enter; then its X-Wing part, if it has one, "
+              "and Enter (or just Enter):", file=sys.stderr)
+    # At most the two parts, one a line, in either order.
+    text = sys.stdin.readline() + sys.stdin.readline()
+    return run_command(settings.database, None if args.claims else args.channel, args.to, text)
 
 
 NO_PINNED_KEY = (
@@ -666,6 +703,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="every reward claim goes to a finance officer instead")
     recover.add_argument("--to", required=True, help="username of the reviewer or officer")
 
+    recovery = sub.add_parser("recovery", help="the installation's offline recovery key")
+    recovery_sub = recovery.add_subparsers(dest="action", required=True)
+    recovery_sub.add_parser("add-pq", help="give the recovery key its X-Wing (post-quantum) "
+                            "part, printing its secret once; for installations made before it")
+
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",
                        help="print a one-time link when no administrator exists")
@@ -729,6 +771,7 @@ COMMANDS = {
     "reward": cmd_reward,
     "notify": cmd_notify,
     "recover": cmd_recover,
+    "recovery": cmd_recovery,
     "audit": cmd_audit,
     "export": cmd_export,
     "poster": cmd_poster,

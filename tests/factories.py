@@ -29,6 +29,7 @@ class World:
     recovery_private: bytes
     channel: Channel
     reviewers: list[Reviewer]
+    recovery_xwing_seed: bytes | None = None
 
 
 def make_reviewer(session: Session, username: str, channel: Channel | None = None,
@@ -53,7 +54,16 @@ def make_world(session: Session, settings: Settings, reviewers: int = 2) -> Worl
                                    name_zh="某机械厂内部举报", name_en="ACME internal line")
     people = [make_reviewer(session, f"reviewer{i}", channel) for i in range(reviewers)]
     session.commit()
-    return World(settings, crypto.decode_recovery_secret(done.recovery_secret), channel, people)
+    return World(settings, crypto.decode_recovery_secret(done.recovery_secret), channel, people,
+                 crypto.decode_recovery_secret(done.recovery_xwing_secret, "xwing"))
+
+
+def open_reporter_slot(feed: dict[str, Any], keys: crypto.ReceiptKeys, case_id: str) -> bytes:
+    """The case key from the reporter's follow-up feed: its slot, by the suite it names."""
+    suite = feed["slot_suite"]
+    private = keys.xwing_seed if suite == crypto.SUITE_V2 else keys.private
+    return crypto.open_slot(suite, crypto.b64u_decode(feed["slot"]), private,
+                            bytes.fromhex(case_id))
 
 
 def testclient_transport(client: TestClient):  # type: ignore[no-untyped-def]
@@ -69,18 +79,30 @@ def api_client(client: TestClient) -> Client:
     return Client(testclient_transport(client), language="en")
 
 
-def open_as(private_key: bytes, session: Session, case_id: str) -> tuple[bytes, dict[str, Any]]:
-    """Open a case as a reviewer would: find our slot, open the case key, open the items."""
+def open_as(private_key: bytes | crypto.ReceiptKeys, session: Session, case_id: str, *,
+            xwing_seed: bytes | None = None) -> tuple[bytes, dict[str, Any]]:
+    """Open a case as a reviewer would: find our slot, open the case key, open the items.
+
+    With ``xwing_seed`` (or receipt keys, which carry one) a v2 slot is looked for first."""
     from sqlalchemy import select
 
     from service.domain.models import KeySlot, SealedItem
 
-    key_id = crypto.key_id(crypto.public_key(private_key)).hex()
-    slot = session.scalar(select(KeySlot).where(KeySlot.case_id == case_id,
-                                                KeySlot.key_id == key_id,
-                                                KeySlot.purpose == "case"))
+    if isinstance(private_key, crypto.ReceiptKeys):
+        private_key, xwing_seed = private_key.private, private_key.xwing_seed
+    candidates = [(crypto.SUITE, private_key, crypto.public_key(private_key))]
+    if xwing_seed is not None:
+        candidates.insert(0, (crypto.SUITE_V2, xwing_seed, crypto.xwing_public_key(xwing_seed)))
+    slot = None
+    for suite, private, public in candidates:
+        slot = session.scalar(select(KeySlot).where(KeySlot.case_id == case_id,
+                                                    KeySlot.key_id == crypto.key_id(public).hex(),
+                                                    KeySlot.purpose == "case"))
+        if slot is not None:
+            assert slot.suite == suite
+            break
     assert slot is not None, "no slot for this key"
-    case_key = crypto.open_key(slot.slot, private_key, bytes.fromhex(case_id))
+    case_key = crypto.open_slot(slot.suite, slot.slot, private, bytes.fromhex(case_id))
     items = {}
     # Internal notes are sealed with the internal key, not the case key.
     # Each author's own order (row order says nothing: ids and rowids are random).

@@ -162,6 +162,8 @@ def feed_json(session: Session, settings: Settings, case: Case) -> dict[str, Any
         "created": localtime.local(case.created_at).date().isoformat(),
         "sealed_on_server": case.sealed_on_server,
         "slot": crypto.b64u_encode(slot.slot) if slot else None,
+        # Which key opens it: the receipt's X25519 key (v1) or its X-Wing seed (v2).
+        "slot_suite": slot.suite if slot else None,
         "items": [{"id": item.id, "kind": item.kind, "author": item.author,
                    # Rounded like every stored time of the reporter's (API.md §7), in the
                    # installation's zone.

@@ -1,4 +1,4 @@
-"""First-time initialisation: installation salt, signing key, offline recovery key.
+"""First-time initialisation: installation salt, signing key, offline recovery key (both parts).
 
 The signing key's public half is also written to ``signing.pub``, a file for the auditor to
 keep: manifests and signed audit heads are checked against that copy, never against the
@@ -26,10 +26,15 @@ class AlreadyInitialised(RuntimeError):
     pass
 
 
+class AlreadyPostQuantum(RuntimeError):
+    pass
+
+
 @dataclass(frozen=True)
 class Initialised:
     installation: Installation
     recovery_secret: str  # shown once to the operator, never stored
+    recovery_xwing_secret: str  # the X-Wing part (protocol v2), likewise
 
 
 def get_installation(session: Session) -> Installation | None:
@@ -55,9 +60,32 @@ def initialise(session: Session, settings: Settings) -> Initialised:
         recovery_key_id=crypto.key_id(recovery_public).hex(),
         created_at=utcnow(),
     )
+    xwing_secret = _set_recovery_xwing(installation)
     session.add(installation)
     session.flush()
-    return Initialised(installation, crypto.encode_recovery_secret(recovery_private))
+    return Initialised(installation, crypto.encode_recovery_secret(recovery_private),
+                       xwing_secret)
+
+
+def add_recovery_xwing(session: Session) -> str:
+    """Give an installation made before protocol v2 the recovery key's X-Wing part; returns
+    its secret (shown once). Refused when it has one: a second would strand v2 slots."""
+    installation = get_installation(session)
+    if installation is None:
+        raise LookupError("this installation is not initialised")
+    if installation.recovery_xwing_public_key is not None:
+        raise AlreadyPostQuantum("the recovery key has an X-Wing part already")
+    secret = _set_recovery_xwing(installation)
+    session.flush()
+    return secret
+
+
+def _set_recovery_xwing(installation: Installation) -> str:
+    # An independent seed, not derived from the X25519 part (PROTOCOL section 17.5).
+    seed, public = crypto.generate_xwing_keypair()
+    installation.recovery_xwing_public_key = public
+    installation.recovery_xwing_key_id = crypto.key_id(public).hex()
+    return crypto.encode_recovery_secret(seed, "xwing")
 
 
 def load_signing_key(settings: Settings) -> bytes:

@@ -6,8 +6,9 @@ through the very same functions, so the stored shape cannot differ.
 
 What the server checks without being able to read anything: the envelope's form, that the
 case key is slotted to exactly the channel's current recipients plus the recovery key plus
-one reporter key, that sealed sizes are padded as the protocol demands, and that file chunks
-have exactly the lengths their declared layout implies.
+one reporter key, each slot of a suite its recipient has a key for (v2 needs an X-Wing key),
+that sealed sizes are padded as the protocol demands, and that file chunks have exactly the
+lengths their declared layout implies. A case with any v1 slot is marked classical-only.
 
 Longer than 500 lines because the checks and the all-or-nothing finish are one
 transaction's story; split, the order of the checks would be invisible.
@@ -63,7 +64,8 @@ HASH = re.compile(r"^[0-9a-f]{64}$")
 ITEM_OVERHEAD = 1 + 12 + 16
 MIN_PADDED = 256
 MAX_ITEM_PADDED = 256 * 1024
-SLOT_BYTES = 80
+SLOT_BYTES = crypto.SLOT_SIZE  # v1, which reviewers' own slots (notes, sharing) still are
+SLOT_SIZES = {crypto.SUITE: crypto.SLOT_SIZE, crypto.SUITE_V2: crypto.SLOT_SIZE_V2}
 STORED_CHUNK = crypto.CHUNK_SIZE + 16
 # Kinds a reporter may send at intake, with how many of each.
 INTAKE_KINDS = {"report": (1, 1), "identity": (0, 1), "file-meta": (0, 10_000)}
@@ -135,6 +137,17 @@ class Recipient:
     public_key: bytes
     user_id: int | None  # None for the installation recovery key
     holder: str
+    # The X-Wing key (protocol v2), where the recipient has one; else v1 slots only.
+    xwing_key_id: str | None = None
+    xwing_public_key: bytes | None = None
+
+    def suite_of(self, key_id: str) -> str | None:
+        """The suite a slot addressed to ``key_id`` must have, or None if not this holder's."""
+        if key_id == self.key_id:
+            return crypto.SUITE
+        if self.xwing_key_id is not None and key_id == self.xwing_key_id:
+            return crypto.SUITE_V2
+        return None
 
 
 @dataclass(frozen=True)
@@ -252,12 +265,13 @@ def parse_envelope(data: Any, settings: Settings) -> Envelope:
     slots = []
     for raw in raw_slots:
         if (not isinstance(raw, dict) or raw.get("purpose") != "case"
-                or raw.get("suite") != crypto.SUITE):
+                or raw.get("suite") not in SLOT_SIZES):
             raise Malformed("slot")
+        suite = raw["suite"]
         blob = parse_b64(raw.get("slot"), "slot")
-        if len(blob) != SLOT_BYTES:
+        if len(blob) != SLOT_SIZES[suite]:
             raise Malformed("slot")
-        slots.append(SlotSpec("case", parse_id(raw.get("key_id"), "key_id"), crypto.SUITE, blob))
+        slots.append(SlotSpec("case", parse_id(raw.get("key_id"), "key_id"), suite, blob))
     items = []
     for raw in raw_items:
         if not isinstance(raw, dict) or raw.get("kind") not in INTAKE_KINDS:
@@ -349,9 +363,24 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
     recipients = [Recipient(user.key_id, user.public_key, user.id, "reviewer") for user in rows
                   if sealed_to(user)]
     recipients.append(Recipient(installation.recovery_key_id, installation.recovery_public_key,
-                                None, "recovery"))
-    fingerprint = crypto.keyset_fingerprint(bytes.fromhex(r.key_id) for r in recipients)
+                                None, "recovery", installation.recovery_xwing_key_id,
+                                installation.recovery_xwing_public_key))
+    # Over the ids of both kinds (PROTOCOL 17.5): withholding X-Wing keys changes it.
+    fingerprint = crypto.keyset_fingerprint(
+        bytes.fromhex(key_id) for r in recipients
+        for key_id in (r.key_id, r.xwing_key_id) if key_id is not None)
     return ChannelKeys(channel, tuple(recipients), fingerprint)
+
+
+def recipient_info(recipient: Recipient) -> dict[str, Any]:
+    """One recipient as clients see it; the X-Wing key only where it has one (v2 slot)."""
+    info: dict[str, Any] = {"key_id": recipient.key_id,
+                            "public_key": crypto.b64u_encode(recipient.public_key),
+                            "holder": recipient.holder}
+    if recipient.xwing_public_key is not None:
+        info["xwing_key_id"] = recipient.xwing_key_id
+        info["xwing_public_key"] = crypto.b64u_encode(recipient.xwing_public_key)
+    return info
 
 
 def fingerprint_words(session: Session, channel: Channel) -> str:
@@ -381,11 +410,8 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     now = now or utcnow()
     channel = find_channel(session, envelope.channel)
     keys = channel_keys(session, channel)
-    expected = {r.key_id: r for r in keys.recipients}
-    given = {slot.key_id for slot in envelope.slots}
-    reporter = given - set(expected)
-    if not set(expected) <= given or len(reporter) != 1:
-        raise KeysChanged()
+    holders = slot_holders(keys, envelope.slots)
+    classical_only = any(slot.suite == crypto.SUITE for slot in envelope.slots)
     # One query for every id the envelope brings (intake is the hot path).
     taken = union_all(
         select(Case.id).where((Case.id == envelope.case_id)
@@ -402,7 +428,8 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     complete = all(spec.chunks is not None for spec in envelope.files)
     case = Case(
         id=envelope.case_id, channel_id=channel.id, created_at=stamp, updated_at=stamp,
-        status="new", sealed_on_server=sealed_on_server, lookup_hash=envelope.lookup_hash,
+        status="new", sealed_on_server=sealed_on_server, classical_only=classical_only,
+        lookup_hash=envelope.lookup_hash,
         version=1, ready=complete, upload_token_hash=None if complete else tokens.digest(token),
         draft_expires_at=None if complete else coarse_deadline(
             settings, now + dt.timedelta(hours=settings.draft_hours)),
@@ -414,9 +441,9 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     session.execute(insert(KeySlot), [
         {"case_id": case.id, "purpose": "case", "key_id": slot.key_id, "suite": slot.suite,
          "slot": slot.slot, "created_at": stamp,
-         "holder": expected[slot.key_id].holder if slot.key_id in expected else "reporter",
-         "user_id": expected[slot.key_id].user_id if slot.key_id in expected else None}
-        for slot in envelope.slots])
+         "holder": holder.holder if holder else "reporter",
+         "user_id": holder.user_id if holder else None}
+        for slot, holder in zip(envelope.slots, holders, strict=True)])
     session.execute(insert(SealedItem), [
         {"id": item.id, "case_id": case.id, "kind": item.kind, "author": "reporter",
          "blob": item.blob, "created_at": stamp, "position": position}
@@ -439,6 +466,26 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
             "created_at": stamp}])
         notify.new_case(session, settings, case, stamp)
     return case, token
+
+
+def slot_holders(keys: ChannelKeys, slots: tuple[SlotSpec, ...]) -> list[Recipient | None]:
+    """Each slot's recipient (None: the reporter's); KeysChanged unless every recipient has
+    exactly one slot, by either of its keys, and one slot is left for the reporter."""
+    by_key = {key_id: r for r in keys.recipients
+              for key_id in (r.key_id, r.xwing_key_id) if key_id is not None}
+    holders: list[Recipient | None] = []
+    for slot in slots:
+        recipient = by_key.get(slot.key_id)
+        # A v2 slot under a holder's X25519 key id (or v1 under its X-Wing id) opens for
+        # no one: refused rather than stored as a case its reviewer cannot read.
+        if recipient is not None and recipient.suite_of(slot.key_id) != slot.suite:
+            raise Malformed("slot suite")
+        holders.append(recipient)
+    served = [r.key_id for r in holders if r is not None]
+    if (sorted(served) != sorted(r.key_id for r in keys.recipients)
+            or len(slots) - len(served) != 1):
+        raise KeysChanged()
+    return holders
 
 
 def open_submission(session: Session, case_id: str, token: str | None,

@@ -5,6 +5,11 @@ recovery secret into the command line; for every case of the channel it opens th
 key's slot and seals the case key (and the internal key, if the case has one) to a named
 reviewer's public key. The secret is used in memory only and never stored. Running it again
 adds nothing: slots the reviewer already holds are skipped.
+
+The secret has two parts since protocol v2: the X25519 part opens v1 slots, the X-Wing part
+v2 ones; either may be typed first (their checksums tell them apart), and only the parts the
+channel's slots need are required. Reviewers' keys are X25519, so a re-granted slot is v1 and
+its case becomes classical-only.
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ class Recovered:
     skipped: int  # slots the reviewer held already
 
 
+class SecretMissing(InvalidInput):
+    code = "recovery_part_missing"
+
+
 def recover(session: Session, channel_slug: str, username: str,
-            recovery_private: bytes) -> Recovered:
-    installation = _check_secret(session, recovery_private)
+            recovery_private: bytes | None, xwing_seed: bytes | None = None) -> Recovered:
+    installation = _check_secret(session, recovery_private, xwing_seed)
     channel = session.scalar(select(Channel).where(Channel.slug == channel_slug))
     if channel is None:
         raise NotFound(N_("No reporting line has this id."), code="unknown_channel")
@@ -49,27 +58,46 @@ def recover(session: Session, channel_slug: str, username: str,
     held = {(slot.case_id, slot.purpose) for slot in session.scalars(
         select(KeySlot).join(Case, Case.id == KeySlot.case_id)
         .where(Case.channel_id == channel.id, KeySlot.key_id == user.key_id))}
-    recovery_slots = session.execute(
-        select(KeySlot.case_id, KeySlot.purpose, KeySlot.slot)
+    recovery_ids = [installation.recovery_key_id]
+    if installation.recovery_xwing_key_id is not None:
+        recovery_ids.append(installation.recovery_xwing_key_id)
+    # The v2 slot first where a case holds both suites for one purpose: no part is asked
+    # for that is not needed.
+    recovery_slots = sorted(session.execute(
+        select(KeySlot.case_id, KeySlot.purpose, KeySlot.suite, KeySlot.slot)
         .join(Case, Case.id == KeySlot.case_id)
-        .where(Case.channel_id == channel.id, KeySlot.key_id == installation.recovery_key_id,
-               KeySlot.purpose.in_(PURPOSES))
-        .order_by(KeySlot.case_id, KeySlot.purpose)).all()
+        .where(Case.channel_id == channel.id, KeySlot.key_id.in_(recovery_ids),
+               KeySlot.purpose.in_(PURPOSES))).all(),
+        key=lambda row: (row.case_id, row.purpose, row.suite != crypto.SUITE_V2))
+    secrets = {crypto.SUITE: recovery_private, crypto.SUITE_V2: xwing_seed}
+    # Checked before any change: a missing part found halfway would leave half a grant.
+    wanted = _first_per_purpose(recovery_slots)
+    needed = {row.suite for row in wanted if (row.case_id, row.purpose) not in held}
+    if any(suite in secrets and secrets[suite] is None for suite in needed):
+        raise SecretMissing(N_("Some cases of this reporting line need the other part of "
+                               "the recovery secret; type both parts."))
     now = utcnow()
     granted = skipped = 0
-    for case_id, purpose, slot in recovery_slots:
+    for case_id, purpose, suite, slot in wanted:
         if (case_id, purpose) in held:
             skipped += 1
             continue
         raw_id = bytes.fromhex(case_id)
+        private = secrets.get(suite)
+        if private is None:
+            raise crypto.OpenError()  # an unknown suite string: a broken case
         # A slot that does not open is a broken case, not a reason to stop: OpenError raises.
-        key = crypto.open_key(slot, recovery_private, raw_id, purpose)
+        key = crypto.open_slot(suite, slot, private, raw_id, purpose)
         session.add(KeySlot(case_id=case_id, purpose=purpose, holder="reviewer",
                             user_id=user.id, suite=crypto.SUITE, key_id=user.key_id,
                             slot=crypto.seal_key(key, user.public_key, raw_id, purpose=purpose),
                             created_at=now))
+        if purpose == "case":
+            case = session.get(Case, case_id)
+            if case is not None:
+                case.classical_only = True  # the reviewer's new slot is v1
         granted += 1
-    cases = len({case_id for case_id, _, _ in recovery_slots})
+    cases = len({row.case_id for row in recovery_slots})
     audit.append(session, "case.recover", target=channel.slug, now=now,
                  details={"to": user.username, "cases": cases, "granted": granted,
                           "skipped": skipped})
@@ -77,11 +105,23 @@ def recover(session: Session, channel_slug: str, username: str,
     return Recovered(cases, granted, skipped)
 
 
-def recover_claims(session: Session, username: str, recovery_private: bytes) -> Recovered:
-    """Seal every reward claim's key to a finance officer who holds none yet (someone
-    appointed after the claims were made). ``cases`` counts claims here."""
+def _first_per_purpose(rows: list[Any]) -> list[Any]:
+    """One recovery slot per (case, purpose): the first, which the sort made the preferred."""
+    chosen: dict[tuple[str, str], Any] = {}
+    for row in rows:
+        chosen.setdefault((row.case_id, row.purpose), row)
+    return list(chosen.values())
 
-    installation = _check_secret(session, recovery_private)
+
+def recover_claims(session: Session, username: str, recovery_private: bytes | None
+                   ) -> Recovered:
+    """Seal every reward claim's key to a finance officer who holds none yet (someone
+    appointed after the claims were made). ``cases`` counts claims here. Claim slots are v1:
+    the X25519 part is needed."""
+
+    if recovery_private is None:
+        raise SecretMissing(N_("Reward claims need the first part of the recovery secret."))
+    installation = _check_secret(session, recovery_private, None)
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.active or not user.has_role("finance"):
         raise InvalidInput(N_("Claims can be given only to an active finance account."),
@@ -112,24 +152,55 @@ def recover_claims(session: Session, username: str, recovery_private: bytes) -> 
     return Recovered(len(recovery_slots), granted, skipped)
 
 
-def _check_secret(session: Session, recovery_private: bytes) -> Any:
+def _check_secret(session: Session, recovery_private: bytes | None,
+                  xwing_seed: bytes | None) -> Any:
     installation = get_installation(session)
     if installation is None:
         raise NotSetUp()
-    if not hmac.compare_digest(crypto.public_key(recovery_private),
-                               installation.recovery_public_key):
-        raise InvalidInput(N_("This recovery secret does not belong to this installation."),
-                           code="recovery_mismatch")
+    mismatch = InvalidInput(N_("This recovery secret does not belong to this installation."),
+                            code="recovery_mismatch")
+    if recovery_private is None and xwing_seed is None:
+        raise mismatch
+    if recovery_private is not None and not hmac.compare_digest(
+            crypto.public_key(recovery_private), installation.recovery_public_key):
+        raise mismatch
+    if xwing_seed is not None and (
+            installation.recovery_xwing_public_key is None
+            or not hmac.compare_digest(crypto.xwing_public_key(xwing_seed),
+                                       installation.recovery_xwing_public_key)):
+        raise mismatch
     return installation
+
+
+def parse_secrets(text: str) -> tuple[bytes | None, bytes | None]:
+    """The X25519 and X-Wing parts among the lines of ``text``, in either order; ValueError
+    for a line that is neither, or for one part given twice."""
+    parts: dict[str, bytes] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        for kind in ("x25519", "xwing"):
+            try:
+                raw = crypto.decode_recovery_secret(line, kind)
+            except ValueError:
+                continue
+            if kind in parts:
+                raise ValueError("the same part twice")
+            parts[kind] = raw
+            break
+        else:
+            raise ValueError("not a recovery secret")
+    if not parts:
+        raise ValueError("no recovery secret")
+    return parts.get("x25519"), parts.get("xwing")
 
 
 def run_command(database_url: str, channel: str | None, username: str,
                 secret_text: str) -> int:
-    """The command line's side: parse the secret, recover, print a count; exit status."""
-
-
+    """The command line's side: parse the secret (one part a line), recover, print a count;
+    exit status."""
     try:
-        private = crypto.decode_recovery_secret(secret_text.strip())
+        private, xwing_seed = parse_secrets(secret_text)
     except ValueError:
         print("refused: that is not a valid recovery secret", file=sys.stderr)
         return 2
@@ -139,7 +210,7 @@ def run_command(database_url: str, channel: str | None, username: str,
             if channel is None:
                 done = recover_claims(session, username, private)
             else:
-                done = recover(session, channel, username, private)
+                done = recover(session, channel, username, private, xwing_seed)
     except ChuishaoError as exc:
         print(f"refused: {exc.message}", file=sys.stderr)
         return 2

@@ -49,8 +49,14 @@ def stored_layout(size: int) -> tuple[int, int]:
 def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
                     report: dict[str, Any], identity: dict[str, Any] | None,
                     files: list[PlainFile], *, receipt: str | None = None,
-                    inline_limit: int = 0) -> SealedSubmission:
+                    inline_limit: int = 0, hybrid: bool = True,
+                    reporter_v2: bool = False) -> SealedSubmission:
     """Seal a report to every recipient of ``channel`` (as listed by GET /api/v1/channels).
+
+    With ``hybrid`` (always, but for tests of older clients) the slots of recipients with an
+    X-Wing key are v2; the case is classical-only while any slot is not. The reporter's slot
+    is v1 unless ``reporter_v2``: the follow-up page opens only v1 so far, and a reporter
+    may follow up from a browser without the hybrid (PROTOCOL 17.7).
 
     When the files' stored size is at most ``inline_limit`` in total, their chunks travel in
     the envelope itself and the submission completes in one request.
@@ -62,11 +68,18 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
     case_key = crypto.new_key()
     slots = []
     for recipient in channel["recipients"]:
-        public = crypto.b64u_decode(recipient["public_key"])
-        if crypto.key_id(public).hex() != recipient["key_id"]:
+        # v2 wherever the recipient has an X-Wing key, v1 for the rest (PROTOCOL 17.5).
+        hybrid_key = hybrid and "xwing_public_key" in recipient
+        suite = crypto.SUITE_V2 if hybrid_key else crypto.SUITE
+        public = crypto.b64u_decode(recipient["xwing_public_key" if hybrid_key
+                                              else "public_key"])
+        if crypto.key_id(public).hex() != recipient["xwing_key_id" if hybrid_key else "key_id"]:
             raise ValueError("a recipient's key id does not match its public key")
-        slots.append(_slot(case_key, public, case_id))
-    slots.append(_slot(case_key, keys.public, case_id))
+        slots.append(_slot(suite, case_key, public, case_id))
+    if reporter_v2:
+        slots.append(_slot(crypto.SUITE_V2, case_key, keys.xwing_public, case_id))
+    else:
+        slots.append(_slot(crypto.SUITE, case_key, keys.public, case_id))
     items = [_item(case_key, case_id, "report", report)]
     if identity:
         items.append(_item(case_key, case_id, "identity", identity))
@@ -96,9 +109,9 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
     return sealed
 
 
-def _slot(case_key: bytes, public: bytes, case_id: bytes) -> dict[str, str]:
-    return {"purpose": "case", "suite": crypto.SUITE, "key_id": crypto.key_id(public).hex(),
-            "slot": crypto.b64u_encode(crypto.seal_key(case_key, public, case_id))}
+def _slot(suite: str, case_key: bytes, public: bytes, case_id: bytes) -> dict[str, str]:
+    return {"purpose": "case", "suite": suite, "key_id": crypto.key_id(public).hex(),
+            "slot": crypto.b64u_encode(crypto.seal_slot(suite, case_key, public, case_id))}
 
 
 def _item(case_key: bytes, case_id: bytes, kind: str, obj: dict[str, Any]) -> dict[str, str]:

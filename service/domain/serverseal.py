@@ -39,9 +39,8 @@ def _installation(session: Session) -> Any:
 def channel_info(session: Session, slug: str) -> dict[str, Any]:
     channel = intake.find_channel(session, slug)
     keys = intake.channel_keys(session, channel)
-    return {"id": channel.slug, "recipients": [
-        {"key_id": r.key_id, "public_key": crypto.b64u_encode(r.public_key)}
-        for r in keys.recipients]}
+    return {"id": channel.slug,
+            "recipients": [intake.recipient_info(r) for r in keys.recipients]}
 
 
 def seal_on_server(session: Session, settings: Settings, channel_slug: str,
@@ -107,7 +106,8 @@ def open_with_receipt(session: Session, settings: Settings, receipt_text: str) -
     try:
         if slot is None:
             raise crypto.OpenError()
-        case_key = crypto.open_key(slot.slot, keys.private, bytes.fromhex(case.id))
+        private = keys.xwing_seed if slot.suite == crypto.SUITE_V2 else keys.private
+        case_key = crypto.open_slot(slot.suite, slot.slot, private, bytes.fromhex(case.id))
     except crypto.OpenError:
         raise followup.ReceiptUnknown() from None
     return open_case(session, settings, case, case_key)

@@ -76,13 +76,13 @@ async def channels(request: Request) -> Response:
         listed.append({
             "id": channel.slug, "kind": channel.kind,
             "name_zh": channel.name_zh, "name_en": channel.name_en,
-            "recipients": [{"key_id": r.key_id, "public_key": crypto.b64u_encode(r.public_key),
-                            "holder": r.holder} for r in keys.recipients],
+            "recipients": [intake.recipient_info(r) for r in keys.recipients],
             "fingerprint": keys.fingerprint.hex(),
         })
     return JSONResponse({
         "protocol": API_VERSION,
         "suite": crypto.SUITE,
+        "suites": list(crypto.SUITES),
         "installation": {
             "salt": crypto.b64u_encode(installation.salt),
             "receipt_iterations": settings.receipt_iterations,

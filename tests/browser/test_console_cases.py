@@ -29,7 +29,7 @@ from service.domain.models import AuditEntry, Case, Installation, KeySlot, Seale
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.browser.live import running_server
-from tests.factories import Reviewer, make_reviewer, open_as
+from tests.factories import Reviewer, make_reviewer, open_as, open_reporter_slot
 
 pytestmark = pytest.mark.browser
 
@@ -314,8 +314,7 @@ def _reporter_replies(live: Live, text: str) -> None:
     token = call("POST", "/api/v1/followup/session", {
         "lookup_secret": crypto.b64u_encode(keys.lookup_secret), "pow": client.stamp()})["token"]
     feed = call("GET", "/api/v1/followup", None, token)
-    key = crypto.open_key(crypto.b64u_decode(feed["slot"]), keys.private,
-                          bytes.fromhex(live.case_id))
+    key = open_reporter_slot(feed, keys, live.case_id)
     reply = sealing.seal_item_for_case(key, live.case_id, "reply", {"v": 1, "text": text})
     call("POST", "/api/v1/followup/items", reply, token)
 

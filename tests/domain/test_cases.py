@@ -21,7 +21,7 @@ from service.domain.installation import get_installation
 from service.domain.models import AuditEntry, Case, HazardCriterion, KeySlot, SealedItem
 from tests.conftest import BASE_URL
 from tests.console import sign_in
-from tests.factories import api_client, make_reviewer, make_world, open_as
+from tests.factories import api_client, make_reviewer, make_world, open_as, open_reporter_slot
 
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
           "description": "液氨管道泄漏无人处理。", "seen_at": "", "insider": "yes",
@@ -51,6 +51,7 @@ def reporter_feed(client: TestClient, receipt: str, session) -> dict[str, Any]: 
     token = response.json()["token"]
     feed = client.get("/api/v1/followup", headers={"Authorization": f"Bearer {token}"}).json()
     feed["_private"] = keys.private
+    feed["_keys"] = keys
     return feed
 
 
@@ -358,8 +359,7 @@ def test_messages_reach_the_reporter_and_notes_never_do(client, session, world, 
     assert [i["kind"] for i in feed["items"]].count("message") == 1
     assert "note" not in {i["kind"] for i in feed["items"]}
     assert [e["kind"] for e in feed["events"]] == ["received", "message"]
-    reporter_key = crypto.open_key(crypto.b64u_decode(feed["slot"]), feed["_private"],
-                                   bytes.fromhex(case.id))
+    reporter_key = open_reporter_slot(feed, feed["_keys"], case.id)
     item = next(i for i in feed["items"] if i["kind"] == "message")
     assert crypto.open_item(reporter_key, bytes.fromhex(case.id), bytes.fromhex(item["id"]),
                             "message", crypto.b64u_decode(item["blob"]))["text"] == "罐区具体位置？"

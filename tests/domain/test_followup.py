@@ -15,7 +15,7 @@ import crypto
 from service.domain import sealing
 from service.domain.installation import get_installation
 from service.domain.models import Case, CaseEvent, SealedItem, StoredFile
-from tests.factories import api_client, make_world, open_as, with_token
+from tests.factories import api_client, make_world, open_as, open_reporter_slot, with_token
 
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
           "description": "液氨管道泄漏无人处理。", "seen_at": "", "insider": "",
@@ -56,7 +56,7 @@ def test_json_followup_feed_reply_and_files(client: TestClient, world, session) 
     auth = {"Authorization": f"Bearer {token}"}
     feed = client.get("/api/v1/followup", headers=auth).json()
     assert feed["status"] == "new" and [e["kind"] for e in feed["events"]] == ["received"]
-    key = crypto.open_key(crypto.b64u_decode(feed["slot"]), keys.private, bytes.fromhex(case.id))
+    key = open_reporter_slot(feed, keys, case.id)
     opened = {i["kind"]: crypto.open_item(key, bytes.fromhex(case.id), bytes.fromhex(i["id"]),
                                           i["kind"], crypto.b64u_decode(i["blob"]))
               for i in feed["items"]}
@@ -174,7 +174,7 @@ def test_nojs_submit_seals_on_server_and_strips_gps(client: TestClient, world, s
     # The same stored shape as the JavaScript path: the receipt opens the reporter slot.
     keys = crypto.derive_receipt(receipt, get_installation(session).salt,
                                  world.settings.receipt_iterations)
-    assert open_as(keys.private, session, case.id)[1]["report"] == [report]
+    assert open_as(keys, session, case.id)[1]["report"] == [report]
 
 
 def _open_file_by_name(session, case, case_key, items, name):  # type: ignore[no-untyped-def]

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 import crypto
 from service import cli
-from service.domain import intake, recover, sealing
+from service.domain import intake, recover, sealing, serverseal
 from service.domain.installation import get_installation
-from service.domain.models import AuditEntry, KeySlot
+from service.domain.models import AuditEntry, Case, KeySlot
 from service.platform.db import Database
 from service.platform.errors import ChuishaoError
 from tests.conftest import fast_settings
@@ -116,4 +116,136 @@ def test_recover_command_reads_the_secret_from_stdin(tmp_path, monkeypatch,  # t
     with database.session() as session:
         _, items = open_as(newcomer.private_key, session, case_id)
         assert items["report"] == [REPORT]
+    database.dispose()
+
+
+def add_v2_case(session, settings) -> str:  # type: ignore[no-untyped-def]
+    """A case as the server path seals it today: the recovery slot is v2."""
+    info = serverseal.channel_info(session, "acme")
+    sealed = sealing.seal_submission(info, get_installation(session).salt,
+                                     settings.receipt_iterations, REPORT, None, [])
+    case, _ = intake.create_submission(session, settings,
+                                       intake.parse_envelope(sealed.envelope, settings))
+    return case.id
+
+
+def test_recover_opens_v1_slots_with_the_first_part_and_v2_with_the_xwing_part(  # type: ignore[no-untyped-def]
+        session, settings) -> None:
+    world = make_world(session, settings)
+    old = add_case(session, settings, world)  # made before v2: a v1 recovery slot
+    new = add_v2_case(session, settings)
+    suites = dict(session.execute(select(KeySlot.case_id, KeySlot.suite).where(
+        KeySlot.holder == "recovery")).all())
+    assert suites == {old: crypto.SUITE, new: crypto.SUITE_V2}
+    newcomer = make_reviewer(session, "newcomer", world.channel)
+    # Either part alone is refused before anything changes: both kinds of case need theirs.
+    for parts in [(world.recovery_private, None), (None, world.recovery_xwing_seed)]:
+        with pytest.raises(recover.SecretMissing):
+            recover.recover(session, "acme", "newcomer", *parts)
+    assert session.scalar(select(KeySlot).where(KeySlot.user_id == newcomer.user.id)) is None
+    done = recover.recover(session, "acme", "newcomer", world.recovery_private,
+                           world.recovery_xwing_seed)
+    assert done == recover.Recovered(cases=2, granted=2, skipped=0)
+    for case_id in (old, new):
+        assert open_as(newcomer.private_key, session, case_id)[1]["report"] == [REPORT]
+        assert session.get(Case, case_id).classical_only  # the newcomer's slot is v1
+
+
+def test_recover_with_only_the_xwing_part_when_only_v2_slots_are_left(session, settings) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(session, settings)
+    case_id = add_v2_case(session, settings)
+    newcomer = make_reviewer(session, "newcomer", world.channel)
+    done = recover.recover(session, "acme", "newcomer", None, world.recovery_xwing_seed)
+    assert done.granted == 1
+    assert open_as(newcomer.private_key, session, case_id)[1]["report"] == [REPORT]
+    with pytest.raises(ChuishaoError) as refused:
+        recover.recover(session, "acme", "newcomer", None, crypto.new_key())
+    assert refused.value.code == "recovery_mismatch"
+    with pytest.raises(ChuishaoError) as refused:
+        recover.recover(session, "acme", "newcomer", None, None)
+    assert refused.value.code == "recovery_mismatch"
+
+
+def test_a_damaged_v2_recovery_slot_stops_recovery_with_the_one_error(session, settings) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(session, settings)
+    case_id = add_v2_case(session, settings)
+    slot = session.scalar(select(KeySlot).where(KeySlot.case_id == case_id,
+                                                KeySlot.holder == "recovery"))
+    slot.slot = slot.slot[:500] + bytes([slot.slot[500] ^ 0x80]) + slot.slot[501:]
+    session.flush()
+    make_reviewer(session, "newcomer", world.channel)
+    with pytest.raises(crypto.OpenError):
+        recover.recover(session, "acme", "newcomer", world.recovery_private,
+                        world.recovery_xwing_seed)
+
+
+def test_parse_secrets_tells_the_parts_apart() -> None:
+    x25519, xwing = crypto.new_key(), crypto.new_key()
+    first = crypto.encode_recovery_secret(x25519)
+    second = crypto.encode_recovery_secret(xwing, "xwing")
+    assert recover.parse_secrets(f"{first}\n{second}\n") == (x25519, xwing)
+    assert recover.parse_secrets(f"{second}\n{first}\n") == (x25519, xwing)
+    assert recover.parse_secrets(second + "\n") == (None, xwing)
+    for bad in ["", "\n\n", f"{first}\n{first}\n", f"{first}\nnot a secret\n"]:
+        with pytest.raises(ValueError):
+            recover.parse_secrets(bad)
+
+
+@pytest.mark.sqlite_only
+def test_recover_command_takes_both_parts_one_a_line(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    settings = fast_settings(tmp_path / "var")
+    assert cli.main(["migrate"], settings) == 0
+    database = Database.from_url(settings.database)
+    with database.session() as session:
+        world = make_world(session, settings)
+        add_case(session, settings, world)
+        add_v2_case(session, settings)
+        make_reviewer(session, "newcomer", world.channel)
+    first = crypto.encode_recovery_secret(world.recovery_private)
+    second = crypto.encode_recovery_secret(world.recovery_xwing_seed, "xwing")
+    monkeypatch.setattr("sys.stdin", io.StringIO(first + "\n"))
+    assert cli.main(["recover", "--channel", "acme", "--to", "newcomer"], settings) == 2
+    assert "other part" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{second}\n{first}\n"))
+    assert cli.main(["recover", "--channel", "acme", "--to", "newcomer"], settings) == 0
+    out = capsys.readouterr().out
+    assert "2 keys sealed to newcomer across 2 cases of acme" in out
+    assert first not in out and second not in out
+    database.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_init_prints_both_parts_and_add_pq_adds_one_once(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    settings = fast_settings(tmp_path / "var")
+    assert cli.main(["migrate"], settings) == 0
+    assert cli.main(["init"], settings) == 0
+    shown = [line.strip() for line in capsys.readouterr().out.splitlines()
+             if line.startswith("    ")]
+    crypto.decode_recovery_secret(shown[0])
+    seed = crypto.decode_recovery_secret(shown[1], "xwing")
+    database = Database.from_url(settings.database)
+    with database.session() as session:
+        installation = get_installation(session)
+        assert installation.recovery_xwing_public_key == crypto.xwing_public_key(seed)
+        # As an installation made before v2 is after migrating.
+        installation.recovery_xwing_public_key = installation.recovery_xwing_key_id = None
+    assert cli.main(["recovery", "add-pq"], settings) == 0
+    shown = [line.strip() for line in capsys.readouterr().out.splitlines()
+             if line.startswith("    ")]
+    assert len(shown) == 1
+    seed = crypto.decode_recovery_secret(shown[0], "xwing")
+    with database.session() as session:
+        installation = get_installation(session)
+        assert installation.recovery_xwing_public_key == crypto.xwing_public_key(seed)
+        assert installation.recovery_xwing_key_id == crypto.key_id(
+            crypto.xwing_public_key(seed)).hex()
+        actions = list(session.scalars(select(AuditEntry.action)))
+        assert "recovery.add_pq" in actions
+    # A second would strand the v2 slots sealed to the first: refused, nothing printed.
+    assert cli.main(["recovery", "add-pq"], settings) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "already" in captured.err
+    with database.session() as session:
+        assert get_installation(session).recovery_xwing_public_key == crypto.xwing_public_key(
+            seed)
     database.dispose()

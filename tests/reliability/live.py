@@ -223,7 +223,10 @@ def followup_feed(client: Client, deployment: Deployment, receipt: str) -> dict[
                             "pow": client.stamp()})
     feed: dict[str, Any] = client._call("GET", "/api/v1/followup", token=session["token"])
     case_id = bytes.fromhex(feed["case_id"])
-    case_key = crypto.open_key(crypto.b64u_decode(feed["slot"]), keys.private, case_id)
+    # The reporter's slot is v2 where the client sealed it so (PROTOCOL 17.5).
+    private = keys.xwing_seed if feed["slot_suite"] == crypto.SUITE_V2 else keys.private
+    case_key = crypto.open_slot(feed["slot_suite"], crypto.b64u_decode(feed["slot"]), private,
+                                case_id)
     feed["opened"] = {item["id"]: (item["kind"], crypto.open_item(
         case_key, case_id, bytes.fromhex(item["id"]), item["kind"],
         crypto.b64u_decode(item["blob"]))) for item in feed["items"]}

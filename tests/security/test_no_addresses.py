@@ -40,7 +40,7 @@ from service.platform import logs
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.conftest import BASE_URL
-from tests.factories import api_client, make_world, with_token
+from tests.factories import api_client, make_world, open_reporter_slot, with_token
 from tests.reviewer.test_accounts import PASSWORD, make_account
 from tests.security.support import REPORT, addresses_in, text_columns
 from tests.serverproc import cli_env, free_port, run_cli, serving
@@ -104,8 +104,7 @@ def _drive(base: str, settings: Settings, database: Database) -> None:
     session = api._call("POST", "/api/v1/followup/session", {
         "lookup_secret": crypto.b64u_encode(keys.lookup_secret), "pow": api.stamp()})
     feed = api._call("GET", "/api/v1/followup", token=session["token"])
-    case_key = crypto.open_key(crypto.b64u_decode(feed["slot"]), keys.private,
-                               bytes.fromhex(feed["case_id"]))
+    case_key = open_reporter_slot(feed, keys, feed["case_id"])
     item_id = crypto.new_id()
     api._call("POST", "/api/v1/followup/items", {
         "id": item_id.hex(), "kind": "reply", "blob": crypto.b64u_encode(crypto.seal_item(

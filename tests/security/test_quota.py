@@ -21,7 +21,7 @@ from service.domain.models import Case, FollowupQuota, SealedItem, StoredFile
 from service.domain.sealing import PlainFile
 from tests.conftest import fast_settings
 from tests.domain.test_followup import _form, _receipt_from
-from tests.factories import api_client, make_world, with_token
+from tests.factories import api_client, make_world, open_reporter_slot, with_token
 
 MIB = 1024 * 1024
 REPORT = {"v": 1, "unit": "某化工厂", "location": "罐区", "category": "hazard",
@@ -101,8 +101,7 @@ def _session(client: TestClient, world, session):  # type: ignore[no-untyped-def
             "pow": api_client(client).stamp()}).json()["token"]
         auth = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
         feed = client.get("/api/v1/followup", headers=auth).json()
-        key = crypto.open_key(crypto.b64u_decode(feed["slot"]), keys.private,
-                              bytes.fromhex(case.id))
+        key = open_reporter_slot(feed, keys, case.id)
         return auth, key
 
     return case, open_session

@@ -20,8 +20,11 @@ def test_submit_against_a_running_server(tmp_path: Path) -> None:
                   CHUISHAO_RECEIPT_ITERATIONS="1000")
     assert run_cli(env, "migrate").returncode == 0
     init = run_cli(env, "init")
-    secret = next(line.strip() for line in init.stdout.splitlines() if line.startswith("    "))
-    recovery = crypto.decode_recovery_secret(secret)
+    # Two secrets, printed once each: the X25519 part, then the X-Wing part.
+    secret, xwing_secret = [line.strip() for line in init.stdout.splitlines()
+                            if line.startswith("    ")][:2]
+    crypto.decode_recovery_secret(secret)
+    xwing_seed = crypto.decode_recovery_secret(xwing_secret, "xwing")
     assert run_cli(env, "channel", "add", "acme", "--kind", "enterprise",
                    "--name-zh", "某厂").returncode == 0
     photo = tmp_path / "p.jpg"
@@ -43,8 +46,13 @@ def test_submit_against_a_running_server(tmp_path: Path) -> None:
     with database.session() as session:
         case = session.scalar(select(Case))
         assert case is not None and case.ready and not case.sealed_on_server
+        # `chuishao submit` seals v2 wherever the channel offers an X-Wing key: the recovery
+        # key. The reporter's slot stays v1 (the follow-up page opens v1 only).
+        assert {s.holder: s.suite for s in case.slots} == {
+            "recovery": crypto.SUITE_V2, "reporter": crypto.SUITE}
+        assert case.classical_only
         slot = next(s for s in case.slots if s.holder == "recovery")
-        key = crypto.open_key(slot.slot, recovery, bytes.fromhex(case.id))
+        key = crypto.open_key_v2(slot.slot, xwing_seed, bytes.fromhex(case.id))
         report = session.scalar(select(SealedItem).where(SealedItem.kind == "report"))
         opened = crypto.open_item(key, bytes.fromhex(case.id), bytes.fromhex(report.id),
                                   "report", report.blob)

@@ -435,3 +435,39 @@ def test_guessed_first_valid_groups_are_flagged_not_changed(installation: Instal
     assert decided.status_code == 303, decided.text
     after = reviewer.get(f"/console/cases/{cases['C05']['case_id']}")
     assert 'id="first-valid-open"' not in after.text
+
+
+def test_old_cases_are_classical_only_and_stay_open_after_add_pq(
+        installation: Installation, client: TestClient, staff: dict[str, Staff]) -> None:
+    """Every v0.1 case has v1 slots only: marked classical-only. Giving the recovery key its
+    X-Wing part changes none of them; receipts and the first recovery part still open them."""
+    url = installation.database_url or f"sqlite:///{installation.data_dir / 'chuishao.sqlite3'}"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            marks = set(conn.execute(text("SELECT classical_only FROM cases")).scalars())
+            suites = set(conn.execute(text("SELECT suite FROM key_slots")).scalars())
+            before = conn.execute(text(
+                "SELECT recovery_xwing_public_key FROM installation")).scalar()
+    finally:
+        engine.dispose()
+    assert marks == {True} and suites == {crypto.SUITE} and before is None
+    label, case = next(iter(inst.iter_cases(installation.manifest)))
+    page = staff["zhang.wei"].get(f"/console/cases/{case['case_id']}")
+    assert "仅经典加密" in page.text or "classical-only" in page.text, label
+    done = installation.chuishao("recovery", "add-pq")
+    shown = [line.strip() for line in done.stdout.splitlines() if line.startswith("    ")]
+    seed = crypto.decode_recovery_secret(shown[0], "xwing")
+    again = installation.chuishao("recovery", "add-pq", check=False)
+    assert again.returncode == 1 and "already" in again.stderr
+    channels = client.get("/api/v1/channels").json()["channels"]
+    recovery = channels[0]["recipients"][-1]
+    assert crypto.b64u_decode(recovery["xwing_public_key"]) == crypto.xwing_public_key(seed)
+    for label, case in inst.iter_cases(installation.manifest):
+        feed = inst.Reporter(client, case["receipt"]).feed()
+        assert feed["slot_suite"] == crypto.SUITE, label
+    enterprise = next(slug for slug, c in installation.manifest["channels"].items()
+                      if c["kind"] == "enterprise")
+    regrant = installation.chuishao("recover", "--channel", enterprise, "--to", "zhang.wei",
+                                    stdin=installation.manifest["recovery_secret"] + "\n")
+    assert "already held" in regrant.stdout

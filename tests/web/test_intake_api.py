@@ -42,8 +42,16 @@ def test_channels_publish_keys_and_fingerprint(client: TestClient, world) -> Non
     assert channel["id"] == "acme"
     holders = [r["holder"] for r in channel["recipients"]]
     assert holders == ["reviewer", "reviewer", "recovery"]
-    key_ids = [bytes.fromhex(r["key_id"]) for r in channel["recipients"]]
+    # The fingerprint covers the key ids of both kinds (PROTOCOL 17.5).
+    key_ids = [bytes.fromhex(r[field]) for r in channel["recipients"]
+               for field in ("key_id", "xwing_key_id") if field in r]
+    assert len(key_ids) == 4
     assert channel["fingerprint"] == crypto.keyset_fingerprint(key_ids).hex()
+    recovery = channel["recipients"][-1]
+    xwing = crypto.b64u_decode(recovery["xwing_public_key"])
+    assert len(xwing) == 1216 and crypto.key_id(xwing).hex() == recovery["xwing_key_id"]
+    assert "xwing_key_id" not in channel["recipients"][0]  # reviewers: X25519 only, for now
+    assert data["suites"] == [crypto.SUITE, crypto.SUITE_V2]
     assert data["installation"]["receipt_iterations"] == world.settings.receipt_iterations
 
 
@@ -55,14 +63,22 @@ def test_submit_and_open_as_reviewer_and_recovery(client: TestClient, world, ses
     # Coarsened to the hour, shared by every object of the submission.
     assert case.created_at.minute == 0 and case.created_at.second == 0
     assert {i.created_at for i in session.scalars(select(SealedItem))} == {case.created_at}
-    for private in [r.private_key for r in world.reviewers] + [world.recovery_private]:
+    for private in [r.private_key for r in world.reviewers]:
         _, items = open_as(private, session, case.id)
         assert items["report"] == [REPORT]
         assert items["identity"][0]["name"] == "张三"
+    # The recovery key has an X-Wing part: its slot is v2.
+    _, items = open_as(world.recovery_private, session, case.id,
+                       xwing_seed=world.recovery_xwing_seed)
+    assert items["report"] == [REPORT]
+    slots = {slot.holder: slot.suite for slot in session.scalars(select(KeySlot))}
+    assert slots == {"reviewer": crypto.SUITE, "recovery": crypto.SUITE_V2,
+                     "reporter": crypto.SUITE}
+    assert case.classical_only  # the reviewers' keys are X25519 only
     # The reporter's own slot opens with the key derived from the receipt.
     keys = crypto.derive_receipt(receipt, world_salt(session), world.settings.receipt_iterations)
     assert case.lookup_hash == keys.lookup_hash.hex()
-    _, items = open_as(keys.private, session, case.id)
+    _, items = open_as(keys, session, case.id)
     assert items["report"] == [REPORT]
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -40,6 +41,11 @@ class Installation(Base):
     signing_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     recovery_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     recovery_key_id: Mapped[str] = mapped_column(String(32))
+    # The recovery key's X-Wing part (protocol v2): set by `chuishao init`, or later by
+    # `chuishao recovery add-pq` on installations made before it; until then, v1 slots only.
+    recovery_xwing_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(1216),
+                                                                    nullable=True)
+    recovery_xwing_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
@@ -162,6 +168,9 @@ class Case(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(32), default="new")
     sealed_on_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Some case-key slot is suite v1 (X25519 only): a recorded copy of it can be opened by a
+    # future quantum computer. Set at intake; every case from before v2 is.
+    classical_only: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     lookup_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # Optimistic concurrency: every change bumps it; a stale form is refused.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -227,7 +236,7 @@ class KeySlot(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     suite: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(32))
-    slot: Mapped[bytes] = mapped_column(LargeBinary(256))
+    slot: Mapped[bytes] = mapped_column(LargeBinary(1168))  # 80 (v1) or 1168 (v2) bytes
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     case: Mapped[Case] = relationship(back_populates="slots")
