@@ -426,7 +426,7 @@ def test_follow_up_says_what_was_removed_from_a_photo(live: LiveServer, browser:
     page.fill("#f-receipt", receipt)
     page.click("#followup-form button[type=submit]")
     page.wait_for_selector("#files li")
-    expected = tr("zh_CN", "{name}: hidden data removed: {what}", name="照片-1.jpg",
+    expected = tr("zh_CN", "{name}: hidden data removed: {what}", name="photo-1.jpg",
                   what=tr("zh_CN", "where it was taken (GPS), the camera model, "
                                    "when it was taken"))
     assert page.inner_text("#files .removed") == expected

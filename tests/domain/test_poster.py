@@ -95,7 +95,9 @@ def test_pdf_poster_prints_the_line_and_its_qr_opens_the_intake_page(
     words = _intake_words(client, "acme")
     assert words in text
     api = client.get("/api/v1/channels").json()["channels"][0]
-    key_ids = [bytes.fromhex(r["key_id"]) for r in api["recipients"]]
+    # Over both kinds of key ids (PROTOCOL 17.5): the recovery key has an X-Wing part.
+    key_ids = [bytes.fromhex(r[name]) for r in api["recipients"]
+               for name in ("key_id", "xwing_key_id") if name in r]
     assert words == crypto.format_fingerprint(crypto.keyset_fingerprint(key_ids))
     # The Chinese font is embedded as a subset, not referenced.
     assert b"/FontFile3" in made.data or b"/FontFile2" in made.data
