@@ -280,6 +280,10 @@ def test_submit_without_javascript_is_sealed_on_the_server(live: LiveServer, bro
     case = stored_case(live)
     assert case.ready and case.sealed_on_server
     check_receipt_matches(live, receipt, case)
+    # v2 wherever there is an X-Wing key: the recovery key's and the receipt's.
+    assert slot_suites(live, case.id) == {"reviewer": {crypto.SUITE},
+                                          "recovery": {crypto.SUITE_V2},
+                                          "reporter": {crypto.SUITE_V2}}
     with live.session() as session:
         _, items = open_as(live.reviewer_keys[1], session, case.id)
         assert items["report"][0]["description"] == DESCRIPTION
