@@ -50,13 +50,13 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
                     report: dict[str, Any], identity: dict[str, Any] | None,
                     files: list[PlainFile], *, receipt: str | None = None,
                     inline_limit: int = 0, hybrid: bool = True,
-                    reporter_v2: bool = False) -> SealedSubmission:
+                    reporter_v2: bool = True) -> SealedSubmission:
     """Seal a report to every recipient of ``channel`` (as listed by GET /api/v1/channels).
 
     With ``hybrid`` (always, but for tests of older clients) the slots of recipients with an
-    X-Wing key are v2; the case is classical-only while any slot is not. The reporter's slot
-    is v1 unless ``reporter_v2``: the follow-up page opens only v1 so far, and a reporter
-    may follow up from a browser without the hybrid (PROTOCOL 17.7).
+    X-Wing key are v2, and so is the reporter's (to the receipt's X-Wing key) unless
+    ``reporter_v2`` is false; the case is classical-only while any slot is not. A browser
+    without the hybrid follows up through the server (PROTOCOL 17.7).
 
     When the files' stored size is at most ``inline_limit`` in total, their chunks travel in
     the envelope itself and the submission completes in one request.
@@ -76,7 +76,7 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
         if crypto.key_id(public).hex() != recipient["xwing_key_id" if hybrid_key else "key_id"]:
             raise ValueError("a recipient's key id does not match its public key")
         slots.append(_slot(suite, case_key, public, case_id))
-    if reporter_v2:
+    if hybrid and reporter_v2:
         slots.append(_slot(crypto.SUITE_V2, case_key, keys.xwing_public, case_id))
     else:
         slots.append(_slot(crypto.SUITE, case_key, keys.public, case_id))

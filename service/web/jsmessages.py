@@ -102,6 +102,10 @@ MESSAGES = {
                     "this page in your phone's own browser. If you send from here instead, the "
                     "server encrypts your report as soon as it arrives, so the server sees what "
                     "you wrote for a moment: weaker than encryption on your device."),
+    "no_hybrid": N_("Your report is sealed with post-quantum encryption, which this browser "
+                    "cannot open. Open this page in another, up-to-date browser, or use the "
+                    "follow-up page without JavaScript: tick the box below and send your "
+                    "receipt again, and the server opens your report for this visit."),
     "device_claim": N_("What you send is encrypted on your device before it leaves it; the "
                        "server cannot read it."),
     "will_clean": N_("{name}: hidden data will be removed before sending"),

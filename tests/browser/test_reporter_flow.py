@@ -24,11 +24,11 @@ from service.domain import sealing
 from service.domain.followup import ReceiptUnknown
 from service.domain.installation import get_installation
 from service.domain.intake import coarse_time
-from service.domain.models import Case, CaseEvent, FileChunk, SealedItem, StoredFile
+from service.domain.models import Case, CaseEvent, FileChunk, KeySlot, SealedItem, StoredFile
 from service.platform.i18n import Catalogs
 from service.web import jsmessages
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
-from tests.factories import open_as
+from tests.factories import open_as, open_reporter_slot
 
 pytestmark = pytest.mark.browser
 
@@ -241,8 +241,10 @@ def test_submit_with_javascript_seals_in_the_browser(live: LiveServer, browser: 
     assert case.ready and not case.sealed_on_server
     check_receipt_matches(live, receipt, case)
     with live.session() as session:
-        for key in [*live.reviewer_keys, live.recovery_private]:
-            _, items = open_as(key, session, case.id)
+        for key in live.reviewer_keys:
+            open_as(key, session, case.id)
+        _, items = open_as(live.recovery_private, session, case.id,
+                           xwing_seed=live.world.recovery_xwing_seed)
         report = items["report"][0]
         assert report == {"v": 1, "unit": "某机械厂", "location": "三号车间 液氨储罐区",
                           "category": "hazard", "description": DESCRIPTION,
@@ -278,6 +280,10 @@ def test_submit_without_javascript_is_sealed_on_the_server(live: LiveServer, bro
     case = stored_case(live)
     assert case.ready and case.sealed_on_server
     check_receipt_matches(live, receipt, case)
+    # v2 wherever there is an X-Wing key: the recovery key's and the receipt's.
+    assert slot_suites(live, case.id) == {"reviewer": {crypto.SUITE},
+                                          "recovery": {crypto.SUITE_V2},
+                                          "reporter": {crypto.SUITE_V2}}
     with live.session() as session:
         _, items = open_as(live.reviewer_keys[1], session, case.id)
         assert items["report"][0]["description"] == DESCRIPTION
@@ -310,9 +316,12 @@ def test_changed_keys_are_fetched_again_and_resealed(live: LiveServer, browser: 
     assert len(browser.api_calls("POST", "/api/v1/submissions")) == 2  # refused, then stored
     case = stored_case(live)
     with live.session() as session:
-        for key in [*live.reviewer_keys, live.recovery_private]:
+        for key in live.reviewer_keys:
             _, items = open_as(key, session, case.id)
             assert items["report"][0]["description"] == DESCRIPTION
+        _, items = open_as(live.recovery_private, session, case.id,
+                           xwing_seed=live.world.recovery_xwing_seed)
+        assert items["report"][0]["description"] == DESCRIPTION
 
 
 def test_without_x25519_the_form_posts_to_the_server(live: LiveServer, browser: Browser) -> None:
@@ -598,3 +607,139 @@ def test_file_over_the_limit_is_refused_before_upload(chromium: Any,
         assert not watcher.errors
     finally:
         watcher.close()
+
+
+# ------------------------------------------------------------------------------ suite v2
+
+NO_HYBRID = """
+  // A browser without the post-quantum hybrid (X-Wing) in WebCrypto.
+  const XWING = "MLKEM768-X25519";
+  const name = (a) => (typeof a === "string" ? a : a && a.name);
+  if (globalThis.SubtleCrypto && SubtleCrypto.supports) {
+    const supports = SubtleCrypto.supports.bind(SubtleCrypto);
+    Object.defineProperty(SubtleCrypto, "supports", {
+      value: (op, algorithm, ...rest) => name(algorithm) !== XWING && supports(op, algorithm, ...rest),
+    });
+  }
+  const generateKey = crypto.subtle.generateKey.bind(crypto.subtle);
+  crypto.subtle.generateKey = (algorithm, ...rest) => name(algorithm) === XWING
+    ? Promise.reject(new DOMException("no", "NotSupportedError"))
+    : generateKey(algorithm, ...rest);
+"""
+
+
+def slot_suites(live: LiveServer, case_id: str) -> dict[str, set[str]]:
+    with live.session() as session:
+        suites: dict[str, set[str]] = {}
+        for slot in session.scalars(select(KeySlot).where(KeySlot.case_id == case_id,
+                                                          KeySlot.purpose == "case")):
+            suites.setdefault(slot.holder, set()).add(slot.suite)
+        return suites
+
+
+def submit_in_browser(browser: Browser, *, hybrid: bool = True) -> str:
+    page = browser.page()
+    if not hybrid:
+        page.add_init_script(NO_HYBRID)
+    open_form(page)
+    fill_report(page)
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code")
+    return page.text_content("#receipt-code").strip()
+
+
+def follow_up_in_browser(browser: Browser, receipt: str, *, hybrid: bool = True) -> Any:
+    page = browser.page()
+    if not hybrid:
+        page.add_init_script(NO_HYBRID)
+    page.goto("/followup")
+    page.wait_for_selector("#followup-form[data-enhanced='true']", state="attached")
+    page.fill("#f-receipt", receipt)
+    page.click("#followup-form button[type=submit]")
+    return page
+
+
+def follow_up_from_python(live: LiveServer, receipt: str) -> tuple[dict[str, Any], bytes]:
+    """The reporter's feed through the JSON API, and the case key from its slot."""
+    client = Client(urllib_transport(live.base_url), language="zh-CN")
+    installation = client.channels()["installation"]
+    keys = crypto.derive_receipt(receipt, crypto.b64u_decode(installation["salt"]),
+                                 installation["receipt_iterations"])
+    started = client._call("POST", "/api/v1/followup/session", {
+        "lookup_secret": crypto.b64u_encode(keys.lookup_secret), "pow": client.stamp()})
+    feed = client._call("GET", "/api/v1/followup", token=started["token"])
+    return feed, open_reporter_slot(feed, keys, feed["case_id"])
+
+
+def report_of(feed: dict[str, Any], case_key: bytes) -> dict[str, Any]:
+    [item] = [i for i in feed["items"] if i["kind"] == "report"]
+    return crypto.open_item(case_key, bytes.fromhex(feed["case_id"]), bytes.fromhex(item["id"]),
+                            "report", crypto.b64u_decode(item["blob"]))
+
+
+def test_a_browser_with_the_hybrid_seals_v2_wherever_a_key_allows(live: LiveServer,
+                                                                  browser: Browser) -> None:
+    receipt = submit_in_browser(browser)
+    case = stored_case(live)
+    # Reviewers have X25519 keys only: their slots stay v1, and the case classical-only.
+    assert slot_suites(live, case.id) == {"reviewer": {crypto.SUITE},
+                                          "recovery": {crypto.SUITE_V2},
+                                          "reporter": {crypto.SUITE_V2}}
+    assert case.classical_only
+    with live.session() as session:
+        for key in live.reviewer_keys:
+            assert open_as(key, session, case.id)[1]["report"][0]["description"] == DESCRIPTION
+        _, items = open_as(live.recovery_private, session, case.id,
+                           xwing_seed=live.world.recovery_xwing_seed)
+        assert items["report"][0]["description"] == DESCRIPTION
+    # The reporter comes back in the browser (v2 slot, receipt's X-Wing key) ...
+    page = follow_up_in_browser(browser, receipt)
+    page.wait_for_selector("#case-panel:not([hidden]) #report-copy")
+    assert DESCRIPTION.split("\n")[0] in page.inner_text("#report-copy")
+    # ... and with the Python client.
+    feed, case_key = follow_up_from_python(live, receipt)
+    assert feed["slot_suite"] == crypto.SUITE_V2
+    assert report_of(feed, case_key)["description"] == DESCRIPTION
+    assert not browser.errors
+
+
+def test_a_browser_without_the_hybrid_seals_v1_everywhere(live: LiveServer,
+                                                          browser: Browser) -> None:
+    receipt = submit_in_browser(browser, hybrid=False)
+    case = stored_case(live)
+    assert slot_suites(live, case.id) == {"reviewer": {crypto.SUITE},
+                                          "recovery": {crypto.SUITE},
+                                          "reporter": {crypto.SUITE}}
+    assert case.classical_only
+    with live.session() as session:
+        _, items = open_as(live.recovery_private, session, case.id)
+        assert items["report"][0]["description"] == DESCRIPTION
+    page = follow_up_in_browser(browser, receipt, hybrid=False)
+    page.wait_for_selector("#case-panel:not([hidden]) #report-copy")
+    assert DESCRIPTION.split("\n")[0] in page.inner_text("#report-copy")
+    feed, case_key = follow_up_from_python(live, receipt)
+    assert feed["slot_suite"] == crypto.SUITE
+    assert report_of(feed, case_key)["description"] == DESCRIPTION
+    assert not browser.errors
+
+
+def test_a_v2_slot_in_a_browser_without_the_hybrid_is_opened_by_the_server(
+        live: LiveServer, browser: Browser) -> None:
+    receipt = submit_in_browser(browser)
+    case = stored_case(live)
+    add_reviewer_message(live, case.id, "现场有没有照片？")
+    page = follow_up_in_browser(browser, receipt, hybrid=False)
+    # Said plainly, in the reader's language, with the way out on the same page.
+    expected = tr("zh_CN", jsmessages.MESSAGES["no_hybrid"])
+    page.wait_for_function(
+        "t => document.getElementById('form-error').textContent === t", arg=expected)
+    assert page.is_hidden("#case-panel")
+    server_opened = lambda: [u for m, u in browser.requests  # noqa: E731
+                             if m == "POST" and u.split("?")[0] == live.base_url + "/followup"]
+    assert not server_opened()
+    page.check("#f-server-seal")
+    page.click("#followup-form button[type=submit]")
+    page.wait_for_selector("#messages")
+    assert server_opened()
+    assert "现场有没有照片？" in page.inner_text("#messages")
+    assert not browser.errors

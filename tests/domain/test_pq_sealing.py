@@ -48,11 +48,11 @@ def test_server_path_seals_v2_to_every_xwing_key(session, settings, world) -> No
     case = session.scalar(select(Case))
     assert case.sealed_on_server
     assert _suites(session, case) == {"reviewer": crypto.SUITE, "recovery": crypto.SUITE_V2,
-                                      "reporter": crypto.SUITE}
+                                      "reporter": crypto.SUITE_V2}
     assert case.classical_only  # the reviewers have X25519 keys only
     sizes = {slot.suite: len(slot.slot) for slot in session.scalars(select(KeySlot))}
     assert sizes == {crypto.SUITE: crypto.SLOT_SIZE, crypto.SUITE_V2: crypto.SLOT_SIZE_V2}
-    # Everyone opens it: reviewers (v1), recovery (v2 part), the reporter (v1).
+    # Everyone opens it: reviewers (v1), recovery (v2 part), the reporter (X-Wing seed).
     for reviewer in world.reviewers:
         assert open_as(reviewer.private_key, session, case.id)[1]["report"] == [REPORT]
     assert open_as(world.recovery_private, session, case.id,
@@ -62,10 +62,9 @@ def test_server_path_seals_v2_to_every_xwing_key(session, settings, world) -> No
 
 
 def test_a_case_with_only_v2_slots_is_not_classical_only(session, settings, world) -> None:  # type: ignore[no-untyped-def]
-    # A line nobody receives yet, from a client that seals the reporter's slot v2 too (as a
-    # browser with the hybrid may): only the recovery key and the reporter, both X-Wing.
+    # A line nobody receives yet: only the recovery key and the reporter, both X-Wing.
     channels.add_channel(session, slug="bureau", kind="bureau", name_zh="应急管理局")
-    sealed = _seal(session, settings, "bureau", reporter_v2=True)
+    sealed = _seal(session, settings, "bureau")
     case = _store(session, settings, sealed.envelope)
     assert _suites(session, case) == {"recovery": crypto.SUITE_V2, "reporter": crypto.SUITE_V2}
     assert not case.classical_only
@@ -123,7 +122,16 @@ def test_before_add_pq_the_recovery_key_gets_v1_and_refuses_v2(session, settings
         _store(session, settings, forged)
     case = _store(session, settings, sealed.envelope)
     assert _suites(session, case)["recovery"] == crypto.SUITE
+    # The receipt's X-Wing key does not depend on the installation's.
+    assert _suites(session, case)["reporter"] == crypto.SUITE_V2
+
+
+def test_a_client_may_still_seal_the_reporter_slot_v1(session, settings, world) -> None:  # type: ignore[no-untyped-def]
+    sealed = _seal(session, settings, reporter_v2=False)
+    case = _store(session, settings, sealed.envelope)
     assert _suites(session, case)["reporter"] == crypto.SUITE
+    opened = serverseal.open_with_receipt(session, settings, sealed.receipt)
+    assert next(i.content for i in opened.items if i.kind == "report") == REPORT
 
 
 @pytest.mark.parametrize("change", [
@@ -133,7 +141,7 @@ def test_before_add_pq_the_recovery_key_gets_v1_and_refuses_v2(session, settings
     {"slot": crypto.b64u_encode(b"\x00" * crypto.SLOT_SIZE)},
 ])
 def test_v2_slot_form_is_checked(session, settings, world, change: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    sealed = _seal(session, settings, reporter_v2=True)
+    sealed = _seal(session, settings)
     envelope = dict(sealed.envelope)
     reporter = envelope["slots"][-1]
     assert reporter["suite"] == crypto.SUITE_V2
@@ -147,7 +155,7 @@ def test_a_v2_slot_with_a_flipped_byte_opens_for_no_one(session, settings, world
                                                          where: int) -> None:
     # The server cannot check a slot's content; a damaged one stays unopenable, with the
     # one error every failed opening raises (KEM ciphertext, X25519 part, sealed key, tag).
-    sealed = _seal(session, settings, reporter_v2=True)
+    sealed = _seal(session, settings)
     envelope = dict(sealed.envelope)
     reporter = envelope["slots"][-1]
     blob = bytearray(crypto.b64u_decode(reporter["slot"]))

@@ -48,7 +48,7 @@ def _envelope_or_refusal(data: Any) -> None:
         assert exc.status in (400, 413) and exc.code in ("invalid", "too_large")
         return
     assert intake.ID.match(envelope.case_id) and intake.HASH.match(envelope.lookup_hash)
-    assert all(len(slot.slot) == intake.SLOT_BYTES for slot in envelope.slots)
+    assert all(len(slot.slot) == intake.SLOT_SIZES[slot.suite] for slot in envelope.slots)
     assert sum(item.kind == "report" for item in envelope.items) == 1
 
 

@@ -73,9 +73,9 @@ def test_submit_and_open_as_reviewer_and_recovery(client: TestClient, world, ses
     assert items["report"] == [REPORT]
     slots = {slot.holder: slot.suite for slot in session.scalars(select(KeySlot))}
     assert slots == {"reviewer": crypto.SUITE, "recovery": crypto.SUITE_V2,
-                     "reporter": crypto.SUITE}
+                     "reporter": crypto.SUITE_V2}
     assert case.classical_only  # the reviewers' keys are X25519 only
-    # The reporter's own slot opens with the key derived from the receipt.
+    # The reporter's own slot opens with the X-Wing key derived from the receipt.
     keys = crypto.derive_receipt(receipt, world_salt(session), world.settings.receipt_iterations)
     assert case.lookup_hash == keys.lookup_hash.hex()
     _, items = open_as(keys, session, case.id)

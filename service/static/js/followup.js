@@ -13,10 +13,13 @@ import {
   OpenError,
   openFile,
   openItem,
-  openKey,
+  openSlot,
   sealFile,
   sealItem,
   storedLayout,
+  SUITE,
+  SUITE_V2,
+  supportsHybrid,
 } from "./crypto/core.js";
 import { showRewards } from "./claim.js";
 import { solve, StampReserve } from "./pow.js";
@@ -50,6 +53,9 @@ let busy = false;
 // The stamp to open a case is solved while the reporter types the receipt.
 const stamps = new StampReserve(() => api("GET", "/pow"));
 
+// The reporter's slot is v2 and this browser lacks the hybrid: only the server can open it.
+class NeedsServer extends UserError {}
+
 // --------------------------------------------------------------------------- opening
 
 function receiptFormatMessage() {
@@ -70,7 +76,7 @@ async function openCase(receiptText) {
   const info = await api("GET", "/channels");
   if (!info.installation) throw new ApiError(503, "not_initialised", t("failed", { message: "" }));
   const keys = await deriveReceipt(digits, b64uDecode(info.installation.salt),
-    info.installation.receipt_iterations);
+    info.installation.receipt_iterations, { hybrid: await supportsHybrid() });
   formProgress.textContent = t("pow");
   const stamp = await stamps.take();
   formProgress.textContent = t("opening");
@@ -78,10 +84,14 @@ async function openCase(receiptText) {
     json: { lookup_secret: b64uEncode(keys.lookupSecret), pow: stamp },
   });
   const feed = await api("GET", "/followup", { token: started.token });
+  // The slot opens with the receipt key of the suite the feed names (PROTOCOL 17.7).
+  const suite = feed.slot_suite || SUITE;
+  if (suite === SUITE_V2 && keys.xwingPrivateKey === null) throw new NeedsServer(t("no_hybrid"));
   let caseKey;
   try {
     if (!feed.slot) throw new OpenError();
-    caseKey = await openKey(b64uDecode(feed.slot), keys.privateKey, feed.case_id, "case");
+    caseKey = await openSlot(suite, b64uDecode(feed.slot),
+      suite === SUITE_V2 ? keys.xwingPrivateKey : keys.privateKey, feed.case_id, "case");
   } catch {
     throw new UserError(t("decrypt_failed"));
   }
@@ -447,6 +457,12 @@ async function onSubmit(event) {
   } catch (error) {
     formProgress.textContent = "";
     showText(formError, errorText(error));
+    if (error instanceof NeedsServer) {
+      // As without X25519: the form posts to the server once the reporter ticks the box.
+      form.removeEventListener("submit", onSubmit);
+      delete form.dataset.enhanced;
+      offerServerSeal(form);
+    }
   } finally {
     busy = false;
     if (button) button.disabled = false;

@@ -18,9 +18,11 @@ import {
   newReceipt,
   sealFile,
   sealItem,
-  sealKey,
+  sealSlot,
   storedLayout,
   SUITE,
+  SUITE_V2,
+  supportsHybrid,
 } from "./crypto/core.js";
 import { solve, StampReserve } from "./pow.js";
 import {
@@ -157,20 +159,31 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
   const caseId = newId();
   const caseKey = newKey();
   const slots = [];
-  const slotFor = async (publicRaw) => ({
-    purpose: "case",
-    suite: SUITE,
-    key_id: bytesToHex(await keyId(publicRaw)),
-    slot: b64uEncode(await sealKey(caseKey, publicRaw, caseId, "case")),
-  });
-  for (const recipient of channel.recipients) {
-    const publicRaw = b64uDecode(recipient.public_key);
-    if (bytesToHex(await keyId(publicRaw)) !== recipient.key_id) {
+  // With the hybrid (the receipt then has an X-Wing key): v2 to every recipient with an
+  // X-Wing key and to the reporter, v1 to the rest; without it v1 everywhere (PROTOCOL 17.7).
+  const hybrid = keys.xwingPublic !== null;
+  const slotFor = async (suite, publicRaw, expectedId) => {
+    const id = bytesToHex(await keyId(publicRaw));
+    if (expectedId !== undefined && id !== expectedId) {
       throw new UserError(t("failed", { message: "key id" }));
     }
-    slots.push(await slotFor(publicRaw));
+    return {
+      purpose: "case",
+      suite,
+      key_id: id,
+      slot: b64uEncode(await sealSlot(suite, caseKey, publicRaw, caseId, "case")),
+    };
+  };
+  for (const recipient of channel.recipients) {
+    if (hybrid && typeof recipient.xwing_public_key === "string") {
+      slots.push(await slotFor(SUITE_V2, b64uDecode(recipient.xwing_public_key),
+        recipient.xwing_key_id));
+    } else {
+      slots.push(await slotFor(SUITE, b64uDecode(recipient.public_key), recipient.key_id));
+    }
   }
-  slots.push(await slotFor(keys.publicKey));
+  slots.push(hybrid ? await slotFor(SUITE_V2, keys.xwingPublic)
+    : await slotFor(SUITE, keys.publicKey));
   const item = async (kind, obj, id = newId()) => ({
     id: bytesToHex(id),
     kind,
@@ -232,7 +245,8 @@ async function makeReceipt() {
   if (!info.installation) throw new ApiError(503, "not_initialised", t("failed", { message: "" }));
   const receipt = newReceipt();
   const salt = b64uDecode(info.installation.salt);
-  const keys = await deriveReceipt(receipt, salt, info.installation.receipt_iterations);
+  const keys = await deriveReceipt(receipt, salt, info.installation.receipt_iterations,
+    { hybrid: await supportsHybrid() });
   return { info, receipt, keys };
 }
 
