@@ -46,11 +46,12 @@ def test_submit_against_a_running_server(tmp_path: Path) -> None:
     with database.session() as session:
         case = session.scalar(select(Case))
         assert case is not None and case.ready and not case.sealed_on_server
-        # `chuishao submit` seals v2 wherever the channel offers an X-Wing key: the recovery
-        # key. The reporter's slot stays v1 (the follow-up page opens v1 only).
+        # `chuishao submit` seals v2 wherever the channel offers an X-Wing key (the recovery
+        # key) and to the reporter, from the receipt's X-Wing seed. The channel has no
+        # reviewer yet, so the case has no v1 slot at all.
         assert {s.holder: s.suite for s in case.slots} == {
-            "recovery": crypto.SUITE_V2, "reporter": crypto.SUITE}
-        assert case.classical_only
+            "recovery": crypto.SUITE_V2, "reporter": crypto.SUITE_V2}
+        assert not case.classical_only
         slot = next(s for s in case.slots if s.holder == "recovery")
         key = crypto.open_key_v2(slot.slot, xwing_seed, bytes.fromhex(case.id))
         report = session.scalar(select(SealedItem).where(SealedItem.kind == "report"))
