@@ -105,7 +105,7 @@ def _check(page: Any, base: str, path: str, label: str, problems: list[str],
         _language(page, base, lang)
         for size, (width, height) in SIZES.items():
             page.set_viewport_size({"width": width, "height": height})
-            response = page.goto(base + path, wait_until="networkidle")
+            response = page.goto(base + path, wait_until="networkidle", timeout=90_000)
             assert response is not None, (label, path, lang)
             if status is None:
                 assert response.status < 400, (label, path, lang, response.status)
@@ -260,7 +260,7 @@ def _crawl(page: Any, base: str, start: list[str]) -> list[str]:
     while done < len(pages):
         path = pages[done]
         done += 1
-        page.goto(base + path, wait_until="networkidle")
+        page.goto(base + path, wait_until="networkidle", timeout=90_000)
         for link in page.evaluate(_LINKS):
             route = _route_of(link, routes)
             if route is None or route in NOT_PAGES or route in covered or route == "/":
@@ -465,7 +465,7 @@ def test_reporter_states_pass_axe_with_javascript(chromium: Any, site: dict[str,
                 page.wait_for_selector("#followup-form[data-enhanced='true']", state="attached")
                 _open_case(page, receipts[label])
                 page.wait_for_selector("#case-panel:not([hidden]) #case-status")
-                page.wait_for_load_state("networkidle")
+                page.wait_for_load_state("networkidle", timeout=90_000)
                 _check_here(page, "js", f"/followup (case {label})", lang, problems)
     finally:
         context.close()
@@ -646,7 +646,7 @@ def test_contrast_by_hand_on_statistics_and_audit(chromium: Any, site: dict[str,
             for path in pages[username]:
                 for size, (width, height) in SIZES.items():
                     page.set_viewport_size({"width": width, "height": height})
-                    page.goto(base + path, wait_until="networkidle")
+                    page.goto(base + path, wait_until="networkidle", timeout=90_000)
                     where = f"{username} {path} [{lang}, {size}]"
                     items = page.evaluate(_COLOURS)
                     assert items, where
