@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from reviewer.app import create_console_app
-from service.domain import degraded, housekeeping, notify, sharedlimit, storage
+from service.domain import degraded, housekeeping, intake, notify, sharedlimit, storage
 from service.domain.ratelimit import TokenBucket
 from service.platform import assets, localtime, logs
 from service.platform.bodylimit import RequestBody, limited
@@ -88,6 +88,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
 
     form, nojs, chunk = settings.max_form_bytes, settings.max_nojs_bytes, settings.max_chunk_bytes
+    # A batch of chunks: at most BATCH_CHUNKS stored chunks, with the same slack as one chunk.
+    batch = intake.BATCH_CHUNKS * intake.STORED_CHUNK + (chunk - intake.STORED_CHUNK)
     routes = [
         # Reporter pages (work without JavaScript).
         Route("/", public.index, name="index"),
@@ -119,6 +121,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             limited(api.put_submission_chunk, chunk),
             methods=["PUT"],
         ),
+        Route(
+            "/api/v1/submissions/{case_id}/files/{file_id}/batch/{first}/{count}",
+            limited(api.put_submission_batch, batch),
+            methods=["PUT"],
+        ),
         Route("/api/v1/followup/session", limited(api.followup_session, form), methods=["POST"]),
         Route("/api/v1/followup", api.followup_feed),
         Route("/api/v1/followup/items", limited(api.followup_reply, form), methods=["POST"]),
@@ -129,6 +136,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             methods=["PUT"],
         ),
         Route("/api/v1/followup/files/{file_id}/chunks/{index}", api.followup_get_chunk),
+        Route(
+            "/api/v1/followup/files/{file_id}/batch/{first}/{count}",
+            limited(api.followup_put_batch, batch),
+            methods=["PUT"],
+        ),
+        Route("/api/v1/followup/files/{file_id}", api.followup_file_status),
         Route("/api/v1/followup/rewards", api.followup_rewards),
         Route("/api/v1/followup/rewards/{reward_id}/claim", limited(api.followup_claim, form),
               methods=["POST"]),

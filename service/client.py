@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,9 @@ from typing import Any, Protocol
 import crypto
 from service.domain import filetypes, pow, sealing
 from service.domain.metadata import strip_metadata
+
+# Times an interrupted upload is resumed before the client gives up (and discards the draft).
+RESUME_ATTEMPTS = 3
 
 
 class ApiError(Exception):
@@ -68,6 +72,8 @@ def solve_pow(challenge: str, difficulty: int) -> str:
 class Client:
     transport: Transport
     language: str = "zh-CN"
+    # Seconds to wait before resuming an interrupted upload (a restarting server, a new link).
+    resume_pause: float = 2.0
 
     def _call(self, method: str, path: str, payload: Any = None, *, raw: bytes | None = None,
               token: str | None = None, expect: tuple[int, ...] = (200, 201, 204)) -> Any:
@@ -123,22 +129,74 @@ class Client:
         if created["ready"]:
             return sealed.receipt
         total = sum(f["chunk_count"] for f in sealed.envelope["files"])
-        done = 0
+        batch = int(info.get("limits", {}).get("batch_chunks", 1))
+        base = f"/api/v1/submissions/{case_id}"
+        received: dict[str, set[int]] = {}
+
+        def advanced() -> None:
+            if progress:
+                progress(sum(map(len, received.values())), total)
+
         try:
-            for spec in sealed.envelope["files"]:
-                for index, chunk in enumerate(sealed.chunks[spec["id"]]()):
-                    self._call("PUT", f"/api/v1/submissions/{case_id}/files/{spec['id']}"
-                               f"/chunks/{index}", raw=chunk, token=token)
-                    done += 1
-                    if progress:
-                        progress(done, total)
-            self._call("POST", f"/api/v1/submissions/{case_id}/finish", {}, token=token)
+            for attempt in range(RESUME_ATTEMPTS + 1):
+                try:
+                    for spec in sealed.envelope["files"]:
+                        self.upload(f"{base}/files/{spec['id']}", sealed.chunks[spec["id"]],
+                                    received.setdefault(spec["id"], set()), token, batch,
+                                    advanced)
+                    self._call("POST", f"{base}/finish", {}, token=token)
+                    break
+                except (OSError, ApiError) as exc:
+                    if attempt == RESUME_ATTEMPTS or not resumable(exc):
+                        raise
+                    # Interrupted: ask the server what it holds and send only the rest.
+                    time.sleep(self.resume_pause)
+                    state = self._call("GET", base, token=token)
+                    received = {f["id"]: set(f["received"]) for f in state["files"]}
         except BaseException:
             # Never leave half a case behind: discard the draft whole, then re-raise.
             with contextlib.suppress(ApiError):
                 self._call("DELETE", f"/api/v1/submissions/{case_id}", token=token)
             raise
         return sealed.receipt
+
+    def upload(self, path: str, chunks: Callable[[], Iterator[bytes]], have: set[int],
+               token: str, batch: int, progress: Callable[[], None] | None = None) -> None:
+        """Send the chunks of one file not in ``have`` (updated as the server acknowledges),
+        ``batch`` per request (docs/API.md 4.4); a server without batches gets one a time."""
+        for first, run in runs(chunks(), have, batch):
+            if batch > 1:
+                self._call("PUT", f"{path}/batch/{first}/{len(run)}", raw=b"".join(run),
+                           token=token)
+            else:
+                self._call("PUT", f"{path}/chunks/{first}", raw=run[0], token=token)
+            have.update(range(first, first + len(run)))
+            if progress:
+                progress()
+
+
+def runs(chunks: Iterable[bytes], have: set[int], limit: int) -> Iterator[tuple[int, list[bytes]]]:
+    """Consecutive chunks not in ``have``, at most ``limit`` at a time, as (first, chunks)."""
+    run: list[bytes] = []
+    first = 0
+    for index, chunk in enumerate(chunks):
+        if index in have or len(run) == limit:
+            if run:
+                yield first, run
+            run = []
+        if index not in have:
+            if not run:
+                first = index
+            run.append(chunk)
+    if run:
+        yield first, run
+
+
+def resumable(error: BaseException) -> bool:
+    """A network failure or an answer that stored nothing and may pass when tried again."""
+    if isinstance(error, ApiError):
+        return error.status >= 500 or error.code in ("body_timeout", "upload_incomplete")
+    return isinstance(error, OSError)
 
 
 def plain_file(path: Path, number: int = 1, *, keep_name: bool = False) -> sealing.PlainFile:

@@ -67,6 +67,8 @@ MAX_ITEM_PADDED = 256 * 1024
 SLOT_BYTES = crypto.SLOT_SIZE  # v1, which reviewers' own slots (notes, sharing) still are
 SLOT_SIZES = {crypto.SUITE: crypto.SLOT_SIZE, crypto.SUITE_V2: crypto.SLOT_SIZE_V2}
 STORED_CHUNK = crypto.CHUNK_SIZE + 16
+# Chunks one batch request may carry (docs/API.md 4.3a): 4 MiB of ciphertext, one commit.
+BATCH_CHUNKS = 64
 # Kinds a reporter may send at intake, with how many of each.
 INTAKE_KINDS = {"report": (1, 1), "identity": (0, 1), "file-meta": (0, 10_000)}
 # Every stored case has an identity item, so the plaintext kind column does not tell which
@@ -516,6 +518,39 @@ def store_chunk(session: Session, file: StoredFile, index: int, data: bytes) -> 
     else:
         existing.data = data
     session.flush()
+
+
+def store_batch(session: Session, file: StoredFile, first: int, count: int,
+                data: bytes) -> None:
+    """Store chunks ``first … first + count − 1``, sent back to back; whole or not at all.
+
+    Their lengths follow from the file's layout, so the body needs no framing of its own: a
+    length that is not exactly theirs refuses the whole batch. Sending stored indexes again
+    replaces them (resume)."""
+    if file.complete:
+        raise Conflict(N_("This file is complete already."), code="file_complete")
+    if not 1 <= count <= BATCH_CHUNKS:
+        raise InvalidInput(N_("Send between 1 and {limit} chunks at a time. Nothing of this "
+                              "request was stored."), limit=BATCH_CHUNKS)
+    if not 0 <= first < file.chunk_count or first + count > file.chunk_count:
+        raise InvalidInput(N_("These chunks go past the end of the file, which has {count} "
+                              "chunks. Nothing of this request was stored."),
+                           count=file.chunk_count)
+    last = first + count - 1
+    expected = STORED_CHUNK * (count - 1) + expected_chunk_length(
+        file.stored_size, file.chunk_count, last)
+    if len(data) != expected:
+        raise InvalidInput(N_("The chunks {first} to {last} of this file must be {expected} "
+                              "bytes together, not {received}. Nothing of this request was "
+                              "stored."),
+                           first=first, last=last, expected=expected, received=len(data))
+    view = memoryview(data)
+    session.execute(delete(FileChunk).where(FileChunk.file_id == file.id,
+                                            FileChunk.index.between(first, last)))
+    session.execute(insert(FileChunk), [
+        {"file_id": file.id, "index": first + n,
+         "data": bytes(view[n * STORED_CHUNK:min((n + 1) * STORED_CHUNK, expected)])}
+        for n in range(count)])
 
 
 def find_file(session: Session, case: Case, file_id: str) -> StoredFile:

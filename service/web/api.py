@@ -88,7 +88,8 @@ async def channels(request: Request) -> Response:
             "receipt_iterations": settings.receipt_iterations,
         },
         "limits": {"max_file_bytes": settings.max_file_bytes, "max_files": settings.max_files,
-                   "chunk_size": crypto.CHUNK_SIZE, "inline_bytes": settings.max_inline_bytes},
+                   "chunk_size": crypto.CHUNK_SIZE, "inline_bytes": settings.max_inline_bytes,
+                   "batch_chunks": intake.BATCH_CHUNKS},
         "pow_difficulty": settings.pow_difficulty,
         "pow_free_bytes": settings.pow_free_bytes,
         "quotas": {"case_bytes": settings.case_quota_bytes,
@@ -145,6 +146,20 @@ async def put_submission_chunk(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def put_submission_batch(request: Request) -> Response:
+    session = get_session(request)
+    case = _submission(request)
+    file = intake.find_file(session, case, request.path_params["file_id"])
+    return await _store_batch(request, file)
+
+
+async def _store_batch(request: Request, file: Any) -> Response:
+    first, count = _index(request, "first"), _index(request, "count")
+    intake.store_batch(get_session(request), file, first, count, await request.body())
+    # Sent after the commit (service.platform.db): these chunks are durable.
+    return JSONResponse({"id": file.id, "first": first, "count": count})
+
+
 async def finish_submission(request: Request) -> Response:
     case = _submission(request)
     intake.finish_submission(get_session(request), request.app.state.settings, case)
@@ -157,8 +172,8 @@ async def discard_submission(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _index(request: Request) -> int:
-    raw = request.path_params["index"]
+def _index(request: Request, name: str = "index") -> int:
+    raw = request.path_params[name]
     if not raw.isdigit() or len(raw) > 10:
         raise Malformed("chunk index")
     return int(raw)
@@ -245,6 +260,27 @@ async def followup_put_chunk(request: Request) -> Response:
         raise NotFound()
     intake.store_chunk(session, file, _index(request), await request.body())
     return Response(status_code=204)
+
+
+def _reporter_upload(request: Request) -> Any:
+    """A reporter's file of the follow-up token's case, still being uploaded."""
+    session = get_session(request)
+    case = _followup_case(request)
+    file = intake.find_file(session, case, request.path_params["file_id"])
+    if file.author != "reporter":
+        raise NotFound()
+    return file
+
+
+async def followup_put_batch(request: Request) -> Response:
+    return await _store_batch(request, _reporter_upload(request))
+
+
+async def followup_file_status(request: Request) -> Response:
+    file = _reporter_upload(request)
+    received = [] if file.complete else intake.received_chunks(get_session(request), file)
+    return JSONResponse({"id": file.id, "chunk_count": file.chunk_count,
+                         "complete": file.complete, "received": received})
 
 
 async def followup_finish_file(request: Request) -> Response:
