@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 import crypto
 from service.client import Client, plain_file, urllib_transport
-from service.domain import sealing
+from service.domain import intake, sealing
 from service.domain.followup import ReceiptUnknown
 from service.domain.installation import get_installation
 from service.domain.intake import coarse_time
@@ -235,7 +235,7 @@ def test_submit_with_javascript_seals_in_the_browser(live: LiveServer, browser: 
     # so one request stores the whole case.
     assert not browser.api_calls("POST", "/report")
     assert len(browser.api_calls("POST", "/api/v1/submissions")) == 1
-    assert not browser.api_calls("PUT", "/chunks/")
+    assert not browser.api_calls("PUT", "/chunks/") and not browser.api_calls("PUT", "/batch/")
 
     case = stored_case(live)
     assert case.ready and not case.sealed_on_server
@@ -463,15 +463,15 @@ def test_follow_up_without_javascript(live: LiveServer, browser: Browser) -> Non
 # ------------------------------------------------------------------------------ interruptions
 
 
-def three_chunk_file(tmp_path: Path) -> tuple[Path, bytes]:
-    content = os.urandom(150_000)  # padme(150001) = 151552 bytes: three 64 KiB chunks
+def two_batch_file(tmp_path: Path) -> tuple[Path, bytes]:
+    content = os.urandom((intake.BATCH_CHUNKS + 2) * 65536)
     path = tmp_path / "evidence.bin"
     path.write_bytes(content)
-    assert sealing.stored_layout(len(content))[1] == 3
+    assert sealing.stored_layout(len(content))[1] > intake.BATCH_CHUNKS
     return path, content
 
 
-def abort_chunk_one(page: Any, times: int) -> list[str]:
+def abort_second_batch(page: Any, times: int) -> list[str]:
     aborted: list[str] = []
 
     def handler(route: Any) -> None:
@@ -481,18 +481,18 @@ def abort_chunk_one(page: Any, times: int) -> list[str]:
         else:
             route.continue_()
 
-    page.route(re.compile(r".*/api/v1/submissions/[0-9a-f]{32}/files/[0-9a-f]{32}/chunks/1$"),
-               handler)
+    page.route(re.compile(r".*/api/v1/submissions/[0-9a-f]{32}/files/[0-9a-f]{32}/batch/"
+                          rf"{intake.BATCH_CHUNKS}/\d+$"), handler)
     return aborted
 
 
 def test_interrupted_upload_resumes(chunked: LiveServer, browser_chunked: Browser,
         tmp_path: Path) -> None:
     live, browser = chunked, browser_chunked
-    path, content = three_chunk_file(tmp_path)
+    path, content = two_batch_file(tmp_path)
     page = browser.page()
     open_form(page)
-    aborted = abort_chunk_one(page, times=1)
+    aborted = abort_second_batch(page, times=1)
     fill_report(page, [path])
     page.check("#file-report input[value=send]")  # random bytes cannot be cleaned
     page.click("#submit-report")
@@ -514,22 +514,98 @@ def test_interrupted_upload_resumes(chunked: LiveServer, browser_chunked: Browse
         indexes = list(session.scalars(select(FileChunk.index)
                                        .where(FileChunk.file_id == stored.id)
                                        .order_by(FileChunk.index)))
-        assert indexes == [0, 1, 2]
+        assert indexes == list(range(stored.chunk_count))
         _, items = open_as(live.reviewer_keys[0], session, case.id)
         [meta] = items["file-meta"]
         assert open_stored_file(live, session, case.id, meta, stored) == content
-    # Chunk 0 was sent once; chunks 1 and 2 once each after resuming (plus the aborted try).
-    puts = browser.api_calls("PUT", "/chunks/")
-    assert sorted(u.rsplit("/", 1)[1] for u in puts) == ["0", "1", "1", "2"]
+    # The first batch was sent once; the second once after resuming (plus the aborted try).
+    rest = stored.chunk_count - intake.BATCH_CHUNKS
+    puts = browser.api_calls("PUT", "/api/v1/submissions/")
+    assert sorted(u.split("/batch/", 1)[1] for u in puts) == [
+        f"0/{intake.BATCH_CHUNKS}", f"{intake.BATCH_CHUNKS}/{rest}",
+        f"{intake.BATCH_CHUNKS}/{rest}"]
+
+
+def test_a_20_mib_file_goes_in_a_few_requests(chunked: LiveServer, browser_chunked: Browser,
+                                              tmp_path: Path) -> None:
+    live, browser = chunked, browser_chunked
+    content = os.urandom(20 * 1024 * 1024)
+    path = tmp_path / "video.bin"
+    path.write_bytes(content)
+    page = browser.page()
+    open_form(page)
+    fill_report(page, [path])
+    page.check("#file-report input[value=send]")
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code", timeout=120_000)
+    case = stored_case(live)
+    assert case.ready
+    with live.session() as session:
+        [stored] = session.scalars(select(StoredFile)).all()
+        _, items = open_as(live.reviewer_keys[0], session, case.id)
+        [meta] = items["file-meta"]
+        assert open_stored_file(live, session, case.id, meta, stored) == content
+    # 64 chunks a request: 6 requests instead of one per chunk.
+    puts = browser.api_calls("PUT", "/api/v1/")
+    assert stored.chunk_count > 320
+    assert len(puts) == -(-stored.chunk_count // intake.BATCH_CHUNKS) == 6
+    assert all("/batch/" in url for url in puts)
+    assert not browser.errors
+
+
+def test_follow_up_evidence_goes_in_batches_and_resumes(chunked: LiveServer,
+                                                        browser_chunked: Browser,
+                                                        tmp_path: Path) -> None:
+    live, browser = chunked, browser_chunked
+    receipt, case_id = submit_from_python(live)
+    page = browser.page()
+    page.goto("/followup")
+    page.wait_for_selector("#followup-form[data-enhanced='true']", state="attached")
+    page.fill("#f-receipt", receipt)
+    page.click("#followup-form button[type=submit]")
+    page.wait_for_selector("#case-panel:not([hidden])")
+    path, content = two_batch_file(tmp_path)
+    aborted: list[str] = []
+
+    def cut_once(route: Any) -> None:
+        if route.request.method == "PUT" and not aborted:
+            aborted.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(re.compile(rf".*/api/v1/followup/files/[0-9a-f]{{32}}/batch/"
+                          rf"{intake.BATCH_CHUNKS}/\d+$"), cut_once)
+    page.set_input_files("#reply-files", str(path))
+    page.check("#reply-file-report input[value=send]")
+    page.click("#reply-send")
+    page.wait_for_selector("#case-notice", timeout=60_000)
+    assert page.text_content("#case-notice") == tr("zh_CN", "Your reply was sealed and sent.")
+    assert len(aborted) == 1
+    with live.session() as session:
+        [stored] = session.scalars(select(StoredFile).where(StoredFile.author == "reporter",
+                                                            StoredFile.case_id == case_id)).all()
+        assert stored.complete
+        _, items = open_as(live.reviewer_keys[0], session, case_id)
+        [meta] = items["file-meta"]
+        assert open_stored_file(live, session, case_id, meta, stored) == content
+    # After the cut it asked what the server holds and sent only the second batch again.
+    rest = stored.chunk_count - intake.BATCH_CHUNKS
+    puts = browser.api_calls("PUT", "/api/v1/followup/files/")
+    assert sorted(u.split("/batch/", 1)[1] for u in puts) == [
+        f"0/{intake.BATCH_CHUNKS}", f"{intake.BATCH_CHUNKS}/{rest}",
+        f"{intake.BATCH_CHUNKS}/{rest}"]
+    assert browser.api_calls("GET", f"/api/v1/followup/files/{stored.id}")
+    assert not [e for e in browser.errors if "ERR_FAILED" not in e]
 
 
 def test_interrupted_upload_discarded(chunked: LiveServer, browser_chunked: Browser,
         tmp_path: Path) -> None:
     live, browser = chunked, browser_chunked
-    path, _ = three_chunk_file(tmp_path)
+    path, _ = two_batch_file(tmp_path)
     page = browser.page()
     open_form(page)
-    abort_chunk_one(page, times=1000)
+    abort_second_batch(page, times=1000)
     fill_report(page, [path])
     page.check("#file-report input[value=send]")
     page.click("#submit-report")

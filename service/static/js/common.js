@@ -98,6 +98,45 @@ export function errorText(error, t) {
   return t("failed", { message: error && error.message ? error.message : String(error) });
 }
 
+// Send the sealed `chunks` (an async iterable, in order) that are not in `have` (a Set of
+// indexes), `batch` consecutive ones per request (docs/API.md 4.4) and at most `window`
+// requests in flight: sealing the next run overlaps the server storing the last ones, and
+// memory stays at window + 1 runs whatever the file size. `put(first, parts)` sends one run;
+// `have` grows as the server acknowledges. The first failure stops it and is thrown once the
+// requests in flight are settled; what is missing is found by asking the server.
+export async function sendRuns(chunks, have, { batch, window, put, onStored = () => {} }) {
+  const inflight = new Set();
+  let failure = null;
+  const send = (first, parts) => {
+    const request = put(first, parts)
+      .then(() => {
+        for (let i = first; i < first + parts.length; i++) have.add(i);
+        onStored(parts.length);
+      }, (error) => { failure = failure || error; })
+      .finally(() => inflight.delete(request));
+    inflight.add(request);
+  };
+  let run = [];
+  let first = 0;
+  let index = 0;
+  for await (const chunk of chunks) {
+    if (failure) break;
+    if (run.length && (have.has(index) || run.length >= batch)) {
+      send(first, run);
+      run = [];
+      if (inflight.size >= window) await Promise.race(inflight);
+    }
+    if (!have.has(index)) {
+      if (!run.length) first = index;
+      run.push(chunk);
+    }
+    index += 1;
+  }
+  if (run.length && !failure) send(first, run);
+  await Promise.all(inflight);
+  if (failure) throw failure;
+}
+
 // Our own server: `json`, `raw` bytes or a `form` in; the JSON (or as "bytes", "response")
 // out. A refusal is an ApiError in the server's words, else in t's ("network", "failed").
 export async function fetchApi(url, { method = "GET", headers = {}, json, raw, form,

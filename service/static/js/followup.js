@@ -2,7 +2,9 @@
 // form#followup-form). The receipt never leaves the browser: it derives the reporter's private
 // key and the lookup secret; the server hands out the sealed feed, which is opened here.
 // Replies and new evidence are sealed with the case key before they are sent.
-import { ApiError, el, hasX25519, saveBlob, showText, UserError } from "./common.js";
+import {
+  ApiError, el, hasX25519, retryable, saveBlob, sendRuns, showText, UserError,
+} from "./common.js";
 import {
   b64uDecode,
   b64uEncode,
@@ -346,6 +348,10 @@ async function download(file, meta, button, note) {
   busy = false;
 }
 
+// Batches in flight at once, and times an interrupted file upload is resumed.
+const UPLOAD_WINDOW = 3;
+const RESUME_ATTEMPTS = 3;
+
 async function sendFile(file, progress) {
   const caseId = session.caseIdHex;
   const { fileId, metaId, fileKey, prefix, meta } = fileMaterial(file);
@@ -367,13 +373,29 @@ async function sendFile(file, progress) {
       pow,
     },
   });
-  let index = 0;
-  for await (const chunk of sealFile(fileKey, prefix, caseId, fileId, file.blob, file.size)) {
-    await api("PUT", `/followup/files/${id}/chunks/${index}`, { raw: chunk, token: session.token });
-    index += 1;
-    progress(index, chunkCount);
+  const batch = (session.limits && session.limits.batch_chunks) || 1;
+  const path = `/followup/files/${id}`;
+  const have = new Set();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await sendRuns(sealFile(fileKey, prefix, caseId, fileId, file.blob, file.size), have, {
+        batch,
+        window: UPLOAD_WINDOW,
+        put: (first, parts) => api("PUT", batch > 1 ? `${path}/batch/${first}/${parts.length}`
+          : `${path}/chunks/${first}`, { raw: new Blob(parts), token: session.token }),
+        onStored: () => progress(have.size, chunkCount),
+      });
+      break;
+    } catch (error) {
+      if (!retryable(error) || attempt >= RESUME_ATTEMPTS) throw error;
+      // Interrupted: wait, ask the server what it holds, send only the rest.
+      await new Promise((resolve) => { setTimeout(resolve, 2000 * (attempt + 1)); });
+      const state = await api("GET", path, { token: session.token });
+      have.clear();
+      for (const i of state.received) have.add(i);
+    }
   }
-  await api("POST", `/followup/files/${id}/finish`, { json: {}, token: session.token });
+  await api("POST", `${path}/finish`, { json: {}, token: session.token });
 }
 
 // --------------------------------------------------------------------------- replying

@@ -5,7 +5,9 @@
 // proof-of-work, send the envelope, upload the sealed file chunks one by one, finish.
 // Without JavaScript the form posts to the server with a marker only a script-free browser
 // sends; without WebCrypto X25519 it does so only once the reporter ticks a box.
-import { ApiError, el, hasX25519, retryable, showText, UserError } from "./common.js";
+import {
+  ApiError, el, hasX25519, retryable, sendRuns, showText, UserError,
+} from "./common.js";
 import {
   b64uDecode,
   b64uEncode,
@@ -225,7 +227,8 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
     items,
     files: specs,
   };
-  return { envelope, caseId, uploads };
+  const batch = (info.limits && info.limits.batch_chunks) || 1;
+  return { envelope, caseId, uploads, batch };
 }
 
 // The stamp is priced on the declared size of the files (docs/API.md): one more bit each time
@@ -277,45 +280,32 @@ async function takeReceipt() {
 
 // --------------------------------------------------------------------------- uploading
 
-// Chunks in flight at once: sealing the next chunk overlaps the server storing the last ones.
-const UPLOAD_WINDOW = 4;
+// Batches in flight at once (each up to the server's `batch_chunks`, 4 MiB by default).
+const UPLOAD_WINDOW = 3;
 
-// Upload every chunk not in `received` (file id -> Set of indexes). A chunk is sealed only when
-// one of the UPLOAD_WINDOW slots is free, so memory stays at a few chunks whatever the file size.
+// Upload every chunk not in `received` (file id -> Set of indexes), in batches.
 async function uploadChunks(received = new Map()) {
-  const { caseIdHex, token, uploads, caseId } = pending;
+  const { caseIdHex, token, uploads, caseId, batch } = pending;
   const total = uploads.reduce((n, u) => n + u.chunkCount, 0);
   let done = 0;
   for (const u of uploads) done += (received.get(u.id) || new Set()).size;
   const show = () => status(t("uploading", { percent: Math.floor((100 * done) / total) }),
     Math.floor((100 * done) / total));
   show();
-  const inflight = new Set();
-  let failure = null;
-  const send = (u, index, chunk) => {
-    const request = api("PUT", `/submissions/${caseIdHex}/files/${u.id}/chunks/${index}`,
-      { raw: chunk, token })
-      .then(() => { done += 1; show(); }, (error) => { failure = failure || error; })
-      .finally(() => inflight.delete(request));
-    inflight.add(request);
-  };
   for (const u of uploads) {
-    const have = received.get(u.id) || new Set();
+    if (!received.has(u.id)) received.set(u.id, new Set());
+    const have = received.get(u.id);
     if (have.size === u.chunkCount) continue;
-    let index = 0;
-    for await (const chunk of sealFile(u.fileKey, u.prefix, caseId, u.fileId, u.blob, u.size)) {
-      if (failure) break;
-      if (!have.has(index)) {
-        send(u, index, chunk);
-        if (inflight.size >= UPLOAD_WINDOW) await Promise.race(inflight);
-      }
-      index += 1;
-    }
-    if (failure) break;
+    const path = `/submissions/${caseIdHex}/files/${u.id}`;
+    await sendRuns(sealFile(u.fileKey, u.prefix, caseId, u.fileId, u.blob, u.size), have, {
+      batch,
+      window: UPLOAD_WINDOW,
+      // A server without batches (limits without batch_chunks) takes one chunk a request.
+      put: (first, parts) => api("PUT", batch > 1 ? `${path}/batch/${first}/${parts.length}`
+        : `${path}/chunks/${first}`, { raw: new Blob(parts), token }),
+      onStored: (n) => { done += n; show(); },
+    });
   }
-  await Promise.all(inflight);
-  // What did not arrive is found by asking the server when the reporter resumes.
-  if (failure) throw failure;
 }
 
 async function finish() {
@@ -507,6 +497,7 @@ async function accepted(receipt, sealed, files, created) {
     caseIdHex: created.case_id,
     token: created.upload_token,
     uploads: sealed.uploads,
+    batch: sealed.batch,
     received: new Map(),
     unclean: files.filter((f) => !f.cleaned).map((f) => f.original),
     removed: files.filter((f) => f.removed.length).map((f) => [f.original, f.removed]),
