@@ -163,7 +163,7 @@ class Client:
     def upload(self, path: str, chunks: Callable[[], Iterator[bytes]], have: set[int],
                token: str, batch: int, progress: Callable[[], None] | None = None) -> None:
         """Send the chunks of one file not in ``have`` (updated as the server acknowledges),
-        ``batch`` per request (docs/API.md 4.4); a server without batches gets one a time."""
+        ``batch`` per request (docs/API.md 4.3); a server without batches gets one a time."""
         for first, run in runs(chunks(), have, batch):
             if batch > 1:
                 self._call("PUT", f"{path}/batch/{first}/{len(run)}", raw=b"".join(run),

@@ -349,8 +349,8 @@ def test_reporter_flow_through_nginx(cluster: Cluster) -> None:
     info = client.channels()
     deployment.channel = next(c for c in info["channels"] if c["id"] == "acme")
     deployment.salt = crypto.b64u_decode(info["installation"]["salt"])
-    # Larger than what travels inside the submission: sent in encrypted chunks, one request
-    # each, spread by nginx over the three instances.
+    # Larger than what travels inside the submission: sent in batches of encrypted chunks
+    # (23 chunks, one batch here), through nginx to one of the three instances.
     content = file_content(16, 1_500_000)
     report = make_report(16)
     receipt = client.submit("acme", report, files=[plain("evidence.bin", content)])
@@ -528,6 +528,9 @@ def test_bodies_too_large_or_too_slow_never_reach_an_instance(cluster: Cluster) 
     assert status == 413 and b"nginx" in body
     status, _, _ = browser.request("PUT", "/api/v1/followup/files/ab/chunks/0", b"x" * 70_000,
                                    {"Content-Type": "application/octet-stream"})
+    assert status == 413
+    status, _, _ = browser.request("PUT", "/api/v1/followup/files/ab/batch/0/64",
+                                   b"x" * 4_300_000, {"Content-Type": "application/octet-stream"})
     assert status == 413
     # A body that stops coming: nginx gives up after client_body_timeout.
     raw = socket.create_connection(("127.0.0.1", cluster.https_port),

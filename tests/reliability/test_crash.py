@@ -107,7 +107,7 @@ def upload(client: Client, up: Upload) -> None:
     path = f"/api/v1/submissions/{up.case_id}"
     status = client._call("GET", path, token=up.token)
     for file in status["files"]:
-        # In batches, as the browser and chuishao submit send them (docs/API.md 4.4).
+        # In batches, as the browser and chuishao submit send them (docs/API.md 4.3).
         chunks = up.chunks[file["id"]]
         client.upload(f"{path}/files/{file['id']}", lambda chunks=chunks: iter(chunks),
                       set(file["received"]), up.token, UPLOAD_BATCH)

@@ -1,4 +1,4 @@
-"""Chunk batches (docs/API.md 4.4, 6.6): many STREAM chunks per request, one commit each,
+"""Chunk batches (docs/API.md 4.3, 6.6): many STREAM chunks per request, one commit each,
 stored whole or not at all, resumable, refused with nothing stored when wrong."""
 
 from __future__ import annotations

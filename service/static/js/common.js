@@ -99,7 +99,7 @@ export function errorText(error, t) {
 }
 
 // Send the sealed `chunks` (an async iterable, in order) that are not in `have` (a Set of
-// indexes), `batch` consecutive ones per request (docs/API.md 4.4) and at most `window`
+// indexes), `batch` consecutive ones per request (docs/API.md 4.3) and at most `window`
 // requests in flight: sealing the next run overlaps the server storing the last ones, and
 // memory stays at window + 1 runs whatever the file size. `put(first, parts)` sends one run;
 // `have` grows as the server acknowledges. The first failure stops it and is thrown once the
