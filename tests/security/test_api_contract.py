@@ -51,6 +51,8 @@ CONTRACT = [
     E("POST", "/api/v1/submissions", "none", {201}, "400 invalid", "400 malformed_json",
       "400 pow_invalid", "400 unknown_channel", "400 duplicate_submission",
       "409 keys_changed", "413 too_large", "415 wrong_content_type", "503 not_initialised"),
+    E("PUT", SUB + "/files/{file_id}/batch/{first}/{count}", "upload", {200},
+      "404 submission_not_found", "404 not_found", "400 invalid", "413 too_large"),
     E("PUT", SUB + "/files/{file_id}/chunks/{index}", "upload", {204},
       "404 submission_not_found", "404 not_found", "400 invalid", "413 too_large"),
     E("GET", SUB, "upload", {200}, "404 submission_not_found"),
@@ -66,6 +68,9 @@ CONTRACT = [
     E("POST", "/api/v1/followup/files", "followup", {201}, "401 followup_expired",
       "415 wrong_content_type", "400 malformed_json", "400 invalid", "400 duplicate_item",
       "413 too_large"),
+    E("PUT", FILES + "/batch/{first}/{count}", "followup", {200}, "401 followup_expired",
+      "404 not_found", "409 file_complete", "400 invalid", "413 too_large"),
+    E("GET", FILES, "followup", {200}, "401 followup_expired", "404 not_found"),
     E("PUT", FILES + "/chunks/{index}", "followup", {204}, "401 followup_expired",
       "404 not_found", "409 file_complete", "400 invalid", "413 too_large"),
     E("POST", FILES + "/finish", "followup", {200}, "401 followup_expired", "404 not_found",
@@ -190,6 +195,7 @@ def _request(draw: st.DrawFn, endpoint: Endpoint, t: Target) -> tuple[str, dict[
                                                                       bytes | None]:
     real = {"case_id": [t.draft_case, t.rich.case.id],
             "file_id": [t.draft_file, t.rich.file_id], "index": ["0", "1", "7", "x"],
+            "first": ["0", "1", "7", "x"], "count": ["1", "2", "65", "0"],
             "reward_id": [t.rich.reward_id]}
     path = re.sub(r"{(\w+)}", lambda m: draw(st.one_of(st.sampled_from(real[m.group(1)]),
                                                           hex32)), endpoint.path)
@@ -201,8 +207,8 @@ def _request(draw: st.DrawFn, endpoint: Endpoint, t: Target) -> tuple[str, dict[
         headers["Authorization"] = "Bearer " + draw(st.sampled_from(["x", "A" * 40]))
     if endpoint.method in ("GET", "DELETE"):
         return path, headers, None
-    if "/chunks/" in path:
-        size = draw(st.sampled_from([0, 17, 100, 65552, 65553]))
+    if "/chunks/" in path or "/batch/" in path:
+        size = draw(st.sampled_from([0, 17, 100, 65552, 65553, 2 * 65552]))
         return path, {**headers, "Content-Type": "application/octet-stream"}, bytes(size)
     body = draw(shaped_body(endpoint, t))
     if draw(st.booleans()):

@@ -121,7 +121,7 @@ class Target:
         real = {"case_id": [self.draft_case, self.rich.case.id],
                 "file_id": [self.draft_file, self.rich.file_id],
                 "reward_id": [self.rich.reward_id], "token": [self.rich.invitation_token],
-                "index": ["0", "1"]}
+                "index": ["0", "1"], "first": ["0", "1"], "count": ["1", "2"]}
         return real.get(name, ["0" * 32])
 
 
@@ -360,7 +360,7 @@ def attempt_for(draw: Any, method: str, route: RouteInfo, target: Target) -> Att
         return Attempt(method, path, headers, None, query)
     if route.path in FORM_POSTS:
         body, content_type = _form_body(draw, route, target)
-    elif "/chunks/" in route.path:
+    elif "/chunks/" in route.path or "/batch/" in route.path:
         body, content_type = draw(st.binary(max_size=400)), "application/octet-stream"
     else:
         body = _json_body(draw, route, target)
