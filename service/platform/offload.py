@@ -31,7 +31,7 @@ log = logging.getLogger("chuishao.offload")
 
 # Threads per lane. One each: two cores serve a whole installation, and a lane that is
 # busy must leave the loop and the other lanes a core.
-LANES = {"password": 1, "receipt": 1, "files": 1}
+LANES = {"password": 1, "receipt": 1, "files": 1, "chunks": 1}
 # A request that waited this long for its lane is answered "busy" rather than kept waiting.
 MAX_WAIT_SECONDS = 60.0
 
