@@ -159,6 +159,13 @@ async def _refuse(scope: Scope, send: Send, error: ChuishaoError) -> None:
     await response(scope, no_receive, send)
 
 
+async def whole_body(request: Request) -> bytes:
+    """The body ``RequestBody`` has read already, as it is (a batch of chunks is 4 MiB: no
+    copies), or Starlette's reading of it where that layer is not in front."""
+    body = request.scope.get("chuishao.body")
+    return body if isinstance(body, bytes) else await request.body()
+
+
 def replaying(body: bytes, receive: Receive) -> Receive:
     """A receive that gives ``body`` again, then whatever comes (a disconnect).
 

@@ -16,6 +16,7 @@ import crypto
 from service.domain import degraded, followup, intake, pow, quota, reward_claims
 from service.domain.installation import get_installation
 from service.platform import offload
+from service.platform.bodylimit import whole_body
 from service.platform.db import get_session
 from service.platform.errors import InvalidInput, Malformed, NotFound
 from service.platform.i18n import N_
@@ -158,7 +159,7 @@ async def _store_batch(request: Request, file: Any) -> Response:
     first, count = _index(request, "first"), _index(request, "count")
     # Off the loop: writing 4 MiB takes long enough to stall every other request's body.
     await offload.run("chunks", intake.store_batch, get_session(request), file, first, count,
-                      await request.body())
+                      await whole_body(request))
     # Sent after the commit (service.platform.db): these chunks are durable.
     return JSONResponse({"id": file.id, "first": first, "count": count})
 
