@@ -63,8 +63,8 @@ async function readRange(source, start, end) {
 }
 
 // Chunks read and sealed together: one read of the source and that many WebCrypto calls in
-// flight at once, instead of a round trip each; memory stays at one group (1 MiB).
-const SEAL_GROUP = 16;
+// flight at once, instead of a round trip each; memory stays at one group (4 MiB).
+const SEAL_GROUP = 64;
 
 export async function* sealFile(fileKey, prefix, caseId, fileId, source, size) {
   const { total, chunks } = fileLayout(size);
