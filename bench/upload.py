@@ -224,6 +224,7 @@ def main() -> int:
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             rates = [1] if args.no_throttle else [1, 4]
             results: dict[int, tuple[list[float], list[float], int]] = {}
+            rss_runs: list[int] = []
             for rate in rates:
                 ours, bare, batches = [], [], 0
                 for _ in range(args.repeats):
@@ -231,6 +232,7 @@ def main() -> int:
                     bare.append(bare_upload(chromium, floor_base, path, rate, errors))
                     took, batches = report_page(chromium, base, path, rate, errors)
                     ours.append(took)
+                    rss_runs.append(memory_kb(pid, "VmRSS"))
                 results[rate] = (ours, bare, batches)
             chromium.close()
             python_ms = python_client(base, args.mb * 1024 * 1024)
@@ -253,7 +255,8 @@ def main() -> int:
     print(f"chuishao submit (Python client, batches) on the same server: {python_ms:.0f} ms")
     print(f"server RSS: {rss_before / 1024:.0f} MB before, {rss_after / 1024:.0f} MB after "
           f"{sum(len(r[0]) for r in results.values()) + 1} uploads of {args.mb} MiB, peak "
-          f"{rss_peak / 1024:.0f} MB (+{(rss_peak - rss_before) / 1024:.0f} MB)")
+          f"{rss_peak / 1024:.0f} MB (+{(rss_peak - rss_before) / 1024:.0f} MB); after each "
+          f"report-page upload: {', '.join(f'{kb / 1024:.0f}' for kb in rss_runs)} MB")
     for error in errors:
         print(f"  error: {error}")
     return 1 if errors else 0
