@@ -67,7 +67,7 @@ MAX_ITEM_PADDED = 256 * 1024
 SLOT_BYTES = crypto.SLOT_SIZE  # v1, which reviewers' own slots (notes, sharing) still are
 SLOT_SIZES = {crypto.SUITE: crypto.SLOT_SIZE, crypto.SUITE_V2: crypto.SLOT_SIZE_V2}
 STORED_CHUNK = crypto.CHUNK_SIZE + 16
-# Chunks one batch request may carry (docs/API.md 4.3a): 4 MiB of ciphertext, one commit.
+# Chunks one batch request may carry (docs/API.md 4.3): 4 MiB of ciphertext, one commit.
 BATCH_CHUNKS = 64
 # Kinds a reporter may send at intake, with how many of each.
 INTAKE_KINDS = {"report": (1, 1), "identity": (0, 1), "file-meta": (0, 10_000)}

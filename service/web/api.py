@@ -256,24 +256,20 @@ async def followup_new_file(request: Request) -> Response:
     return JSONResponse({"id": file.id}, status_code=201)
 
 
-async def followup_put_chunk(request: Request) -> Response:
-    session = get_session(request)
-    case = _followup_case(request)
-    file = intake.find_file(session, case, request.path_params["file_id"])
-    if file.author != "reporter":
-        raise NotFound()
-    intake.store_chunk(session, file, _index(request), await request.body())
-    return Response(status_code=204)
-
-
 def _reporter_upload(request: Request) -> Any:
-    """A reporter's file of the follow-up token's case, still being uploaded."""
+    """A file the reporter added to the follow-up token's case (a reviewer's is not found)."""
     session = get_session(request)
     case = _followup_case(request)
     file = intake.find_file(session, case, request.path_params["file_id"])
     if file.author != "reporter":
         raise NotFound()
     return file
+
+
+async def followup_put_chunk(request: Request) -> Response:
+    file = _reporter_upload(request)
+    intake.store_chunk(get_session(request), file, _index(request), await request.body())
+    return Response(status_code=204)
 
 
 async def followup_put_batch(request: Request) -> Response:
