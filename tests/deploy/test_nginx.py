@@ -40,6 +40,7 @@ import crypto
 from service.client import Client, Transport, solve_pow
 from service.domain.models import Case
 from service.platform import assets
+from service.platform.settings import Settings
 from tests.pgutil import temporary_database
 from tests.reliability.live import (
     Deployment,
@@ -316,6 +317,25 @@ def _errors(cluster: Cluster) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- the tests
+
+
+def _bytes(size: str) -> int:
+    number, unit = int(size[:-1]), size[-1]
+    return number * {"k": 1024, "m": 1024 * 1024}[unit]
+
+
+def test_body_limits_match_the_settings() -> None:
+    """nginx refuses what the service would refuse, and nothing it would take: its limit per
+    location is the service's default for that route (a chunk's within 1 KiB above it)."""
+    text = SHIPPED.read_text()
+    limits = {location.strip(): _bytes(size) for location, size in re.findall(
+        r"location ([^{]+)\{[^}]*?client_max_body_size (\d+[km]);", text)}
+    server = _bytes(re.search(r"^    client_max_body_size (\d+[km]);", text, re.M).group(1))  # type: ignore[union-attr]
+    defaults = Settings()
+    assert server == defaults.max_form_bytes
+    assert limits["= /report"] == limits["= /followup/reply"] == defaults.max_nojs_bytes
+    (chunks,) = [size for location, size in limits.items() if "chunks" in location]
+    assert defaults.max_chunk_bytes <= chunks < defaults.max_chunk_bytes + 1024
 
 
 def test_tls_http2_and_static_files_from_nginx(cluster: Cluster) -> None:
