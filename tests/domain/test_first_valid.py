@@ -162,3 +162,46 @@ def test_reward_pages_name_the_decision(client: TestClient, session: Session, pe
     assert "b 的举报先于 a 提交" in page.text
     other = client.get(f"/console/cases/{a.id}/reward")
     assert "不是" in other.text and b.id[:8] in other.text
+
+
+def test_a_reward_proposed_before_the_title_moved_is_not_approved(
+        client: TestClient, session: Session, people: People) -> None:
+    """Proposed while the case was first valid; then an earlier verified report of the same
+    hazard was linked: the proposal's calculation no longer holds and is not approved."""
+    later, _ = verified_case(client, session, people)
+    earlier, _ = verified_case(client, session, people)
+    _same_bucket(session, earlier, later, hours=1)
+    record = reward_records.propose(session, later, people.reviewer.user,
+                                    policy_row(session).id, {"fine": "100000"})
+    session.commit()
+    assert reward_records.calculation_of(record).inputs.first_valid
+    _link(session, people, later, earlier)
+    session.refresh(later)
+    assert earlier.first_valid and not later.first_valid and not later.first_valid_open
+    with pytest.raises(ChuishaoError) as refused:
+        reward_records.approve(session, record, people.approver.user, record.version)
+    assert refused.value.code == "first_valid_changed"
+    session.rollback()
+
+
+def test_a_third_report_of_the_same_hour_reopens_the_decision(
+        client: TestClient, session: Session, people: People) -> None:
+    """A decision between two reports does not cover a third verified one of the same hour
+    linked afterwards: the reviewer who decided never saw it."""
+    a, _ = verified_case(client, session, people)
+    b, _ = verified_case(client, session, people)
+    c, _ = verified_case(client, session, people)
+    _same_bucket(session, a, b)
+    _same_bucket(session, a, c)
+    _link(session, people, b, a)
+    _do(session, people, a, "decide_first_valid", first=a.id, reason="a 先到")
+    session.refresh(a)
+    assert a.first_valid and not a.first_valid_open
+    _link(session, people, c, a)
+    for case in (a, b, c):
+        session.refresh(case)
+    assert a.first_valid_open and b.first_valid_open and c.first_valid_open
+    assert not a.first_valid
+    with pytest.raises(reward_policies.FirstValidOpen):
+        _propose(session, people, a)
+    session.rollback()
