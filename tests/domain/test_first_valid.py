@@ -205,3 +205,41 @@ def test_a_third_report_of_the_same_hour_reopens_the_decision(
     with pytest.raises(reward_policies.FirstValidOpen):
         _propose(session, people, a)
     session.rollback()
+
+
+@pytest.mark.parametrize("result", ["false", "true"])
+def test_an_earlier_report_verified_after_a_later_one(
+        client: TestClient, session: Session, people: People, result: str) -> None:
+    """The earlier report was still being verified when the later one was verified and linked:
+    the later one is first valid meanwhile. Found false, the earlier one changes nothing and the
+    later one's reward is approved; found true, it takes the title (audited) and the later
+    one's proposal is not approved."""
+    later, _ = verified_case(client, session, people)
+    api_client(client).submit("acme", REPORT)
+    earlier = session.scalars(select(Case).where(Case.status == "new")).one()
+    _same_bucket(session, earlier, later, hours=1)
+    _do(session, people, earlier, "accept")
+    _do(session, people, earlier, "start_verification")
+    _link(session, people, earlier, later)
+    session.refresh(later)
+    assert later.first_valid and not earlier.first_valid and not later.first_valid_open
+    record = reward_records.propose(session, later, people.reviewer.user,
+                                    policy_row(session).id, {"fine": "100000"})
+    session.commit()
+    _do(session, people, earlier, "verify", result=result)
+    session.refresh(later)
+    if result == "false":
+        assert later.first_valid and not earlier.first_valid
+        reward_records.approve(session, record, people.approver.user, record.version)
+        session.commit()
+        assert record.status == "approved"
+        return
+    assert earlier.first_valid and not later.first_valid and not earlier.first_valid_open
+    changes = session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "case.first_valid_changed")).all()
+    assert [(c.details["from"], c.details["to"]) for c in changes
+            if c.details["to"] == earlier.id] == [(later.id, earlier.id)]
+    with pytest.raises(ChuishaoError) as refused:
+        reward_records.approve(session, record, people.approver.user, record.version)
+    assert refused.value.code == "first_valid_changed"
+    session.rollback()
