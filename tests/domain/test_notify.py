@@ -660,3 +660,27 @@ def test_notification_pages_are_valid_html(settings: Settings, session: Session,
     sign_in(client, session, settings, people.admin.user)
     pages["admin"] = client.get("/console/admin/notifications").text
     assert _vnu(pages, tmp_path / "html") == []
+
+
+def test_a_resend_after_a_crash_keeps_its_message_id(
+        smtp, certificate, settings: Settings, session: Session, database: Database,
+        client: TestClient) -> None:
+    """A worker took a message and died; meanwhile something new came for the same person.
+    The resend is the message that was in flight, with its Message-ID (what a deduplicating
+    mail system drops), not a new one merged with the new row."""
+    box, port = smtp
+    settings = mail_settings(settings, port, certificate)
+    people = make_people(session, settings)
+    choose(client, session, settings, people.reviewer.user, language="en")
+    api_client(client).submit("acme", REPORT)
+    taken_at = utcnow() + LATER
+    with database.session() as worker:  # what deliver_once does before its worker was killed
+        notify.schedule(worker, settings, taken_at)
+        worker.flush()
+        (in_flight,) = notify.claim(worker, settings, taken_at)
+    api_client(client).submit("acme", REPORT)
+    after_lease = taken_at + dt.timedelta(seconds=settings.notify_lease_seconds + 60)
+    assert notify.deliver_once(database, settings, now=after_lease) == (2, 0)
+    ids = [m["Message-ID"] for m in box.messages]
+    assert notify.message_id(settings, in_flight) in ids
+    assert [b.count("New reports: 1") for b in box.bodies()] == [1, 1]
