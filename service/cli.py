@@ -37,6 +37,16 @@ if TYPE_CHECKING:
 
 
 def _database(settings: Settings) -> Database:
+    """The database, refused with a clear line (exit 2) when its schema is not this code's:
+    a command run before `chuishao migrate` would otherwise stop on a missing column."""
+    from service.platform import migrate
+
+    current = migrate.current_revisions(settings.database)
+    if current != (migrate.head_revision(),):
+        print("refused: the database is not at this version's schema "
+              f"({', '.join(current) or 'empty'}; this version needs "
+              f"{migrate.head_revision()}); run `chuishao migrate` first", file=sys.stderr)
+        raise SystemExit(2)
     return Database.from_url(settings.database)
 
 
