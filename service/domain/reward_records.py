@@ -168,6 +168,19 @@ def period_cap_excess(session: Session, record: RewardRecord,
     return excess_of(calc, policy, now_counted)
 
 
+def title_moved(session: Session, record: RewardRecord) -> bool:
+    """An approved, claimed or paid reward whose case is no longer the first valid report it
+    was calculated as (an earlier report verified true later, a decision reopened): the money
+    may not be due. Shown on the reward page; the move itself is in the audit trail."""
+    if record.status not in DECIDED:
+        return False
+    case = session.get(Case, record.case_id)
+    if case is None:
+        return False
+    return bool(case.first_valid_open) or (
+        calculation_of(record).inputs.first_valid != bool(case.first_valid))
+
+
 def approve(session: Session, record: RewardRecord, actor: User, version: Any,
             now: dt.datetime | None = None) -> None:
     require(actor, "approver")

@@ -243,3 +243,30 @@ def test_an_earlier_report_verified_after_a_later_one(
         reward_records.approve(session, record, people.approver.user, record.version)
     assert refused.value.code == "first_valid_changed"
     session.rollback()
+
+
+def test_an_approved_reward_is_flagged_when_the_title_moves(
+        client: TestClient, session: Session, people: People, settings: Settings) -> None:
+    """Approved while the later report was first valid; then the earlier one was verified
+    true and took the title: the approved reward's page says the money may not be due."""
+    later, _ = verified_case(client, session, people)
+    api_client(client).submit("acme", REPORT)
+    earlier = session.scalars(select(Case).where(Case.status == "new")).one()
+    _same_bucket(session, earlier, later, hours=1)
+    _do(session, people, earlier, "accept")
+    _do(session, people, earlier, "start_verification")
+    _link(session, people, earlier, later)
+    record = reward_records.propose(session, later, people.reviewer.user,
+                                    policy_row(session).id, {"fine": "100000"})
+    reward_records.approve(session, record, people.approver.user, record.version)
+    session.commit()
+    assert not reward_records.title_moved(session, record)
+    sign_in(client, session, settings, people.approver.user)
+    assert 'id="title-moved"' not in client.get(f"/console/rewards/{record.id}").text
+    _do(session, people, earlier, "verify", result="true")
+    session.refresh(later)
+    assert earlier.first_valid and not later.first_valid
+    assert reward_records.title_moved(session, record)
+    page = client.get(f"/console/rewards/{record.id}")
+    assert page.status_code == 200
+    assert 'id="title-moved"' in page.text and "付款前请核实" in page.text
