@@ -187,7 +187,7 @@ def note_reporter_activity(session: Session, settings: Settings, case: Case) -> 
     session.add(CaseEvent(case_id=case.id, kind="reporter_activity", visible_to_reporter=False,
                           data={}, created_at=stamp))
     session.flush()
-    notify.reporter_activity(session, settings, case, case.updated_at)
+    notify.reporter_activity(session, settings, case, stamp)
 
 
 def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> SealedItem:

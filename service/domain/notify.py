@@ -555,7 +555,7 @@ def problems(session: Session, limit: int = 100) -> list[NotifyOutbox]:
     return list(session.scalars(select(NotifyOutbox).where(
         or_(NotifyOutbox.state == "failed",
             (NotifyOutbox.state == "pending") & (NotifyOutbox.last_error != "")))
-        .order_by(NotifyOutbox.id.desc()).limit(limit)))
+        .order_by(NotifyOutbox.created_at.desc(), NotifyOutbox.id).limit(limit)))
 
 
 def retry(session: Session, row_id: int) -> bool:
