@@ -1,7 +1,7 @@
 """timing: random ids in notify_outbox, random SQLite rowids in followup_quotas, audit_deferred
 
 Revision ID: timing_outbox
-Revises: pq_recovery
+Revises: secret_key_check
 Create Date: 2026-12-01
 
 The same rule as migration `timing`, for two tables that came later
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'timing_outbox'
-down_revision = 'pq_recovery'
+down_revision = 'secret_key_check'
 branch_labels = None
 depends_on = None
 
