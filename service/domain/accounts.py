@@ -98,6 +98,40 @@ def _clean_display_name(value: object) -> str:
 
 
 @dataclass(frozen=True)
+class XWingKey:
+    """An account's X-Wing pair as the browser sends it (PROTOCOL 17.5): the public key, its
+    key id and the seed wrapped with the password's kek (which the server cannot check)."""
+
+    public_key: bytes
+    key_id: str
+    wrapped_seed: bytes
+
+    FIELDS = ("xwing_public_key", "xwing_key_id", "wrapped_xwing_seed")
+
+    @classmethod
+    def from_json(cls, data: Any) -> XWingKey:
+        if not isinstance(data, dict):
+            raise InvalidInput()
+        public = _b64(data.get("xwing_public_key"), crypto.XWING_PUBLIC_SIZE)
+        wrapped = _b64(data.get("wrapped_xwing_seed"), crypto.XWING_WRAPPED_SIZE)
+        if wrapped[0] != crypto.XWING_WRAP_VERSION:
+            raise InvalidInput()
+        key_id = crypto.key_id(public).hex()
+        # The id the browser bound into the wrap's aad must be this public key's.
+        if data.get("xwing_key_id") != key_id:
+            raise InvalidInput()
+        return cls(public, key_id, wrapped)
+
+    @classmethod
+    def optional(cls, data: dict[str, Any]) -> XWingKey | None:
+        """None when the browser sent none of the fields (no hybrid: the account stays
+        classical); any of them makes all three required."""
+        if all(data.get(name) is None for name in cls.FIELDS):
+            return None
+        return cls.from_json(data)
+
+
+@dataclass(frozen=True)
 class NewAccount:
     username: str
     display_name: str
@@ -105,6 +139,7 @@ class NewAccount:
     auth_secret: bytes
     public_key: bytes
     wrapped_private_key: bytes
+    xwing: XWingKey | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> NewAccount:
@@ -125,6 +160,7 @@ class NewAccount:
             auth_secret=_b64(data.get("auth_secret"), 32),
             public_key=_b64(data.get("public_key"), 32),
             wrapped_private_key=wrapped,
+            xwing=XWingKey.optional(data),
         )
 
 
@@ -134,6 +170,8 @@ class NewPassword:
     new_user_salt: bytes
     new_auth_secret: bytes
     new_wrapped_private_key: bytes
+    # The X-Wing seed wrapped with the new kek: required exactly when the account has one.
+    new_wrapped_xwing_seed: bytes | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> NewPassword:
@@ -142,11 +180,17 @@ class NewPassword:
         wrapped = _b64(data.get("new_wrapped_private_key"), 77)
         if wrapped[0] != 0x01:
             raise InvalidInput()
+        xwing = None
+        if data.get("new_wrapped_xwing_seed") is not None:
+            xwing = _b64(data.get("new_wrapped_xwing_seed"), crypto.XWING_WRAPPED_SIZE)
+            if xwing[0] != crypto.XWING_WRAP_VERSION:
+                raise InvalidInput()
         return cls(
             old_auth_secret=_b64(data.get("old_auth_secret"), 32),
             new_user_salt=_b64(data.get("new_user_salt"), SALT_SIZE),
             new_auth_secret=_b64(data.get("new_auth_secret"), 32),
             new_wrapped_private_key=wrapped,
+            new_wrapped_xwing_seed=xwing,
         )
 
 
@@ -440,16 +484,51 @@ def change_password(session: Session, settings: Settings, user: User, new: NewPa
     records the refusal (it counts like a failed sign-in).
     """
     now = now or utcnow()
+    # A seed left wrapped with the old kek would be lost with the old password, and with it
+    # every v2 slot of this account; one for an account without a pair is nonsense.
+    if (new.new_wrapped_xwing_seed is None) != (user.xwing_key_id is None):
+        raise InvalidInput(N_("Your post-quantum key must be wrapped again with the new "
+                              "password. Reload the page and try again."), code="xwing_rewrap")
     if not crypto.verify_auth_secret(new.old_auth_secret, user.auth_hash):
         return False
     user.user_salt = new.new_user_salt
     user.auth_hash = crypto.hash_auth_secret(new.new_auth_secret, n=settings.scrypt_n)
     user.wrapped_private_key = new.new_wrapped_private_key
+    if new.new_wrapped_xwing_seed is not None:
+        user.wrapped_xwing_seed = new.new_wrapped_xwing_seed
     user.password_changed_at = now
     ended = revoke_others(session, user.id, keep_session, now)
     audit.append(session, "password.change", actor=user, target=f"user:{user.id}",
                  details={"sessions_ended": ended}, now=now)
     return True
+
+
+# ---------------------------------------------------------------------------- X-Wing key
+
+
+class HasXWingKey(ChuishaoError):
+    # A second pair would strand every v2 slot sealed to the first.
+    status = 409
+    code = "xwing_key_exists"
+    message = N_("This account already has a post-quantum key.")
+
+
+def add_xwing_key(session: Session, user: User, key: XWingKey,
+                  now: dt.datetime | None = None) -> None:
+    """Give an account made before v2 (or in a browser without the hybrid) its X-Wing pair,
+    once: a conditional UPDATE, so two tabs signing in at once cannot both set one."""
+    if session.scalar(select(User.id).where(User.xwing_key_id == key.key_id)) is not None:
+        raise InvalidInput()
+    result = session.execute(
+        update(User).where(User.id == user.id, User.xwing_key_id.is_(None))
+        .values(xwing_public_key=key.public_key, xwing_key_id=key.key_id,
+                wrapped_xwing_seed=key.wrapped_seed)
+        .execution_options(synchronize_session=False))
+    if not getattr(result, "rowcount", 0):
+        raise HasXWingKey()
+    session.refresh(user)
+    audit.append(session, "account.add_pq", actor=user, target=f"user:{user.id}",
+                 details={"xwing_key_id": key.key_id}, now=now)
 
 
 # ---------------------------------------------------------------------------- administration
