@@ -26,6 +26,7 @@ from service.domain import (
     pow,
     refusals,
     totp,
+    xwing_keys,
 )
 from service.domain.models import Channel, User, utcnow
 from service.platform import localtime, offload, tokens
@@ -128,10 +129,13 @@ async def create_account(request: Request) -> Response:
     invitation = _find_invitation(request, attempt="account.register")
     session = get_session(request)
     try:
-        account = accounts.NewAccount.from_json(await _json(request))
+        data = await _json(request)
+        account = accounts.NewAccount.from_json(data)
+        # None from a browser without the hybrid: the account starts classical.
+        xwing = xwing_keys.XWingKey.optional(data)
         # Its scrypt runs in the password lane, off the event loop (service.platform.offload).
         user = await offload.run("password", invitations.create_account, session,
-                                 _settings(request), invitation, account)
+                                 _settings(request), invitation, account, xwing)
     except InvalidInput as error:
         audit.record_refusal(request.app.state.database, "account.register",
                              target=f"invitation:{invitation.id}",
@@ -391,9 +395,9 @@ async def add_xwing_key(request: Request) -> Response:
     unlock; the seed arrives wrapped with the password's kek, never in the clear."""
     user = current_user(request)
     try:
-        key = accounts.XWingKey.from_json(await _json(request))
-        accounts.add_xwing_key(get_session(request), user, key)
-    except (InvalidInput, accounts.HasXWingKey) as error:
+        key = xwing_keys.XWingKey.from_json(await _json(request))
+        xwing_keys.add_xwing_key(get_session(request), user, key)
+    except (InvalidInput, xwing_keys.HasXWingKey) as error:
         audit.record_refusal(request.app.state.database, "account.add_pq", actor_id=user.id,
                              target=f"user:{user.id}", details={"reason": error.code})
         raise

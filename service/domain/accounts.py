@@ -5,9 +5,12 @@ The password never reaches the server. The browser derives ``auth_secret`` and `
 private key wrapped with ``kek``. Nothing stored here opens a report.
 
 An account is made from an invitation (service/domain/invitations.py); its second factor is
-service/domain/totp.py; what it receives and sees, service/domain/recipients.py.
+service/domain/totp.py; what it receives and sees, service/domain/recipients.py; its X-Wing
+pair (protocol v2), service/domain/xwing_keys.py.
 
 Plain functions over a SQLAlchemy ``Session``; the views decide transactions and responses.
+Longer than 500 lines because input, sign-in, sessions and password change work on the one
+account row and share the failure counting; apart, they would import each other.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def normalize_username(text: object) -> str:
     return name if USERNAME.fullmatch(name) else ""
 
 
-def _b64(value: object, size: int) -> bytes:
+def b64_field(value: object, size: int) -> bytes:
+    """A base64url field of exactly ``size`` bytes, or InvalidInput."""
     if not isinstance(value, str):
         raise InvalidInput()
     try:
@@ -98,40 +102,6 @@ def _clean_display_name(value: object) -> str:
 
 
 @dataclass(frozen=True)
-class XWingKey:
-    """An account's X-Wing pair as the browser sends it (PROTOCOL 17.5): the public key, its
-    key id and the seed wrapped with the password's kek (which the server cannot check)."""
-
-    public_key: bytes
-    key_id: str
-    wrapped_seed: bytes
-
-    FIELDS = ("xwing_public_key", "xwing_key_id", "wrapped_xwing_seed")
-
-    @classmethod
-    def from_json(cls, data: Any) -> XWingKey:
-        if not isinstance(data, dict):
-            raise InvalidInput()
-        public = _b64(data.get("xwing_public_key"), crypto.XWING_PUBLIC_SIZE)
-        wrapped = _b64(data.get("wrapped_xwing_seed"), crypto.XWING_WRAPPED_SIZE)
-        if wrapped[0] != crypto.XWING_WRAP_VERSION:
-            raise InvalidInput()
-        key_id = crypto.key_id(public).hex()
-        # The id the browser bound into the wrap's aad must be this public key's.
-        if data.get("xwing_key_id") != key_id:
-            raise InvalidInput()
-        return cls(public, key_id, wrapped)
-
-    @classmethod
-    def optional(cls, data: dict[str, Any]) -> XWingKey | None:
-        """None when the browser sent none of the fields (no hybrid: the account stays
-        classical); any of them makes all three required."""
-        if all(data.get(name) is None for name in cls.FIELDS):
-            return None
-        return cls.from_json(data)
-
-
-@dataclass(frozen=True)
 class NewAccount:
     username: str
     display_name: str
@@ -139,7 +109,6 @@ class NewAccount:
     auth_secret: bytes
     public_key: bytes
     wrapped_private_key: bytes
-    xwing: XWingKey | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> NewAccount:
@@ -150,17 +119,16 @@ class NewAccount:
             raise InvalidInput(N_("A username has 2 to 32 characters: lower-case letters, digits, "
                                   "dots, dashes and underscores, starting with a letter or "
                                   "digit."))
-        wrapped = _b64(data.get("wrapped_private_key"), 77)
+        wrapped = b64_field(data.get("wrapped_private_key"), 77)
         if wrapped[0] != 0x01:
             raise InvalidInput()
         return cls(
             username=username,
             display_name=_clean_display_name(data.get("display_name")),
-            user_salt=_b64(data.get("user_salt"), SALT_SIZE),
-            auth_secret=_b64(data.get("auth_secret"), 32),
-            public_key=_b64(data.get("public_key"), 32),
+            user_salt=b64_field(data.get("user_salt"), SALT_SIZE),
+            auth_secret=b64_field(data.get("auth_secret"), 32),
+            public_key=b64_field(data.get("public_key"), 32),
             wrapped_private_key=wrapped,
-            xwing=XWingKey.optional(data),
         )
 
 
@@ -177,18 +145,18 @@ class NewPassword:
     def from_json(cls, data: Any) -> NewPassword:
         if not isinstance(data, dict):
             raise InvalidInput()
-        wrapped = _b64(data.get("new_wrapped_private_key"), 77)
+        wrapped = b64_field(data.get("new_wrapped_private_key"), 77)
         if wrapped[0] != 0x01:
             raise InvalidInput()
         xwing = None
         if data.get("new_wrapped_xwing_seed") is not None:
-            xwing = _b64(data.get("new_wrapped_xwing_seed"), crypto.XWING_WRAPPED_SIZE)
+            xwing = b64_field(data.get("new_wrapped_xwing_seed"), crypto.XWING_WRAPPED_SIZE)
             if xwing[0] != crypto.XWING_WRAP_VERSION:
                 raise InvalidInput()
         return cls(
-            old_auth_secret=_b64(data.get("old_auth_secret"), 32),
-            new_user_salt=_b64(data.get("new_user_salt"), SALT_SIZE),
-            new_auth_secret=_b64(data.get("new_auth_secret"), 32),
+            old_auth_secret=b64_field(data.get("old_auth_secret"), 32),
+            new_user_salt=b64_field(data.get("new_user_salt"), SALT_SIZE),
+            new_auth_secret=b64_field(data.get("new_auth_secret"), 32),
             new_wrapped_private_key=wrapped,
             new_wrapped_xwing_seed=xwing,
         )
@@ -329,7 +297,7 @@ def login_hash(user: User | None, settings: Settings, now: dt.datetime) -> str:
 
 def login_secret(auth_secret: object) -> bytes:
     try:
-        return _b64(auth_secret, 32)
+        return b64_field(auth_secret, 32)
     except InvalidInput:
         return b""
 
@@ -501,34 +469,6 @@ def change_password(session: Session, settings: Settings, user: User, new: NewPa
     audit.append(session, "password.change", actor=user, target=f"user:{user.id}",
                  details={"sessions_ended": ended}, now=now)
     return True
-
-
-# ---------------------------------------------------------------------------- X-Wing key
-
-
-class HasXWingKey(ChuishaoError):
-    # A second pair would strand every v2 slot sealed to the first.
-    status = 409
-    code = "xwing_key_exists"
-    message = N_("This account already has a post-quantum key.")
-
-
-def add_xwing_key(session: Session, user: User, key: XWingKey,
-                  now: dt.datetime | None = None) -> None:
-    """Give an account made before v2 (or in a browser without the hybrid) its X-Wing pair,
-    once: a conditional UPDATE, so two tabs signing in at once cannot both set one."""
-    if session.scalar(select(User.id).where(User.xwing_key_id == key.key_id)) is not None:
-        raise InvalidInput()
-    result = session.execute(
-        update(User).where(User.id == user.id, User.xwing_key_id.is_(None))
-        .values(xwing_public_key=key.public_key, xwing_key_id=key.key_id,
-                wrapped_xwing_seed=key.wrapped_seed)
-        .execution_options(synchronize_session=False))
-    if not getattr(result, "rowcount", 0):
-        raise HasXWingKey()
-    session.refresh(user)
-    audit.append(session, "account.add_pq", actor=user, target=f"user:{user.id}",
-                 details={"xwing_key_id": key.key_id}, now=now)
 
 
 # ---------------------------------------------------------------------------- administration

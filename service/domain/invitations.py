@@ -19,6 +19,7 @@ import crypto
 from service.domain import audit, recipients, totp
 from service.domain.accounts import NewAccount
 from service.domain.models import ROLES, Channel, Invitation, User, utcnow
+from service.domain.xwing_keys import XWingKey
 from service.platform import tokens
 from service.platform.errors import ChuishaoError, InvalidInput
 from service.platform.i18n import N_
@@ -93,7 +94,8 @@ def pending_user(session: Session, invitation: Invitation) -> User | None:
 
 
 def create_account(session: Session, settings: Settings, invitation: Invitation,
-                   account: NewAccount, now: dt.datetime | None = None) -> User:
+                   account: NewAccount, xwing: XWingKey | None = None,
+                   now: dt.datetime | None = None) -> User:
     """Store the new account (unusable until its first TOTP code is confirmed).
 
     Sending the form again for the same invitation (e.g. after losing the enrolment page)
@@ -108,7 +110,6 @@ def create_account(session: Session, settings: Settings, invitation: Invitation,
     clash = session.scalar(select(User).where(User.key_id == key_id))
     if clash is not None and clash is not user:
         raise InvalidInput()
-    xwing = account.xwing
     if xwing is not None:
         clash = session.scalar(select(User).where(User.xwing_key_id == xwing.key_id))
         if clash is not None and clash is not user:

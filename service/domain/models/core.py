@@ -110,6 +110,11 @@ class User(Base):
         mine = set(self.roles.split())
         return any(role in mine for role in roles)
 
+    def key_ids(self) -> list[str]:
+        """The ids this account's key slots are stored under: the X25519 key's (v1) and,
+        where it has one, the X-Wing key's (v2)."""
+        return [key_id for key_id in (self.key_id, self.xwing_key_id) if key_id is not None]
+
 
 class ChannelRecipient(Base):
     """A reviewer who receives a key slot for every new case of a channel.
