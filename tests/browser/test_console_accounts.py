@@ -340,3 +340,46 @@ def test_without_the_hybrid_the_account_stays_classical(chromium: Any, live: Liv
             (None, None, None)
         assert session.scalar(select(AuditEntry).where(AuditEntry.action == "account.add_pq")) \
             is None
+
+
+def test_a_password_change_rewraps_the_xwing_seed(page: Any, live: LiveServer) -> None:
+    # An account from before v2 signs in (gaining its pair), then changes its password.
+    salt = os.urandom(16)
+    keys = crypto.derive_password(PASSWORD, salt, live.settings.password_iterations)
+    private, public = crypto.generate_keypair()
+    kid = crypto.key_id(public)
+    secret = os.urandom(20)
+    with live.session() as session:
+        session.add(User(username="han.mei", display_name="韩梅", roles="reviewer", active=True,
+                         user_salt=salt, auth_hash=crypto.hash_auth_secret(
+                             keys.auth_secret, n=live.settings.scrypt_n),
+                         public_key=public, key_id=kid.hex(),
+                         wrapped_private_key=crypto.wrap_private_key(keys.kek, private, kid),
+                         totp_secret=secret, totp_confirmed=True, totp_last_step=0,
+                         created_at=utcnow()))
+    page.goto("/console/login")
+    page.wait_for_selector("#login-submit:not([disabled])")
+    page.fill("#l-username", "han.mei")
+    page.fill("#l-password", PASSWORD)
+    page.fill("#l-code", totp_now(secret))
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r".*/console/cases$"))
+    with live.session() as session:
+        user = session.scalar(select(User).where(User.username == "han.mei"))
+        assert user is not None and user.xwing_key_id is not None
+        xkid = bytes.fromhex(user.xwing_key_id)
+        seed = crypto.unwrap_xwing_seed(keys.kek, user.wrapped_xwing_seed, xkid)
+    fresh = "一个全新的 passphrase 2026"
+    page.goto("/console/account")
+    page.wait_for_selector("#password-submit:not([disabled])")
+    page.fill("#p-old", PASSWORD)
+    page.fill("#p-new", fresh)
+    page.fill("#p-new2", fresh)
+    page.click("#password-submit")
+    page.wait_for_selector("#password-changed")
+    with live.session() as session:
+        user = session.scalar(select(User).where(User.username == "han.mei"))
+        assert user is not None and user.xwing_key_id == xkid.hex()
+        new = crypto.derive_password(fresh, user.user_salt, live.settings.password_iterations)
+        assert crypto.unwrap_xwing_seed(new.kek, user.wrapped_xwing_seed, xkid) == seed
+        assert crypto.unwrap_private_key(new.kek, user.wrapped_private_key, kid) == private
