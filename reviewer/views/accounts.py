@@ -61,6 +61,8 @@ SCRIPT_MESSAGES = {
     "no_crypto": N_("This browser cannot do the cryptography the console needs (X25519). "
                     "Use a current version of Chrome, Edge, Firefox or Safari."),
     "changed": N_("Your password was changed. Your other sessions were signed out."),
+    "no_hybrid": N_("Your account has a post-quantum (X-Wing) key, which this browser cannot "
+                    "use. Change the password in an up-to-date Chrome or Edge."),
 }
 
 

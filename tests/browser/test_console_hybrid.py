@@ -30,6 +30,16 @@ from tests.browser.test_reporter_flow import (
 pytestmark = pytest.mark.browser
 
 PASSWORD = "长城 correct horse battery"
+# NO_HYBRID hides the hybrid from feature detection and key generation; a browser that truly
+# lacks it cannot import or unwrap an X-Wing key either.
+NO_XWING_AT_ALL = NO_HYBRID + """
+  for (const op of ["importKey", "unwrapKey"]) {
+    const original = crypto.subtle[op].bind(crypto.subtle);
+    crypto.subtle[op] = (...args) => args.some((a) => name(a) === XWING)
+      ? Promise.reject(new DOMException("no", "NotSupportedError"))
+      : original(...args);
+  }
+"""
 
 
 @pytest.fixture
@@ -71,12 +81,12 @@ def classical_reviewer(live: LiveServer, username: str) -> bytes:
     return secret
 
 
-def sign_in(page: Any, username: str, secret: bytes) -> None:
+def sign_in(page: Any, username: str, secret: bytes, step: int = 0) -> None:
     page.goto("/console/login")
     page.wait_for_selector("#login-submit:not([disabled])")
     page.fill("#l-username", username)
     page.fill("#l-password", PASSWORD)
-    page.fill("#l-code", totp_now(secret))
+    page.fill("#l-code", totp_now(secret, step))
     page.click("#login-submit")
     page.wait_for_url(re.compile(r".*/console/cases$"))
 
@@ -127,6 +137,14 @@ def test_a_v2_report_opens_through_the_v2_slot(live: LiveServer, browser: Browse
     # No v1 slot exists for this reviewer: the case opens through the v2 one or not at all.
     assert read_in_console(console, case_id) == {"list_marked": False, "case_marked": False}
     assert DESCRIPTION.split("\n")[0] in console.inner_text("#report-description")
+    # In a browser without the hybrid the same account signs in, but this case says why it
+    # does not open.
+    elsewhere = browser.page()
+    elsewhere.add_init_script(NO_XWING_AT_ALL)
+    sign_in(elsewhere, "zhao.lei", secret, step=1)
+    elsewhere.goto(f"/console/cases/{case_id}")
+    elsewhere.wait_for_selector("#case-error:not([hidden])")
+    assert "抗量子" in elsewhere.inner_text("#case-error")
 
 
 def test_without_the_hybrid_account_and_case_stay_classical_and_marked(

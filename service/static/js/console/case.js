@@ -47,6 +47,11 @@ async function openAll() {
     showText(errorBox, t("locked"));
     return;
   }
+  if (!data.slot && !keys.xwing) {
+    // Only a v2 slot, and no X-Wing key in this session: the browser lacks the hybrid.
+    showText(errorBox, t("needs_hybrid"));
+    return;
+  }
   try {
     caseKey = await openSlots(keys, data.slot, data.slot_v2, caseId);
   } catch {

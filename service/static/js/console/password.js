@@ -9,6 +9,7 @@ import {
   derivePassword,
   hexToBytes,
   OpenError,
+  supportsHybrid,
   unwrapPrivateKey,
   unwrapXWingSeed,
   wrapPrivateKey,
@@ -62,6 +63,8 @@ async function change() {
   await unwrapPrivateKey(after.kek, wrapped, current.key_id); // throws if the wrap is bad
   const hybrid = {};
   if (current.wrapped_xwing_seed) {
+    // Without the hybrid the seed cannot be re-wrapped here (and would be lost).
+    if (!(await supportsHybrid())) throw new UserError(t("no_hybrid"));
     const id = current.xwing_key_id;
     const key = await unwrapXWingSeed(before.kek, b64uDecode(current.wrapped_xwing_seed), id,
       { extractable: true });
