@@ -58,6 +58,7 @@ SENTENCES: dict[str, str] = {
     "case.open": N_("Opened a case"),
     "case.recover": N_("Recovered a case for a new key"),
     "recovery.add_pq": N_("Gave the recovery key its post-quantum (X-Wing) part"),
+    "secret_key.adopt": N_("Made a replaced secret key the one every instance must use"),
     "case.grant": N_("Gave a reviewer access to a case"),
     "case.identity_viewed": N_("Read a reporter's identity"),
     "case.note": N_("Wrote an internal note"),

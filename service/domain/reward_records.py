@@ -21,6 +21,7 @@ from service.domain import audit, cases, notify
 from service.domain.models import Case, CaseEvent, User, utcnow
 from service.domain.models.rewards import RewardPolicyVersion, RewardRecord
 from service.domain.reward_policies import (
+    FirstValidChanged,
     PeriodCapExcess,
     approved_in_period,
     calculate_or_refuse,
@@ -180,6 +181,9 @@ def approve(session: Session, record: RewardRecord, actor: User, version: Any,
     case = session.get(Case, record.case_id)
     assert case is not None
     require_first_valid_settled(case)
+    # Proposed before a duplicate was linked or a report re-verified: the title may have moved.
+    if calculation_of(record).inputs.first_valid != bool(case.first_valid):
+        raise FirstValidChanged()
     advance(session, record, expected, status="approved", decided_by=actor.id,
             decided_at=now, claim_due_at=due)
     _lock_case(session, case)

@@ -46,6 +46,9 @@ class Installation(Base):
     recovery_xwing_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(1216),
                                                                     nullable=True)
     recovery_xwing_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # HMAC of a fixed label under the service's secret key, set by the first instance to start:
+    # an instance with another key is refused (installation.pin_secret_key).
+    secret_key_check: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
