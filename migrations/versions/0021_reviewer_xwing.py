@@ -1,7 +1,7 @@
 """protocol v2: a console account's X-Wing key pair next to its X25519 one
 
 Revision ID: reviewer_xwing
-Revises: secret_key_check
+Revises: timing_outbox
 Create Date: 2026-12-01
 
 All three columns stay empty for existing accounts: only the account's browser can make the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'reviewer_xwing'
-down_revision = 'secret_key_check'
+down_revision = 'timing_outbox'
 branch_labels = None
 depends_on = None
 
