@@ -96,8 +96,10 @@ class Seeded:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def seed(database_url: str, count: int, settings: Any, rng: random.Random) -> Seeded:
-    """Bulk-insert ``count`` ready cases, three key slots and a report item each."""
+def seed(database_url: str, count: int, settings: Any, rng: random.Random,
+         v2: bool = False) -> Seeded:
+    """Bulk-insert ``count`` ready cases, three key slots and a report item each; with
+    ``v2`` every slot is a 1 168-byte v2 slot and the reviewer's under its X-Wing key id."""
     from sqlalchemy import insert, select
 
     from service.domain import channels as channel_admin
@@ -137,11 +139,19 @@ def seed(database_url: str, count: int, settings: Any, rng: random.Random) -> Se
             assert installation is not None
             recovery_key_id = installation.recovery_key_id
             ids = {"acme": acme.id, "bureau": bureau.id, "other": other.id}
-            me_id, me_key_id, colleague_id = me.id, me.key_id, colleague.id
+            if v2:
+                # The reviewer's account has its X-Wing pair, as after a sign-in since v2.
+                me.xwing_key_id = os.urandom(16).hex()
+                me.xwing_public_key = os.urandom(1216)
+                me.wrapped_xwing_seed = b"\x02" * 61
+                if installation.recovery_xwing_key_id is not None:
+                    recovery_key_id = installation.recovery_xwing_key_id
+            me_id, me_key_id, colleague_id = me.id, me.xwing_key_id or me.key_id, colleague.id
 
         now = utcnow().replace(minute=0, second=0, microsecond=0)
         span_hours = 2 * 365 * 24
-        suite = "x25519-hkdf-sha256-aes256gcm"
+        suite = "mlkem768x25519-hkdf-sha256-aes256gcm" if v2 else "x25519-hkdf-sha256-aes256gcm"
+        slot_size = 1168 if v2 else 80
         counts: dict[str, int] = {}
         engine = database.bind
         with engine.begin() as conn:  # type: ignore[union-attr]
@@ -197,7 +207,7 @@ def seed(database_url: str, count: int, settings: Any, rng: random.Random) -> Se
                                                     ("reporter", None, os.urandom(16).hex())):
                         slots.append({"case_id": case_id, "purpose": "case", "holder": holder,
                                       "user_id": user_id, "suite": suite, "key_id": key_id,
-                                      "slot": os.urandom(80), "created_at": created})
+                                      "slot": os.urandom(slot_size), "created_at": created})
                     items.append({"id": os.urandom(16).hex(), "case_id": case_id,
                                   "kind": "report", "author": "reporter", "user_id": None,
                                   "blob": os.urandom(rng.choice(REPORT_SIZES)),
@@ -208,6 +218,14 @@ def seed(database_url: str, count: int, settings: Any, rng: random.Random) -> Se
         return Seeded(me_id, ids, time.perf_counter() - started, count, counts)
     finally:
         database.dispose()
+
+
+def _connected(session: Any) -> Any:
+    """The session with its connection made now, before the server starts: its start-up
+    (ANALYZE, housekeeping) may hold SQLite's lock just when a new connection sets its
+    pragmas; later uses get this connection back from the pool."""
+    session.connection()
+    return session
 
 
 def sign_in(database_url: str, settings: Any, user_id: int) -> str:
@@ -314,7 +332,7 @@ def measure(database_url: str, env: dict[str, str], work: Path, requests: int,
     port = int(env["CHUISHAO_PORT"])
     print(f"-- {label}", flush=True)
     try:
-        with engine.connect() as conn, Session(engine) as session, \
+        with engine.connect() as conn, _connected(Session(engine)) as session, \
                 server_process(argv, env, port, work / f"server-{len(label)}.log") as base:
             user = session.get(User, seeded.reviewer_id)
             assert user is not None
@@ -429,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statistics", choices=("both", "none", "analyzed"), default="both",
                         help="SQLite: measure without planner statistics (as deployed), after "
                         "ANALYZE, or both (default); PostgreSQL is always analyzed")
+    parser.add_argument("--v2", action="store_true",
+                        help="every key slot v2 (1 168 bytes), the reviewer with an X-Wing key")
     parser.add_argument("--workdir", type=Path,
                         help="keep the database and the server log here (default: temporary)")
     args = parser.parse_args(argv)
@@ -454,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                          CHUISHAO_RECEIPT_ITERATIONS="1000")
         installation = prepare_installation(env, reviewers=2)
         settings = Settings.from_environ(env)
-        seeded = seed(installation.database_url, args.cases, settings, rng)
+        seeded = seed(installation.database_url, args.cases, settings, rng, args.v2)
         mix = ", ".join(f"{k} {v}" for k, v in sorted(seeded.counts.items(),
                                                        key=lambda kv: -kv[1]))
         print(f"seeded {args.cases} cases ({3 * args.cases} key slots, {args.cases} report "

@@ -7,8 +7,9 @@ SQLite database, on a channel of R reviewers:
 - before: an installation without the recovery key's X-Wing part (every installation until
   `chuishao recovery add-pq`, the same slots as the previous version): every slot v1;
 - after: with it: the recovery slot v2; the reviewers' (X25519 keys) and reporter's v1;
-- reporter v2 too: as a client that also seals the reporter's slot v2 (not done yet by the
-  server path, PROTOCOL 17.7), for the size that comes next.
+- reporter v2 too: the reporter's slot v2 as well (what the server path seals now);
+- reviewers v2 too: every reviewer's account has its X-Wing pair (after each signed in once
+  in a browser with the hybrid): every slot v2, the case no longer classical-only.
 
 Ours is the bytes of the key_slots rows' `slot` column per case, and the database file's
 growth per case after VACUUM; the floor is the sum of the bare crypto.seal_key /
@@ -47,7 +48,7 @@ REPORT = {"v": 1, "unit": "某某机械制造有限公司", "location": "三号�
 
 
 def run(directory: Path, cases: int, reviewers: int, iterations: int, pq: bool,
-        reporter_v2: bool) -> dict:
+        reporter_v2: bool, reviewers_v2: bool = False) -> dict:
     settings = Settings(data_dir=directory, secret_key=Secret("bench-secret-key-not-real"),
                         base_url="http://127.0.0.1", receipt_iterations=iterations,
                         password_iterations=1000, scrypt_n=2**10, pow_difficulty=0)
@@ -66,6 +67,10 @@ def run(directory: Path, cases: int, reviewers: int, iterations: int, pq: bool,
                         user_salt=os.urandom(16), auth_hash="x", public_key=public,
                         key_id=crypto.key_id(public).hex(), wrapped_private_key=b"\x01" * 77,
                         totp_last_step=0, created_at=utcnow())
+            if reviewers_v2:
+                _seed, xwing = crypto.generate_xwing_keypair()
+                user.xwing_public_key, user.xwing_key_id = xwing, crypto.key_id(xwing).hex()
+                user.wrapped_xwing_seed = b"\x02" * crypto.XWING_WRAPPED_SIZE
             session.add(user)
             session.flush()
             session.add(ChannelRecipient(channel_id=channel.id, user_id=user.id,
@@ -108,12 +113,13 @@ def vacuum(path: Path) -> None:
     conn.close()
 
 
-def bare_floor(reviewers: int) -> tuple[int, int, int]:
+def bare_floor(reviewers: int) -> tuple[int, int, int, int]:
     """The bare crypto calls' output for the same recipients in each configuration."""
     case_id, key = crypto.new_id(), crypto.new_key()
     v1 = len(crypto.seal_key(key, crypto.generate_keypair()[1], case_id))
     v2 = len(crypto.seal_key_v2(key, crypto.generate_xwing_keypair()[1], case_id))
-    return (reviewers + 2) * v1, (reviewers + 1) * v1 + v2, reviewers * v1 + 2 * v2
+    return ((reviewers + 2) * v1, (reviewers + 1) * v1 + v2, reviewers * v1 + 2 * v2,
+            (reviewers + 2) * v2)
 
 
 def main() -> None:
@@ -123,13 +129,14 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     args = parser.parse_args()
     floors = bare_floor(args.reviewers)
-    configs = (("before (v1 only)", False, False), ("after (recovery v2)", True, False),
-               ("reporter v2 too", True, True))
+    configs = (("before (v1 only)", False, False, False),
+               ("after (recovery v2)", True, False, False),
+               ("reporter v2 too", True, True, False), ("reviewers v2 too", True, True, True))
     results = {}
-    for name, pq, reporter_v2 in configs:
+    for name, pq, reporter_v2, reviewers_v2 in configs:
         with tempfile.TemporaryDirectory() as tmp:
             results[name] = run(Path(tmp), args.cases, args.reviewers, args.iterations, pq,
-                                reporter_v2)
+                                reporter_v2, reviewers_v2)
     print(f"{args.cases} cases, {args.reviewers} reviewers + recovery + reporter, SQLite, "
           f"receipt iterations {args.iterations}")
     print(f"{'':26} {'slots/case':>12} {'slot B/case':>12} {'floor B':>8} "

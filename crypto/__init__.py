@@ -28,6 +28,8 @@ from ._keys import (
     public_key,
 )
 from ._password import (
+    XWING_WRAP_VERSION,
+    XWING_WRAPPED_SIZE,
     PasswordKeys,
     derive_password,
     hash_auth_secret,
@@ -66,6 +68,7 @@ from ._slots import (
     seal_slot,
 )
 from ._tokens import open_token, seal_token, token_key
+from ._xwing import PUBLIC_SIZE as XWING_PUBLIC_SIZE
 from ._xwing import generate_keypair as generate_xwing_keypair
 from ._xwing import public_key as xwing_public_key
 
@@ -76,6 +79,9 @@ __all__ = [
     "SUITE",
     "SUITES",
     "SUITE_V2",
+    "XWING_PUBLIC_SIZE",
+    "XWING_WRAPPED_SIZE",
+    "XWING_WRAP_VERSION",
     "OpenError",
     "PasswordKeys",
     "ReceiptKeys",

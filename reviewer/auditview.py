@@ -40,6 +40,7 @@ SENTENCES: dict[str, str] = {
     "account.create": N_("Account created"),
     "account.register": N_("Set up their account from an invitation"),
     "account.totp": N_("Confirmed their authenticator app"),
+    "account.add_pq": N_("Made their post-quantum (X-Wing) key in the browser"),
     # administration
     "admin.invite": N_("Made an invitation link"),
     "admin.roles": N_("Changed an account's roles"),
@@ -57,6 +58,7 @@ SENTENCES: dict[str, str] = {
     "case.open": N_("Opened a case"),
     "case.recover": N_("Recovered a case for a new key"),
     "recovery.add_pq": N_("Gave the recovery key its post-quantum (X-Wing) part"),
+    "secret_key.adopt": N_("Made a replaced secret key the one every instance must use"),
     "case.grant": N_("Gave a reviewer access to a case"),
     "case.identity_viewed": N_("Read a reporter's identity"),
     "case.note": N_("Wrote an internal note"),
@@ -140,6 +142,7 @@ FIELD_LABELS = {
     "cases": N_("Cases"), "code": N_("Reason"), "reason": N_("Reason"),
     "amount_fen": N_("Amount"), "roles": N_("Roles"), "username": N_("Account"),
     "channel_id": N_("Channel"), "key_id": N_("Key"), "format": N_("Format"),
+    "xwing_key_id": N_("Post-quantum key"),
     "digest": N_("SHA-256"), "entry": N_("Entry"), "head": N_("Head"),
     "action": N_("Action"), "target": N_("Target"), "verify": N_("Chain verified"),
     "filters": N_("Filters"), "policy": N_("Policy"), "period": N_("Period"),

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import AsyncIterator
 
 import anyio
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from reviewer.app import create_console_app
-from service.domain import degraded, housekeeping, intake, notify, sharedlimit, storage
+from service.domain import (
+    degraded,
+    housekeeping,
+    installation,
+    intake,
+    notify,
+    sharedlimit,
+    storage,
+)
 from service.domain.ratelimit import TokenBucket
 from service.platform import assets, localtime, logs
 from service.platform.bodylimit import RequestBody, limited
@@ -52,6 +62,25 @@ def resolve_secret_key(settings: Settings) -> str:
     return value
 
 
+log = logging.getLogger("chuishao.app")
+
+
+def pin_secret_key(database: Database, secret_key: str) -> None:
+    """On PostgreSQL, where several instances share one database, refuse to start with a
+    secret key other than theirs (installation.pin_secret_key). SQLite has one process."""
+    if database.dialect != "postgresql":
+        return
+    try:
+        with database.session() as session:
+            installation.pin_secret_key(session, secret_key)
+    except installation.SecretKeyMismatch as refused:
+        log.error("%s", refused)
+        raise
+    except DBAPIError:
+        # Not migrated yet: /readyz says so; the check runs at the next start.
+        log.warning("the secret key was not checked: the database is not at the newest schema")
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Starlette:
     """Build the ASGI app. ``database`` lets tests run every request inside one transaction."""
     settings = settings or Settings.from_environ()
@@ -66,6 +95,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.database = database or Database.from_url(settings.database)
         console.state.database = app.state.database
         app.state.database.storage_failed = app.state.storage.failed
+        if owned:
+            pin_secret_key(app.state.database, secret_key)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(logs.release_periodically, settings.time_granularity_seconds)
             if owned and settings.purge_minutes > 0:

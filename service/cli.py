@@ -1,5 +1,6 @@
 """The operator's command line: ``chuishao init | migrate | channel | invite | scope | submit |
-purge | notify | recover | recovery | serve | audit | export | poster | reward``
+purge | notify | recover | recovery | secret-key | serve | audit | export | poster |
+reward``
 (``chuishao --help``).
 
 Each command imports what it needs inside its own function, the one place in the tree that
@@ -36,6 +37,16 @@ if TYPE_CHECKING:
 
 
 def _database(settings: Settings) -> Database:
+    """The database, refused with a clear line (exit 2) when its schema is not this code's:
+    a command run before `chuishao migrate` would otherwise stop on a missing column."""
+    from service.platform import migrate
+
+    current = migrate.current_revisions(settings.database)
+    if current != (migrate.head_revision(),):
+        print("refused: the database is not at this version's schema "
+              f"({', '.join(current) or 'empty'}; this version needs "
+              f"{migrate.head_revision()}); run `chuishao migrate` first", file=sys.stderr)
+        raise SystemExit(2)
     return Database.from_url(settings.database)
 
 
@@ -129,6 +140,30 @@ def cmd_recovery(settings: Settings, args: argparse.Namespace) -> int:
     print("first recovery secret; `chuishao recover` needs it for cases sealed from now on:")
     print()
     print("    " + secret)
+    return 0
+
+
+def cmd_secret_key(settings: Settings, args: argparse.Namespace) -> int:
+    """``secret-key adopt``: this machine's secret key becomes the installation's, after it
+    was replaced on purpose on every instance (instances with another key refuse to start)."""
+    from service.app import resolve_secret_key
+    from service.domain import audit, installation
+
+    database = _database(settings)
+    try:
+        with database.write_session() as session:
+            try:
+                changed = installation.adopt_secret_key(session, resolve_secret_key(settings))
+            except LookupError:
+                print("refused: run `chuishao init` first", file=sys.stderr)
+                return 2
+            if changed:
+                audit.append(session, "secret_key.adopt", target="installation")
+    finally:
+        database.dispose()
+    print("This secret key is the installation's now; instances started with another are "
+          "refused." if changed else "This secret key is the installation's already; nothing "
+          "changed.")
     return 0
 
 
@@ -708,6 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
     recovery_sub.add_parser("add-pq", help="give the recovery key its X-Wing (post-quantum) "
                             "part, printing its secret once; for installations made before it")
 
+    secret_key = sub.add_parser("secret-key", help="the key sessions and tokens are signed with")
+    secret_key_sub = secret_key.add_subparsers(dest="action", required=True)
+    secret_key_sub.add_parser("adopt", help="make this machine's key the installation's, after "
+                              "replacing it on every instance")
+
     serve = sub.add_parser("serve", help="serve the application")
     serve.add_argument("--first-admin-link", action="store_true",
                        help="print a one-time link when no administrator exists")
@@ -772,6 +812,7 @@ COMMANDS = {
     "notify": cmd_notify,
     "recover": cmd_recover,
     "recovery": cmd_recovery,
+    "secret-key": cmd_secret_key,
     "audit": cmd_audit,
     "export": cmd_export,
     "poster": cmd_poster,

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 import crypto
 from service.client import Client
-from service.domain import channels, installation
+from service.domain import channels, installation, xwing_keys
 from service.domain.models import Channel, ChannelRecipient, User, utcnow
 from service.platform.settings import Settings
 
@@ -21,6 +21,7 @@ from service.platform.settings import Settings
 class Reviewer:
     user: User
     private_key: bytes
+    xwing_seed: bytes | None = None  # where the account has its X-Wing pair (protocol v2)
 
 
 @dataclass
@@ -33,7 +34,7 @@ class World:
 
 
 def make_reviewer(session: Session, username: str, channel: Channel | None = None,
-                  roles: str = "reviewer") -> Reviewer:
+                  roles: str = "reviewer", *, xwing: bool = False) -> Reviewer:
     private, public = crypto.generate_keypair()
     user = User(username=username, display_name=username, roles=roles, active=True,
                 user_salt=os.urandom(16), auth_hash="scrypt$unused", public_key=public,
@@ -45,7 +46,21 @@ def make_reviewer(session: Session, username: str, channel: Channel | None = Non
         session.add(ChannelRecipient(channel_id=channel.id, user_id=user.id,
                                      created_at=utcnow()))
         session.flush()
-    return Reviewer(user, private)
+    seed = None
+    if xwing:
+        seed = add_xwing(session, user)
+    return Reviewer(user, private, seed)
+
+
+def add_xwing(session: Session, user: User) -> bytes:
+    """Give an account its X-Wing pair as its browser does at sign-in; returns the seed."""
+    seed, public = crypto.generate_xwing_keypair()
+    kid = crypto.key_id(public)
+    # The kek is the browser's (from the password): any 32 bytes here, the server cannot tell.
+    xwing_keys.add_xwing_key(session, user, xwing_keys.XWingKey(
+        public, kid.hex(), crypto.wrap_xwing_seed(os.urandom(32), seed, kid)))
+    session.flush()
+    return seed
 
 
 def make_world(session: Session, settings: Settings, reviewers: int = 2) -> World:

@@ -4,13 +4,17 @@ move of the code must not leave them pointing at nothing."""
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
+
+from service.platform.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMED = re.compile(r"`((?:tests|service|reviewer|crypto|bench|scripts|migrations|deploy|"
                    r"templates|docs)/[\w/.\-]+?)(?:::(\w+))?`")
 # Browser modules are named as the pages import them, relative to the static folder.
 STATIC_JS = ROOT / "service" / "static" / "js"
+SETTING = re.compile(r"\bCHUISHAO_[A-Z0-9_]*[A-Z0-9]")
 
 
 def _documents() -> list[Path]:
@@ -32,3 +36,16 @@ def test_named_files_and_tests_exist() -> None:
             elif function and f"def {function}(" not in path.read_text(encoding="utf-8"):
                 missing.append(f"{document.name}: {name}::{function}")
     assert not missing, "\n".join(missing)
+
+
+def test_named_settings_exist() -> None:
+    """A `CHUISHAO_*` variable the documentation names is a setting, or one the scripts and
+    tests read: a setting that was removed must not stay documented."""
+    settings = {PREFIX + f.name.upper() for f in fields(Settings)}
+    sources = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in [
+        *ROOT.glob("**/*.py"), *ROOT.glob("scripts/*"), ROOT / "Makefile", ROOT / ".ci" / "run"]
+        if p.is_file() and ".venv" not in p.parts)
+    unknown = sorted({f"{document.name}: {name}" for document in _documents()
+                      for name in SETTING.findall(document.read_text(encoding="utf-8"))
+                      if name not in settings and name not in sources})
+    assert not unknown, "\n".join(unknown)

@@ -26,6 +26,7 @@ from service.domain import (
     pow,
     refusals,
     totp,
+    xwing_keys,
 )
 from service.domain.models import Channel, User, utcnow
 from service.platform import localtime, offload, tokens
@@ -60,6 +61,8 @@ SCRIPT_MESSAGES = {
     "no_crypto": N_("This browser cannot do the cryptography the console needs (X25519). "
                     "Use a current version of Chrome, Edge, Firefox or Safari."),
     "changed": N_("Your password was changed. Your other sessions were signed out."),
+    "no_hybrid": N_("Your account has a post-quantum (X-Wing) key, which this browser cannot "
+                    "use. Change the password in an up-to-date Chrome or Edge."),
 }
 
 
@@ -128,17 +131,23 @@ async def create_account(request: Request) -> Response:
     invitation = _find_invitation(request, attempt="account.register")
     session = get_session(request)
     try:
-        account = accounts.NewAccount.from_json(await _json(request))
+        data = await _json(request)
+        account = accounts.NewAccount.from_json(data)
+        # None from a browser without the hybrid: the account starts classical.
+        xwing = xwing_keys.XWingKey.optional(data)
         # Its scrypt runs in the password lane, off the event loop (service.platform.offload).
         user = await offload.run("password", invitations.create_account, session,
-                                 _settings(request), invitation, account)
+                                 _settings(request), invitation, account, xwing)
     except InvalidInput as error:
         audit.record_refusal(request.app.state.database, "account.register",
                              target=f"invitation:{invitation.id}",
                              details={"reason": error.code})
         raise
+    details = {"username": user.username, "key_id": user.key_id}
+    if user.xwing_key_id is not None:
+        details["xwing_key_id"] = user.xwing_key_id
     audit.append(session, "account.register", target=f"invitation:{invitation.id}",
-                 details={"username": user.username, "key_id": user.key_id})
+                 details=details)
     token = request.path_params["token"]
     response = JSONResponse({"next": f"/console/invite/{token}/totp"})
     settings = _settings(request)
@@ -302,9 +311,10 @@ async def login(request: Request) -> Response:
             "username, the last at {when}. If that was not you, tell an administrator."),
             count=seen.count, when=localtime.show(seen.last_at))
         if seen.count and seen.last_at is not None else "",
-        "wrapped_private_key": crypto.b64u_encode(user.wrapped_private_key),
-        "key_id": user.key_id,
+        **_wrapped_keys(user),
         "key_handle": auth.csrf_token_for(_secret_key(request), "key-handle:" + session_id),
+        # The new session's token: login.js may add the account's X-Wing key before leaving.
+        "csrf_token": auth.csrf_token_for(_secret_key(request), "session:" + session_id),
         "next": "/console/cases",
     })
     auth.set_session_cookie(response, settings, token)
@@ -364,14 +374,36 @@ async def revoke_everywhere(request: Request) -> Response:
     return response
 
 
+def _wrapped_keys(user: User) -> dict[str, str]:
+    """The account's keys as only its browser can open them: the X25519 key, and the X-Wing
+    seed where the account has one (PROTOCOL 9, 17.5)."""
+    keys = {"wrapped_private_key": crypto.b64u_encode(user.wrapped_private_key),
+            "key_id": user.key_id}
+    if user.wrapped_xwing_seed is not None and user.xwing_key_id is not None:
+        keys["wrapped_xwing_seed"] = crypto.b64u_encode(user.wrapped_xwing_seed)
+        keys["xwing_key_id"] = user.xwing_key_id
+    return keys
+
+
 @require_roles()
 async def my_key(request: Request) -> Response:
     user = current_user(request)
-    return JSONResponse({
-        "username": user.username,
-        "wrapped_private_key": crypto.b64u_encode(user.wrapped_private_key),
-        "key_id": user.key_id,
-    })
+    return JSONResponse({"username": user.username, **_wrapped_keys(user)})
+
+
+@require_roles()
+async def add_xwing_key(request: Request) -> Response:
+    """An account without an X-Wing pair gets the one its browser made after sign-in or
+    unlock; the seed arrives wrapped with the password's kek, never in the clear."""
+    user = current_user(request)
+    try:
+        key = xwing_keys.XWingKey.from_json(await _json(request))
+        xwing_keys.add_xwing_key(get_session(request), user, key)
+    except (InvalidInput, xwing_keys.HasXWingKey) as error:
+        audit.record_refusal(request.app.state.database, "account.add_pq", actor_id=user.id,
+                             target=f"user:{user.id}", details={"reason": error.code})
+        raise
+    return JSONResponse({"username": user.username, **_wrapped_keys(user)})
 
 
 @require_roles()
@@ -403,5 +435,6 @@ ROUTES: list[BaseRoute] = [
     Route("/account/sessions/revoke-all", revoke_everywhere, methods=["POST"]),
     Route("/account/sessions/{session_id}/revoke", revoke_session, methods=["POST"]),
     Route("/api/me/key", my_key),
+    Route("/api/account/xwing-key", add_xwing_key, methods=["POST"]),
     Route("/api/account/password", change_password, methods=["POST"]),
 ]

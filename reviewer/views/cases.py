@@ -120,7 +120,7 @@ async def case_list(request: Request) -> Response:
         "due": workflow.due_at(case, settings),
         "due_kind": workflow.due_kind(case),
         "overdue": workflow.is_overdue(case, settings, now),
-        "slot": _b64(slots[case.id].slot) if case.id in slots else "",
+        **cases.slot_fields(slots.get(case.id, {})),
         "report": reports.get(case.id),
         "report_blob": _b64(reports[case.id].blob) if case.id in reports else "",
         "replies": replies.get(case.id, 0),

@@ -207,7 +207,7 @@ def record_context(request: Request, record: Rectification) -> dict[str, Any]:
     people = rectification_records.users_by_id(
         session, [record.opened_by, record.owner_id, record.accepted_by, record.closed_by,
                   record.published_by, *[e.user_id for e in entries]])
-    slots = {case.id: cases.slot_for(session, case, user) for case in linked}
+    slots = {case.id: cases.slots_of(session, case, user) for case in linked}
     candidates = [c for c in cases.same_channel_cases(session, origin) if c.id not in
                   {x.id for x in linked} and rectification_cases.can_open(c)] if origin else []
     data = {
@@ -215,8 +215,7 @@ def record_context(request: Request, record: Rectification) -> dict[str, Any]:
         "can_upload": user.has_role("reviewer") and record.state in rectification_facts.OPEN_STATES,
         "max_file_bytes": settings.max_file_bytes,
         "max_files": settings.max_files,
-        "cases": [{"case_id": case.id, "slot": _b64(slot.slot if slot else None)}
-                  for case, slot in ((c, slots[c.id]) for c in linked)],
+        "cases": [{"case_id": case.id, **cases.slot_fields(slots[case.id])} for case in linked],
         "files": [{"id": stored.id, "case_id": stored.case_id, "phase": link.phase,
                    "entry_id": link.entry_id, "meta_item_id": stored.meta_item_id,
                    "meta_blob": _b64(metas[stored.meta_item_id].blob)

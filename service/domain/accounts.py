@@ -5,9 +5,12 @@ The password never reaches the server. The browser derives ``auth_secret`` and `
 private key wrapped with ``kek``. Nothing stored here opens a report.
 
 An account is made from an invitation (service/domain/invitations.py); its second factor is
-service/domain/totp.py; what it receives and sees, service/domain/recipients.py.
+service/domain/totp.py; what it receives and sees, service/domain/recipients.py; its X-Wing
+pair (protocol v2), service/domain/xwing_keys.py.
 
 Plain functions over a SQLAlchemy ``Session``; the views decide transactions and responses.
+Longer than 500 lines because input, sign-in, sessions and password change work on the one
+account row and share the failure counting; apart, they would import each other.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def normalize_username(text: object) -> str:
     return name if USERNAME.fullmatch(name) else ""
 
 
-def _b64(value: object, size: int) -> bytes:
+def b64_field(value: object, size: int) -> bytes:
+    """A base64url field of exactly ``size`` bytes, or InvalidInput."""
     if not isinstance(value, str):
         raise InvalidInput()
     try:
@@ -115,15 +119,15 @@ class NewAccount:
             raise InvalidInput(N_("A username has 2 to 32 characters: lower-case letters, digits, "
                                   "dots, dashes and underscores, starting with a letter or "
                                   "digit."))
-        wrapped = _b64(data.get("wrapped_private_key"), 77)
+        wrapped = b64_field(data.get("wrapped_private_key"), 77)
         if wrapped[0] != 0x01:
             raise InvalidInput()
         return cls(
             username=username,
             display_name=_clean_display_name(data.get("display_name")),
-            user_salt=_b64(data.get("user_salt"), SALT_SIZE),
-            auth_secret=_b64(data.get("auth_secret"), 32),
-            public_key=_b64(data.get("public_key"), 32),
+            user_salt=b64_field(data.get("user_salt"), SALT_SIZE),
+            auth_secret=b64_field(data.get("auth_secret"), 32),
+            public_key=b64_field(data.get("public_key"), 32),
             wrapped_private_key=wrapped,
         )
 
@@ -134,19 +138,27 @@ class NewPassword:
     new_user_salt: bytes
     new_auth_secret: bytes
     new_wrapped_private_key: bytes
+    # The X-Wing seed wrapped with the new kek: required exactly when the account has one.
+    new_wrapped_xwing_seed: bytes | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> NewPassword:
         if not isinstance(data, dict):
             raise InvalidInput()
-        wrapped = _b64(data.get("new_wrapped_private_key"), 77)
+        wrapped = b64_field(data.get("new_wrapped_private_key"), 77)
         if wrapped[0] != 0x01:
             raise InvalidInput()
+        xwing = None
+        if data.get("new_wrapped_xwing_seed") is not None:
+            xwing = b64_field(data.get("new_wrapped_xwing_seed"), crypto.XWING_WRAPPED_SIZE)
+            if xwing[0] != crypto.XWING_WRAP_VERSION:
+                raise InvalidInput()
         return cls(
-            old_auth_secret=_b64(data.get("old_auth_secret"), 32),
-            new_user_salt=_b64(data.get("new_user_salt"), SALT_SIZE),
-            new_auth_secret=_b64(data.get("new_auth_secret"), 32),
+            old_auth_secret=b64_field(data.get("old_auth_secret"), 32),
+            new_user_salt=b64_field(data.get("new_user_salt"), SALT_SIZE),
+            new_auth_secret=b64_field(data.get("new_auth_secret"), 32),
             new_wrapped_private_key=wrapped,
+            new_wrapped_xwing_seed=xwing,
         )
 
 
@@ -285,7 +297,7 @@ def login_hash(user: User | None, settings: Settings, now: dt.datetime) -> str:
 
 def login_secret(auth_secret: object) -> bytes:
     try:
-        return _b64(auth_secret, 32)
+        return b64_field(auth_secret, 32)
     except InvalidInput:
         return b""
 
@@ -440,11 +452,18 @@ def change_password(session: Session, settings: Settings, user: User, new: NewPa
     records the refusal (it counts like a failed sign-in).
     """
     now = now or utcnow()
+    # A seed left wrapped with the old kek would be lost with the old password, and with it
+    # every v2 slot of this account; one for an account without a pair is nonsense.
+    if (new.new_wrapped_xwing_seed is None) != (user.xwing_key_id is None):
+        raise InvalidInput(N_("Your post-quantum key must be wrapped again with the new "
+                              "password. Reload the page and try again."), code="xwing_rewrap")
     if not crypto.verify_auth_secret(new.old_auth_secret, user.auth_hash):
         return False
     user.user_salt = new.new_user_salt
     user.auth_hash = crypto.hash_auth_secret(new.new_auth_secret, n=settings.scrypt_n)
     user.wrapped_private_key = new.new_wrapped_private_key
+    if new.new_wrapped_xwing_seed is not None:
+        user.wrapped_xwing_seed = new.new_wrapped_xwing_seed
     user.password_changed_at = now
     ended = revoke_others(session, user.id, keep_session, now)
     audit.append(session, "password.change", actor=user, target=f"user:{user.id}",

@@ -286,19 +286,40 @@ def list_cases(session: Session, settings: Settings, user: User, filters: Filter
 # ---------------------------------------------------------------------------- one case
 
 
-def slot_for(session: Session, case: Case, user: User, purpose: str = "case") -> KeySlot | None:
-    return session.scalar(select(KeySlot).where(
+def slots_of(session: Session, case: Case, user: User, purpose: str = "case") -> dict[str, KeySlot]:
+    """The user's slots of one key of a case by suite: v1, v2 or (once re-slotted) both."""
+    return {slot.suite: slot for slot in session.scalars(select(KeySlot).where(
         KeySlot.case_id == case.id, KeySlot.purpose == purpose, KeySlot.user_id == user.id,
-        KeySlot.key_id == user.key_id))
+        KeySlot.key_id.in_(user.key_ids())))}
 
 
-def slots_for_cases(session: Session, case_ids: list[str], user: User) -> dict[str, KeySlot]:
+def preferred(slots: dict[str, KeySlot]) -> KeySlot | None:
+    return slots.get(crypto.SUITE_V2) or slots.get(crypto.SUITE)
+
+
+def slot_for(session: Session, case: Case, user: User, purpose: str = "case") -> KeySlot | None:
+    """Whether (and by which slot) the user holds the key: the v2 slot where there is one."""
+    return preferred(slots_of(session, case, user, purpose))
+
+
+def slots_for_cases(session: Session, case_ids: list[str],
+                    user: User) -> dict[str, dict[str, KeySlot]]:
     if not case_ids:
         return {}
     rows = session.scalars(select(KeySlot).where(
         KeySlot.case_id.in_(case_ids), KeySlot.purpose == "case", KeySlot.user_id == user.id,
-        KeySlot.key_id == user.key_id))
-    return {slot.case_id: slot for slot in rows}
+        KeySlot.key_id.in_(user.key_ids())))
+    found: dict[str, dict[str, KeySlot]] = {}
+    for slot in rows:
+        found.setdefault(slot.case_id, {})[slot.suite] = slot
+    return found
+
+
+def slot_fields(slots: dict[str, KeySlot], name: str = "slot") -> dict[str, str]:
+    """A user's slots as the console scripts take them: ``name`` the v1 slot and
+    ``name``_v2 the v2 one ("" where none); the page opens v2 where it has the X-Wing key."""
+    v1, v2 = slots.get(crypto.SUITE), slots.get(crypto.SUITE_V2)
+    return {name: _b64(v1.slot if v1 else None), name + "_v2": _b64(v2.slot if v2 else None)}
 
 
 def report_items(session: Session, case_ids: list[str]) -> dict[str, SealedItem]:
@@ -387,24 +408,13 @@ def add_message(session: Session, case: Case, actor: User, data: Any,
     return item
 
 
-def internal_recipients(session: Session, case: Case) -> dict[str, User | None]:
-    """key id -> user (None for the recovery key): who must get the internal key — the same
-    recipients intake slots the case key to, minus the reporter. Never the reporter: the
-    internal key is for reviewer-only notes."""
+def internal_recipients(session: Session, case: Case) -> list[intake.Recipient]:
+    """Who must get the internal key: the same recipients intake slots the case key to (each
+    by either of its keys, as there), minus the reporter. Never the reporter: the internal
+    key is for reviewer-only notes."""
     channel = session.get(Channel, case.channel_id)
     assert channel is not None
-    users = {user.id: user for user in session.scalars(
-        select(User).join(ChannelRecipient, ChannelRecipient.user_id == User.id)
-        .where(ChannelRecipient.channel_id == channel.id))}
-    return {r.key_id: users.get(r.user_id) if r.user_id is not None else None
-            for r in intake.channel_keys(session, channel).recipients}
-
-
-def internal_recipient_keys(session: Session, case: Case) -> list[tuple[str, bytes]]:
-    """(key id, public key) of everyone the page must seal a new internal key to."""
-    channel = session.get(Channel, case.channel_id)
-    assert channel is not None
-    return [(r.key_id, r.public_key) for r in intake.channel_keys(session, channel).recipients]
+    return list(intake.channel_keys(session, channel).recipients)
 
 
 def has_internal_key(session: Session, case: Case) -> bool:
@@ -422,8 +432,8 @@ def case_page_data(session: Session, settings: Settings, case: Case,
     files, and the colleagues a key can be granted to. Ciphertext only; the browser decrypts."""
     reviewers = channel_reviewers(session, case.channel_id)
     holders = {slot.user_id for slot in case.slots if slot.purpose == "case"}
-    slot = slot_for(session, case, user)
-    internal = slot_for(session, case, user, "internal")
+    slots = slots_of(session, case, user)
+    internal = slots_of(session, case, user, "internal")
     # The identity is never on the page: only POST .../identity hands it out, audited. The
     # reporter's own order, never interleaved with reviewers' finer than the granularity.
     items = followup.conversation_order(case, list(session.scalars(
@@ -434,13 +444,13 @@ def case_page_data(session: Session, settings: Settings, case: Case,
     authors = {u.id: u.display_name or u.username for u in reviewers}
     return {
         "case_id": case.id,
-        "slot": _b64(slot.slot if slot else None),
-        "internal_slot": _b64(internal.slot if internal else None),
+        **slot_fields(slots),
+        **slot_fields(internal, "internal_slot"),
         "internal_exists": has_internal_key(session, case),
-        "internal_recipients": [{"key_id": key_id, "public_key": _b64(public)}
-                                for key_id, public in internal_recipient_keys(session, case)],
+        "internal_recipients": [intake.recipient_info(r)
+                                for r in internal_recipients(session, case)],
         "colleagues": [{"user_id": u.id, "name": u.display_name or u.username,
-                        "key_id": u.key_id, "public_key": _b64(u.public_key)}
+                        **intake.recipient_info(intake.recipient_of(u))}
                        for u in reviewers if u.id not in holders],
         "items": [{"id": i.id, "kind": i.kind, "author": i.author,
                    "name": authors.get(i.user_id or 0, ""), "created": i.created_at.isoformat(),
@@ -452,24 +462,27 @@ def case_page_data(session: Session, settings: Settings, case: Case,
                   for i in items if i.kind != "file-meta" or i.id in complete_meta],
         "files": [{"id": f.id, "meta_item_id": f.meta_item_id, "chunk_count": f.chunk_count,
                    "stored_size": f.stored_size, "author": f.author} for f in files],
-        "can_write": user.has_role("reviewer") and slot is not None,
+        "can_write": user.has_role("reviewer") and bool(slots),
     }
 
 
-def _parse_slots(raw: Any, purposes: tuple[str, ...]) -> list[tuple[str, str, bytes]]:
+def _parse_slots(raw: Any, purposes: tuple[str, ...]) -> list[intake.SlotSpec]:
+    """Slots a reviewer's page sealed, of either suite (its length checked by the suite)."""
     if not isinstance(raw, list) or not 0 < len(raw) <= 200:
         raise Malformed("slots")
     parsed = []
     for entry in raw:
         if not isinstance(entry, dict) or entry.get("purpose") not in purposes \
-                or entry.get("suite", crypto.SUITE) != crypto.SUITE:
+                or entry.get("suite", crypto.SUITE) not in intake.SLOT_SIZES:
             raise Malformed("slot")
+        suite = str(entry.get("suite", crypto.SUITE))
         slot = intake.parse_b64(entry.get("slot"), "slot")
-        if len(slot) != intake.SLOT_BYTES:
+        if len(slot) != intake.SLOT_SIZES[suite]:
             raise Malformed("slot")
-        parsed.append((str(entry["purpose"]), intake.parse_id(entry.get("key_id"), "key_id"),
-                       slot))
-    pairs = [(purpose, key_id) for purpose, key_id, _ in parsed]
+        parsed.append(intake.SlotSpec(str(entry["purpose"]),
+                                      intake.parse_id(entry.get("key_id"), "key_id"), suite,
+                                      slot))
+    pairs = [(spec.purpose, spec.key_id) for spec in parsed]
     if len(set(pairs)) != len(pairs):
         raise Malformed("slots")
     return parsed
@@ -504,19 +517,24 @@ def add_note(session: Session, case: Case, actor: User, data: Any,
     if raw_slots:
         allowed = internal_recipients(session, case)
         parsed = _parse_slots(raw_slots, ("internal",))
-        given = {key_id for _, key_id, _ in parsed}
-        if not given <= set(allowed):
+        by_key = {key_id: r for r in allowed
+                  for key_id in (r.key_id, r.xwing_key_id) if key_id is not None}
+        if any(spec.key_id not in by_key for spec in parsed):
             raise InvalidInput(N_("The internal key may be given only to reviewers of this "
                                   "reporting line and to the recovery key."),
                                code="internal_slot_refused", status=403)
-        if given != set(allowed):
+        holders = [by_key[spec.key_id] for spec in parsed]
+        # v1 under an X-Wing key id (or v2 under an X25519 one) opens for no one.
+        if any(r.suite_of(spec.key_id) != spec.suite for r, spec in zip(holders, parsed,
+                                                                        strict=True)):
+            raise Malformed("slot suite")
+        # Each recipient exactly once, by either of its keys.
+        if sorted(r.key_id for r in holders) != sorted(r.key_id for r in allowed):
             raise RecipientsChanged()
         _store_slots(session, case, [
-            KeySlot(case_id=case.id, purpose="internal", key_id=key_id, suite=crypto.SUITE,
-                    slot=slot, created_at=now,
-                    holder="recovery" if allowed[key_id] is None else "reviewer",
-                    user_id=user.id if (user := allowed[key_id]) is not None else None)
-            for _, key_id, slot in parsed])
+            KeySlot(case_id=case.id, purpose="internal", key_id=spec.key_id, suite=spec.suite,
+                    slot=spec.slot, created_at=now, holder=r.holder, user_id=r.user_id)
+            for r, spec in zip(holders, parsed, strict=True)])
     item = SealedItem(id=item_id, case_id=case.id, kind="note", author="reviewer",
                       user_id=actor.id, blob=blob, created_at=now)
     session.add(item)
@@ -544,22 +562,29 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
     internal = has_internal_key(session, case)
     now = now or utcnow()
     new = []
-    for purpose, key_id, slot in parsed:
-        if key_id != colleague.key_id:
+    recipient = intake.recipient_of(colleague)
+    if len({spec.purpose for spec in parsed}) != len(parsed):
+        raise Malformed("slots")  # one slot per key: v2 where the colleague has an X-Wing key
+    for spec in parsed:
+        if recipient.suite_of(spec.key_id) is None:
             raise Malformed("key_id")
-        if purpose == "internal" and not internal:
+        if recipient.suite_of(spec.key_id) != spec.suite:
+            raise Malformed("slot suite")
+        if spec.purpose == "internal" and not internal:
             raise Malformed("slot")
-        if slot_for(session, case, colleague, purpose) is not None:
+        if slot_for(session, case, colleague, spec.purpose) is not None:
             continue  # held already (the internal key reaches every recipient on first use)
-        new.append(KeySlot(case_id=case.id, purpose=purpose, holder="reviewer",
-                           user_id=colleague.id, suite=crypto.SUITE, key_id=key_id, slot=slot,
-                           created_at=now))
+        new.append(KeySlot(case_id=case.id, purpose=spec.purpose, holder="reviewer",
+                           user_id=colleague.id, suite=spec.suite, key_id=spec.key_id,
+                           slot=spec.slot, created_at=now))
     if not new:
         raise Conflict(N_("This colleague already has access."), code="already_granted")
     if not any(slot.purpose == "case" for slot in new) and slot_for(
             session, case, colleague) is None:
         raise Malformed("slots")
     _store_slots(session, case, new)
+    if any(slot.purpose == "case" and slot.suite == crypto.SUITE for slot in new):
+        case.classical_only = True  # a v1 case-key slot (PROTOCOL 17.7)
     audit.append(session, "case.grant", actor=actor, target=case.id, now=now,
                  details={"user_id": colleague.id, "purposes": [s.purpose for s in new]})
     return new

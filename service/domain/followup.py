@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from service.domain import intake, notify, quota
+from service.domain import intake, notify, quota, sealing
 from service.domain.models import (
     Case,
     CaseEvent,
@@ -187,7 +187,7 @@ def note_reporter_activity(session: Session, settings: Settings, case: Case) -> 
     session.add(CaseEvent(case_id=case.id, kind="reporter_activity", visible_to_reporter=False,
                           data={}, created_at=stamp))
     session.flush()
-    notify.reporter_activity(session, settings, case, case.updated_at)
+    notify.reporter_activity(session, settings, case, stamp)
 
 
 def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> SealedItem:
@@ -202,10 +202,21 @@ def add_reply(session: Session, settings: Settings, case: Case, data: Any) -> Se
     return item
 
 
-def check_file_room(session: Session, settings: Settings, case: Case) -> None:
-    if len(intake.files_of(session, case)) >= settings.max_files * 3:
+def check_file_room(session: Session, settings: Settings, case: Case, adding: int = 1) -> None:
+    if len(intake.files_of(session, case)) + adding > settings.max_files * 3:
         raise TooLarge(N_("At most {count} files can be attached."),
                        count=settings.max_files * 3)
+
+
+def check_reply_room(session: Session, settings: Settings, case: Case, *, text: bool,
+                     file_sizes: list[int]) -> None:
+    """A reply sealed on the server, before its files are stripped: refused at once when the
+    case has no room for it. Files count at the size they were sent (stripping only shrinks
+    them), even one the reporter chose to leave out; each brings its file-meta item. The
+    checks after the rows are written still run."""
+    check_file_room(session, settings, case, adding=len(file_sizes))
+    quota.check_case(session, settings, case.id, items=len(file_sizes) + int(text),
+                     file_bytes=sum(sealing.stored_layout(size)[0] for size in file_sizes))
 
 
 def add_file(session: Session, settings: Settings, case: Case, data: Any) -> StoredFile:

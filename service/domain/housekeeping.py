@@ -118,8 +118,21 @@ def settle_once(database: Database, settings: Settings,
 def announce_deadlines(database: Database, settings: Settings,
                        now: dt.datetime | None = None, turn: Turn = nullcontext) -> int:
     """Tell the assignee and the channel's reviewers once when a case's deadline comes
-    within notify_deadline_days, and once when it passes. Returns deadlines announced."""
+    within notify_deadline_days, and once when it passes. Returns deadlines announced.
+
+    Under a lock of its own: it runs after the purge round has let go of the purge lock, and
+    two instances announcing at once would both insert the same deadline row (one of them
+    then fails its round)."""
     now = now or utcnow()
+    with only_one(database, "deadlines") as mine:
+        if not mine:
+            log.debug("another instance is announcing deadlines")
+            return 0
+        return _announce_deadlines(database, settings, now, turn)
+
+
+def _announce_deadlines(database: Database, settings: Settings, now: dt.datetime,
+                        turn: Turn) -> int:
     horizon = now + dt.timedelta(days=settings.notify_deadline_days)
     announced = 0
     with turn(), database.write_session() as session:

@@ -7,6 +7,8 @@ public key stored in the database (whoever can write the database can replace it
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 import crypto
@@ -86,6 +88,56 @@ def _set_recovery_xwing(installation: Installation) -> str:
     installation.recovery_xwing_public_key = public
     installation.recovery_xwing_key_id = crypto.key_id(public).hex()
     return crypto.encode_recovery_secret(seed, "xwing")
+
+
+_SECRET_CHECK_LABEL = b"chuishao/secret-key-check/1"
+
+
+class SecretKeyMismatch(RuntimeError):
+    pass
+
+
+def secret_key_check(secret_key: str) -> str:
+    # A check value, not the key: it tells keys apart and gives nothing that signs.
+    return hmac.new(secret_key.encode(), _SECRET_CHECK_LABEL, hashlib.sha256).hexdigest()
+
+
+def pin_secret_key(session: Session, secret_key: str) -> None:
+    """Refuse a process whose secret key is not the installation's.
+
+    Sessions, CSRF tokens, stamps and follow-up capabilities are signed with the secret key;
+    an instance with a key of its own (say a second machine that generated one) would refuse
+    everything the others signed. The first instance to start records the check value; a
+    compare-and-set, so two first starts at once cannot both record theirs."""
+    installation = get_installation(session)
+    if installation is None:
+        return
+    check = secret_key_check(secret_key)
+    if installation.secret_key_check is None:
+        session.execute(update(Installation)
+                        .where(Installation.id == 1, Installation.secret_key_check.is_(None))
+                        .values(secret_key_check=check))
+        session.flush()
+        session.refresh(installation)
+    if not hmac.compare_digest(installation.secret_key_check or "", check):
+        raise SecretKeyMismatch(
+            "refused to start: this instance's secret key is not the one the installation's "
+            "other instances use. Give every instance the same CHUISHAO_SECRET_KEY (or the "
+            "same secret.key file); if the key was replaced on purpose on every machine, run "
+            "`chuishao secret-key adopt` once (docs/OPERATIONS.md)")
+
+
+def adopt_secret_key(session: Session, secret_key: str) -> bool:
+    """Make this key the installation's (after replacing it everywhere); False if it was."""
+    installation = get_installation(session)
+    if installation is None:
+        raise LookupError("this installation is not initialised")
+    check = secret_key_check(secret_key)
+    if installation.secret_key_check == check:
+        return False
+    installation.secret_key_check = check
+    session.flush()
+    return True
 
 
 def load_signing_key(settings: Settings) -> bytes:

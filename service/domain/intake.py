@@ -64,7 +64,7 @@ HASH = re.compile(r"^[0-9a-f]{64}$")
 ITEM_OVERHEAD = 1 + 12 + 16
 MIN_PADDED = 256
 MAX_ITEM_PADDED = 256 * 1024
-SLOT_BYTES = crypto.SLOT_SIZE  # v1, which reviewers' own slots (notes, sharing) still are
+SLOT_BYTES = crypto.SLOT_SIZE  # v1, which reward claim slots still are
 SLOT_SIZES = {crypto.SUITE: crypto.SLOT_SIZE, crypto.SUITE_V2: crypto.SLOT_SIZE_V2}
 STORED_CHUNK = crypto.CHUNK_SIZE + 16
 # Chunks one batch request may carry (docs/API.md 4.3): 4 MiB of ciphertext, one commit.
@@ -353,6 +353,13 @@ def sealed_to(user: User) -> bool:
     return bool(user.active) and user.has_role("reviewer")
 
 
+def recipient_of(user: User) -> Recipient:
+    """A reviewer as a recipient: with the X-Wing key where the account has one (PROTOCOL
+    17.5), which then gets v2 slots."""
+    return Recipient(user.key_id, user.public_key, user.id, "reviewer", user.xwing_key_id,
+                     user.xwing_public_key)
+
+
 def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
     installation = get_installation(session)
     if installation is None:
@@ -362,8 +369,7 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
         .where(ChannelRecipient.channel_id == channel.id, User.active.is_(True))
         .order_by(User.id)
     ).scalars()
-    recipients = [Recipient(user.key_id, user.public_key, user.id, "reviewer") for user in rows
-                  if sealed_to(user)]
+    recipients = [recipient_of(user) for user in rows if sealed_to(user)]
     recipients.append(Recipient(installation.recovery_key_id, installation.recovery_public_key,
                                 None, "recovery", installation.recovery_xwing_key_id,
                                 installation.recovery_xwing_public_key))

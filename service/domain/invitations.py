@@ -19,6 +19,7 @@ import crypto
 from service.domain import audit, recipients, totp
 from service.domain.accounts import NewAccount
 from service.domain.models import ROLES, Channel, Invitation, User, utcnow
+from service.domain.xwing_keys import XWingKey
 from service.platform import tokens
 from service.platform.errors import ChuishaoError, InvalidInput
 from service.platform.i18n import N_
@@ -93,7 +94,8 @@ def pending_user(session: Session, invitation: Invitation) -> User | None:
 
 
 def create_account(session: Session, settings: Settings, invitation: Invitation,
-                   account: NewAccount, now: dt.datetime | None = None) -> User:
+                   account: NewAccount, xwing: XWingKey | None = None,
+                   now: dt.datetime | None = None) -> User:
     """Store the new account (unusable until its first TOTP code is confirmed).
 
     Sending the form again for the same invitation (e.g. after losing the enrolment page)
@@ -108,6 +110,10 @@ def create_account(session: Session, settings: Settings, invitation: Invitation,
     clash = session.scalar(select(User).where(User.key_id == key_id))
     if clash is not None and clash is not user:
         raise InvalidInput()
+    if xwing is not None:
+        clash = session.scalar(select(User).where(User.xwing_key_id == xwing.key_id))
+        if clash is not None and clash is not user:
+            raise InvalidInput()
     if user is None:
         user = User(created_at=now, active=True)
         session.add(user)
@@ -119,6 +125,10 @@ def create_account(session: Session, settings: Settings, invitation: Invitation,
     user.public_key = account.public_key
     user.key_id = key_id
     user.wrapped_private_key = account.wrapped_private_key
+    # Without the hybrid in the browser the account is classical until a sign-in adds a pair.
+    user.xwing_public_key = xwing.public_key if xwing else None
+    user.xwing_key_id = xwing.key_id if xwing else None
+    user.wrapped_xwing_seed = xwing.wrapped_seed if xwing else None
     user.totp_secret = totp.new_secret()
     user.totp_confirmed = False
     user.totp_last_step = 0

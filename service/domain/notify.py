@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr
 from typing import Any
 
 import anyio
@@ -227,7 +227,8 @@ def claim(session: Session, settings: Settings, now: dt.datetime,
           limit: int = BATCH) -> list[Batch]:
     """Take due rows (and rows whose lease ran out: their worker died), lease them."""
     rows = session.execute(_for_update(session, select(
-        NotifyOutbox.id, NotifyOutbox.user_id, NotifyOutbox.kind, NotifyOutbox.attempts).where(
+        NotifyOutbox.id, NotifyOutbox.user_id, NotifyOutbox.kind, NotifyOutbox.attempts,
+        NotifyOutbox.state, NotifyOutbox.lease_until).where(
         or_((NotifyOutbox.state == "pending") & (NotifyOutbox.due_at <= now),
             (NotifyOutbox.state == "sending") & (NotifyOutbox.lease_until < now)))
         .order_by(NotifyOutbox.user_id, NotifyOutbox.id).limit(limit))).all()
@@ -238,12 +239,15 @@ def claim(session: Session, settings: Settings, now: dt.datetime,
                     .values(state="sending", lease_until=lease,
                             attempts=NotifyOutbox.attempts + 1)
                     .execution_options(synchronize_session=False))
-    grouped: dict[int, list[Any]] = {}
+    # A message whose worker died is sent again as it was (same rows, so same Message-ID),
+    # not merged with rows that came due since: its rows shared one lease.
+    grouped: dict[tuple[int, dt.datetime | None], list[Any]] = {}
     for row in rows:
-        grouped.setdefault(row.user_id, []).append(row)
+        taken = row.lease_until if row.state == "sending" else None
+        grouped.setdefault((row.user_id, taken), []).append(row)
     return [Batch(user_id, tuple(r.id for r in group), dict(Counter(r.kind for r in group)),
                   max(r.attempts for r in group) + 1)
-            for user_id, group in grouped.items()]
+            for (user_id, _), group in grouped.items()]
 
 
 # ---------------------------------------------------------------------------- messages
@@ -349,10 +353,13 @@ def send_webhook(settings: Settings, hook: NotifyWebhook, message: Message) -> N
         raise DeliveryError(f"webhook refused: {str(parsed)[:200]}")
 
 
-def message_id(batch: Batch) -> str:
-    # Stable for the same rows, so a resend after a crash carries the same Message-ID.
-    digest = hashlib.sha256(",".join(map(str, batch.row_ids)).encode()).hexdigest()[:32]
-    return make_msgid(idstring=digest, domain="chuishao.invalid")
+def message_id(settings: Settings, batch: Batch) -> str:
+    # Stable for the same rows, so a resend after a crash carries the same Message-ID (not
+    # make_msgid: it adds the time and a random number). The address keeps two
+    # installations' row numbers apart.
+    rows = ",".join(map(str, batch.row_ids))
+    digest = hashlib.sha256(f"{settings.base_url}\n{rows}".encode()).hexdigest()[:32]
+    return f"<{digest}@chuishao.invalid>"
 
 
 def deliver(settings: Settings, pref: NotifyPreference | None, hook: NotifyWebhook | None,
@@ -362,7 +369,7 @@ def deliver(settings: Settings, pref: NotifyPreference | None, hook: NotifyWebho
         raise DeliveryError("no address chosen")
     message = compose(settings, pref.language, batch.counts)
     if pref.via == "email":
-        send_email(settings, pref.email, message, message_id(batch))
+        send_email(settings, pref.email, message, message_id(settings, batch))
         return "email"
     if hook is None:
         raise DeliveryError("the chosen webhook was removed")
@@ -548,7 +555,7 @@ def problems(session: Session, limit: int = 100) -> list[NotifyOutbox]:
     return list(session.scalars(select(NotifyOutbox).where(
         or_(NotifyOutbox.state == "failed",
             (NotifyOutbox.state == "pending") & (NotifyOutbox.last_error != "")))
-        .order_by(NotifyOutbox.id.desc()).limit(limit)))
+        .order_by(NotifyOutbox.created_at.desc(), NotifyOutbox.id).limit(limit)))
 
 
 def retry(session: Session, row_id: int) -> bool:

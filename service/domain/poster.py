@@ -194,7 +194,8 @@ def gather(session: Session, settings: Settings, channel: Channel, language: str
         reward_title=translate(N_("Rewards")),
         reward=reward_sentence(choose_policy(session, channel, policy_id), language, translate),
         footer=translate(N_("Your report is encrypted before it is stored; only the reviewers "
-                            "of this line can read it. Printed {date}."), date=printed),
+                            "of this line, and the keeper of the offline recovery key, can "
+                            "read it. Printed {date}."), date=printed),
     )
 
 

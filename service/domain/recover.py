@@ -57,7 +57,7 @@ def recover(session: Session, channel_slug: str, username: str,
                            code="not_a_reviewer")
     held = {(slot.case_id, slot.purpose) for slot in session.scalars(
         select(KeySlot).join(Case, Case.id == KeySlot.case_id)
-        .where(Case.channel_id == channel.id, KeySlot.key_id == user.key_id))}
+        .where(Case.channel_id == channel.id, KeySlot.key_id.in_(user.key_ids())))}
     recovery_ids = [installation.recovery_key_id]
     if installation.recovery_xwing_key_id is not None:
         recovery_ids.append(installation.recovery_xwing_key_id)
@@ -76,6 +76,11 @@ def recover(session: Session, channel_slug: str, username: str,
     if any(suite in secrets and secrets[suite] is None for suite in needed):
         raise SecretMissing(N_("Some cases of this reporting line need the other part of "
                                "the recovery secret; type both parts."))
+    # v2 to a reviewer with an X-Wing key (PROTOCOL 17.7), v1 to one without.
+    if user.xwing_public_key is not None and user.xwing_key_id is not None:
+        mine, mine_id, mine_public = crypto.SUITE_V2, user.xwing_key_id, user.xwing_public_key
+    else:
+        mine, mine_id, mine_public = crypto.SUITE, user.key_id, user.public_key
     now = utcnow()
     granted = skipped = 0
     for case_id, purpose, suite, slot in wanted:
@@ -89,10 +94,10 @@ def recover(session: Session, channel_slug: str, username: str,
         # A slot that does not open is a broken case, not a reason to stop: OpenError raises.
         key = crypto.open_slot(suite, slot, private, raw_id, purpose)
         session.add(KeySlot(case_id=case_id, purpose=purpose, holder="reviewer",
-                            user_id=user.id, suite=crypto.SUITE, key_id=user.key_id,
-                            slot=crypto.seal_key(key, user.public_key, raw_id, purpose=purpose),
+                            user_id=user.id, suite=mine, key_id=mine_id,
+                            slot=crypto.seal_slot(mine, key, mine_public, raw_id, purpose),
                             created_at=now))
-        if purpose == "case":
+        if purpose == "case" and mine == crypto.SUITE:
             case = session.get(Case, case_id)
             if case is not None:
                 case.classical_only = True  # the reviewer's new slot is v1

@@ -77,6 +77,14 @@ class FirstValidOpen(ChuishaoError):
                  "case page first; until then no reward is calculated or approved.")
 
 
+class FirstValidChanged(ChuishaoError):
+    status = 409
+    code = "first_valid_changed"
+    message = N_("The first valid report of this case's duplicate group changed after this "
+                 "reward was proposed, so its calculation no longer holds. Reject it and "
+                 "propose the reward again.")
+
+
 def require_first_valid_settled(case: Case) -> None:
     if case.first_valid_open:
         raise FirstValidOpen()

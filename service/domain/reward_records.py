@@ -21,6 +21,7 @@ from service.domain import audit, cases, notify
 from service.domain.models import Case, CaseEvent, User, utcnow
 from service.domain.models.rewards import RewardPolicyVersion, RewardRecord
 from service.domain.reward_policies import (
+    FirstValidChanged,
     PeriodCapExcess,
     approved_in_period,
     calculate_or_refuse,
@@ -167,6 +168,19 @@ def period_cap_excess(session: Session, record: RewardRecord,
     return excess_of(calc, policy, now_counted)
 
 
+def title_moved(session: Session, record: RewardRecord) -> bool:
+    """An approved, claimed or paid reward whose case is no longer the first valid report it
+    was calculated as (an earlier report verified true later, a decision reopened): the money
+    may not be due. Shown on the reward page; the move itself is in the audit trail."""
+    if record.status not in DECIDED:
+        return False
+    case = session.get(Case, record.case_id)
+    if case is None:
+        return False
+    return bool(case.first_valid_open) or (
+        calculation_of(record).inputs.first_valid != bool(case.first_valid))
+
+
 def approve(session: Session, record: RewardRecord, actor: User, version: Any,
             now: dt.datetime | None = None) -> None:
     require(actor, "approver")
@@ -180,6 +194,9 @@ def approve(session: Session, record: RewardRecord, actor: User, version: Any,
     case = session.get(Case, record.case_id)
     assert case is not None
     require_first_valid_settled(case)
+    # Proposed before a duplicate was linked or a report re-verified: the title may have moved.
+    if calculation_of(record).inputs.first_valid != bool(case.first_valid):
+        raise FirstValidChanged()
     advance(session, record, expected, status="approved", decided_by=actor.id,
             decided_at=now, claim_due_at=due)
     _lock_case(session, case)

@@ -270,14 +270,27 @@ def first_valid_ties(group: list[Case]) -> list[Case]:
     return tied if len(tied) > 1 else []
 
 
+def _decided_over(session: Session, group: list[Case], chosen: Case) -> set[str]:
+    """The candidates the reviewer was shown when ``chosen`` was decided first valid."""
+    events = session.scalars(select(CaseEvent).where(
+        CaseEvent.case_id.in_([c.id for c in group]), CaseEvent.kind == "first_valid_decided"))
+    mine = [e for e in events if e.data.get("first") == chosen.id]
+    latest = max(mine, key=lambda e: e.created_at, default=None)
+    return set(latest.data.get("candidates") or []) if latest is not None else set()
+
+
 def refresh_first_valid(session: Session, case: Case, actor: User | None = None,
-                        now: dt.datetime | None = None) -> None:
+                        now: dt.datetime | None = None,
+                        decided_over: set[str] | None = None) -> None:
     """Mark the group's first valid report: the earliest verified one.
 
     Times are stored only as coarsely as the installation's granularity, so two verified
     reports of one bucket cannot be ordered by the system; then the question stays open
     (``first_valid_open``, no reward can be calculated) until a reviewer decides
-    (``decide_first_valid``). A change of the first valid case is audited.
+    (``decide_first_valid``). A decision holds only for the reports it was made between: a
+    further verified report of the same bucket (linked, or verified, later) opens it again.
+    A change of the first valid case is audited. ``decided_over``: the candidates of a
+    decision being made now (its event is not written yet).
     """
     group = group_of(session, case)
     candidates = [c for c in group if _candidate(c)]
@@ -285,7 +298,10 @@ def refresh_first_valid(session: Session, case: Case, actor: User | None = None,
     first: Case | None = None
     if tied:
         decided = [c for c in tied if c.first_valid_decided_by is not None]
-        first = decided[0] if len(decided) == 1 else None
+        if len(decided) == 1:
+            shown = decided_over if decided_over is not None else _decided_over(
+                session, group, decided[0])
+            first = decided[0] if {c.id for c in tied} <= shown else None
     elif candidates:
         first = candidates[0]
     still_open = bool(tied) and first is None
@@ -596,7 +612,8 @@ def _decide_first(move: Move) -> None:
     chosen.first_valid_decided_by = move.actor.id
     chosen.first_valid_reason = move.values["why"]
     move.session.flush()
-    refresh_first_valid(move.session, move.case, move.actor, move.now)
+    refresh_first_valid(move.session, move.case, move.actor, move.now,
+                        decided_over={c.id for c in first_valid_ties(group)})
     # A carried-over flag (no tie by the rule) is settled by the decision too.
     for member in group:
         member.first_valid_open = False

@@ -7,11 +7,12 @@ inside the same immutable snapshot, and a change to any file changes every URL. 
 browser may keep every asset for a year without asking again (``immutable``), and a new
 release is fetched at once.
 
-Compression: static files are compressed once, at start. Pages are not, with two exceptions
-(PageCompression): they are ``no-store`` and many carry secrets (CSRF tokens, the console's
-key handle, a receipt) next to text an attacker can make the page reflect, which is what
-BREACH needs. Static files and the reporter's empty forms hold no secret, so compressing
-them is safe. Unversioned ``/static/<path>`` still answers (short cache)
+Compression: static files are compressed once, at start, scripts after dropping their
+whole-line comments (``compact``). Pages are not, with two exceptions (PageCompression): they
+are ``no-store`` and many carry secrets (CSRF tokens, the console's key handle, a receipt)
+next to text an attacker can make the page reflect, which is what BREACH needs. Static files
+and the reporter's empty forms reuse no secret and reflect nothing, so compressing them is
+safe. Unversioned ``/static/<path>`` still answers (short cache)
 for anything that links a file directly.
 """
 
@@ -73,12 +74,27 @@ def _media_type(path: Path) -> str:
     return TYPES.get(path.suffix) or guessed or "application/octet-stream"
 
 
+def compact(relative: str, body: bytes) -> bytes:
+    """A script as served: the repository's file without its whole-line ``//`` comments.
+
+    The comments explain the code to its readers and are a third of what a reporter's phone
+    would download (gzip cannot squeeze prose much). Only lines whose first non-blank
+    characters are ``//`` go, newline and all; no script holds a template literal or string
+    spanning lines (tests/platform/test_assets.py checks), so such a line is always a comment
+    and the code runs as written. Anyone can repeat this rule to compare what was served.
+    """
+    if not relative.endswith(".js"):
+        return body
+    return b"".join(line for line in body.splitlines(keepends=True)
+                    if not line.lstrip().startswith(b"//"))
+
+
 def build(directory: Path = STATIC_DIR) -> Assets:
     files: dict[str, Asset] = {}
     tree = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
-        body = path.read_bytes()
+        body = compact(relative, path.read_bytes())
         digest = hashlib.sha256(body).hexdigest()
         tree.update(f"{relative}\0{digest}\0".encode())
         gzipped = gzip.compress(body, compresslevel=9, mtime=0)
@@ -146,14 +162,13 @@ async def favicon(request: Request) -> Response:
     return respond(request, current(), "favicon.svg", SHORT)
 
 
-# Pages that carry no secret and reflect nothing a third party chooses: the reporter's empty
-# forms, as fetched by GET with no query string. Only these are compressed (BREACH needs both
-# a secret and reflected input in one compressed response). A page added here must stay free
-# of secrets; a token it ever carries must be masked afresh in every response.
-# The intake page is not among them: it carries a fresh one-time form token in every answer
-# (service/domain/formtoken.py), and a compressed page holding a secret next to text an attacker can
-# choose is what BREACH reads.
-COMPRESSIBLE_PAGES = frozenset({"/followup"})
+# The reporter's empty forms, as fetched by GET with no query string: only these are
+# compressed. BREACH reads a secret that stays the same across many compressed responses, each
+# of which also reflects text the attacker chose. These pages reflect nothing of the request,
+# and the one token they carry (the intake form's one-time token, service/domain/formtoken.py)
+# is drawn afresh for every answer, so no two responses share a secret to be guessed at.
+# A page added here must keep both: no reflected input, no secret reused between responses.
+COMPRESSIBLE_PAGES = frozenset({"/", "/followup"})
 
 
 class PageCompression:

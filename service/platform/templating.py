@@ -29,8 +29,15 @@ def _localtime(context: Any, moment: dt.datetime | None, precision: str = "minut
     return localtime.show(moment, precision)
 
 
-def make_environment(messages: Callable[[Callable[..., str]], str] | None = None
-                     ) -> jinja2.Environment:
+# (translate, page) -> the JSON island of a page's script texts; page None gives them all.
+Messages = Callable[[Callable[..., str], str | None], str]
+
+
+def _no_messages(translate: Callable[..., str], page: str | None = None) -> str:
+    return "{}"
+
+
+def make_environment(messages: Messages | None = None) -> jinja2.Environment:
     """``messages`` turns a translator into the JSON island of strings the page scripts
     show; the web layer supplies it, so this layer need not know the domain's words."""
     environment = jinja2.Environment(
@@ -45,7 +52,7 @@ def make_environment(messages: Callable[[Callable[..., str]], str] | None = None
     environment.filters["isotime"] = localtime.iso
     # Templates name static files only through asset(): a content-hashed, long-cached URL.
     environment.globals["asset"] = assets.url
-    environment.globals["_ui_messages"] = messages or (lambda translate: "{}")
+    environment.globals["_ui_messages"] = messages or _no_messages
     return environment
 
 
@@ -64,7 +71,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
     environment: jinja2.Environment = request.app.state.templates
     lang = language(request)
     translate = translator(request)
-    messages: Callable[[Callable[..., str]], str] = environment.globals["_ui_messages"]  # type: ignore[assignment]
+    messages: Messages = environment.globals["_ui_messages"]  # type: ignore[assignment]
     full = {
         "request": request,
         "_": translate,
@@ -75,7 +82,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
         "key_handle": request.scope.get("key_handle", ""),
         "user": request.scope.get("user"),
         "current_path": request.url.path,
-        "js_messages": lambda: messages(translate),
+        "js_messages": lambda page=None: messages(translate, page),
         **(context or {}),
     }
     body = environment.get_template(name).render(full)

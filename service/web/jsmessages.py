@@ -118,10 +118,35 @@ MESSAGES = {
 }
 
 
-def as_json(translate: Callable[..., str]) -> str:
-    # Placeholders stay as {name}; the scripts fill them in. "</" is escaped so the island
-    # cannot end early.
+# What the report page's scripts (js/intake.js and the modules it imports) show: a third of
+# the whole, so the page a worker downloads first stays small. The follow-up page takes every
+# text. tests/web/test_jsmessages.py reads the scripts and fails on a key missing here.
+PAGES = {
+    "intake": (
+        frozenset({
+            "preparing", "pow", "deriving", "stripping", "sealing", "uploading", "finishing",
+            "interrupted", "discarded", "failed", "held", "network", "removed",
+            "receipt_removed", "list_sep", "nothing_removed", "unclean", "damaged", "too_big",
+            "too_many", "too_long", "no_crypto", "device_claim", "will_clean", "unclean_send",
+            "unclean_drop", "unclean_choose", "left_out", "keep_names",
+        }),
+        ("refuse.", "meta.", "plain.", "name.", "unclean_reason."),
+    ),
+}
 
+
+def as_json(translate: Callable[..., str], page: str | None = None) -> str:
+    # Placeholders stay as {name}; the scripts fill them in. "</" is escaped so the island
+    # cannot end early. `page` names a subset of PAGES; None gives every text.
+    data = _all(translate)
+    if page is not None:
+        keys, prefixes = PAGES[page]
+        data = {key: text for key, text in data.items()
+                if key in keys or key.startswith(prefixes)}
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+
+
+def _all(translate: Callable[..., str]) -> dict[str, str]:
     data = {key: translate(text) for key, text in MESSAGES.items()}
     data.update({f"status.{key}": translate(text) for key, text in feed.STATUS.items()})
     data.update({f"event.{key}": translate(text) for key, text in feed.EVENTS.items()})
@@ -136,4 +161,4 @@ def as_json(translate: Callable[..., str]) -> str:
 
     data.update({f"reason.{key}": translate(text) for key, text in REASONS_FOR_REPORTER.items()})
     data.update({f"result.{key}": translate(text) for key, text in RESULTS_FOR_REPORTER.items()})
-    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    return data

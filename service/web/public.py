@@ -369,6 +369,9 @@ async def followup_reply(request: Request) -> Response:
     uploads = await _read_uploads(settings, reportform.uploaded_files(form))
     if not text and not uploads:
         raise InvalidInput(N_("Write a reply or attach a file."))
+    # The case's quota before any file is parsed: a full case costs the stripper nothing.
+    followup.check_reply_room(get_session(request), settings, opened.case, text=bool(text),
+                              file_sizes=[len(data) for _, data in uploads])
     try:
         cleaned, left_out = await offload.run(
             "files", functools.partial(

@@ -2,7 +2,10 @@
 
 Invitation -> account made in the browser -> TOTP enrolment -> sign-in -> the private key
 lives in IndexedDB as a non-extractable X25519 CryptoKey -> sign-out empties the key store.
-Nothing may be requested from anywhere but the live server.
+The X-Wing pair (protocol v2): made with the account where the browser has the hybrid, or at
+the next sign-in for an account without one; kept as a seed wrapped by a session key, opened
+on each page into a non-extractable key. Nothing may be requested from anywhere but the live
+server.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from sqlalchemy import select
 
 import crypto
 from service.domain import invitations
-from service.domain.models import Channel, ChannelRecipient, User, utcnow
+from service.domain.models import AuditEntry, Channel, ChannelRecipient, User, utcnow
 from tests.browser.live import LiveServer, running_server
+from tests.browser.test_reporter_flow import NO_HYBRID
 
 pytestmark = pytest.mark.browser
 
@@ -67,6 +71,44 @@ async (arg) => {
   return out;
 }
 """
+
+
+# The session's X-Wing key from the key store, as case pages get it, opening a v2 slot the
+# server side sealed to the account's X-Wing public key.
+XWING_JS = """
+async (arg) => {
+  const keys = await import('/static/js/console/keys.js');
+  const C = await import('/static/js/crypto/index.js');
+  const E = await import('/static/js/crypto/encodings.js');
+  const found = await keys.getXWingKey();
+  if (!found) return null;
+  const key = found.privateKey;
+  const row = { keyId: found.keyId, extractable: key.extractable, algorithm: key.algorithm.name,
+                usages: key.usages, exported: null, opened: null };
+  try { await crypto.subtle.exportKey('raw-seed', key); row.exported = 'exported'; }
+  catch (e) { row.exported = e.name; }
+  if (arg) row.opened = E.bytesToHex(await C.openKeyV2(E.b64uDecode(arg.slot), key, arg.case_id));
+  return row;
+}
+"""
+
+
+def xwing_probe(public: bytes) -> dict[str, str]:
+    """A case key sealed v2 to ``public``, for XWING_JS to open."""
+    case_id = os.urandom(16)
+    key = os.urandom(32)
+    return {"slot": crypto.b64u_encode(crypto.seal_key_v2(key, public, case_id, "case")),
+            "case_id": case_id.hex(), "key": key.hex()}
+
+
+def check_xwing_store(page: Any, public: bytes, key_id: str) -> None:
+    probe = xwing_probe(public)
+    row = page.evaluate(XWING_JS, probe)
+    assert row is not None, "no X-Wing key in the key store"
+    assert row["keyId"] == key_id and row["algorithm"] == "MLKEM768-X25519"
+    assert row["extractable"] is False and row["exported"] == "InvalidAccessError"
+    assert row["usages"] == ["decapsulateBits"]
+    assert row["opened"] == probe["key"]
 
 
 @pytest.fixture
@@ -158,6 +200,13 @@ def test_invitation_enrolment_login_and_logout(page: Any, live: LiveServer) -> N
         private = crypto.unwrap_private_key(keys.kek, wrapped, bytes.fromhex(key_id))
         assert crypto.key_id(crypto.public_key(private)).hex() == key_id == \
             crypto.key_id(public_key).hex()
+        # The X-Wing pair, made in this browser next to the X25519 one, wrapped by the same kek.
+        assert user.xwing_public_key is not None and user.xwing_key_id is not None
+        xwing_public, xwing_key_id = user.xwing_public_key, user.xwing_key_id
+        seed = crypto.unwrap_xwing_seed(keys.kek, user.wrapped_xwing_seed,
+                                        bytes.fromhex(xwing_key_id))
+        assert crypto.xwing_public_key(seed) == xwing_public
+        assert crypto.key_id(xwing_public).hex() == xwing_key_id
 
     # 3. Sign in (the enrolment spent this step's code: use the next one).
     page.fill("#l-username", "wang.fang")
@@ -183,6 +232,7 @@ def test_invitation_enrolment_login_and_logout(page: Any, live: LiveServer) -> N
     assert record["shared"] == expected_shared
     assert page.locator("#account-key-id").inner_text() == key_id
     assert page.locator("#key-status").is_hidden()  # unlocked: no prompt
+    check_xwing_store(page, xwing_public, xwing_key_id)
 
     # 5. Sign out: the session ends and the key store is emptied.
     page.click("#logout")
@@ -239,3 +289,97 @@ def test_unlock_after_the_key_store_was_lost(page: Any, live: LiveServer) -> Non
     records = stored_keys(page)
     assert [r["keyId"] for r in records] == [kid.hex()]
     assert records[0]["extractable"] is False
+    # An account from before v2 gained its X-Wing pair at that sign-in; unlocking brings the
+    # same one back (no second pair).
+    with live.session() as session:
+        user = session.scalar(select(User).where(User.username == "li.lei"))
+        assert user is not None and user.xwing_public_key is not None
+        assert user.xwing_key_id is not None
+        xwing_public, xwing_key_id = user.xwing_public_key, user.xwing_key_id
+        assert crypto.xwing_public_key(crypto.unwrap_xwing_seed(
+            keys.kek, user.wrapped_xwing_seed, bytes.fromhex(xwing_key_id))) == xwing_public
+        added = session.scalars(select(AuditEntry).where(AuditEntry.action == "account.add_pq")
+                                ).all()
+        assert [(e.actor, e.outcome) for e in added] == [("li.lei", "ok")]
+    check_xwing_store(page, xwing_public, xwing_key_id)
+
+
+def test_without_the_hybrid_the_account_stays_classical(chromium: Any, live: LiveServer) -> None:
+    with live.session() as session:
+        _, token = invitations.create_invitation(session, roles=["reviewer"], hours=1)
+    context = chromium.new_context(base_url=live.base_url, locale="en")
+    context.add_init_script(NO_HYBRID)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(f"/console/invite/{token}")
+        page.wait_for_selector("#invite-submit:not([disabled])")
+        page.fill("#i-username", "classic")
+        page.fill("#i-password", PASSWORD)
+        page.fill("#i-password2", PASSWORD)
+        page.click("#invite-submit")
+        page.wait_for_url(re.compile(r".*/console/invite/.+/totp$"))
+        secret = crypto.b32_decode(page.get_attribute("#totp-secret", "data-secret"))
+        page.fill("#t-code", totp_now(secret))
+        page.click("#totp-form button[type=submit]")
+        page.wait_for_url(re.compile(r".*/console/login\?welcome=1$"))
+        page.fill("#l-username", "classic")
+        page.fill("#l-password", PASSWORD)
+        page.fill("#l-code", totp_now(secret, 1))
+        page.click("#login-submit")
+        page.wait_for_url(re.compile(r".*/console/cases$"))
+        page.goto("/console/account")
+        assert [r["extractable"] for r in stored_keys(page)] == [False]
+        assert page.evaluate(XWING_JS, None) is None
+    finally:
+        context.close()
+    with live.session() as session:
+        user = session.scalar(select(User).where(User.username == "classic"))
+        assert user is not None and user.totp_confirmed
+        assert (user.xwing_public_key, user.xwing_key_id, user.wrapped_xwing_seed) == \
+            (None, None, None)
+        assert session.scalar(select(AuditEntry).where(AuditEntry.action == "account.add_pq")) \
+            is None
+
+
+def test_a_password_change_rewraps_the_xwing_seed(page: Any, live: LiveServer) -> None:
+    # An account from before v2 signs in (gaining its pair), then changes its password.
+    salt = os.urandom(16)
+    keys = crypto.derive_password(PASSWORD, salt, live.settings.password_iterations)
+    private, public = crypto.generate_keypair()
+    kid = crypto.key_id(public)
+    secret = os.urandom(20)
+    with live.session() as session:
+        session.add(User(username="han.mei", display_name="韩梅", roles="reviewer", active=True,
+                         user_salt=salt, auth_hash=crypto.hash_auth_secret(
+                             keys.auth_secret, n=live.settings.scrypt_n),
+                         public_key=public, key_id=kid.hex(),
+                         wrapped_private_key=crypto.wrap_private_key(keys.kek, private, kid),
+                         totp_secret=secret, totp_confirmed=True, totp_last_step=0,
+                         created_at=utcnow()))
+    page.goto("/console/login")
+    page.wait_for_selector("#login-submit:not([disabled])")
+    page.fill("#l-username", "han.mei")
+    page.fill("#l-password", PASSWORD)
+    page.fill("#l-code", totp_now(secret))
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r".*/console/cases$"))
+    with live.session() as session:
+        user = session.scalar(select(User).where(User.username == "han.mei"))
+        assert user is not None and user.xwing_key_id is not None
+        xkid = bytes.fromhex(user.xwing_key_id)
+        seed = crypto.unwrap_xwing_seed(keys.kek, user.wrapped_xwing_seed, xkid)
+    fresh = "一个全新的 passphrase 2026"
+    page.goto("/console/account")
+    page.wait_for_selector("#password-submit:not([disabled])")
+    page.fill("#p-old", PASSWORD)
+    page.fill("#p-new", fresh)
+    page.fill("#p-new2", fresh)
+    page.click("#password-submit")
+    page.wait_for_selector("#password-changed")
+    with live.session() as session:
+        user = session.scalar(select(User).where(User.username == "han.mei"))
+        assert user is not None and user.xwing_key_id == xkid.hex()
+        new = crypto.derive_password(fresh, user.user_salt, live.settings.password_iterations)
+        assert crypto.unwrap_xwing_seed(new.kek, user.wrapped_xwing_seed, xkid) == seed
+        assert crypto.unwrap_private_key(new.kek, user.wrapped_private_key, kid) == private

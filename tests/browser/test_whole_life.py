@@ -440,6 +440,10 @@ def test_the_whole_life_of_a_report(crew: Crew, locale: str, tmp_path: Path) -> 
     for case_id, place in ((first, "东侧阀门"), (dup, "液氨罐")):
         label = page.locator(f"label[for='first-{case_id}']").inner_text()
         assert case_id[:8] in label and place in label, label
+        # The radio sits on its label's first line, not on a line of its own above it.
+        radio = page.locator(f"#first-{case_id}").bounding_box()
+        text = page.locator(f"label[for='first-{case_id}']").bounding_box()
+        assert radio and text and text["y"] <= radio["y"] < text["y"] + 24, (radio, text)
     page.check(f"#first-{first}")
     page.fill("#first-reason", "第一份举报写明了东侧阀门，现场核实的正是它。")
     act(page, "#form-decide_first_valid", "decide_first_valid")

@@ -39,6 +39,8 @@ from sqlalchemy import select
 import crypto
 from service.client import Client, Transport, solve_pow
 from service.domain.models import Case
+from service.platform import assets
+from service.platform.settings import Settings
 from tests.pgutil import temporary_database
 from tests.reliability.live import (
     Deployment,
@@ -69,6 +71,9 @@ CASE_FIELD = re.compile(r'name="case" value="([0-9a-f]+)"')
 HOURLY = re.compile(r"(- |\d{4}-\d{2}-\d{2} \d{2}:00:00[,.]\d{3} )")
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 CLOCK = re.compile(r"\d{1,2}:\d{2}|\d{4}-\d{2}-\d{2}|\d{2}/[A-Z][a-z]{2}/\d{4}")
+STATIC_URL = re.compile(r'(?:src|href)="(/static/[^"?#]+)"')
+# Module imports, dynamic imports and a worker's script, all relative to the importer.
+IMPORT = re.compile(r'(?:from|import|new URL)\s*\(?\s*"(\.{1,2}/[^"]+)"')
 
 
 @dataclass
@@ -218,6 +223,8 @@ http {{
     default_type application/octet-stream;
     # Debian's default, address first: any request that escaped the site's own logs shows here.
     access_log {logs / "default.access.log"} combined;
+    # Debian's nginx.conf turns compression on for every server (text/html by default).
+    gzip on;
 {temp}
     include {prefix / "chuishao.conf"};
 }}
@@ -312,6 +319,25 @@ def _errors(cluster: Cluster) -> list[str]:
 # ---------------------------------------------------------------------------- the tests
 
 
+def _bytes(size: str) -> int:
+    number, unit = int(size[:-1]), size[-1]
+    return number * {"k": 1024, "m": 1024 * 1024}[unit]
+
+
+def test_body_limits_match_the_settings() -> None:
+    """nginx refuses what the service would refuse, and nothing it would take: its limit per
+    location is the service's default for that route (a chunk's within 1 KiB above it)."""
+    text = SHIPPED.read_text()
+    limits = {location.strip(): _bytes(size) for location, size in re.findall(
+        r"location ([^{]+)\{[^}]*?client_max_body_size (\d+[km]);", text)}
+    server = _bytes(re.search(r"^    client_max_body_size (\d+[km]);", text, re.M).group(1))  # type: ignore[union-attr]
+    defaults = Settings()
+    assert server == defaults.max_form_bytes
+    assert limits["= /report"] == limits["= /followup/reply"] == defaults.max_nojs_bytes
+    (chunks,) = [size for location, size in limits.items() if "chunks" in location]
+    assert defaults.max_chunk_bytes <= chunks < defaults.max_chunk_bytes + 1024
+
+
 def test_tls_http2_and_static_files_from_nginx(cluster: Cluster) -> None:
     with socket.create_connection(("127.0.0.1", cluster.https_port)) as raw:
         tls = cluster.tls(["h2", "http/1.1"])
@@ -326,21 +352,53 @@ def test_tls_http2_and_static_files_from_nginx(cluster: Cluster) -> None:
     assert answer.headers["Location"].endswith("/followup")
 
     browser = cluster.browser()
+    # Every stylesheet, script and icon the pages name (under the release's content-hashed
+    # prefix), and every module those scripts import by relative URL: from nginx, kept a year.
+    version = assets.current().version
+    named: set[str] = set()
+    for page in ("/", "/followup", "/console/login"):
+        status, html = browser.get(page)
+        assert status == 200, page
+        named |= set(STATIC_URL.findall(html))
+    assert any(url.endswith(".js") for url in named) and any(url.endswith(".css")
+                                                             for url in named), named
+    queue, seen = sorted(named), set()
+    while queue:
+        url = queue.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        assert url.startswith(f"/static/{version}/"), url
+        path = url.removeprefix(f"/static/{version}/")
+        status, headers, body = browser.request("GET", url)
+        assert status == 200, url
+        assert body == (ROOT / "service/static" / path).read_bytes(), url
+        assert headers["Cache-Control"] == assets.IMMUTABLE, url
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
+        if url.endswith(".js"):
+            assert headers["Content-Type"].split(";")[0] in ("application/javascript",
+                                                             "text/javascript")
+            base = url.rsplit("/", 1)[0]
+            queue += [urllib.parse.urljoin(f"{base}/", relative)
+                      for relative in IMPORT.findall(body.decode())]
+    assert len(seen) > len(named)  # the imports were followed too
+    # A file named without the prefix (a direct link) is kept briefly, as the service does.
     status, headers, body = browser.request("GET", "/static/js/intake.js")
     assert status == 200
     assert body == (ROOT / "service/static/js/intake.js").read_bytes()
-    assert headers["Content-Type"].split(";")[0] in ("application/javascript", "text/javascript")
-    assert headers["Cache-Control"] == "public, no-cache" and headers["ETag"]
-    assert headers["X-Content-Type-Options"] == "nosniff"
-    css = next(p for p in (ROOT / "service/static/css").iterdir() if p.suffix == ".css")
-    status, headers, body = browser.request("GET", f"/static/css/{css.name}")
-    assert status == 200 and body == css.read_bytes()
-    assert headers["Cache-Control"] == "public, max-age=2592000"
-    assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
-    # Pages still come from the service, with its own headers.
-    status, headers, _ = browser.request("GET", "/")
-    assert status == 200 and headers["Cache-Control"] == "no-store"
-    assert "default-src" in headers["Content-Security-Policy"]
+    assert headers["Cache-Control"] == assets.SHORT and headers["ETag"]
+    # Scripts and stylesheets hold no secret: compressed.
+    status, headers, body = browser.request("GET", next(u for u in named if u.endswith(".js")),
+                                            headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    # Pages still come from the service, with its own headers, and nginx compresses none
+    # (BREACH): only the reporter's empty forms arrive compressed, by the service itself.
+    for page in ("/", "/console/login"):
+        status, headers, _ = browser.request("GET", page, headers={"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Cache-Control"] == "no-store"
+        assert "default-src" in headers["Content-Security-Policy"]
+        assert headers.get("Content-Encoding") == ("gzip" if page == "/" else None), page
 
 
 def test_reporter_flow_through_nginx(cluster: Cluster) -> None:

@@ -162,3 +162,111 @@ def test_reward_pages_name_the_decision(client: TestClient, session: Session, pe
     assert "b 的举报先于 a 提交" in page.text
     other = client.get(f"/console/cases/{a.id}/reward")
     assert "不是" in other.text and b.id[:8] in other.text
+
+
+def test_a_reward_proposed_before_the_title_moved_is_not_approved(
+        client: TestClient, session: Session, people: People) -> None:
+    """Proposed while the case was first valid; then an earlier verified report of the same
+    hazard was linked: the proposal's calculation no longer holds and is not approved."""
+    later, _ = verified_case(client, session, people)
+    earlier, _ = verified_case(client, session, people)
+    _same_bucket(session, earlier, later, hours=1)
+    record = reward_records.propose(session, later, people.reviewer.user,
+                                    policy_row(session).id, {"fine": "100000"})
+    session.commit()
+    assert reward_records.calculation_of(record).inputs.first_valid
+    _link(session, people, later, earlier)
+    session.refresh(later)
+    assert earlier.first_valid and not later.first_valid and not later.first_valid_open
+    with pytest.raises(ChuishaoError) as refused:
+        reward_records.approve(session, record, people.approver.user, record.version)
+    assert refused.value.code == "first_valid_changed"
+    session.rollback()
+
+
+def test_a_third_report_of_the_same_hour_reopens_the_decision(
+        client: TestClient, session: Session, people: People) -> None:
+    """A decision between two reports does not cover a third verified one of the same hour
+    linked afterwards: the reviewer who decided never saw it."""
+    a, _ = verified_case(client, session, people)
+    b, _ = verified_case(client, session, people)
+    c, _ = verified_case(client, session, people)
+    _same_bucket(session, a, b)
+    _same_bucket(session, a, c)
+    _link(session, people, b, a)
+    _do(session, people, a, "decide_first_valid", first=a.id, reason="a 先到")
+    session.refresh(a)
+    assert a.first_valid and not a.first_valid_open
+    _link(session, people, c, a)
+    for case in (a, b, c):
+        session.refresh(case)
+    assert a.first_valid_open and b.first_valid_open and c.first_valid_open
+    assert not a.first_valid
+    with pytest.raises(reward_policies.FirstValidOpen):
+        _propose(session, people, a)
+    session.rollback()
+
+
+@pytest.mark.parametrize("result", ["false", "true"])
+def test_an_earlier_report_verified_after_a_later_one(
+        client: TestClient, session: Session, people: People, result: str) -> None:
+    """The earlier report was still being verified when the later one was verified and linked:
+    the later one is first valid meanwhile. Found false, the earlier one changes nothing and the
+    later one's reward is approved; found true, it takes the title (audited) and the later
+    one's proposal is not approved."""
+    later, _ = verified_case(client, session, people)
+    api_client(client).submit("acme", REPORT)
+    earlier = session.scalars(select(Case).where(Case.status == "new")).one()
+    _same_bucket(session, earlier, later, hours=1)
+    _do(session, people, earlier, "accept")
+    _do(session, people, earlier, "start_verification")
+    _link(session, people, earlier, later)
+    session.refresh(later)
+    assert later.first_valid and not earlier.first_valid and not later.first_valid_open
+    record = reward_records.propose(session, later, people.reviewer.user,
+                                    policy_row(session).id, {"fine": "100000"})
+    session.commit()
+    _do(session, people, earlier, "verify", result=result)
+    session.refresh(later)
+    if result == "false":
+        assert later.first_valid and not earlier.first_valid
+        reward_records.approve(session, record, people.approver.user, record.version)
+        session.commit()
+        assert record.status == "approved"
+        return
+    assert earlier.first_valid and not later.first_valid and not earlier.first_valid_open
+    changes = session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "case.first_valid_changed")).all()
+    assert [(c.details["from"], c.details["to"]) for c in changes
+            if c.details["to"] == earlier.id] == [(later.id, earlier.id)]
+    with pytest.raises(ChuishaoError) as refused:
+        reward_records.approve(session, record, people.approver.user, record.version)
+    assert refused.value.code == "first_valid_changed"
+    session.rollback()
+
+
+def test_an_approved_reward_is_flagged_when_the_title_moves(
+        client: TestClient, session: Session, people: People, settings: Settings) -> None:
+    """Approved while the later report was first valid; then the earlier one was verified
+    true and took the title: the approved reward's page says the money may not be due."""
+    later, _ = verified_case(client, session, people)
+    api_client(client).submit("acme", REPORT)
+    earlier = session.scalars(select(Case).where(Case.status == "new")).one()
+    _same_bucket(session, earlier, later, hours=1)
+    _do(session, people, earlier, "accept")
+    _do(session, people, earlier, "start_verification")
+    _link(session, people, earlier, later)
+    record = reward_records.propose(session, later, people.reviewer.user,
+                                    policy_row(session).id, {"fine": "100000"})
+    reward_records.approve(session, record, people.approver.user, record.version)
+    session.commit()
+    assert not reward_records.title_moved(session, record)
+    sign_in(client, session, settings, people.approver.user)
+    assert 'id="title-moved"' not in client.get(f"/console/rewards/{record.id}").text
+    _do(session, people, earlier, "verify", result="true")
+    session.refresh(later)
+    assert earlier.first_valid and not later.first_valid
+    assert reward_records.title_moved(session, record)
+    page = client.get(f"/console/rewards/{record.id}")
+    assert page.status_code == 200
+    assert 'id="title-moved"' in page.text and "付款前请核实" in page.text

@@ -37,6 +37,7 @@ from starlette.testclient import TestClient
 from service.domain import housekeeping, notify, reward_records, workflow
 from service.domain.models import Case, User, utcnow
 from service.domain.models.notify import NotifyOutbox
+from service.domain.rewards.money import format_yuan
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.browser.test_accessibility import VNU, _vnu
@@ -219,10 +220,10 @@ FORBIDDEN = [REPORT["unit"], REPORT["location"], REPORT["description"], "某机�
              "acme"]
 
 
-def assert_says_nothing(texts: list[str], cases: list[Case]) -> None:
+def assert_says_nothing(texts: list[str], cases: list[Case], also: tuple[str, ...] = ()) -> None:
     assert texts
     for text in texts:
-        for word in FORBIDDEN + [c.id for c in cases] + [c.id[:8] for c in cases]:
+        for word in FORBIDDEN + [c.id for c in cases] + [c.id[:8] for c in cases] + list(also):
             assert word not in text, (word, text)
 
 
@@ -375,7 +376,8 @@ def test_each_trigger_tells_exactly_the_right_people_once(
     from service.domain import sealing
     from tests.factories import open_as
     case_key, _ = open_as(people.reviewer.private_key, session, case.id)
-    reply = sealing.seal_item_for_case(case_key, case.id, "reply", {"v": 1, "text": "东侧"})
+    reply_text = "东侧三号阀门每天夜班漏气"
+    reply = sealing.seal_item_for_case(case_key, case.id, "reply", {"v": 1, "text": reply_text})
     assert client.post("/api/v1/followup/items", json=reply, headers=auth).status_code == 201
     assert round_() == ["reviewer0", "reviewer1"]
     # A proposed reward: the approver who sees the channel (not the one of another channel).
@@ -397,7 +399,13 @@ def test_each_trigger_tells_exactly_the_right_people_once(
     assert round_() == ["finance1"]
     # Nothing more without a new event.
     assert round_() == []
-    assert_says_nothing(box.bodies(), [case])
+    # Neither the report nor the reply, the case's grade and statuses, nor the money.
+    session.refresh(case)
+    session.refresh(record)
+    assert case.grade and record.amount_fen
+    words = (reply_text, case.grade, case.status, format_yuan(record.amount_fen),
+             str(record.amount_fen), str(record.amount_fen // 100), record.id)
+    assert_says_nothing(box.bodies(), [case], also=words)
     assert receipt not in "".join(box.bodies())
 
 
@@ -660,3 +668,27 @@ def test_notification_pages_are_valid_html(settings: Settings, session: Session,
     sign_in(client, session, settings, people.admin.user)
     pages["admin"] = client.get("/console/admin/notifications").text
     assert _vnu(pages, tmp_path / "html") == []
+
+
+def test_a_resend_after_a_crash_keeps_its_message_id(
+        smtp, certificate, settings: Settings, session: Session, database: Database,
+        client: TestClient) -> None:
+    """A worker took a message and died; meanwhile something new came for the same person.
+    The resend is the message that was in flight, with its Message-ID (what a deduplicating
+    mail system drops), not a new one merged with the new row."""
+    box, port = smtp
+    settings = mail_settings(settings, port, certificate)
+    people = make_people(session, settings)
+    choose(client, session, settings, people.reviewer.user, language="en")
+    api_client(client).submit("acme", REPORT)
+    taken_at = utcnow() + LATER
+    with database.session() as worker:  # what deliver_once does before its worker was killed
+        notify.schedule(worker, settings, taken_at)
+        worker.flush()
+        (in_flight,) = notify.claim(worker, settings, taken_at)
+    api_client(client).submit("acme", REPORT)
+    after_lease = taken_at + dt.timedelta(seconds=settings.notify_lease_seconds + 60)
+    assert notify.deliver_once(database, settings, now=after_lease) == (2, 0)
+    ids = [m["Message-ID"] for m in box.messages]
+    assert notify.message_id(settings, in_flight) in ids
+    assert [b.count("New reports: 1") for b in box.bodies()] == [1, 1]

@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select, text
+from starlette.testclient import TestClient
 
+from service.app import create_app
 from service.domain import housekeeping, pow, sharedlimit
-from service.domain.models import RateWindow, SpentStamp, utcnow
+from service.domain.models import Case, RateWindow, SpentStamp, utcnow
+from service.domain.models.notify import NotifyDeadline
 from service.domain.ratelimit import TokenBucket
 from service.platform.db import Database
 from service.platform.errors import RateLimited
-from tests.conftest import fast_settings
+from tests.conftest import BASE_URL, fast_settings
+from tests.domain.test_cases import REPORT
+from tests.factories import api_client, make_world
 
 
 @pytest.fixture
@@ -127,6 +132,35 @@ def test_a_round_runs_in_one_instance_only(pg: Database, tmp_path: Path, job: st
         if job == "purge":
             assert housekeeping.purge_once(pg, settings) == (0, 1)
             assert _stamps(pg) == 0
+    finally:
+        other.rollback()
+        other.close()
+
+
+def test_deadlines_are_announced_by_one_instance(pg: Database, tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path, notify_deadline_days=3)
+    session = pg.sessionmaker()
+    try:
+        make_world(session, settings)
+        with TestClient(create_app(settings, database=pg), base_url=BASE_URL) as client:
+            api_client(client).submit("acme", REPORT)
+        due = session.scalar(select(Case.accept_due_at))
+    finally:
+        session.close()
+    assert due is not None
+    soon = due - dt.timedelta(days=2)
+    assert isinstance(pg.bind, Engine)
+    other = pg.bind.connect()
+    try:
+        # Another instance is announcing: ours skips the round rather than racing it to the
+        # same row (which would fail its whole transaction).
+        key = housekeeping.job_key("deadlines")
+        assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        assert housekeeping.announce_deadlines(pg, settings, soon) == 0
+        with pg.session() as check:
+            assert check.scalar(select(func.count()).select_from(NotifyDeadline)) == 0
+        other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        assert housekeeping.announce_deadlines(pg, settings, soon) == 1
     finally:
         other.rollback()
         other.close()

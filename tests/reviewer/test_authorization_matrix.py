@@ -41,6 +41,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/account/sessions/{session_id}/revoke"): SIGNED_IN,
     ("GET", "/api/me/key"): SIGNED_IN,
     ("POST", "/api/account/password"): SIGNED_IN,
+    # Protocol v2: every account has a key pair, so every account may add its X-Wing one.
+    ("POST", "/api/account/xwing-key"): SIGNED_IN,
     ("POST", "/account/notifications"): SIGNED_IN,
     ("GET", "/cases"): SIGNED_IN,
     ("GET", "/cases/{case_id}"): CASE_READERS,

@@ -239,3 +239,31 @@ def test_the_no_javascript_reply_path_keeps_the_case_quota(client: TestClient, w
     replies = session.scalar(select(func.count()).select_from(SealedItem)
                              .where(SealedItem.kind == "reply"))
     assert replies == 2
+
+
+def test_a_full_case_refuses_a_no_javascript_file_before_parsing_it(client: TestClient, world,  # type: ignore[no-untyped-def]
+                                                                   session) -> None:
+    """The quota is checked before the stripper runs: a case with no room left costs the
+    server no parsing, whatever the file. Before, the file was stripped first (a picture
+    built of many tiny parts was walked, then refused as too complex) and only then counted."""
+    receipt = _receipt_from(client.post("/report", data=with_token(client, _form())).text)
+    page = client.post("/followup", data={"receipt": receipt, "sealing": "noscript"})
+    capability = re.search(r'name="capability" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    case = session.scalar(select(Case))
+    full = _reporter_items(session, case.id)
+    client.app.state.settings = replace(client.app.state.settings, case_quota_items=full)  # type: ignore[attr-defined]
+    # A "JPEG" of empty 4-byte comment segments: far more parts than the stripper walks.
+    parts = b"\xff\xd8" + b"\xff\xfe\x00\x02" * 20_000 + b"\xff\xd9"
+    answer = client.post("/followup/reply", data={"case": case.id, "capability": capability,
+                                                  "sealing": "noscript"},
+                         files=[("files", ("photo.jpg", parts, "image/jpeg"))])
+    assert answer.status_code == 413, answer.text[:300]
+    assert f"已达上限（{full} 项）" in answer.text and "<html" in answer.text
+    # Room for one more item, but not for the file's bytes: refused before parsing too.
+    client.app.state.settings = replace(client.app.state.settings,  # type: ignore[attr-defined]
+                                        case_quota_items=full + 5, case_quota_bytes=1024)
+    answer = client.post("/followup/reply", data={"case": case.id, "capability": capability,
+                                                  "sealing": "noscript"},
+                         files=[("files", ("photo.jpg", parts, "image/jpeg"))])
+    assert answer.status_code == 413, answer.text[:300]
+    assert _reporter_items(session, case.id) == full

@@ -38,7 +38,8 @@ from service.platform import logs
 from service.platform.settings import Settings
 from tests.console import sign_in
 from tests.domain.test_followup import _png
-from tests.factories import api_client, make_world, open_as
+from tests.domain.test_notify import choose
+from tests.factories import api_client, make_world, open_as, open_reporter_slot
 from tests.security.support import REPORT, Rich, build_rich, followup_token, model_tables
 
 GRAIN = 3600  # the default granularity, which the test settings keep
@@ -194,7 +195,7 @@ class Scenario:
 
     def reviewer_action(self) -> tuple[str, dt.datetime]:
         """A message to the reporter through the console, and the insider's own probe report
-        through the public API, at a moment the insider knows."""
+        through the public API, followed up with a reply, at a moment the insider knows."""
         moment = dt.datetime.now(dt.UTC)
         item = sealing.seal_item_for_case(self.case_key, self.rich.case.id, "message",
                                           {"v": 1, "text": "请补充现场照片。", "question": True})
@@ -202,9 +203,19 @@ class Scenario:
                                   headers={"X-CSRF-Token": self.csrf})
         assert answer.status_code == 201, answer.text
         probe = bytes(range(256)) * 300  # large enough to be uploaded in chunks
-        api_client(self.client).submit("acme", REPORT, files=[PlainFile(
+        receipt = api_client(self.client).submit("acme", REPORT, files=[PlainFile(
             name="probe.bin", type="application/octet-stream", size=len(probe),
             read=lambda: [probe])])
+        token = followup_token(self.client, self.session, self.settings, receipt)
+        auth = {"Authorization": f"Bearer {token}"}
+        feed = self.client.get("/api/v1/followup", headers=auth).json()
+        keys = crypto.derive_receipt(receipt, get_installation(self.session).salt,
+                                     self.settings.receipt_iterations)
+        probe_key = open_reporter_slot(feed, keys, feed["case_id"])
+        reply = sealing.seal_item_for_case(probe_key, feed["case_id"], "reply",
+                                           {"v": 1, "text": "probe"})
+        answer = self.client.post("/api/v1/followup/items", json=reply, headers=auth)
+        assert answer.status_code == 201, answer.text
         return item["id"], moment
 
     def window(self, label: str, action: Callable[[], None],
@@ -266,6 +277,10 @@ def test_no_reporter_action_is_placed_between_two_reviewer_actions(
         captured_log: io.StringIO) -> None:
     assert settings.time_granularity_seconds == GRAIN
     rich = build_rich(client, session, settings)
+    # Staff who are told of new reports and replies: the reporter's actions (and the
+    # insider's probe reports) then write notification rows too.
+    for person in ("reviewer", "finance"):
+        choose(client, session, settings, rich.users[person].user)
     scenario = Scenario(client, session, settings, rich)
     windows = [scenario.window("submission", scenario.submission),
                scenario.window("follow-up reply", scenario.followup_reply),

@@ -81,3 +81,21 @@ def test_migrations_upgrade_and_check_cleanly(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
     migrate.upgrade(url)
     migrate.check(url)  # raises if models and migrations drifted
+
+
+@pytest.mark.sqlite_only
+def test_commands_refuse_a_database_behind_the_code(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # A command run before `chuishao migrate` gets one clear line, not a missing-column trace.
+    settings = fast_settings(tmp_path / "var")
+    settings.data_dir.mkdir(parents=True)
+    migrate.upgrade(settings.database, "pq_recovery")
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["channel", "list"], settings)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "refused: the database is not at this version's schema (pq_recovery" in err
+    assert "run `chuishao migrate` first" in err and "Traceback" not in err
+    assert cli.main(["migrate"], settings) == 0
+    assert cli.main(["init"], settings) == 0
+    assert cli.main(["channel", "list"], settings) == 0

@@ -32,8 +32,10 @@ from starlette.testclient import TestClient
 
 import crypto
 from service.app import create_app
+from service.client import Client
 from service.platform import migrate
 from service.platform.settings import Settings
+from tests.factories import testclient_transport
 from tests.upgrade import installation as inst
 from tests.upgrade.installation import Installation, Staff
 
@@ -471,3 +473,44 @@ def test_old_cases_are_classical_only_and_stay_open_after_add_pq(
     regrant = installation.chuishao("recover", "--channel", enterprise, "--to", "zhang.wei",
                                     stdin=installation.manifest["recovery_secret"] + "\n")
     assert "already held" in regrant.stdout
+
+
+def test_a_v01_reviewer_gains_an_xwing_key_at_sign_in(
+        installation: Installation, client: TestClient, staff: dict[str, Staff]) -> None:
+    """What login.js does after a v0.1 account signs in: make the X-Wing pair, wrap its seed
+    with the password's kek, send it. New cases then reach the reviewer v2, the old ones
+    still open through their v1 slots."""
+    me = staff["zhang.wei"]
+    assert "xwing_key_id" not in me.get("/console/api/me/key").json()
+    pre = me.post("/console/api/prelogin", json={"username": me.username})
+    keys = crypto.derive_password(installation.manifest["accounts"][me.username]["password"],
+                                  crypto.b64u_decode(pre.json()["salt"]),
+                                  pre.json()["iterations"])
+    seed, public = crypto.generate_xwing_keypair()
+    kid = crypto.key_id(public)
+    added = me.post("/console/api/account/xwing-key", json={
+        "xwing_public_key": crypto.b64u_encode(public), "xwing_key_id": kid.hex(),
+        "wrapped_xwing_seed": crypto.b64u_encode(crypto.wrap_xwing_seed(keys.kek, seed, kid))})
+    assert added.status_code == 200, added.text
+    mine = me.get("/console/api/me/key").json()
+    assert crypto.unwrap_xwing_seed(keys.kek, crypto.b64u_decode(mine["wrapped_xwing_seed"]),
+                                    kid) == seed
+    # Old cases: the v1 slot as before.
+    label, case = next((label, case) for label, case in inst.iter_cases(installation.manifest)
+                       if ("zhang.wei", case["case_id"]) in installation.holders)
+    _, opened = inst.open_case_page(me, case["case_id"])
+    assert opened["items"], label
+    # A new case on that line: the reviewer's slot is v2, under the X-Wing key id.
+    slug = next(c["channel"] for _, c in inst.iter_cases(installation.manifest)
+                if c["case_id"] == case["case_id"])
+    listed = next(c for c in client.get("/api/v1/channels").json()["channels"]
+                  if c["id"] == slug)
+    assert kid.hex() in {r.get("xwing_key_id") for r in listed["recipients"]}
+    receipt = Client(testclient_transport(client), language="en").submit(slug, {
+        "v": 1, "unit": "某厂", "location": "", "category": "hazard", "description": "新举报",
+        "seen_at": "", "insider": "", "language": "zh_CN"})
+    case_id = inst.Reporter(client, receipt).feed()["case_id"]
+    data = inst.data_island(me.get(f"/console/cases/{case_id}").text, "case-data")
+    assert data["slot"] == "" and data["slot_v2"]
+    assert len(crypto.open_key_v2(crypto.b64u_decode(data["slot_v2"]), seed,
+                                  bytes.fromhex(case_id), "case")) == 32

@@ -46,6 +46,9 @@ class Installation(Base):
     recovery_xwing_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(1216),
                                                                     nullable=True)
     recovery_xwing_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # HMAC of a fixed label under the service's secret key, set by the first instance to start:
+    # an instance with another key is refused (installation.pin_secret_key).
+    secret_key_check: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
@@ -87,6 +90,13 @@ class User(Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
     wrapped_private_key: Mapped[bytes] = mapped_column(LargeBinary(128))
+    # The X-Wing pair (protocol v2, PROTOCOL 17.5): its seed wrapped with the same kek. Empty
+    # for an account made before v2 or in a browser without the hybrid, until a browser that
+    # has it signs in and adds the pair (service/domain/accounts.add_xwing_key).
+    xwing_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(1216), nullable=True)
+    xwing_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True,
+                                                     index=True)
+    wrapped_xwing_seed: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
     totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
     # TOTP counts as set up only after the first code was confirmed.
     totp_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -102,6 +112,11 @@ class User(Base):
     def has_role(self, *roles: str) -> bool:
         mine = set(self.roles.split())
         return any(role in mine for role in roles)
+
+    def key_ids(self) -> list[str]:
+        """The ids this account's key slots are stored under: the X25519 key's (v1) and,
+        where it has one, the X-Wing key's (v2)."""
+        return [key_id for key_id in (self.key_id, self.xwing_key_id) if key_id is not None]
 
 
 class ChannelRecipient(Base):

@@ -12,14 +12,16 @@ import datetime as dt
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.domain.models.base import Base, UTCDateTime
+from service.domain.models.base import RANDOM_ID, Base, UTCDateTime, random_row_id
 
 
 class NotifyOutbox(Base):
     __tablename__ = "notify_outbox"
     __table_args__ = (Index("ix_notify_outbox_state_due", "state", "due_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Random: a reporter's new case, reply or claim writes rows here, and so do staff actions.
+    id: Mapped[int] = mapped_column(RANDOM_ID, primary_key=True, autoincrement=False,
+                                    default=random_row_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     # Reporter-caused rows carry the start of their time bucket, never a finer time.

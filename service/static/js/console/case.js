@@ -6,18 +6,22 @@ import {
   b64uDecode,
   b64uEncode,
   bytesToHex,
-  keyId,
   newId,
   newKey,
   openFile,
   openItem,
-  openKey,
   sealItem,
-  sealKey,
-  SUITE,
 } from "../crypto/index.js";
 import { ApiError, el, saveBlob, showText } from "../common.js";
-import { errorText, markRepliesSeen, privateKeyOrNull, t, whenUnlocked } from "./casekit.js";
+import {
+  errorText,
+  markRepliesSeen,
+  openSlots,
+  sealFor,
+  sessionKeysOrNull,
+  t,
+  whenUnlocked,
+} from "./casekit.js";
 import { consoleFetch as request } from "./keys.js";
 
 const data = JSON.parse(document.getElementById("case-data").textContent);
@@ -34,24 +38,30 @@ let opened = []; // { ...item, content | null }
 
 async function openAll() {
   if (caseKey) return;
-  if (!data.slot) {
+  if (!data.slot && !data.slot_v2) {
     showText(errorBox, t("no_slot"));
     return;
   }
-  const privateKey = await privateKeyOrNull();
-  if (!privateKey) {
+  const keys = await sessionKeysOrNull();
+  if (!keys) {
     showText(errorBox, t("locked"));
     return;
   }
+  if (!data.slot && !keys.xwing) {
+    // Only a v2 slot, and no X-Wing key in this session: the browser lacks the hybrid.
+    showText(errorBox, t("needs_hybrid"));
+    return;
+  }
   try {
-    caseKey = await openKey(b64uDecode(data.slot), privateKey, caseId);
+    caseKey = await openSlots(keys, data.slot, data.slot_v2, caseId);
   } catch {
     showText(errorBox, t("decrypt_failed"));
     return;
   }
-  if (data.internal_slot) {
+  if (data.internal_slot || data.internal_slot_v2) {
     try {
-      internalKey = await openKey(b64uDecode(data.internal_slot), privateKey, caseId, "internal");
+      internalKey = await openSlots(keys, data.internal_slot, data.internal_slot_v2, caseId,
+        "internal");
     } catch {
       internalKey = null;
     }
@@ -330,13 +340,6 @@ async function sealed(key, kind, content) {
   return { id: bytesToHex(id), blob: b64uEncode(blob) };
 }
 
-async function checkedPublicKey(entry) {
-  // The key id names the key: a mismatch means the page's data is wrong, so seal nothing.
-  const publicKey = b64uDecode(entry.public_key);
-  if (bytesToHex(await keyId(publicKey)) !== entry.key_id) throw new Error("key id mismatch");
-  return publicKey;
-}
-
 async function sendMessage(event) {
   event.preventDefault();
   const text = document.getElementById("message-text");
@@ -379,9 +382,7 @@ async function sendNote(event) {
       key = newKey();
       body.slots = [];
       for (const entry of data.internal_recipients) {
-        const slot = await sealKey(key, await checkedPublicKey(entry), caseId, "internal");
-        body.slots.push({ purpose: "internal", suite: SUITE, key_id: entry.key_id,
-          slot: b64uEncode(slot) });
+        body.slots.push(await sealFor(entry, key, caseId, "internal"));
       }
     }
     const content = { v: 1, text: value };
@@ -421,13 +422,8 @@ async function grant(event) {
   const button = event.target.querySelector("button");
   button.disabled = true;
   try {
-    const publicKey = await checkedPublicKey(colleague);
-    const slots = [{ purpose: "case", suite: SUITE, key_id: colleague.key_id,
-      slot: b64uEncode(await sealKey(caseKey, publicKey, caseId, "case")) }];
-    if (internalKey) {
-      slots.push({ purpose: "internal", suite: SUITE, key_id: colleague.key_id,
-        slot: b64uEncode(await sealKey(internalKey, publicKey, caseId, "internal")) });
-    }
+    const slots = [await sealFor(colleague, caseKey, caseId, "case")];
+    if (internalKey) slots.push(await sealFor(colleague, internalKey, caseId, "internal"));
     await request("POST", `${base}/grants`, { user_id: colleague.user_id, slots });
     data.colleagues = data.colleagues.filter((c) => c !== colleague);
     fillColleagues();

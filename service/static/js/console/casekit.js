@@ -1,7 +1,21 @@
 // What the case list, a case and a rectification record share: their #case-messages texts,
-// the unlocked key (or the page says why not), and the replies this browser has shown.
+// the unlocked keys (or the page says why not), opening and sealing key slots of either
+// suite, and the replies this browser has shown.
+import {
+  b64uDecode,
+  b64uEncode,
+  bytesToHex,
+  keyId,
+  OpenError,
+  openKey,
+  openKeyV2,
+  sealSlot,
+  SUITE,
+  SUITE_V2,
+  supportsHybrid,
+} from "../crypto/index.js";
 import { errorText as commonErrorText, islandText, showText } from "../common.js";
-import { getPrivateKey, initKeyStatus, LockedError } from "./keys.js";
+import { getPrivateKey, getXWingKey, initKeyStatus, LockedError } from "./keys.js";
 
 export const t = islandText("case-messages");
 
@@ -9,11 +23,13 @@ export function errorText(error) {
   return commonErrorText(error, t);
 }
 
-// The unlocked private key, or null (and the page says why) when the store is locked.
-export async function privateKeyOrNull() {
+// The unlocked keys { x25519, xwing } (xwing null in a classical session), or null (and the
+// page says why) when the store is locked.
+export async function sessionKeysOrNull() {
   try {
     const { privateKey } = await getPrivateKey();
-    return privateKey;
+    const xwing = await getXWingKey();
+    return { x25519: privateKey, xwing: xwing ? xwing.privateKey : null };
   } catch (error) {
     await initKeyStatus().catch(() => {});
     const status = document.getElementById("key-status");
@@ -21,6 +37,33 @@ export async function privateKeyOrNull() {
     if (!(error instanceof LockedError)) console.warn("key store:", error);
     return null;
   }
+}
+
+// A key from this user's slots (base64url; "" where none): the v2 slot with the session's
+// X-Wing key where both are there, else the v1 slot. OpenError when neither opens.
+export async function openSlots(keys, v1, v2, caseId, purpose = "case") {
+  if (v2 && keys.xwing) {
+    try {
+      return await openKeyV2(b64uDecode(v2), keys.xwing, caseId, purpose);
+    } catch {
+      // a damaged v2 slot: the v1 one, if the case has it
+    }
+  }
+  if (v1) return openKey(b64uDecode(v1), keys.x25519, caseId, purpose);
+  throw new OpenError();
+}
+
+// One slot for a recipient as the server lists it ({ key_id, public_key, and xwing_key_id,
+// xwing_public_key where it has an X-Wing key }): v2 where it has one and this browser has
+// the hybrid, v1 otherwise (PROTOCOL 17.7). The key id must name the key, or nothing is sealed.
+export async function sealFor(entry, key, caseId, purpose) {
+  const hybrid = typeof entry.xwing_public_key === "string" && (await supportsHybrid());
+  const suite = hybrid ? SUITE_V2 : SUITE;
+  const publicKey = b64uDecode(hybrid ? entry.xwing_public_key : entry.public_key);
+  const id = hybrid ? entry.xwing_key_id : entry.key_id;
+  if (bytesToHex(await keyId(publicKey)) !== id) throw new Error("key id mismatch");
+  return { purpose, suite, key_id: id,
+    slot: b64uEncode(await sealSlot(suite, key, publicKey, caseId, purpose)) };
 }
 
 // Run `work` now and again whenever the key store is unlocked on this page.

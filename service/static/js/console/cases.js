@@ -1,8 +1,8 @@
 // The case list: each row carries this reviewer's key slot and the sealed report; the report
 // is opened here, in the browser, to show a one-line summary. Text reaches the page through
 // textContent only.
-import { b64uDecode, openItem, openKey } from "../crypto/index.js";
-import { privateKeyOrNull, repliesSeen, t, whenUnlocked } from "./casekit.js";
+import { b64uDecode, openItem } from "../crypto/index.js";
+import { openSlots, repliesSeen, sessionKeysOrNull, t, whenUnlocked } from "./casekit.js";
 
 // ------------------------------------------------------------------------------ summaries
 
@@ -25,16 +25,16 @@ function summaryOf(report) {
 
 async function decryptRows() {
   const rows = [...document.querySelectorAll("tr.case-row")];
-  if (!rows.some((row) => row.dataset.slot && row.dataset.itemId)) return;
-  const privateKey = await privateKeyOrNull();
-  if (!privateKey) return;
+  if (!rows.some((row) => (row.dataset.slot || row.dataset.slotV2) && row.dataset.itemId)) return;
+  const keys = await sessionKeysOrNull();
+  if (!keys) return;
   for (const row of rows) {
-    const { caseId, slot, itemId, itemBlob } = row.dataset;
-    if (!slot || !itemId || !itemBlob || row.dataset.decrypted === "1") continue;
+    const { caseId, slot, slotV2, itemId, itemBlob } = row.dataset;
+    if ((!slot && !slotV2) || !itemId || !itemBlob || row.dataset.decrypted === "1") continue;
     const target = row.querySelector(".summary-text");
     let caseKey = null;
     try {
-      caseKey = await openKey(b64uDecode(slot), privateKey, caseId);
+      caseKey = await openSlots(keys, slot, slotV2, caseId);
       const report = await openItem(caseKey, caseId, itemId, "report", b64uDecode(itemBlob));
       target.textContent = summaryOf(report);
       row.dataset.decrypted = "1";

@@ -1,11 +1,17 @@
-// Account creation from an invitation: a fresh salt and X25519 key pair made here; the
-// private key leaves this browser only wrapped with the password's kek.
+// Account creation from an invitation: a fresh salt and X25519 key pair made here, and an
+// X-Wing pair (protocol v2) where the browser has the hybrid; the private keys leave this
+// browser only wrapped with the password's kek. Without the hybrid the account starts
+// classical and gains its X-Wing pair at a sign-in in a browser that has it.
 import {
   b64uEncode,
+  bytesToHex,
   derivePassword,
   generateKeyPair,
+  generateXWing,
   keyId,
+  supportsHybrid,
   wrapPrivateKey,
+  wrapXWingSeed,
 } from "../crypto/index.js";
 import { hasX25519, showText, UserError } from "../common.js";
 import { consoleFetch, errorText, t } from "./keys.js";
@@ -30,6 +36,15 @@ async function create() {
   const id = await keyId(pair.publicKey);
   const wrapped = await wrapPrivateKey(kek, pair.privateKey, id);
   pair.privateKey.fill(0);
+  const hybrid = {};
+  if (await supportsHybrid()) {
+    const xwing = await generateXWing(true);
+    const xwingId = bytesToHex(await keyId(xwing.publicKey));
+    hybrid.xwing_public_key = b64uEncode(xwing.publicKey);
+    hybrid.xwing_key_id = xwingId;
+    hybrid.wrapped_xwing_seed = b64uEncode(await wrapXWingSeed(kek, xwing.seed, xwingId));
+    xwing.seed.fill(0);
+  }
   kek.fill(0);
   showText(progress, t("sending"));
   const answer = await consoleFetch("POST", form.dataset.action, {
@@ -39,6 +54,7 @@ async function create() {
     auth_secret: b64uEncode(authSecret),
     public_key: b64uEncode(pair.publicKey),
     wrapped_private_key: b64uEncode(wrapped),
+    ...hybrid,
   });
   authSecret.fill(0);
   window.location.assign(answer.next);

@@ -1,12 +1,24 @@
-// The console's key store: the reviewer's unlocked private key, kept in this browser only.
+// The console's key store: the reviewer's unlocked private keys, kept in this browser only.
 //
 // Contract for every console script:
 //   IndexedDB database "chuishao-console", object store "keys", records keyed by the page's
 //   <meta name="key-handle"> value: { privateKey: CryptoKey (X25519, non-extractable),
-//   keyId: hex }. The handle is derived from the session, so a key never outlives it.
+//   keyId: hex, xwing?: { unwrapper, blob, iv, keyId } }. The handle is derived from the
+//   session, so a key never outlives it.
+//
+//   The X-Wing key (protocol v2) cannot be kept itself: Chromium stores an MLKEM768-X25519
+//   CryptoKey as null (the whole record with it). So its seed is kept wrapped, inside
+//   WebCrypto, by a random AES-GCM key made for this session (never the password's kek, which
+//   would also open the X25519 key), and each page unwraps it into a non-extractable key:
+//   the seed never appears in JavaScript. docs/THREAT-MODEL.md weighs this.
 //
 //   storePrivateKey(cryptoKey, keyIdHex)  store under the current handle, drop all others
 //   getPrivateKey() -> { privateKey, keyId }  or throws LockedError
+//   getXWingKey() -> { privateKey, keyId } or null (no X-Wing key in this session);
+//                                         throws LockedError as getPrivateKey does
+//   settleXWing(kek, wrapped)             after sign-in or unlock: keep the account's X-Wing
+//                                         key, making and sending the pair first if the
+//                                         account has none and this browser has the hybrid
 //   clearKeys()                           remove every stored key
 //   unlockWithPassword(username, password) re-derive the key for this session (new tab,
 //                                         restarted browser) from the password
@@ -15,12 +27,19 @@
 // Also shared by the console scripts: t() for the #console-messages texts, consoleFetch() for
 // calls with the CSRF header, deriveFromPassword(). A library with no effect of its own:
 // console/base.js is the script every console page runs.
-import { errorText as commonErrorText, fetchApi, islandText, showText } from "../common.js";
+import { ApiError, errorText as commonErrorText, fetchApi, islandText, showText } from "../common.js";
 import {
   b64uDecode,
+  b64uEncode,
+  bytesToHex,
   derivePassword,
+  generateXWing,
+  keyId as publicKeyId,
   OpenError,
+  supportsHybrid,
   unwrapPrivateKey,
+  unwrapXWingSeed,
+  wrapXWingSeed,
 } from "../crypto/index.js";
 
 const DB_NAME = "chuishao-console";
@@ -158,6 +177,82 @@ export async function getPrivateKey() {
   return { privateKey: record.privateKey, keyId: record.keyId };
 }
 
+const XWING = { name: "MLKEM768-X25519" };
+const STORE_AAD = new TextEncoder().encode("chuishao/console-key-store/xwing");
+
+// Keep an EXTRACTABLE X-Wing key for this session: wrapped at once by a fresh session key,
+// of which only an unwrap-only, non-extractable copy is kept. Then the key may go.
+async function storeXWing(xwingKey, keyIdHex) {
+  const handle = keyHandle();
+  if (!handle) throw new LockedError();
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const wrapper = await crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false,
+    ["wrapKey"]);
+  const unwrapper = await crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false,
+    ["unwrapKey"]);
+  raw.fill(0);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const blob = new Uint8Array(await crypto.subtle.wrapKey("raw-seed", xwingKey, wrapper,
+    { name: "AES-GCM", iv, additionalData: STORE_AAD }));
+  await withStore("readwrite", async (store) => {
+    const record = await request(store.get(handle));
+    if (!record) throw new LockedError();
+    store.put({ ...record, xwing: { unwrapper, blob, iv, keyId: String(keyIdHex) } }, handle);
+  });
+}
+
+export async function getXWingKey() {
+  const handle = keyHandle();
+  if (!handle) throw new LockedError();
+  const record = await withStore("readonly", (store) => request(store.get(handle)));
+  if (!record || !(record.privateKey instanceof CryptoKey)) throw new LockedError();
+  const kept = record.xwing;
+  if (!kept || !(kept.unwrapper instanceof CryptoKey)) return null;
+  try {
+    const privateKey = await crypto.subtle.unwrapKey("raw-seed", kept.blob, kept.unwrapper,
+      { name: "AES-GCM", iv: kept.iv, additionalData: STORE_AAD }, XWING, false,
+      ["decapsulateBits"]);
+    return { privateKey, keyId: kept.keyId };
+  } catch {
+    return null; // a browser that lost the hybrid since: the v1 slot, where there is one
+  }
+}
+
+// `wrapped`: the sign-in answer or /console/api/me/key. Never throws: without an X-Wing key
+// the session goes on classical (cases open through their v1 slots).
+export async function settleXWing(kek, wrapped) {
+  try {
+    let blob = wrapped.wrapped_xwing_seed;
+    let id = wrapped.xwing_key_id;
+    if (!blob) {
+      if (!(await supportsHybrid())) return null;
+      const pair = await generateXWing(true);
+      id = bytesToHex(await publicKeyId(pair.publicKey));
+      const made = await wrapXWingSeed(kek, pair.seed, id);
+      pair.seed.fill(0);
+      let answer;
+      try {
+        answer = await consoleFetch("POST", "/console/api/account/xwing-key", {
+          xwing_public_key: b64uEncode(pair.publicKey),
+          xwing_key_id: id,
+          wrapped_xwing_seed: b64uEncode(made),
+        });
+      } catch (error) {
+        // Another tab signed in at the same moment and added its pair: keep that one.
+        if (!(error instanceof ApiError) || error.code !== "xwing_key_exists") throw error;
+        answer = await consoleFetch("GET", "/console/api/me/key");
+      }
+      blob = answer.wrapped_xwing_seed;
+      id = answer.xwing_key_id;
+    }
+    const key = await unwrapXWingSeed(kek, b64uDecode(blob), id, { extractable: true });
+    await storeXWing(key, id);
+    return id;
+  } catch {
+    return null;
+  }
+}
+
 export async function clearKeys() {
   await withStore("readwrite", async (store) => {
     store.clear();
@@ -170,8 +265,12 @@ export async function unlockWithPassword(username, password) {
   const wrapped = await consoleFetch("GET", "/console/api/me/key");
   const { kek } = await deriveFromPassword(username || wrapped.username, password);
   const key = await unwrapPrivateKey(kek, b64uDecode(wrapped.wrapped_private_key), wrapped.key_id);
-  kek.fill(0);
-  await storePrivateKey(key, wrapped.key_id);
+  try {
+    await storePrivateKey(key, wrapped.key_id);
+    await settleXWing(kek, wrapped);
+  } finally {
+    kek.fill(0);
+  }
   document.dispatchEvent(new CustomEvent("chuishao:unlocked", { detail: { keyId: wrapped.key_id } }));
   return { privateKey: key, keyId: wrapped.key_id };
 }

@@ -1,6 +1,7 @@
 // Sign-in: the password is turned into { authSecret, kek } here; only authSecret is sent.
 // After the server accepts it (with the TOTP code), the wrapped private key is opened with
-// kek into a non-extractable CryptoKey and kept for this session only (keys.js).
+// kek into a non-extractable CryptoKey and kept for this session only (keys.js), with the
+// X-Wing key (made and sent now if the account has none and this browser has the hybrid).
 // Every attempt carries a proof-of-work stamp; the server asks for more work after failed
 // attempts on the same username (instead of pausing the account), so this may take longer.
 import { b64uDecode, b64uEncode, unwrapPrivateKey } from "../crypto/index.js";
@@ -11,6 +12,7 @@ import {
   consoleFetch,
   deriveFromPassword,
   errorText,
+  settleXWing,
   signInChallenge,
   storePrivateKey,
   t,
@@ -57,8 +59,11 @@ async function signIn() {
     const key = await unwrapPrivateKey(kek, b64uDecode(answer.wrapped_private_key), answer.key_id);
     // The page still shows the signed-out handle; the key belongs to the new session's.
     document.querySelector('meta[name="key-handle"]').setAttribute("content", answer.key_handle);
+    document.querySelector('meta[name="csrf-token"]').setAttribute("content", answer.csrf_token);
     await clearKeys();
     await storePrivateKey(key, answer.key_id);
+    // The X-Wing key too; an account without one gains it here where the browser can.
+    await settleXWing(kek, answer);
   } finally {
     kek.fill(0);
   }

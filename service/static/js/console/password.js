@@ -1,14 +1,19 @@
 // Password change: the private key is opened with the old kek as an EXTRACTABLE key only for
 // the moment it takes to wrap it again with the new kek (new salt). The result is opened
 // once more with the new kek before it is sent, so a broken wrap can never replace a good one.
+// The X-Wing seed (protocol v2), where the account has one, likewise: left under the old kek
+// it would be lost with the old password, and the server refuses the change without it.
 import {
   b64uDecode,
   b64uEncode,
   derivePassword,
   hexToBytes,
   OpenError,
+  supportsHybrid,
   unwrapPrivateKey,
+  unwrapXWingSeed,
   wrapPrivateKey,
+  wrapXWingSeed,
 } from "../crypto/index.js";
 import { showText, UserError } from "../common.js";
 import { consoleFetch, deriveFromPassword, errorText, t } from "./keys.js";
@@ -56,6 +61,19 @@ async function change() {
   const wrapped = await wrapPrivateKey(after.kek, extractable, current.key_id);
   extractable = null; // dropped at once; only the wrapped form remains
   await unwrapPrivateKey(after.kek, wrapped, current.key_id); // throws if the wrap is bad
+  const hybrid = {};
+  if (current.wrapped_xwing_seed) {
+    // Without the hybrid the seed cannot be re-wrapped here (and would be lost).
+    if (!(await supportsHybrid())) throw new UserError(t("no_hybrid"));
+    const id = current.xwing_key_id;
+    const key = await unwrapXWingSeed(before.kek, b64uDecode(current.wrapped_xwing_seed), id,
+      { extractable: true });
+    const seed = new Uint8Array(await crypto.subtle.exportKey("raw-seed", key));
+    const again = await wrapXWingSeed(after.kek, seed, id);
+    seed.fill(0);
+    await unwrapXWingSeed(after.kek, again, id); // throws if the wrap is bad
+    hybrid.new_wrapped_xwing_seed = b64uEncode(again);
+  }
   before.kek.fill(0);
   after.kek.fill(0);
   showText(progress, t("sending"));
@@ -64,6 +82,7 @@ async function change() {
     new_user_salt: b64uEncode(salt),
     new_auth_secret: b64uEncode(after.authSecret),
     new_wrapped_private_key: b64uEncode(wrapped),
+    ...hybrid,
   });
   window.location.assign(answer.next);
 }

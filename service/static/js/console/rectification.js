@@ -10,13 +10,12 @@ import {
   newKey,
   openFile,
   openItem,
-  openKey,
   sealFile,
   sealItem,
   storedLayout,
 } from "../crypto/index.js";
 import { ApiError, el, saveBlob, showText } from "../common.js";
-import { errorText, privateKeyOrNull, t, whenUnlocked } from "./casekit.js";
+import { errorText, openSlots, sessionKeysOrNull, t, whenUnlocked } from "./casekit.js";
 import { consoleFetch as request } from "./keys.js";
 import { stripMetadata } from "../strip.js";
 
@@ -35,15 +34,15 @@ function putChunk(fileId, index, bytes) {
 
 async function openKeys() {
   if (ready) return;
-  const privateKey = await privateKeyOrNull();
-  if (!privateKey) {
+  const mine = await sessionKeysOrNull();
+  if (!mine) {
     showText(errorBox, t("locked"));
     return;
   }
   for (const entry of data.cases) {
-    if (!entry.slot) continue;
+    if (!entry.slot && !entry.slot_v2) continue;
     try {
-      keys.set(entry.case_id, await openKey(b64uDecode(entry.slot), privateKey, entry.case_id));
+      keys.set(entry.case_id, await openSlots(mine, entry.slot, entry.slot_v2, entry.case_id));
     } catch {
       // A slot this key cannot open: that case's evidence stays closed.
     }

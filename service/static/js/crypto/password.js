@@ -118,7 +118,9 @@ export async function wrapXWingSeed(kek, seed, keyId, opts = {}) {
 
 // Returns a NON-extractable MLKEM768-X25519 CryptoKey (decapsulateBits),
 // unwrapped by WebCrypto from the seed; its public key must have the key id.
-export async function unwrapXWingSeed(kek, blob, keyId) {
+// { extractable: true } only to wrap the seed again at once (a new password, or the
+// console's key store, which cannot keep an X-Wing CryptoKey across pages).
+export async function unwrapXWingSeed(kek, blob, keyId, { extractable = false } = {}) {
   try {
     const b = toBytes(blob);
     if (b.length !== XWING_WRAPPED_LENGTH || b[0] !== XWING_WRAP_VERSION) throw new OpenError();
@@ -135,7 +137,7 @@ export async function unwrapXWingSeed(kek, blob, keyId) {
       await kekKey(kek, ["unwrapKey"]),
       params,
       XWING,
-      false,
+      extractable,
       ["decapsulateBits"],
     );
     if (!equalBytes(await publicKeyId(await xwingPublicRaw(key)), id)) throw new OpenError();
