@@ -137,12 +137,13 @@ class Watch:
             if self.last is not None and time.monotonic() - self.last.checked_at < max_age:
                 return self.last
             report = self._run(database)
-            self.last = report
             self._note(report)
             if not report.low_space:
                 self._told_low = False
             elif not self._told_low and report.checks["database_writable"]["ok"]:
                 self._told_low = self._tell_low_space(database)
+            # Published once the round's own writes are done.
+            self.last = report
             return report
 
     def _tell_low_space(self, database: Database) -> bool:
