@@ -200,3 +200,14 @@ def test_the_checker_sees_a_circle_and_an_arrow_up() -> None:
         assert _cycles(), "a circle through models/__init__ must be found"
     finally:
         GRAPH["service.domain.models.base"].discard("service.domain.models")
+
+
+def test_tests_read_nothing_outside_the_repository() -> None:
+    # A fresh clone must run every test: fixtures live in tests/fixtures, not in a folder
+    # beside the checkout, where a missing one would only skip its tests.
+    outside = ("/work/", "../shared", '"shared" / "fixtures"')
+    found = [f"{path.relative_to(ROOT)}: {needle}"
+             for path in sorted((ROOT / "tests").rglob("*.py"))
+             for needle in outside if needle in path.read_text(encoding="utf-8")
+             and path.name != "test_architecture.py"]
+    assert not found, found

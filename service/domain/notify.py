@@ -60,6 +60,9 @@ log = logging.getLogger("chuishao.notify")
 
 KINDS = ("new_case", "reporter_activity", "reward_approval", "claim_to_pay",
          "deadline_soon", "deadline_passed")
+# Told to every administrator who can be reached, whatever kinds they chose: a disk about to
+# fill is the installation's alarm, not a piece of someone's work.
+ALARMS = ("storage_low",)
 # One line per kind in a message; the count is the only variable part.
 LINES = {
     "new_case": N_("New reports: {count}"),
@@ -68,6 +71,8 @@ LINES = {
     "claim_to_pay": N_("Reward claims to pay: {count}"),
     "deadline_soon": N_("Deadlines approaching: {count}"),
     "deadline_passed": N_("Deadlines passed: {count}"),
+    "storage_low": N_("Free space on the server is below the warning threshold: see "
+                      "Administration, Storage"),
 }
 LABELS = {
     "new_case": N_("A new report on a channel I receive"),
@@ -131,7 +136,7 @@ def enqueue(session: Session, kind: str, user_ids: Iterable[int | None], *,
     """One row per person who wants this kind and can be reached, in the caller's
     transaction. ``not_before``: a reporter-caused event passes the end of its time bucket,
     so no message dates it more finely than the database does. Returns rows written."""
-    assert kind in KINDS
+    assert kind in KINDS or kind in ALARMS
     ids = sorted({i for i in user_ids if i})
     if not ids:
         return 0
@@ -144,7 +149,8 @@ def enqueue(session: Session, kind: str, user_ids: Iterable[int | None], *,
     written = 0
     for pref in prefs:
         user_id = pref.user_id
-        if not reachable(pref) or kind not in wanted_kinds(session, pref, base):
+        if not reachable(pref) or (kind in KINDS and kind not in wanted_kinds(session, pref,
+                                                                              base)):
             continue
         session.add(NotifyOutbox(user_id=user_id, kind=kind, state="new",
                                  created_at=created_at or not_before, due_at=not_before,
@@ -176,6 +182,19 @@ def reporter_activity(session: Session, settings: Settings, case: Case,
     return enqueue(session, "reporter_activity",
                    [case.assigned_to, *_case_readers(session, case.id)],
                    not_before=_after_bucket(settings, bucket_start), created_at=bucket_start)
+
+
+def storage_low(session: Session, now: dt.datetime) -> int:
+    """Free space fell below the warning threshold: to the administrators, at most once a
+    day, however many instances or restarts notice it."""
+    told = session.scalar(select(NotifyOutbox.id).where(
+        NotifyOutbox.kind == "storage_low",
+        NotifyOutbox.created_at > now - dt.timedelta(days=1)).limit(1))
+    if told is not None:
+        return 0
+    admins = [user.id for user in session.scalars(select(User).where(User.active.is_(True)))
+              if user.has_role("admin")]
+    return enqueue(session, "storage_low", admins, not_before=now, created_at=now)
 
 
 def next_digest(settings: Settings, after: dt.datetime) -> dt.datetime:
@@ -264,7 +283,8 @@ def compose(settings: Settings, language: str, counts: dict[str, int]) -> Messag
     _ = _catalogs().gettext(language if language in ("zh_CN", "en")
                             else settings.default_language)
     lines = [_("There is something for you in the Chuishao console.")]
-    lines += [_(LINES[kind], count=counts[kind]) for kind in KINDS if counts.get(kind)]
+    lines += [_(LINES[kind], count=counts[kind]) for kind in (*KINDS, *ALARMS)
+              if counts.get(kind)]
     lines += ["", _("Sign in to see it: {link}", link=settings.base_url.rstrip("/") + "/console"),
               "", _("This message says nothing about any report, on purpose.")]
     return Message(_("Chuishao: something needs you in the console"), "\n".join(lines))

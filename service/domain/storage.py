@@ -3,7 +3,8 @@
 A full disk or a read-only database shows first as a failing commit. Monitoring asks
 ``/readyz`` (these checks, answered 503 when one fails); the log says what is wrong once when
 it starts and once when it ends, not once per request; reporters are told the truth
-(``errors.StorageUnavailable``); administrators see the free space in the console.
+(``errors.StorageUnavailable``); administrators see the free space in the console and are
+notified (``notify.storage_low``) when it falls below the warning threshold.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import anyio.to_thread
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, insert, text, update
 
-from service.domain.models import StorageProbe
+from service.domain import notify
+from service.domain.models import StorageProbe, utcnow
 from service.platform import migrate
 from service.platform.db import Database
 from service.platform.errors import first_line, storage_cause
@@ -70,9 +72,9 @@ def probe_write(database: Database) -> None:
 
 
 # Stored bytes per report without files, the larger of the figures measured with
-# bench/sizing.py (3.2 KB SQLite, 6.3 KB PostgreSQL); files add about 1.1 times their size
-# (docs/OPERATIONS.md, "Sizing").
-BYTES_PER_SMALL_CASE = 6_400
+# bench/sizing.py since the reporter's and recovery slots are v2 (7 455 B SQLite, 7 373 B
+# PostgreSQL); files add about 1.1 times their size (docs/OPERATIONS.md, "Sizing").
+BYTES_PER_SMALL_CASE = 7_500
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class Watch:
         self.last: Report | None = None
         self.failing: str | None = None  # the cause being reported, until it ends
         self._low = False
+        self._told_low = False  # the administrators' notification is queued
         self._lock = threading.Lock()
         # Run after a probe write succeeded (writes held back while storage failed).
         self.on_writable: list[Callable[[Database], None]] = []
@@ -134,9 +137,24 @@ class Watch:
             if self.last is not None and time.monotonic() - self.last.checked_at < max_age:
                 return self.last
             report = self._run(database)
-            self.last = report
             self._note(report)
+            if not report.low_space:
+                self._told_low = False
+            elif not self._told_low and report.checks["database_writable"]["ok"]:
+                self._told_low = self._tell_low_space(database)
+            # Published once the round's own writes are done.
+            self.last = report
             return report
+
+    def _tell_low_space(self, database: Database) -> bool:
+        try:
+            with database.write_session() as session:
+                notify.storage_low(session, utcnow())
+        except Exception as exc:
+            log.warning("the administrators' notification of low free space could not be "
+                        "queued: %s", _short(exc))
+            return False
+        return True
 
     def _run(self, database: Database) -> Report:
         checks: dict[str, dict[str, Any]] = {}

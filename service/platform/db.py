@@ -203,7 +203,7 @@ class Database:
         if gate is None:
             yield
             return
-        anyio.from_thread.run(gate.acquire)
+        anyio.from_thread.run(_acquire_shielded, gate)
         try:
             yield
         finally:
@@ -298,6 +298,15 @@ class DatabaseSessionMiddleware:
             finally:
                 session.close()
                 release()
+
+
+async def _acquire_shielded(gate: anyio.Semaphore) -> None:
+    # A worker thread's call back into the loop joins its host task's cancel scope. Once the
+    # app is stopping that scope is cancelled, and an unshielded acquire never returns (the
+    # thread, and with it the shutdown, would wait for ever); shielded, the round finishes
+    # its turn and the task stops at its next await.
+    with anyio.CancelScope(shield=True):
+        await gate.acquire()
 
 
 async def _drain(session: Session, database: Database, pending: list[tuple[Work, bool]],

@@ -31,8 +31,7 @@ from service.platform.settings import Settings
 from tests.conftest import BASE_URL, fast_settings
 from tests.console import sign_in
 from tests.factories import make_reviewer
-
-FIXTURE = Path("/work/shared/fixtures/v0.1")
+from tests.upgrade.installation import FIXTURE
 
 
 def installed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Settings, Database]:
@@ -245,7 +244,6 @@ def fixture_copy(tmp_path: Path) -> Settings:
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.skipif(not FIXTURE.is_dir(), reason="the v0.1 fixture is not on this machine")
 def test_the_first_versions_exports_still_verify_given_the_key(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = fixture_copy(tmp_path)

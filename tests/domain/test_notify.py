@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
-from service.domain import housekeeping, notify, reward_records, workflow
+from service.domain import housekeeping, notify, reward_records, storage, workflow
 from service.domain.models import Case, User, utcnow
 from service.domain.models.notify import NotifyOutbox
 from service.domain.rewards.money import format_yuan
@@ -446,6 +446,33 @@ def test_deadlines_approaching_and_passed_once_each(
     assert housekeeping.announce_deadlines(database, settings, verify_due - dt.timedelta(days=1)) == 1
     assert housekeeping.announce_deadlines(database, settings, verify_due - dt.timedelta(hours=1)) == 0
     assert_says_nothing(box.bodies(), [case])
+
+
+def test_low_free_space_tells_the_administrators_once_a_day(
+        smtp, certificate, settings: Settings, session: Session, database: Database,
+        client: TestClient) -> None:
+    """Below CHUISHAO_WARN_FREE_MB the administrators are told, before the disk fills, and
+    nobody else; another instance or a restart noticing it the same day tells no one again."""
+    box, port = smtp
+    settings = mail_settings(settings, port, certificate)
+    people = make_people(session, settings)
+    for person in (people.admin, people.reviewer, people.approver, people.finance):
+        choose(client, session, settings, person.user, language="en")
+    low = replace(settings, warn_free_mb=1 << 40)  # MiB: more than any disk here has free
+    watch = storage.Watch(low)
+    for _ in range(3):
+        report = watch.check(database, max_age=0)
+        assert report.low_space and report.ready
+    deliver(database, settings)
+    assert box.to() == ["admin1@example.org"]
+    assert "Free space on the server is below the warning threshold" in box.bodies()[0]
+    assert storage.Watch(low).check(database, max_age=0).low_space
+    deliver(database, settings)
+    assert len(box.messages) == 1
+    # A day later, still low: told again.
+    with database.write_session() as later:
+        assert notify.storage_low(later, utcnow() + dt.timedelta(days=1, minutes=1)) == 1
+    assert_says_nothing(box.bodies(), [])
 
 
 def test_daily_digest_replaces_single_messages(

@@ -1,5 +1,5 @@
 """The upgrade that stops stored data from dating reporters, on the installation made with the
-first version (/work/shared/fixtures/v0.1): ids and positions change, every case still opens
+first version (tests/fixtures/v0.1): ids and positions change, every case still opens
 with its receipt, each author's messages keep their order, the audit trail stays intact."""
 
 from __future__ import annotations
@@ -23,17 +23,11 @@ from service.platform import migrate
 from service.platform.db import make_engine
 from tests.conftest import fast_settings
 from tests.pgutil import temporary_database
+from tests.upgrade.installation import FIXTURE
 
-# The shared folder lies beside the repository (in CI too); CHUISHAO_FIXTURE_V01 overrides.
-_CANDIDATES = [Path(os.environ["CHUISHAO_FIXTURE_V01"])] if "CHUISHAO_FIXTURE_V01" in os.environ \
-    else [Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "v0.1",
-          Path("/work/shared/fixtures/v0.1")]
-FIXTURE = next((c for c in _CANDIDATES if (c / "manifest.json").exists()), _CANDIDATES[0])
 RANDOM_ID_TABLES = ("key_slots", "case_events", "reward_claim_slots")
 ROWID_TABLES = ("cases", "sealed_items", "files", "file_chunks", "spent_stamps")
 
-pytestmark = pytest.mark.skipif(not (FIXTURE / "manifest.json").exists(),
-                                reason="the v0.1 fixture is not on this machine")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Upgrading an installation made with v0.1 (/work/shared/fixtures/v0.1, see its README):
+"""Upgrading an installation made with v0.1 (tests/fixtures/v0.1, see its README):
 recipients follow roles and every case carries an identity item, while every case still opens.
 """
 
@@ -30,10 +30,8 @@ from service.domain.models import (
 from service.platform import migrate
 from service.platform.db import Database
 from tests.pgutil import temporary_database
+from tests.upgrade.installation import FIXTURE
 
-FIXTURE = Path("/work/shared/fixtures/v0.1")
-pytestmark = pytest.mark.skipif(not (FIXTURE / "chuishao.sqlite3").exists(),
-                                reason="the v0.1 installation fixture is not on this machine")
 DEMOTE = "UPDATE users SET roles = 'auditor' WHERE username = 'li.na'"
 IDENTITIES = "SELECT id, blob FROM sealed_items WHERE kind = 'identity'"
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,7 +16,8 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.domain import channels
 from service.domain.models import Channel
-from service.platform.db import get_session
+from service.platform import migrate
+from service.platform.db import Database, get_session
 from service.platform.errors import InvalidInput
 from tests.conftest import BASE_URL
 
@@ -60,3 +66,40 @@ def test_success_commits_error_rolls_back(settings, database, session) -> None: 
     # The 500 page still carries the strict policy.
     assert "default-src 'none'" in crashed.headers["content-security-policy"]
     assert crashed.headers["cache-control"] == "no-store"
+
+
+def test_a_background_round_waiting_for_its_turn_does_not_stop_the_shutdown(
+        tmp_path: Path) -> None:
+    """Housekeeping takes the writers' gate from its worker thread (Database.turn). When the
+    app stops while such a thread is about to take its turn, the thread still gets it and the
+    task group ends; before, the acquire never returned and `chuishao serve` never exited."""
+    url = f"sqlite:///{tmp_path / 'turn.sqlite3'}"
+    migrate.upgrade(url)
+    database = Database.from_url(url)
+    steps: list[str] = []
+    started, go = threading.Event(), threading.Event()
+
+    def round_() -> None:
+        started.set()
+        go.wait()
+        with database.turn():
+            steps.append("turn taken")
+
+    async def app_lifetime() -> None:
+        database.gate()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(anyio.to_thread.run_sync, round_)
+            await anyio.to_thread.run_sync(started.wait)
+            tasks.cancel_scope.cancel()  # the lifespan's shutdown
+            go.set()
+        steps.append("stopped")
+
+    # Run apart, so a hang fails the test instead of stopping the run.
+    runner = threading.Thread(target=anyio.run, args=(app_lifetime,), daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    try:
+        assert not runner.is_alive(), "the app never stopped: the round waits for its turn"
+        assert steps == ["turn taken", "stopped"]
+    finally:
+        database.dispose()

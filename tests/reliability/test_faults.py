@@ -217,6 +217,12 @@ def test_full_disk_is_visible_truthful_and_reading_still_works(
             assert page.status_code == 503
             assert "无法保存举报" in page.text and "返回" in page.text
             assert "default-src 'none'" in page.headers["content-security-policy"]
+            page = client.post("/report", data=factories.with_token(client, {
+                "channel": "acme", "unit": "ACME", "category": "hazard", "description": "leak",
+                "sealing": "noscript"}), headers={"Accept-Language": "en"})
+            assert page.status_code == 503
+            assert "cannot store reports right now" in page.text
+            assert "Go back in your browser" in page.text and "another reporting line" in page.text
 
             # Reading needs no write: the reporter opens the case and reads it.
             body = {"lookup_secret": crypto.b64u_encode(keys.lookup_secret), "pow": stamps[2]}

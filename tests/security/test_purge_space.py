@@ -26,6 +26,7 @@ from service.platform import migrate
 from service.platform.db import Database
 from tests.conftest import BASE_URL, fast_settings
 from tests.factories import api_client, make_world
+from tests.upgrade.installation import FIXTURE
 
 MIB = 1024 * 1024
 REPORT = {"v": 1, "unit": "某厂", "location": "仓库", "category": "hazard",
@@ -140,9 +141,7 @@ def test_without_conversion_the_space_stays(sqlite_only: None, tmp_path: Path) -
 
 
 def test_migrate_converts_an_existing_installation(sqlite_only: None, tmp_path: Path) -> None:
-    fixture = Path("/work/shared/fixtures/v0.1/chuishao.sqlite3")
-    if not fixture.exists():
-        pytest.skip("the v0.1 installation fixture is not here")
+    fixture = FIXTURE / "chuishao.sqlite3"
     copy = tmp_path / "v01.sqlite3"
     copy.write_bytes(fixture.read_bytes())
     with sqlite3.connect(copy) as raw:

@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from service.app import create_app
 from service.client import Client
 from service.platform import migrate
 from service.platform.settings import Settings
+from tests import console
 from tests.factories import testclient_transport
 from tests.upgrade import installation as inst
 from tests.upgrade.installation import Installation, Staff
@@ -230,10 +232,19 @@ def test_rectification_evidence_still_opens(installation: Installation,
 
 def test_each_role_sees_its_pages(installation: Installation, staff: dict[str, Staff]) -> None:
     rewards = installation.manifest["rewards"]
+    # The approver reads each record's state, amount and explanation, and may decide the one
+    # proposed by someone else.
     approver = staff["wang.qiang"]
-    for rid in rewards:
+    for rid, reward in rewards.items():
         page = approver.get(f"/console/rewards/{rid}")
         assert page.status_code == 200, rid
+        assert f'data-status="{reward["status"]}"' in page.text, rid
+        shown = inst.visible_text(page.text)
+        assert reward["amount"].removesuffix(" 元") in shown, rid
+        explanation = inst.re.search(r'<pre class="explanation" id="explanation">(.*?)</pre>',
+                                     page.text, inst.re.S)
+        assert explanation and reward["amount"].removesuffix(" 元") in explanation.group(1), rid
+        assert ('id="form-approve"' in page.text) == (reward["status"] == "proposed"), rid
     # Finance opens the claims it was sealed to: the payout details as the reporter sent them.
     finance = staff["zhao.min"]
     for rid, reward in rewards.items():
@@ -251,10 +262,22 @@ def test_each_role_sees_its_pages(installation: Installation, staff: dict[str, S
                                  crypto.b64u_decode(data["blob"]))
         for field, value in reward["claim"].items():
             assert claim[field] == value, (rid, field)
+    # The auditor reads the whole trail made before the upgrade, intact, and every reward
+    # record; the reports themselves stay closed to that role.
     auditor = staff["sun.li"]
     trail = auditor.get("/console/audit")
     assert trail.status_code == 200
-    assert auditor.get("/console/rewards").status_code == 200
+    head = inst.re.search(r'id="chain-head">\D*(\d+)', trail.text)
+    assert head and int(head.group(1)) >= 108, trail.text[:2000]
+    assert 'id="chain-ok"' in auditor.get("/console/audit?verify=1").text
+    listed = auditor.get("/console/rewards")
+    assert listed.status_code == 200
+    for rid in rewards:
+        assert rid[:8] in listed.text, rid
+    first = next(iter(inst.iter_cases(installation.manifest)))[1]
+    closed = auditor.get(f"/console/cases/{first['case_id']}")
+    assert closed.status_code in (403, 404) or not inst.data_island(
+        closed.text, "case-data")["slot"]
     admin = staff["admin.chen"]
     assert admin.get("/console/admin").status_code == 200
     for name in installation.manifest["accounts"]:
@@ -283,6 +306,47 @@ def test_recovery_secret_regrants_a_channel(installation: Installation, client: 
         assert report["description"] == case["report"]["description"], label
         opened += 1
     assert opened == 3
+
+
+
+def test_recovery_secret_regrants_to_a_reviewer_enrolled_after_the_upgrade(
+        installation: Installation, client: TestClient, staff: dict[str, Staff]) -> None:
+    """A reviewer who did not exist in v0.1: invited by the admin in the console, enrolled in
+    their own browser, then given the enterprise line's old cases with the recovery secret;
+    they sign in with password and TOTP and read the reports and files."""
+    enterprise, channel = next((slug, c) for slug, c in installation.manifest["channels"].items()
+                               if c["kind"] == "enterprise")
+    made = staff["admin.chen"].post("/console/admin/invitations", data={
+        "roles": ["reviewer"], "hours": "24", "channel": str(channel["id"])})
+    assert made.status_code == 200, made.text
+    link = inst.re.search(r'<code id="invitation-link">([^<]+)</code>', made.text)
+    assert link, "no invitation link on the page"
+    password = "新的审核员 correct horse battery"
+    enrolled = console.enrol(client.app, _settings(installation), link.group(1), "zhou.jie",
+                             password)
+    enrolled_step = inst.totp(crypto.b32_encode(enrolled.totp_secret))[1]
+    done = installation.chuishao("recover", "--channel", enterprise, "--to", "zhou.jie",
+                                 stdin=installation.manifest["recovery_secret"] + "\n")
+    assert "sealed to zhou.jie" in done.stdout, done.stdout
+    # The enrolment spent this TOTP step; an authenticator shows the next one.
+    while inst.totp(crypto.b32_encode(enrolled.totp_secret))[1] == enrolled_step:
+        time.sleep(0.5)
+    newcomer = inst.sign_in(client, "zhou.jie", password, crypto.b32_encode(enrolled.totp_secret))
+    opened = 0
+    for label, case in inst.iter_cases(installation.manifest):
+        if case["channel"] != enterprise:
+            continue
+        _html, items = inst.open_case_page(newcomer, case["case_id"])
+        report = next(i for i in items["items"] if i["kind"] == "report")
+        assert report["description"] == case["report"]["description"], label
+        expected = {f["stored_file_id"]: f["sha256_stored"] for f in case["files"]}
+        assert {k: items["files"].get(k) for k in expected} == expected, label
+        opened += 1
+    assert opened == 3
+    # The bureau line was not granted: its cases stay closed to the newcomer.
+    bureau = next(case for _label, case in inst.iter_cases(installation.manifest)
+                  if case["channel"] != enterprise)
+    assert newcomer.get(f"/console/cases/{bureau['case_id']}").status_code in (403, 404)
 
 
 def _auditor_key(installation: Installation) -> Path:
@@ -334,15 +398,19 @@ def test_stored_exports_detect_a_changed_cell(installation: Installation,
 def test_reward_records_recompute(installation: Installation, staff: dict[str, Staff],
                                   tmp_path: Path) -> None:
     """A new export by the auditor after the upgrade; each record's calculation JSON is
-    recomputed by `chuishao reward verify` and matches the stored fen."""
+    recomputed by `chuishao reward verify` and matches the stored fen, and it is the record
+    the v0.1 export signed before the upgrade: same fen, same steps, same explanations."""
     auditor = staff["sun.li"]
     response = auditor.post("/console/rewards/export", data={"format": "csv"})
     assert response.status_code == 200, response.text
-    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    header, records = rows[0], rows[1:]
-    column = next(i for i, h in enumerate(header) if "JSON" in h)
-    by_id = {row[0]: row for row in records}
+    column, by_id = _calculations(response.content.decode("utf-8-sig"))
     assert set(by_id) == set(installation.manifest["rewards"])
+    stored = next(e for e in installation.manifest["exports"] if e["format"] == "csv")
+    before_column, before = _calculations(
+        (installation.exports_dir / Path(stored["file"]).name).read_text(encoding="utf-8-sig"))
+    assert set(before) == set(by_id)
+    for rid, row in before.items():
+        assert json.loads(by_id[rid][column]) == json.loads(row[before_column]), rid
     policy_file = installation.root / "xiangyang-2024.toml"
     for rid, reward in installation.manifest["rewards"].items():
         record = json.loads(by_id[rid][column])
@@ -355,6 +423,13 @@ def test_reward_records_recompute(installation: Installation, staff: dict[str, S
             args += ["--policy-file", str(policy_file)]
         done = installation.chuishao(*args)
         assert "identical" in done.stdout, (rid, done.stdout)
+
+
+def _calculations(export_csv: str) -> tuple[int, dict[str, list[str]]]:
+    """A reward export's rows by record id, and the column of the calculation JSON."""
+    rows = list(csv.reader(io.StringIO(export_csv)))
+    column = next(i for i, h in enumerate(rows[0]) if "JSON" in h)
+    return column, {row[0]: row for row in rows[1:]}
 
 
 # ---------------------------------------------------------------------------- migrate itself
