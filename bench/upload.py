@@ -86,7 +86,7 @@ def main() -> int:
                                     None, [plain])
             elapsed = time.perf_counter() - started
             peak = memory_kb(server.pid, "VmHWM")
-            assert len(receipt) == 20
+            assert len(receipt) == 21
         finally:
             server.terminate()
             server.wait(timeout=20)
