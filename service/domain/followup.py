@@ -50,7 +50,8 @@ RECEIPT_MISTYPED = N_("A digit of this receipt is mistyped, or two digits are sw
 class ReceiptUnknown(ChuishaoError):
     status = 404
     code = "receipt_unknown"
-    message = N_("No report matches this receipt. Check the digits and try again: a receipt has 21 digits (an older one has 20).")
+    message = N_("No report matches this receipt. Check the digits and try again: a receipt "
+                 "has 21 digits (an older one has 20).")
 
 
 class SessionExpired(ChuishaoError):

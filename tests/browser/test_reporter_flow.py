@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 import crypto
 from service.client import Client, plain_file, urllib_transport
 from service.domain import sealing
-from service.domain.followup import RECEIPT_FORMAT, RECEIPT_MISTYPED, ReceiptUnknown
+from service.domain.followup import RECEIPT_FORMAT, ReceiptUnknown
 from service.domain.installation import get_installation
 from service.domain.intake import coarse_time
 from service.domain.models import Case, CaseEvent, FileChunk, KeySlot, SealedItem, StoredFile
