@@ -41,6 +41,8 @@ from ._password import (
 )
 from ._receipt import (
     ReceiptKeys,
+    ReceiptMistyped,
+    damm_check_digit,
     derive_receipt,
     format_receipt,
     new_receipt,
@@ -85,12 +87,14 @@ __all__ = [
     "OpenError",
     "PasswordKeys",
     "ReceiptKeys",
+    "ReceiptMistyped",
     "B32_ALPHABET",
     "b32_decode",
     "b32_encode",
     "b64u_decode",
     "b64u_encode",
     "claim_code_hash",
+    "damm_check_digit",
     "decode_recovery_secret",
     "derive_claim_code",
     "derive_password",

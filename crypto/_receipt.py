@@ -14,13 +14,32 @@ from . import _xwing
 from ._encoding import Rng, random_bytes, require_bytes
 from ._keys import public_key
 
-RECEIPT_DIGITS = 20
+RECEIPT_DIGITS = 20  # the random digits every key is derived from
+RECEIPT_LENGTH = 21  # what a receipt given today has: those 20 digits and a Damm check digit
 ITERATIONS = 600_000
 _SALT_LABEL = b"chuishao/v1/receipt\x00"
 _XWING_INFO = b"chuishao/v2/receipt-xwing"
 # Characters dropped while normalizing: whitespace and dash punctuation (after NFKC).
 _DROP_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pd"})
 _DROP_CHARS = frozenset("\t\n\v\f\r")
+# Damm's quasigroup of order 10 (weakly totally anti-symmetric, zero diagonal): a check digit
+# over it catches every single-digit error and every swap of two neighbouring digits.
+DAMM_TABLE = (
+    (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
+    (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
+    (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
+    (1, 7, 5, 0, 9, 8, 3, 4, 2, 6),
+    (6, 1, 2, 3, 0, 4, 5, 9, 7, 8),
+    (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
+    (5, 8, 6, 9, 7, 2, 0, 1, 3, 4),
+    (8, 9, 4, 5, 3, 6, 2, 0, 1, 7),
+    (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
+    (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
+)
+
+
+class ReceiptMistyped(ValueError):
+    """21 digits whose check digit does not match: a digit was mistyped or two were swapped."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +52,17 @@ class ReceiptKeys:
     xwing_public: bytes  # its 1216-byte X-Wing public key; the reporter's v2 slot
 
 
+def damm_check_digit(digits: str) -> str:
+    """The Damm check digit of a string of ASCII digits."""
+    interim = 0
+    for c in digits:
+        interim = DAMM_TABLE[interim][ord(c) - 48]
+    return str(interim)
+
+
 def new_receipt(*, rng: Rng | None = None) -> str:
-    """20 uniform decimal digits by rejection sampling: byte b < 250 gives digit b % 10."""
+    """20 uniform decimal digits by rejection sampling (byte b < 250 gives digit b % 10),
+    then their Damm check digit: 21 digits."""
     digits: list[str] = []
     while len(digits) < RECEIPT_DIGITS:
         for b in random_bytes(32, rng):
@@ -42,11 +70,12 @@ def new_receipt(*, rng: Rng | None = None) -> str:
                 digits.append(str(b % 10))
                 if len(digits) == RECEIPT_DIGITS:
                     break
-    return "".join(digits)
+    random_digits = "".join(digits)
+    return random_digits + damm_check_digit(random_digits)
 
 
-def normalize_receipt(text: str) -> str:
-    """NFKC, drop whitespace and dashes; must leave exactly 20 ASCII digits (else ValueError)."""
+def _receipt_text(text: str) -> str:
+    """NFKC, drop whitespace and dashes; must leave 21 (checked) or 20 (older) ASCII digits."""
     if not isinstance(text, str):
         raise TypeError("receipt must be str")
     folded = unicodedata.normalize("NFKC", text)
@@ -55,15 +84,26 @@ def normalize_receipt(text: str) -> str:
         for c in folded
         if c not in _DROP_CHARS and unicodedata.category(c) not in _DROP_CATEGORIES
     )
-    if len(kept) != RECEIPT_DIGITS or not all("0" <= c <= "9" for c in kept):
-        raise ValueError("a receipt is 20 digits")
+    if len(kept) not in (RECEIPT_DIGITS, RECEIPT_LENGTH) or not all("0" <= c <= "9" for c in kept):
+        raise ValueError("a receipt is 21 digits (20 if given before the check digit)")
+    if len(kept) == RECEIPT_LENGTH and damm_check_digit(kept) != "0":
+        raise ReceiptMistyped("a digit of the receipt is mistyped")
     return kept
 
 
-def format_receipt(digits: str) -> str:
-    """Five groups of four digits separated by single spaces."""
-    norm = normalize_receipt(digits)
-    return " ".join(norm[i : i + 4] for i in range(0, RECEIPT_DIGITS, 4))
+def normalize_receipt(text: str) -> str:
+    """The 20 digits the keys derive from: a 21-digit receipt's check digit is verified and
+    dropped; 20 digits (a receipt given before the check digit) are taken as they are.
+    ReceiptMistyped if the check fails, ValueError for anything else that is not a receipt."""
+    return _receipt_text(text)[:RECEIPT_DIGITS]
+
+
+def format_receipt(receipt: str) -> str:
+    """As shown to the reporter: 21 digits in seven groups of three, an older 20-digit
+    receipt in its five groups of four."""
+    kept = _receipt_text(receipt)
+    size = 3 if len(kept) == RECEIPT_LENGTH else 4
+    return " ".join(kept[i : i + size] for i in range(0, len(kept), size))
 
 
 def derive_receipt(

@@ -40,10 +40,18 @@ REPORTER_VISIBLE = ("report", "file-meta", "message", "reply")
 TOKEN_SALT = "chuishao.followup"  # noqa: S105 - an itsdangerous salt, not a secret
 
 
+# A typed receipt that is not one (crypto.normalize_receipt): said the same way with and
+# without JavaScript; a mistyped digit is told apart so the reporter looks for it.
+RECEIPT_FORMAT = N_("A receipt has 21 digits (an older receipt has 20).")
+RECEIPT_MISTYPED = N_("A digit of this receipt is mistyped, or two digits are swapped. "
+                      "Check it against the receipt you wrote down.")
+
+
 class ReceiptUnknown(ChuishaoError):
     status = 404
     code = "receipt_unknown"
-    message = N_("No report matches this receipt. Check the 20 digits and try again.")
+    message = N_("No report matches this receipt. Check the digits and try again: a receipt "
+                 "has 21 digits (an older one has 20).")
 
 
 class SessionExpired(ChuishaoError):

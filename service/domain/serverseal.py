@@ -88,11 +88,14 @@ def case_of_receipt(session: Session, settings: Settings,
                     receipt_text: str) -> tuple[Case, crypto.ReceiptKeys]:
     """The case a typed receipt opens, and the receipt's keys (the follow-up page and the
     claim without JavaScript)."""
-    installation = _installation(session)
+    # Checked before anything is looked up: a mistyped receipt costs no derivation or query.
     try:
         receipt = crypto.normalize_receipt(receipt_text)
+    except crypto.ReceiptMistyped:
+        raise InvalidInput(followup.RECEIPT_MISTYPED, code="receipt_mistyped") from None
     except ValueError:
-        raise InvalidInput(N_("A receipt has exactly 20 digits."), code="receipt_format") from None
+        raise InvalidInput(followup.RECEIPT_FORMAT, code="receipt_format") from None
+    installation = _installation(session)
     # Derived off the event loop before the request took its database gate (see
     # views.public.prepare_receipt); computed here only outside a request.
     keys = offload.prepared(crypto.derive_receipt, receipt, installation.salt,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from service.domain import feed, filetypes, metadata, reportform
+from service.domain import feed, filetypes, followup, metadata, reportform
 from service.domain.workflow import REASONS_FOR_REPORTER, RESULTS_FOR_REPORTER
 from service.platform.i18n import N_
 
@@ -50,7 +50,8 @@ MESSAGES = {
     "you": N_("You"),
     "reviewers": N_("Reviewers"),
     "question": N_("Question for you"),
-    "receipt_format": N_("A receipt has exactly 20 digits."),
+    "receipt_format": followup.RECEIPT_FORMAT,
+    "receipt_mistyped": followup.RECEIPT_MISTYPED,
     "choose_channel": N_("Choose a reporting line."),
     "name_unit": N_("Name the unit (enterprise) you are reporting."),
     "describe": N_("Describe what you saw."),

@@ -543,8 +543,15 @@ RECEIPT_INPUTS = [
     "１２３４５６７８９０１２３４５６７８９０",
     " 1234\u30005678\t9012\n3456\u20137890 ",
     "1234\u00a05678\u20029012\u20143456\u22127890",
-    "1234567890123456789",
+    "123456789012345678907",
+    "123 456 789 012 345 678 907",
+    "１２３　４５６－７８９\t012\n345\u2013678 907",
     "123456789012345678901",
+    "213456789012345678907",
+    "123456789012345678970",
+    "1234567890123456789",
+    "1234567890123456789070",
+    "12345678901234567890a",
     "1234567890123456789a",
     "1234.5678.9012.3456.7890",
     "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠",
@@ -554,28 +561,55 @@ RECEIPT_INPUTS = [
 
 def test_receipt_text_handling_agrees(js):
     stream = os.urandom(200)
+    py_made = [crypto.new_receipt() for _ in range(20)]
+    r = py_made[0]
+    mistakes = [r[:i] + d + r[i + 1 :] for i in range(21) for d in "0123456789" if d != r[i]]
+    mistakes += [r[:i] + r[i + 1] + r[i] + r[i + 2 :] for i in range(20) if r[i] != r[i + 1]]
     got = js(
         """
-        const norm = arg.inputs.map((x) => {
-          try { return C.normalizeReceipt(x); } catch (e) { return null; }
-        });
+        const read = (x) => {
+          try { return C.normalizeReceipt(x); } catch (e) { return e.name; }
+        };
+        const norm = arg.inputs.map(read);
         const fmt = C.formatReceipt('12345678901234567890');
+        const fmt21 = C.formatReceipt('123456789012345678907');
+        const pyMade = arg.pyMade.map(read);
+        const pyMadeShown = arg.pyMade.map((x) => C.formatReceipt(x));
+        const mistakes = arg.mistakes.map(read);
         let pos = 0;
         const s = b(arg.stream);
         const rng = (n) => { const o = s.slice(pos, pos + n); pos += n; return o; };
         const fromStream = C.newReceipt({rng});
-        const fresh = [C.newReceipt(), C.newReceipt()];
-        return {norm, fmt, fromStream, fresh};
+        const fresh = Array.from({length: 20}, () => C.newReceipt());
+        return {norm, fmt, fmt21, fromStream, fresh, pyMade, pyMadeShown, mistakes};
         """,
-        {"inputs": RECEIPT_INPUTS, "stream": u(stream)},
+        {"inputs": RECEIPT_INPUTS, "stream": u(stream), "pyMade": py_made,
+         "mistakes": mistakes},
     )
-    for text, js_norm in zip(RECEIPT_INPUTS, got["norm"], strict=True):
+
+    def read(text: str) -> str:
         try:
-            py_norm = crypto.normalize_receipt(text)
+            return crypto.normalize_receipt(text)
+        except crypto.ReceiptMistyped:
+            return "ReceiptMistyped"
         except ValueError:
-            py_norm = None
-        assert js_norm == py_norm, text
+            return "ReceiptError"
+
+    for text, js_norm in zip(RECEIPT_INPUTS, got["norm"], strict=True):
+        assert js_norm == read(text), text
+    norm = dict(zip(RECEIPT_INPUTS, got["norm"], strict=True))
+    assert norm["123 456 789 012 345 678 907"] == norm["12345678901234567890"]
+    assert norm["213456789012345678907"] == norm["123456789012345678970"] == "ReceiptMistyped"
+    assert norm["1234567890123456789070"] == norm["1234567890123456789"] == "ReceiptError"
     assert got["fmt"] == crypto.format_receipt("12345678901234567890") == "1234 5678 9012 3456 7890"
+    assert got["fmt21"] == crypto.format_receipt("123456789012345678907")
+    assert got["fmt21"] == "123 456 789 012 345 678 907"
+    # Receipts made on either side are read alike on the other; every mistake is told apart.
+    assert got["pyMade"] == [r[:20] for r in py_made]
+    assert got["pyMadeShown"] == [crypto.format_receipt(r) for r in py_made]
+    assert got["mistakes"] == [read(m) for m in mistakes] == ["ReceiptMistyped"] * len(mistakes)
+    for r in got["fresh"]:
+        assert read(r) == r[:20] and crypto.format_receipt(r).count(" ") == 6
     pos = 0
 
     def rng(n):
@@ -585,7 +619,7 @@ def test_receipt_text_handling_agrees(js):
 
     assert got["fromStream"] == crypto.new_receipt(rng=rng)
     for r in got["fresh"]:
-        assert len(r) == 20 and r.isascii() and r.isdigit()
+        assert len(r) == 21 and r.isascii() and r.isdigit()
     assert got["fresh"][0] != got["fresh"][1]
 
 

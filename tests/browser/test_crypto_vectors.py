@@ -373,28 +373,38 @@ def test_receipt(run, protocol):
         const receipt = C.newReceipt({rng});
         const normalized = r.inputs_that_normalize_to_it.map((x) => C.normalizeReceipt(x));
         const salt = E.concat(ascii('chuishao/v1/receipt'), [0], b(r.installation_salt));
-        const seed = await X.pbkdf2Sha256(ascii(receipt), salt, r.iterations, 64);
+        const digits = C.normalizeReceipt(receipt);
+        const seed = await X.pbkdf2Sha256(ascii(digits), salt, r.iterations, 64);
         const d = await C.deriveReceipt(r.display, b(r.installation_salt), r.iterations);
-        const invalid = [];
-        for (const x of V.invalid) {
-          try { C.normalizeReceipt(x); invalid.push('accepted'); }
-          catch (e) { invalid.push(e.name); }
-        }
+        const legacy = await C.deriveReceipt(r.legacy_display, b(r.installation_salt), r.iterations);
+        const refusal = (x) => {
+          try { C.normalizeReceipt(x); return 'accepted'; } catch (e) { return e.name; }
+        };
+        const check = V.check;
         return {
-          receipt, display: C.formatReceipt(receipt), normalized,
-          pbkdf2_password: u(ascii(receipt)), pbkdf2_salt: u(salt), seed: u(seed),
+          receipt, digits, check_digit: receipt.slice(20), display: C.formatReceipt(receipt),
+          legacy_display: C.formatReceipt(digits), normalized,
+          legacyLookup: u(legacy.lookupSecret),
+          examples: check.examples.map(([x]) => [x, C.dammCheckDigit(x)]),
+          mistyped: check.mistyped.map(refusal),
+          pbkdf2_password: u(ascii(digits)), pbkdf2_salt: u(salt), seed: u(seed),
           private: u(seed.subarray(0, 32)), public: u(d.publicKey),
           key_id: u(await C.keyId(d.publicKey)), lookup_secret: u(d.lookupSecret),
           lookup_hash: u(d.lookupHash), lookup_hash_hex: hex(d.lookupHash),
           extractable: d.privateKey.extractable,
-          publicFromSeed: u(await C.publicKey(seed.subarray(0, 32))), invalid,
+          publicFromSeed: u(await C.publicKey(seed.subarray(0, 32))),
+          invalid: V.invalid.map(refusal),
         };
         """,
-        {"r": r, "invalid": protocol["invalid_input"]["receipts"]},
+        {"r": r, "invalid": protocol["invalid_input"]["receipts"],
+         "check": protocol["receipt_check"]},
     )
     for field in (
         "receipt",
+        "digits",
+        "check_digit",
         "display",
+        "legacy_display",
         "pbkdf2_password",
         "pbkdf2_salt",
         "seed",
@@ -407,7 +417,11 @@ def test_receipt(run, protocol):
     ):
         assert got[field] == r[field], field
     assert r["iterations"] == protocol["constants"]["receipt_iterations"]
-    assert got["normalized"] == [r["receipt"]] * len(r["inputs_that_normalize_to_it"])
+    assert got["normalized"] == [r["digits"]] * len(r["inputs_that_normalize_to_it"])
+    assert got["legacyLookup"] == r["lookup_secret"]
+    check = protocol["receipt_check"]
+    assert got["examples"] == check["examples"]
+    assert got["mistyped"] == ["ReceiptMistyped"] * len(check["mistyped"])
     assert got["publicFromSeed"] == r["public"] == protocol["keys"]["receipt"]["public"]
     assert got["extractable"] is False
     assert got["invalid"] == ["ReceiptError"] * len(protocol["invalid_input"]["receipts"])

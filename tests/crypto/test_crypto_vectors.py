@@ -164,12 +164,16 @@ def test_receipt() -> None:
     r = V["receipt"]
     randomness = d(r["random_bytes"])
     assert crypto.new_receipt(rng=lambda n: randomness[:n]) == r["receipt"]
+    assert r["receipt"] == r["digits"] + r["check_digit"] and len(r["digits"]) == 20
     assert crypto.format_receipt(r["receipt"]) == r["display"]
+    assert crypto.format_receipt(r["digits"]) == r["legacy_display"]
     for text in r["inputs_that_normalize_to_it"]:
-        assert crypto.normalize_receipt(text) == r["receipt"]
+        assert crypto.normalize_receipt(text) == r["digits"]
     salt = d(r["installation_salt"])
     assert d(r["pbkdf2_salt"]) == b"chuishao/v1/receipt\x00" + salt
+    assert d(r["pbkdf2_password"]) == r["digits"].encode()
     keys = crypto.derive_receipt(r["display"], salt, r["iterations"])
+    assert crypto.derive_receipt(r["legacy_display"], salt, r["iterations"]) == keys
     assert r["iterations"] == 600_000
     assert keys.private + keys.lookup_secret == d(r["seed"])
     assert keys.private == d(r["private"]) and keys.public == d(r["public"])
@@ -261,10 +265,35 @@ def test_negative(case: dict[str, Any]) -> None:
             raise AssertionError(op)
 
 
+def test_receipt_check_digit() -> None:
+    c = V["receipt_check"]
+    table = c["table"]
+    # Damm's conditions: a quasigroup (Latin square) with a zero diagonal, weakly totally
+    # anti-symmetric: (c*x)*y == (c*y)*x only if x == y.
+    assert all(sorted(row) == list(range(10)) for row in table)
+    assert all(sorted(col) == list(range(10)) for col in zip(*table, strict=True))
+    assert all(table[i][i] == 0 for i in range(10))
+    for a in range(10):
+        for x in range(10):
+            for y in range(10):
+                assert (table[table[a][x]][y] == table[table[a][y]][x]) == (x == y)
+    for digits, check in c["examples"]:
+        assert crypto.damm_check_digit(digits) == check
+        assert crypto.damm_check_digit(digits + check) == "0"
+    receipt = V["receipt"]["receipt"]
+    n = len(receipt)
+    swaps = sum(receipt[i] != receipt[i + 1] for i in range(n - 1))
+    assert len(c["mistyped"]) == len(set(c["mistyped"])) == 9 * n + swaps
+    for text in c["mistyped"]:
+        with pytest.raises(crypto.ReceiptMistyped):
+            crypto.normalize_receipt(text)
+
+
 def test_invalid_inputs() -> None:
     for text in V["invalid_input"]["receipts"]:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError) as refused:
             crypto.normalize_receipt(text)
+        assert not isinstance(refused.value, crypto.ReceiptMistyped)
     for text in V["invalid_input"]["recovery_texts"]:
         with pytest.raises(ValueError):
             crypto.decode_recovery_secret(text)

@@ -242,7 +242,12 @@ def test_nojs_followup_read_reply_and_download(client: TestClient, world, sessio
     case = session.scalar(select(Case))
     case_key, _ = open_as(world.reviewers[0].private_key, session, case.id)
     _message(session, case_key, case, "请补充照片。")
-    spaced = " ".join(receipt[i:i + 4] for i in range(0, 20, 4))
+    assert len(receipt) == 21
+    # The page's own grouping, and the 20 random digits alone (as a receipt given before the
+    # check digit is typed): both open the case.
+    legacy = client.post("/followup", data={"receipt": receipt[:20], "sealing": "noscript"})
+    assert legacy.status_code == 200 and "请补充照片。" in legacy.text
+    spaced = crypto.format_receipt(receipt)
     page = client.post("/followup", data={"receipt": spaced, "sealing": "noscript"})
     assert page.status_code == 200
     assert "请补充照片。" in page.text and "已收到，等待受理" in page.text
@@ -277,9 +282,30 @@ def test_nojs_wrong_receipt_same_as_unknown(client: TestClient, world) -> None: 
     wrong = client.post("/followup", data={"receipt": "1234 5678 9012 3456 7890", "sealing": "noscript"})
     assert wrong.status_code == 404 and "没有与此回执码对应的举报" in wrong.text
     malformed = client.post("/followup", data={"receipt": "12345", "sealing": "noscript"})
-    assert malformed.status_code == 400 and "回执码由 20 位数字组成" in malformed.text
+    assert malformed.status_code == 400 and "回执码由 21 位数字组成" in malformed.text
+    assert 'value="12345"' in malformed.text  # what was typed comes back
+    typed = "123 456 789 012 345 678 901"  # its check digit is 7
+    mistyped = client.post("/followup", data={"receipt": typed, "sealing": "noscript"})
+    assert mistyped.status_code == 400 and "回执码中有一位数字输错了" in mistyped.text
+    assert f'value="{typed}"' in mistyped.text
+    as_json = client.post("/followup", data={"receipt": typed, "sealing": "noscript"},
+                          headers={"accept": "application/json"})
+    assert as_json.status_code == 400 and as_json.json()["error"]["code"] == "receipt_mistyped"
     fullwidth = client.post("/followup", data={"receipt": "１２３４５６７８９０１２３４５６７８９０", "sealing": "noscript"})
     assert fullwidth.status_code == 404  # normalized, then simply unknown
+
+
+def test_a_mistyped_receipt_is_refused_before_anything_is_looked_up(client: TestClient) -> None:
+    # No installation at all: a receipt that reached a look-up would be told "not set up".
+    typed = "123 456 789 012 345 678 901"
+    mistyped = client.post("/followup", data={"receipt": typed, "sealing": "noscript"})
+    assert mistyped.status_code == 400 and "回执码中有一位数字输错了" in mistyped.text
+    claim = client.post("/followup/claim", data={"receipt": typed, "sealing": "noscript",
+                                                 "reward": "x"})
+    assert claim.status_code == 400 and "回执码中有一位数字输错了" in claim.text
+    checked = "123 456 789 012 345 678 907"
+    assert client.post("/followup", data={"receipt": checked,
+                                          "sealing": "noscript"}).status_code == 503
 
 
 def test_received_event_shares_the_submission_time(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]

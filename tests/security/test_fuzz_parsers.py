@@ -82,6 +82,7 @@ def test_normalize_receipt_on_any_text(text: str) -> None:
     except ValueError:
         return
     assert re.fullmatch(r"[0-9]{20}", digits)
+    assert crypto.normalize_receipt(digits + crypto.damm_check_digit(digits)) == digits
     assert crypto.normalize_receipt(digits) == digits
 
 

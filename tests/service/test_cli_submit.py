@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,9 @@ def test_submit_against_a_running_server(tmp_path: Path) -> None:
         refused = run_cli(env, "submit", "--server", base, "--channel", "nope", "--unit", "x",
                           stdin="x")
     assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"\d{3}( \d{3}){6}", done.stdout.strip())
     receipt = done.stdout.strip().replace(" ", "")
-    assert len(receipt) == 20 and receipt.isdigit()
+    assert crypto.damm_check_digit(receipt) == "0"
     assert "EXIF (incl. GPS)" in done.stderr
     assert refused.returncode == 2 and "unknown_channel" in refused.stderr
     # Open what arrived with the offline recovery key, as `chuishao recover` would.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import crypto
-from crypto import _claim, _encoding, _files, _hpke, _items, _password, _slots
+from crypto import _claim, _encoding, _files, _hpke, _items, _password, _receipt, _slots
 
 OUTPUT = Path(__file__).with_name("protocol-v1.json")
 ITERATIONS = 600_000  # the production PBKDF2 count for receipts and passwords
@@ -445,7 +445,7 @@ def build() -> dict[str, Any]:
     for case in negative:
         case["expect"] = "OpenError"
 
-    digits = receipt
+    digits = crypto.normalize_receipt(receipt)
     return {
         "protocol": "chuishao/v1",
         "suite": crypto.SUITE,
@@ -491,9 +491,17 @@ def build() -> dict[str, Any]:
         "files": files,
         "receipt": {
             "random_bytes": b(receipt_bytes),
-            "receipt": digits,
-            "display": crypto.format_receipt(digits),
+            "receipt": receipt,
+            "digits": digits,
+            "check_digit": receipt[20],
+            "display": crypto.format_receipt(receipt),
+            "legacy_display": crypto.format_receipt(digits),
             "inputs_that_normalize_to_it": [
+                crypto.format_receipt(receipt),
+                "-".join(receipt[i : i + 3] for i in range(0, 21, 3)),
+                receipt.translate({ord(c): 0xFF10 + int(c) for c in "0123456789"}),
+                "\u3000".join(receipt[i : i + 7] for i in range(0, 21, 7)) + "\n",
+                # A receipt given before the check digit: its 20 digits as they are.
                 crypto.format_receipt(digits),
                 "-".join(digits[i : i + 4] for i in range(0, 20, 4)),
                 digits.translate({ord(c): 0xFF10 + int(c) for c in "0123456789"}),
@@ -546,10 +554,11 @@ def build() -> dict[str, Any]:
             "message": b(message),
             "signature": b(signature),
         },
+        "receipt_check": receipt_check_vector(receipt),
         "claim": claim_vector(rk.lookup_secret, recovery, reviewer_a),
         "negative": negative,
         "invalid_input": {
-            "receipts": ["", digits[:19], digits + "0", digits[:19] + "a",
+            "receipts": ["", digits[:19], receipt + "0", digits[:19] + "a", receipt[:20] + "a",
                          "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠", digits[:10] + "." + digits[10:]],
             "recovery_texts": [
                 recovery_text[:-1],
@@ -558,6 +567,22 @@ def build() -> dict[str, Any]:
                 recovery_text.replace("-", "_"),
             ],
         },
+    }
+
+
+def receipt_check_vector(receipt: str) -> dict[str, Any]:
+    """The Damm check digit: its table, worked examples, and the receipt with every single
+    wrong digit and every swap of two different neighbours, each refused as mistyped."""
+    single = [receipt[:i] + d + receipt[i + 1 :]
+              for i in range(len(receipt)) for d in "0123456789" if d != receipt[i]]
+    swapped = [receipt[:i] + receipt[i + 1] + receipt[i] + receipt[i + 2 :]
+               for i in range(len(receipt) - 1) if receipt[i] != receipt[i + 1]]
+    examples = ["572", "0" * 20, "9" * 20, "12345678901234567890"]
+    return {
+        "algorithm": "Damm (quasigroup of order 10); the check digit follows the 20 digits",
+        "table": [list(row) for row in _receipt.DAMM_TABLE],
+        "examples": [[digits, crypto.damm_check_digit(digits)] for digits in examples],
+        "mistyped": single + swapped,
     }
 
 

@@ -57,7 +57,7 @@ def test_channels_publish_keys_and_fingerprint(client: TestClient, world) -> Non
 
 def test_submit_and_open_as_reviewer_and_recovery(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
     receipt = api_client(client).submit("acme", REPORT, {"v": 1, "name": "张三", "contact": ""})
-    assert len(receipt) == 20 and receipt.isdigit()
+    assert len(receipt) == 21 and receipt.isdigit() and crypto.damm_check_digit(receipt) == "0"
     case = session.scalar(select(Case))
     assert case.ready and not case.sealed_on_server and case.status == "new"
     # Coarsened to the hour, shared by every object of the submission.

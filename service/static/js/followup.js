@@ -14,6 +14,7 @@ import {
   normalizeReceipt,
   OpenError,
   openFile,
+  ReceiptMistyped,
   openItem,
   openSlot,
   sealFile,
@@ -62,7 +63,7 @@ class NeedsServer extends UserError {}
 
 function receiptFormatMessage() {
   if (has("receipt_format")) return t("receipt_format");
-  // The page's own instruction ("Enter the 20-digit receipt ...") says what a receipt is.
+  // The page's own instruction ("Enter the receipt you received ...") says what a receipt is.
   const intro = form.previousElementSibling;
   return intro && intro.tagName === "P" ? intro.textContent.trim() : t("failed", { message: "" });
 }
@@ -71,7 +72,12 @@ async function openCase(receiptText) {
   let digits;
   try {
     digits = normalizeReceipt(receiptText);
-  } catch {
+  } catch (e) {
+    // Said at once, before any request: a check digit that does not match means a mistyped
+    // or swapped digit, which the reporter can look for in what they typed.
+    if (e instanceof ReceiptMistyped && has("receipt_mistyped")) {
+      throw new UserError(t("receipt_mistyped"));
+    }
     throw new UserError(receiptFormatMessage());
   }
   formProgress.textContent = t("opening");

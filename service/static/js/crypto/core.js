@@ -28,6 +28,8 @@ export { padme } from "./padding.js";
 export { sealFile, openFile, storedLayout, CHUNK_SIZE } from "./files.js";
 export {
   ReceiptError,
+  ReceiptMistyped,
+  dammCheckDigit,
   newReceipt,
   formatReceipt,
   normalizeReceipt,
