@@ -92,5 +92,5 @@ def test_an_installed_wheel_serves_and_takes_a_report(tmp_path: Path, wheel: Pat
         sent = cli("submit", "--server", base, "--channel", "acme", "--unit", "某厂",
                    stdin="配电箱门被拆掉，电线裸露\n")
     assert sent.returncode == 0, sent.stderr
-    assert len(sent.stdout.strip().replace(" ", "")) == 20
+    assert len(sent.stdout.strip().replace(" ", "")) == 21
     assert (elsewhere / "var" / "chuishao.sqlite3").is_file()

@@ -76,7 +76,7 @@ def test_batched_round_trip_is_byte_exact_in_few_requests(client: TestClient, wo
     transport = Recorder(client)
     receipt = Client(transport, language="en").submit(
         "acme", REPORT, None, [plain(big, "big.bin"), plain(other, "other.bin")])
-    assert len(receipt) == 20
+    assert len(receipt) == 21
     puts = transport.puts()
     assert len(puts) == 3 and all("/batch/" in path for path in puts), puts
     assert puts[0].endswith(f"/batch/0/{BATCH}") and puts[1].endswith(f"/batch/{BATCH}/8")
@@ -100,7 +100,7 @@ def test_interrupted_batch_resumes_from_what_the_server_holds(client: TestClient
     transport = Recorder(client, fail_on=5)
     api = Client(transport, language="en", resume_pause=0)
     receipt = api.submit("acme", REPORT, None, [plain(data, "v.mp4")])
-    assert len(receipt) == 20
+    assert len(receipt) == 21
     after_cut = transport.calls[5:]
     assert after_cut[0][0] == "GET" and after_cut[0][1].startswith("/api/v1/submissions/")
     # Only what was missing is sent again: batch 1 and batch 2, then finish.
