@@ -143,7 +143,8 @@ def render_error(request: Request, status: int, code: str, message: str,
     text = translator(request)(message, **(params or {}))
     if wants_json(request):
         return JSONResponse({"error": {"code": code, "message": text}}, status_code=status)
-    return render(request, "error.html", {"status": status, "message": text}, status=status)
+    return render(request, "error.html", {"status": status, "message": text, "code": code},
+                  status=status)
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:

@@ -82,11 +82,24 @@ def _form_context(request: Request) -> dict[str, object]:
         "limits": reportform.LIMITS,
         "settings": request.app.state.settings,
         "values": {}, "form_error": None, "form_error_code": "",
+        "storage_down": _storage_down(request),
         # A fresh one-time token with every form, also a refused one (service.domain.formtoken).
         "receipt_minutes": formtoken.RECEIPT_MINUTES,
         "form_token": formtoken.issue(request.app.state.secret_key,
                                       request.app.state.settings.time_granularity_seconds),
     }
+
+
+def _storage_down(request: Request) -> bool:
+    # The last storage check failed: say so before the reporter types in vain.
+    return request.app.state.storage.failing is not None
+
+
+def _followup_form(request: Request, form_error: str | None = None, typed: str = "",
+                   status: int = 200) -> Response:
+    return render(request, "public/followup.html", {
+        "form_error": form_error, "typed_receipt": typed, "storage_down": _storage_down(request)},
+        status=status)
 
 
 async def index(request: Request) -> Response:
@@ -239,7 +252,7 @@ async def receipt_done(request: Request) -> Response:
 
 
 async def followup_form(request: Request) -> Response:
-    return render(request, "public/followup.html", {"form_error": None, "typed_receipt": ""})
+    return _followup_form(request)
 
 
 def _case_page(request: Request, opened: serverseal.OpenedCase, sealing_mode: str, *,
@@ -316,9 +329,8 @@ async def followup_open(request: Request) -> Response:
         # script asked): otherwise it is not looked at.
         sealing_mode = reportform.server_sealing(form)
     except reportform.ScriptDidNotRun as refused:
-        return render(request, "public/followup.html", {
-            "form_error": translator(request)(refused.message), "typed_receipt": ""},
-            status=refused.status)
+        return _followup_form(request, translator(request)(refused.message),
+                              status=refused.status)
     typed = str(form.get("receipt", ""))[:100]
     try:
         opened = serverseal.open_with_receipt(get_session(request), request.app.state.settings,
@@ -328,9 +340,8 @@ async def followup_open(request: Request) -> Response:
             raise
         # What was typed comes back (this page is never cached), so one wrong digit does
         # not mean typing all twenty again.
-        return render(request, "public/followup.html", {
-            "form_error": _refusal_text(request, refused), "typed_receipt": typed[:40]},
-            status=refused.status)
+        return _followup_form(request, _refusal_text(request, refused), typed[:40],
+                              status=refused.status)
     return _case_page(request, opened, sealing_mode)
 
 

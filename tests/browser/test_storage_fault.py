@@ -39,6 +39,10 @@ def test_sealed_report_is_kept_in_the_page_and_sent_again(chromium: Any, tmp_pat
             page.wait_for_selector("#resend-report:not([hidden])")
             assert page.text_content("#form-error") == tr("zh_CN", StorageUnavailable.message)
             assert page.text_content("#progress-text") == tr("zh_CN", MESSAGES["held"])
+            # One way on: the form's own button (which would seal a second report) and the
+            # empty progress bar are out of the way while the report is held.
+            assert not page.is_visible("#submit-report")
+            assert not page.is_visible("#progress-bar")
             assert counts(live)["Case"] == 0
             sent = browser.api_calls("POST", "/api/v1/submissions")
             assert len(sent) == 1
@@ -53,6 +57,7 @@ def test_sealed_report_is_kept_in_the_page_and_sent_again(chromium: Any, tmp_pat
             assert first["case_id"] == second["case_id"] == stored_case(live).id
             assert first["items"] == second["items"] and first["pow"] != second["pow"]
             assert not page.is_visible("#resend-report")
+            assert not page.is_visible("#submit-report")  # the receipt screen replaced the form
         finally:
             filler.free()
             browser.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.domain import storage
 from service.platform import migrate
+from service.platform.errors import STORAGE_PAGE, StorageUnavailable, render_error
 from tests.conftest import BASE_URL, fast_settings
 
 
@@ -62,3 +64,27 @@ def test_low_space_is_logged_once_not_per_check(tmp_path: Path, database,  # typ
     warnings = [r for r in caplog.records if "below the warning threshold" in r.getMessage()]
     assert len(warnings) == 1
     assert "CHUISHAO_WARN_FREE_MB" in warnings[0].getMessage()
+
+
+def test_reporters_are_told_before_they_type_when_storage_fails(tmp_path: Path,
+                                                                database) -> None:  # type: ignore[no-untyped-def]
+    huge = 1 << 40
+    settings = fast_settings(tmp_path / "var", min_free_mb=huge, warn_free_mb=huge)
+    with TestClient(create_app(settings, database=database), base_url=BASE_URL) as client:
+        zh = {"Accept-Language": "zh-CN"}
+        assert 'id="storage-down"' not in client.get("/", headers=zh).text
+        assert client.get("/readyz").status_code == 503  # the check sees the full disk
+        intake = client.get("/", headers=zh).text
+        assert 'id="storage-down"' in intake and "您现在提交的内容不会被保存" in intake
+        followup = client.get("/followup", headers={"Accept-Language": "en"}).text
+        assert 'id="storage-down"' in followup and "You can still open your report" in followup
+
+
+def test_the_storage_page_sends_no_one_to_an_empty_form(client: TestClient) -> None:
+    def page(path: str) -> str:
+        request = Request({"type": "http", "method": "POST", "path": path, "headers": [],
+                           "query_string": b"", "app": client.app})
+        return bytes(render_error(request, 503, StorageUnavailable.code, STORAGE_PAGE).body).decode()
+
+    assert 'href="/"' not in page("/report").split('<section class="error"')[1]
+    assert 'href="/"' in page("/console/cases").split('<section class="error"')[1]

@@ -517,14 +517,24 @@ function storageFailed(error) {
   return retryable(error) && !(error instanceof ApiError && error.code === "not_initialised");
 }
 
+// While a report is held, "Send again" is the one way on: the form's own button would seal
+// a second report and drop this one, and an empty bar would suggest something is moving.
 function hold(report, error) {
   held = report;
   ui.progress.hidden = false;
+  ui.bar.hidden = true;
+  ui.submit.hidden = true;
   ui.resend.hidden = false;
   ui.resend.disabled = false;
   ui.text.textContent = t("held");
-  ui.bar.value = 0;
   fail(errorText(error));
+}
+
+function release() {
+  held = null;
+  ui.resend.hidden = true;
+  ui.bar.hidden = false;
+  ui.submit.hidden = false;
 }
 
 async function resend() {
@@ -542,16 +552,14 @@ async function resend() {
       hold(held, error);
     } else {
       // Refused for good (the channel's keys changed, say): the form still holds the text.
-      held = null;
-      ui.resend.hidden = true;
+      release();
       ui.progress.hidden = true;
       fail(errorText(error));
     }
     setBusy(false);
     return;
   }
-  held = null;
-  ui.resend.hidden = true;
+  release();
   try {
     await accepted(receipt, sealed, files, created);
   } finally {
@@ -564,8 +572,7 @@ async function onSubmit(event) {
   if (busy || pending) return;
   setBusy(true);
   // Sending the form again seals it afresh: what was held is dropped.
-  held = null;
-  ui.resend.hidden = true;
+  release();
   try {
     await submit();
   } catch (error) {
