@@ -312,7 +312,17 @@ class _WithoutScripts:
         self.last = ""
 
     def __call__(self, route: Any) -> None:
-        response = route.fetch(max_redirects=0)
+        # A fetch can meet a kept-alive connection the server is closing (uvicorn closes idle
+        # ones after 5 s): then it errors or waits, and a route left unanswered holds the page
+        # until the navigation's timeout. A GET is safe to ask again.
+        for attempt in range(3):
+            try:
+                response = route.fetch(max_redirects=0, max_retries=2, timeout=20_000)
+                break
+            except Exception:  # noqa: BLE001 - Playwright's network errors have no common class
+                if attempt == 2:
+                    route.abort()
+                    raise
         if "text/html" not in response.headers.get("content-type", ""):
             route.fulfill(response=response)
             return
