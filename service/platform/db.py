@@ -69,6 +69,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # Let SQLAlchemy, not pysqlite, open transactions, so SAVEPOINTs work as written.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
+            # First: the pragmas below wait for a lock too (a checkpoint truncating the log, a
+            # writer's commit), and a connection opened under load must wait, not fail.
+            cursor.execute("PRAGMA busy_timeout=10000")
             # Before anything else touches a new file: freed pages can then be given back
             # (service/domain/housekeeping.py). No effect on an existing file until it is converted.
             cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -80,7 +83,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # log is durable either way; housekeeping truncates it.
             cursor.execute("PRAGMA wal_autocheckpoint=4096")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
             # What a deleted or moved row leaves in its page is zeroed: a row moved to its
             # random rowid (migration "timing") leaves no trace of the ordered one it had.
             cursor.execute("PRAGMA secure_delete=ON")
