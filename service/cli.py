@@ -41,11 +41,11 @@ def _database(settings: Settings) -> Database:
     a command run before `chuishao migrate` would otherwise stop on a missing column."""
     from service.platform import migrate
 
-    current = migrate.current_revisions(settings.database)
-    if current != (migrate.head_revision(),):
+    current, head = migrate.current_revisions(settings.database), migrate.head_revision()
+    if current != (head,):
         print("refused: the database is not at this version's schema "
-              f"({', '.join(current) or 'empty'}; this version needs "
-              f"{migrate.head_revision()}); run `chuishao migrate` first", file=sys.stderr)
+              f"({', '.join(current) or 'empty'}; this version needs {head}); "
+              "run `chuishao migrate` first", file=sys.stderr)
         raise SystemExit(2)
     return Database.from_url(settings.database)
 

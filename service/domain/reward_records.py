@@ -168,6 +168,11 @@ def period_cap_excess(session: Session, record: RewardRecord,
     return excess_of(calc, policy, now_counted)
 
 
+def _calculated_as_now(record: RewardRecord, case: Case) -> bool:
+    # The calculation took the case as first valid (or not); is it still?
+    return calculation_of(record).inputs.first_valid == bool(case.first_valid)
+
+
 def title_moved(session: Session, record: RewardRecord) -> bool:
     """An approved, claimed or paid reward whose case is no longer the first valid report it
     was calculated as (an earlier report verified true later, a decision reopened): the money
@@ -177,8 +182,7 @@ def title_moved(session: Session, record: RewardRecord) -> bool:
     case = session.get(Case, record.case_id)
     if case is None:
         return False
-    return bool(case.first_valid_open) or (
-        calculation_of(record).inputs.first_valid != bool(case.first_valid))
+    return bool(case.first_valid_open) or not _calculated_as_now(record, case)
 
 
 def approve(session: Session, record: RewardRecord, actor: User, version: Any,
@@ -195,7 +199,7 @@ def approve(session: Session, record: RewardRecord, actor: User, version: Any,
     assert case is not None
     require_first_valid_settled(case)
     # Proposed before a duplicate was linked or a report re-verified: the title may have moved.
-    if calculation_of(record).inputs.first_valid != bool(case.first_valid):
+    if not _calculated_as_now(record, case):
         raise FirstValidChanged()
     advance(session, record, expected, status="approved", decided_by=actor.id,
             decided_at=now, claim_due_at=due)
