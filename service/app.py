@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 
 import anyio
@@ -42,25 +41,9 @@ from service.platform.middleware import (
     NoClientAddressMiddleware,
     SecurityHeadersMiddleware,
 )
-from service.platform.settings import Settings
+from service.platform.settings import Settings, resolve_secret_key
 from service.platform.templating import make_environment
 from service.web import api, board, jsmessages, public
-
-
-def resolve_secret_key(settings: Settings) -> str:
-    """The signing secret: from settings, else from data_dir, created once with mode 0600."""
-    if str(settings.secret_key):
-        return str(settings.secret_key)
-    path = settings.secret_key_path
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    with open(path, "x") as handle:
-        path.chmod(0o600)
-        handle.write(value)
-    return value
-
 
 log = logging.getLogger("chuishao.app")
 

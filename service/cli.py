@@ -146,8 +146,8 @@ def cmd_recovery(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_secret_key(settings: Settings, args: argparse.Namespace) -> int:
     """``secret-key adopt``: this machine's secret key becomes the installation's, after it
     was replaced on purpose on every instance (instances with another key refuse to start)."""
-    from service.app import resolve_secret_key
     from service.domain import audit, installation
+    from service.platform.settings import resolve_secret_key
 
     database = _database(settings)
     try:

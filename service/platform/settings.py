@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -279,3 +280,18 @@ class Settings:
                        self.notify_deadline_days) < 0:
             raise SettingsError("notification attempts, backoff, lease and timeout must be "
                                 "positive; interval, delay and deadline days not negative")
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The signing secret: from settings, else from data_dir, created once with mode 0600."""
+    if str(settings.secret_key):
+        return str(settings.secret_key)
+    path = settings.secret_key_path
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    with open(path, "x") as handle:
+        path.chmod(0o600)
+        handle.write(value)
+    return value
