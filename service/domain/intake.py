@@ -472,7 +472,8 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
         session.execute(insert(CaseEvent), [{
             "case_id": case.id, "kind": "received", "visible_to_reporter": True, "data": {},
             "created_at": stamp}])
-        notify.new_case(session, settings, case, stamp)
+        notify.new_case(session, settings, case, stamp,
+                        readers=[h.user_id for h in holders if h and h.holder == "reviewer"])
     return case, token
 
 

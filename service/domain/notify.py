@@ -145,13 +145,17 @@ def enqueue(session: Session, kind: str, user_ids: Iterable[int | None], *,
         User, User.id == NotifyPreference.user_id).where(
         NotifyPreference.user_id.in_(ids), User.active.is_(True))
         .order_by(NotifyPreference.user_id)).all()
-    base = defaults(session)  # held here: the session's identity map keeps it only weakly
+    base: NotifyDefaults | None = None  # read once, and only if someone follows the defaults
     written = 0
     for pref in prefs:
         user_id = pref.user_id
-        if not reachable(pref) or (kind in KINDS and kind not in wanted_kinds(session, pref,
-                                                                              base)):
+        if not reachable(pref):
             continue
+        if kind in KINDS:
+            if pref.kinds is None and base is None:
+                base = defaults(session)  # held: the identity map keeps it only weakly
+            if kind not in wanted_kinds(session, pref, base):
+                continue
         session.add(NotifyOutbox(user_id=user_id, kind=kind, state="new",
                                  created_at=created_at or not_before, due_at=not_before,
                                  attempts=0, via="", last_error=""))
@@ -170,9 +174,13 @@ def _after_bucket(settings: Settings, bucket_start: dt.datetime) -> dt.datetime:
     return bucket_start + dt.timedelta(seconds=settings.time_granularity_seconds)
 
 
-def new_case(session: Session, settings: Settings, case: Case, bucket_start: dt.datetime) -> int:
-    """A case became ready: to the reviewers it was sealed to, after its time bucket."""
-    return enqueue(session, "new_case", _case_readers(session, case.id),
+def new_case(session: Session, settings: Settings, case: Case, bucket_start: dt.datetime,
+             readers: Iterable[int | None] | None = None) -> int:
+    """A case became ready: to the reviewers it was sealed to, after its time bucket.
+    ``readers``: those reviewers when the caller has just sealed to them (intake's hot path
+    saves the query)."""
+    return enqueue(session, "new_case",
+                   _case_readers(session, case.id) if readers is None else readers,
                    not_before=_after_bucket(settings, bucket_start), created_at=bucket_start)
 
 
