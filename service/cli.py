@@ -673,6 +673,9 @@ def cmd_poster(settings: Settings, args: argparse.Namespace) -> int:
     out = Path(args.output or made.filename)
     out.write_bytes(made.data)
     print(f"poster written to {out} ({len(made.data)} bytes)")
+    if poster.local_address(settings):
+        print("warning: " + translate(poster.LOCAL_ADDRESS,
+                                      address=settings.base_url.rstrip("/")), file=sys.stderr)
     return 0
 
 

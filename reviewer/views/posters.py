@@ -39,7 +39,9 @@ async def poster_page(request: Request) -> Response:
         "channel": channel, "content": content, "poster_lang": lang,
         "sizes": list(poster.SIZES), "formats": list(poster.FORMATS), "languages": LANGUAGES,
         "policies": reward_policies.policy_rows(session, active_only=True),
-        "chosen_policy": poster.choose_policy(session, channel, policy_id)})
+        "chosen_policy": poster.choose_policy(session, channel, policy_id),
+        "local_address": poster.local_address(request.app.state.settings),
+        "local_address_text": poster.LOCAL_ADDRESS})
 
 
 @require_roles("admin")

@@ -12,11 +12,13 @@ in step, measured in the same units.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from fontTools.pens.svgPathPen import SVGPathPen
@@ -91,6 +93,23 @@ class PosterContent:
     reward_title: str
     reward: str
     footer: str
+
+
+LOCAL_ADDRESS = N_("This installation's address is {address}, which only this computer can "
+                   "open: a worker's phone cannot reach it. Set base_url (CHUISHAO_BASE_URL) to "
+                   "the address workers reach before printing.")
+
+
+def local_address(settings: Settings) -> bool:
+    """The address on the poster is one a phone cannot open (loopback: the default of a
+    fresh installation), so a printed poster would lead nowhere."""
+    host = (urlsplit(settings.base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def intake_address(settings: Settings, channel: Channel) -> str:

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 import crypto
 from service import cli
+from service.app import create_app
 from service.domain import channels, poster, reward_policies
 from service.platform.errors import ChuishaoError
 from service.platform.i18n import Catalogs
@@ -326,3 +327,46 @@ def test_command_line_poster(tmp_path, capsys, monkeypatch) -> None:  # type: ig
     assert 'There is no channel "nowhere".' in capsys.readouterr().err
     assert cli.main(["poster", "plant-3", "--lang", "zh_CN", "--policy", "nope"], settings) == 2
     assert "没有名为“nope”的生效奖励办法" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("address", "local"), [
+    ("http://127.0.0.1:8000", True), ("http://localhost:8000", True), ("http://[::1]:80", True),
+    ("http://127.8.0.2", True), ("https://jubao.example.cn", False),
+    ("http://192.168.1.20:8000", False), ("http://abcdefghijklmnopqrstuvwxyz234567abcdefghi"
+                                          "jklmnopqrstuvw.onion", False)])
+def test_a_loopback_address_is_named_as_one_no_phone_reaches(address, local, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert poster.local_address(fast_settings(tmp_path, base_url=address)) is local
+
+
+@pytest.mark.sqlite_only
+def test_a_poster_for_a_loopback_address_is_warned_about(tmp_path, capsys, database) -> None:  # type: ignore[no-untyped-def]
+    # A fresh installation's default address opens on this computer only: a printed poster
+    # with it leads workers nowhere, so both ways of printing say so.
+    settings = fast_settings(tmp_path / "var", base_url="http://127.0.0.1:8000")
+    assert cli.main(["migrate"], settings) == 0
+    assert cli.main(["init"], settings) == 0
+    assert cli.main(["channel", "add", "plant-3", "--kind", "enterprise",
+                     "--name-zh", "三号厂区"], settings) == 0
+    capsys.readouterr()
+    assert cli.main(["poster", "plant-3", "--output", str(tmp_path / "p.svg"), "--format",
+                     "svg"], settings) == 0
+    err = capsys.readouterr().err
+    assert "本安装的地址是 http://127.0.0.1:8000，只有这台电脑能打开" in err
+    public = fast_settings(tmp_path / "var", base_url="https://jubao.example.cn")
+    assert cli.main(["poster", "plant-3", "--output", str(tmp_path / "q.svg"), "--format",
+                     "svg"], public) == 0
+    assert "127.0.0.1" not in capsys.readouterr().err
+
+
+def test_the_console_poster_page_warns_of_a_loopback_address(session, settings, world,
+                                                            client, database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _signed_in(session, settings, client, world, "admin")
+    poster_url = f"/console/admin/channels/{world.channel.id}/poster"
+    assert 'id="poster-local-address"' not in client.get(poster_url).text
+    local = fast_settings(tmp_path / "var", base_url="http://127.0.0.1:8000")
+    with TestClient(create_app(local, database=database), base_url=BASE_URL) as other:
+        other.cookies.update(client.cookies)
+        page = other.get(poster_url + "?lang=en")
+        assert page.status_code == 200
+        assert 'id="poster-local-address"' in page.text
+        assert "只有这台电脑能打开" in page.text
