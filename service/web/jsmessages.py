@@ -45,6 +45,7 @@ MESSAGES = {
     "too_big": N_("{name} is larger than the limit of {mb} MB."),
     "too_many": N_("At most {count} files can be attached."),
     "opening": N_("Opening your report…"),
+    "your_report": N_("Your report"),
     "decrypt_failed": N_("This item could not be decrypted."),
     "sent": N_("Your reply was sealed and sent."),
     "you": N_("You"),

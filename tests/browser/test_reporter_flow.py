@@ -376,6 +376,9 @@ def test_follow_up_with_javascript_reads_and_replies(live: LiveServer, browser: 
     page.click("#followup-form button[type=submit]")
     page.wait_for_selector("#case-panel:not([hidden]) #messages li")
     assert page.is_hidden("#followup-form")
+    # The page is the report now, as without JavaScript: no call to type a receipt above it.
+    assert page.inner_text("h1") == tr("zh_CN", "Your report")
+    assert page.is_hidden("#followup-intro")
     assert page.text_content("#case-status") == tr("zh_CN", "Received, waiting to be accepted")
     events = page.locator("#events li").all_inner_texts()
     assert any(tr("zh_CN", "Your report was received and sealed.") in e for e in events)

@@ -452,12 +452,16 @@ async function sendReply(ui, inReplyTo) {
   }
 }
 
+const title = document.getElementById("followup-title").textContent;
+
 // The session ended (it is short on purpose): forget the case key, ask for the receipt again.
 function expired(error) {
   session = null;
   panel.replaceChildren();
   panel.hidden = true;
   form.hidden = false;
+  document.getElementById("followup-title").textContent = title;
+  document.getElementById("followup-intro").hidden = false;
   showText(formError, errorText(error));
   form.elements.namedItem("receipt").focus();
 }
@@ -478,6 +482,9 @@ async function onSubmit(event) {
     // The receipt is no longer needed on the page.
     input.value = "";
     form.hidden = true;
+    // What the page is now: the report itself, as the page without JavaScript says.
+    document.getElementById("followup-title").textContent = t("your_report");
+    document.getElementById("followup-intro").hidden = true;
     formProgress.textContent = "";
     render(feed, items);
     panel.setAttribute("tabindex", "-1");
