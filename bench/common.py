@@ -57,9 +57,20 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return done
 
 
+class Base(str):
+    """A running server's base URL that also knows its process (for CPU time)."""
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def server_process(argv: Sequence[str], env: dict[str, str], port: int, log_path: Path,
-                   health: str = "/healthz", timeout: float = 30.0) -> Iterator[str]:
+                   health: str = "/healthz", timeout: float = 30.0) -> Iterator[Base]:
     """Start ``argv`` in a subprocess, wait until ``health`` answers, stop it afterwards."""
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
@@ -75,7 +86,9 @@ def server_process(argv: Sequence[str], env: dict[str, str], port: int, log_path
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise RuntimeError(f"server did not start; see {log_path}") from None
                     time.sleep(0.1)
-            yield base
+            running = Base(base)
+            running.pid = proc.pid
+            yield running
         finally:
             proc.terminate()
             try:

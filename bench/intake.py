@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     Http,
+    cpu_seconds,
     free_port,
     percentile,
     prepare_installation,
@@ -120,6 +121,13 @@ class Result:
     errors: list[str] = field(default_factory=list)
     wall: float = 0.0
     skipped: int = 0  # not attempted: the time budget ran out
+    cpu: float = 0.0  # the server process's CPU seconds (all its threads) during the run
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU per successful submission: steadier than throughput on a shared
+        machine, since another process's load takes wall time but not this process's CPU."""
+        return 1000 * self.cpu / len(self.latencies) if self.latencies else float("nan")
 
     @property
     def throughput(self) -> float:
@@ -252,12 +260,15 @@ def drive(name: str, base: str, items: list[Prepared], concurrency: int,
             http.close()
 
     threads = [threading.Thread(target=worker, name=f"{name}-{i}") for i in range(concurrency)]
+    pid = getattr(base, "pid", None)
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=600)
     result.wall = time.perf_counter() - start
+    result.cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
     result.skipped = len(items) - len(result.latencies) - len(result.errors)
     return result
 
@@ -319,7 +330,8 @@ def describe(result: Result) -> str:
             f"{result.wall:7.2f} s  {result.throughput:8.1f} submissions/s  "
             f"p50 {percentile(lat, 0.50) * 1000:7.1f} ms  "
             f"p99 {percentile(lat, 0.99) * 1000:7.1f} ms  "
-            f"mean {statistics.fmean(lat) * 1000 if lat else float('nan'):7.1f} ms")
+            f"mean {statistics.fmean(lat) * 1000 if lat else float('nan'):7.1f} ms  "
+            f"server CPU {result.cpu_ms:5.2f} ms/submission")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     p99 = percentile(ours.latencies, 0.99) / percentile(floor.latencies, 0.99)
     verdict = "meets" if ratio >= THROUGHPUT_GOAL else "BELOW"
     print(f"ratio ours/floor: throughput {ratio:.2f} ({verdict} goal >= {THROUGHPUT_GOAL}), "
-          f"latency p50 {p50:.2f}x, p99 {p99:.2f}x")
+          f"latency p50 {p50:.2f}x, p99 {p99:.2f}x, server CPU per submission "
+          f"{ours.cpu_ms / floor.cpu_ms:.2f}x (the app process only: PostgreSQL's own "
+          f"processes are not counted)")
     if ours.errors or floor.errors or ours.skipped or floor.skipped:
         print("FAILED: some submissions failed or were not sent; the figures above count "
               "successful submissions only")
