@@ -6,9 +6,7 @@ policy the reporter's page follows."""
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -148,32 +146,3 @@ def test_sealing_policy_is_the_one_of_case_slots(run):
     assert got["noHybrid"] == got["classical"] == [crypto.SUITE, both["key_id"], u(cpub)]
     assert got["lying"] != "accepted" and got["name"] == "KeyIdMismatch"
 
-
-V1_CLAIM = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "protocol-v1.json")
-                      .read_text(encoding="utf-8"))["claim"]
-
-
-def test_v1_claim_vectors_still_reproduce_and_open(run):
-    """Claims made before v2 open forever: the v1 vectors, sealed again from their ephemeral
-    keys, opened by suite, and their must-not-open cases."""
-    got = run(
-        """
-        const out = {slots: [], negative: []};
-        for (const s of V.slots) {
-          const again = await C.sealClaimKey(b(V.claim_key), b(s.recipient_public), b(V.reward_id),
-                                             {ephemeral: b(s.ephemeral_private)});
-          const key = await C.openClaimSlot(C.SUITE, b(s.slot), b(s.recipient_private),
-                                            b(V.reward_id));
-          out.slots.push({again: u(again), key: u(key)});
-        }
-        for (const n of V.negative) {
-          out.negative.push(await outcome(() => C.openClaimKey(b(n.slot), b(n.private),
-                                                               b(n.reward_id))));
-        }
-        return out;
-        """,
-        V1_CLAIM,
-    )
-    for want, have in zip(V1_CLAIM["slots"], got["slots"], strict=True):
-        assert have["again"] == want["slot"] and have["key"] == V1_CLAIM["claim_key"]
-    assert got["negative"] == ["OpenError"] * len(V1_CLAIM["negative"])
