@@ -1,7 +1,8 @@
 """Reward claims and payment: the reporter claims an approved reward, finance pays it once.
 
 The reporter claims through the follow-up page: the browser derives a claim code from the
-receipt, seals the payout details to every active finance officer (and the recovery key) and
+receipt, seals the payout details to every active finance officer (and the recovery key; v2 to
+an X-Wing key, by the sealing policy of a report's slots) and
 sends only the code's hash (or, without JavaScript, the server does the same and forgets both).
 A finance officer opens the sealed claim, checks the code the reporter presents and records the
 payment; whoever proposed or approved the reward cannot pay it. The moves are ``claim`` and
