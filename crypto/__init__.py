@@ -12,7 +12,11 @@ from ._claim import (
     format_claim_code,
     normalize_claim_code,
     open_claim_key,
+    open_claim_key_v2,
+    open_claim_slot,
     seal_claim_key,
+    seal_claim_key_v2,
+    seal_claim_slot,
 )
 from ._encoding import B32_ALPHABET, b32_decode, b32_encode, b64u_decode, b64u_encode
 from ._errors import OpenError
@@ -115,6 +119,8 @@ __all__ = [
     "normalize_claim_code",
     "normalize_receipt",
     "open_claim_key",
+    "open_claim_key_v2",
+    "open_claim_slot",
     "open_file",
     "open_item",
     "open_key",
@@ -123,6 +129,8 @@ __all__ = [
     "padme",
     "public_key",
     "seal_claim_key",
+    "seal_claim_key_v2",
+    "seal_claim_slot",
     "seal_file",
     "seal_item",
     "seal_key",

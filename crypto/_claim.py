@@ -3,7 +3,8 @@
 The code needs nothing new kept by the reporter: it is an HMAC of the reward id under the
 receipt's lookup secret. The server stores only SHA-256 of the code, registered when the
 reporter claims. The claim itself (payout method, identity) is a sealed item of kind "claim"
-under a fresh claim key, slotted to the finance officers and the recovery key only.
+under a fresh claim key, slotted to the finance officers and the recovery key only: suite v2
+(X-Wing) to those with an X-Wing key, v1 to the rest, exactly as case-key slots.
 """
 
 from __future__ import annotations
@@ -12,20 +13,16 @@ import hashlib
 import hmac
 import unicodedata
 
-from cryptography.hazmat.primitives import hpke
-from cryptography.hazmat.primitives.asymmetric import x25519
-
-from . import _hpke
-from ._encoding import B32_ALPHABET, Rng, b32_encode, random_bytes, require_bytes
+from . import _slots, _xwing
+from ._encoding import B32_ALPHABET, Rng, b32_encode, require_bytes
 from ._errors import OpenError
-from ._slots import SLOT_SIZE
+from ._slots import SUITE, SUITE_V2
 
 CLAIM_CODE_LABEL = b"chuishao/v1/claim\x00"
 CLAIM_KEY_LABEL = b"chuishao/v1/claim-key\x00"
 CLAIM_CODE_CHARS = 16  # base32 of 10 bytes: 80 bits
 _DROP_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pd"})
 _DROP_CHARS = frozenset("\t\n\v\f\r")
-_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 
 
 def derive_claim_code(lookup_secret: bytes, reward_id: bytes) -> str:
@@ -61,34 +58,55 @@ def claim_code_hash(code: str) -> bytes:
 
 
 def claim_key_info(reward_id: bytes) -> bytes:
+    """The same for both suites (as for case slots): HPKE's suite_id separates them."""
     return CLAIM_KEY_LABEL + require_bytes(reward_id, 16, "reward_id")
 
 
 def seal_claim_key(key: bytes, public: bytes, reward_id: bytes, *,
                    ephemeral: bytes | None = None, rng: Rng | None = None) -> bytes:
     """The 32-byte claim key sealed to one finance officer (or the recovery key): 80 bytes."""
-    key = require_bytes(key, 32, "key")
-    public = require_bytes(public, 32, "public key")
-    info = claim_key_info(reward_id)
-    if ephemeral is None and rng is not None:
-        ephemeral = random_bytes(32, rng)
-    if ephemeral is not None:
-        slot = _hpke.X25519_SHA256_AES256GCM.seal(public, info, b"", key,
-                                                   require_bytes(ephemeral, 32, "ephemeral key"))
-    else:
-        slot = _SUITE.encrypt(key, x25519.X25519PublicKey.from_public_bytes(public), info)
-    assert len(slot) == SLOT_SIZE
-    return slot
+    return _slots.seal_v1(key, public, claim_key_info(reward_id), ephemeral=ephemeral, rng=rng)
 
 
 def open_claim_key(slot: bytes, private: bytes, reward_id: bytes) -> bytes:
     try:
         info = claim_key_info(reward_id)
-        raw = require_bytes(slot, SLOT_SIZE, "slot")
-        priv = x25519.X25519PrivateKey.from_private_bytes(require_bytes(private, 32, "private"))
-        key = _SUITE.decrypt(raw, priv, info)
     except Exception:
         raise OpenError() from None
-    if len(key) != 32:
-        raise OpenError()
-    return key
+    return _slots.open_v1(slot, private, info)
+
+
+def seal_claim_key_v2(key: bytes, public: bytes, reward_id: bytes, *,
+                      eseed: bytes | None = None,
+                      mlkem_encaps: _xwing.MlkemEncaps | None = None) -> bytes:
+    """The claim key sealed to a 1216-byte X-Wing public key (suite v2): 1168 bytes.
+    ``eseed`` with ``mlkem_encaps`` is deterministic, for vectors only (as seal_key_v2)."""
+    return _slots.seal_v2(key, public, claim_key_info(reward_id), eseed=eseed,
+                          mlkem_encaps=mlkem_encaps)
+
+
+def open_claim_key_v2(slot: bytes, seed: bytes, reward_id: bytes) -> bytes:
+    try:
+        info = claim_key_info(reward_id)
+    except Exception:
+        raise OpenError() from None
+    return _slots.open_v2(slot, seed, info)
+
+
+def seal_claim_slot(suite: str, key: bytes, public: bytes, reward_id: bytes) -> bytes:
+    """A claim-key slot of the given suite with fresh randomness."""
+    if suite == SUITE:
+        return seal_claim_key(key, public, reward_id)
+    if suite == SUITE_V2:
+        return seal_claim_key_v2(key, public, reward_id)
+    raise ValueError("unknown suite")
+
+
+def open_claim_slot(suite: str, slot: bytes, private: bytes, reward_id: bytes) -> bytes:
+    """Open a claim-key slot of either suite (X25519 raw key / X-Wing seed); an unknown
+    suite string is an OpenError."""
+    if suite == SUITE:
+        return open_claim_key(slot, private, reward_id)
+    if suite == SUITE_V2:
+        return open_claim_key_v2(slot, private, reward_id)
+    raise OpenError()

@@ -50,32 +50,16 @@ def seal_key(
     With `ephemeral` (or `rng`, which then supplies it) the private RFC 9180 code runs so
     the output is reproducible; otherwise cryptography's HPKE draws the ephemeral key.
     """
-    key = require_bytes(key, 32, "key")
-    public = require_bytes(public, 32, "public key")
-    info = slot_info(case_id, purpose)
-    if ephemeral is None and rng is not None:
-        ephemeral = random_bytes(32, rng)
-    if ephemeral is not None:
-        sk_e = require_bytes(ephemeral, 32, "ephemeral key")
-        slot = _hpke.X25519_SHA256_AES256GCM.seal(public, info, b"", key, sk_e)
-    else:
-        slot = _SUITE.encrypt(key, x25519.X25519PublicKey.from_public_bytes(public), info)
-    assert len(slot) == SLOT_SIZE
-    return slot
+    return seal_v1(key, public, slot_info(case_id, purpose), ephemeral=ephemeral, rng=rng)
 
 
 def open_key(slot: bytes, private: bytes, case_id: bytes, purpose: str = "case") -> bytes:
     """Open an 80-byte slot with the recipient's raw private key; returns the 32-byte key."""
     try:
         info = slot_info(case_id, purpose)
-        slot = require_bytes(slot, SLOT_SIZE, "slot")
-        priv = x25519.X25519PrivateKey.from_private_bytes(require_bytes(private, 32, "private"))
-        key = _SUITE.decrypt(slot, priv, info)
     except Exception:
         raise OpenError() from None
-    if len(key) != 32:
-        raise OpenError()
-    return key
+    return open_v1(slot, private, info)
 
 
 def seal_key_v2(
@@ -93,9 +77,54 @@ def seal_key_v2(
     derandomized encapsulation `mlkem_encaps`, which cryptography does not expose; then the
     written-out HPKE in _hpke runs. Otherwise cryptography's HPKE draws the randomness.
     """
+    return seal_v2(key, public, slot_info(case_id, purpose), eseed=eseed,
+                   mlkem_encaps=mlkem_encaps)
+
+
+def open_key_v2(slot: bytes, seed: bytes, case_id: bytes, purpose: str = "case") -> bytes:
+    """Open a 1168-byte v2 slot with the recipient's 32-byte X-Wing seed."""
+    try:
+        info = slot_info(case_id, purpose)
+    except Exception:
+        raise OpenError() from None
+    return open_v2(slot, seed, info)
+
+
+# The four seal/open steps under any `info`: case and internal keys here, claim keys in
+# _claim (PROTOCOL 15).
+
+
+def seal_v1(key: bytes, public: bytes, info: bytes, *, ephemeral: bytes | None = None,
+            rng: Rng | None = None) -> bytes:
+    key = require_bytes(key, 32, "key")
+    public = require_bytes(public, 32, "public key")
+    if ephemeral is None and rng is not None:
+        ephemeral = random_bytes(32, rng)
+    if ephemeral is not None:
+        sk_e = require_bytes(ephemeral, 32, "ephemeral key")
+        slot = _hpke.X25519_SHA256_AES256GCM.seal(public, info, b"", key, sk_e)
+    else:
+        slot = _SUITE.encrypt(key, x25519.X25519PublicKey.from_public_bytes(public), info)
+    assert len(slot) == SLOT_SIZE
+    return slot
+
+
+def open_v1(slot: bytes, private: bytes, info: bytes) -> bytes:
+    try:
+        slot = require_bytes(slot, SLOT_SIZE, "slot")
+        priv = x25519.X25519PrivateKey.from_private_bytes(require_bytes(private, 32, "private"))
+        key = _SUITE.decrypt(slot, priv, info)
+    except Exception:
+        raise OpenError() from None
+    if len(key) != 32:
+        raise OpenError()
+    return key
+
+
+def seal_v2(key: bytes, public: bytes, info: bytes, *, eseed: bytes | None = None,
+            mlkem_encaps: _xwing.MlkemEncaps | None = None) -> bytes:
     key = require_bytes(key, 32, "key")
     public = require_bytes(public, _xwing.PUBLIC_SIZE, "X-Wing public key")
-    info = slot_info(case_id, purpose)
     if (eseed is None) != (mlkem_encaps is None):
         raise ValueError("eseed and mlkem_encaps go together")
     if eseed is not None and mlkem_encaps is not None:
@@ -112,10 +141,8 @@ def seal_key_v2(
     return slot
 
 
-def open_key_v2(slot: bytes, seed: bytes, case_id: bytes, purpose: str = "case") -> bytes:
-    """Open a 1168-byte v2 slot with the recipient's 32-byte X-Wing seed."""
+def open_v2(slot: bytes, seed: bytes, info: bytes) -> bytes:
     try:
-        info = slot_info(case_id, purpose)
         slot = require_bytes(slot, SLOT_SIZE_V2, "slot")
         priv = _xwing.private_key(require_bytes(seed, _xwing.SEED_SIZE, "seed"))
         key = _SUITE_V2.decrypt(slot, priv, info)

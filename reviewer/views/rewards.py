@@ -223,14 +223,17 @@ async def reject(request: Request) -> Response:
 async def claim(request: Request) -> Response:
     record = _record(request)
     try:
-        slot = reward_claims.claim_for(get_session(request), record, current_user(request))
+        slots = reward_claims.claim_for(get_session(request), record, current_user(request))
     except ChuishaoError as exc:
         refused(request, "reward.claim_viewed", record.id, exc)
         raise
     assert record.claim_blob is not None
+    # As for cases (PROTOCOL 17.7): the v1 slot and the v2 slot, each "" where absent.
+    by_suite = {slot.suite: crypto.b64u_encode(slot.slot) for slot in slots}
     return JSONResponse({"item_id": record.claim_item_id,
                          "blob": crypto.b64u_encode(record.claim_blob),
-                         "slot": crypto.b64u_encode(slot.slot)},
+                         "slot": by_suite.get(crypto.SUITE, ""),
+                         "slot_v2": by_suite.get(crypto.SUITE_V2, "")},
                         headers={"Cache-Control": "no-store"})
 
 

@@ -21,6 +21,7 @@ import hmac
 import math
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from service.domain.models import (
     Channel,
     ChannelRecipient,
     FileChunk,
+    Installation,
     KeySlot,
     SealedItem,
     StoredFile,
@@ -64,7 +66,6 @@ HASH = re.compile(r"^[0-9a-f]{64}$")
 ITEM_OVERHEAD = 1 + 12 + 16
 MIN_PADDED = 256
 MAX_ITEM_PADDED = 256 * 1024
-SLOT_BYTES = crypto.SLOT_SIZE  # v1, which reward claim slots still are
 SLOT_SIZES = {crypto.SUITE: crypto.SLOT_SIZE, crypto.SUITE_V2: crypto.SLOT_SIZE_V2}
 STORED_CHUNK = crypto.CHUNK_SIZE + 16
 # Chunks one batch request may carry (docs/API.md 4.3): 4 MiB of ciphertext, one commit.
@@ -353,11 +354,17 @@ def sealed_to(user: User) -> bool:
     return bool(user.active) and user.has_role("reviewer")
 
 
-def recipient_of(user: User) -> Recipient:
-    """A reviewer as a recipient: with the X-Wing key where the account has one (PROTOCOL
-    17.5), which then gets v2 slots."""
-    return Recipient(user.key_id, user.public_key, user.id, "reviewer", user.xwing_key_id,
+def recipient_of(user: User, holder: str = "reviewer") -> Recipient:
+    """A reviewer (or a finance officer) as a recipient: with the X-Wing key where the
+    account has one (PROTOCOL 17.5), which then gets v2 slots."""
+    return Recipient(user.key_id, user.public_key, user.id, holder, user.xwing_key_id,
                      user.xwing_public_key)
+
+
+def recovery_recipient(installation: Installation) -> Recipient:
+    return Recipient(installation.recovery_key_id, installation.recovery_public_key, None,
+                     "recovery", installation.recovery_xwing_key_id,
+                     installation.recovery_xwing_public_key)
 
 
 def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
@@ -370,9 +377,7 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
         .order_by(User.id)
     ).scalars()
     recipients = [recipient_of(user) for user in rows if sealed_to(user)]
-    recipients.append(Recipient(installation.recovery_key_id, installation.recovery_public_key,
-                                None, "recovery", installation.recovery_xwing_key_id,
-                                installation.recovery_xwing_public_key))
+    recipients.append(recovery_recipient(installation))
     # Over the ids of both kinds (PROTOCOL 17.5): withholding X-Wing keys changes it.
     fingerprint = crypto.keyset_fingerprint(
         bytes.fromhex(key_id) for r in recipients
@@ -477,10 +482,11 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     return case, token
 
 
-def slot_holders(keys: ChannelKeys, slots: tuple[SlotSpec, ...]) -> list[Recipient | None]:
-    """Each slot's recipient (None: the reporter's); KeysChanged unless every recipient has
-    exactly one slot, by either of its keys, and one slot is left for the reporter."""
-    by_key = {key_id: r for r in keys.recipients
+def holders_of(recipients: Iterable[Recipient],
+               slots: Iterable[SlotSpec]) -> list[Recipient | None]:
+    """Each slot's recipient by either of its key ids (None: no recipient's). Case-key and
+    claim-key slots alike (PROTOCOL 15, 17.7)."""
+    by_key = {key_id: r for r in recipients
               for key_id in (r.key_id, r.xwing_key_id) if key_id is not None}
     holders: list[Recipient | None] = []
     for slot in slots:
@@ -490,9 +496,21 @@ def slot_holders(keys: ChannelKeys, slots: tuple[SlotSpec, ...]) -> list[Recipie
         if recipient is not None and recipient.suite_of(slot.key_id) != slot.suite:
             raise Malformed("slot suite")
         holders.append(recipient)
+    return holders
+
+
+def serves_each_once(recipients: Iterable[Recipient], holders: list[Recipient | None]) -> bool:
+    """Whether every recipient holds exactly one of the slots, by either of its key ids."""
     served = [r.key_id for r in holders if r is not None]
-    if (sorted(served) != sorted(r.key_id for r in keys.recipients)
-            or len(slots) - len(served) != 1):
+    return sorted(served) == sorted(r.key_id for r in recipients)
+
+
+def slot_holders(keys: ChannelKeys, slots: tuple[SlotSpec, ...]) -> list[Recipient | None]:
+    """Each slot's recipient (None: the reporter's); KeysChanged unless every recipient has
+    exactly one slot, by either of its keys, and one slot is left for the reporter."""
+    holders = holders_of(keys.recipients, slots)
+    if (not serves_each_once(keys.recipients, holders)
+            or sum(holder is None for holder in holders) != 1):
         raise KeysChanged()
     return holders
 

@@ -8,8 +8,8 @@ adds nothing: slots the reviewer already holds are skipped.
 
 The secret has two parts since protocol v2: the X25519 part opens v1 slots, the X-Wing part
 v2 ones; either may be typed first (their checksums tell them apart), and only the parts the
-channel's slots need are required. Reviewers' keys are X25519, so a re-granted slot is v1 and
-its case becomes classical-only.
+channel's slots need are required. A re-granted slot is v2 to an account with an X-Wing key;
+one to an account without is v1, and its case becomes classical-only.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from service.domain import audit
+from service.domain import audit, intake, sealing
 from service.domain.installation import get_installation
 from service.domain.models import Case, Channel, KeySlot, User, utcnow
 from service.domain.models.rewards import RewardClaimSlot
@@ -76,11 +76,7 @@ def recover(session: Session, channel_slug: str, username: str,
     if any(suite in secrets and secrets[suite] is None for suite in needed):
         raise SecretMissing(N_("Some cases of this reporting line need the other part of "
                                "the recovery secret; type both parts."))
-    # v2 to a reviewer with an X-Wing key (PROTOCOL 17.7), v1 to one without.
-    if user.xwing_public_key is not None and user.xwing_key_id is not None:
-        mine, mine_id, mine_public = crypto.SUITE_V2, user.xwing_key_id, user.xwing_public_key
-    else:
-        mine, mine_id, mine_public = crypto.SUITE, user.key_id, user.public_key
+    mine, mine_id, mine_public = _sealing_key(user)
     now = utcnow()
     granted = skipped = 0
     for case_id, purpose, suite, slot in wanted:
@@ -118,43 +114,65 @@ def _first_per_purpose(rows: list[Any]) -> list[Any]:
     return list(chosen.values())
 
 
-def recover_claims(session: Session, username: str, recovery_private: bytes | None
-                   ) -> Recovered:
-    """Seal every reward claim's key to a finance officer who holds none yet (someone
-    appointed after the claims were made). ``cases`` counts claims here. Claim slots are v1:
-    the X25519 part is needed."""
+def _sealing_key(user: User) -> tuple[str, str, bytes]:
+    """(suite, key id, public key) of the slots sealed to ``user``: the sealing policy of
+    intake (PROTOCOL 17.7), v2 to an account with an X-Wing key, v1 to one without."""
+    suite, public = sealing.recipient_key(intake.recipient_info(intake.recipient_of(user)))
+    return suite, crypto.key_id(public).hex(), public
 
-    if recovery_private is None:
-        raise SecretMissing(N_("Reward claims need the first part of the recovery secret."))
-    installation = _check_secret(session, recovery_private, None)
+
+def recover_claims(session: Session, username: str, recovery_private: bytes | None,
+                   xwing_seed: bytes | None = None) -> Recovered:
+    """Seal every reward claim's key to a finance officer who holds none yet (someone
+    appointed after the claims were made). ``cases`` counts claims here. The recovery slot
+    of a claim is v1 or v2 (X-Wing, since PROTOCOL 15 v2); only the parts of the secret the
+    claims need are required. The officer's new slot is v2 where the account has an X-Wing
+    key."""
+    installation = _check_secret(session, recovery_private, xwing_seed)
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.active or not user.has_role("finance"):
         raise InvalidInput(N_("Claims can be given only to an active finance account."),
                            code="not_finance")
     held = set(session.scalars(select(RewardClaimSlot.reward_id)
-                               .where(RewardClaimSlot.key_id == user.key_id)))
-    recovery_slots = session.execute(
-        select(RewardClaimSlot.reward_id, RewardClaimSlot.slot)
-        .where(RewardClaimSlot.key_id == installation.recovery_key_id)
-        .order_by(RewardClaimSlot.reward_id)).all()
+                               .where(RewardClaimSlot.key_id.in_(user.key_ids()))))
+    recovery_ids = [installation.recovery_key_id]
+    if installation.recovery_xwing_key_id is not None:
+        recovery_ids.append(installation.recovery_xwing_key_id)
+    # The v2 slot first where a claim has both: no part is asked for that is not needed.
+    rows = sorted(session.execute(
+        select(RewardClaimSlot.reward_id, RewardClaimSlot.suite, RewardClaimSlot.slot)
+        .where(RewardClaimSlot.key_id.in_(recovery_ids))).all(),
+        key=lambda row: (row.reward_id, row.suite != crypto.SUITE_V2))
+    wanted: dict[str, Any] = {}
+    for row in rows:
+        wanted.setdefault(row.reward_id, row)
+    secrets = {crypto.SUITE: recovery_private, crypto.SUITE_V2: xwing_seed}
+    # Checked before any change: a missing part found halfway would leave half a grant.
+    needed = {row.suite for reward_id, row in wanted.items() if reward_id not in held}
+    if any(suite in secrets and secrets[suite] is None for suite in needed):
+        raise SecretMissing(N_("Some reward claims need the other part of the recovery "
+                               "secret; type both parts."))
+    mine, mine_id, mine_public = _sealing_key(user)
     now = utcnow()
     granted = skipped = 0
-    for reward_id, slot in recovery_slots:
+    for reward_id, suite, slot in wanted.values():
         if reward_id in held:
             skipped += 1
             continue
         raw_id = bytes.fromhex(reward_id)
-        key = crypto.open_claim_key(slot, recovery_private, raw_id)
+        private = secrets.get(suite)
+        if private is None:
+            raise crypto.OpenError()  # an unknown suite string: a broken claim
+        key = crypto.open_claim_slot(suite, slot, private, raw_id)
         session.add(RewardClaimSlot(
-            reward_id=reward_id, holder="finance", user_id=user.id, suite=crypto.SUITE,
-            key_id=user.key_id, slot=crypto.seal_claim_key(key, user.public_key, raw_id),
+            reward_id=reward_id, holder="finance", user_id=user.id, suite=mine,
+            key_id=mine_id, slot=crypto.seal_claim_slot(mine, key, mine_public, raw_id),
             created_at=now))
         granted += 1
     audit.append(session, "reward.claims_recover", target=user.username, now=now,
-                 details={"claims": len(recovery_slots), "granted": granted,
-                          "skipped": skipped})
+                 details={"claims": len(wanted), "granted": granted, "skipped": skipped})
     session.flush()
-    return Recovered(len(recovery_slots), granted, skipped)
+    return Recovered(len(wanted), granted, skipped)
 
 
 def _check_secret(session: Session, recovery_private: bytes | None,
@@ -213,7 +231,7 @@ def run_command(database_url: str, channel: str | None, username: str,
     try:
         with database.session() as session:
             if channel is None:
-                done = recover_claims(session, username, private)
+                done = recover_claims(session, username, private, xwing_seed)
             else:
                 done = recover(session, channel, username, private, xwing_seed)
     except ChuishaoError as exc:

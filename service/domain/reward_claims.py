@@ -1,7 +1,8 @@
 """Reward claims and payment: the reporter claims an approved reward, finance pays it once.
 
 The reporter claims through the follow-up page: the browser derives a claim code from the
-receipt, seals the payout details to every active finance officer (and the recovery key) and
+receipt, seals the payout details to every active finance officer (and the recovery key; v2 to
+an X-Wing key, by the sealing policy of a report's slots) and
 sends only the code's hash (or, without JavaScript, the server does the same and forgets both).
 A finance officer opens the sealed claim, checks the code the reporter presents and records the
 payment; whoever proposed or approved the reward cannot pay it. The moves are ``claim`` and
@@ -13,14 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from service.domain import audit, intake, notify, serverseal
+from service.domain import audit, intake, notify, sealing, serverseal
 from service.domain.installation import get_installation
 from service.domain.models import Case, CaseEvent, User, utcnow
 from service.domain.models.rewards import RewardClaimSlot, RewardPolicyVersion, RewardRecord
@@ -93,23 +93,15 @@ class ClaimRecipientsChanged(Conflict):
     message = N_("The finance officers changed in the meantime. Reload the page and claim again.")
 
 
-@dataclass(frozen=True)
-class FinanceRecipient:
-    key_id: str
-    public_key: bytes
-    user_id: int | None  # None: the recovery key
-
-
-def finance_recipients(session: Session) -> list[FinanceRecipient]:
-    """Who the claim key is sealed to: every active finance officer, and the recovery key."""
+def finance_recipients(session: Session) -> list[intake.Recipient]:
+    """Who the claim key is sealed to: every active finance officer, and the recovery key,
+    each with its X-Wing key where it has one (then a v2 slot, PROTOCOL 15)."""
     installation = get_installation(session)
     if installation is None:
         raise NotSetUp()
     users = session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
-    found = [FinanceRecipient(u.key_id, u.public_key, u.id) for u in users
-             if u.has_role("finance")]
-    found.append(FinanceRecipient(installation.recovery_key_id,
-                                  installation.recovery_public_key, None))
+    found = [intake.recipient_of(u, "finance") for u in users if u.has_role("finance")]
+    found.append(intake.recovery_recipient(installation))
     return found
 
 
@@ -123,8 +115,7 @@ def reporter_rewards(session: Session, case: Case, now: dt.datetime | None = Non
         .order_by(RewardRecord.decided_at, RewardRecord.id)))
     if not records:
         return []
-    keys = [{"key_id": r.key_id, "public_key": crypto.b64u_encode(r.public_key)}
-            for r in finance_recipients(session)]
+    keys = [intake.recipient_info(r) for r in finance_recipients(session)]
     out = []
     for record in records:
         row = session.get(RewardPolicyVersion, record.policy_row_id)
@@ -163,24 +154,32 @@ def _check_claimable(record: RewardRecord, now: dt.datetime) -> int:
     return expected
 
 
-def _parse_claim_slots(raw: Any, wanted: list[FinanceRecipient]) -> list[tuple[str, bytes]]:
+def _parse_claim_slots(raw: Any, wanted: list[intake.Recipient],
+                       ) -> list[tuple[intake.SlotSpec, intake.Recipient]]:
+    """One slot per recipient, under either of its key ids with that key's suite, as at
+    intake (PROTOCOL 17.7): v2 to an X-Wing key, v1 to an X25519 one."""
     if not isinstance(raw, list) or not 0 < len(raw) <= 200:
         raise Malformed("slots")
-    parsed_slots = []
+    specs = []
     for entry in raw:
-        if not isinstance(entry, dict) or entry.get("suite", crypto.SUITE) != crypto.SUITE:
+        # A claim from before v2 names no suite: v1.
+        suite = entry.get("suite", crypto.SUITE) if isinstance(entry, dict) else None
+        if not isinstance(suite, str) or suite not in intake.SLOT_SIZES:
             raise Malformed("slot")
         slot = intake.parse_b64(entry.get("slot"), "slot")
-        if len(slot) != intake.SLOT_BYTES:
+        if len(slot) != intake.SLOT_SIZES[suite]:
             raise Malformed("slot")
-        parsed_slots.append((intake.parse_id(entry.get("key_id"), "key_id"), slot))
-    given = [key_id for key_id, _ in parsed_slots]
+        specs.append(intake.SlotSpec("claim", intake.parse_id(entry.get("key_id"), "key_id"),
+                                     suite, slot))
+    given = [spec.key_id for spec in specs]
     if len(set(given)) != len(given):
         raise Malformed("slots")
-    if set(given) != {r.key_id for r in wanted}:
+    holders = intake.holders_of(wanted, specs)
+    if not intake.serves_each_once(wanted, holders):
         # Sealed to someone who is not (or no longer) a finance officer, or missing one.
         raise ClaimRecipientsChanged()
-    return parsed_slots
+    return [(spec, holder) for spec, holder in zip(specs, holders, strict=True)
+            if holder is not None]
 
 
 def register_claim(session: Session, settings: Settings, case: Case, reward_id: Any,
@@ -213,11 +212,9 @@ def register_claim(session: Session, settings: Settings, case: Case, reward_id: 
     except Conflict:
         # Another claim of this record won the race: to the reporter, it is claimed.
         raise AlreadyClaimed() from None
-    holders = {r.key_id: r for r in recipients}
     session.add_all([RewardClaimSlot(
-        reward_id=record.id, holder="recovery" if holders[key_id].user_id is None else "finance",
-        user_id=holders[key_id].user_id, suite=crypto.SUITE, key_id=key_id, slot=slot,
-        created_at=stamp) for key_id, slot in slots])
+        reward_id=record.id, holder=holder.holder, user_id=holder.user_id, suite=spec.suite,
+        key_id=spec.key_id, slot=spec.slot, created_at=stamp) for spec, holder in slots])
     session.add(CaseEvent(case_id=case.id, kind="reward_claimed", visible_to_reporter=True,
                           created_at=stamp, data={"reward_id": record.id}))
     notify.enqueue(session, "claim_to_pay",
@@ -276,10 +273,13 @@ def claim_on_server(session: Session, settings: Settings, receipt_text: str, rew
     claim_key, item_id = crypto.new_key(), crypto.new_id()
     reward_bytes = bytes.fromhex(record.id)
     blob = crypto.seal_item(claim_key, reward_bytes, item_id, "claim", payload)
-    slots = [{"key_id": r.key_id,
-              "slot": crypto.b64u_encode(crypto.seal_claim_key(claim_key, r.public_key,
-                                                               reward_bytes))}
-             for r in finance_recipients(session)]
+    slots = []
+    for recipient in finance_recipients(session):
+        # The server has the hybrid: v2 wherever there is an X-Wing key (PROTOCOL 15).
+        suite, public = sealing.recipient_key(intake.recipient_info(recipient))
+        slots.append({"suite": suite, "key_id": crypto.key_id(public).hex(),
+                      "slot": crypto.b64u_encode(crypto.seal_claim_slot(
+                          suite, claim_key, public, reward_bytes))})
     register_claim(session, settings, case, record.id, {
         "claim_hash": code_hash, "item": {"id": item_id.hex(), "kind": "claim",
                                           "blob": crypto.b64u_encode(blob)},
@@ -290,10 +290,12 @@ def claim_on_server(session: Session, settings: Settings, receipt_text: str, rew
 # ---------------------------------------------------------------------------- finance
 
 
-def claim_slot_for(session: Session, record: RewardRecord, user: User) -> RewardClaimSlot | None:
-    return session.scalar(select(RewardClaimSlot).where(
+def claim_slots_for(session: Session, record: RewardRecord, user: User,
+                    ) -> list[RewardClaimSlot]:
+    """The officer's slots for this claim, under either of its key ids (one, normally)."""
+    return list(session.scalars(select(RewardClaimSlot).where(
         RewardClaimSlot.reward_id == record.id, RewardClaimSlot.user_id == user.id,
-        RewardClaimSlot.key_id == user.key_id))
+        RewardClaimSlot.key_id.in_(user.key_ids()))))
 
 
 class ClaimNotSealedToYou(ChuishaoError):
@@ -303,18 +305,18 @@ class ClaimNotSealedToYou(ChuishaoError):
                  "was made).")
 
 
-def claim_for(session: Session, record: RewardRecord, actor: User) -> RewardClaimSlot:
+def claim_for(session: Session, record: RewardRecord, actor: User) -> list[RewardClaimSlot]:
     """The claim (payout details, maybe identity) is handed out only here, never on the
     reward page, so every look is on the record in the transaction that serves it. Only an
     officer whose key it was sealed to gets it."""
     require(actor, "finance")
     if record.claim_blob is None or record.claim_item_id is None:
         raise NotFound()
-    slot = claim_slot_for(session, record, actor)
-    if slot is None:
+    slots = claim_slots_for(session, record, actor)
+    if not slots:
         raise ClaimNotSealedToYou()
     audit.append(session, "reward.claim_viewed", actor=actor, target=record.id)
-    return slot
+    return slots
 
 
 def _code_hash(code: Any) -> str:

@@ -8,7 +8,7 @@ Nothing here touches the database: it turns plaintext into the envelope of docs/
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,13 +68,7 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
     case_key = crypto.new_key()
     slots = []
     for recipient in channel["recipients"]:
-        # v2 wherever the recipient has an X-Wing key, v1 for the rest (PROTOCOL 17.5).
-        hybrid_key = hybrid and "xwing_public_key" in recipient
-        suite = crypto.SUITE_V2 if hybrid_key else crypto.SUITE
-        public = crypto.b64u_decode(recipient["xwing_public_key" if hybrid_key
-                                              else "public_key"])
-        if crypto.key_id(public).hex() != recipient["xwing_key_id" if hybrid_key else "key_id"]:
-            raise ValueError("a recipient's key id does not match its public key")
+        suite, public = recipient_key(recipient, hybrid)
         slots.append(_slot(suite, case_key, public, case_id))
     if hybrid and reporter_v2:
         slots.append(_slot(crypto.SUITE_V2, case_key, keys.xwing_public, case_id))
@@ -107,6 +101,17 @@ def seal_submission(channel: dict[str, Any], salt: bytes, iterations: int,
         "files": file_specs,
     }
     return sealed
+
+
+def recipient_key(recipient: Mapping[str, Any], hybrid: bool = True) -> tuple[str, bytes]:
+    """The sealing policy (PROTOCOL 17.7), for case keys and claim keys alike: the suite and
+    public key a slot for ``recipient`` (as intake.recipient_info lists it) is sealed with:
+    v2 where it has an X-Wing key (and the sealer the hybrid), v1 otherwise."""
+    v2 = hybrid and "xwing_public_key" in recipient
+    public = crypto.b64u_decode(recipient["xwing_public_key" if v2 else "public_key"])
+    if crypto.key_id(public).hex() != recipient["xwing_key_id" if v2 else "key_id"]:
+        raise ValueError("a recipient's key id does not match its public key")
+    return (crypto.SUITE_V2 if v2 else crypto.SUITE), public
 
 
 def _slot(suite: str, case_key: bytes, public: bytes, case_id: bytes) -> dict[str, str]:

@@ -58,16 +58,16 @@ def browser(chromium: Any, live: LiveServer) -> Iterator[Browser]:
     assert not watcher.errors, watcher.errors
 
 
-def classical_reviewer(live: LiveServer, username: str) -> bytes:
-    """An account as one made before v2 (X25519 only), receiving the channel's reports;
-    returns its TOTP secret."""
+def classical_reviewer(live: LiveServer, username: str, roles: str = "reviewer") -> bytes:
+    """An account as one made before v2 (X25519 only), receiving the channel's reports if a
+    reviewer; returns its TOTP secret."""
     salt = os.urandom(16)
     keys = crypto.derive_password(PASSWORD, salt, live.settings.password_iterations)
     private, public = crypto.generate_keypair()
     kid = crypto.key_id(public)
     secret = os.urandom(20)
     with live.session() as session:
-        user = User(username=username, display_name=username, roles="reviewer", active=True,
+        user = User(username=username, display_name=username, roles=roles, active=True,
                     user_salt=salt, auth_hash=crypto.hash_auth_secret(
                         keys.auth_secret, n=live.settings.scrypt_n),
                     public_key=public, key_id=kid.hex(),
@@ -76,8 +76,9 @@ def classical_reviewer(live: LiveServer, username: str) -> bytes:
                     created_at=utcnow())
         session.add(user)
         session.flush()
-        session.add(ChannelRecipient(channel_id=live.world.channel.id, user_id=user.id,
-                                     created_at=utcnow()))
+        if "reviewer" in roles.split():
+            session.add(ChannelRecipient(channel_id=live.world.channel.id, user_id=user.id,
+                                         created_at=utcnow()))
     return secret
 
 

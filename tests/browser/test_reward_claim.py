@@ -5,9 +5,11 @@ The real app runs under uvicorn on a temporary SQLite database. A report comes i
 public API; Python verifies the case and approves a reward (proposed and approved by two
 different people). The reporter opens the follow-up page with the receipt, sees the amount,
 claims with a payout method: the claim is sealed in the page to the finance officers and the
-recovery key, and only the code's hash is sent. Python then checks that only a finance key
-opens the claim and that the shown code is the one the receipt derives. The claim-code
-vectors are checked in the browser module as well.
+recovery key, v2 (X-Wing) to each (the officer, an account from before v2, gained its X-Wing
+pair by signing in), and only the code's hash is sent. Python then checks the stored slots'
+suites, that only a finance key opens the claim and that the shown code is the one the
+receipt derives; the officer's browser opens it in the console, and a browser without the
+hybrid says why it cannot. The claim-code vectors are checked in the browser module as well.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from sqlalchemy import select
 from starlette.datastructures import Secret
 
 import crypto
-from reviewer import auth
 from service.client import Client, urllib_transport
 from service.domain import reward_claims, reward_policies, reward_records, workflow
 from service.domain.installation import get_installation
@@ -33,6 +34,12 @@ from service.domain.models.rewards import RewardClaimSlot, RewardPolicyVersion, 
 from service.platform.db import Database
 from service.platform.settings import Settings
 from tests.browser.live import running_server
+from tests.browser.test_console_hybrid import (
+    NO_XWING_AT_ALL,
+    PASSWORD,
+    classical_reviewer,
+    sign_in,
+)
 from tests.factories import Reviewer, make_reviewer
 
 pytestmark = pytest.mark.browser
@@ -52,8 +59,25 @@ class Live:
     receipt: str
     reward_id: str
     reviewer: Reviewer
-    finance: Reviewer
+    finance_totp: bytes  # the officer signs in with PASSWORD and this TOTP secret
     recovery_private: bytes
+    recovery_xwing_seed: bytes | None
+
+
+def finance_keys(live: Live) -> tuple[User, bytes, bytes | None]:
+    """The officer's account and its keys as only its password opens them: the X25519 key
+    and the X-Wing seed its browser made at sign-in (None before)."""
+    with live.database.session() as session:
+        user = session.scalar(select(User).where(User.username == "finance"))
+        assert user is not None
+        session.expunge(user)
+    kek = crypto.derive_password(PASSWORD, user.user_salt, live.settings.password_iterations).kek
+    private = crypto.unwrap_private_key(kek, user.wrapped_private_key, bytes.fromhex(user.key_id))
+    seed = None
+    if user.wrapped_xwing_seed is not None and user.xwing_key_id is not None:
+        seed = crypto.unwrap_xwing_seed(kek, user.wrapped_xwing_seed,
+                                        bytes.fromhex(user.xwing_key_id))
+    return user, private, seed
 
 
 @contextlib.contextmanager
@@ -62,9 +86,10 @@ def live_server(directory: Path) -> Iterator[Live]:
                         secret_key=Secret("reward-claim-browser-test")) as server:
         base, settings, database, world = (server.base_url, server.settings, server.database,
                                            server.world)
+        # An account from before v2 (X25519 only): its X-Wing pair comes at sign-in.
+        finance_totp = classical_reviewer(server, "finance", roles="finance")
         with database.write_session() as session:
             approver = make_reviewer(session, "approver", world.channel, roles="approver")
-            finance = make_reviewer(session, "finance", None, roles="finance")
         receipt = Client(urllib_transport(base), language="zh-CN").submit("acme", REPORT)
         with database.write_session() as session:
             keys = crypto.derive_receipt(receipt, get_installation(session).salt, 1000)
@@ -83,8 +108,8 @@ def live_server(directory: Path) -> Iterator[Live]:
             reward_records.approve(session, record, session.get(User, approver.user.id),
                                    record.version)
             reward_id = record.id
-        yield Live(base, settings, database, receipt, reward_id, world.reviewers[0], finance,
-                   world.recovery_private)
+        yield Live(base, settings, database, receipt, reward_id, world.reviewers[0], finance_totp,
+                   world.recovery_private, world.recovery_xwing_seed)
 
 
 @pytest.fixture
@@ -124,22 +149,21 @@ class Watched:
         assert not self.errors, f"errors in the page: {self.errors}"
 
 
-STORE_KEY = """
-async ([d, x, keyIdHex]) => {
-  const keys = await import('/static/js/console/keys.js');
-  const key = await crypto.subtle.importKey(
-    'jwk', { kty: 'OKP', crv: 'X25519', d, x, ext: false }, { name: 'X25519' }, false,
-    ['deriveBits']);
-  await keys.storePrivateKey(key, keyIdHex);
-  return (await keys.getPrivateKey()).keyId === keyIdHex;
-}
-"""
-
-
 def test_reporter_claims_in_the_page_and_only_finance_opens_it(chromium: Any,
                                                                 live: Live) -> None:
+    # The finance officer signs in in a browser with the hybrid: the account gains its X-Wing
+    # pair there, as a reviewer's does (PROTOCOL 17.5), so the claim reaches it v2.
+    officer = Watched(chromium, live)
     reporter = Watched(chromium, live)
     try:
+        console = officer.page()
+        sign_in(console, "finance", live.finance_totp)
+        user, finance_private, finance_seed = finance_keys(live)
+        assert user.xwing_key_id is not None and finance_seed is not None
+        with live.database.session() as session:
+            assert session.scalar(select(AuditEntry.actor).where(
+                AuditEntry.action == "account.add_pq")) == "finance"
+
         page = reporter.page()
         page.goto("/followup")
         page.wait_for_selector("#followup-form[data-enhanced='true']", state="attached")
@@ -169,57 +193,66 @@ def test_reporter_claims_in_the_page_and_only_finance_opens_it(chromium: Any,
     assert not any(code in body or shown in body for body in reporter.bodies)
     with live.database.session() as session:
         record = session.get(RewardRecord, live.reward_id)
-        keys = crypto.derive_receipt(live.receipt, get_installation(session).salt, 1000)
+        installation = get_installation(session)
+        keys = crypto.derive_receipt(live.receipt, installation.salt, 1000)
         assert code == crypto.derive_claim_code(keys.lookup_secret, bytes.fromhex(record.id))
         assert record.status == "claimed" and not record.claim_sealed_on_server
         assert record.claim_hash == crypto.claim_code_hash(code).hex()
         slots = {s.key_id: s for s in session.scalars(select(RewardClaimSlot).where(
             RewardClaimSlot.reward_id == record.id))}
-        assert set(slots) == {live.finance.user.key_id,
-                              get_installation(session).recovery_key_id}
+        # v2 to both X-Wing keys, under their X-Wing key ids; no v1 slot beside them.
+        assert {(s.holder, s.suite, s.key_id, len(s.slot)) for s in slots.values()} == {
+            ("finance", crypto.SUITE_V2, user.xwing_key_id, crypto.SLOT_SIZE_V2),
+            ("recovery", crypto.SUITE_V2, installation.recovery_xwing_key_id,
+             crypto.SLOT_SIZE_V2)}
         reward_id = bytes.fromhex(record.id)
-        key = crypto.open_claim_key(slots[live.finance.user.key_id].slot,
-                                    live.finance.private_key, reward_id)
+        key = crypto.open_claim_slot(crypto.SUITE_V2, slots[user.xwing_key_id].slot,
+                                     finance_seed, reward_id)
+        assert live.recovery_xwing_seed is not None
+        assert crypto.open_claim_slot(
+            crypto.SUITE_V2, slots[installation.recovery_xwing_key_id].slot,
+            live.recovery_xwing_seed, reward_id) == key
         claim = crypto.open_item(key, reward_id, bytes.fromhex(record.claim_item_id), "claim",
                                  record.claim_blob)
         assert claim == {"v": 1, "method": "bank", "account": "6222 0200 1234 5678",
                          "name": "", "contact": "", "note": "请转到工资卡"}
-        for slot in slots.values():  # a reviewer's key opens none of them
-            with pytest.raises(crypto.OpenError):
-                crypto.open_claim_key(slot.slot, live.reviewer.private_key, reward_id)
+        for slot in slots.values():  # no other key opens them, the officer's X25519 one too
+            for private in (live.reviewer.private_key, finance_private):
+                with pytest.raises(crypto.OpenError):
+                    crypto.open_claim_slot(crypto.SUITE, slot.slot, private, reward_id)
         reward_claims.check_code(record, shown)  # the finance office's check accepts it
+        served = [crypto.b64u_encode(record.claim_blob)] + [
+            crypto.b64u_encode(s.slot) for s in slots.values()]
 
-    # The finance officer's browser opens the claim with the key from the key store.
-    officer = Watched(chromium, live)
+    # The officer's browser opens the claim with the X-Wing key from its key store.
     try:
-        with live.database.session() as session:
-            token = auth.start_session(session, live.settings,
-                                       session.get(User, live.finance.user.id))
-        officer.context.add_cookies([{"name": auth.session_cookie(live.settings),
-                                      "value": token, "url": live.base_url}])
-        page = officer.page()
-        page.goto(f"/console/rewards/{live.reward_id}")
-        public = crypto.public_key(live.finance.private_key)
-        assert page.evaluate(STORE_KEY, [crypto.b64u_encode(live.finance.private_key),
-                                         crypto.b64u_encode(public),
-                                         crypto.key_id(public).hex()]) is True
-        page.click("#claim-open")
-        page.locator('#claim-fields dd[data-field="account"]').filter(
+        console.goto(f"/console/rewards/{live.reward_id}")
+        console.click("#claim-open")
+        console.locator('#claim-fields dd[data-field="account"]').filter(
             has_text="6222 0200 1234 5678").wait_for()
-        html = page.request.get(f"/console/rewards/{live.reward_id}").text()
+        html = console.request.get(f"/console/rewards/{live.reward_id}").text()
         assert "6222 0200" not in html
         # Not even sealed: the claim and the officer's slot come only from POST .../claim.
-        with live.database.session() as session:
-            record = session.get(RewardRecord, live.reward_id)
-            assert crypto.b64u_encode(record.claim_blob) not in html
-            assert all(crypto.b64u_encode(s.slot) not in html for s in session.scalars(
-                select(RewardClaimSlot).where(RewardClaimSlot.reward_id == record.id)))
+        assert not any(text in html for text in served)
     finally:
         officer.close()
+    # The same officer in another browser, without the hybrid: told why, nothing shown.
+    other = Watched(chromium, live)
+    try:
+        elsewhere = other.page()
+        elsewhere.add_init_script(NO_XWING_AT_ALL)
+        sign_in(elsewhere, "finance", live.finance_totp, step=1)
+        elsewhere.goto(f"/console/rewards/{live.reward_id}")
+        elsewhere.click("#claim-open")
+        elsewhere.wait_for_selector("#claim-error:not([hidden])")
+        assert "抗量子" in elsewhere.inner_text("#claim-error")
+        assert elsewhere.locator("#claim-fields").is_hidden()
+    finally:
+        other.close()
     with live.database.session() as session:
         looks = session.scalars(select(AuditEntry).where(
             AuditEntry.action == "reward.claim_viewed")).all()
-        assert len(looks) == 1 and looks[0].actor_id == live.finance.user.id
+        assert [e.actor_id for e in looks] == [user.id, user.id]
 
 
 def test_claim_code_vectors_in_the_browser(js: Any) -> None:

@@ -108,12 +108,9 @@ def test_receipt_derives_an_xwing_seed() -> None:
     assert half != xw
 
 
-@pytest.mark.parametrize("slot", V["slots"], ids=lambda s: s["name"])
-def test_slot(slot: dict[str, Any]) -> None:
-    case_id, key, purpose = d(slot["case_id"]), d(slot["key"]), slot["purpose"]
-    label = {"case": b"chuishao/v1/case-key", "internal": b"chuishao/v1/internal-key"}
-    info = label[purpose] + b"\x00" + case_id
-    assert d(slot["info"]) == info and slot["suite"] == SUITE_V2
+def _check_v2_slot(slot: dict[str, Any], info: bytes, key: bytes) -> bytes:
+    """Every intermediate of one v2 seal, recomputed without crypto/; returns the slot."""
+    assert d(slot["info"]) == info and slot["suite"] == SUITE_V2 and slot["aad"] == ""
     raw, enc = d(slot["slot"]), d(slot["enc"])
     assert len(raw) == 1168 and raw[:1120] == enc
     assert enc == d(slot["mlkem_ciphertext"]) + d(slot["x25519_ephemeral_public"])
@@ -121,6 +118,7 @@ def test_slot(slot: dict[str, Any]) -> None:
     eph = x25519.X25519PrivateKey.from_private_bytes(eseed[32:])
     assert eph.public_key().public_bytes_raw() == d(slot["x25519_ephemeral_public"])
     pk = d(slot["recipient_public"])
+    assert d(slot["recipient_key_id"]) == hashlib.sha256(pk).digest()[:16]
     assert eph.exchange(x25519.X25519PublicKey.from_public_bytes(pk[1184:])) == d(
         slot["x25519_shared_secret"]
     )
@@ -151,10 +149,84 @@ def test_slot(slot: dict[str, Any]) -> None:
     assert le(secret, b"key", ctx, 32) == d(slot["hpke_key"])
     assert le(secret, b"base_nonce", ctx, 12) == d(slot["base_nonce"])
     assert AESGCM(d(slot["hpke_key"])).decrypt(d(slot["base_nonce"]), raw[1120:], b"") == key
-    # cryptography's HPKE and crypto/ open it.
+    # cryptography's HPKE opens it.
     assert _v2_suite().decrypt(raw, _independent_private(seed), info) == key
+    return raw
+
+
+@pytest.mark.parametrize("slot", V["slots"], ids=lambda s: s["name"])
+def test_slot(slot: dict[str, Any]) -> None:
+    case_id, key, purpose = d(slot["case_id"]), d(slot["key"]), slot["purpose"]
+    label = {"case": b"chuishao/v1/case-key", "internal": b"chuishao/v1/internal-key"}
+    raw = _check_v2_slot(slot, label[purpose] + b"\x00" + case_id, key)
+    seed = d(slot["recipient_seed"])
     assert crypto.open_key_v2(raw, seed, case_id, purpose) == key
     assert crypto.open_slot(SUITE_V2, raw, seed, case_id, purpose) == key
+
+
+CLAIM = V["claim"]
+
+
+@pytest.mark.parametrize("slot", CLAIM["slots"], ids=lambda s: s["name"])
+def test_claim_slot(slot: dict[str, Any]) -> None:
+    """PROTOCOL 15: the v2 claim-key slot's info is v1's, "chuishao/v1/claim-key" 0x00 id."""
+    reward_id, key = d(CLAIM["reward_id"]), d(CLAIM["claim_key"])
+    assert d(slot["reward_id"]) == reward_id and len(reward_id) == 16
+    assert CLAIM["info_label"] == "chuishao/v1/claim-key"
+    raw = _check_v2_slot(slot, b"chuishao/v1/claim-key\x00" + reward_id, key)
+    seed = d(slot["recipient_seed"])
+    assert crypto.open_claim_key_v2(raw, seed, reward_id) == key
+    assert crypto.open_claim_slot(SUITE_V2, raw, seed, reward_id) == key
+    keys = {"finance-a": CLAIM["keys"]["finance-a"], "recovery": V["keys"]["recovery"]}
+    assert slot["recipient_public"] == keys[slot["recipient"]]["public"]
+    assert crypto.xwing_public_key(seed) == d(slot["recipient_public"])
+
+
+@pytest.mark.parametrize("case", CLAIM["negative"], ids=lambda c: c["name"])
+def test_claim_negative(case: dict[str, Any]) -> None:
+    a = case["args"]
+    assert case["op"] == "open_claim_slot" and case["expect"] == "OpenError"
+    with pytest.raises(OpenError):
+        crypto.open_claim_slot(a["suite"], d(a["slot"]), d(a["private"]), d(a["reward_id"]))
+
+
+def test_every_byte_of_a_v2_claim_slot_is_authenticated() -> None:
+    slot = CLAIM["slots"][0]
+    raw, seed, reward_id = d(slot["slot"]), d(slot["recipient_seed"]), d(CLAIM["reward_id"])
+    accepted = []
+    for i in range(len(raw)):
+        bad = bytearray(raw)
+        bad[i] ^= 0x80
+        try:
+            crypto.open_claim_key_v2(bytes(bad), seed, reward_id)
+        except OpenError:
+            continue
+        accepted.append(i)
+    assert accepted == []
+
+
+def test_claim_slots_round_trip_both_suites() -> None:
+    """Fresh randomness; a claim slot never opens as a case slot of the same id, nor back."""
+    reward_id, key = os.urandom(16), os.urandom(32)
+    xseed, xpub = crypto.generate_xwing_keypair()
+    cpriv, cpub = crypto.generate_keypair()
+    v2 = crypto.seal_claim_slot(SUITE_V2, key, xpub, reward_id)
+    v1 = crypto.seal_claim_slot(crypto.SUITE, key, cpub, reward_id)
+    assert len(v2) == 1168 and len(v1) == 80
+    assert crypto.open_claim_slot(SUITE_V2, v2, xseed, reward_id) == key
+    assert crypto.open_claim_slot(crypto.SUITE, v1, cpriv, reward_id) == key
+    with pytest.raises(OpenError):
+        crypto.open_key_v2(v2, xseed, reward_id)
+    with pytest.raises(OpenError):
+        crypto.open_claim_key_v2(crypto.seal_key_v2(key, xpub, reward_id), xseed, reward_id)
+    with pytest.raises(OpenError):
+        crypto.open_claim_slot(SUITE_V2, v2, xseed, os.urandom(16))
+    with pytest.raises(OpenError):
+        crypto.open_claim_slot(SUITE_V2, v2, xseed, b"short")
+    with pytest.raises(ValueError):
+        crypto.seal_claim_slot("unknown", key, xpub, reward_id)
+    with pytest.raises(ValueError):
+        crypto.seal_claim_key_v2(key, cpub, reward_id)
 
 
 def test_receipt_slot_is_sealed_to_the_receipt_xwing_key() -> None:

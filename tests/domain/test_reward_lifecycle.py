@@ -27,6 +27,7 @@ from service.domain import (
     reward_policies,
     reward_records,
     reward_states,
+    sealing,
     workflow,
 )
 from service.domain.installation import get_installation
@@ -62,7 +63,8 @@ def make_people(session: Session, settings: Settings) -> People:
     people = People(
         world, world.reviewers[0],
         make_reviewer(session, "approver1", world.channel, roles="approver"),
-        make_reviewer(session, "finance1", None, roles="finance"),
+        # Signed in with a browser that has the hybrid: an X-Wing pair (PROTOCOL 17.5).
+        make_reviewer(session, "finance1", None, roles="finance", xwing=True),
         make_reviewer(session, "auditor1", None, roles="auditor"),
         make_reviewer(session, "admin1", None, roles="admin"))
     session.commit()
@@ -122,34 +124,60 @@ def followup_token(client: TestClient, session: Session, receipt: str) -> tuple[
 
 def browser_claim(reward: dict[str, Any], lookup_secret: bytes,
                   payload: dict[str, Any] | None = None,
-                  recipients: list[dict[str, str]] | None = None) -> tuple[str, dict[str, Any]]:
-    """What claim.js sends: the code's hash, the sealed claim, the claim key's slots."""
+                  recipients: list[dict[str, str]] | None = None,
+                  hybrid: bool = True) -> tuple[str, dict[str, Any]]:
+    """What claim.js sends: the code's hash, the sealed claim, the claim key's slots (v2 to
+    each X-Wing key in a browser with the hybrid; without it v1 slots naming no suite, as
+    the page did before v2)."""
     reward_id = bytes.fromhex(reward["id"])
     code = crypto.derive_claim_code(lookup_secret, reward_id)
     claim_key, item_id = crypto.new_key(), crypto.new_id()
     blob = crypto.seal_item(claim_key, reward_id, item_id, "claim", payload or {
         "v": 1, "method": "alipay", "account": "worker@example.cn", "name": "", "contact": "",
         "note": ""})
+    slots = []
+    for r in recipients if recipients is not None else reward["recipients"]:
+        suite, public = sealing.recipient_key(r, hybrid)
+        slot = {"key_id": crypto.key_id(public).hex(), "slot": crypto.b64u_encode(
+            crypto.seal_claim_slot(suite, claim_key, public, reward_id))}
+        slots.append({**slot, "suite": suite} if hybrid else slot)
     return code, {
         "claim_hash": crypto.claim_code_hash(code).hex(),
         "item": {"id": item_id.hex(), "kind": "claim", "blob": crypto.b64u_encode(blob)},
-        "slots": [{"key_id": r["key_id"], "slot": crypto.b64u_encode(crypto.seal_claim_key(
-            claim_key, crypto.b64u_decode(r["public_key"]), reward_id))}
-            for r in (recipients if recipients is not None else reward["recipients"])],
+        "slots": slots,
     }
 
 
-def open_claim(session: Session, record: RewardRecord, private: bytes) -> dict[str, Any]:
-    key_id = crypto.key_id(crypto.public_key(private)).hex()
-    slot = session.scalar(select(RewardClaimSlot).where(RewardClaimSlot.reward_id == record.id,
-                                                        RewardClaimSlot.key_id == key_id))
-    if slot is None:
-        raise crypto.OpenError()
+def open_claim(session: Session, record: RewardRecord, private: bytes,
+               xwing_seed: bytes | None = None) -> dict[str, Any]:
+    """As the console does: the v2 slot with the X-Wing seed where there is one, else v1."""
     reward_id = bytes.fromhex(record.id)
-    key = crypto.open_claim_key(slot.slot, private, reward_id)
+    candidates = [(crypto.SUITE, private, crypto.public_key(private))]
+    if xwing_seed is not None:
+        candidates.insert(0, (crypto.SUITE_V2, xwing_seed, crypto.xwing_public_key(xwing_seed)))
+    for suite, secret, public in candidates:
+        slot = session.scalar(select(RewardClaimSlot).where(
+            RewardClaimSlot.reward_id == record.id,
+            RewardClaimSlot.key_id == crypto.key_id(public).hex()))
+        if slot is not None:
+            assert slot.suite == suite
+            key = crypto.open_claim_slot(suite, slot.slot, secret, reward_id)
+            break
+    else:
+        raise crypto.OpenError()
     assert record.claim_blob is not None and record.claim_item_id is not None
     return crypto.open_item(key, reward_id, bytes.fromhex(record.claim_item_id), "claim",
                             record.claim_blob)
+
+
+def slot_suites(session: Session, record: RewardRecord) -> dict[str, str]:
+    """holder name -> suite of each stored claim slot ("recovery" for the recovery key)."""
+    out = {}
+    for slot in session.scalars(select(RewardClaimSlot).where(
+            RewardClaimSlot.reward_id == record.id)):
+        user = session.get(User, slot.user_id) if slot.user_id is not None else None
+        out[user.username if user else slot.holder] = slot.suite
+    return out
 
 
 def actions(session: Session, outcome: str = "ok") -> list[str]:
@@ -209,6 +237,8 @@ def test_propose_approve_claim_verify_pay(client: TestClient, session: Session,
     assert [r["id"] for r in rewards] == [reward_id] and rewards[0]["claimable"]
     assert {r["key_id"] for r in rewards[0]["recipients"]} == {
         people.finance.user.key_id, get_installation(session).recovery_key_id}
+    assert {r["xwing_key_id"] for r in rewards[0]["recipients"]} == {
+        people.finance.user.xwing_key_id, get_installation(session).recovery_xwing_key_id}
 
     # The reporter claims: only the code's hash and a sealed claim reach the server.
     code, body = browser_claim(rewards[0], keys.lookup_secret)
@@ -217,9 +247,14 @@ def test_propose_approve_claim_verify_pay(client: TestClient, session: Session,
     session.refresh(record)
     assert record.status == "claimed" and record.claim_hash == crypto.claim_code_hash(code).hex()
     assert code not in record.claim_hash
-    assert open_claim(session, record, people.finance.private_key)["account"] == \
+    assert open_claim(session, record, people.finance.private_key,
+                      people.finance.xwing_seed)["account"] == \
         "worker@example.cn"
-    assert open_claim(session, record, people.world.recovery_private)["method"] == "alipay"
+    assert open_claim(session, record, people.world.recovery_private,
+                      people.world.recovery_xwing_seed)["method"] == "alipay"
+    # v2 to every X-Wing key: the finance officer's and the recovery key's (PROTOCOL 15).
+    assert slot_suites(session, record) == {"finance1": crypto.SUITE_V2,
+                                            "recovery": crypto.SUITE_V2}
     for outsider in (people.reviewer.private_key, people.approver.private_key):
         with pytest.raises(crypto.OpenError):
             open_claim(session, record, outsider)
@@ -465,7 +500,11 @@ def test_claim_without_javascript(client: TestClient, session: Session, people: 
     session.refresh(record)
     assert record.status == "claimed" and record.claim_sealed_on_server
     assert record.claim_hash == crypto.claim_code_hash(code).hex()
-    assert open_claim(session, record, people.finance.private_key)["account"] == \
+    # The server has the hybrid: v2 to every X-Wing key.
+    assert slot_suites(session, record) == {"finance1": crypto.SUITE_V2,
+                                            "recovery": crypto.SUITE_V2}
+    assert open_claim(session, record, people.finance.private_key,
+                      people.finance.xwing_seed)["account"] == \
         "6222 0200 1234 5678"
     with pytest.raises(crypto.OpenError):
         open_claim(session, record, people.reviewer.private_key)
@@ -497,7 +536,8 @@ def test_identity_required_by_policy(client: TestClient, session: Session, peopl
         "contact": "138 0000 0000"})
     assert named.status_code == 200
     session.refresh(record)
-    assert open_claim(session, record, people.finance.private_key)["name"] == "张三"
+    assert open_claim(session, record, people.finance.private_key,
+                      people.finance.xwing_seed)["name"] == "张三"
 
 
 def test_duplicate_is_not_first_valid(client: TestClient, session: Session, people: People) -> None:
@@ -656,19 +696,128 @@ def test_a_finance_officer_appointed_later_gets_the_claims_through_recovery(
         "account": "6222 0200 1234 5678", "name": "", "contact": "", "note": ""})
     assert done.status_code == 200
     latecomer = make_reviewer(session, "finance2", None, roles="finance")
+    hybrid = make_reviewer(session, "finance3", None, roles="finance", xwing=True)
     session.commit()
     session.refresh(record)
     with pytest.raises(crypto.OpenError):
         open_claim(session, record, latecomer.private_key)
     with pytest.raises(InvalidInput):  # a reviewer is not a finance officer
         recover.recover_claims(session, people.reviewer.user.username,
-                               people.world.recovery_private)
-    granted = recover.recover_claims(session, "finance2", people.world.recovery_private)
+                               people.world.recovery_private, people.world.recovery_xwing_seed)
+    # The recovery slot is v2: the X25519 part alone cannot open it, and nothing changes.
+    with pytest.raises(recover.SecretMissing):
+        recover.recover_claims(session, "finance2", people.world.recovery_private)
+    assert slot_suites(session, record) == {"finance1": crypto.SUITE_V2,
+                                            "recovery": crypto.SUITE_V2}
+    granted = recover.recover_claims(session, "finance2", None, people.world.recovery_xwing_seed)
     assert (granted.cases, granted.granted, granted.skipped) == (1, 1, 0)
     assert open_claim(session, record, latecomer.private_key)["account"] == "6222 0200 1234 5678"
-    again = recover.recover_claims(session, "finance2", people.world.recovery_private)
+    again = recover.recover_claims(session, "finance2", people.world.recovery_private,
+                                   people.world.recovery_xwing_seed)
     assert (again.granted, again.skipped) == (0, 1)
+    # An officer with an X-Wing key gets a v2 slot, one without a v1 slot (PROTOCOL 17.7).
+    recover.recover_claims(session, "finance3", None, people.world.recovery_xwing_seed)
+    assert open_claim(session, record, hybrid.private_key, hybrid.xwing_seed)["method"] == "bank"
+    assert slot_suites(session, record) == {"finance1": crypto.SUITE_V2,
+                                            "finance2": crypto.SUITE,
+                                            "finance3": crypto.SUITE_V2,
+                                            "recovery": crypto.SUITE_V2}
     assert "reward.claims_recover" in actions(session)
+
+
+def test_recovery_opens_v1_claims_of_before_with_the_first_part(
+        client: TestClient, session: Session, people: People) -> None:
+    """A claim from a page without the hybrid (v1 everywhere, no suite named) keeps opening
+    with the X25519 part of the recovery secret; the X-Wing part alone is not enough."""
+    from service.domain import recover
+
+    case, receipt, record = approved_reward(client, session, people)
+    token, keys = followup_token(client, session, receipt)
+    auth = {"Authorization": f"Bearer {token}"}
+    reward = client.get("/api/v1/followup/rewards", headers=auth).json()["rewards"][0]
+    _, body = browser_claim(reward, keys.lookup_secret, hybrid=False)
+    assert client.post(f"/api/v1/followup/rewards/{record.id}/claim", json=body,
+                       headers=auth).status_code == 201
+    session.refresh(record)
+    assert slot_suites(session, record) == {"finance1": crypto.SUITE, "recovery": crypto.SUITE}
+    assert open_claim(session, record, people.finance.private_key,
+                      people.finance.xwing_seed)["account"] == "worker@example.cn"
+    make_reviewer(session, "finance2", None, roles="finance", xwing=True)
+    session.commit()
+    with pytest.raises(recover.SecretMissing):
+        recover.recover_claims(session, "finance2", None, people.world.recovery_xwing_seed)
+    granted = recover.recover_claims(session, "finance2", people.world.recovery_private)
+    assert granted.granted == 1
+    assert slot_suites(session, record)["finance2"] == crypto.SUITE_V2
+
+
+def test_claim_slots_must_match_the_suite_of_their_key(
+        client: TestClient, session: Session, people: People) -> None:
+    """As at intake: v2 under an X-Wing key id, v1 under an X25519 one; each slot of its
+    suite's length; an unknown suite refused. Nothing is stored by a refused claim."""
+    case, receipt, record = approved_reward(client, session, people)
+    token, keys = followup_token(client, session, receipt)
+    auth = {"Authorization": f"Bearer {token}"}
+    reward = client.get("/api/v1/followup/rewards", headers=auth).json()["rewards"][0]
+
+    def post(body: dict[str, Any]) -> Any:
+        return client.post(f"/api/v1/followup/rewards/{record.id}/claim", json=body,
+                           headers=auth)
+
+    _, body = browser_claim(reward, keys.lookup_secret)
+    finance_xwing = people.finance.user.xwing_key_id
+    first = next(i for i, s in enumerate(body["slots"]) if s["key_id"] == finance_xwing)
+    variants = []
+    # A v2 slot under the officer's X25519 key id: it opens for no one.
+    variants.append({**body["slots"][first], "key_id": people.finance.user.key_id})
+    # A v1 label on a v2 slot, and a v2 label on a v1 slot (lengths do not match the suite).
+    variants.append({**body["slots"][first], "suite": crypto.SUITE})
+    v1 = crypto.seal_claim_key(crypto.new_key(), people.finance.user.public_key,
+                               bytes.fromhex(record.id))
+    variants.append({"suite": crypto.SUITE_V2, "key_id": finance_xwing,
+                     "slot": crypto.b64u_encode(v1)})
+    variants.append({**body["slots"][first], "suite": "mlkem768x25519-hkdf-sha256-aes128gcm"})
+    variants.append({**body["slots"][first], "suite": 2})
+    for bad in variants:
+        slots = list(body["slots"])
+        slots[first] = bad
+        response = post({**body, "slots": slots})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid"
+    # Two slots for one officer (one under each key id): the officers changed, says the server.
+    twice = [*body["slots"], {"suite": crypto.SUITE, "key_id": people.finance.user.key_id,
+                              "slot": crypto.b64u_encode(v1)}]
+    assert post({**body, "slots": twice}).status_code == 409
+    session.refresh(record)
+    assert record.status == "approved" and slot_suites(session, record) == {}
+    # A v1 slot for an officer who has an X-Wing key is accepted (a page from before v2).
+    mixed = list(body["slots"])
+    mixed[first] = {"suite": crypto.SUITE, "key_id": people.finance.user.key_id,
+                    "slot": crypto.b64u_encode(v1)}
+    assert post({**body, "slots": mixed}).status_code == 201
+    session.refresh(record)
+    assert slot_suites(session, record) == {"finance1": crypto.SUITE,
+                                            "recovery": crypto.SUITE_V2}
+
+
+def test_console_hands_out_the_slot_of_each_suite(
+        client: TestClient, session: Session, people: People, settings: Settings) -> None:
+    case, receipt, record = approved_reward(client, session, people)
+    done = client.post("/followup/claim", data={
+        "sealing": "noscript", "receipt": receipt, "reward": record.id, "method": "cash",
+        "account": "", "name": "", "contact": "", "note": ""})
+    assert done.status_code == 200
+    csrf = sign_in(client, session, settings, people.finance.user)
+    got = client.post(f"/console/rewards/{record.id}/claim", json={},
+                      headers={"X-CSRF-Token": csrf})
+    assert got.status_code == 200, got.text
+    sealed = got.json()
+    assert sealed["slot"] == "" and len(crypto.b64u_decode(sealed["slot_v2"])) == 1168
+    key = crypto.open_claim_key_v2(crypto.b64u_decode(sealed["slot_v2"]),
+                                   people.finance.xwing_seed or b"", bytes.fromhex(record.id))
+    claim = crypto.open_item(key, bytes.fromhex(record.id), bytes.fromhex(sealed["item_id"]),
+                             "claim", crypto.b64u_decode(sealed["blob"]))
+    assert claim["method"] == "cash"
 
 
 # ---------------------------------------------------------------------------- policy shapes

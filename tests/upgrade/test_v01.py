@@ -592,3 +592,55 @@ def test_a_v01_reviewer_gains_an_xwing_key_at_sign_in(
     assert data["slot"] == "" and data["slot_v2"]
     assert len(crypto.open_key_v2(crypto.b64u_decode(data["slot_v2"]), seed,
                                   bytes.fromhex(case_id), "case")) == 32
+
+
+def test_v01_claims_reach_a_finance_officer_enrolled_after_the_upgrade_as_v2(
+        installation: Installation, client: TestClient, staff: dict[str, Staff]) -> None:
+    """The v0.1 claims' slots are v1 (to zhao.min and the X25519 recovery key) and stay so.
+    A finance officer invited after the upgrade, with an X-Wing pair from their browser's
+    sign-in, is given them with ``chuishao recover --claims`` and the v0.1 secret (its
+    X25519 part opens the old recovery slots): the new slots are v2 and open in the console."""
+    made = staff["admin.chen"].post("/console/admin/invitations", data={
+        "roles": ["finance"], "hours": "24"})
+    assert made.status_code == 200, made.text
+    link = inst.re.search(r'<code id="invitation-link">([^<]+)</code>', made.text)
+    assert link, "no invitation link on the page"
+    password = "新的财务 correct horse battery"
+    enrolled = console.enrol(client.app, _settings(installation), link.group(1), "qian.hua",
+                             password)
+    step = inst.totp(crypto.b32_encode(enrolled.totp_secret))[1]
+    while inst.totp(crypto.b32_encode(enrolled.totp_secret))[1] == step:
+        time.sleep(0.5)
+    newcomer = inst.sign_in(client, "qian.hua", password, crypto.b32_encode(enrolled.totp_secret))
+    pre = newcomer.post("/console/api/prelogin", json={"username": "qian.hua"})
+    kek = crypto.derive_password(password, crypto.b64u_decode(pre.json()["salt"]),
+                                 pre.json()["iterations"]).kek
+    seed, public = crypto.generate_xwing_keypair()
+    kid = crypto.key_id(public)
+    assert newcomer.post("/console/api/account/xwing-key", json={
+        "xwing_public_key": crypto.b64u_encode(public), "xwing_key_id": kid.hex(),
+        "wrapped_xwing_seed": crypto.b64u_encode(crypto.wrap_xwing_seed(kek, seed, kid)),
+    }).status_code == 200
+    claimed = {rid: reward for rid, reward in installation.manifest["rewards"].items()
+               if reward["status"] in ("claimed", "paid")}
+    assert claimed
+    for rid in claimed:
+        assert newcomer.post(f"/console/rewards/{rid}/claim", json={}).status_code == 403
+    done = installation.chuishao("recover", "--claims", "--to", "qian.hua",
+                                 stdin=installation.manifest["recovery_secret"] + "\n")
+    assert f"{len(claimed)} keys sealed to qian.hua" in done.stdout, done.stdout
+    for rid, reward in claimed.items():
+        data = newcomer.post(f"/console/rewards/{rid}/claim", json={}).json()
+        assert data["slot"] == "" and data["slot_v2"], rid
+        raw = bytes.fromhex(rid)
+        key = crypto.open_claim_slot(crypto.SUITE_V2, crypto.b64u_decode(data["slot_v2"]),
+                                     seed, raw)
+        claim = crypto.open_item(key, raw, bytes.fromhex(data["item_id"]), "claim",
+                                 crypto.b64u_decode(data["blob"]))
+        for field, value in reward["claim"].items():
+            assert claim[field] == value, (rid, field)
+        # The officer of v0.1 still opens the same claim through its v1 slot.
+        old = staff["zhao.min"].post(f"/console/rewards/{rid}/claim", json={}).json()
+        assert old["slot"] and old["slot_v2"] == "", rid
+        assert crypto.open_claim_key(crypto.b64u_decode(old["slot"]),
+                                     staff["zhao.min"].private_key, raw) == key

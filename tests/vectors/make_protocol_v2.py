@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from kyber_py.ml_kem import ML_KEM_768
 
 import crypto
-from crypto import _encoding, _hpke, _receipt, _slots, _xwing
+from crypto import _claim, _encoding, _hpke, _receipt, _slots, _xwing
 
 OUTPUT = Path(__file__).with_name("protocol-v2.json")
 ITERATIONS = 600_000
@@ -63,25 +63,44 @@ def enc_pair(p: dict[str, Any]) -> dict[str, str]:
     return {k: b(v) for k, v in p.items()}
 
 
-def slot_vector(
-    name: str, key: bytes, key_name: str, recipient: str, pair: dict[str, Any],
-    case_id: bytes, purpose: str,
-) -> dict[str, Any]:
+def hpke_fields(name: str, key: bytes, pk: bytes, info: bytes) -> tuple[bytes, dict[str, Any]]:
+    """One deterministic v2 seal under ``info``: the slot and every intermediate value."""
     eseed = fixed(f"eseed/{name}", 64)
-    info = _slots.slot_info(case_id, purpose)
-    pk = pair["public"]
     ss_m, ct_m = mlkem_encaps(pk[:1184], eseed[:32])
     suite = _hpke.Suite(_hpke.KEM_MLKEM768_X25519, _hpke.KDF_HKDF_SHA256,
                         _hpke.AEAD_AES_256_GCM, mlkem_encaps)
     enc, ctx = suite.setup_base_s(pk, info, eseed)
     slot = enc + ctx.seal(b"", key)
     assert enc[:1088] == ct_m
-    assert slot == crypto.seal_key_v2(key, pk, case_id, purpose, eseed=eseed,
-                                      mlkem_encaps=mlkem_encaps)
-    assert crypto.open_key_v2(slot, pair["seed"], case_id, purpose) == key
     ek = x25519.X25519PrivateKey.from_private_bytes(eseed[32:])
     ss_x = ek.exchange(x25519.X25519PublicKey.from_public_bytes(pk[1184:]))
     s = ctx.schedule
+    return slot, {
+        "eseed": b(eseed),
+        "mlkem_ciphertext": b(ct_m),
+        "mlkem_shared_secret": b(ss_m),
+        "x25519_ephemeral_public": b(enc[1088:]),
+        "x25519_shared_secret": b(ss_x),
+        "enc": b(enc),
+        "shared_secret": b(s.shared_secret),
+        "key_schedule_context": b(s.key_schedule_context),
+        "secret": b(s.secret),
+        "hpke_key": b(s.key),
+        "base_nonce": b(s.base_nonce),
+    }
+
+
+def slot_vector(
+    name: str, key: bytes, key_name: str, recipient: str, pair: dict[str, Any],
+    case_id: bytes, purpose: str,
+) -> dict[str, Any]:
+    info = _slots.slot_info(case_id, purpose)
+    pk = pair["public"]
+    slot, fields = hpke_fields(name, key, pk, info)
+    eseed = _encoding.b64u_decode(fields["eseed"])
+    assert slot == crypto.seal_key_v2(key, pk, case_id, purpose, eseed=eseed,
+                                      mlkem_encaps=mlkem_encaps)
+    assert crypto.open_key_v2(slot, pair["seed"], case_id, purpose) == key
     return {
         "name": name,
         "purpose": purpose,
@@ -94,19 +113,82 @@ def slot_vector(
         "case_id": b(case_id),
         "info": b(info),
         "aad": "",
-        "eseed": b(eseed),
-        "mlkem_ciphertext": b(ct_m),
-        "mlkem_shared_secret": b(ss_m),
-        "x25519_ephemeral_public": b(enc[1088:]),
-        "x25519_shared_secret": b(ss_x),
-        "enc": b(enc),
-        "shared_secret": b(s.shared_secret),
-        "key_schedule_context": b(s.key_schedule_context),
-        "secret": b(s.secret),
-        "hpke_key": b(s.key),
-        "base_nonce": b(s.base_nonce),
+        **fields,
         "slot": b(slot),
         "suite": crypto.SUITE_V2,
+    }
+
+
+def claim_slot_vector(name: str, key: bytes, recipient: str, pair: dict[str, Any],
+                      reward_id: bytes) -> dict[str, Any]:
+    info = _claim.claim_key_info(reward_id)
+    pk = pair["public"]
+    slot, fields = hpke_fields(name, key, pk, info)
+    eseed = _encoding.b64u_decode(fields["eseed"])
+    assert slot == crypto.seal_claim_key_v2(key, pk, reward_id, eseed=eseed,
+                                            mlkem_encaps=mlkem_encaps)
+    assert crypto.open_claim_key_v2(slot, pair["seed"], reward_id) == key
+    return {
+        "name": name,
+        "recipient": recipient,
+        "recipient_public": b(pk),
+        "recipient_seed": b(pair["seed"]),
+        "recipient_key_id": b(pair["key_id"]),
+        "reward_id": b(reward_id),
+        "info": b(info),
+        "aad": "",
+        **fields,
+        "slot": b(slot),
+        "suite": crypto.SUITE_V2,
+    }
+
+
+def claim_vector(recovery: dict[str, Any]) -> dict[str, Any]:
+    """Claim-key slots v2 (PROTOCOL 15): to a finance officer's and the recovery X-Wing key,
+    and slots that must not open."""
+    reward_id = fixed("reward-id", 16)
+    claim_key = fixed("claim-key", 32)
+    finance = xwing_pair(fixed("finance-a/xwing", 32))
+    slots = [claim_slot_vector("claim-to-finance-a", claim_key, "finance-a", finance, reward_id),
+             claim_slot_vector("claim-to-recovery", claim_key, "recovery", recovery, reward_id)]
+    raw = _encoding.b64u_decode(slots[0]["slot"])
+
+    def flip(pos: int) -> str:
+        out = bytearray(raw)
+        out[pos] ^= 0x01
+        return b(bytes(out))
+
+    def bad(name: str, slot: str, **over: Any) -> dict[str, Any]:
+        args = {"suite": crypto.SUITE_V2, "slot": slot, "private": b(finance["seed"]),
+                "reward_id": b(reward_id)}
+        args.update(over)
+        return {"name": name, "op": "open_claim_slot", "expect": "OpenError", "args": args}
+
+    # The same key sealed under a case slot's info for an id of the same bytes.
+    case_slot = crypto.seal_key_v2(claim_key, finance["public"], reward_id, "case",
+                                   eseed=fixed("eseed/claim-as-case", 64),
+                                   mlkem_encaps=mlkem_encaps)
+    negative = [
+        bad("other-reward-id", slots[0]["slot"], reward_id=b(fixed("other-reward-id", 16))),
+        bad("mlkem-ciphertext-byte", flip(0)),
+        bad("x25519-ephemeral-byte", flip(1100)),
+        bad("ciphertext-byte", flip(1120)),
+        bad("tag-byte", flip(1167)),
+        bad("truncated", b(raw[:-1])),
+        bad("extended", b(raw + b"\x00")),
+        bad("v1-length", b(raw[:80])),
+        bad("wrong-recipient", slots[0]["slot"], private=b(recovery["seed"])),
+        bad("case-slot-as-claim-slot", b(case_slot)),
+        bad("v2-slot-under-v1-suite", slots[0]["slot"], suite=crypto.SUITE),
+        bad("unknown-suite", slots[0]["slot"], suite="mlkem768x25519-hkdf-sha256-aes128gcm"),
+    ]
+    return {
+        "reward_id": b(reward_id),
+        "claim_key": b(claim_key),
+        "info_label": "chuishao/v1/claim-key",
+        "keys": {"finance-a": enc_pair(finance)},
+        "slots": slots,
+        "negative": negative,
     }
 
 
@@ -239,6 +321,7 @@ def build() -> dict[str, Any]:
         "recovery_xwing_text": recovery_text,
         "slots": slots,
         "negative": negative,
+        "claim": claim_vector(recovery),
         "invalid_input": {
             # The X25519 part's text form where the X-Wing part is asked for.
             "recovery_xwing": [crypto.encode_recovery_secret(recovery["seed"], "x25519")],

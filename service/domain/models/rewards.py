@@ -109,7 +109,7 @@ class RewardClaimSlot(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     suite: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(32))
-    slot: Mapped[bytes] = mapped_column(LargeBinary(256))
+    slot: Mapped[bytes] = mapped_column(LargeBinary(1168))  # 80 (v1) or 1168 (v2) bytes
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 

@@ -2,8 +2,10 @@
 // and a claim sealed on this device for the finance office only. The claim code is derived
 // from the receipt's lookup secret (PROTOCOL.md section 15), so nothing new must be kept; the
 // server receives only its SHA-256. Text reaches the page through textContent only.
-import { claimCodeHash, deriveClaimCode, formatClaimCode, sealClaimKey } from "./crypto/claim.js";
-import { b64uDecode, b64uEncode, bytesToHex, newId, newKey, sealItem } from "./crypto/core.js";
+import { claimCodeHash, deriveClaimCode, formatClaimCode, sealClaimSlot } from "./crypto/claim.js";
+import {
+  b64uEncode, bytesToHex, newId, newKey, recipientKey, sealItem, supportsHybrid,
+} from "./crypto/core.js";
 import { el, showText, UserError } from "./common.js";
 import { api, errorText, t } from "./ui.js";
 
@@ -33,10 +35,14 @@ async function sendClaim(reward, ctx, values) {
   const claimKey = newKey();
   const itemId = newId();
   const blob = await sealItem(claimKey, rewardId, itemId, "claim", { v: 1, ...values });
+  // The policy of the report's own slots: v2 to each X-Wing key where this browser has the
+  // hybrid, v1 to the rest (PROTOCOL 15, 17.7).
+  const hybrid = await supportsHybrid();
   const slots = [];
   for (const recipient of reward.recipients) {
-    const slot = await sealClaimKey(claimKey, b64uDecode(recipient.public_key), rewardId);
-    slots.push({ key_id: recipient.key_id, slot: b64uEncode(slot) });
+    const { suite, publicKey, keyId } = await recipientKey(recipient, hybrid);
+    const slot = await sealClaimSlot(suite, claimKey, publicKey, rewardId);
+    slots.push({ suite, key_id: keyId, slot: b64uEncode(slot) });
   }
   claimKey.fill(0);
   await api("POST", `/followup/rewards/${rewardId}/claim`, {

@@ -15,9 +15,11 @@ import {
   deriveReceipt,
   formatReceipt,
   keyId,
+  KeyIdMismatch,
   newId,
   newKey,
   newReceipt,
+  recipientKey,
   sealFile,
   sealItem,
   sealSlot,
@@ -177,12 +179,14 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
     };
   };
   for (const recipient of channel.recipients) {
-    if (hybrid && typeof recipient.xwing_public_key === "string") {
-      slots.push(await slotFor(SUITE_V2, b64uDecode(recipient.xwing_public_key),
-        recipient.xwing_key_id));
-    } else {
-      slots.push(await slotFor(SUITE, b64uDecode(recipient.public_key), recipient.key_id));
+    let chosen;
+    try {
+      chosen = await recipientKey(recipient, hybrid);
+    } catch (problem) {
+      if (problem instanceof KeyIdMismatch) throw new UserError(t("failed", { message: "key id" }));
+      throw problem;
     }
+    slots.push(await slotFor(chosen.suite, chosen.publicKey, chosen.keyId));
   }
   slots.push(hybrid ? await slotFor(SUITE_V2, keys.xwingPublic)
     : await slotFor(SUITE, keys.publicKey));

@@ -4,14 +4,11 @@
 import {
   b64uDecode,
   b64uEncode,
-  bytesToHex,
-  keyId,
   OpenError,
   openKey,
   openKeyV2,
+  recipientKey,
   sealSlot,
-  SUITE,
-  SUITE_V2,
   supportsHybrid,
 } from "../crypto/index.js";
 import { errorText as commonErrorText, islandText, showText } from "../common.js";
@@ -57,12 +54,8 @@ export async function openSlots(keys, v1, v2, caseId, purpose = "case") {
 // xwing_public_key where it has an X-Wing key }): v2 where it has one and this browser has
 // the hybrid, v1 otherwise (PROTOCOL 17.7). The key id must name the key, or nothing is sealed.
 export async function sealFor(entry, key, caseId, purpose) {
-  const hybrid = typeof entry.xwing_public_key === "string" && (await supportsHybrid());
-  const suite = hybrid ? SUITE_V2 : SUITE;
-  const publicKey = b64uDecode(hybrid ? entry.xwing_public_key : entry.public_key);
-  const id = hybrid ? entry.xwing_key_id : entry.key_id;
-  if (bytesToHex(await keyId(publicKey)) !== id) throw new Error("key id mismatch");
-  return { purpose, suite, key_id: id,
+  const { suite, publicKey, keyId } = await recipientKey(entry, await supportsHybrid());
+  return { purpose, suite, key_id: keyId,
     slot: b64uEncode(await sealSlot(suite, key, publicKey, caseId, purpose)) };
 }
 

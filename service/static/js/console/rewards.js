@@ -1,20 +1,43 @@
 // A reward record for a finance officer: the sealed claim (payout method, maybe identity) is
 // fetched on the officer's click (the server records the look as it answers) and opened here
-// with the officer's own key from the key store; the server only ever holds it sealed.
+// with the officer's own key from the key store (the X-Wing key for a v2 slot); the server
+// only ever holds it sealed.
 // Shown through textContent only.
-import { b64uDecode, openClaimKey, openItem } from "../crypto/index.js";
+import { b64uDecode, OpenError, openClaimSlot, openItem, SUITE, SUITE_V2 } from "../crypto/index.js";
 import { islandText, showText } from "../common.js";
-import { consoleFetch, getPrivateKey, LockedError } from "./keys.js";
+import { consoleFetch, getPrivateKey, getXWingKey, LockedError } from "./keys.js";
 
 const dataNode = document.getElementById("reward-data");
 const data = dataNode ? JSON.parse(dataNode.textContent) : null;
 const t = islandText("reward-messages");
 
+// The claim key from the officer's slots as the server hands them (base64url, "" where
+// none): the v2 slot with the session's X-Wing key where both are there, else the v1 slot
+// (PROTOCOL 15, 17.7). OpenError when neither opens; NeedsHybrid for a v2-only claim in a
+// session without the X-Wing key (a browser without the hybrid).
+class NeedsHybrid extends Error {}
+
+async function claimKey(sealed, privateKey, xwing) {
+  if (sealed.slot_v2 && xwing) {
+    try {
+      return await openClaimSlot(SUITE_V2, b64uDecode(sealed.slot_v2), xwing, data.reward_id);
+    } catch {
+      // a damaged v2 slot: the v1 one, if there is one
+    }
+  }
+  if (sealed.slot) return openClaimSlot(SUITE, b64uDecode(sealed.slot), privateKey, data.reward_id);
+  if (sealed.slot_v2 && !xwing) throw new NeedsHybrid();
+  throw new OpenError();
+}
+
 async function openClaim(button, fields, error) {
   showText(error, "");
   let privateKey;
+  let xwing;
   try {
     ({ privateKey } = await getPrivateKey());
+    const kept = await getXWingKey();
+    xwing = kept ? kept.privateKey : null;
   } catch (problem) {
     showText(error, problem instanceof LockedError ? t("locked") : t("failed", { message: String(problem) }));
     return;
@@ -30,11 +53,11 @@ async function openClaim(button, fields, error) {
   }
   let claim;
   try {
-    const key = await openClaimKey(b64uDecode(sealed.slot), privateKey, data.reward_id);
+    const key = await claimKey(sealed, privateKey, xwing);
     claim = await openItem(key, data.reward_id, sealed.item_id, "claim",
       b64uDecode(sealed.blob));
-  } catch {
-    showText(error, t("decrypt_failed"));
+  } catch (problem) {
+    showText(error, t(problem instanceof NeedsHybrid ? "needs_hybrid" : "decrypt_failed"));
     return;
   }
   const rows = [

@@ -1,14 +1,14 @@
 // Reward claims (PROTOCOL.md section 15): a one-time claim code derived from
 // the receipt's lookup secret, and the claim key sealed to the finance
-// officers. The claim itself is an ordinary sealed item of kind "claim"
-// under the claim key, with the reward id in the case id's place.
+// officers and the recovery key (suite v2 to an X-Wing key, v1 to an X25519
+// one). The claim itself is an ordinary sealed item of kind "claim" under the
+// claim key, with the reward id in the case id's place.
 import { base32Encode } from "./base32.js";
 import { ascii, concat, idBytes, OpenError, toBytes } from "./encodings.js";
-import { openBase, sealBase, SUITE_X25519_AES256 } from "./hpke.js";
 import { hmacSha256, sha256 } from "./primitives.js";
+import { openingOrError, openV1, openV2, sealV1, sealV2, SUITE, SUITE_V2 } from "./slots.js";
 
 export const CLAIM_CODE_CHARS = 16;
-const SLOT_LENGTH = 80;
 
 export class ClaimCodeError extends Error {
   constructor() {
@@ -44,32 +44,38 @@ export async function claimCodeHash(code) {
   return sha256(ascii(normalizeClaimCode(code)));
 }
 
+// The same info for both suites, as for case slots: HPKE's suite_id separates them.
 function claimKeyInfo(rewardId) {
   return concat(ascii("chuishao/v1/claim-key"), new Uint8Array([0]), idBytes(rewardId));
 }
 
 export async function sealClaimKey(key, publicRaw, rewardId, opts = {}) {
-  const k = toBytes(key);
-  if (k.length !== 32) throw new TypeError("key must be 32 bytes");
-  const pk = toBytes(publicRaw);
-  if (pk.length !== 32) throw new TypeError("public key must be 32 bytes");
-  const o = { ...opts };
-  if (o.ephemeral === undefined && o.ikmE === undefined && o.rng) {
-    o.ephemeral = toBytes(o.rng(32));
-    if (o.ephemeral.length !== 32) throw new TypeError("random source returned wrong length");
-  }
-  return sealBase(SUITE_X25519_AES256, pk, claimKeyInfo(rewardId), new Uint8Array(0), k, o);
+  return sealV1(key, publicRaw, claimKeyInfo(rewardId), opts);
 }
 
 export async function openClaimKey(slot, privateKey, rewardId) {
-  try {
-    const s = toBytes(slot);
-    if (s.length !== SLOT_LENGTH) throw new OpenError();
-    const key = await openBase(SUITE_X25519_AES256, s, privateKey, claimKeyInfo(rewardId),
-      new Uint8Array(0));
-    if (key.length !== 32) throw new OpenError();
-    return key;
-  } catch {
-    throw new OpenError();
-  }
+  return openingOrError(() => openV1(slot, privateKey, claimKeyInfo(rewardId)));
+}
+
+// Suite v2 (X-Wing, 1168-byte slot), fresh randomness.
+export async function sealClaimKeyV2(key, publicRaw, rewardId) {
+  return sealV2(key, publicRaw, claimKeyInfo(rewardId));
+}
+
+// privateKey: an MLKEM768-X25519 CryptoKey or the raw 32-byte seed.
+export async function openClaimKeyV2(slot, privateKey, rewardId) {
+  return openingOrError(() => openV2(slot, privateKey, claimKeyInfo(rewardId)));
+}
+
+export async function sealClaimSlot(suite, key, publicRaw, rewardId) {
+  if (suite === SUITE) return sealClaimKey(key, publicRaw, rewardId);
+  if (suite === SUITE_V2) return sealClaimKeyV2(key, publicRaw, rewardId);
+  throw new TypeError("unknown suite");
+}
+
+// Open a claim slot of either suite; an unknown suite is an OpenError.
+export async function openClaimSlot(suite, slot, privateKey, rewardId) {
+  if (suite === SUITE) return openClaimKey(slot, privateKey, rewardId);
+  if (suite === SUITE_V2) return openClaimKeyV2(slot, privateKey, rewardId);
+  throw new OpenError();
 }

@@ -16,6 +16,8 @@ export {
   openKeyV2,
   sealSlot,
   openSlot,
+  recipientKey,
+  KeyIdMismatch,
 } from "./slots.js";
 export {
   supportsHybrid,

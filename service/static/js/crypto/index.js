@@ -28,7 +28,11 @@ export {
   formatClaimCode,
   normalizeClaimCode,
   openClaimKey,
+  openClaimKeyV2,
+  openClaimSlot,
   sealClaimKey,
+  sealClaimKeyV2,
+  sealClaimSlot,
 } from "./claim.js";
 
 // Console only, so not in core.js.
