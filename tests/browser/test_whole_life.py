@@ -44,7 +44,8 @@ import crypto
 from reviewer.auditview import FIELD_LABELS, SENTENCES
 from service.client import Client, urllib_transport
 from service.domain.installation import get_installation
-from service.domain.models import Case
+from service.domain.models import Case, KeySlot
+from service.domain.models.rewards import RewardClaimSlot
 from service.platform.i18n import Catalogs
 from tests.browser.installed import Installed, installed
 
@@ -201,6 +202,20 @@ class World:
             page.wait_for_selector("#events li")
         texts: list[str] = page.locator("#events li").all_inner_texts()
         return texts
+
+    def slot_suites(self, *case_ids: str) -> set[str]:
+        """The suites of the cases' key slots; none of them may be classical-only."""
+        with self.site.session() as session:
+            cases = session.scalars(select(Case).where(Case.id.in_(case_ids))).all()
+            assert len(cases) == len(case_ids)
+            assert not any(case.classical_only for case in cases)
+            return set(session.scalars(select(KeySlot.suite).where(
+                KeySlot.case_id.in_(case_ids))))
+
+    def claim_suites(self, reward_id: str) -> set[str]:
+        with self.site.session() as session:
+            return set(session.scalars(select(RewardClaimSlot.suite).where(
+                RewardClaimSlot.reward_id == reward_id)))
 
     def case_of(self, receipt: str) -> str:
         """Which case a receipt made (read only: the reviewers see cases, not receipts)."""
@@ -361,6 +376,9 @@ def test_the_whole_life_of_a_report(crew: Crew, locale: str, tmp_path: Path) -> 
     plain = world.page(javascript=False)
     other_receipt = world.report_in_page(plain, elsewhere, javascript=False)
     first, dup, other = (world.case_of(r) for r in (first_receipt, dup_receipt, other_receipt))
+    # Sealed in the page, by the Python client and by the server without JavaScript: every
+    # key slot of all three is the hybrid (suite v2), so none is marked classical-only.
+    assert world.slot_suites(first, dup, other) == {crypto.SUITE_V2}
 
     one.page.goto("/console/cases")
     for case_id in (first, dup, other):
@@ -490,6 +508,7 @@ def test_the_whole_life_of_a_report(crew: Crew, locale: str, tmp_path: Path) -> 
     reporter.click(f"#claim-form-{short} button[type=submit]")
     reporter.wait_for_selector("#claim-code")
     code = reporter.locator("#claim-code").inner_text().strip()
+    assert world.claim_suites(reward_id) == {crypto.SUITE_V2}  # the cashier's and recovery's
     assert any(t("The hazard was removed on the spot; a second person checks the work.") in e
                for e in events), events
 
