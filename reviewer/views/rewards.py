@@ -173,6 +173,7 @@ def _record_context(request: Request, record: RewardRecord) -> dict[str, Any]:
         is not None,
         "basis": workflow.first_valid_basis(session, case) if case is not None else None,
         "title_moved": reward_records.title_moved(session, record),
+        "classical_claim": reward_claims.classical_claim(session, record),
         "actions": reward_states.allowed(record, user),
         "own_proposal": user.id == record.proposed_by,
         "cap_excess": reward_records.period_cap_excess(session, record),

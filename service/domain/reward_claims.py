@@ -290,6 +290,14 @@ def claim_on_server(session: Session, settings: Settings, receipt_text: str, rew
 # ---------------------------------------------------------------------------- finance
 
 
+def classical_claim(session: Session, record: RewardRecord) -> bool:
+    """Some key of the claim is sealed with v1 only (an officer without an X-Wing pair, or a
+    browser without the hybrid): marked as cases are (PROTOCOL 17.7)."""
+    return session.scalar(select(RewardClaimSlot.id).where(
+        RewardClaimSlot.reward_id == record.id, RewardClaimSlot.suite == crypto.SUITE)
+        .limit(1)) is not None
+
+
 def claim_slots_for(session: Session, record: RewardRecord, user: User,
                     ) -> list[RewardClaimSlot]:
     """The officer's slots for this claim, under either of its key ids (one, normally)."""

@@ -742,6 +742,9 @@ def test_recovery_opens_v1_claims_of_before_with_the_first_part(
     assert slot_suites(session, record) == {"finance1": crypto.SUITE, "recovery": crypto.SUITE}
     assert open_claim(session, record, people.finance.private_key,
                       people.finance.xwing_seed)["account"] == "worker@example.cn"
+    # Marked on the reward page as a case is: a future quantum computer could open it.
+    sign_in(client, session, people.world.settings, people.finance.user)
+    assert 'id="claim-classical"' in client.get(f"/console/rewards/{record.id}").text
     make_reviewer(session, "finance2", None, roles="finance", xwing=True)
     session.commit()
     with pytest.raises(recover.SecretMissing):
@@ -813,6 +816,7 @@ def test_console_hands_out_the_slot_of_each_suite(
     assert got.status_code == 200, got.text
     sealed = got.json()
     assert sealed["slot"] == "" and len(crypto.b64u_decode(sealed["slot_v2"])) == 1168
+    assert 'id="claim-classical"' not in client.get(f"/console/rewards/{record.id}").text
     key = crypto.open_claim_key_v2(crypto.b64u_decode(sealed["slot_v2"]),
                                    people.finance.xwing_seed or b"", bytes.fromhex(record.id))
     claim = crypto.open_item(key, bytes.fromhex(record.id), bytes.fromhex(sealed["item_id"]),
