@@ -311,7 +311,8 @@ async def post_message(request: Request) -> Response:
 async def post_note(request: Request) -> Response:
     case = _case(request)
     item = cases.add_note(get_session(request), case, current_user(request),
-                          await _json(request))
+                          await _json(request),
+                          v2_only=request.app.state.settings.require_v2)
     return JSONResponse({"id": item.id, "created": item.created_at.isoformat(),
                          "shown": localtime.show(item.created_at)}, status_code=201)
 

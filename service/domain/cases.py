@@ -408,13 +408,14 @@ def add_message(session: Session, case: Case, actor: User, data: Any,
     return item
 
 
-def internal_recipients(session: Session, case: Case) -> list[intake.Recipient]:
+def internal_recipients(session: Session, case: Case, *,
+                        v2_only: bool) -> list[intake.Recipient]:
     """Who must get the internal key: the same recipients intake slots the case key to (each
-    by either of its keys, as there), minus the reporter. Never the reporter: the internal
-    key is for reviewer-only notes."""
+    by either of its keys, as there; with ``v2_only`` those with an X-Wing key), minus the
+    reporter. Never the reporter: the internal key is for reviewer-only notes."""
     channel = session.get(Channel, case.channel_id)
     assert channel is not None
-    return list(intake.channel_keys(session, channel).recipients)
+    return list(intake.channel_keys(session, channel, v2_only=v2_only).recipients)
 
 
 def has_internal_key(session: Session, case: Case) -> bool:
@@ -448,7 +449,8 @@ def case_page_data(session: Session, settings: Settings, case: Case,
         **slot_fields(internal, "internal_slot"),
         "internal_exists": has_internal_key(session, case),
         "internal_recipients": [intake.recipient_info(r)
-                                for r in internal_recipients(session, case)],
+                                for r in internal_recipients(
+                                    session, case, v2_only=settings.require_v2)],
         "colleagues": [{"user_id": u.id, "name": u.display_name or u.username,
                         **intake.recipient_info(intake.recipient_of(u))}
                        for u in reviewers if u.id not in holders],
@@ -498,7 +500,7 @@ def _store_slots(session: Session, case: Case, slots: list[KeySlot]) -> None:
         raise InternalKeyExists() from None
 
 
-def add_note(session: Session, case: Case, actor: User, data: Any,
+def add_note(session: Session, case: Case, actor: User, data: Any, *, v2_only: bool,
              now: dt.datetime | None = None) -> SealedItem:
     """An internal note sealed with the case's internal key. The first note brings the
     internal key's slots: one per reviewer of the channel and one for the recovery key."""
@@ -515,7 +517,7 @@ def add_note(session: Session, case: Case, actor: User, data: Any,
         raise InvalidInput(N_("The first note must bring the internal key for every reviewer."),
                            code="internal_key_missing")
     if raw_slots:
-        allowed = internal_recipients(session, case)
+        allowed = internal_recipients(session, case, v2_only=v2_only)
         parsed = _parse_slots(raw_slots, ("internal",))
         by_key = {key_id: r for r in allowed
                   for key_id in (r.key_id, r.xwing_key_id) if key_id is not None}
