@@ -321,7 +321,8 @@ async def post_note(request: Request) -> Response:
 async def post_grant(request: Request) -> Response:
     case = _case(request)
     slots = cases.add_grant(get_session(request), case, current_user(request),
-                            await _json(request))
+                            await _json(request),
+                            v2_only=request.app.state.settings.require_v2)
     return JSONResponse({"granted": [s.purpose for s in slots]}, status_code=201)
 
 

@@ -548,9 +548,15 @@ def add_note(session: Session, case: Case, actor: User, data: Any, *, v2_only: b
     return item
 
 
-def add_grant(session: Session, case: Case, actor: User, data: Any,
+GRANT_V2_ONLY = N_("This installation requires post-quantum sealing: a case can be given only "
+                   "to a colleague who has a post-quantum key, from a browser that has it too. "
+                   "Ask the colleague to sign in again in an up-to-date Chromium-based browser.")
+
+
+def add_grant(session: Session, case: Case, actor: User, data: Any, *, v2_only: bool,
               now: dt.datetime | None = None) -> list[KeySlot]:
-    """A reviewer holding the case key slots it (and the internal key) to a colleague."""
+    """A reviewer holding the case key slots it (and the internal key) to a colleague; with
+    ``v2_only`` (the installation requires v2) only by v2 slots."""
     _require_key(session, case, actor)
     if not isinstance(data, dict):
         raise Malformed("grant")
@@ -572,6 +578,8 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
             raise Malformed("key_id")
         if recipient.suite_of(spec.key_id) != spec.suite:
             raise Malformed("slot suite")
+        if v2_only and spec.suite != crypto.SUITE_V2:
+            raise InvalidInput(GRANT_V2_ONLY, code="v2_required")
         if spec.purpose == "internal" and not internal:
             raise Malformed("slot")
         if slot_for(session, case, colleague, spec.purpose) is not None:
