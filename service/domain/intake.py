@@ -104,6 +104,14 @@ class V2Required(ChuishaoError):
                  "form that works without JavaScript.")
 
 
+class V2NotReady(ChuishaoError):
+    # v2 is required but the recovery key has no X-Wing part: the console says so to admins.
+    status = 503
+    code = "v2_not_ready"
+    message = N_("This service cannot take reports right now: its setup is not finished. "
+                 "Nothing was sent. Please try again later.")
+
+
 class UploadIncomplete(ChuishaoError):
     status = 409
     code = "upload_incomplete"
@@ -437,7 +445,11 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     holders = slot_holders(keys, envelope.slots)
     classical_only = any(slot.suite == crypto.SUITE for slot in envelope.slots)
     if classical_only and settings.require_v2:
-        # After the stamp is spent (api.create_submission), as keys_changed is.
+        # After the stamp is spent (api.create_submission), as keys_changed is. A listed
+        # holder without an X-Wing key can only be the recovery key (reviewers without one
+        # are left out): no client could do better, so the reporter is not sent elsewhere.
+        if any(holder is not None and holder.xwing_key_id is None for holder in holders):
+            raise V2NotReady()
         raise V2Required()
     # One query for every id the envelope brings (intake is the hot path).
     taken = union_all(

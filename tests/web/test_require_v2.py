@@ -14,10 +14,12 @@ from starlette.testclient import TestClient
 
 import crypto
 from service.domain import intake, serverseal
+from service.domain.installation import get_installation
 from service.domain.models import Case, KeySlot, SealedItem
 from service.domain.sealing import seal_submission
 from service.platform.settings import Settings
 from tests.conftest import fast_settings
+from tests.console import sign_in
 from tests.factories import Reviewer, api_client, make_reviewer, make_world, open_as
 
 REPORT = {"v": 1, "unit": "某化工有限公司", "location": "二号罐区", "category": "hazard",
@@ -161,3 +163,31 @@ def test_the_server_path_seals_v2_to_the_listed_keys(session, world, pq, setting
     assert intake.channel_keys(session, world.channel, v2_only=settings.require_v2) \
         .recipients[0].user_id == (pq.user.id if settings.require_v2
                                    else world.reviewers[0].user.id)
+
+
+def test_a_recovery_key_without_its_xwing_part_stops_intake_and_the_console_says_so(
+        client: TestClient, world, pq, session, settings) -> None:  # type: ignore[no-untyped-def]
+    installation = get_installation(session)
+    # As an installation made before v2 is after migrating, until `chuishao recovery add-pq`.
+    installation.recovery_xwing_public_key = installation.recovery_xwing_key_id = None
+    session.commit()
+    envelope = _sealed(client, world)  # with the hybrid: v1 only for the recovery key
+    before = _counts(session)
+    response = client.post("/api/v1/submissions",
+                           json={**envelope, "pow": api_client(client).stamp()})
+    if not settings.require_v2:
+        assert response.status_code == 201
+        return
+    # Not "use another browser": no client could do better; the worker is asked to come back.
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "v2_not_ready" and error["message"].startswith("本服务目前无法接收举报")
+    assert _counts(session) == before
+    with pytest.raises(intake.V2NotReady):
+        serverseal.seal_on_server(session, settings, "acme", REPORT, None, [])
+    admin = make_reviewer(session, "root", roles="admin", xwing=True).user
+    admin.totp_confirmed = True
+    session.commit()
+    sign_in(client, session, settings, admin)
+    page = client.get("/console/admin/channels").text
+    assert 'id="recovery-classical"' in page and "chuishao recovery add-pq" in page

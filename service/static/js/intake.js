@@ -516,7 +516,10 @@ async function accepted(receipt, sealed, files, created) {
 // Nothing was stored, and sending the same sealed report later can work: the service said
 // its storage is full or read-only, or it could not be reached at all.
 function storageFailed(error) {
-  return retryable(error) && !(error instanceof ApiError && error.code === "not_initialised");
+  // Not set up (or, where v2 is required, no X-Wing recovery key yet): sending the same
+  // sealed report again cannot work, so it is not held.
+  return retryable(error) && !(error instanceof ApiError
+    && (error.code === "not_initialised" || error.code === "v2_not_ready"));
 }
 
 // While a report is held, "Send again" is the one way on: the form's own button would seal
