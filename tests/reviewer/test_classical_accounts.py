@@ -75,7 +75,7 @@ def test_the_admin_sees_who_has_a_classical_key_only(client: TestClient, session
         # Left out of new reports until signed in again: said, and not shown as receiving.
         assert "暂不接收（本系统要求抗量子封存，他们尚无抗量子密钥）：li.na。" in plant_row
         assert "暂不接收：plant" in _row(users, li.id)
-        assert "本系统要求抗量子封存：在此之前，这些账户收不到新举报。" in users
+        assert "本系统要求抗量子封存：在此之前，其中负责接收举报的账户收不到新举报。" in users
         receiving = plant_row[:plant_row.index('class="notice held-back"')]
         assert "li.na" not in receiving and "wang.fang" in receiving
         assert "只有恢复密钥可以" not in plant_row  # wang.fang still reads the line
