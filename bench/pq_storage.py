@@ -84,7 +84,7 @@ def run(directory: Path, cases: int, reviewers: int, iterations: int, pq: bool,
     for _ in range(cases):
         start = time.perf_counter()
         with database.session() as session:
-            info = serverseal.channel_info(session, "acme")
+            info = serverseal.channel_info(session, "acme", v2_only=False)
             sealed = sealing.seal_submission(info, salt, iterations, REPORT, None, [],
                                              reporter_v2=reporter_v2)
             intake.create_submission(session, settings,

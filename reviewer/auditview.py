@@ -60,6 +60,7 @@ SENTENCES: dict[str, str] = {
     "recovery.add_pq": N_("Gave the recovery key its post-quantum (X-Wing) part"),
     "secret_key.adopt": N_("Made a replaced secret key the one every instance must use"),
     "case.grant": N_("Gave a reviewer access to a case"),
+    "case.reslot": N_("Replaced a case's classical key slots by post-quantum ones"),
     "case.identity_viewed": N_("Read a reporter's identity"),
     "case.note": N_("Wrote an internal note"),
     "case.message": N_("Wrote to the reporter"),

@@ -250,12 +250,15 @@ def cmd_scope(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with database.session() as session:
             if args.action == "list":
-                for row in recipients.user_rows(session):
+                for row in recipients.user_rows(session, v2_only=settings.require_v2):
                     receives = ",".join(c.slug for c in row.receives) or "-"
                     scope = ",".join(c.slug for c in row.scope) or "-"
                     state = "receives" if row.may_receive else "receives-no-reports"
+                    # classical: no X-Wing pair yet; held back: left out while v2 is required
+                    held = ",".join(c.slug for c in row.held_back) or "-"
+                    key = "classical" if row.classical else "post-quantum"
                     print(f"{row.user.username}\t{row.user.roles}\t{state}\t"
-                          f"receives:{receives}\tscope:{scope}")
+                          f"receives:{receives}\tscope:{scope}\tkey:{key}\theld-back:{held}")
                 return 0
             user = session.scalar(select(User).where(User.username == args.username))
             channel = session.scalar(select(Channel).where(Channel.slug == args.channel))

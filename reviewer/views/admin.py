@@ -30,6 +30,7 @@ from service.domain import (
     refusals,
     storage,
 )
+from service.domain.installation import get_installation
 from service.domain.models import ROLES, utcnow
 from service.platform.db import get_session
 from service.platform.errors import ChuishaoError, InvalidInput
@@ -96,8 +97,8 @@ async def users_page(request: Request) -> Response:
 
 def _users(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
-    rows = recipients.user_rows(session)
     settings: Settings = request.app.state.settings
+    rows = recipients.user_rows(session, v2_only=settings.require_v2)
     now = utcnow()
     # Free space is read now; the database checks come from the last background round (a
     # probe write from inside this request would wait for the write lock it holds).
@@ -109,6 +110,7 @@ def _users(request: Request, extra: dict[str, Any], status: int = 200) -> Respon
         "done": done if done in ("roles",) else None,
         "done_user": int(shown) if shown.isdigit() and len(shown) < 10 else 0,
         "rows": rows, "me": current_user(request),
+        "classical_count": recipients.classical_count(rows), "require_v2": settings.require_v2,
         "disk": storage.disk(settings), "storage_problems": problems,
         "remote_database": request.app.state.database.dialect != "sqlite",
         "channels": channels.list_channels(session),
@@ -240,9 +242,16 @@ async def channels_page(request: Request) -> Response:
 
 def _channels(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
     session = get_session(request)
-    reviewers = [row.user for row in recipients.user_rows(session) if row.may_receive]
+    v2_only = request.app.state.settings.require_v2
+    reviewers = [row.user for row in recipients.user_rows(session, v2_only=v2_only)
+                 if row.may_receive]
+    installation = get_installation(session)
     return _page(request, "reviewer/admin_channels.html", {
-        "rows": recipients.channel_rows(session), "reviewers": reviewers,
+        "rows": recipients.channel_rows(session, v2_only=v2_only), "reviewers": reviewers,
+        "require_v2": v2_only,
+        # Every case has a recovery slot: without its X-Wing part no case can be all v2.
+        "recovery_classical": installation is not None
+        and installation.recovery_xwing_key_id is None,
         "kinds": channels.KINDS, **extra}, status=status)
 
 

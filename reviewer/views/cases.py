@@ -14,6 +14,7 @@ or holder of one of its key slots; service/domain/cases.py):
 | POST /cases/{id}/identity (key holders) | yes      | no       | no      | 403        |
 | POST /cases/{id}/actions/{action}       | yes (1)  | (2)      | no      | no         |
 | POST /cases/{id}/messages, notes, grants| yes      | no       | no      | no         |
+| POST /cases/{id}/reslot (key holders)   | yes      | no       | no      | no         |
 
 (1) every triage action but close and reopen_refusal; (2) close and reopen_refusal (by an
 approver other than the one who refused, within ``reopen_days``). The rectification moves
@@ -41,7 +42,7 @@ import crypto
 from reviewer import auth
 from reviewer.auth import current_user, require_roles
 from reviewer.views.refused import refused
-from service.domain import audit, cases, feed, followup, labels, reportform, workflow
+from service.domain import audit, cases, feed, followup, labels, reportform, reslot, workflow
 from service.domain.models import (
     Case,
     CaseEvent,
@@ -167,6 +168,9 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
     user = current_user(request)
     reviewers = cases.channel_reviewers(session, case.channel_id)
     data = cases.case_page_data(session, settings, case, user)
+    # v1 slots this user's page can make v2 (a classical-only case, keys held).
+    data["reslot"] = [target.as_json() for target in reslot.targets(session, case, user)] \
+        if case.classical_only and data["can_write"] else []
     criterion = session.get(HazardCriterion, case.criterion_id) if case.criterion_id else None
     group = workflow.group_of(session, case) if case.duplicate_of or session.scalar(
         select(Case.id).where(Case.duplicate_of == case.id).limit(1)) else []
@@ -200,6 +204,7 @@ def case_context(request: Request, case: Case) -> dict[str, Any]:
         "statuses": workflow.STATUS_LABELS,
         "page_data": data,
         "can_write": data["can_write"],
+        "reporter_classical": case.classical_only and reslot.reporter_classical(session, case),
         "extension_days": settings.extension_days,
         "done": DONE.get(str(request.query_params.get("done", ""))),
         "error": _failure(request, case),
@@ -311,16 +316,26 @@ async def post_message(request: Request) -> Response:
 async def post_note(request: Request) -> Response:
     case = _case(request)
     item = cases.add_note(get_session(request), case, current_user(request),
-                          await _json(request))
+                          await _json(request),
+                          v2_only=request.app.state.settings.require_v2)
     return JSONResponse({"id": item.id, "created": item.created_at.isoformat(),
                          "shown": localtime.show(item.created_at)}, status_code=201)
+
+
+@require_roles("reviewer")
+async def post_reslot(request: Request) -> Response:
+    case = _case(request)
+    slots = reslot.reslot(get_session(request), case, current_user(request),
+                          await _json(request))
+    return JSONResponse({"replaced": len(slots), "classical_only": case.classical_only})
 
 
 @require_roles("reviewer")
 async def post_grant(request: Request) -> Response:
     case = _case(request)
     slots = cases.add_grant(get_session(request), case, current_user(request),
-                            await _json(request))
+                            await _json(request),
+                            v2_only=request.app.state.settings.require_v2)
     return JSONResponse({"granted": [s.purpose for s in slots]}, status_code=201)
 
 
@@ -367,4 +382,5 @@ ROUTES: list[BaseRoute] = [
     Route("/cases/{case_id}/messages", post_message, methods=["POST"]),
     Route("/cases/{case_id}/notes", post_note, methods=["POST"]),
     Route("/cases/{case_id}/grants", post_grant, methods=["POST"]),
+    Route("/cases/{case_id}/reslot", post_reslot, methods=["POST"]),
 ]

@@ -374,7 +374,7 @@ class RecipientsChanged(Conflict):
     message = N_("The reviewers of this reporting line changed. Reload the page and try again.")
 
 
-def _require_key(session: Session, case: Case, user: User) -> KeySlot:
+def require_key(session: Session, case: Case, user: User) -> KeySlot:
     slot = slot_for(session, case, user)
     if slot is None:
         raise KeyNotHeld()
@@ -391,7 +391,7 @@ def _sealed_item(session: Session, data: Any, *, slots_allowed: bool = False) ->
 def add_message(session: Session, case: Case, actor: User, data: Any,
                 now: dt.datetime | None = None) -> SealedItem:
     """A message to the reporter, sealed with the case key; the reporter's feed shows it."""
-    _require_key(session, case, actor)
+    require_key(session, case, actor)
     item_id, blob = _sealed_item(session, data)
     if isinstance(data, dict) and data.get("kind", "message") != "message":
         raise Malformed("kind")
@@ -408,13 +408,14 @@ def add_message(session: Session, case: Case, actor: User, data: Any,
     return item
 
 
-def internal_recipients(session: Session, case: Case) -> list[intake.Recipient]:
+def internal_recipients(session: Session, case: Case, *,
+                        v2_only: bool) -> list[intake.Recipient]:
     """Who must get the internal key: the same recipients intake slots the case key to (each
-    by either of its keys, as there), minus the reporter. Never the reporter: the internal
-    key is for reviewer-only notes."""
+    by either of its keys, as there; with ``v2_only`` those with an X-Wing key), minus the
+    reporter. Never the reporter: the internal key is for reviewer-only notes."""
     channel = session.get(Channel, case.channel_id)
     assert channel is not None
-    return list(intake.channel_keys(session, channel).recipients)
+    return list(intake.channel_keys(session, channel, v2_only=v2_only).recipients)
 
 
 def has_internal_key(session: Session, case: Case) -> bool:
@@ -448,7 +449,8 @@ def case_page_data(session: Session, settings: Settings, case: Case,
         **slot_fields(internal, "internal_slot"),
         "internal_exists": has_internal_key(session, case),
         "internal_recipients": [intake.recipient_info(r)
-                                for r in internal_recipients(session, case)],
+                                for r in internal_recipients(
+                                    session, case, v2_only=settings.require_v2)],
         "colleagues": [{"user_id": u.id, "name": u.display_name or u.username,
                         **intake.recipient_info(intake.recipient_of(u))}
                        for u in reviewers if u.id not in holders],
@@ -466,7 +468,7 @@ def case_page_data(session: Session, settings: Settings, case: Case,
     }
 
 
-def _parse_slots(raw: Any, purposes: tuple[str, ...]) -> list[intake.SlotSpec]:
+def parse_slots(raw: Any, purposes: tuple[str, ...]) -> list[intake.SlotSpec]:
     """Slots a reviewer's page sealed, of either suite (its length checked by the suite)."""
     if not isinstance(raw, list) or not 0 < len(raw) <= 200:
         raise Malformed("slots")
@@ -488,7 +490,7 @@ def _parse_slots(raw: Any, purposes: tuple[str, ...]) -> list[intake.SlotSpec]:
     return parsed
 
 
-def _store_slots(session: Session, case: Case, slots: list[KeySlot]) -> None:
+def store_slots(session: Session, case: Case, slots: list[KeySlot]) -> None:
     try:
         with session.begin_nested():
             session.add_all(slots)
@@ -498,11 +500,11 @@ def _store_slots(session: Session, case: Case, slots: list[KeySlot]) -> None:
         raise InternalKeyExists() from None
 
 
-def add_note(session: Session, case: Case, actor: User, data: Any,
+def add_note(session: Session, case: Case, actor: User, data: Any, *, v2_only: bool,
              now: dt.datetime | None = None) -> SealedItem:
     """An internal note sealed with the case's internal key. The first note brings the
     internal key's slots: one per reviewer of the channel and one for the recovery key."""
-    _require_key(session, case, actor)
+    require_key(session, case, actor)
     item_id, blob = _sealed_item(session, data, slots_allowed=True)
     if isinstance(data, dict) and data.get("kind", "note") != "note":
         raise Malformed("kind")
@@ -515,8 +517,8 @@ def add_note(session: Session, case: Case, actor: User, data: Any,
         raise InvalidInput(N_("The first note must bring the internal key for every reviewer."),
                            code="internal_key_missing")
     if raw_slots:
-        allowed = internal_recipients(session, case)
-        parsed = _parse_slots(raw_slots, ("internal",))
+        allowed = internal_recipients(session, case, v2_only=v2_only)
+        parsed = parse_slots(raw_slots, ("internal",))
         by_key = {key_id: r for r in allowed
                   for key_id in (r.key_id, r.xwing_key_id) if key_id is not None}
         if any(spec.key_id not in by_key for spec in parsed):
@@ -531,7 +533,7 @@ def add_note(session: Session, case: Case, actor: User, data: Any,
         # Each recipient exactly once, by either of its keys.
         if sorted(r.key_id for r in holders) != sorted(r.key_id for r in allowed):
             raise RecipientsChanged()
-        _store_slots(session, case, [
+        store_slots(session, case, [
             KeySlot(case_id=case.id, purpose="internal", key_id=spec.key_id, suite=spec.suite,
                     slot=spec.slot, created_at=now, holder=r.holder, user_id=r.user_id)
             for r, spec in zip(holders, parsed, strict=True)])
@@ -546,10 +548,16 @@ def add_note(session: Session, case: Case, actor: User, data: Any,
     return item
 
 
-def add_grant(session: Session, case: Case, actor: User, data: Any,
+GRANT_V2_ONLY = N_("This installation requires post-quantum sealing: a case can be given only "
+                   "to a colleague who has a post-quantum key, from a browser that has it too. "
+                   "Ask the colleague to sign in again in an up-to-date Chromium-based browser.")
+
+
+def add_grant(session: Session, case: Case, actor: User, data: Any, *, v2_only: bool,
               now: dt.datetime | None = None) -> list[KeySlot]:
-    """A reviewer holding the case key slots it (and the internal key) to a colleague."""
-    _require_key(session, case, actor)
+    """A reviewer holding the case key slots it (and the internal key) to a colleague; with
+    ``v2_only`` (the installation requires v2) only by v2 slots."""
+    require_key(session, case, actor)
     if not isinstance(data, dict):
         raise Malformed("grant")
     colleague_id = data.get("user_id")
@@ -558,7 +566,7 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
     if colleague is None:
         raise InvalidInput(N_("Access can be given only to a reviewer of this reporting line."),
                            code="grantee", status=403)
-    parsed = _parse_slots(data.get("slots"), ("case", "internal"))
+    parsed = parse_slots(data.get("slots"), ("case", "internal"))
     internal = has_internal_key(session, case)
     now = now or utcnow()
     new = []
@@ -570,6 +578,8 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
             raise Malformed("key_id")
         if recipient.suite_of(spec.key_id) != spec.suite:
             raise Malformed("slot suite")
+        if v2_only and spec.suite != crypto.SUITE_V2:
+            raise InvalidInput(GRANT_V2_ONLY, code="v2_required")
         if spec.purpose == "internal" and not internal:
             raise Malformed("slot")
         if slot_for(session, case, colleague, spec.purpose) is not None:
@@ -582,7 +592,7 @@ def add_grant(session: Session, case: Case, actor: User, data: Any,
     if not any(slot.purpose == "case" for slot in new) and slot_for(
             session, case, colleague) is None:
         raise Malformed("slots")
-    _store_slots(session, case, new)
+    store_slots(session, case, new)
     if any(slot.purpose == "case" and slot.suite == crypto.SUITE for slot in new):
         case.classical_only = True  # a v1 case-key slot (PROTOCOL 17.7)
     audit.append(session, "case.grant", actor=actor, target=case.id, now=now,
@@ -596,7 +606,7 @@ def identity_items(session: Session, case: Case, actor: User) -> list[SealedItem
     transaction that hands it out. Only a holder of the case key gets it: nobody else could
     open it. Every case has one (a stand-in when the reporter gave none), so asking tells
     nothing before the item is opened."""
-    _require_key(session, case, actor)
+    require_key(session, case, actor)
     items = list(session.scalars(select(SealedItem).where(
         SealedItem.case_id == case.id, SealedItem.kind == "identity")
         .order_by(SealedItem.position, SealedItem.id)))

@@ -8,7 +8,8 @@ What the server checks without being able to read anything: the envelope's form,
 case key is slotted to exactly the channel's current recipients plus the recovery key plus
 one reporter key, each slot of a suite its recipient has a key for (v2 needs an X-Wing key),
 that sealed sizes are padded as the protocol demands, and that file chunks have exactly the
-lengths their declared layout implies. A case with any v1 slot is marked classical-only.
+lengths their declared layout implies. A case with any v1 slot is marked classical-only, or
+refused where the installation requires suite v2.
 
 Longer than 500 lines because the checks and the all-or-nothing finish are one
 transaction's story; split, the order of the checks would be invisible.
@@ -91,6 +92,25 @@ class KeysChanged(ChuishaoError):
     code = "keys_changed"
     message = N_("The reviewers of this reporting line changed while you were writing. "
                  "Nothing was sent; please submit again.")
+
+
+class V2Required(ChuishaoError):
+    # Every slot must be v2 on this installation (settings.require_v2): the report page of a
+    # browser without the hybrid says so before sealing; this is what any other client gets.
+    status = 400
+    code = "v2_required"
+    message = N_("This service accepts only reports sealed with post-quantum encryption, "
+                 "which this browser cannot do. Nothing was sent. Open this page in another, "
+                 "up-to-date browser (your phone's own browser), or send the report with the "
+                 "form that works without JavaScript.")
+
+
+class V2NotReady(ChuishaoError):
+    # v2 is required but the recovery key has no X-Wing part: the console says so to admins.
+    status = 503
+    code = "v2_not_ready"
+    message = N_("This service cannot take reports right now: its setup is not finished. "
+                 "Nothing was sent. Please try again later.")
 
 
 class UploadIncomplete(ChuishaoError):
@@ -367,7 +387,10 @@ def recovery_recipient(installation: Installation) -> Recipient:
                      installation.recovery_xwing_public_key)
 
 
-def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
+def channel_keys(session: Session, channel: Channel, *, v2_only: bool) -> ChannelKeys:
+    """The keys a new case of ``channel`` is sealed to. With ``v2_only`` (the installation
+    requires suite v2) a reviewer without an X-Wing key is left out, so every slot can be v2;
+    the console names them (``classical_recipients``). The recovery key is never left out."""
     installation = get_installation(session)
     if installation is None:
         raise NotSetUp()
@@ -376,7 +399,8 @@ def channel_keys(session: Session, channel: Channel) -> ChannelKeys:
         .where(ChannelRecipient.channel_id == channel.id, User.active.is_(True))
         .order_by(User.id)
     ).scalars()
-    recipients = [recipient_of(user) for user in rows if sealed_to(user)]
+    recipients = [recipient_of(user) for user in rows
+                  if sealed_to(user) and not (v2_only and user.xwing_key_id is None)]
     recipients.append(recovery_recipient(installation))
     # Over the ids of both kinds (PROTOCOL 17.5): withholding X-Wing keys changes it.
     fingerprint = crypto.keyset_fingerprint(
@@ -396,9 +420,9 @@ def recipient_info(recipient: Recipient) -> dict[str, Any]:
     return info
 
 
-def fingerprint_words(session: Session, channel: Channel) -> str:
+def fingerprint_words(session: Session, channel: Channel, *, v2_only: bool) -> str:
     """The key-set fingerprint as a reporter compares it: the intake page and posters."""
-    return crypto.format_fingerprint(channel_keys(session, channel).fingerprint)
+    return crypto.format_fingerprint(channel_keys(session, channel, v2_only=v2_only).fingerprint)
 
 
 def find_channel(session: Session, slug: str) -> Channel:
@@ -422,9 +446,16 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     """Store a sealed case as a draft; returns it and the upload token (shown once)."""
     now = now or utcnow()
     channel = find_channel(session, envelope.channel)
-    keys = channel_keys(session, channel)
+    keys = channel_keys(session, channel, v2_only=settings.require_v2)
     holders = slot_holders(keys, envelope.slots)
     classical_only = any(slot.suite == crypto.SUITE for slot in envelope.slots)
+    if classical_only and settings.require_v2:
+        # After the stamp is spent (api.create_submission), as keys_changed is. A listed
+        # holder without an X-Wing key can only be the recovery key (reviewers without one
+        # are left out): no client could do better, so the reporter is not sent elsewhere.
+        if any(holder is not None and holder.xwing_key_id is None for holder in holders):
+            raise V2NotReady()
+        raise V2Required()
     # One query for every id the envelope brings (intake is the hot path).
     taken = union_all(
         select(Case.id).where((Case.id == envelope.case_id)

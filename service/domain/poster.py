@@ -188,7 +188,7 @@ def gather(session: Session, settings: Settings, channel: Channel, language: str
         onion_label=translate(N_("Tor Browser:")) if settings.onion_url else "",
         onion=settings.onion_url.rstrip("/"),
         fingerprint_label=translate(N_("Key fingerprint")),
-        fingerprint=intake.fingerprint_words(session, channel),
+        fingerprint=intake.fingerprint_words(session, channel, v2_only=settings.require_v2),
         fingerprint_note=translate(N_("The report page shows the same characters next to this "
                                       "line's name. If they differ, do not send: tell someone "
                                       "you trust.")),

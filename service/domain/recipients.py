@@ -26,18 +26,41 @@ def receives_reports(user: User) -> bool:
     return bool(user.totp_confirmed) and intake.sealed_to(user)
 
 
+def classical_key_only(user: User) -> bool:
+    """An account without an X-Wing pair (made before v2, or only ever signed in to in a
+    browser without the hybrid): its slots are v1 until it signs in in one that has it."""
+    return user.xwing_key_id is None
+
+
+def left_out(user: User, v2_only: bool) -> bool:
+    """Whether intake leaves ``user`` out of new cases for lack of an X-Wing key while the
+    installation requires v2 (intake.channel_keys)."""
+    return v2_only and classical_key_only(user)
+
+
 @dataclass(frozen=True)
 class UserRow:
     user: User
     receives: list[Channel]  # channels whose new reports are sealed to this user's key
     scope: list[Channel]  # channels whose plaintext records this user may see
+    # Recipient of these channels, but left out of new cases: v2 is required, no X-Wing key.
+    held_back: list[Channel]
 
     @property
     def may_receive(self) -> bool:
         return receives_reports(self.user)
 
+    @property
+    def classical(self) -> bool:
+        return classical_key_only(self.user)
 
-def user_rows(session: Session) -> list[UserRow]:
+
+def classical_count(rows: list[UserRow]) -> int:
+    """Active accounts without an X-Wing pair: the ones an administrator asks to sign in."""
+    return sum(1 for row in rows if row.user.active and row.classical)
+
+
+def user_rows(session: Session, *, v2_only: bool) -> list[UserRow]:
     users = list(session.scalars(select(User).order_by(User.username)))
     receives: dict[int, list[Channel]] = {}
     for user_id, channel in session.execute(
@@ -51,8 +74,13 @@ def user_rows(session: Session) -> list[UserRow]:
         scope.setdefault(user_id, []).append(channel)
     # What intake really does: a leftover row of someone it does not seal to is not shown as
     # receiving.
-    return [UserRow(user, receives.get(user.id, []) if intake.sealed_to(user) else [],
-                    scope.get(user.id, [])) for user in users]
+    rows = []
+    for user in users:
+        channels = receives.get(user.id, []) if intake.sealed_to(user) else []
+        held = left_out(user, v2_only)
+        rows.append(UserRow(user, [] if held else channels, scope.get(user.id, []),
+                            channels if held else []))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -60,9 +88,16 @@ class ChannelRow:
     channel: Channel
     recipients: list[User]  # new reports are sealed to these keys
     scope_only: list[User]  # see the channel's records, receive no reports
+    # Recipients left out of new cases while v2 is required, for lack of an X-Wing key.
+    held_back: list[User]
+
+    @property
+    def classical(self) -> list[User]:
+        """Recipients whose slots are v1: every new case of the line is classical-only."""
+        return [user for user in self.recipients if classical_key_only(user)]
 
 
-def channel_rows(session: Session) -> list[ChannelRow]:
+def channel_rows(session: Session, *, v2_only: bool) -> list[ChannelRow]:
     channels = list(session.scalars(select(Channel).order_by(Channel.kind, Channel.id)))
     recipients: dict[int, list[User]] = {}
     scope: dict[int, list[User]] = {}
@@ -76,8 +111,13 @@ def channel_rows(session: Session) -> list[ChannelRow]:
             .join(User, User.id == ChannelScope.user_id).order_by(User.username)):
         if user not in recipients.get(channel_id, []) + scope.get(channel_id, []):
             scope.setdefault(channel_id, []).append(user)
-    return [ChannelRow(channel, recipients.get(channel.id, []), scope.get(channel.id, []))
-            for channel in channels]
+    rows = []
+    for channel in channels:
+        listed = recipients.get(channel.id, [])
+        rows.append(ChannelRow(channel, [u for u in listed if not left_out(u, v2_only)],
+                               scope.get(channel.id, []),
+                               [u for u in listed if left_out(u, v2_only)]))
+    return rows
 
 
 def add_recipient_row(session: Session, channel_id: int, user_id: int,

@@ -36,9 +36,9 @@ def _installation(session: Session) -> Any:
     return installation
 
 
-def channel_info(session: Session, slug: str) -> dict[str, Any]:
+def channel_info(session: Session, slug: str, *, v2_only: bool) -> dict[str, Any]:
     channel = intake.find_channel(session, slug)
-    keys = intake.channel_keys(session, channel)
+    keys = intake.channel_keys(session, channel, v2_only=v2_only)
     return {"id": channel.slug,
             "recipients": [intake.recipient_info(r) for r in keys.recipients]}
 
@@ -49,7 +49,7 @@ def seal_on_server(session: Session, settings: Settings, channel_slug: str,
     """Seal and store a whole case in this transaction; returns the receipt (``receipt``,
     whose keys were derived before the gate, or a new one)."""
     installation = _installation(session)
-    info = channel_info(session, channel_slug)
+    info = channel_info(session, channel_slug, v2_only=settings.require_v2)
     sealed = sealing.seal_submission(info, installation.salt, settings.receipt_iterations,
                                      report, identity, files, receipt=receipt)
     envelope = intake.parse_envelope(sealed.envelope, settings)

@@ -76,6 +76,10 @@ class Settings:
     # Stored times are coarsened to this many seconds so they cannot link a report to a visit.
     time_granularity_seconds: int = 3600
     invitation_hours: int = 72
+    # Post-quantum sealing required (protocol suite v2, docs/PROTOCOL.md 17.7): intake refuses
+    # an envelope with any v1 slot, and new reports are sealed only to reviewers who have an
+    # X-Wing key (the console lists the others). Off: v1 slots are accepted and marked.
+    require_v2: bool = False
     # Anonymous abuse control: leading zero bits a JavaScript client's stamp must have.
     pow_difficulty: int = 18
     # An upload's stamp costs one more bit (twice the work) each time its declared size
@@ -183,6 +187,7 @@ class Settings:
             "body_min_bytes_per_second": int,
             "time_granularity_seconds": int,
             "invitation_hours": int,
+            "require_v2": _bool,
             "pow_difficulty": int,
             "pow_free_bytes": int,
             "case_quota_bytes": int,

@@ -74,7 +74,7 @@ async def channels(request: Request) -> Response:
         return JSONResponse({"installation": None, "channels": []})
     listed = []
     for channel in intake.list_open_channels(session):
-        keys = intake.channel_keys(session, channel)
+        keys = intake.channel_keys(session, channel, v2_only=settings.require_v2)
         listed.append({
             "id": channel.slug, "kind": channel.kind,
             "name_zh": channel.name_zh, "name_en": channel.name_en,
@@ -85,6 +85,8 @@ async def channels(request: Request) -> Response:
         "protocol": API_VERSION,
         "suite": crypto.SUITE,
         "suites": list(crypto.SUITES),
+        # Every case-key slot must be v2 (PROTOCOL 17.7): a client without the hybrid stops.
+        "require_v2": settings.require_v2,
         "installation": {
             "salt": crypto.b64u_encode(installation.salt),
             "receipt_iterations": settings.receipt_iterations,

@@ -108,6 +108,17 @@ MESSAGES = {
                     "cannot open. Open this page in another, up-to-date browser, or use the "
                     "follow-up page without JavaScript: tick the box below and send your "
                     "receipt again, and the server opens your report for this visit."),
+    "pq_required": N_("This service accepts only reports sealed with post-quantum encryption, "
+                      "which this browser cannot do. Best: open this page in your phone's own "
+                      "browser or another up-to-date browser. Or tick the box below and send: "
+                      "the server then encrypts your report as soon as it arrives, as the form "
+                      "without JavaScript does, so the server sees what you wrote for a "
+                      "moment."),
+    "pq_required_followup": N_("This service seals reports with post-quantum encryption, "
+                               "which this browser cannot open. Open this page in your "
+                               "phone's own browser or another up-to-date browser, or tick "
+                               "the box below and send your receipt: the server then opens "
+                               "your report for this visit, as without JavaScript."),
     "device_claim": N_("What you send is encrypted on your device before it leaves it; the "
                        "server cannot read it."),
     "will_clean": N_("{name}: hidden data will be removed before sending"),
@@ -129,8 +140,8 @@ PAGES = {
             "preparing", "pow", "deriving", "stripping", "sealing", "uploading", "finishing",
             "interrupted", "discarded", "failed", "held", "network", "removed",
             "receipt_removed", "list_sep", "nothing_removed", "unclean", "damaged", "too_big",
-            "too_many", "too_long", "no_crypto", "device_claim", "will_clean", "unclean_send",
-            "unclean_drop", "unclean_choose", "left_out", "keep_names",
+            "too_many", "too_long", "no_crypto", "pq_required", "device_claim", "will_clean",
+            "unclean_send", "unclean_drop", "unclean_choose", "left_out", "keep_names",
         }),
         ("refuse.", "meta.", "plain.", "name.", "unclean_reason."),
     ),

@@ -70,7 +70,9 @@ def _form_context(request: Request) -> dict[str, object]:
     session = get_session(request)
     open_channels = intake.list_open_channels(session)
     # The same words as the line's posters, so a reporter can check the page is the real one.
-    fingerprints = ({c.slug: intake.fingerprint_words(session, c) for c in open_channels}
+    v2_only = request.app.state.settings.require_v2
+    fingerprints = ({c.slug: intake.fingerprint_words(session, c, v2_only=v2_only)
+                     for c in open_channels}
                     if get_installation(session) is not None else {})
     return {
         "channels": open_channels,
@@ -98,7 +100,8 @@ def _storage_down(request: Request) -> bool:
 def _followup_form(request: Request, form_error: str | None = None, typed: str = "",
                    status: int = 200) -> Response:
     return render(request, "public/followup.html", {
-        "form_error": form_error, "typed_receipt": typed, "storage_down": _storage_down(request)},
+        "form_error": form_error, "typed_receipt": typed, "storage_down": _storage_down(request),
+        "require_v2": request.app.state.settings.require_v2},
         status=status)
 
 

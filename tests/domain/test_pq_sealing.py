@@ -27,7 +27,7 @@ def world(session, settings):  # type: ignore[no-untyped-def]
 
 
 def _seal(session, settings, slug: str = "acme", **kwargs: Any) -> sealing.SealedSubmission:  # type: ignore[no-untyped-def]
-    info = serverseal.channel_info(session, slug)
+    info = serverseal.channel_info(session, slug, v2_only=False)
     return sealing.seal_submission(info, get_installation(session).salt,
                                    settings.receipt_iterations, REPORT, None, [], **kwargs)
 
@@ -108,7 +108,7 @@ def test_before_add_pq_the_recovery_key_gets_v1_and_refuses_v2(session, settings
     xwing_public = installation.recovery_xwing_public_key
     installation.recovery_xwing_public_key = installation.recovery_xwing_key_id = None
     session.flush()
-    info = serverseal.channel_info(session, "acme")
+    info = serverseal.channel_info(session, "acme", v2_only=False)
     assert all("xwing_public_key" not in r for r in info["recipients"])
     sealed = _seal(session, settings)
     forged = dict(sealed.envelope)

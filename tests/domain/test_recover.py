@@ -121,7 +121,7 @@ def test_recover_command_reads_the_secret_from_stdin(tmp_path, monkeypatch,  # t
 
 def add_v2_case(session, settings) -> str:  # type: ignore[no-untyped-def]
     """A case as the server path seals it today: the recovery slot is v2."""
-    info = serverseal.channel_info(session, "acme")
+    info = serverseal.channel_info(session, "acme", v2_only=False)
     sealed = sealing.seal_submission(info, get_installation(session).salt,
                                      settings.receipt_iterations, REPORT, None, [])
     case, _ = intake.create_submission(session, settings,

@@ -92,7 +92,7 @@ def _check_upgraded(url: str, manifest: dict[str, Any], before_identity: list[An
                 ChannelScope.user_id == li.id))} == {
                 channels[slug].id for slug in manifest["accounts"]["li.na"]["channels"]}
             for channel in channels.values():
-                keys = {r.key_id for r in intake.channel_keys(session, channel).recipients}
+                keys = {r.key_id for r in intake.channel_keys(session, channel, v2_only=False).recipients}
                 assert li.key_id not in keys
             bureau = channels["xiangyang-yjj"]
             assert session.get(ChannelRecipient, (bureau.id, zhang.id)) is not None

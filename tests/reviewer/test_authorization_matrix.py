@@ -53,6 +53,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/cases/{case_id}/messages"): {"reviewer"},
     ("POST", "/cases/{case_id}/notes"): {"reviewer"},
     ("POST", "/cases/{case_id}/grants"): {"reviewer"},
+    ("POST", "/cases/{case_id}/reslot"): {"reviewer"},
     ("GET", "/admin"): {"admin"},
     ("POST", "/admin/users/{user_id:int}/roles"): {"admin"},
     ("POST", "/admin/users/{user_id:int}/deactivate"): {"admin"},

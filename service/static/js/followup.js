@@ -513,6 +513,14 @@ async function init() {
     pageReady();
     return; // the form posts to the server once the reporter ticks the box
   }
+  if (form.dataset.requireV2 === "true" && !(await supportsHybrid())) {
+    // Every case of an installation that requires v2 has a v2 reporter slot, which this
+    // browser cannot open: said before the receipt is typed, as on the report page.
+    showText(formError, t("pq_required_followup"));
+    offerServerSeal(form);
+    pageReady();
+    return;
+  }
   form.addEventListener("submit", onSubmit);
   showDeviceClaims();
   form.dataset.enhanced = "true";

@@ -166,6 +166,8 @@ async function sealEnvelope(info, channelId, keys, report, identity, files) {
   // With the hybrid (the receipt then has an X-Wing key): v2 to every recipient with an
   // X-Wing key and to the reporter, v1 to the rest; without it v1 everywhere (PROTOCOL 17.7).
   const hybrid = keys.xwingPublic !== null;
+  // Required since the page was loaded: never seal classically for such an installation.
+  if (!hybrid && info.require_v2) throw new UserError(t("pq_required"));
   const slotFor = async (suite, publicRaw, expectedId) => {
     const id = bytesToHex(await keyId(publicRaw));
     if (expectedId !== undefined && id !== expectedId) {
@@ -518,7 +520,10 @@ async function accepted(receipt, sealed, files, created) {
 // Nothing was stored, and sending the same sealed report later can work: the service said
 // its storage is full or read-only, or it could not be reached at all.
 function storageFailed(error) {
-  return retryable(error) && !(error instanceof ApiError && error.code === "not_initialised");
+  // Not set up (or, where v2 is required, no X-Wing recovery key yet): sending the same
+  // sealed report again cannot work, so it is not held.
+  return retryable(error) && !(error instanceof ApiError
+    && (error.code === "not_initialised" || error.code === "v2_not_ready"));
 }
 
 // While a report is held, "Send again" is the one way on: the form's own button would seal
@@ -595,6 +600,14 @@ async function init() {
     // The server path, but only if the reporter says so: the form posts as it would without
     // JavaScript once the box is ticked (the server refuses it otherwise).
     showText(ui.error, t("no_crypto"));
+    offerServerSeal(form);
+    pageReady();
+    return;
+  }
+  if (form.dataset.requireV2 === "true" && !(await supportsHybrid())) {
+    // The installation takes v2 slots only and this browser cannot seal them: another
+    // browser, or the server path (which seals v2), before anything is typed in vain.
+    showText(ui.error, t("pq_required"));
     offerServerSeal(form);
     pageReady();
     return;

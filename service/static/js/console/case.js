@@ -11,6 +11,7 @@ import {
   openFile,
   openItem,
   sealItem,
+  supportsHybrid,
 } from "../crypto/index.js";
 import { ApiError, el, saveBlob, showText } from "../common.js";
 import {
@@ -435,6 +436,45 @@ async function grant(event) {
   }
 }
 
+// Classical slots of holders that now have an X-Wing key: sealed again, v2, with the keys
+// this page holds; the server then removes the v1 slots (PROTOCOL 17.8).
+async function reslotCase() {
+  const button = document.getElementById("reslot-button");
+  const status = document.getElementById("reslot-status");
+  button.disabled = true;
+  try {
+    const slots = [];
+    for (const target of data.reslot) {
+      const key = target.purpose === "internal" ? internalKey : caseKey;
+      // Offered only where this browser has the hybrid: sealFor seals v2 (and checks the id).
+      if (key) slots.push(await sealFor(target, key, caseId, target.purpose));
+    }
+    const done = await request("POST", `${base}/reslot`, { slots });
+    data.reslot = [];
+    button.hidden = true;
+    showText(status, t("reslotted", { count: String(done.replaced) }));
+    if (!done.classical_only) {
+      for (const badge of document.querySelectorAll(".badge.classical")) badge.hidden = true;
+    }
+  } catch (error) {
+    showText(status, errorText(error));
+    button.disabled = false;
+  }
+}
+
+async function offerReslot() {
+  const panel = document.getElementById("reslot-panel");
+  if (!panel || !data.reslot || !data.reslot.length) return;
+  panel.hidden = false;
+  const button = document.getElementById("reslot-button");
+  if (!(await supportsHybrid())) {
+    button.hidden = true;
+    showText(document.getElementById("reslot-status"), t("reslot_needs_hybrid"));
+    return;
+  }
+  button.addEventListener("click", reslotCase);
+}
+
 function enableForms() {
   if (!data.can_write || !caseKey) return;
   const message = document.getElementById("message-form");
@@ -453,6 +493,7 @@ function enableForms() {
     fillColleagues();
     grantForm.addEventListener("submit", grant);
   }
+  offerReslot().catch((error) => console.warn(error));
 }
 
 whenUnlocked(openAll).catch((error) => showText(errorBox, errorText(error)));
