@@ -3,9 +3,10 @@
 The plaintext lives only in this request's memory: photos whole (to be cleaned), other files
 a piece at a time from a spool sealed under a key only the request holds
 (service/platform/spool.py, read in by service/web/upload.py); the case is marked "sealed on
-server" so reviewers know the weaker guarantee applied. For a returning reporter without JavaScript the server derives the receipt keys for
-that one request, and hands the browser a short-lived capability (the case key sealed under a
-server-held key) so a reply can be sealed without asking for the receipt again.
+server" so reviewers know the weaker guarantee applied. For a returning reporter without
+JavaScript the server derives the receipt keys for that one request, and hands the browser a
+short-lived capability (the case key sealed under a server-held key) so a reply can be sealed
+without asking for the receipt again.
 """
 
 from __future__ import annotations

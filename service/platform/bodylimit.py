@@ -307,6 +307,7 @@ class RequestBody:
                 raise Busy()
 
         scope["chuishao.hold"] = hold
+        scope["chuishao.streamed"] = True
         try:
             await self.app(scope, meter.next, send)
         finally:

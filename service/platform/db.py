@@ -238,11 +238,11 @@ class DatabaseSessionMiddleware:
             if prepare is not None:
                 # CPU-heavy work (key derivations) before any gate: while it runs, other
                 # requests keep the database, and it keeps no write lock.
-                body = scope.get("chuishao.body")
                 try:
                     # A streamed body (bodylimit.limited) is read by prepare as it arrives.
-                    await prepare(Request(scope, receive if body is None
-                                          else replaying(body, receive)))
+                    await prepare(Request(scope, receive if scope.get("chuishao.streamed")
+                                          else replaying(scope.get("chuishao.body", b""),
+                                                         receive)))
                 except ChuishaoError as exc:
                     await _respond_error(scope, exc, send)
                     return

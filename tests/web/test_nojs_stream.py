@@ -11,7 +11,9 @@ import io
 import os
 import re
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
@@ -30,7 +32,7 @@ MB = 1024 * 1024
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return fast_settings(tmp_path / "var", max_file_bytes=6 * MB, max_nojs_held_bytes=1 * MB,
-                         max_nojs_bytes=16 * MB)
+                         max_nojs_bytes=16 * MB, body_idle_seconds=1)
 
 
 @pytest.fixture
@@ -173,3 +175,74 @@ def test_the_spool_keeps_no_plaintext_on_disk(tmp_path: Path) -> None:
         b"".join(spool.read())
     spool.close()
     assert os.listdir(tmp_path) == []
+
+
+def _open_spools(settings: Settings) -> list[str]:
+    """Spool files this process holds open (unnamed: only a descriptor shows one)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(settings.data_dir / "spool")):
+            found.append(target)
+    return found
+
+
+def _cut_off_post(client: TestClient, app: Any, settings: Settings,
+                  end: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """A no-JavaScript post whose video stops half-way: the client goes (``disconnect``) or
+    goes quiet (``stall``). The messages answered, and the spools open at the cut."""
+    token = with_token(client, {})["form_token"]
+    boundary = "----cut"
+    fields = {**_form(unclean="send"), "form_token": token}
+    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                   f"{v}\r\n" for k, v in fields.items())
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+             'filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n')
+    video = _video(4 * MB)
+    pieces = [head.encode()] + [video[i:i + 65536] for i in range(0, 2 * MB, 65536)]
+    sent: list[dict[str, Any]] = []
+    at_cut: list[str] = []
+
+    async def run() -> None:
+        async def receive() -> dict[str, Any]:
+            if pieces:
+                return {"type": "http.request", "body": pieces.pop(0), "more_body": True}
+            at_cut.extend(_open_spools(settings))
+            if end == "stall":
+                await anyio.sleep(30)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        length = len(head) + len(video) + 64
+        await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                   "method": "POST", "scheme": "https", "path": "/report",
+                   "raw_path": b"/report", "root_path": "", "query_string": b"",
+                   "server": ("testserver", 443), "client": None, "app": app,
+                   "headers": [(b"host", b"testserver"),
+                               (b"content-type", f"multipart/form-data; boundary={boundary}"
+                                .encode()),
+                               (b"content-length", str(length).encode())]}, receive, send)
+
+    client.portal.call(run)  # type: ignore[union-attr]
+    return sent, at_cut
+
+
+@pytest.mark.parametrize("end", ["disconnect", "stall"])
+def test_a_post_cut_off_mid_file_leaves_nothing_behind(
+        client: TestClient, app, world, settings, session, end: str) -> None:  # type: ignore[no-untyped-def]
+    sent, at_cut = _cut_off_post(client, app, settings, end)
+    assert len(at_cut) == 1  # the video was waiting on disk, sealed, when the client went
+    if end == "stall":
+        # Cut off after body_idle_seconds, in words; nothing was stored.
+        assert sent[0]["status"] == 408
+        body = b"".join(m.get("body", b"") for m in sent).decode()
+        assert "上传太慢或已中断" in body, body[:500]
+    else:
+        assert sent == []  # nobody left to answer
+    assert _counts(session) == (0, 0, 0)
+    assert _open_spools(settings) == []
