@@ -96,6 +96,7 @@ class _Reader:
         self._file: _File | None = None
         self._skip = False
         self._file_count = 0
+        self.ended = False  # the closing boundary arrived: the form is whole
 
     # python-multipart callbacks ---------------------------------------------------------
 
@@ -152,6 +153,9 @@ class _Reader:
                 file.spool.finish()
         elif self._field is not None:
             self.fields.append((self._field, _text(bytes(self._data))))
+
+    def on_end(self) -> None:
+        self.ended = True
 
     # files --------------------------------------------------------------------------------
 
@@ -257,11 +261,13 @@ async def read_form(request: Request, settings: Settings) -> None:
         "on_part_begin": reader.on_part_begin, "on_part_data": reader.on_part_data,
         "on_part_end": reader.on_part_end, "on_header_field": reader.on_header_field,
         "on_header_value": reader.on_header_value, "on_header_end": reader.on_header_end,
-        "on_headers_finished": reader.on_headers_finished})
+        "on_headers_finished": reader.on_headers_finished, "on_end": reader.on_end})
     try:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
     except FormParserError:
         raise InvalidInput(UNREADABLE) from None
+    if not reader.ended:  # cut short: a part without its end
+        raise InvalidInput(UNREADABLE)
     request.scope[SCOPE_KEY] = reader.result()

@@ -246,3 +246,16 @@ def test_a_post_cut_off_mid_file_leaves_nothing_behind(
         assert sent == []  # nobody left to answer
     assert _counts(session) == (0, 0, 0)
     assert _open_spools(settings) == []
+
+
+def test_a_form_cut_short_is_refused_and_stores_nothing(
+        client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
+    token = with_token(client, {})["form_token"]
+    body = "".join(f'--b\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                   for k, v in {**_form(unclean="send"), "form_token": token}.items())
+    body += '--b\r\nContent-Disposition: form-data; name="files"; filename="a.mp4"\r\n\r\n'
+    cut = body.encode() + _video(MB)  # no closing boundary: the file may be cut anywhere
+    refused = client.post("/report", content=cut,
+                          headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert refused.status_code == 400 and "无法读取表单" in refused.text
+    assert _counts(session) == (0, 0, 0)
