@@ -69,6 +69,7 @@ bench: $(STAMP)
 	@if [ -n "$(CHUISHAO_TEST_POSTGRES_URL)" ]; then \
 	$(BIN)/python bench/intake.py --postgres "$(CHUISHAO_TEST_POSTGRES_URL)"; fi
 	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/nojs_upload.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/browser.py

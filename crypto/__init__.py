@@ -53,6 +53,7 @@ from ._receipt import (
     normalize_receipt,
 )
 from ._recovery import decode_recovery_secret, encode_recovery_secret
+from ._scratch import SCRATCH_TAG, ScratchKey
 from ._signing import (
     generate_signing_key,
     sign,
@@ -89,6 +90,8 @@ __all__ = [
     "XWING_WRAPPED_SIZE",
     "XWING_WRAP_VERSION",
     "OpenError",
+    "SCRATCH_TAG",
+    "ScratchKey",
     "PasswordKeys",
     "ReceiptKeys",
     "ReceiptMistyped",

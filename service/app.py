@@ -107,14 +107,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     routes = [
         # Reporter pages (work without JavaScript).
         Route("/", public.index, name="index"),
-        Route("/report", limited(public.submit_report, nojs, prepare=public.prepare_new_receipt),
-              methods=["POST"]),
+        # The no-JavaScript form streams in (service/web/upload.py): files wait sealed on disk.
+        Route("/report", limited(public.submit_report, nojs, prepare=public.prepare_report,
+                                 streamed=True), methods=["POST"]),
         Route("/report/sent", public.receipt_page, name="receipt"),
         Route("/report/sent", limited(public.receipt_done, form), methods=["POST"]),
         Route("/followup", public.followup_form, name="followup"),
         Route("/followup", limited(public.followup_open, form, prepare=public.prepare_receipt),
               methods=["POST"]),
-        Route("/followup/reply", limited(public.followup_reply, nojs), methods=["POST"]),
+        Route("/followup/reply", limited(public.followup_reply, nojs,
+                                         prepare=public.prepare_reply, streamed=True),
+              methods=["POST"]),
         Route("/followup/file", limited(public.followup_download, form), methods=["POST"]),
         Route("/followup/claim",
               limited(public.followup_claim, form, prepare=public.prepare_receipt),

@@ -1,17 +1,20 @@
 """The no-JavaScript path: the server seals at once, with the same code, and forgets.
 
-The plaintext lives only in this request's memory (the multipart parser is told never to
-spool to disk); the case is marked "sealed on server" so reviewers know the weaker guarantee
-applied. For a returning reporter without JavaScript the server derives the receipt keys for
-that one request, and hands the browser a short-lived capability (the case key sealed under a
-server-held key) so a reply can be sealed without asking for the receipt again.
+The plaintext lives only in this request's memory: photos whole (to be cleaned), other files
+a piece at a time from a spool sealed under a key only the request holds
+(service/platform/spool.py, read in by service/web/upload.py); the case is marked "sealed on
+server" so reviewers know the weaker guarantee applied. For a returning reporter without
+JavaScript the server derives the receipt keys for that one request, and hands the browser a
+short-lived capability (the case key sealed under a server-held key) so a reply can be sealed
+without asking for the receipt again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -57,8 +60,7 @@ def seal_on_server(session: Session, settings: Settings, channel_slug: str,
     for spec in envelope.files:
         stored = session.get(StoredFile, spec.id)
         assert stored is not None
-        for index, chunk in enumerate(sealed.chunks[spec.id]()):
-            intake.store_chunk(session, stored, index, chunk)
+        store_sealed(session, stored, sealed.chunks[spec.id]())
     if envelope.files:
         intake.finish_submission(session, settings, case)
     return sealed.receipt
@@ -166,13 +168,30 @@ def open_capability(secret_key: str, case_id: str, token: str,
     return body[8:]
 
 
-def strip_or_refuse(data: bytes, name: str, content_type: str,
-                    settings: Settings) -> StripResult:
-    """A no-JavaScript upload, size-checked first, then stripped of its metadata; a file that
-    cannot be cleaned safely is refused with a message naming it (nothing is sent)."""
-    if len(data) > settings.max_file_bytes:
+@dataclass(frozen=True)
+class Upload:
+    """One file of a no-JavaScript post as it arrived (service/web/upload.py): its first bytes
+    (which judge its type), its size, and its content, whole in memory where it must be
+    cleaned (``data``, a picture) or streamed back from a sealed spool (``read``)."""
+
+    name: str
+    head: bytes
+    size: int
+    data: bytes | None
+    read: Callable[[], Iterable[bytes]]
+
+
+def check_file_size(settings: Settings, size: int) -> None:
+    if size > settings.max_file_bytes:
         raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
                            mb=settings.max_file_bytes // (1024 * 1024))
+
+
+def strip_or_refuse(data: bytes, name: str, content_type: str,
+                    settings: Settings) -> StripResult:
+    """A no-JavaScript picture, size-checked first, then stripped of its metadata; a file that
+    cannot be cleaned safely is refused with a message naming it (nothing is sent)."""
+    check_file_size(settings, len(data))
     try:
         return strip_metadata(data, name, content_type)
     except TooManyParts:
@@ -185,7 +204,6 @@ def strip_or_refuse(data: bytes, name: str, content_type: str,
                               "not be removed. Nothing was sent."), name=name) from None
 
 
-
 @dataclass(frozen=True)
 class CleanedUpload:
     """One file of a no-JavaScript post: cleaned where it can be, under the name it is sent as."""
@@ -193,21 +211,23 @@ class CleanedUpload:
     original: str
     name: str
     type: str
-    data: bytes
+    size: int
+    read: Callable[[], Iterable[bytes]]
     removed: tuple[str, ...]
     cleaned: bool
 
 
-def clean_uploads(uploads: list[tuple[str, bytes]], *, first_number: int, keep_names: bool,
+def clean_uploads(uploads: list[Upload], *, first_number: int, keep_names: bool,
                   unclean: str, translate: Callable[..., str], settings: Settings,
                   ) -> tuple[list[CleanedUpload], list[str]]:
     """The files to seal, and the original names of those left out at the reporter's choice.
 
     Every type is judged by its bytes first, so a file that cannot be cleaned is named to the
     reporter (and nothing is sealed) unless they chose to send or to leave out such files.
+    Only pictures are read here (held whole); the rest is streamed when it is sealed.
     """
-    kinds = [filetypes.detect(data, name) for name, data in uploads]
-    unclean_kinds = [(name, kind) for (name, _), kind in zip(uploads, kinds, strict=True)
+    kinds = [filetypes.detect(upload.head, upload.name) for upload in uploads]
+    unclean_kinds = [(upload.name, kind) for upload, kind in zip(uploads, kinds, strict=True)
                      if not kind.cleanable]
     if unclean_kinds and not unclean:
         refused = reportform.UncleanNotChosen(names=", ".join(name for name, _ in unclean_kinds))
@@ -218,22 +238,38 @@ def clean_uploads(uploads: list[tuple[str, bytes]], *, first_number: int, keep_n
     cleaned: list[CleanedUpload] = []
     left_out: list[str] = []
     number = first_number
-    for (name, data), kind in zip(uploads, kinds, strict=True):
+    for upload, kind in zip(uploads, kinds, strict=True):
         if not kind.cleanable and unclean == reportform.UNCLEAN_DROP:
-            left_out.append(name)
+            left_out.append(upload.name)
             continue
-        result = strip_or_refuse(data, name, kind.mime, settings)
-        final = name if keep_names else filetypes.neutral_name(kind, number, translate)
+        final = upload.name if keep_names else filetypes.neutral_name(kind, number, translate)
         number += 1
-        cleaned.append(CleanedUpload(name, final[:200], kind.mime, result.data,
-                                     tuple(result.removed), result.cleaned))
+        if kind.cleanable:
+            # The reader holds every picture whole (it judges types by the same rule).
+            assert upload.data is not None
+            result = strip_or_refuse(upload.data, upload.name, kind.mime, settings)
+            cleaned.append(CleanedUpload(upload.name, final[:200], kind.mime, len(result.data),
+                                         functools.partial(list, [result.data]),
+                                         tuple(result.removed), result.cleaned))
+        else:
+            check_file_size(settings, upload.size)
+            cleaned.append(CleanedUpload(upload.name, final[:200], kind.mime, upload.size,
+                                         upload.read, (), False))
     return cleaned, left_out
 
 
-def check_file_size(settings: Settings, data: bytes) -> None:
-    if len(data) > settings.max_file_bytes:
-        raise InvalidInput(N_("A file is larger than the limit of {mb} MB."), status=413,
-                           mb=settings.max_file_bytes // (1024 * 1024))
+def store_sealed(session: Session, file: StoredFile, chunks: Iterable[bytes]) -> None:
+    """A file's sealed chunks, stored in batches as they are sealed: memory holds one batch."""
+    batch: list[bytes] = []
+    first = 0
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) == intake.BATCH_CHUNKS:
+            intake.store_batch(session, file, first, len(batch), b"".join(batch))
+            first += len(batch)
+            batch.clear()
+    if batch:
+        intake.store_batch(session, file, first, len(batch), b"".join(batch))
 
 
 def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase,
@@ -243,24 +279,22 @@ def add_file_on_server(session: Session, settings: Settings, opened: OpenedCase,
     Runs in a worker thread (service.platform.offload): the sealing is CPU work."""
     # The case's file quota before anything else.
     followup.check_file_room(session, settings, opened.case)
-    content = upload.data
     file_id, meta_id = crypto.new_id(), crypto.new_id()
     file_key, prefix = crypto.new_key(), crypto.new_key()[:7]
     case_id = bytes.fromhex(opened.case.id)
     meta = {"name": upload.name, "type": upload.type,
-            "size": len(content), "key": crypto.b64u_encode(file_key),
+            "size": upload.size, "key": crypto.b64u_encode(file_key),
             "prefix": crypto.b64u_encode(prefix), "removed": list(upload.removed),
             "cleaned": upload.cleaned}
-    stored_size, count = sealing.stored_layout(len(content))
+    stored_size, count = sealing.stored_layout(upload.size)
     blob = crypto.seal_item(opened.case_key, case_id, meta_id, "file-meta", meta)
     file = followup.add_file(session, settings, opened.case, {
         "file": {"id": file_id.hex(), "meta_item_id": meta_id.hex(), "stored_size": stored_size,
                  "chunk_count": count},
         "meta": {"id": meta_id.hex(), "blob": crypto.b64u_encode(blob)},
     })
-    chunks = crypto.seal_file(file_key, prefix, case_id, file_id, [content], len(content))
-    for index, chunk in enumerate(chunks):
-        intake.store_chunk(session, file, index, chunk)
+    store_sealed(session, file, crypto.seal_file(file_key, prefix, case_id, file_id,
+                                                 upload.read(), upload.size))
     intake.complete_file(session, file)
     # As the JavaScript path's finish does: the case's reviewers hear of new evidence.
     followup.note_reporter_activity(session, settings, opened.case)

@@ -30,6 +30,7 @@ from service.platform.offload import Busy
 Prepare = Callable[[Request], Awaitable[None]]
 # Bytes per message when a read body is given to the app again.
 REPLAY_SLICE = 1024 * 1024
+MB = 1024 * 1024
 # Seconds a body may take before its minimum average rate is enforced.
 RATE_GRACE_SECONDS = 10.0
 
@@ -58,10 +59,11 @@ class BodyLimit:
     """Plain ASGI: refuse early on Content-Length, and count what actually arrives."""
 
     def __init__(self, app: ASGIApp, limit: int | None,
-                 prepare: Prepare | None = None) -> None:
+                 prepare: Prepare | None = None, streamed: bool = False) -> None:
         self.app = app
         self.limit = limit
         self.prepare = prepare
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.limit is None:
@@ -78,7 +80,9 @@ class BodyLimit:
                 except ValueError:
                     declared = None
         if declared is not None and declared > limit:
-            response = render_error(Request(scope), 413, TooLarge.code, TooLarge.message)
+            refused = too_large(limit)
+            response = render_error(Request(scope), 413, refused.code, refused.message,
+                                    refused.params)
             await response(scope, receive, send)
             return
         received = 0
@@ -89,20 +93,21 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise TooLarge()
+                    raise too_large(limit)
             return message
 
         await self.app(scope, limited_receive, send)
 
 
 def limited(endpoint: Callable[[Request], Any], limit: int, *,
-            prepare: Prepare | None = None) -> ASGIApp:
+            prepare: Prepare | None = None, streamed: bool = False) -> ASGIApp:
     """A route endpoint whose request body may not exceed ``limit`` bytes.
 
     ``prepare``: CPU-heavy work (through ``service.platform.offload``) done once the body is in and
-    before the database gate is taken, so no gate is held while it runs.
+    before the database gate is taken, so no gate is held while it runs. ``streamed``: the body
+    is not read whole first; ``prepare`` reads it as it arrives (and must: the view cannot).
     """
-    return BodyLimit(request_response(endpoint), limit, prepare)
+    return BodyLimit(request_response(endpoint), limit, prepare, streamed)
 
 
 def prepared_first(endpoint: Callable[[Request], Any], prepare: Prepare) -> ASGIApp:
@@ -188,8 +193,54 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def too_large(limit: int) -> TooLarge:
+    """The refusal of a body over ``limit``, which it names."""
+    size = f"{limit // MB} MB" if limit >= MB else f"{limit // 1024} KB"
+    return TooLarge(N_("What you sent is larger than the limit of {size}."), size=size)
+
+
+class _Meter:
+    """The rules every body is read under: its limit, an idle timeout, a minimum average rate
+    after a grace period, and a deadline at that rate for its declared (or largest) size."""
+
+    def __init__(self, receive: Receive, limit: int, declared: int | None,
+                 idle_seconds: float, min_rate: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.idle_seconds = idle_seconds
+        self.min_rate = min_rate
+        self.received = 0
+        self.started = time.monotonic()
+        self.deadline = self.started + RATE_GRACE_SECONDS + (declared or limit) / max(1, min_rate)
+
+    async def next(self) -> Message:
+        """The next message, or a refusal (``BodyTimeout``, ``TooLarge``)."""
+        wait = min(self.idle_seconds, self.deadline - time.monotonic())
+        if wait <= 0:
+            raise BodyTimeout()
+        try:
+            with anyio.fail_after(wait):
+                message = await self.receive()
+        except TimeoutError:
+            raise BodyTimeout() from None
+        if message["type"] != "http.request":
+            return message
+        self.received += len(message.get("body", b""))
+        if self.received > self.limit:
+            raise too_large(self.limit)
+        elapsed = time.monotonic() - self.started
+        if message.get("more_body", False) and elapsed > RATE_GRACE_SECONDS and \
+                self.received < self.min_rate * (elapsed - RATE_GRACE_SECONDS):
+            raise BodyTimeout()
+        return message
+
+
 class RequestBody:
-    """Plain ASGI, outside the database layer: route-aware limits, read whole, timeouts."""
+    """Plain ASGI, outside the database layer: route-aware limits, read whole, timeouts.
+
+    A streamed route (the no-JavaScript form, see ``limited``) is not read here: its prepare
+    step reads it as it arrives, under the same rules, and what it holds in memory counts
+    against the same budget (``chuishao.hold``) until the request ends."""
 
     def __init__(self, app: ASGIApp, *, default_limit: int, budget: int, idle_seconds: float,
                  min_rate: int) -> None:
@@ -221,7 +272,10 @@ class RequestBody:
         if isinstance(endpoint, BodyLimit) and endpoint.limit is not None:
             limit = endpoint.limit
         if declared is not None and declared > limit:
-            await _refuse(scope, send, TooLarge())
+            await _refuse(scope, send, too_large(limit))
+            return
+        if isinstance(endpoint, BodyLimit) and endpoint.streamed:
+            await self._streamed(scope, receive, send, limit, declared)
             return
         try:
             body = await self._read(receive, limit, declared)
@@ -240,45 +294,49 @@ class RequestBody:
         finally:
             self.held -= reserved
 
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send, limit: int,
+                        declared: int | None) -> None:
+        meter = _Meter(receive, limit, declared, self.idle_seconds, self.min_rate)
+        reserved = 0
+
+        def hold(count: int) -> None:
+            nonlocal reserved
+            reserved += count
+            self.held += count
+            if self.held > self.budget:
+                raise Busy()
+
+        scope["chuishao.hold"] = hold
+        scope["chuishao.streamed"] = True
+        try:
+            await self.app(scope, meter.next, send)
+        finally:
+            self.held -= reserved
+            # Whatever waited on disk for this request goes now (see service.platform.spool).
+            for spool in scope.get("chuishao.spools", ()):
+                spool.close()
+
     async def _read(self, receive: Receive, limit: int, declared: int | None) -> bytes | None:
+        meter = _Meter(receive, limit, declared, self.idle_seconds, self.min_rate)
         chunks: list[bytes] = []
-        received = 0
-        started = time.monotonic()
-        # The longest any body of this size may take at the minimum rate.
-        deadline = started + RATE_GRACE_SECONDS + (declared or limit) / max(1, self.min_rate)
         more = True
         try:
             while more:
-                now = time.monotonic()
-                wait = min(self.idle_seconds, deadline - now)
-                if wait <= 0:
-                    raise BodyTimeout()
-                try:
-                    with anyio.fail_after(wait):
-                        message = await receive()
-                except TimeoutError:
-                    raise BodyTimeout() from None
+                message = await meter.next()
                 if message["type"] == "http.disconnect":
-                    self.held -= received
-                    received = 0
+                    self.held -= meter.received
+                    meter.received = 0
                     return None
                 chunk = message.get("body", b"")
                 more = message.get("more_body", False)
                 if not chunk:
                     continue
-                received += len(chunk)
                 self.held += len(chunk)
-                if received > limit:
-                    raise TooLarge()
                 if self.held > self.budget:
                     raise Busy()
-                elapsed = time.monotonic() - started
-                if more and elapsed > RATE_GRACE_SECONDS and \
-                        received < self.min_rate * (elapsed - RATE_GRACE_SECONDS):
-                    raise BodyTimeout()
                 chunks.append(chunk)
         except BaseException:
-            self.held -= received  # refused or cancelled: nothing of it is kept
+            self.held -= sum(len(chunk) for chunk in chunks)  # nothing of it is kept
             raise
         body = b"".join(chunks)
         chunks.clear()

@@ -19,7 +19,7 @@ import anyio.from_thread
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.platform import offload
@@ -231,18 +231,23 @@ class DatabaseSessionMiddleware:
         sqlite = database.dialect == "sqlite"
         writes = scope["method"] not in SAFE_METHODS or scope["path"].startswith("/console")
         # The body is already in (service.platform.bodylimit reads it whole, bounded and with
-        # timeouts, before this layer), so no gate is ever held waiting on the network.
+        # timeouts, before this layer; a streamed one is read by prepare, before the gate), so
+        # no gate is ever held waiting on the network.
         with offload.request_memo():
             prepare = scope.get("chuishao.prepare")
             if prepare is not None:
                 # CPU-heavy work (key derivations) before any gate: while it runs, other
                 # requests keep the database, and it keeps no write lock.
                 try:
-                    body = scope.get("chuishao.body", b"")
-                    await prepare(Request(scope, replaying(body, receive)))
+                    # A streamed body (bodylimit.limited) is read by prepare as it arrives.
+                    await prepare(Request(scope, receive if scope.get("chuishao.streamed")
+                                          else replaying(scope.get("chuishao.body", b""),
+                                                         receive)))
                 except ChuishaoError as exc:
                     await _respond_error(scope, exc, send)
                     return
+                except ClientDisconnect:
+                    return  # gone mid-body: nobody to answer, and nothing was stored
             await self._with_session(scope, receive, send, database, sqlite, writes)
 
     async def _with_session(self, scope: Scope, receive: Receive, send: Send,

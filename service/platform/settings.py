@@ -65,8 +65,11 @@ class Settings:
     # Files this small in total travel inside the submission itself: one request, one commit.
     max_inline_bytes: int = 1024 * 1024
     max_file_bytes: int = 200 * 1024 * 1024
-    # The whole no-JavaScript form, attachments included (held in memory while sealing).
-    max_nojs_bytes: int = 50 * 1024 * 1024
+    # The whole no-JavaScript form, attachments included. Its files stream to a sealed spool
+    # on disk, each up to max_file_bytes as in the JavaScript path, except photos (JPEG, PNG),
+    # which are cleaned whole in memory: at most max_nojs_held_bytes of them per form.
+    max_nojs_bytes: int = 1024 * 1024 * 1024
+    max_nojs_held_bytes: int = 50 * 1024 * 1024
     # Request bodies are read whole before a request takes a database gate. Bytes held for
     # all requests together (beyond: 503), seconds without a byte and the minimum average
     # rate (after ten seconds) before a body is cut off (408).
@@ -182,6 +185,7 @@ class Settings:
             "max_inline_bytes": int,
             "max_file_bytes": int,
             "max_nojs_bytes": int,
+            "max_nojs_held_bytes": int,
             "max_held_body_bytes": int,
             "body_idle_seconds": int,
             "body_min_bytes_per_second": int,
@@ -260,7 +264,7 @@ class Settings:
         if self.body_idle_seconds < 1 or self.body_min_bytes_per_second < 1:
             raise SettingsError("body_idle_seconds and body_min_bytes_per_second must be "
                                 "positive")
-        if self.max_held_body_bytes < max(self.max_nojs_bytes, self.max_form_bytes):
+        if self.max_held_body_bytes < max(self.max_nojs_held_bytes, self.max_form_bytes):
             raise SettingsError("max_held_body_bytes must hold at least one whole form")
         if self.reopen_days < 0:
             raise SettingsError("reopen_days must be 0 or more")

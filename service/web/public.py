@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -37,33 +35,12 @@ from service.platform.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
-    TooLarge,
     wants_json,
 )
 from service.platform.i18n import LANGUAGES, N_
 from service.platform.middleware import cookie_name
 from service.platform.templating import language, render, translator
-
-
-class InMemoryMultiPartParser(MultiPartParser):
-    # The request body is already bounded; never spool plaintext evidence to disk.
-    spool_max_size = 2**40
-
-async def read_multipart(request: Request, *, max_files: int) -> FormData:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            return await request.form(max_files=0, max_fields=50)
-        raise InvalidInput(N_("The form was sent in a format we do not accept."),
-                           code="wrong_content_type", status=415)
-    parser = InMemoryMultiPartParser(request.headers, request.stream(), max_files=max_files,
-                                     max_fields=50, max_part_size=200_000)
-    try:
-        return await parser.parse()
-    except MultiPartException as exc:
-        if "Too many files" in str(exc):
-            raise TooLarge(N_("At most {count} files can be attached."), count=max_files) from None
-        raise InvalidInput(N_("The form could not be read. Please try again.")) from None
+from service.web import upload
 
 
 def _form_context(request: Request) -> dict[str, object]:
@@ -109,10 +86,6 @@ async def index(request: Request) -> Response:
     return render(request, "public/index.html", _form_context(request))
 
 
-def _reader(content: bytes) -> Callable[[], list[bytes]]:
-    return lambda: [content]
-
-
 def _refusal_text(request: Request, error: ChuishaoError) -> str:
     translate = translator(request)
     reasons = getattr(error, "reasons", ())
@@ -131,19 +104,11 @@ def _refused_form(request: Request, form: FormData, error: ChuishaoError) -> Res
     return render(request, "public/index.html", context, status=error.status)
 
 
-async def _read_uploads(settings: Any, uploads: list[UploadFile]) -> list[tuple[str, bytes]]:
-    read = []
-    for upload in uploads:
-        data = await upload.read()
-        serverseal.check_file_size(settings, data)
-        read.append((reportform.clean_text(upload.filename, 200) or "file", data))
-    return read
-
-
 async def submit_report(request: Request) -> Response:
     """The no-JavaScript submission: sealed on the server at once."""
     settings = request.app.state.settings
-    form = await read_multipart(request, max_files=settings.max_files)
+    posted = upload.received(request)
+    form = posted.fields
     try:
         # Before anything else: plaintext from a page whose script should have encrypted it
         # is dropped here, unparsed and uncounted.
@@ -174,18 +139,19 @@ async def submit_report(request: Request) -> Response:
     except formtoken.AlreadySent:
         return _already_sent(request)
     try:
-        uploads = await _read_uploads(settings, reportform.uploaded_files(form))
+        if posted.refused is not None:
+            raise posted.refused
         # Stripping, key derivation and sealing are CPU work: in the files lane, off the loop.
         cleaned, left_out = await offload.run(
             "files", functools.partial(
                 serverseal.clean_uploads, first_number=1, keep_names=reportform.keep_names(form),
                 unclean=reportform.unclean_choice(form), translate=translator(request),
-                settings=settings), uploads)
+                settings=settings), posted.files)
     except InvalidInput as refused:
         # Files that cannot be cleaned (named), a damaged or odd picture, a file too large:
         # the form comes back with what was typed; files must be attached again.
         return _refused_form(request, form, refused)
-    files = [sealing.PlainFile(name=f.name, type=f.type, size=len(f.data), read=_reader(f.data),
+    files = [sealing.PlainFile(name=f.name, type=f.type, size=f.size, read=f.read,
                                removed=f.removed, cleaned=f.cleaned) for f in cleaned]
     receipt = await offload.run("files", serverseal.seal_on_server, session,
                                 settings, parsed.channel, parsed.report, parsed.identity, files,
@@ -314,6 +280,18 @@ async def prepare_receipt(request: Request) -> None:
                           request.app.state.settings.receipt_iterations, remember=True)
 
 
+async def prepare_report(request: Request) -> None:
+    """Before the database gate: the form read as it arrives (files streamed), then the
+    new report's receipt."""
+    await upload.read_form(request, request.app.state.settings)
+    await prepare_new_receipt(request)
+
+
+async def prepare_reply(request: Request) -> None:
+    """Before the database gate: the no-JavaScript reply read as it arrives."""
+    await upload.read_form(request, request.app.state.settings)
+
+
 async def prepare_new_receipt(request: Request) -> None:
     """Before the database gate: a new report's receipt and its key derivation, in the
     receipt lane, so the write lock is not held through it."""
@@ -375,17 +353,21 @@ def _opened_from_capability(request: Request, case_id: str,
 
 async def followup_reply(request: Request) -> Response:
     settings = request.app.state.settings
-    form = await read_multipart(request, max_files=settings.max_files)
+    posted = upload.received(request)
+    form = posted.fields
     sealing_mode = reportform.server_sealing(form)
     opened = _opened_from_capability(request, str(form.get("case", "")),
                                      str(form.get("capability", "")))
     text = reportform.clean_text(form.get("text"), reportform.LIMITS["description"])
-    uploads = await _read_uploads(settings, reportform.uploaded_files(form))
+    uploads = posted.files
+    if posted.refused is not None:
+        return _case_page(request, opened, sealing_mode, status=posted.refused.status,
+                          reply_error=_refusal_text(request, posted.refused), reply_text=text)
     if not text and not uploads:
         raise InvalidInput(N_("Write a reply or attach a file."))
     # The case's quota before any file is parsed: a full case costs the stripper nothing.
     followup.check_reply_room(get_session(request), settings, opened.case, text=bool(text),
-                              file_sizes=[len(data) for _, data in uploads])
+                              file_sizes=[f.size for f in uploads])
     try:
         cleaned, left_out = await offload.run(
             "files", functools.partial(
@@ -404,9 +386,9 @@ async def followup_reply(request: Request) -> Response:
             body["in_reply_to"] = in_reply_to
         item = sealing.seal_item_for_case(opened.case_key, opened.case.id, "reply", body)
         followup.add_reply(session, settings, opened.case, item)
-    for upload in cleaned:
+    for cleaned_file in cleaned:
         await offload.run("files", serverseal.add_file_on_server, session, settings, opened,
-                          upload)
+                          cleaned_file)
     session.flush()
     opened = serverseal.open_case(session, settings, opened.case, opened.case_key)
     translate = translator(request)

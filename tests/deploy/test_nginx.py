@@ -334,6 +334,10 @@ def test_body_limits_match_the_settings() -> None:
     defaults = Settings()
     assert server == defaults.max_form_bytes
     assert limits["= /report"] == limits["= /followup/reply"] == defaults.max_nojs_bytes
+    # The no-JavaScript form is plaintext: passed on as it arrives, never in nginx's files.
+    for location in ("= /report", "= /followup/reply"):
+        block = re.search(r"location " + re.escape(location) + r" \{([^}]*)\}", text)
+        assert block is not None and "proxy_request_buffering off;" in block.group(1)
     (chunks,) = [size for location, size in limits.items() if "chunks" in location]
     assert defaults.max_chunk_bytes <= chunks < defaults.max_chunk_bytes + 1024
 
@@ -545,6 +549,58 @@ def test_the_nojs_ceiling_holds_in_total(cluster: Cluster) -> None:
     assert sorted(statuses) == [303] * NOJS_PER_HOUR + [429] * (6 - NOJS_PER_HOUR), statuses
     with cluster.deployment.database().session() as session:
         assert len(session.scalars(select(Case.id)).all()) == before + NOJS_PER_HOUR
+
+
+def _open_body_files(prefix: Path) -> list[str]:
+    """Request-body files nginx holds open under ``prefix`` (it unlinks them at once, so only
+    its descriptors show them)."""
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(prefix)) and ("/body-chuishao/" in target
+                                              or "/client_body/" in target):
+            found.append(target)
+    return found
+
+
+def test_a_nojs_form_larger_than_memory_passes_unbuffered(cluster: Cluster,
+                                                          tmp_path: Path) -> None:
+    """A 60 MB no-JavaScript form reaches an instance (the old 50m limit refused it), and
+    while it is on its way none of its plaintext lands in nginx's temporary files."""
+    browser = cluster.browser()
+    _, form = browser.get("/")
+    boundary = "----nginxtest"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="sealing"\r\n\r\n'
+            f'noscript\r\n--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n').encode()
+    marker = b"\x00\x00\x00\x18ftypmp42" + b"PLAINTEXT-EVIDENCE " * 3_300_000
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    raw = socket.create_connection(("127.0.0.1", cluster.https_port),
+                                   source_address=(CLIENT_ADDRESS, 0))
+    with cluster.tls(["http/1.1"]).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        sock.sendall(b"POST /report HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: multipart/form-data; boundary=" + boundary.encode() +
+                     b"\r\nContent-Length: " + str(len(head) + len(marker) + len(tail)).encode() +
+                     b"\r\nConnection: close\r\n\r\n" + head)
+        half = len(marker) // 2
+        sock.sendall(marker[:half])
+        time.sleep(1)
+        buffered = _open_body_files(cluster.logs.parent)
+        sock.sendall(marker[half:] + tail)
+        sock.settimeout(120)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert buffered == []
+    # The instance read it all and refused it for what it lacks (its form token), with the
+    # form again: not nginx's 413.
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert b" 400 " in status_line and b"<center>nginx" not in answer, status_line
+    assert "id=\"refusal\"" in answer.decode("utf-8", errors="replace")
+    assert form  # the page was served: the deployment is up
 
 
 def test_stamps_and_sign_in_prices_are_shared(cluster: Cluster) -> None:

@@ -243,7 +243,7 @@ def test_oversize_body_refused(client: TestClient, world) -> None:  # type: igno
     response = client.post("/api/v1/submissions", content=b"x" * (world.settings.max_form_bytes + 10),
                            headers={"Content-Type": "application/json", "Accept-Language": "en"})
     assert response.status_code == 413
-    assert response.json()["error"]["message"] == "What you sent is too large."
+    assert response.json()["error"]["message"] == "What you sent is larger than the limit of 2 MB."
 
 
 def test_chunk_errors(client: TestClient, world, session) -> None:  # type: ignore[no-untyped-def]
