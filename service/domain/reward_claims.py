@@ -175,7 +175,7 @@ def _parse_claim_slots(raw: Any, wanted: list[intake.Recipient],
     if len(set(given)) != len(given):
         raise Malformed("slots")
     holders = intake.holders_of(wanted, specs)
-    if not intake.serves_each_once(wanted, holders):
+    if None in holders or not intake.serves_each_once(wanted, holders):
         # Sealed to someone who is not (or no longer) a finance officer, or missing one.
         raise ClaimRecipientsChanged()
     return [(spec, holder) for spec, holder in zip(specs, holders, strict=True)

@@ -791,6 +791,10 @@ def test_claim_slots_must_match_the_suite_of_their_key(
     twice = [*body["slots"], {"suite": crypto.SUITE, "key_id": people.finance.user.key_id,
                               "slot": crypto.b64u_encode(v1)}]
     assert post({**body, "slots": twice}).status_code == 409
+    # A slot more, to a key no finance officer holds: refused too, not dropped in silence.
+    stranger = [*body["slots"], {"suite": crypto.SUITE, "key_id": crypto.new_id().hex(),
+                                 "slot": crypto.b64u_encode(v1)}]
+    assert post({**body, "slots": stranger}).status_code == 409
     session.refresh(record)
     assert record.status == "approved" and slot_suites(session, record) == {}
     # A v1 slot for an officer who has an X-Wing key is accepted (a page from before v2).
