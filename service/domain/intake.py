@@ -26,13 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, func, insert, select, union_all
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 import crypto
 from service.domain import notify, quota
 from service.domain.channels import SLUG
-from service.domain.installation import get_installation
 from service.domain.models import (
     Case,
     CaseEvent,
@@ -46,6 +45,8 @@ from service.domain.models import (
     User,
     ceil_time,
     floor_time,
+    has_role,
+    table_of,
     utcnow,
 )
 from service.platform import tokens
@@ -77,6 +78,11 @@ INTAKE_KINDS = {"report": (1, 1), "identity": (0, 1), "file-meta": (0, 10_000)}
 # reporters gave one: when none comes, the server stores random bytes of a small identity
 # item's size in its place, which no key opens (docs/PROTOCOL.md section 6.1).
 IDENTITY_STAND_IN_BYTES = ITEM_OVERHEAD + MIN_PADDED
+
+
+class UnknownChannel(InvalidInput):
+    code = "unknown_channel"
+    message = N_("This reporting line does not exist or is closed.")
 
 
 class SubmissionNotFound(ChuishaoError):
@@ -175,7 +181,7 @@ class Recipient:
 
 @dataclass(frozen=True)
 class ChannelKeys:
-    channel: Channel
+    channel_id: int
     recipients: tuple[Recipient, ...]
     fingerprint: bytes
 
@@ -367,46 +373,76 @@ def _check_structure(envelope: Envelope) -> None:
 # ---------------------------------------------------------------------------- channel keys
 
 
-def sealed_to(user: User) -> bool:
+def sealed_to(user: Any) -> bool:
     """Whether a recipient row of ``user`` gets new cases' keys: an active reviewer only,
     whatever rows exist, so a role taken away never keeps keys coming (service/domain/recipients.py
-    also removes the rows)."""
-    return bool(user.active) and user.has_role("reviewer")
+    also removes the rows). ``user``: a User, or a row of its columns (intake reads those)."""
+    return bool(user.active) and has_role(user.roles, "reviewer")
 
 
-def recipient_of(user: User, holder: str = "reviewer") -> Recipient:
+def recipient_of(user: Any, holder: str = "reviewer") -> Recipient:
     """A reviewer (or a finance officer) as a recipient: with the X-Wing key where the
-    account has one (PROTOCOL 17.5), which then gets v2 slots."""
+    account has one (PROTOCOL 17.5), which then gets v2 slots. A User or a row of its
+    columns."""
     return Recipient(user.key_id, user.public_key, user.id, holder, user.xwing_key_id,
                      user.xwing_public_key)
 
 
-def recovery_recipient(installation: Installation) -> Recipient:
+def recovery_recipient(installation: Any) -> Recipient:
+    """From an Installation or a row of its recovery columns."""
     return Recipient(installation.recovery_key_id, installation.recovery_public_key, None,
                      "recovery", installation.recovery_xwing_key_id,
                      installation.recovery_xwing_public_key)
 
 
-def channel_keys(session: Session, channel: Channel, *, v2_only: bool) -> ChannelKeys:
-    """The keys a new case of ``channel`` is sealed to. With ``v2_only`` (the installation
-    requires suite v2) a reviewer without an X-Wing key is left out, so every slot can be v2;
-    the console names them (``classical_recipients``). The recovery key is never left out."""
-    installation = get_installation(session)
+# Intake's statements, built once on the tables: building a statement costs more than
+# SQLite takes to run it, and reading plain columns instead of ORM objects (a User per
+# reviewer) more again. Intake is the hot path.
+_cases, _slots, _items, _files, _chunks, _events = (
+    table_of(model) for model in (Case, KeySlot, SealedItem, StoredFile, FileChunk, CaseEvent))
+_users, _channels, _receives, _installation = (
+    table_of(model) for model in (User, Channel, ChannelRecipient, Installation))
+_OPEN_CHANNEL = select(_channels.c.id).where(_channels.c.slug == bindparam("slug"),
+                                             _channels.c.active.is_(True))
+_RECOVERY = select(_installation.c.recovery_key_id, _installation.c.recovery_public_key,
+                   _installation.c.recovery_xwing_key_id,
+                   _installation.c.recovery_xwing_public_key).where(_installation.c.id == 1)
+_RECIPIENTS = (
+    select(_users.c.id, _users.c.roles, _users.c.active, _users.c.key_id, _users.c.public_key,
+           _users.c.xwing_key_id, _users.c.xwing_public_key)
+    .join(_receives, _receives.c.user_id == _users.c.id)
+    .where(_receives.c.channel_id == bindparam("channel"), _users.c.active.is_(True))
+    .order_by(_users.c.id))
+# Any id the envelope brings already stored.
+_TAKEN = union_all(
+    select(_cases.c.id).where((_cases.c.id == bindparam("case"))
+                              | (_cases.c.lookup_hash == bindparam("lookup"))),
+    select(_items.c.id).where(_items.c.id.in_(bindparam("items", expanding=True))),
+    select(_files.c.id).where(_files.c.id.in_(bindparam("files", expanding=True))),
+).limit(1)
+_INSERT = {table.name: insert(table)
+           for table in (_cases, _slots, _items, _files, _chunks, _events)}
+
+
+def channel_keys(session: Session, channel: Channel | int, *, v2_only: bool) -> ChannelKeys:
+    """The keys a new case of ``channel`` (or the channel of that id) is sealed to. With
+    ``v2_only`` (the installation requires suite v2) a reviewer without an X-Wing key is left
+    out, so every slot can be v2; the console names them (``classical_recipients``). The
+    recovery key is never left out."""
+    channel_id = channel if isinstance(channel, int) else channel.id
+    connection = session.connection()
+    installation = connection.execute(_RECOVERY).first()
     if installation is None:
         raise NotSetUp()
-    rows = session.execute(
-        select(User).join(ChannelRecipient, ChannelRecipient.user_id == User.id)
-        .where(ChannelRecipient.channel_id == channel.id, User.active.is_(True))
-        .order_by(User.id)
-    ).scalars()
-    recipients = [recipient_of(user) for user in rows
+    recipients = [recipient_of(user)
+                  for user in connection.execute(_RECIPIENTS, {"channel": channel_id})
                   if sealed_to(user) and not (v2_only and user.xwing_key_id is None)]
     recipients.append(recovery_recipient(installation))
     # Over the ids of both kinds (PROTOCOL 17.5): withholding X-Wing keys changes it.
     fingerprint = crypto.keyset_fingerprint(
         bytes.fromhex(key_id) for r in recipients
         for key_id in (r.key_id, r.xwing_key_id) if key_id is not None)
-    return ChannelKeys(channel, tuple(recipients), fingerprint)
+    return ChannelKeys(channel_id, tuple(recipients), fingerprint)
 
 
 def recipient_info(recipient: Recipient) -> dict[str, Any]:
@@ -426,15 +462,28 @@ def fingerprint_words(session: Session, channel: Channel, *, v2_only: bool) -> s
 
 
 def find_channel(session: Session, slug: str) -> Channel:
-    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
     channel = None
-    if isinstance(slug, str) and SLUG.match(slug):
+    if _slug_ok(slug):
         channel = session.scalar(select(Channel).where(Channel.slug == slug,
                                                        Channel.active.is_(True)))
     if channel is None:
-        raise InvalidInput(N_("This reporting line does not exist or is closed."),
-                           code="unknown_channel")
+        raise UnknownChannel()
     return channel
+
+
+def open_channel_id(session: Session, slug: str) -> int:
+    """``find_channel`` for intake's hot path: the id alone, no ORM object."""
+    channel_id = None
+    if _slug_ok(slug):
+        channel_id = session.connection().execute(_OPEN_CHANNEL, {"slug": slug}).scalar()
+    if channel_id is None:
+        raise UnknownChannel()
+    return int(channel_id)
+
+
+def _slug_ok(slug: Any) -> bool:
+    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
+    return isinstance(slug, str) and SLUG.match(slug) is not None
 
 
 # ---------------------------------------------------------------------------- submission
@@ -443,10 +492,13 @@ def find_channel(session: Session, slug: str) -> Channel:
 def create_submission(session: Session, settings: Settings, envelope: Envelope, *,
                       sealed_on_server: bool = False,
                       now: dt.datetime | None = None) -> tuple[Case, str]:
-    """Store a sealed case as a draft; returns it and the upload token (shown once)."""
+    """Store a sealed case as a draft; returns it and the upload token (shown once).
+
+    The hot path of every report: its reads and writes are Core statements on the session's
+    connection, one per table, and the returned case joins the session without a flush."""
     now = now or utcnow()
-    channel = find_channel(session, envelope.channel)
-    keys = channel_keys(session, channel, v2_only=settings.require_v2)
+    channel_id = open_channel_id(session, envelope.channel)
+    keys = channel_keys(session, channel_id, v2_only=settings.require_v2)
     holders = slot_holders(keys, envelope.slots)
     classical_only = any(slot.suite == crypto.SUITE for slot in envelope.slots)
     if classical_only and settings.require_v2:
@@ -456,22 +508,19 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
         if any(holder is not None and holder.xwing_key_id is None for holder in holders):
             raise V2NotReady()
         raise V2Required()
-    # One query for every id the envelope brings (intake is the hot path).
-    taken = union_all(
-        select(Case.id).where((Case.id == envelope.case_id)
-                              | (Case.lookup_hash == envelope.lookup_hash)),
-        select(SealedItem.id).where(SealedItem.id.in_([item.id for item in envelope.items])),
-        select(StoredFile.id).where(StoredFile.id.in_([f.id for f in envelope.files])),
-    ).limit(1)
-    if session.execute(taken).first() is not None:
+    write = session.connection().execute
+    taken = write(_TAKEN, {"case": envelope.case_id, "lookup": envelope.lookup_hash,
+                           "items": [item.id for item in envelope.items],
+                           "files": [f.id for f in envelope.files]})
+    if taken.first() is not None:
         # Random 128-bit ids do not collide by chance: this is a replayed envelope.
         raise InvalidInput(N_("This report was already submitted."), code="duplicate_submission")
     stamp = coarse_time(settings, now)  # one timestamp for every object of the submission
     token = secrets.token_urlsafe(32)
     # Complete on arrival (no files, or all inline): stored ready, no draft, no second write.
     complete = all(spec.chunks is not None for spec in envelope.files)
-    case = Case(
-        id=envelope.case_id, channel_id=channel.id, created_at=stamp, updated_at=stamp,
+    values = dict(
+        id=envelope.case_id, channel_id=channel_id, created_at=stamp, updated_at=stamp,
         status="new", sealed_on_server=sealed_on_server, classical_only=classical_only,
         lookup_hash=envelope.lookup_hash,
         version=1, ready=complete, upload_token_hash=None if complete else tokens.digest(token),
@@ -479,22 +528,25 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
             settings, now + dt.timedelta(hours=settings.draft_hours)),
         accept_due_at=stamp + dt.timedelta(days=settings.accept_days) if complete else None,
     )
+    write(_INSERT["cases"], [values])
+    # In the session as if loaded (the columns left to their defaults load when first read):
+    # later changes to it (finish, tests) are flushed as usual.
+    case = Case(**values)
+    make_transient_to_detached(case)
     session.add(case)
-    session.flush()
-    # Bulk inserts (one statement per table): intake is the hot path.
-    session.execute(insert(KeySlot), [
+    write(_INSERT["key_slots"], [
         {"case_id": case.id, "purpose": "case", "key_id": slot.key_id, "suite": slot.suite,
          "slot": slot.slot, "created_at": stamp,
          "holder": holder.holder if holder else "reporter",
          "user_id": holder.user_id if holder else None}
         for slot, holder in zip(envelope.slots, holders, strict=True)])
-    session.execute(insert(SealedItem), [
+    write(_INSERT["sealed_items"], [
         {"id": item.id, "case_id": case.id, "kind": item.kind, "author": "reporter",
          "blob": item.blob, "created_at": stamp, "position": position}
         for position, item in enumerate(with_identity(envelope.items), start=1)])
     if envelope.files:
         expires = coarse_deadline(settings, now + dt.timedelta(hours=settings.draft_hours))
-        session.execute(insert(StoredFile), [
+        write(_INSERT["files"], [
             {"id": spec.id, "case_id": case.id, "meta_item_id": spec.meta_item_id,
              "stored_size": spec.stored_size, "chunk_count": spec.chunk_count,
              "complete": spec.chunks is not None, "author": "reporter", "created_at": stamp,
@@ -503,9 +555,9 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
         chunks = [{"file_id": spec.id, "index": index, "data": chunk}
                   for spec in envelope.files for index, chunk in enumerate(spec.chunks or ())]
         if chunks:
-            session.execute(insert(FileChunk), chunks)
+            write(_INSERT["file_chunks"], chunks)
     if complete:
-        session.execute(insert(CaseEvent), [{
+        write(_INSERT["case_events"], [{
             "case_id": case.id, "kind": "received", "visible_to_reporter": True, "data": {},
             "created_at": stamp}])
         notify.new_case(session, settings, case, stamp,

@@ -41,10 +41,10 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.domain.models import Case, KeySlot, User, utcnow
+from service.domain.models import Case, KeySlot, User, table_of, utcnow
 from service.domain.models.notify import (
     NotifyDefaults,
     NotifyOutbox,
@@ -110,8 +110,9 @@ def preference(session: Session, user: User) -> NotifyPreference:
         language="")
 
 
-def wanted_kinds(session: Session, pref: NotifyPreference,
+def wanted_kinds(session: Session, pref: NotifyPreference | Any,
                  base: NotifyDefaults | None = None) -> set[str]:
+    """``pref``: a NotifyPreference or a row of its columns (``enqueue`` reads those)."""
     chosen = pref.kinds if pref.kinds is not None else (base or defaults(session)).kinds
     return set(chosen.split()) & set(KINDS)
 
@@ -123,7 +124,7 @@ def wants_digest(session: Session, pref: NotifyPreference,
     return bool((base or defaults(session)).digest)
 
 
-def reachable(pref: NotifyPreference) -> bool:
+def reachable(pref: NotifyPreference | Any) -> bool:
     return (pref.via == "email" and bool(pref.email)) or (
         pref.via == "webhook" and pref.webhook_id is not None)
 
@@ -140,15 +141,12 @@ def enqueue(session: Session, kind: str, user_ids: Iterable[int | None], *,
     ids = sorted({i for i in user_ids if i})
     if not ids:
         return 0
-    # One query for the people and their choices (this runs inside intake's transaction).
-    prefs = session.scalars(select(NotifyPreference).join(
-        User, User.id == NotifyPreference.user_id).where(
-        NotifyPreference.user_id.in_(ids), User.active.is_(True))
-        .order_by(NotifyPreference.user_id)).all()
+    # One query for the people and their choices, as plain columns, and one insert: this
+    # runs inside intake's transaction, the hot path.
+    prefs = session.connection().execute(_PREFERENCES, {"ids": ids}).all()
     base: NotifyDefaults | None = None  # read once, and only if someone follows the defaults
-    written = 0
+    rows = []
     for pref in prefs:
-        user_id = pref.user_id
         if not reachable(pref):
             continue
         if kind in KINDS:
@@ -156,12 +154,23 @@ def enqueue(session: Session, kind: str, user_ids: Iterable[int | None], *,
                 base = defaults(session)  # held: the identity map keeps it only weakly
             if kind not in wanted_kinds(session, pref, base):
                 continue
-        session.add(NotifyOutbox(user_id=user_id, kind=kind, state="new",
-                                 created_at=created_at or not_before, due_at=not_before,
-                                 attempts=0, via="", last_error=""))
-        written += 1
-    session.flush()
-    return written
+        rows.append({"user_id": pref.user_id, "kind": kind, "state": "new",
+                     "created_at": created_at or not_before, "due_at": not_before,
+                     "attempts": 0, "via": "", "last_error": ""})
+    if rows:
+        session.connection().execute(_INSERT_OUTBOX, rows)
+    return len(rows)
+
+
+# Built once (enqueue runs inside intake's transaction, the hot path).
+_prefs, _users = table_of(NotifyPreference), table_of(User)
+_PREFERENCES = (
+    select(_prefs.c.user_id, _prefs.c.via, _prefs.c.email, _prefs.c.webhook_id, _prefs.c.kinds,
+           _prefs.c.digest)
+    .join(_users, _users.c.id == _prefs.c.user_id)
+    .where(_prefs.c.user_id.in_(bindparam("ids", expanding=True)), _users.c.active.is_(True))
+    .order_by(_prefs.c.user_id))
+_INSERT_OUTBOX = insert(table_of(NotifyOutbox))
 
 
 def _case_readers(session: Session, case_id: str) -> list[int | None]:

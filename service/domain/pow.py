@@ -22,11 +22,11 @@ import secrets
 from typing import Any, cast
 
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import CursorResult, delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session
 
-from service.domain.models import SpentStamp, ceil_time
+from service.domain.models import SpentStamp, ceil_time, table_of
+from service.platform.db import insert_new
 from service.platform.errors import ChuishaoError
 from service.platform.i18n import N_
 
@@ -157,13 +157,11 @@ def spend(session: Session, digest: str, expires_at: dt.datetime, *,
     so a replay is still refused until the stamp is forgotten.
     """
     expires_at = ceil_time(_utc(expires_at), granularity_seconds)
-    # Core insert, not session.add: a duplicate must reach the database's primary key, not
-    # trip over the identity map when the same session spent it before.
-    try:
-        with session.begin_nested():
-            session.execute(insert(SpentStamp).values(digest=digest, expires_at=expires_at))
-    except IntegrityError as exc:
-        raise PowInvalid() from exc
+    # Core, not session.add: a duplicate must reach the database's primary key, not trip
+    # over the identity map when the same session spent it before.
+    if not insert_new(session, table_of(SpentStamp), {"digest": digest,
+                                                      "expires_at": expires_at}):
+        raise PowInvalid()
 
 
 def purge_spent(session: Session, now: dt.datetime) -> int:

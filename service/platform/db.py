@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +48,21 @@ def run_after_request(database: Database, work: Work, *, only_if_refused: bool =
         return
     with database.session() as session:
         work(session)
+
+def insert_new(session: Session, table: Table, values: dict[str, Any]) -> bool:
+    """Insert one row unless its primary key is taken; True if it was inserted. One
+    statement, no savepoint: a duplicate neither raises nor spoils the transaction."""
+    connection = session.connection()
+    key = (table.name, connection.dialect.name)
+    statement = _insert_new.get(key)
+    if statement is None:  # built once per table: on the hot path, building costs most
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = _insert_new[key] = dialect.insert(table).on_conflict_do_nothing()
+    return bool(connection.execute(statement, values).rowcount)
+
+
+_insert_new: dict[tuple[str, str], Any] = {}
+
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths that never touch the database, so never wait for its gate: the health check must

@@ -12,6 +12,7 @@ from service.domain.models.base import (
     ceil_time,
     floor_time,
     random_row_id,
+    table_of,
     utcnow,
 )
 from service.domain.models.core import (
@@ -38,6 +39,7 @@ from service.domain.models.core import (
     StorageProbe,
     StoredFile,
     User,
+    has_role,
 )
 from service.domain.models.notify import (
     NotifyDeadline,
@@ -102,6 +104,8 @@ __all__ = [
     "User",
     "ceil_time",
     "floor_time",
+    "has_role",
     "random_row_id",
+    "table_of",
     "utcnow",
 ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
@@ -48,6 +48,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for Core statements on the hot paths (inserts without the ORM)."""
+    return cast(Table, model.__table__)
 
 
 def utcnow() -> dt.datetime:

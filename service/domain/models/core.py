@@ -75,6 +75,12 @@ class Channel(Base):
 ROLES = ("reviewer", "approver", "auditor", "finance", "admin")
 
 
+def has_role(held: str, *roles: str) -> bool:
+    """Whether ``held`` (a User's space-separated ``roles``) includes any of ``roles``."""
+    mine = set(held.split())
+    return any(role in mine for role in roles)
+
+
 class User(Base):
     """A console account. Only public and wrapped key material is stored."""
 
@@ -110,8 +116,7 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     def has_role(self, *roles: str) -> bool:
-        mine = set(self.roles.split())
-        return any(role in mine for role in roles)
+        return has_role(self.roles, *roles)
 
     def key_ids(self) -> list[str]:
         """The ids this account's key slots are stored under: the X25519 key's (v1) and,
