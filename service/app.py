@@ -129,7 +129,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # The public JSON API (docs/API.md).
         Route("/api/v1/channels", api.channels),
         Route("/api/v1/pow", api.pow_challenge),
-        Route("/api/v1/submissions", limited(api.create_submission, form), methods=["POST"]),
+        Route("/api/v1/submissions",
+              limited(api.create_submission, form, prepare=api.prepare_submission),
+              methods=["POST"]),
         Route("/api/v1/submissions/{case_id}", api.submission_status),
         Route("/api/v1/submissions/{case_id}", api.discard_submission, methods=["DELETE"]),
         Route("/api/v1/submissions/{case_id}/finish", api.finish_submission, methods=["POST"]),

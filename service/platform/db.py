@@ -57,8 +57,10 @@ def insert_new(session: Session, table: Table, values: dict[str, Any]) -> bool:
     statement = _insert_new.get(key)
     if statement is None:  # built once per table: on the hot path, building costs most
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = _insert_new[key] = dialect.insert(table).on_conflict_do_nothing()
-    return bool(connection.execute(statement, values).rowcount)
+        # RETURNING, not rowcount: psycopg's insert results report no row count.
+        statement = _insert_new[key] = (dialect.insert(table).on_conflict_do_nothing()
+                                        .returning(*table.primary_key.columns))
+    return connection.execute(statement, values).first() is not None
 
 
 _insert_new: dict[tuple[str, str], Any] = {}
