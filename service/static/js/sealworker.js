@@ -1,5 +1,5 @@
 // Seals one file in STREAM chunks and sends them in batches, off the page's thread (see
-// sendFile in ui.js): on a slow phone, reading the file, building each request body and
+// sendChunks in ui.js): on a slow phone, reading the file, building each request body and
 // handing it to the network would otherwise queue behind the page's own work. The same
 // sendRuns and sealFile as on the page, so the same bytes go to the same requests.
 // In: { path, headers, texts, batch, window, have, file }. Out: { stored: [first, count] }
@@ -20,16 +20,22 @@ self.onmessage = async (event) => {
       {
         batch,
         window,
-        put: (first, parts) => fetchApi(batch > 1 ? `${path}/batch/${first}/${parts.length}`
-          : `${path}/chunks/${first}`,
-        { method: "PUT", headers, raw: new Blob(parts), t }),
+        put: (first, parts) => fetchApi(
+          batch > 1 ? `${path}/batch/${first}/${parts.length}` : `${path}/chunks/${first}`,
+          { method: "PUT", headers, raw: new Blob(parts), t },
+        ),
         onStored: (count, first) => self.postMessage({ stored: [first, count] }),
       },
     );
     self.postMessage({ done: true });
   } catch (error) {
     const api = error instanceof ApiError;
-    self.postMessage({ error: { api, status: api ? error.status : 0,
-      code: api ? error.code : "", name: error && error.name, message: String(error && error.message) } });
+    self.postMessage({ error: {
+      api,
+      status: api ? error.status : 0,
+      code: api ? error.code : "",
+      name: error && error.name,
+      message: String(error && error.message),
+    } });
   }
 };

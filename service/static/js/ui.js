@@ -320,7 +320,9 @@ export function sendChunks(path, token, file, have, { batch, window, onStored = 
 
 // An error posted by sealworker.js, as the page's own request would have thrown it.
 function workerError({ api: fromApi, status, code, name, message }) {
-  if (fromApi) return status === 0 ? new NetworkError(message) : new ApiError(status, code, message);
+  if (fromApi) {
+    return status === 0 ? new NetworkError(message) : new ApiError(status, code, message);
+  }
   const error = new Error(message);
   error.name = name || "Error";
   return error;
