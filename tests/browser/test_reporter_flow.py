@@ -489,11 +489,20 @@ def abort_second_batch(page: Any, times: int) -> list[str]:
     return aborted
 
 
+# A browser that cannot start a worker (or a page that refuses one) seals on the page itself.
+NO_WORKERS = "Object.defineProperty(window, 'Worker', { value: undefined });"
+
+
+@pytest.mark.parametrize("sealer", ["worker", "page"])
 def test_interrupted_upload_resumes(chunked: LiveServer, browser_chunked: Browser,
-        tmp_path: Path) -> None:
+        tmp_path: Path, sealer: str) -> None:
     live, browser = chunked, browser_chunked
     path, content = two_batch_file(tmp_path)
     page = browser.page()
+    if sealer == "page":
+        page.add_init_script(NO_WORKERS)
+    workers: list[str] = []
+    page.on("worker", lambda worker: workers.append(worker.url))
     open_form(page)
     aborted = abort_second_batch(page, times=1)
     fill_report(page, [path])
@@ -527,6 +536,40 @@ def test_interrupted_upload_resumes(chunked: LiveServer, browser_chunked: Browse
     assert sorted(u.split("/batch/", 1)[1] for u in puts) == [
         f"0/{intake.BATCH_CHUNKS}", f"{intake.BATCH_CHUNKS}/{rest}",
         f"{intake.BATCH_CHUNKS}/{rest}"]
+    # Sealed in a worker, started once for the upload and once for its resumption; or,
+    # without workers, on the page: the same requests and the same bytes either way.
+    sealers = [url for url in workers if url.endswith("/js/sealworker.js")]
+    assert len(sealers) == (2 if sealer == "worker" else 0)
+
+
+def test_a_worker_that_does_not_load_leaves_the_upload_to_the_page(
+        chunked: LiveServer, browser_chunked: Browser, tmp_path: Path) -> None:
+    live, browser = chunked, browser_chunked
+    path, content = two_batch_file(tmp_path)
+    page = browser.page()
+    refused: list[str] = []
+
+    def missing(route: Any) -> None:
+        refused.append(route.request.url)
+        route.fulfill(status=404, body="")
+
+    page.route(re.compile(r".*/js/sealworker\.js$"), missing)
+    open_form(page)
+    fill_report(page, [path])
+    page.check("#file-report input[value=send]")
+    page.click("#submit-report")
+    page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code")
+    assert refused
+    case = stored_case(live)
+    assert case.ready
+    with live.session() as session:
+        [stored] = session.scalars(select(StoredFile)).all()
+        _, items = open_as(live.reviewer_keys[0], session, case.id)
+        [meta] = items["file-meta"]
+        assert open_stored_file(live, session, case.id, meta, stored) == content
+    puts = browser.api_calls("PUT", "/api/v1/submissions/")
+    assert sorted(u.split("/batch/", 1)[1] for u in puts) == [
+        f"0/{intake.BATCH_CHUNKS}", f"{intake.BATCH_CHUNKS}/{stored.chunk_count - intake.BATCH_CHUNKS}"]
 
 
 def test_a_20_mib_file_goes_in_a_few_requests(chunked: LiveServer, browser_chunked: Browser,

@@ -102,8 +102,9 @@ export function errorText(error, t) {
 // indexes), `batch` consecutive ones per request (docs/API.md 4.3) and at most `window`
 // requests in flight: sealing the next run overlaps the server storing the last ones, and
 // memory stays at window + 1 runs whatever the file size. `put(first, parts)` sends one run;
-// `have` grows as the server acknowledges. The first failure stops it and is thrown once the
-// requests in flight are settled; what is missing is found by asking the server.
+// `have` grows as the server acknowledges, and `onStored(count, first)` is told. The first
+// failure stops it and is thrown once the requests in flight are settled; what is missing is
+// found by asking the server.
 export async function sendRuns(chunks, have, { batch, window, put, onStored = () => {} }) {
   const inflight = new Set();
   let failure = null;
@@ -111,7 +112,7 @@ export async function sendRuns(chunks, have, { batch, window, put, onStored = ()
     const request = put(first, parts)
       .then(() => {
         for (let i = first; i < first + parts.length; i++) have.add(i);
-        onStored(parts.length);
+        onStored(parts.length, first);
       }, (error) => { failure = failure || error; })
       .finally(() => inflight.delete(request));
     inflight.add(request);

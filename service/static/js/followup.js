@@ -3,7 +3,7 @@
 // key and the lookup secret; the server hands out the sealed feed, which is opened here.
 // Replies and new evidence are sealed with the case key before they are sent.
 import {
-  ApiError, el, hasX25519, retryable, saveBlob, sendRuns, showText, UserError,
+  ApiError, el, hasX25519, retryable, saveBlob, showText, UserError,
 } from "./common.js";
 import {
   b64uDecode,
@@ -17,7 +17,6 @@ import {
   ReceiptMistyped,
   openItem,
   openSlot,
-  sealFile,
   sealItem,
   storedLayout,
   SUITE,
@@ -38,6 +37,7 @@ import {
   prepareFiles,
   reviewFiles,
   scriptRuns,
+  sendChunks,
   showDeviceClaims,
   t,
 } from "./ui.js";
@@ -384,13 +384,12 @@ async function sendFile(file, progress) {
   const have = new Set();
   for (let attempt = 0; ; attempt++) {
     try {
-      await sendRuns(sealFile(fileKey, prefix, caseId, fileId, file.blob, file.size), have, {
-        batch,
-        window: UPLOAD_WINDOW,
-        put: (first, parts) => api("PUT", batch > 1 ? `${path}/batch/${first}/${parts.length}`
-          : `${path}/chunks/${first}`, { raw: new Blob(parts), token: session.token }),
-        onStored: () => progress(have.size, chunkCount),
-      });
+      await sendChunks(path, session.token,
+        { fileKey, prefix, caseId, fileId, blob: file.blob, size: file.size }, have, {
+          batch,
+          window: UPLOAD_WINDOW,
+          onStored: () => progress(have.size, chunkCount),
+        });
       break;
     } catch (error) {
       if (!retryable(error) || attempt >= RESUME_ATTEMPTS) throw error;

@@ -6,7 +6,7 @@
 // Without JavaScript the form posts to the server with a marker only a script-free browser
 // sends; without WebCrypto X25519 it does so only once the reporter ticks a box.
 import {
-  ApiError, el, hasX25519, retryable, sendRuns, showText, UserError,
+  ApiError, el, hasX25519, retryable, showText, UserError,
 } from "./common.js";
 import {
   b64uDecode,
@@ -40,6 +40,7 @@ import {
   prepareFiles,
   reviewFiles,
   scriptRuns,
+  sendChunks,
   serverLanguage,
   showDeviceClaims,
   t,
@@ -302,13 +303,9 @@ async function uploadChunks(received = new Map()) {
     if (!received.has(u.id)) received.set(u.id, new Set());
     const have = received.get(u.id);
     if (have.size === u.chunkCount) continue;
-    const path = `/submissions/${caseIdHex}/files/${u.id}`;
-    await sendRuns(sealFile(u.fileKey, u.prefix, caseId, u.fileId, u.blob, u.size), have, {
+    await sendChunks(`/submissions/${caseIdHex}/files/${u.id}`, token, { ...u, caseId }, have, {
       batch,
       window: UPLOAD_WINDOW,
-      // A server without batches (limits without batch_chunks) takes one chunk a request.
-      put: (first, parts) => api("PUT", batch > 1 ? `${path}/batch/${first}/${parts.length}`
-        : `${path}/chunks/${first}`, { raw: new Blob(parts), token }),
       onStored: (n) => { done += n; show(); },
     });
   }

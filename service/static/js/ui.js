@@ -1,7 +1,10 @@
 // The reporter's pages' own helpers: texts, API calls, text and photo cleaning, file sealing.
 // Data from the server or the user reaches the page through textContent only.
-import { errorText as commonErrorText, el, fetchApi, islandText, UserError } from "./common.js";
-import { b64uEncode, newId, newKey } from "./crypto/core.js";
+import {
+  ApiError, errorText as commonErrorText, el, fetchApi, islandText, NetworkError, sendRuns,
+  UserError,
+} from "./common.js";
+import { b64uEncode, newId, newKey, sealFile } from "./crypto/core.js";
 
 // Type sniffing and photo cleaning are fetched when a file is first looked at, not with the
 // page: most of a report is typed before any photo is chosen, and the page loads lighter.
@@ -38,10 +41,15 @@ function megabytes(bytes) {
 
 const API = "/api/v1";
 
-export function api(method, path, { json, raw, token, binary = false } = {}) {
+function apiHeaders(token) {
   const headers = { Accept: "application/json", "Accept-Language": pageLang() };
   if (token) headers.Authorization = `Bearer ${token}`;
-  return fetchApi(API + path, { method, headers, json, raw, as: binary ? "bytes" : "json", t });
+  return headers;
+}
+
+export function api(method, path, { json, raw, token, binary = false } = {}) {
+  return fetchApi(API + path, { method, headers: apiHeaders(token), json, raw,
+    as: binary ? "bytes" : "json", t });
 }
 
 export function errorText(error) {
@@ -255,4 +263,67 @@ export function fileMaterial(file) {
     cleaned: file.cleaned,
   };
   return { fileId, metaId, fileKey, prefix, meta };
+}
+
+// Seal `file` ({ fileKey, prefix, caseId, fileId, blob, size }) in STREAM chunks and send
+// those not in `have` to the API's `path` (.../files/<id>): `batch` chunks a request, `window`
+// requests in flight (sendRuns). In a worker (sealworker.js) when the browser starts one, so a
+// slow phone's page thread neither reads nor builds the bodies; else here, the same requests.
+// `have` grows as the server acknowledges; the first failure is thrown as on the page.
+export function sendChunks(path, token, file, have, { batch, window, onStored = () => {} }) {
+  const onPage = () => sendRuns(
+    sealFile(file.fileKey, file.prefix, file.caseId, file.fileId, file.blob, file.size), have, {
+      batch,
+      window,
+      // A server without batches (limits without batch_chunks) takes one chunk a request.
+      put: (first, parts) => api("PUT", batch > 1 ? `${path}/batch/${first}/${parts.length}`
+        : `${path}/chunks/${first}`, { raw: new Blob(parts), token }),
+      onStored,
+    });
+  let worker;
+  try {
+    worker = new Worker(new URL("./sealworker.js", import.meta.url), { type: "module" });
+  } catch {
+    return onPage();
+  }
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => {
+      if (data.stored) {
+        const [first, count] = data.stored;
+        for (let i = first; i < first + count; i++) have.add(i);
+        onStored(count, first);
+        return;
+      }
+      worker.terminate();
+      if (data.done) resolve();
+      else reject(workerError(data.error));
+    };
+    // The worker could not start (or broke): the rest goes from the page. Whatever it had
+    // in flight is sent again, which replaces it (docs/API.md 4.3).
+    worker.onerror = (event) => {
+      event.preventDefault();
+      worker.terminate();
+      onPage().then(resolve, reject);
+    };
+    worker.postMessage({
+      path: API + path,
+      headers: apiHeaders(token),
+      texts: { network: t("network"), failed: t("failed") },
+      batch,
+      window,
+      have: [...have],
+      file: { fileKey: file.fileKey, prefix: file.prefix, caseId: file.caseId,
+        fileId: file.fileId, blob: file.blob, size: file.size },
+    });
+  });
+}
+
+// An error posted by sealworker.js, as the page's own request would have thrown it.
+function workerError({ api: fromApi, status, code, name, message }) {
+  if (fromApi) {
+    return status === 0 ? new NetworkError(message) : new ApiError(status, code, message);
+  }
+  const error = new Error(message);
+  error.name = name || "Error";
+  return error;
 }
