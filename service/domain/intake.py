@@ -462,28 +462,20 @@ def fingerprint_words(session: Session, channel: Channel, *, v2_only: bool) -> s
 
 
 def find_channel(session: Session, slug: str) -> Channel:
-    channel = None
-    if _slug_ok(slug):
-        channel = session.scalar(select(Channel).where(Channel.slug == slug,
-                                                       Channel.active.is_(True)))
-    if channel is None:
-        raise UnknownChannel()
+    channel = session.get(Channel, open_channel_id(session, slug))
+    assert channel is not None  # just read in this transaction
     return channel
 
 
 def open_channel_id(session: Session, slug: str) -> int:
-    """``find_channel`` for intake's hot path: the id alone, no ORM object."""
+    """The open channel's id, read without an ORM object (intake's hot path)."""
     channel_id = None
-    if _slug_ok(slug):
+    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
+    if isinstance(slug, str) and SLUG.match(slug):
         channel_id = session.connection().execute(_OPEN_CHANNEL, {"slug": slug}).scalar()
     if channel_id is None:
         raise UnknownChannel()
     return int(channel_id)
-
-
-def _slug_ok(slug: Any) -> bool:
-    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
-    return isinstance(slug, str) and SLUG.match(slug) is not None
 
 
 # ---------------------------------------------------------------------------- submission

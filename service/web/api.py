@@ -129,9 +129,7 @@ async def prepare_submission(request: Request) -> None:
 
 async def create_submission(request: Request) -> Response:
     settings = request.app.state.settings
-    if PARSED not in request.scope:
-        await prepare_submission(request)
-    data, envelope = request.scope[PARSED]
+    data, envelope = request.scope[PARSED]  # the route's prepare step read it
     difficulty = upload_difficulty(request, intake.declared_bytes(envelope))
 
     def store() -> tuple[Any, str]:

@@ -167,6 +167,18 @@ def open_stored_file(live: LiveServer, session: Any, case_id: str, meta: dict[st
         bytes.fromhex(case_id), bytes.fromhex(file.id), chunks, meta["size"]))
 
 
+def the_one_file_opens_as(live: LiveServer, content: bytes) -> StoredFile:
+    """The one ready case's one file, opened as its reviewer would: it must be ``content``."""
+    case = stored_case(live)
+    assert case.ready
+    with live.session() as session:
+        [stored] = session.scalars(select(StoredFile)).all()
+        _, items = open_as(live.reviewer_keys[0], session, case.id)
+        [meta] = items["file-meta"]
+        assert open_stored_file(live, session, case.id, meta, stored) == content
+    return stored
+
+
 def check_receipt_matches(live: LiveServer, receipt: str, case: Case) -> None:
     with live.session() as session:
         salt = get_installation(session).salt
@@ -560,13 +572,7 @@ def test_a_worker_that_does_not_load_leaves_the_upload_to_the_page(
     page.click("#submit-report")
     page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code")
     assert refused
-    case = stored_case(live)
-    assert case.ready
-    with live.session() as session:
-        [stored] = session.scalars(select(StoredFile)).all()
-        _, items = open_as(live.reviewer_keys[0], session, case.id)
-        [meta] = items["file-meta"]
-        assert open_stored_file(live, session, case.id, meta, stored) == content
+    stored = the_one_file_opens_as(live, content)
     puts = browser.api_calls("PUT", "/api/v1/submissions/")
     assert sorted(u.split("/batch/", 1)[1] for u in puts) == [
         f"0/{intake.BATCH_CHUNKS}", f"{intake.BATCH_CHUNKS}/{stored.chunk_count - intake.BATCH_CHUNKS}"]
@@ -584,13 +590,7 @@ def test_a_20_mib_file_goes_in_a_few_requests(chunked: LiveServer, browser_chunk
     page.check("#file-report input[value=send]")
     page.click("#submit-report")
     page.wait_for_selector("#receipt-panel:not([hidden]) #receipt-code", timeout=120_000)
-    case = stored_case(live)
-    assert case.ready
-    with live.session() as session:
-        [stored] = session.scalars(select(StoredFile)).all()
-        _, items = open_as(live.reviewer_keys[0], session, case.id)
-        [meta] = items["file-meta"]
-        assert open_stored_file(live, session, case.id, meta, stored) == content
+    stored = the_one_file_opens_as(live, content)
     # 64 chunks a request: 6 requests instead of one per chunk.
     puts = browser.api_calls("PUT", "/api/v1/")
     assert stored.chunk_count > 320
