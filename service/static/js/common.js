@@ -98,6 +98,12 @@ export function errorText(error, t) {
   return t("failed", { message: error && error.message ? error.message : String(error) });
 }
 
+// Where a run of `count` chunks from `first` goes under a file's API path: a batch, or one
+// chunk a request on a server without batches (limits without batch_chunks).
+export function runPath(path, batch, first, count) {
+  return batch > 1 ? `${path}/batch/${first}/${count}` : `${path}/chunks/${first}`;
+}
+
 // Send the sealed `chunks` (an async iterable, in order) that are not in `have` (a Set of
 // indexes), `batch` consecutive ones per request (docs/API.md 4.3) and at most `window`
 // requests in flight: sealing the next run overlaps the server storing the last ones, and

@@ -4,7 +4,7 @@
 // sendRuns and sealFile as on the page, so the same bytes go to the same requests.
 // In: { path, headers, texts, batch, window, have, file }. Out: { stored: [first, count] }
 // as the server acknowledges, then { done: true } or { error }.
-import { ApiError, fetchApi, sendRuns } from "./common.js";
+import { ApiError, fetchApi, runPath, sendRuns } from "./common.js";
 import { sealFile } from "./crypto/files.js";
 
 self.onmessage = async (event) => {
@@ -20,10 +20,8 @@ self.onmessage = async (event) => {
       {
         batch,
         window,
-        put: (first, parts) => fetchApi(
-          batch > 1 ? `${path}/batch/${first}/${parts.length}` : `${path}/chunks/${first}`,
-          { method: "PUT", headers, raw: new Blob(parts), t },
-        ),
+        put: (first, parts) => fetchApi(runPath(path, batch, first, parts.length),
+          { method: "PUT", headers, raw: new Blob(parts), t }),
         onStored: (count, first) => self.postMessage({ stored: [first, count] }),
       },
     );

@@ -1,8 +1,8 @@
 // The reporter's pages' own helpers: texts, API calls, text and photo cleaning, file sealing.
 // Data from the server or the user reaches the page through textContent only.
 import {
-  ApiError, errorText as commonErrorText, el, fetchApi, islandText, NetworkError, sendRuns,
-  UserError,
+  ApiError, errorText as commonErrorText, el, fetchApi, islandText, NetworkError, runPath,
+  sendRuns, UserError,
 } from "./common.js";
 import { b64uEncode, newId, newKey, sealFile } from "./crypto/core.js";
 
@@ -275,9 +275,8 @@ export function sendChunks(path, token, file, have, { batch, window, onStored = 
     sealFile(file.fileKey, file.prefix, file.caseId, file.fileId, file.blob, file.size), have, {
       batch,
       window,
-      // A server without batches (limits without batch_chunks) takes one chunk a request.
-      put: (first, parts) => api("PUT", batch > 1 ? `${path}/batch/${first}/${parts.length}`
-        : `${path}/chunks/${first}`, { raw: new Blob(parts), token }),
+      put: (first, parts) => api("PUT", runPath(path, batch, first, parts.length),
+        { raw: new Blob(parts), token }),
       onStored,
     });
   let worker;
