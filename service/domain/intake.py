@@ -22,7 +22,7 @@ import hmac
 import math
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -404,15 +404,31 @@ _users, _channels, _receives, _installation = (
     table_of(model) for model in (User, Channel, ChannelRecipient, Installation))
 _OPEN_CHANNEL = select(_channels.c.id).where(_channels.c.slug == bindparam("slug"),
                                              _channels.c.active.is_(True))
-_RECOVERY = select(_installation.c.recovery_key_id, _installation.c.recovery_public_key,
-                   _installation.c.recovery_xwing_key_id,
-                   _installation.c.recovery_xwing_public_key).where(_installation.c.id == 1)
-_RECIPIENTS = (
-    select(_users.c.id, _users.c.roles, _users.c.active, _users.c.key_id, _users.c.public_key,
-           _users.c.xwing_key_id, _users.c.xwing_public_key)
-    .join(_receives, _receives.c.user_id == _users.c.id)
-    .where(_receives.c.channel_id == bindparam("channel"), _users.c.active.is_(True))
-    .order_by(_users.c.id))
+
+
+def _keys_statement(where: Any) -> Any:
+    """A channel's id, the recovery key and the channel's active recipients, in one query:
+    a row per recipient (its columns NULL when none is active; the recovery columns NULL when
+    the installation is not set up), no row when no channel matches."""
+    return (
+        select(_channels.c.id.label("channel_id"), _installation.c.id.label("installation_id"),
+               _installation.c.recovery_key_id, _installation.c.recovery_public_key,
+               _installation.c.recovery_xwing_key_id, _installation.c.recovery_xwing_public_key,
+               _users.c.id, _users.c.roles, _users.c.active, _users.c.key_id,
+               _users.c.public_key, _users.c.xwing_key_id, _users.c.xwing_public_key)
+        .select_from(
+            _channels.outerjoin(_installation, _installation.c.id == 1)
+            .outerjoin(_receives, _receives.c.channel_id == _channels.c.id)
+            .outerjoin(_users, (_users.c.id == _receives.c.user_id)
+                       & _users.c.active.is_(True)))
+        .where(where)
+        .order_by(_users.c.id))
+
+
+_KEYS_OF_CHANNEL = _keys_statement(_channels.c.id == bindparam("channel"))
+# Intake's: the open channel of a slug and its keys in one round trip.
+_KEYS_OF_OPEN_CHANNEL = _keys_statement((_channels.c.slug == bindparam("slug"))
+                                        & _channels.c.active.is_(True))
 # Any id the envelope brings already stored.
 _TAKEN = union_all(
     select(_cases.c.id).where((_cases.c.id == bindparam("case"))
@@ -430,19 +446,37 @@ def channel_keys(session: Session, channel: Channel | int, *, v2_only: bool) -> 
     out, so every slot can be v2; the console names them (``classical_recipients``). The
     recovery key is never left out."""
     channel_id = channel if isinstance(channel, int) else channel.id
-    connection = session.connection()
-    installation = connection.execute(_RECOVERY).first()
-    if installation is None:
+    rows = session.connection().execute(_KEYS_OF_CHANNEL, {"channel": channel_id}).all()
+    return _keys_of(rows, v2_only=v2_only)
+
+
+def open_channel_keys(session: Session, slug: str, *, v2_only: bool) -> ChannelKeys:
+    """``channel_keys`` of the open channel called ``slug``: intake's one query for it."""
+    rows: Sequence[Any] = ()
+    if _slug_ok(slug):
+        rows = session.connection().execute(_KEYS_OF_OPEN_CHANNEL, {"slug": slug}).all()
+    return _keys_of(rows, v2_only=v2_only)
+
+
+def _slug_ok(slug: object) -> bool:
+    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
+    return isinstance(slug, str) and SLUG.match(slug) is not None
+
+
+def _keys_of(rows: Sequence[Any], *, v2_only: bool) -> ChannelKeys:
+    if not rows:
+        raise UnknownChannel()
+    if rows[0].installation_id is None:
         raise NotSetUp()
-    recipients = [recipient_of(user)
-                  for user in connection.execute(_RECIPIENTS, {"channel": channel_id})
-                  if sealed_to(user) and not (v2_only and user.xwing_key_id is None)]
-    recipients.append(recovery_recipient(installation))
+    recipients = [recipient_of(row) for row in rows
+                  if row.id is not None and sealed_to(row)
+                  and not (v2_only and row.xwing_key_id is None)]
+    recipients.append(recovery_recipient(rows[0]))
     # Over the ids of both kinds (PROTOCOL 17.5): withholding X-Wing keys changes it.
     fingerprint = crypto.keyset_fingerprint(
         bytes.fromhex(key_id) for r in recipients
         for key_id in (r.key_id, r.xwing_key_id) if key_id is not None)
-    return ChannelKeys(channel_id, tuple(recipients), fingerprint)
+    return ChannelKeys(int(rows[0].channel_id), tuple(recipients), fingerprint)
 
 
 def recipient_info(recipient: Recipient) -> dict[str, Any]:
@@ -470,8 +504,7 @@ def find_channel(session: Session, slug: str) -> Channel:
 def open_channel_id(session: Session, slug: str) -> int:
     """The open channel's id, read without an ORM object (intake's hot path)."""
     channel_id = None
-    # Checked before the query: PostgreSQL refuses some strings (NUL) outright.
-    if isinstance(slug, str) and SLUG.match(slug):
+    if _slug_ok(slug):
         channel_id = session.connection().execute(_OPEN_CHANNEL, {"slug": slug}).scalar()
     if channel_id is None:
         raise UnknownChannel()
@@ -489,8 +522,8 @@ def create_submission(session: Session, settings: Settings, envelope: Envelope, 
     The hot path of every report: its reads and writes are Core statements on the session's
     connection, one per table, and the returned case joins the session without a flush."""
     now = now or utcnow()
-    channel_id = open_channel_id(session, envelope.channel)
-    keys = channel_keys(session, channel_id, v2_only=settings.require_v2)
+    keys = open_channel_keys(session, envelope.channel, v2_only=settings.require_v2)
+    channel_id = keys.channel_id
     holders = slot_holders(keys, envelope.slots)
     classical_only = any(slot.suite == crypto.SUITE for slot in envelope.slots)
     if classical_only and settings.require_v2:
