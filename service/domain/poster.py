@@ -333,7 +333,9 @@ def wrap(text: str, font: Face, size_pt: float, width: float) -> list[str]:
             lines.append(line.rstrip())
             line = token.lstrip()
         # A single word wider than the line (a long address) is cut where it overflows.
-        while len(line) > 1 and font.width(line, size_pt) > width:
+        # Measured without trailing space, as above: a space that does not fit is no reason
+        # to cut, and a cut there began the next line with it.
+        while len(line) > 1 and font.width(line.rstrip(), size_pt) > width:
             cut = len(line) - 1
             while cut > 1 and font.width(line[:cut], size_pt) > width:
                 cut -= 1

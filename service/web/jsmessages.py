@@ -59,6 +59,7 @@ MESSAGES = {
     "choose_category": N_("Choose what kind of problem it is."),
     "too_long": N_("A field is too long (at most {limit} characters)."),
     "status_label": N_("Status:"),
+    "reported_week": N_("Reported in the week of {date}."),
     "events_title": N_("What happened so far"),
     "messages_title": N_("Messages"),
     "no_messages": N_("No messages yet."),

@@ -25,6 +25,7 @@ from service.domain.followup import RECEIPT_FORMAT, ReceiptUnknown
 from service.domain.installation import get_installation
 from service.domain.intake import coarse_time
 from service.domain.models import Case, CaseEvent, FileChunk, KeySlot, SealedItem, StoredFile
+from service.platform import localtime
 from service.platform.i18n import Catalogs
 from service.web import jsmessages
 from tests.browser.live import LiveServer, live_factory  # noqa: F401 - fixture
@@ -376,6 +377,15 @@ def test_without_x25519_the_form_posts_to_the_server(live: LiveServer, browser: 
 # ------------------------------------------------------------------------------ follow-up
 
 
+def reported_week(live: LiveServer, case_id: str) -> str:
+    """The line both follow-up pages show: the week the report came in, never its day."""
+    with live.session() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        return tr("zh_CN", "Reported in the week of {date}.",
+                  date=localtime.show(case.created_at, "date"))
+
+
 def test_follow_up_with_javascript_reads_and_replies(live: LiveServer, browser: Browser,
                                                      tmp_path: Path) -> None:
     receipt, case_id = submit_from_python(live)
@@ -392,6 +402,7 @@ def test_follow_up_with_javascript_reads_and_replies(live: LiveServer, browser: 
     assert page.inner_text("h1") == tr("zh_CN", "Your report")
     assert page.is_hidden("#followup-intro")
     assert page.text_content("#case-status") == tr("zh_CN", "Received, waiting to be accepted")
+    assert page.locator("#case-panel p.hint").first.inner_text() == reported_week(live, case_id)
     events = page.locator("#events li").all_inner_texts()
     assert any(tr("zh_CN", "Your report was received and sealed.") in e for e in events)
     assert any(tr("zh_CN", "The reviewers sent you a message.") in e for e in events)
@@ -466,6 +477,7 @@ def test_follow_up_without_javascript(live: LiveServer, browser: Browser) -> Non
     page.click("#followup-form button[type=submit]")
     page.wait_for_selector("#messages")
     assert "现场有没有照片？" in page.inner_text("#messages")
+    assert page.locator("main p.hint").first.inner_text() == reported_week(live, case_id)
     page.fill("#f-reply", "没有照片，但可以带人去看。")
     page.click("section.reply button[type=submit]")
     page.wait_for_selector(".notice[role=status]")

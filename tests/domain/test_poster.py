@@ -133,6 +133,27 @@ def test_svg_poster_draws_its_text_and_a_readable_qr(size, session, settings, wo
 
 
 @pytest.mark.parametrize("size", ["a4", "a3"])
+def test_wrapped_lines_start_flush(size, session, settings, world) -> None:  # type: ignore[no-untyped-def]
+    """A line that wraps starts at the margin: no space carried over from the line above
+    (the A3 English poster once began a line with one, shifted right of its neighbours)."""
+    faces = {key: poster.face(key) for key in ("regular", "bold", "mono")}
+    for lang in ("zh_CN", "en"):
+        content = poster.gather(session, settings, world.channel, lang, CATALOGS.gettext(lang))
+        for run in poster.layout(content, size, faces).runs:
+            assert run.text == run.text.strip(), (lang, run.text)
+
+
+def test_wrap_never_begins_a_line_with_the_space_it_broke_at() -> None:
+    regular = poster.face("regular")
+    text = ("Hidden data (place, time, phone) is removed from JPEG and PNG photos; PDF, "
+            "Office files and videos are not cleaned.")
+    for width in range(60, 400, 2):
+        lines = poster.wrap(text, regular, 16.2, width)
+        assert all(line == line.strip() for line in lines), (width, lines)
+        assert " ".join(lines) == text, width
+
+
+@pytest.mark.parametrize("size", ["a4", "a3"])
 def test_long_names_stay_on_the_page(size, session, settings, world) -> None:  # type: ignore[no-untyped-def]
     """A 200-character name shrinks the text; nothing leaves the page or hides the QR code."""
     long_line = channels.add_channel(session, slug="long", kind="enterprise",

@@ -23,7 +23,6 @@ import {
   SUITE_V2,
   supportsHybrid,
 } from "./crypto/core.js";
-import { showRewards } from "./claim.js";
 import { solve, StampReserve } from "./pow.js";
 import {
   api,
@@ -295,6 +294,8 @@ function render(feed, items, notice) {
       `${t("status_label")} `,
       el("strong", { text: t(statusKey), attrs: { id: "case-status" } }),
     ]),
+    // As the page without JavaScript says it: the week, never the day it was sent.
+    el("p", { cls: "hint", text: t("reported_week", { date: day(feed.created) }) }),
     renderEvents(feed),
     renderMessages(items),
     renderReport(items, feed.files),
@@ -304,7 +305,11 @@ function render(feed, items, notice) {
   children.push(rewards, renderReplyForm(items, feed.files.length));
   panel.replaceChildren(...children);
   panel.hidden = false;
-  showRewards(rewards, { token: session.token, lookupSecret: session.lookupSecret })
+  // Fetched once a case is open, not with the page: most reports never have a reward, and
+  // the page a worker opens first stays small.
+  import("./claim.js")
+    .then(({ showRewards }) => showRewards(rewards, { token: session.token,
+      lookupSecret: session.lookupSecret }))
     .catch((error) => {
       showText(rewards, errorText(error));
     });
