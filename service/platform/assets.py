@@ -36,8 +36,9 @@ from service.platform import resources
 STATIC_DIR = resources.package_data("service", "static")
 PREFIX = "/static/"
 VERSION_LENGTH = 16
-IMMUTABLE = "public, max-age=31536000, immutable"
-SHORT = "public, max-age=3600"
+# No "public": a response to a request without credentials is cacheable without it.
+IMMUTABLE = "max-age=31536000, immutable"
+SHORT = "max-age=3600"
 # Below this size gzip's header costs more than it saves.
 MIN_COMPRESS = 256
 TYPES = {

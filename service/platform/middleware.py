@@ -56,14 +56,16 @@ class SecurityHeadersMiddleware:
                 headers = MutableHeaders(scope=message)
                 # A policy binds documents and workers only: an imported module or a
                 # stylesheet ignores it, so those assets are sent without it (it is a third
-                # of their headers). The few bytes of the rest go on every answer: a promise
-                # kept everywhere needs no list of exceptions.
-                if not static or not _policy_free(scope["path"]):
+                # of their headers), and without X-Frame-Options, which binds framed
+                # documents only. The few bytes of the rest go on every answer. (The
+                # Referrer-Policy of a module script governs the imports it fetches.)
+                document = not static or not _policy_free(scope["path"])
+                if document:
                     headers["Content-Security-Policy"] = csp.HEADER_VALUE
+                    headers["X-Frame-Options"] = "DENY"
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Cross-Origin-Resource-Policy"] = "same-origin"
                 headers["Referrer-Policy"] = "no-referrer"
-                headers["X-Frame-Options"] = "DENY"
                 if not static:
                     headers["Cross-Origin-Opener-Policy"] = "same-origin"
                     headers["Permissions-Policy"] = (
@@ -73,7 +75,7 @@ class SecurityHeadersMiddleware:
                 if self.hsts:
                     headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
                 if static:
-                    headers.setdefault("Cache-Control", "public, max-age=3600")
+                    headers.setdefault("Cache-Control", "max-age=3600")
                 else:
                     # Reports, receipts and console pages must not linger in any cache.
                     headers["Cache-Control"] = "no-store"

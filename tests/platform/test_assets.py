@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from starlette.testclient import TestClient
 from service.domain import channels, installation
 from service.platform import assets
 from service.platform.settings import Settings
+from tests.factories import make_world
 
 ASSET_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 
@@ -28,7 +30,7 @@ def test_pages_name_assets_by_content_hash(client: TestClient) -> None:
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url
-        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert response.headers["cache-control"] == "max-age=31536000, immutable"
         assert response.headers["x-content-type-options"] == "nosniff"
         # The policy binds documents and workers: anything a browser could open as a document
         # (the SVG) keeps it; an imported module or a stylesheet, which ignores it, goes without.
@@ -152,3 +154,60 @@ def test_unknown_asset_is_404(client: TestClient) -> None:
     assert client.get(f"/static/{assets.current().version}/js/nope.js").status_code == 404
     assert client.get("/static/../service/app.py").status_code == 404
     assert client.get("/static/%2e%2e/settings.py").status_code == 404
+
+
+# A static import or re-export (`import … from "./x.js"`, `import "./x.js"`, `export … from
+# "./x.js"`); `import("./x.js")`, loaded only when needed, is not one.
+STATIC_IMPORT = re.compile(r'^\s*(?:import|export)\s(?:[^;]*?\sfrom\s)?\s*"(\.\.?/[^"]+)"', re.M)
+# What bench/weight.py holds the first visit to: bytes a phone receives, headers included.
+FIRST_VISIT_BUDGET = 45_000
+
+
+def _received(response) -> int:  # type: ignore[no-untyped-def]
+    # As sent (gzipped where it is), not as decoded: the body's Content-Length and the headers.
+    assert response.status_code == 200, response.url
+    headers = sum(len(name) + len(value) + 4 for name, value in response.headers.items())
+    return int(response.headers["content-length"]) + headers + len("HTTP/1.1 200 OK\r\n\r\n")
+
+
+def _first_visit(client: TestClient, path: str, calls: tuple[str, ...]) -> tuple[int, list[str]]:
+    gz = {"Accept-Encoding": "gzip", "Accept-Language": "zh-CN,zh;q=0.9"}
+    page = client.get(path, headers=gz)
+    total, fetched = _received(page), [path]
+    version = assets.current().version
+    queue = _asset_urls(page.text) + [assets.url("favicon.svg")]
+    seen: set[str] = set()
+    while queue:
+        url = queue.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        response = client.get(url, headers=gz)
+        total += _received(response)
+        fetched.append(url)
+        if url.endswith(".js"):
+            name = url.removeprefix(f"/static/{version}/")
+            for target in STATIC_IMPORT.findall(response.text):
+                joined = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+                queue.append(assets.url(joined))
+    for call in calls:
+        total += _received(client.get(call, headers={**gz, "Accept": "application/json"}))
+        fetched.append(call)
+    return total, fetched
+
+
+def test_the_reporter_pages_stay_within_their_first_visit_budget(
+        client: TestClient, session: Session, settings: Settings) -> None:
+    """The weight goal of bench/weight.py, kept by every change: the report page and the
+    follow-up page, with the scripts they import at once and the calls they make on
+    opening, under 45 KB as sent. The upload worker's code once pushed both past it
+    unnoticed; code needed later (a reward claim, a worker) is fetched when needed."""
+    make_world(session, settings, reviewers=1)
+    report, fetched = _first_visit(client, "/", ("/api/v1/channels", "/api/v1/pow"))
+    assert any(url.endswith("/js/intake.js") for url in fetched)
+    assert not any(url.endswith("worker.js") for url in fetched), fetched
+    assert report <= FIRST_VISIT_BUDGET, (report, fetched)
+    followup, fetched = _first_visit(client, "/followup", ("/api/v1/pow",))
+    assert any(url.endswith("/js/followup.js") for url in fetched)
+    assert not any(url.endswith("claim.js") for url in fetched), fetched
+    assert followup <= FIRST_VISIT_BUDGET, (followup, fetched)
