@@ -402,10 +402,6 @@ _cases, _slots, _items, _files, _chunks, _events = (
     table_of(model) for model in (Case, KeySlot, SealedItem, StoredFile, FileChunk, CaseEvent))
 _users, _channels, _receives, _installation = (
     table_of(model) for model in (User, Channel, ChannelRecipient, Installation))
-_OPEN_CHANNEL = select(_channels.c.id).where(_channels.c.slug == bindparam("slug"),
-                                             _channels.c.active.is_(True))
-
-
 def _keys_statement(where: Any) -> Any:
     """A channel's id, the recovery key and the channel's active recipients, in one query:
     a row per recipient (its columns NULL when none is active; the recovery columns NULL when
@@ -496,19 +492,14 @@ def fingerprint_words(session: Session, channel: Channel, *, v2_only: bool) -> s
 
 
 def find_channel(session: Session, slug: str) -> Channel:
-    channel = session.get(Channel, open_channel_id(session, slug))
-    assert channel is not None  # just read in this transaction
-    return channel
-
-
-def open_channel_id(session: Session, slug: str) -> int:
-    """The open channel's id, read without an ORM object (intake's hot path)."""
-    channel_id = None
+    """The open channel called ``slug`` (intake reads its keys with open_channel_keys)."""
+    channel = None
     if _slug_ok(slug):
-        channel_id = session.connection().execute(_OPEN_CHANNEL, {"slug": slug}).scalar()
-    if channel_id is None:
+        channel = session.scalars(select(Channel).where(
+            Channel.slug == slug, Channel.active.is_(True))).first()
+    if channel is None:
         raise UnknownChannel()
-    return int(channel_id)
+    return channel
 
 
 # ---------------------------------------------------------------------------- submission
